@@ -1,0 +1,5 @@
+import sys
+
+from sclbench.cli import main
+
+sys.exit(main())

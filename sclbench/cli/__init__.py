@@ -1,0 +1,69 @@
+"""The `sclbench` command line: thin typer wrappers around the library.
+
+Each verb group lives in its own module and only parses arguments and calls the library. Errors a
+user can cause (`SCLBenchError`) are printed as one line and exit with code 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from sclbench import __version__
+from sclbench.errors import SCLBenchError
+
+app = typer.Typer(
+    name="sclbench",
+    help="SCL vision-language model: fine-tune, evaluate, pre-train, reproduce tables, check drift.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.command()
+def version() -> None:
+    """Print the sclbench, torch and transformers versions."""
+    import torch
+    import transformers
+
+    typer.echo(f"sclbench {__version__} (torch {torch.__version__}, transformers {transformers.__version__})")
+
+
+def _register() -> None:
+    # Imported here so that `sclbench --help` stays fast and each group owns its own module.
+    from sclbench.cli import ckpt, data, results
+
+    app.add_typer(ckpt.app, name="ckpt", help="Inspect and convert checkpoints.")
+    app.add_typer(data.app, name="data", help="Generate the synthetic mini-benchmark, check data layouts.")
+    results.register(app)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: run the app, turning user errors into one clear line and exit code 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except SCLBenchError as err:
+        typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+        return 2
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        return 1
+    except Exception as exc:  # click usage errors: print them the way click would
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
