@@ -1,0 +1,320 @@
+"""Checkpoints: official SCL `.ckpt` import with a key report, our own format, export back.
+
+Official files are complete PyTorch-Lightning checkpoints (weights under `state_dict`, or `model` for
+plain exports; no key prefix; 4.4 GB with optimizer state). They are read with torch's
+`weights_only` unpickler, which never executes pickled code, and memory-mapped, so a 4.4 GB file is
+not held twice in memory. The few Lightning classes such files reference (`AttributeDict`, callback
+classes used as dict keys) are mapped to inert stand-ins.
+
+Our own format is a directory: `config.json` (SCLConfig) + `model.safetensors` (+ tokenizer files
++ `sclbench.json` with provenance), written by `save_pretrained` and read by `load_pretrained`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sclbench.errors import CheckpointError
+from sclbench.model.config import SCLConfig
+from sclbench.model.scl import SCLModel
+from sclbench.model.vision import resize_position_table
+
+POS_KEY = "vision_transformer.visual.positional_embedding"
+TOKEN_TYPE_KEY = "token_type_embeddings.weight"
+
+# Keys of official checkpoints that this implementation deliberately does not build, and why.
+BENIGN_UNEXPECTED: list[tuple[str, str]] = [
+    (r"^text_transformer\.embeddings\.position_ids$", "a buffer in transformers 4.6; recomputed here"),
+    (r"^text_transformer\.pooler\.", "RoBERTa pooler: never used by SCL"),
+    (r"^vision_transformer\.(decoder_|mask_token$)", "MAE decoder: never used by any SCL objective"),
+    (r"^vision_transformer\.visual\.visual_mask_token$", "MLTC mask token: this model variant has none"),
+    (r"^vision_transformer\.visual\.temporal_embed$", "video temporal table: this image model has none"),
+    (r"^(mlm_score|itm_score|vision_proj|language_proj|cl_temp|rank_output)\b", "head not used by this task"),
+    (r"^(vqa_classifier|nlvr2_classifier|snli_classifier)\.", "head of another task"),
+]
+BENIGN_MISSING: list[tuple[str, str]] = [
+    (r"^(vqa_classifier|nlvr2_classifier)\.", "task head: freshly initialised for fine-tuning"),
+    (r"^rank_output\.", "initialised from the ITM 'match' row"),
+    (r"^vision_transformer\.visual\.temporal_embed$", "image checkpoint: temporal table freshly initialised"),
+    (r"^vision_transformer\.visual\.visual_mask_token$", "video checkpoint: mask token freshly initialised"),
+    (r"^(mlm_score|itm_score|vision_proj|language_proj|cl_temp)\b", "head absent from the checkpoint"),
+]
+# Below this fraction of parameters (by element count) found in the file, refuse: it is not an SCL
+# checkpoint for this model, or its keys carry a prefix we do not know.
+MIN_LOADED_FRACTION = 0.5
+
+
+@dataclass
+class KeyReport:
+    loaded: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    adapted: list[str] = field(default_factory=list)  # resized / expanded / derived on the way in
+    loaded_fraction: float = 0.0
+
+    def explain(self, key: str, table: list[tuple[str, str]]) -> str | None:
+        return next((why for pattern, why in table if re.search(pattern, key)), None)
+
+    def unexplained(self) -> tuple[list[str], list[str]]:
+        miss = [k for k in self.missing if not self.explain(k, BENIGN_MISSING)]
+        unexp = [k for k in self.unexpected if not self.explain(k, BENIGN_UNEXPECTED)]
+        return miss, unexp
+
+    def summary(self) -> str:
+        lines = [f"loaded {len(self.loaded)} tensors ({self.loaded_fraction:.1%} of parameters)"]
+        for title, keys, table in (("missing", self.missing, BENIGN_MISSING),
+                                   ("unexpected", self.unexpected, BENIGN_UNEXPECTED)):
+            groups: dict[str, list[str]] = {}
+            for k in keys:
+                groups.setdefault(self.explain(k, table) or "NOT EXPLAINED", []).append(k)
+            for why, ks in groups.items():
+                lines.append(f"{title}: {len(ks)} ({why}), e.g. {ks[0]}")
+        lines += [f"adapted: {a}" for a in self.adapted]
+        return "\n".join(lines)
+
+
+# ---- reading files ---------------------------------------------------------------------------------
+def read_checkpoint(path: str | Path, trust_pickle: bool = False) -> dict[str, Any]:
+    """Load a `.ckpt`/`.pt`/`.pth` (or `.safetensors`) without executing pickled code, memory-mapped."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint file {path} does not exist")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return {"state_dict": load_file(str(path))}
+    try:
+        if trust_pickle:  # explicit opt-in only: runs arbitrary pickled code
+            return torch.load(path, map_location="cpu", weights_only=False, mmap=_is_zip(path))
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path)) if _is_zip(path) else []
+        with torch.serialization.safe_globals([(_stand_in(n), n) for n in names]):
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=_is_zip(path))
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: {_first_line(err)}. The file is truncated or not a PyTorch "
+            "checkpoint (re-download it and compare its sha256 with checkpoints.yaml)."
+        ) from err
+    except Exception as err:  # pickle.UnpicklingError and friends from the restricted unpickler
+        raise CheckpointError(
+            f"cannot read checkpoint {path} safely: {_first_line(err)}. If you trust its source, "
+            "`sclbench ckpt convert --trust-pickle` converts it once into the safe sclbench format."
+        ) from err
+
+
+def _is_zip(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(4) == b"PK\x03\x04"
+
+
+_STAND_INS: dict[str, Any] = {}
+
+
+def _stand_in(name: str) -> Any:
+    """An inert stand-in for a class a Lightning checkpoint references (never called with data).
+
+    Dict subclasses such as `AttributeDict` must become real dicts (the safe unpickler only fills
+    dicts); other classes (callback types used as dict keys) become empty placeholder classes.
+    """
+    if name not in _STAND_INS:
+        short = name.rpartition(".")[2]
+        _STAND_INS[name] = dict if short.endswith("Dict") else type(short, (), {"__qualname__": name})
+    return _STAND_INS[name]
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def extract_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """The weights of a loaded checkpoint: `model` (plain export) or `state_dict` (Lightning) or itself."""
+    if isinstance(obj, dict):
+        for key in ("model", "state_dict"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+        if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+            return dict(obj)
+    raise CheckpointError(f"{source} holds no state dict (expected a 'state_dict' or 'model' entry of tensors)")
+
+
+def official_config(obj: dict[str, Any]) -> dict[str, Any] | None:
+    """The training config a Lightning checkpoint carries (`hyper_parameters.config`), if any."""
+    hp = obj.get("hyper_parameters") if isinstance(obj, dict) else None
+    if isinstance(hp, dict):
+        return hp.get("config", hp) if isinstance(hp.get("config", hp), dict) else None
+    return None
+
+
+# ---- mapping official weights onto a model --------------------------------------------------------
+def _strip_prefix(sd: dict[str, torch.Tensor], model_keys: set[str]) -> tuple[dict[str, torch.Tensor], str]:
+    """Undo a wrapper prefix (`module.`, `model.`) when that is what stops the keys from matching."""
+    if len(model_keys & sd.keys()) > 0.5 * len(model_keys):
+        return sd, ""
+    for prefix in ("module.", "model.", "module.model.", "_orig_mod."):
+        stripped = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+        if len(model_keys & stripped.keys()) > 0.5 * len(model_keys):
+            return stripped, prefix
+    return sd, ""
+
+
+def adapt_state_dict(
+    sd: dict[str, torch.Tensor], model: SCLModel, report: KeyReport
+) -> dict[str, torch.Tensor]:
+    """Fit official weights to this model: position table resolution, NLVR2 token-type rows."""
+    config = model.config
+    sd = dict(sd)
+    if POS_KEY in sd:
+        before = tuple(sd[POS_KEY].shape)
+        table = resize_position_table(sd[POS_KEY], config.image_size, config.patch_size)
+        sd[POS_KEY] = table.reshape(-1, table.shape[-1])
+        if tuple(sd[POS_KEY].shape) != before:
+            report.adapted.append(f"{POS_KEY}: {list(before)} -> {list(sd[POS_KEY].shape)} (bicubic)")
+    rows = config.num_token_types
+    if TOKEN_TYPE_KEY in sd and sd[TOKEN_TYPE_KEY].shape[0] == 2 and rows == 3:
+        # NLVR2: the second image gets its own token type, initialised from the first image's.
+        sd[TOKEN_TYPE_KEY] = torch.cat([sd[TOKEN_TYPE_KEY], sd[TOKEN_TYPE_KEY][1:2]])
+        report.adapted.append(f"{TOKEN_TYPE_KEY}: 2 -> 3 rows (row 2 := row 1)")
+    return sd
+
+
+def load_into(model: SCLModel, sd: dict[str, torch.Tensor], source: str = "checkpoint") -> KeyReport:
+    """Load official-named weights into `model` with a full key report; refuse foreign files."""
+    report = KeyReport()
+    own = model.state_dict()
+    sd, prefix = _strip_prefix(sd, set(own))
+    if prefix:
+        report.adapted.append(f"stripped key prefix {prefix!r}")
+    sd = adapt_state_dict(sd, model, report)
+    loadable, mismatched = {}, []
+    for key, value in sd.items():
+        if key not in own:
+            report.unexpected.append(key)
+        elif tuple(value.shape) != tuple(own[key].shape):
+            mismatched.append(f"{key}: file {list(value.shape)} vs model {list(own[key].shape)}")
+        else:
+            loadable[key] = value
+    if mismatched:
+        raise CheckpointError(
+            f"{source} does not fit this model ({len(mismatched)} shape mismatches, e.g. {mismatched[0]}). "
+            "Check the preset/task (base vs tiny, vqa answer count) the checkpoint was made for."
+        )
+    report.loaded = sorted(loadable)
+    report.missing = sorted(set(own) - set(loadable))
+    total = sum(t.numel() for t in own.values())
+    report.loaded_fraction = sum(own[k].numel() for k in loadable) / max(total, 1)
+    if report.loaded_fraction < MIN_LOADED_FRACTION:
+        sample = ", ".join(list(sd)[:3])
+        raise CheckpointError(
+            f"{source} is not an SCL checkpoint for this model: only {report.loaded_fraction:.1%} of the "
+            f"parameters were found (first keys in the file: {sample})."
+        )
+    model.load_state_dict(loadable, strict=False)
+    if hasattr(model, "rank_output") and "rank_output.weight" not in loadable:
+        if "itm_score.fc.weight" in loadable:
+            model.init_rank_output_from_itm()
+            report.adapted.append("rank_output := itm_score.fc row 1 (the ITM 'match' logit)")
+    return report
+
+
+def load_official(
+    path_or_state_dict: str | Path | dict, task: str = "pretrain", image_size: int | None = None,
+    config: SCLConfig | None = None, strict_report: bool = False,
+) -> tuple[SCLModel, KeyReport]:
+    """Build the model for `task` (official `base` sizes unless `config` is given) and load weights."""
+    if isinstance(path_or_state_dict, (str, Path)):
+        source = str(path_or_state_dict)
+        obj = read_checkpoint(path_or_state_dict)
+    else:
+        source, obj = "state dict", path_or_state_dict
+    sd = extract_state_dict(obj, source)
+    if config is None:
+        config = SCLConfig.base(task)
+        if "vision_transformer.visual.temporal_embed" in sd and not config.use_temporal_embed:
+            config.use_temporal_embed = True  # a video-pretrained (CVPR v1) checkpoint: keep its table
+    if image_size is not None:
+        config.image_size = image_size
+    model = SCLModel(config)
+    report = load_into(model, sd, source)
+    if strict_report:
+        miss, unexp = report.unexplained()
+        if miss or unexp:
+            raise CheckpointError(f"{source}: unexplained keys: missing {miss[:5]}, unexpected {unexp[:5]}")
+    return model, report
+
+
+def to_official_state_dict(model: SCLModel) -> dict[str, torch.Tensor]:
+    """Our weights under the official names (identical by construction), plus the transformers-4.6
+    `position_ids` buffer so that the official loader sees a complete text encoder."""
+    sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    n = model.config.max_position_embeddings
+    sd["text_transformer.embeddings.position_ids"] = torch.arange(n).unsqueeze(0)
+    return sd
+
+
+def export_official(model: SCLModel, path: str | Path) -> Path:
+    """Write a `.ckpt` the official code loads (`{"state_dict": ...}` + our config for reference)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": to_official_state_dict(model), "sclbench_config": model.config.to_dict()}, path)
+    return path
+
+
+# ---- our own format ---------------------------------------------------------------------------------
+WEIGHTS_NAME, CONFIG_NAME, META_NAME = "model.safetensors", "config.json", "sclbench.json"
+
+
+def save_pretrained(model: SCLModel, directory: str | Path, tokenizer: Any = None,
+                    meta: dict[str, Any] | None = None) -> Path:
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.config.save(directory / CONFIG_NAME)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    tmp = directory / (WEIGHTS_NAME + ".tmp")
+    save_file(state, str(tmp), metadata={"format": "pt", "producer": "sclbench"})
+    tmp.replace(directory / WEIGHTS_NAME)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(str(directory))
+    if meta:
+        (directory / META_NAME).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
+    return directory
+
+
+def load_pretrained(directory: str | Path, task: str | None = None, map_location: str = "cpu",
+                    **config_overrides: Any) -> SCLModel:
+    """Load a `save_pretrained` directory; `task` re-targets the heads for fine-tuning another task."""
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    if not (directory / CONFIG_NAME).is_file() or not (directory / WEIGHTS_NAME).is_file():
+        raise CheckpointError(
+            f"{directory} is not an sclbench checkpoint directory (needs {CONFIG_NAME} and {WEIGHTS_NAME})"
+        )
+    config = SCLConfig.load(directory / CONFIG_NAME)
+    if task is not None and task != config.task:
+        config = config.for_task(task, image_size=config.image_size)
+    for k, v in config_overrides.items():
+        setattr(config, k, v)
+    model = SCLModel(config)
+    try:
+        sd = load_file(str(directory / WEIGHTS_NAME), device=map_location)
+    except Exception as err:  # safetensors raises its own error types for truncated files
+        raise CheckpointError(f"cannot read {directory / WEIGHTS_NAME}: {_first_line(err)}") from err
+    if task is None or task == SCLConfig.load(directory / CONFIG_NAME).task:
+        missing, unexpected = model.load_state_dict(sd, strict=False)
+        if missing or unexpected:
+            raise CheckpointError(
+                f"{directory / WEIGHTS_NAME} does not match its config: missing {missing[:3]}, "
+                f"unexpected {unexpected[:3]}"
+            )
+    else:
+        load_into(model, sd, str(directory))
+    return model

@@ -1,0 +1,181 @@
+"""SCLConfig: the sizes and switches of the SCL network, with presets.
+
+`base` reproduces the official sizes (RoBERTa-base + CLIP ViT-B/16 with 11 blocks + 6+6 co-attention
+layers, all 768 wide); `tiny` is a few-MB model for tests and the demo. Each preset takes a task, which
+decides the heads and the few task-dependent shapes, exactly as the official configs do:
+
+| task            | heads                       | image size | token types | vision extras        |
+|-----------------|-----------------------------|------------|-------------|----------------------|
+| pretrain        | mlm, itm, con               | 288        | 2           | visual_mask_token    |
+| pretrain_video  | mlm, itm, con               | 288        | 2           | both                 |
+| vqa             | vqa                         | 384        | 2           | visual_mask_token    |
+| nlvr2           | nlvr2                       | 288        | 3           | visual_mask_token    |
+| f30k, coco      | itm, con, rank              | 384        | 2           | visual_mask_token    |
+| msrvtt, lsmdc   | itm, con, rank              | 224        | 2           | temporal_embed       |
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sclbench.errors import ConfigError
+
+HEAD_NAMES = ("mlm", "itm", "con", "vqa", "nlvr2", "rank")
+
+# Per task: which heads exist, the official fine-tuning resolution, token-type rows, and which of the
+# two optional vision parameters the official model of that task has (HEAD image model: the MLTC mask
+# token; video model: the 8-row temporal table).
+_TASKS: dict[str, dict[str, Any]] = {
+    "pretrain": dict(heads=("mlm", "itm", "con"), image_size=288, num_token_types=2,
+                     use_visual_mask_token=True, use_temporal_embed=False),
+    "pretrain_video": dict(heads=("mlm", "itm", "con"), image_size=288, num_token_types=2,
+                           use_visual_mask_token=True, use_temporal_embed=True),
+    "vqa": dict(heads=("vqa",), image_size=384, num_token_types=2,
+                use_visual_mask_token=True, use_temporal_embed=False),
+    "nlvr2": dict(heads=("nlvr2",), image_size=288, num_token_types=3,
+                  use_visual_mask_token=True, use_temporal_embed=False),
+    "f30k": dict(heads=("itm", "con", "rank"), image_size=384, num_token_types=2,
+                 use_visual_mask_token=True, use_temporal_embed=False),
+    "coco": dict(heads=("itm", "con", "rank"), image_size=384, num_token_types=2,
+                 use_visual_mask_token=True, use_temporal_embed=False),
+    "msrvtt": dict(heads=("itm", "con", "rank"), image_size=224, num_token_types=2,
+                   use_visual_mask_token=False, use_temporal_embed=True),
+    "lsmdc": dict(heads=("itm", "con", "rank"), image_size=224, num_token_types=2,
+                  use_visual_mask_token=False, use_temporal_embed=True),
+}
+TASKS = tuple(_TASKS)
+
+
+@dataclass
+class SCLConfig:
+    """Every size and switch of the network. Defaults are the official `base` pre-training model."""
+
+    # Text stream: RoBERTa (its own config fields, so a roberta-base checkpoint loads as is).
+    vocab_size: int = 50265
+    hidden_size: int = 768
+    num_heads: int = 12
+    text_layers: int = 12
+    text_intermediate_size: int = 3072
+    max_position_embeddings: int = 514
+    text_layer_norm_eps: float = 1e-5
+    pad_token_id: int = 1
+    bos_token_id: int = 0
+    eos_token_id: int = 2
+    mask_token_id: int = 50264
+    max_text_len: int = 50
+    tokenizer: str = "roberta-base"
+    text_encoder: str | None = None  # local dir or hub id of RoBERTa weights to start from (else random)
+
+    # Vision stream: CLIP ViT. `vision_layers` counts the blocks actually built (CLIP-B/16 has 12; the
+    # official model drops the last, so 11).
+    image_size: int = 288
+    patch_size: int = 16
+    vision_width: int = 768
+    vision_layers: int = 11
+    vision_heads: int = 12
+    max_frames: int = 8  # rows of temporal_embed: the upper bound on frames per clip
+    use_temporal_embed: bool = False
+    use_visual_mask_token: bool = True
+
+    # Fusion: BERT-style co-attention layers (post-LN, eps 1e-12 as RobertaConfig's default).
+    num_top_layer: int = 6
+    cross_intermediate_size: int = 3072
+    cross_layer_norm_eps: float = 1e-12
+    drop_rate: float = 0.1
+    num_token_types: int = 2
+
+    # Heads.
+    heads: tuple[str, ...] = ("mlm", "itm", "con")
+    num_answers: int = 3129
+    contrastive_dim: int = 512
+    cl_temp_init: float = 0.07
+
+    # Which preset/task this config came from (informational; stored in checkpoints).
+    task: str = "pretrain"
+    preset: str = "base"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.heads = tuple(self.heads)
+        unknown = [h for h in self.heads if h not in HEAD_NAMES]
+        if unknown:
+            raise ConfigError(f"unknown head(s) {unknown}; known heads: {', '.join(HEAD_NAMES)}")
+        if self.hidden_size % self.num_heads or self.vision_width % self.vision_heads:
+            raise ConfigError("hidden_size/vision_width must be divisible by their number of heads")
+        if self.image_size % self.patch_size:
+            raise ConfigError(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
+        if "rank" in self.heads and "itm" not in self.heads:
+            raise ConfigError("the 'rank' head is initialised from the 'itm' head: include 'itm' too")
+
+    # ---- derived sizes -------------------------------------------------------------------------
+    @property
+    def grid_size(self) -> int:
+        return self.image_size // self.patch_size
+
+    @property
+    def num_patches(self) -> int:
+        return self.grid_size**2
+
+    # ---- presets ---------------------------------------------------------------------------------
+    @classmethod
+    def base(cls, task: str = "pretrain", **overrides: Any) -> SCLConfig:
+        """The official sizes for `task` (see the table in the module docstring)."""
+        return cls(**{**_task_fields(task), "task": task, "preset": "base", **overrides})
+
+    @classmethod
+    def tiny(cls, task: str = "pretrain", **overrides: Any) -> SCLConfig:
+        """A few-MB model with the same structure, for tests and the demo (32 px, patch 8)."""
+        fields = _task_fields(task)
+        fields.update(image_size=32)
+        sizes = dict(
+            vocab_size=1000, hidden_size=64, num_heads=4, text_layers=2, text_intermediate_size=128,
+            max_position_embeddings=64, max_text_len=24, mask_token_id=999, patch_size=8,
+            vision_width=64, vision_layers=2, vision_heads=4, num_top_layer=2,
+            cross_intermediate_size=128, num_answers=32, contrastive_dim=32, tokenizer="",
+        )
+        return cls(**{**fields, **sizes, "task": task, "preset": "tiny", **overrides})
+
+    @classmethod
+    def preset(cls, name: str, task: str = "pretrain", **overrides: Any) -> SCLConfig:
+        if name not in ("base", "tiny"):
+            raise ConfigError(f"unknown preset {name!r}; choose 'base' or 'tiny'")
+        return getattr(cls, name)(task, **overrides)
+
+    def for_task(self, task: str, **overrides: Any) -> SCLConfig:
+        """The same sizes with the heads, token types and image size of another task (fine-tuning)."""
+        return dataclasses.replace(self, **{**_task_fields(task), "task": task, **overrides})
+
+    # ---- serialisation ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["heads"] = list(self.heads)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SCLConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown SCLConfig field(s) {unknown}")
+        return cls(**d)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> SCLConfig:
+        path = Path(path)
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError) as err:
+            raise ConfigError(f"cannot read model config {path}: {err}") from err
+
+
+def _task_fields(task: str) -> dict[str, Any]:
+    if task not in _TASKS:
+        raise ConfigError(f"unknown task {task!r}; known tasks: {', '.join(TASKS)}")
+    return dict(_TASKS[task])

@@ -1,0 +1,228 @@
+"""SCLModel: the SCL network of the paper's figure.
+
+    text ids ──RoBERTa──► cross_modal_text_transform ──┐               ┌─► text pooler ─┐
+                                                       ├─ co-attention ┤                ├─► cls_feats
+    frames ──CLIP ViT───► cross_modal_image_transform ─┘   (6 + 6)     └─► image pooler ┘
+
+`encode_text` and `encode_vision` run the unimodal towers (so retrieval can cache them), `fuse` runs
+the co-attention stack, and `forward` chains the three. Attribute names are the official ones so
+that released checkpoints load with `from_official_checkpoint` and can be exported back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from sclbench.model.config import SCLConfig
+from sclbench.model.fusion import CrossLayer, Pooler, additive_mask, co_attention
+from sclbench.model.heads import build_heads, init_weights
+from sclbench.model.text import build_text_encoder
+from sclbench.model.vision import VisionEncoder, VisualTokens
+
+
+@dataclass
+class VisionFeatures:
+    """Unimodal vision output after `cross_modal_image_transform`.
+
+    embeds: [B, F + F*K, D] (frame-CLS tokens first); num_frames: F; ids_mask / ids_keep: what masking
+    did (see VisualTokens).
+    """
+
+    embeds: torch.Tensor
+    num_frames: int
+    ids_mask: torch.Tensor | None = None
+    ids_keep: torch.Tensor | None = None
+
+    @property
+    def cls(self) -> torch.Tensor:
+        """Unimodal clip feature for contrastive learning: mean of the frame-CLS tokens, [B, D]."""
+        return self.embeds[:, : self.num_frames].mean(1)
+
+    def repeat(self, n: int) -> VisionFeatures:
+        """Each clip repeated n times along the batch (one per candidate caption)."""
+        rep = lambda t: None if t is None else t.repeat_interleave(n, dim=0)  # noqa: E731
+        return VisionFeatures(rep(self.embeds), self.num_frames, rep(self.ids_mask), rep(self.ids_keep))
+
+    def index(self, idx: torch.Tensor | slice) -> VisionFeatures:
+        sel = lambda t: None if t is None else t[idx]  # noqa: E731
+        return VisionFeatures(sel(self.embeds), self.num_frames, sel(self.ids_mask), sel(self.ids_keep))
+
+
+@dataclass
+class SCLOutput:
+    """Fused features. Shapes: text_feats [B, L, D]; image_feats [B, F + F*K, D]; cls_feats [B, 2D]."""
+
+    text_feats: torch.Tensor
+    image_feats: torch.Tensor
+    cls_feats: torch.Tensor
+    cls_feats_text: torch.Tensor  # text pooler output [B, D]
+    cls_feats_image: torch.Tensor  # image pooler output [B, D]
+    num_frames: int = 1
+    ids_mask: torch.Tensor | None = None
+    ids_keep: torch.Tensor | None = None
+
+    @property
+    def cross_text_feat(self) -> torch.Tensor:
+        """Fused text CLS token (before the pooler), [B, D]."""
+        return self.text_feats[:, 0]
+
+    @property
+    def cross_image_feat(self) -> torch.Tensor:
+        """Fused image CLS token(s) before the pooler: [B, D] for images, [B, F, D] for clips."""
+        if self.num_frames == 1:
+            return self.image_feats[:, 0]
+        return self.image_feats[:, : self.num_frames]
+
+    @property
+    def frame_cls_feats(self) -> torch.Tensor:
+        """Fused frame-CLS tokens, always [B, F, D]."""
+        return self.image_feats[:, : self.num_frames]
+
+    def __getitem__(self, key: str) -> Any:  # dict-style access, as the official `infer` returned
+        return getattr(self, key)
+
+
+class SCLModel(nn.Module):
+    def __init__(self, config: SCLConfig):
+        super().__init__()
+        self.config = config
+        h = config.hidden_size
+        self.text_transformer = build_text_encoder(config)
+        self.vision_transformer = VisionEncoder(config)
+        self.cross_modal_text_transform = nn.Linear(h, h)
+        self.cross_modal_image_transform = nn.Linear(config.vision_width, h)
+        self.token_type_embeddings = nn.Embedding(config.num_token_types, h)
+        self.cross_modal_image_layers = nn.ModuleList([CrossLayer(config) for _ in range(config.num_top_layer)])
+        self.cross_modal_text_layers = nn.ModuleList([CrossLayer(config) for _ in range(config.num_top_layer)])
+        self.cross_modal_image_pooler = Pooler(h)
+        self.cross_modal_text_pooler = Pooler(h)
+        for module in (
+            self.cross_modal_text_transform, self.cross_modal_image_transform, self.token_type_embeddings,
+            self.cross_modal_image_layers, self.cross_modal_text_layers,
+            self.cross_modal_image_pooler, self.cross_modal_text_pooler,
+        ):
+            module.apply(init_weights)
+        build_heads(self, config)
+        for name in ("mlm_score", "itm_score", "vqa_classifier", "nlvr2_classifier"):
+            if hasattr(self, name):
+                getattr(self, name).apply(init_weights)
+        if hasattr(self, "rank_output"):
+            self.init_rank_output_from_itm()
+        self.gradient_checkpointing = False
+
+    # ---- construction helpers --------------------------------------------------------------------
+    @torch.no_grad()
+    def init_rank_output_from_itm(self) -> None:
+        """rank_output := the ITM head's "match" row (official irtr set-up), and freeze itm_score."""
+        self.rank_output.weight.copy_(self.itm_score.fc.weight[1:])
+        self.rank_output.bias.copy_(self.itm_score.fc.bias[1:])
+        for p in self.itm_score.parameters():
+            p.requires_grad_(False)
+
+    def set_gradient_checkpointing(self, enabled: bool = True) -> None:
+        self.gradient_checkpointing = enabled
+        self.vision_transformer.visual.transformer.gradient_checkpointing = enabled
+        if enabled:
+            self.text_transformer.gradient_checkpointing_enable({"use_reentrant": False})
+        else:
+            self.text_transformer.gradient_checkpointing_disable()
+
+    @classmethod
+    def from_official_checkpoint(
+        cls, path_or_state_dict: str | Path | dict, task: str = "pretrain", image_size: int | None = None,
+        config: SCLConfig | None = None, **kwargs: Any,
+    ) -> SCLModel:
+        """Build the `base` model of `task` and load an official SCL Lightning checkpoint into it.
+
+        See `sclbench.model.checkpoint.load_official` for what is loaded and reported.
+        """
+        from sclbench.model.checkpoint import load_official
+
+        return load_official(path_or_state_dict, task=task, image_size=image_size, config=config, **kwargs)[0]
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, **kwargs: Any) -> SCLModel:
+        from sclbench.model.checkpoint import load_pretrained
+
+        return load_pretrained(directory, **kwargs)
+
+    def save_pretrained(self, directory: str | Path, tokenizer: Any = None, **kwargs: Any) -> Path:
+        from sclbench.model.checkpoint import save_pretrained
+
+        return save_pretrained(self, directory, tokenizer=tokenizer, **kwargs)
+
+    # ---- the three stages ------------------------------------------------------------------------
+    def encode_text(self, text_ids: torch.Tensor, text_masks: torch.Tensor) -> torch.Tensor:
+        """RoBERTa then cross_modal_text_transform: [B, L, D]."""
+        hidden = self.text_transformer(input_ids=text_ids, attention_mask=text_masks).last_hidden_state
+        return self.cross_modal_text_transform(hidden)
+
+    def encode_vision(
+        self, images: torch.Tensor, mask_mode: str | None = None, mask_ratio: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> VisionFeatures:
+        """CLIP ViT over frames then cross_modal_image_transform (see VisualTransformer.embed)."""
+        visual = self.vision_transformer.visual
+        tokens: VisualTokens = visual.embed(images, mask_mode, mask_ratio, generator)
+        embeds = self.cross_modal_image_transform(self.vision_transformer(tokens.tokens))
+        return VisionFeatures(embeds, tokens.num_frames, tokens.ids_mask, tokens.ids_keep)
+
+    def fuse(
+        self, text_embeds: torch.Tensor, text_masks: torch.Tensor, vision: VisionFeatures,
+        image_token_type_idx: int = 1,
+    ) -> SCLOutput:
+        """Token types, co-attention layers and poolers. Image tokens are never padded."""
+        b, n_img = vision.embeds.shape[:2]
+        device = text_embeds.device
+        image_masks = torch.ones(b, n_img, dtype=torch.long, device=device)
+        x = text_embeds + self.token_type_embeddings(torch.zeros_like(text_masks))
+        y = vision.embeds + self.token_type_embeddings(torch.full_like(image_masks, image_token_type_idx))
+        x, y = co_attention(
+            self.cross_modal_text_layers, self.cross_modal_image_layers, x, y,
+            additive_mask(text_masks, x.dtype), additive_mask(image_masks, y.dtype),
+            checkpointing=self.gradient_checkpointing and self.training,
+        )
+        cls_text = self.cross_modal_text_pooler(x)
+        cls_image = self.cross_modal_image_pooler(y, vision.num_frames)
+        return SCLOutput(
+            text_feats=x, image_feats=y, cls_feats=torch.cat([cls_text, cls_image], dim=-1),
+            cls_feats_text=cls_text, cls_feats_image=cls_image, num_frames=vision.num_frames,
+            ids_mask=vision.ids_mask, ids_keep=vision.ids_keep,
+        )
+
+    def forward(
+        self, text_ids: torch.Tensor, text_masks: torch.Tensor, images: torch.Tensor | VisionFeatures,
+        image_token_type_idx: int = 1, mask_mode: str | None = None, mask_ratio: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> SCLOutput:
+        """Full pass: images [B,3,H,W] or clips [B,F,3,H,W] (or precomputed VisionFeatures)."""
+        vision = (
+            images if isinstance(images, VisionFeatures)
+            else self.encode_vision(images, mask_mode, mask_ratio, generator)
+        )
+        return self.fuse(self.encode_text(text_ids, text_masks), text_masks, vision, image_token_type_idx)
+
+    # ---- small conveniences used by objectives, tasks and retrieval ------------------------------
+    def contrastive_features(
+        self, text_embeds: torch.Tensor, vision: VisionFeatures
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Projected unimodal CLS features (text, image), not normalised: [B, C] each."""
+        return self.language_proj(text_embeds[:, 0]), self.vision_proj(vision.cls)
+
+    def nlvr2_logits(
+        self, text_ids: torch.Tensor, text_masks: torch.Tensor, images_0: torch.Tensor, images_1: torch.Tensor
+    ) -> torch.Tensor:
+        """Two passes (token types 1 and 2), concatenated pooled features -> [B, 2]."""
+        text = self.encode_text(text_ids, text_masks)
+        out0 = self.fuse(text, text_masks, self.encode_vision(images_0), image_token_type_idx=1)
+        out1 = self.fuse(text, text_masks, self.encode_vision(images_1), image_token_type_idx=2)
+        return self.nlvr2_classifier(torch.cat([out0.cls_feats, out1.cls_feats], dim=-1))
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
