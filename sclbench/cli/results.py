@@ -1,5 +1,87 @@
-"""Placeholder: `table` and `check` verbs, filled in by the results owner."""
+"""`sclbench table` and `sclbench check`: thin wrappers around `sclbench.results`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from sclbench.errors import ConfigError, DataError
 
 
-def register(app) -> None:  # noqa: ARG001
-    return None
+def table(
+    results_dir: Path = typer.Argument(Path("results"), help="Folder of result records (searched recursively)."),
+    fmt: str = typer.Option("rich", "--format", "-f", help="rich (terminal), markdown or csv."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the table to this file instead of the screen."),
+) -> None:
+    """Render every result next to the paper's numbers (generated, never hand-edited)."""
+    from sclbench.results import build_table, collect
+    from sclbench.results.table import FORMATS, paper_sources, render, rich_tables
+
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    records = collect(results_dir)
+    if not records:
+        raise DataError(f"no result records under {results_dir} (run `sclbench eval` first)")
+    rows = build_table(records)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(render(rows, fmt), encoding="utf-8")  # type: ignore[arg-type]
+        typer.echo(f"wrote {len(rows)} rows to {out}")
+    elif fmt == "rich":
+        from rich.console import Console
+
+        console = Console()
+        for t in rich_tables(rows):
+            console.print(t)
+        for note in paper_sources(rows):
+            console.print(f"paper: {note}", markup=False)
+    else:
+        typer.echo(render(rows, fmt), nl=False)  # type: ignore[arg-type]
+
+
+def _parse_tolerances(items: list[str]) -> dict[str, float]:
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            if not sep or not name:
+                raise ValueError
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise ConfigError(f"--metric-tolerance expects NAME=POINTS (e.g. ir_r1=1.0), got {item!r}") from None
+    return out
+
+
+def check(
+    results: Path = typer.Argument(..., help="Folder (or file) of result records to check."),
+    baseline: Path = typer.Option(..., "--baseline", "-b", help="Folder (or file) of baseline records."),
+    tolerance: float = typer.Option(0.5, "--tolerance", "-t", help="Allowed |change| in points; 0 = exact."),
+    metric_tolerance: list[str] = typer.Option(
+        [], "--metric-tolerance", "-m", help="Per-metric tolerance NAME=POINTS (glob names allowed); repeatable."
+    ),
+    resamples: int = typer.Option(1000, "--bootstrap", help="Paired bootstrap resamples when predictions exist."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON here."),
+) -> None:
+    """Compare results with a baseline; exit 1 when a metric drifts beyond its tolerance."""
+    import json
+
+    from sclbench.results import check as run_check
+
+    for path, what in ((results, "results"), (baseline, "baseline")):
+        if not path.exists():
+            raise DataError(f"{what} path {path} does not exist")
+    report = run_check(results, baseline, tolerance, _parse_tolerances(metric_tolerance), resamples, seed)
+    report.print()
+    if json_out is not None:
+        json_out.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+    if not report.passed:
+        raise typer.Exit(code=1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `table` and `check` verbs to the main app."""
+    app.command("table")(table)
+    app.command("check")(check)

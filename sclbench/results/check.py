@@ -1,0 +1,245 @@
+"""Drift check: compare result records with a baseline, metric by metric, and say what moved.
+
+A record of the baseline must reappear in the results with every metric within tolerance (absolute,
+in points), with the same scorer and protocol: a number that silently changes meaning is worse than
+one that changes value. When both sides stored per-sample predictions, a seeded paired bootstrap gives
+a confidence interval of the change, so a reader can tell a real change from resampling noise.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from sclbench.errors import ConfigError, DataError
+from sclbench.results.record import ResultRecord, collect
+
+DEFAULT_TOLERANCE = 0.5  # points: well below a change anyone would cite, above run-to-run jitter
+Status = Literal["ok", "drift", "missing", "changed", "new"]
+_FAILING = ("drift", "missing", "changed")
+
+
+@dataclass
+class CheckRow:
+    record: str
+    metric: str
+    baseline: float | None
+    now: float | None
+    tolerance: float | None
+    status: Status
+    ci: tuple[float, float] | None = None  # bootstrap interval of (now - baseline), points
+    note: str = ""
+
+    @property
+    def delta(self) -> float | None:
+        if self.baseline is None or self.now is None:
+            return None
+        return self.now - self.baseline
+
+    @property
+    def failed(self) -> bool:
+        return self.status in _FAILING
+
+    @property
+    def beyond_noise(self) -> bool | None:
+        """True when the bootstrap interval excludes zero (None without per-sample predictions)."""
+        return None if self.ci is None else (self.ci[0] > 0 or self.ci[1] < 0)
+
+
+@dataclass
+class CheckReport:
+    rows: list[CheckRow] = field(default_factory=list)
+    confidence: float = 0.95
+
+    @property
+    def passed(self) -> bool:
+        return not any(r.failed for r in self.rows)
+
+    @property
+    def failures(self) -> list[CheckRow]:
+        return [r for r in self.rows if r.failed]
+
+    def to_dict(self) -> dict[str, Any]:
+        rows = [{**r.__dict__, "delta": r.delta, "beyond_noise": r.beyond_noise} for r in self.rows]
+        return {"passed": self.passed, "confidence": self.confidence, "rows": rows}
+
+    def summary(self) -> str:
+        compared = sum(1 for r in self.rows if r.status != "new")
+        if self.passed:
+            return f"PASS: {compared} checks within tolerance"
+        return f"DRIFT: {len(self.failures)} of {compared} checks failed"
+
+    def print(self, console: Any = None) -> None:
+        """A rich table: record, metric, baseline, now, delta, tolerance, status, CI, noise."""
+        from rich.console import Console
+        from rich.table import Table
+
+        console = console or Console()
+        pct = int(round(self.confidence * 100))
+        table = Table(title="sclbench check", title_justify="left")
+        for name in ("record", "metric", "baseline", "now", "delta", "tolerance", "status", f"{pct}% CI", "noise?"):
+            table.add_column(name, justify="right" if name in ("baseline", "now", "delta", "tolerance") else "left")
+        colour = {"ok": "green", "new": "cyan", "drift": "red", "missing": "red", "changed": "red"}
+        for r in self.rows:
+            ci = "" if r.ci is None else f"[{r.ci[0]:+.2f}, {r.ci[1]:+.2f}]"
+            noise = {None: "", True: "beyond noise", False: "within noise"}[r.beyond_noise]
+            status = f"[{colour[r.status]}]{r.status}[/]" + (f" ({r.note})" if r.note else "")
+            table.add_row(r.record, r.metric, _num(r.baseline), _num(r.now), _num(r.delta, signed=True),
+                          _num(r.tolerance), status, ci, noise)  # fmt: skip
+        console.print(table)
+        console.print(f"[{'green' if self.passed else 'red'}]{self.summary()}[/]")
+
+
+def _num(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.4g}" if signed else f"{value:.4g}"
+
+
+def paired_bootstrap(
+    now: Sequence[float], base: Sequence[float], n_resamples: int = 1000, seed: int = 0, confidence: float = 0.95
+) -> tuple[float, float]:
+    """Percentile interval of mean(now - base) x 100 over paired resamples of the samples (points)."""
+    diff = np.asarray(now, dtype=np.float64) - np.asarray(base, dtype=np.float64)
+    n = diff.size
+    if n == 0:
+        raise ValueError("paired_bootstrap needs at least one sample")
+    if not diff.any():
+        return (0.0, 0.0)
+    rng = np.random.default_rng(seed)
+    means = np.empty(n_resamples)
+    step = max(1, 4_000_000 // n)  # resamples per batch: bounded memory for 200k-question sets
+    for start in range(0, n_resamples, step):
+        count = min(step, n_resamples - start)
+        means[start : start + count] = diff[rng.integers(0, n, size=(count, n))].mean(axis=1)
+    alpha = (1.0 - confidence) / 2
+    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
+    return (100.0 * float(lo), 100.0 * float(hi))
+
+
+def _per_sample(record: ResultRecord) -> dict[str, dict[str, float]] | None:
+    """{metric: {sample id: value}} from the predictions file's `scores` fields."""
+    preds = record.read_predictions()
+    if not preds:
+        return None
+    out: dict[str, dict[str, float]] = {}
+    for p in preds:
+        scores = p.get("scores")
+        if "id" not in p or not isinstance(scores, Mapping):
+            continue
+        sid = json.dumps(p["id"], sort_keys=True)
+        for metric, value in scores.items():
+            if isinstance(value, (int, float)):
+                out.setdefault(metric, {})[sid] = float(value)
+    return out or None
+
+
+def _tolerance_for(metric: str, default: float, per_metric: Mapping[str, float]) -> float:
+    if metric in per_metric:
+        return per_metric[metric]
+    for pattern, tol in per_metric.items():  # glob patterns, e.g. "accuracy_*"
+        if fnmatch.fnmatchcase(metric, pattern):
+            return tol
+    return default
+
+
+def _exceeds(delta: float, tolerance: float) -> bool:
+    if tolerance == 0:
+        return delta != 0  # --tolerance 0 means bit-exact
+    return abs(delta) > tolerance + 1e-9  # 78.72 - 78.22 is 0.5000000000000071 in floats
+
+
+def _keyed(source: str | Path | Sequence[ResultRecord], by_file: bool, side: str) -> dict[Any, ResultRecord]:
+    records = collect(source) if isinstance(source, (str, Path)) else list(source)
+    root = Path(source) if isinstance(source, (str, Path)) else None
+    out: dict[Any, ResultRecord] = {}
+    for rec in records:
+        if by_file and root is not None and rec.source is not None and root.is_dir():
+            key: Any = rec.source.relative_to(root).as_posix()
+        else:
+            key = rec.key
+        if key in out:
+            raise DataError(f"{side} has two records for {key} ({out[key].source} and {rec.source}); keep one")
+        out[key] = rec
+    return out
+
+
+def _label(key: Any) -> str:
+    return key if isinstance(key, str) else " ".join(key)
+
+
+def check(
+    results: str | Path | Sequence[ResultRecord],
+    baseline: str | Path | Sequence[ResultRecord],
+    tolerance: float = DEFAULT_TOLERANCE,
+    per_metric_tolerance: Mapping[str, float] | None = None,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> CheckReport:
+    """Compare `results` with `baseline` (folders, record files or lists of records).
+
+    Records match by (task, split, checkpoint name), or by relative file path when both sides are
+    folders. Fails on: a metric beyond its tolerance (absolute points; 0 = exact), a baseline record
+    or metric missing from the results, a changed scorer or protocol. Records and metrics only in the
+    results are listed as "new" and do not fail.
+    """
+    if tolerance < 0 or any(t < 0 for t in (per_metric_tolerance or {}).values()):
+        raise ConfigError("tolerances must be >= 0 (points of the metric)")
+    per_metric = dict(per_metric_tolerance or {})
+    both_dirs = all(isinstance(s, (str, Path)) and Path(s).is_dir() for s in (results, baseline))
+    base = _keyed(baseline, both_dirs, "baseline")
+    now = _keyed(results, both_dirs, "results")
+    if not base:
+        raise DataError(f"the baseline {baseline if isinstance(baseline, (str, Path)) else ''} holds no result records")
+    report = CheckReport(confidence=confidence)
+    for key, b in base.items():
+        label = _label(key)
+        r = now.get(key)
+        if r is None:
+            report.rows.append(CheckRow(label, "*", None, None, None, "missing", note="no such record in results"))
+            continue
+        if r.scorer != b.scorer:
+            report.rows.append(CheckRow(label, "(scorer)", None, None, None, "changed", note=f"{b.scorer} -> {r.scorer}"))
+        if r.protocol != b.protocol:
+            keys = sorted(k for k in b.protocol.keys() | r.protocol.keys() if b.protocol.get(k) != r.protocol.get(k))
+            report.rows.append(CheckRow(label, "(protocol)", None, None, None, "changed", note=", ".join(keys)))
+        samples = (_per_sample(b), _per_sample(r))
+        for metric, b_val in b.metrics.items():
+            if not isinstance(b_val, (int, float)):
+                continue
+            tol = _tolerance_for(metric, tolerance, per_metric)
+            r_val = r.metrics.get(metric)
+            if not isinstance(r_val, (int, float)):
+                report.rows.append(CheckRow(label, metric, float(b_val), None, tol, "missing"))
+                continue
+            both_nan = np.isnan(b_val) and np.isnan(r_val)
+            delta = 0.0 if both_nan else float(r_val) - float(b_val)
+            status: Status = "drift" if np.isnan(delta) or _exceeds(delta, tol) else "ok"
+            row = CheckRow(label, metric, float(b_val), float(r_val), tol, status)
+            if samples[0] and samples[1] and metric in samples[0] and metric in samples[1]:
+                row.ci, row.note = _bootstrap_row(samples[0][metric], samples[1][metric], n_resamples, seed, confidence)
+            report.rows.append(row)
+        for metric in sorted(set(r.metrics) - set(b.metrics)):
+            if isinstance(r.metrics[metric], (int, float)):
+                report.rows.append(CheckRow(label, metric, None, float(r.metrics[metric]), None, "new"))
+    for key in sorted(set(now) - set(base), key=str):
+        report.rows.append(CheckRow(_label(key), "*", None, None, None, "new", note="not in baseline"))
+    return report
+
+
+def _bootstrap_row(
+    base: dict[str, float], now: dict[str, float], n_resamples: int, seed: int, confidence: float
+) -> tuple[tuple[float, float] | None, str]:
+    common = sorted(base.keys() & now.keys())
+    if not common:
+        return None, "no shared sample ids"
+    ci = paired_bootstrap([now[i] for i in common], [base[i] for i in common], n_resamples, seed, confidence)
+    unpaired = len(base.keys() ^ now.keys())
+    return ci, (f"{unpaired} unpaired samples left out of the CI" if unpaired else "")
