@@ -1,0 +1,22 @@
+"""Image-text contrastive loss (official "con"): unimodal CLS features, learnable temperature."""
+
+from __future__ import annotations
+
+import torch
+
+from sclbench.model import SCLModel
+from sclbench.model.scl import VisionFeatures
+from sclbench.objectives.losses import gather, norm_softmax_loss, normalize
+
+
+def itc_loss(model: SCLModel, text_embeds: torch.Tensor, vision: VisionFeatures,
+             weight: float = 0.5) -> tuple[torch.Tensor, dict[str, float]]:
+    """weight x NormSoftmax(cos(text, image) / cl_temp) over the batch gathered from all ranks.
+
+    Negatives are the other samples of the global (all-rank) micro-batch; `gather` keeps gradients
+    exact across ranks (the official AllGather_multi dropped the other ranks' share, §8.24).
+    """
+    text, image = model.contrastive_features(text_embeds, vision)
+    text, image = gather(normalize(text)), gather(normalize(image))
+    loss = norm_softmax_loss(text @ image.t(), model.cl_temp)
+    return weight * loss, {"itc_loss": loss.item(), "cl_temp": float(model.cl_temp.detach())}
