@@ -5,9 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+import click
 import typer
 
 from sclbench.errors import ConfigError, DataError
+
+
+class DriftFound(click.ClickException):
+    """Exit code 1 with a one-line summary. A ClickException rather than typer.Exit because the app
+    runs with standalone_mode=False, where click turns Exit into a return value that `main` drops."""
+
+    exit_code = 1
 
 
 def table(
@@ -78,7 +86,7 @@ def check(
     if json_out is not None:
         json_out.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
     if not report.passed:
-        raise typer.Exit(code=1)
+        raise DriftFound(report.summary())
 
 
 def register(app: typer.Typer) -> None:

@@ -75,24 +75,30 @@ def gt_ranks(scores: Any, positives: Any, ties: Ties = "gt_last", chunk_size: in
     n_q, n_c = s.shape
     rows, cols = _positive_pairs(positives, n_q, n_c, "ground truth")
     rows, cols = rows.to(s.device), cols.to(s.device)
+    # Everything about the ground truths comes from the (query, candidate) pairs alone, so the dense
+    # pass over the matrix is a single comparison per element.
+    vals = s[rows, cols]
+    best = torch.full((n_q,), -torch.inf, dtype=s.dtype, device=s.device).scatter_reduce(0, rows, vals, "amax")
+    at_best = vals == best[rows]
+    # Ground truths holding the best score (they tie with each other, never push each other back) ...
+    n_best = torch.bincount(rows[at_best], minlength=n_q)
+    # ... and the first of them in index order, for the "index" rule.
+    first = torch.full((n_q,), n_c, dtype=torch.long, device=s.device)
+    first = first.scatter_reduce(0, rows[at_best], cols[at_best], "amin")
     step = chunk_size or max(1, _CHUNK_ELEMENTS // max(n_c, 1))
     cand = torch.arange(n_c, device=s.device)
     out = torch.empty(n_q, dtype=torch.long, device=s.device)
     for start in range(0, n_q, step):
         sub = s[start : start + step]
-        pick = (rows >= start) & (rows < start + sub.shape[0])
-        mask = torch.zeros(sub.shape, dtype=torch.bool, device=s.device)
-        mask[rows[pick] - start, cols[pick]] = True
-        best = torch.where(mask, sub, torch.full_like(sub, -torch.inf)).amax(dim=1, keepdim=True)
-        rank = (sub > best).sum(dim=1)
-        tied = sub == best
-        if ties == "gt_last":
-            rank += (tied & ~mask).sum(dim=1)
-        elif ties == "index":
-            # The first ground truth in index order among those holding the best score.
-            first = torch.where(tied & mask, cand, n_c).amin(dim=1, keepdim=True)
-            rank += (tied & (cand < first)).sum(dim=1)
-        out[start : start + sub.shape[0]] = rank
+        end = start + sub.shape[0]
+        b = best[start:end, None]
+        if ties == "gt_last":  # every candidate scoring >= best, except the tied ground truths
+            rank = (sub >= b).sum(dim=1) - n_best[start:end]
+        elif ties == "gt_first":
+            rank = (sub > b).sum(dim=1)
+        else:  # stable sort: higher scores, then equal scores at a smaller index
+            rank = (sub > b).sum(dim=1) + ((sub == b) & (cand < first[start:end, None])).sum(dim=1)
+        out[start:end] = rank
     return out.cpu().numpy()
 
 
