@@ -1,8 +1,6 @@
 """Result records (round trip, layout, provenance helpers) and the generated tables."""
 
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
