@@ -151,6 +151,11 @@ def _prediction_map(predictions: Mapping[Any, str] | Iterable[Any], duplicates: 
     return out
 
 
+def _answer_strings(answers: Sequence[Any]) -> list[str]:
+    # Accept raw VQA v2 annotation dicts ({"answer": ..., "answer_id": ...}) as well as plain strings.
+    return [a["answer"] if isinstance(a, Mapping) else a for a in answers]
+
+
 def vqa_scores(
     predictions: Mapping[Any, str] | Iterable[Any],
     questions: Iterable[Mapping[str, Any]],
@@ -174,7 +179,7 @@ def vqa_scores(
             missing.append(qid)
             scores[qid] = 0.0
             continue
-        scores[qid] = vqa_accuracy(preds[qid], q["answers"])
+        scores[qid] = vqa_accuracy(preds[qid], _answer_strings(q["answers"]))
     if missing:
         raise MetricInputError(f"no prediction for {len(missing)} of {len(scores)} questions: {preview(missing)}")
     unknown = preds.keys() - scores.keys()
@@ -184,11 +189,6 @@ def vqa_scores(
             "(pass extra='ignore' to score a subset)"
         )
     return scores
-
-
-def _answer_strings(answers: Sequence[Any]) -> list[str]:
-    # Accept raw VQA v2 annotation dicts ({"answer": ..., "answer_id": ...}) as well as plain strings.
-    return [a["answer"] if isinstance(a, Mapping) else a for a in answers]
 
 
 def vqa_evaluate(
@@ -209,7 +209,7 @@ def vqa_evaluate(
     `per_answer_type`, `per_question_type` (keyed by the raw type strings) and `count`. Round for
     display only (the official prints 2 decimals).
     """
-    qs = [{**q, "answers": _answer_strings(q["answers"])} for q in questions]
+    qs = list(questions)
     if not qs:
         raise MetricInputError("no questions to evaluate")
     scores = vqa_scores(predictions, qs, duplicates=duplicates, extra=extra)
