@@ -1,0 +1,167 @@
+"""Training checkpoints that make a killed run resume to the same result.
+
+Layout under `out_dir`:
+    checkpoints/step-00000120.pt   full training state (model, optimizer, scheduler, grad scaler,
+                                   every rank's RNG states, step / epoch / batch position, best
+                                   metric, configs); the last `keep_last` are kept
+    best/                          the model selected on the validation metric, exported with
+                                   `save_pretrained` (loadable by `SCLModel.from_pretrained`)
+
+Every write goes to a temporary name first and is renamed into place (os.replace is atomic on POSIX),
+so a SIGKILL at any moment leaves either the previous or the new file, never a torn one.
+Checkpoints are our own files and are loaded with `weights_only=False` (they hold RNG tuples):
+never resume from a file you did not produce.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sclbench.errors import CheckpointError
+
+CKPT_DIR = "checkpoints"
+BEST_DIR = "best"
+_NAME = re.compile(r"^step-(\d+)\.pt$")
+
+
+@dataclass
+class TrainState:
+    """Where the run stands. `batch_in_epoch` counts the optimizer steps (global batches) already
+    taken in `epoch`, i.e. where the sampler restarts."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    best_metric: float | None = None
+    best_step: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ---- RNG --------------------------------------------------------------------------------------------
+def rng_state() -> dict[str, Any]:
+    """This process's python, numpy, torch (CPU) and CUDA generator states."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ---- files ------------------------------------------------------------------------------------------
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())  # the data must be on disk before the rename makes it visible
+    os.replace(tmp, path)
+
+
+def list_checkpoints(out_dir: str | Path) -> list[Path]:
+    """Complete checkpoints in `out_dir`, oldest first."""
+    folder = Path(out_dir) / CKPT_DIR
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def latest(out_dir: str | Path) -> Path | None:
+    """The newest checkpoint in `out_dir`, or None."""
+    ckpts = list_checkpoints(out_dir)
+    return ckpts[-1] if ckpts else None
+
+
+def save_checkpoint(out_dir: str | Path, payload: dict[str, Any], step: int, keep_last: int | None = 3) -> Path:
+    """Write `payload` as checkpoints/step-N.pt atomically; then keep only the newest `keep_last`."""
+    folder = Path(out_dir) / CKPT_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"step-{step:08d}.pt"
+    _atomic_torch_save(payload, path)
+    if keep_last:
+        for old in list_checkpoints(out_dir)[:-keep_last]:
+            old.unlink(missing_ok=True)
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    try:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except (OSError, RuntimeError, EOFError) as err:
+        raise CheckpointError(f"cannot read training checkpoint {path}: {err}") from err
+
+
+# ---- full training state ----------------------------------------------------------------------------
+def training_payload(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+                     scaler: Any, state: TrainState, rng_states: list[dict[str, Any]],
+                     config: dict[str, Any]) -> dict[str, Any]:
+    """Everything `restore` needs. `rng_states` holds one entry per rank (see Trainer)."""
+    model_config = getattr(model, "config", None)
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "rng": rng_states,
+        "state": state.to_dict(),
+        "config": config,
+        "model_config": model_config.to_dict() if hasattr(model_config, "to_dict") else None,
+    }
+
+
+def restore(payload: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+            scheduler: Any, scaler: Any, rank: int = 0) -> TrainState:
+    """Load a `training_payload` into live objects; set this rank's RNG states; return the TrainState.
+
+    With a different world size than the saved run, ranks without a saved RNG state take rank 0's
+    (the run continues correctly but is no longer bit-identical to an uninterrupted one)."""
+    model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    scheduler.load_state_dict(payload["scheduler"])
+    if scaler is not None and payload.get("scaler") is not None:
+        scaler.load_state_dict(payload["scaler"])
+    rngs = payload["rng"]
+    set_rng_state(rngs[rank] if rank < len(rngs) else rngs[0])
+    return TrainState(**payload["state"])
+
+
+def recover_best(out_dir: str | Path) -> None:
+    """Undo an `export_best` killed between its two renames (best/ moved aside, new one not in place)."""
+    out_dir = Path(out_dir)
+    final, old = out_dir / BEST_DIR, out_dir / f".{BEST_DIR}.old"
+    if old.is_dir() and not final.exists():
+        old.rename(final)
+
+
+def export_best(model: Any, out_dir: str | Path, meta: dict[str, Any]) -> Path:
+    """Export `model` with `save_pretrained` into out_dir/best, replacing the previous best only once
+    the new export is complete."""
+    out_dir = Path(out_dir)
+    recover_best(out_dir)
+    final, tmp, old = out_dir / BEST_DIR, out_dir / f".{BEST_DIR}.tmp", out_dir / f".{BEST_DIR}.old"
+    for stale in (tmp, old):
+        shutil.rmtree(stale, ignore_errors=True)
+    model.save_pretrained(tmp, meta=meta)
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final

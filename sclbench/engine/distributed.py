@@ -1,0 +1,135 @@
+"""One code path for 1 and N processes.
+
+Every helper works unchanged in a plain `python` process (world size 1: identities and no-ops) and
+under `torchrun`, which is the ONLY launcher we support — multi-node rendezvous, restarts and
+environment set-up are torchrun's job, not ours:
+
+    # one machine, 8 GPUs (NCCL) or 8 CPU processes (gloo)
+    torchrun --nproc_per_node=8 -m sclbench finetune vqa ...
+
+    # two machines, 8 GPUs each: run on every node, same --rdzv_endpoint
+    torchrun --nnodes=2 --nproc_per_node=8 --rdzv_backend=c10d \
+             --rdzv_endpoint=HOST_OF_NODE0:29500 --rdzv_id=myrun -m sclbench finetune vqa ...
+
+torchrun sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT; `init_distributed` reads
+them (init_method "env://"). NCCL is used when CUDA is available, gloo otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+
+def is_initialized() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def launched_by_torchrun() -> bool:
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", 0))
+
+
+def init_distributed(timeout_minutes: float = 30.0) -> torch.device:
+    """Join the process group when launched by torchrun (idempotent); return this process's device.
+
+    Outside torchrun this only picks the device: `cuda:LOCAL_RANK` when CUDA is available, else CPU.
+    """
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda", local_rank()) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    if launched_by_torchrun() and not is_initialized():
+        dist.init_process_group(
+            backend="nccl" if cuda else "gloo", init_method="env://",
+            timeout=timedelta(minutes=timeout_minutes),
+            # Binding NCCL to the device avoids the "guessing device" warnings and a wrong-GPU hang.
+            **({"device_id": device} if cuda else {}),
+        )
+    return device
+
+
+def rank() -> int:
+    return dist.get_rank() if is_initialized() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if is_initialized() else 1
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def barrier() -> None:
+    if is_initialized() and world_size() > 1:
+        dist.barrier()
+
+
+def cleanup() -> None:
+    if is_initialized():
+        dist.destroy_process_group()
+
+
+class _AllGatherWithGrad(torch.autograd.Function):
+    """all_gather whose backward gives each rank the gradient of the SUM of all ranks' losses with
+    respect to its own slice: all-reduce the incoming gradient, then keep our rows. (The official
+    AllGather_multi returned only the local gradient, §8.24.) Written by hand rather than with
+    torch.distributed.nn because that one needs all_to_all/reduce_scatter, which gloo lacks."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        ctx.rows = tensor.shape[0]
+        parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, tensor.contiguous())
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous()
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        start = dist.get_rank() * ctx.rows
+        return grad[start:start + ctx.rows]
+
+
+def all_gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
+    """Concatenate `tensor` ([B, ...], same shape on every rank) from all ranks along dim 0, in rank
+    order, keeping gradients. DDP then averages over ranks, so a loss computed on the gathered tensor
+    gets the gradient of the mean over ranks — exactly what one process with the whole batch gets."""
+    if world_size() == 1:
+        return tensor
+    return _AllGatherWithGrad.apply(tensor)
+
+
+def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
+    """Mean over ranks (a copy; no gradient)."""
+    if world_size() == 1:
+        return tensor.detach().clone()
+    out = tensor.detach().clone()
+    dist.all_reduce(out, op=dist.ReduceOp.SUM)
+    return out / world_size()
+
+
+def gather_objects(obj: Any) -> list[Any]:
+    """Every rank's (picklable) `obj`, in rank order, on every rank."""
+    if world_size() == 1:
+        return [obj]
+    out: list[Any] = [None] * world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def broadcast_object(obj: Any, src: int = 0) -> Any:
+    """Rank `src`'s `obj` on every rank."""
+    if world_size() == 1:
+        return obj
+    box = [obj if rank() == src else None]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]

@@ -1,0 +1,145 @@
+"""Samplers that make data order and augmentation independent of the number of ranks and workers.
+
+* `TrainSampler` cuts one seeded permutation per epoch into GLOBAL batches, so 1 process with
+  accumulation and N processes see the same samples in the same optimizer steps, and a resumed run
+  continues at the exact batch where the checkpoint was taken.
+* `SeededDataset` makes an item's randomness a function of (seed, epoch, index) only.
+* `ShardedEvalSampler` gives every example to exactly one rank (unlike torch's DistributedSampler,
+  which pads with duplicates, §8.25); `gather_in_order` puts the per-rank results back in order.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from sclbench.engine import distributed as D
+
+
+def _seed(*parts: int) -> int:
+    """A well-mixed 63-bit seed from integers (SeedSequence hashes them; no collisions in practice)."""
+    hi, lo = np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(2)
+    return ((int(hi) << 32) | int(lo)) & 0x7FFF_FFFF_FFFF_FFFF
+
+
+class TrainSampler(Sampler[list[int]]):
+    """A batch sampler yielding this rank's micro-batches of indices.
+
+    Each epoch: a permutation of range(`num_samples`) from (seed, epoch); global batches of
+    `global_batch` consecutive indices (the tail that does not fill one is dropped); each global batch
+    is `accumulation` global micro-batches of `micro_batch * world` indices, and rank r takes the
+    contiguous slice [r*micro_batch, (r+1)*micro_batch) of each.
+    """
+
+    def __init__(self, num_samples: int, global_batch: int, micro_batch: int, seed: int = 0,
+                 rank: int | None = None, world: int | None = None, shuffle: bool = True):
+        self.rank = D.rank() if rank is None else rank
+        self.world = D.world_size() if world is None else world
+        if global_batch % (micro_batch * self.world):
+            raise ValueError(f"global batch {global_batch} is not a multiple of per-device batch "
+                             f"{micro_batch} x world size {self.world}")
+        self.num_samples, self.global_batch, self.micro_batch = num_samples, global_batch, micro_batch
+        self.accumulation = global_batch // (micro_batch * self.world)
+        self.seed, self.shuffle = seed, shuffle
+        self.epoch, self.start_batch = 0, 0
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Global batches (optimizer steps) per epoch."""
+        return self.num_samples // self.global_batch
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Select the epoch's permutation; skip its first `start_batch` global batches (resume)."""
+        self.epoch, self.start_batch = epoch, start_batch
+
+    def __len__(self) -> int:
+        return max(0, self.steps_per_epoch - self.start_batch) * self.accumulation
+
+    def __iter__(self) -> Iterator[list[int]]:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(_seed(self.seed, self.epoch))
+            order = torch.randperm(self.num_samples, generator=g).tolist()
+        else:
+            order = list(range(self.num_samples))
+        group = self.micro_batch * self.world
+        for b in range(self.start_batch, self.steps_per_epoch):
+            batch = order[b * self.global_batch:(b + 1) * self.global_batch]
+            for m in range(self.accumulation):
+                start = m * group + self.rank * self.micro_batch
+                yield batch[start:start + self.micro_batch]
+
+
+class SeededDataset(Dataset):
+    """Wraps a map-style dataset so that `python random`, numpy and torch draw, inside each
+    `__getitem__`, from generators seeded by (seed, epoch, index) — whatever the worker, the rank or
+    the resume point. The caller's global RNG states are restored afterwards, so loading data in the
+    main process (num_workers=0) does not disturb the training RNG (dropout) either."""
+
+    def __init__(self, dataset: Any, seed: int = 0):
+        self.dataset, self.seed, self.epoch = dataset, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        # Workers copy the dataset when a DataLoader iterator starts, so set this before iter().
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getattr__(self, name: str) -> Any:  # collate helpers etc. of the wrapped dataset
+        if name == "dataset":  # not yet set (unpickling): avoid infinite recursion
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+    def __getitem__(self, index: int) -> Any:
+        s = _seed(self.seed, self.epoch, index)
+        py_state, np_state = random.getstate(), np.random.get_state()
+        try:
+            with torch.random.fork_rng(devices=[]):
+                random.seed(s)
+                np.random.seed(s & 0xFFFFFFFF)
+                torch.manual_seed(s)
+                return self.dataset[index]
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+
+
+def shard_bounds(n: int, rank: int, world: int) -> tuple[int, int]:
+    """[start, end) of rank's contiguous shard; shard sizes differ by at most one."""
+    base, extra = divmod(n, world)
+    start = rank * base + min(rank, extra)
+    return start, start + base + (rank < extra)
+
+
+class ShardedEvalSampler(Sampler[int]):
+    """Each index of range(`num_samples`) on exactly one rank, in order (contiguous shards, the first
+    `num_samples % world` ranks get one more). No padding: metrics never count an example twice.
+
+    Ranks may hold different numbers of examples, so per-rank loops must not run collectives per
+    batch; gather once at the end with `gather_in_order`."""
+
+    def __init__(self, num_samples: int, rank: int | None = None, world: int | None = None):
+        self.rank = D.rank() if rank is None else rank
+        self.world = D.world_size() if world is None else world
+        self.start, self.end = shard_bounds(num_samples, self.rank, self.world)
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.start, self.end))
+
+
+def reassemble(per_rank: Sequence[Sequence[Any]]) -> list[Any]:
+    """Per-rank result lists (in rank order, from ShardedEvalSampler shards) -> one list in dataset order."""
+    return [item for part in per_rank for item in part]
+
+
+def gather_in_order(local_results: Sequence[Any]) -> list[Any]:
+    """All ranks' results of a ShardedEvalSampler loop, in dataset order, on every rank."""
+    return reassemble(D.gather_objects(list(local_results)))

@@ -1,0 +1,344 @@
+"""The training loop: one code path for 1 process and N torchrun processes, exact resume.
+
+How an objective or task plugs in:
+
+    def loss_fn(model, batch, ctx: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
+        out = model(batch["text_ids"], batch["text_masks"], batch["images"],
+                    mask_mode="drop", mask_ratio=0.8, generator=ctx.generator(1))
+        loss = ...
+        return loss, {"itm_acc": acc}
+
+`batch` is what `collate_fn` returns, already moved to the device. `loss` is the MEAN over the
+micro-batch (the trainer divides by the accumulation factor and DDP averages over ranks, so the
+gradient is that of the mean over the global batch). All randomness an objective draws should come
+from `ctx.generator(...)`, a function of (seed, step, micro-step, rank, salt): it then survives a
+resume unchanged. `evaluate_fn(model) -> dict[str, float]` is called on EVERY rank (it shards the
+VALIDATION split itself, e.g. with ShardedEvalSampler); the best checkpoint is selected on
+`select_metric` of that dict. Never pass a test split here: a test split is evaluated once, at the
+end, outside the trainer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import random
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from sclbench.engine import distributed as D
+from sclbench.engine.checkpointing import (TrainState, export_best, latest, load_checkpoint, recover_best,
+                                           restore, rng_state, save_checkpoint, training_payload)
+from sclbench.engine.logs import MetricLogger
+from sclbench.engine.optim import build_optimizer
+from sclbench.engine.sampler import SeededDataset, TrainSampler, _seed
+from sclbench.engine.schedule import build_scheduler, total_steps
+from sclbench.errors import ConfigError
+
+LossFn = Callable[[nn.Module, Any, "StepContext"], "tuple[torch.Tensor, dict[str, float]]"]
+
+
+@dataclass
+class TrainConfig:
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    lr_mult_head: float = 1.0
+    lr_mult_cross_modal: float = 1.0
+    fixed_groups: bool = False  # True: our fix of the official grouping quirks (see optim.py)
+    warmup: int | float = 0.1  # int: steps; float: fraction of the total steps
+    schedule: str = "linear"  # "linear" (official polynomial power 1, end lr 0) or "cosine"
+    max_steps: int | None = None  # overrides max_epochs when set
+    max_epochs: int = 10
+    global_batch_size: int = 32
+    per_device_batch_size: int = 8  # accumulation = global / (per_device x world size)
+    precision: str = "fp32"  # "fp32" | "bf16" (autocast, CPU or GPU) | "fp16" (CUDA + GradScaler)
+    grad_checkpointing: bool = False
+    max_grad_norm: float | None = None
+    eval_every_steps: int | None = None  # also evaluated at the end when evaluate_fn is given
+    save_every_steps: int | None = None  # also saved at the end
+    keep_last: int = 3
+    out_dir: str = "runs/default"
+    seed: int = 0
+    num_workers: int = 0
+    log_every: int = 10
+    select_metric: str | None = None  # a key of evaluate_fn's dict (validation split only)
+    select_mode: str = "max"  # "max" or "min"
+    find_unused_parameters: bool = False
+    device: str | None = None  # default: cuda:LOCAL_RANK if available, else cpu
+    tensorboard: bool = True  # used only when tensorboard is installed
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What an objective may know about the step it computes (for deterministic randomness)."""
+
+    step: int
+    epoch: int
+    seed: int
+    rank: int
+    world_size: int
+    device: torch.device
+    micro_step: int = 0
+
+    def generator(self, *salt: int, device: torch.device | str | None = None) -> torch.Generator:
+        """A fresh generator seeded by (seed, step, micro_step, rank, *salt); use one salt per use."""
+        g = torch.Generator(device=device or self.device)
+        g.manual_seed(_seed(self.seed, self.step, self.micro_step, self.rank, *salt))
+        return g
+
+
+class LossModule(nn.Module):
+    """The model plus the loss, so that DDP wraps a forward that computes the loss (its gradient
+    hooks then see every parameter the objective uses, heads included)."""
+
+    def __init__(self, model: nn.Module, loss_fn: LossFn):
+        super().__init__()
+        self.model = model
+        self.__dict__["loss_fn"] = loss_fn  # not a submodule: a loss holds no trainable state
+
+    def forward(self, batch: Any, ctx: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
+        return self.loss_fn(self.model, batch, ctx)
+
+
+def to_device(obj: Any, device: torch.device) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device, non_blocking=True)
+    if isinstance(obj, dict):
+        return {k: to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_device(v, device) for v in obj)
+    return obj
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed & 0xFFFFFFFF)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    def __init__(self, model: nn.Module, loss_fn: LossFn, train_dataset: Any, collate_fn: Callable | None,
+                 config: TrainConfig, evaluate_fn: Callable[[nn.Module], dict[str, float]] | None = None):
+        cfg = self.config = config
+        if cfg.precision not in ("fp32", "bf16", "fp16"):
+            raise ConfigError(f"precision {cfg.precision!r}: choose fp32, bf16 or fp16")
+        if cfg.select_mode not in ("max", "min"):
+            raise ConfigError(f"select_mode {cfg.select_mode!r}: choose max or min")
+        device = D.init_distributed()
+        self.device = torch.device(cfg.device) if cfg.device else device
+        if cfg.precision == "fp16" and self.device.type != "cuda":
+            raise ConfigError("precision fp16 needs a CUDA device; use bf16 (or fp32) on CPU")
+        self.rank, self.world = D.rank(), D.world_size()
+        micro_total = cfg.per_device_batch_size * self.world
+        if cfg.global_batch_size % micro_total:
+            raise ConfigError(f"global_batch_size {cfg.global_batch_size} is not a multiple of "
+                              f"per_device_batch_size {cfg.per_device_batch_size} x {self.world} processes")
+        self.accumulation = cfg.global_batch_size // micro_total
+
+        self.model, self.evaluate_fn = model.to(self.device), evaluate_fn
+        if cfg.grad_checkpointing:
+            model.set_gradient_checkpointing(True)
+        self.dataset = train_dataset if isinstance(train_dataset, SeededDataset) else SeededDataset(
+            train_dataset, cfg.seed)
+        self.sampler = TrainSampler(len(self.dataset), cfg.global_batch_size, cfg.per_device_batch_size,
+                                    cfg.seed, self.rank, self.world)
+        self.steps_per_epoch = self.sampler.steps_per_epoch
+        if self.steps_per_epoch == 0:
+            raise ConfigError(f"the train split has {len(self.dataset)} samples, fewer than one global "
+                              f"batch ({cfg.global_batch_size}): lower global_batch_size")
+        self.total_steps = total_steps(cfg.max_steps, self.steps_per_epoch * self.accumulation,
+                                       cfg.max_epochs, self.accumulation)
+        self.loader = DataLoader(
+            self.dataset, batch_sampler=self.sampler, collate_fn=collate_fn, num_workers=cfg.num_workers,
+            pin_memory=self.device.type == "cuda",
+            # Its own generator: creating an iterator must not consume the global (dropout) RNG.
+            generator=torch.Generator().manual_seed(cfg.seed),
+        )
+        self.optimizer = build_optimizer(model, cfg)
+        self.scheduler = build_scheduler(self.optimizer, self.total_steps, cfg.warmup, cfg.schedule)
+        self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
+        self.module: nn.Module = LossModule(model, loss_fn)
+        if self.world > 1:
+            self.module = nn.parallel.DistributedDataParallel(
+                self.module, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=cfg.find_unused_parameters,
+            )
+        self.out_dir = Path(cfg.out_dir)
+
+    # ---- one optimizer step ----------------------------------------------------------------------
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.config.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.config.precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def _optimizer_step(self, batches: Any, state: TrainState) -> tuple[torch.Tensor, dict[str, float]]:
+        cfg, acc = self.config, self.accumulation
+        loss_sum = torch.zeros((), device=self.device)
+        logs: dict[str, float] = defaultdict(float)
+        for micro in range(acc):
+            batch = to_device(next(batches), self.device)
+            ctx = StepContext(state.step, state.epoch, cfg.seed, self.rank, self.world, self.device, micro)
+            # Gradients are all-reduced only on the last micro-step of the accumulation window.
+            last = micro == acc - 1
+            sync = contextlib.nullcontext() if last or self.world == 1 else self.module.no_sync()
+            with sync:
+                with self._autocast():
+                    loss, step_logs = self.module(batch, ctx)
+                scaled = loss.float() / acc  # equal-size micro-batches: the mean of means is the mean
+                (self.scaler.scale(scaled) if self.scaler else scaled).backward()
+            loss_sum += loss.detach().float()
+            for key, value in step_logs.items():
+                logs[key] += float(value) / acc
+        if cfg.max_grad_norm is not None:
+            if self.scaler:
+                self.scaler.unscale_(self.optimizer)
+            params = [p for g in self.optimizer.param_groups for p in g["params"]]
+            logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
+        if self.scaler:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        return loss_sum / acc, logs
+
+    def current_lr(self) -> float:
+        """The base-group lr the NEXT step uses (config lr x schedule multiplier)."""
+        group = self.optimizer.param_groups[0]
+        return self.config.lr * group["lr"] / group["initial_lr"] if group["initial_lr"] else 0.0
+
+    # ---- evaluation, checkpoints -----------------------------------------------------------------
+    def evaluate(self) -> dict[str, float]:
+        """Run evaluate_fn in eval mode without gradients. Its RNG use is isolated, so training is
+        identical whether or how often it evaluates; rank 0's metrics are the ones every rank sees."""
+        py, npy = random.getstate(), np.random.get_state()
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            self.model.eval()
+            try:
+                metrics = self.evaluate_fn(self.model)
+            finally:
+                self.model.train()
+        random.setstate(py)
+        np.random.set_state(npy)
+        return D.broadcast_object({k: float(v) for k, v in metrics.items()})
+
+    def _is_better(self, value: float, best: float | None) -> bool:
+        if best is None:
+            return True
+        return value > best if self.config.select_mode == "max" else value < best
+
+    def _select(self, metrics: dict[str, float], state: TrainState) -> None:
+        name = self.config.select_metric
+        if name is None:
+            return
+        if name not in metrics:
+            raise ConfigError(f"select_metric {name!r} is not among the validation metrics {sorted(metrics)}")
+        if self._is_better(metrics[name], state.best_metric):
+            state.best_metric, state.best_step = metrics[name], state.step
+            if D.is_main():
+                export_best(self.model, self.out_dir, meta={
+                    "step": state.step, "epoch": state.epoch, "select_metric": name,
+                    "value": metrics[name], "split": "validation", "metrics": metrics})
+            D.barrier()
+
+    def save(self, state: TrainState) -> Path:
+        rngs = D.gather_objects(rng_state())  # every rank's generators: all resume exactly
+        path = Path(self.out_dir) / "checkpoints"
+        if D.is_main():
+            payload = training_payload(self.model, self.optimizer, self.scheduler, self.scaler, state, rngs,
+                                       {"train": self.config.to_dict(), "world_size": self.world})
+            path = save_checkpoint(self.out_dir, payload, state.step, self.config.keep_last)
+        D.barrier()
+        return path
+
+    # ---- the loop --------------------------------------------------------------------------------
+    def fit(self, resume: bool = True) -> dict[str, Any]:
+        """Train to `total_steps`, resuming from the newest checkpoint in out_dir when `resume`."""
+        cfg, t_start = self.config, time.time()
+        state, resumed_from = TrainState(), None
+        ckpt = latest(self.out_dir) if resume else None
+        if ckpt is not None:
+            state = restore(load_checkpoint(ckpt), self.model, self.optimizer, self.scheduler, self.scaler,
+                            self.rank)
+            resumed_from = str(ckpt)
+            if D.is_main():
+                recover_best(self.out_dir)
+        else:
+            seed_everything(cfg.seed + self.rank)
+        logger = MetricLogger(self.out_dir, D.is_main(), self.total_steps, state.step, cfg.tensorboard)
+        if resumed_from:
+            logger.print(f"resumed from {resumed_from} at step {state.step}")
+        self.model.train()
+        window = {"loss": torch.zeros((), device=self.device), "logs": defaultdict(float), "n": 0,
+                  "t": time.time()}
+        try:
+            while state.step < self.total_steps:
+                self.sampler.set_epoch(state.epoch, state.batch_in_epoch)
+                self.dataset.set_epoch(state.epoch)
+                batches = iter(self.loader)
+                for _ in range(self.steps_per_epoch - state.batch_in_epoch):
+                    if state.step >= self.total_steps:
+                        break
+                    lr = self.current_lr()
+                    loss, logs = self._optimizer_step(batches, state)
+                    state.step += 1
+                    state.batch_in_epoch += 1
+                    if state.batch_in_epoch == self.steps_per_epoch:
+                        state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+                    self._after_step(state, lr, loss, logs, window, logger)
+                del batches  # shut its workers down before the next epoch's start
+        finally:
+            logger.close()
+        last = latest(self.out_dir)
+        best = self.out_dir / "best"
+        return {
+            "step": state.step, "epoch": state.epoch, "total_steps": self.total_steps,
+            "select_metric": cfg.select_metric, "best_metric": state.best_metric, "best_step": state.best_step,
+            "best_dir": str(best) if best.is_dir() else None, "last_checkpoint": str(last) if last else None,
+            "log": str(logger.path), "resumed_from": resumed_from, "world_size": self.world,
+            "wall_s": time.time() - t_start,
+        }
+
+    def _after_step(self, state: TrainState, lr: float, loss: torch.Tensor, logs: dict[str, float],
+                    window: dict[str, Any], logger: MetricLogger) -> None:
+        cfg, step, final = self.config, state.step, state.step == self.total_steps
+        window["loss"] += loss
+        for key, value in logs.items():
+            window["logs"][key] += value
+        window["n"] += 1
+        logger.advance(step)
+        # Conditions depend on the step only, so every rank joins the same collectives.
+        if step % max(1, cfg.log_every) == 0 or final:
+            keys = sorted(window["logs"])
+            local = torch.stack([window["loss"].float()] + [
+                torch.tensor(window["logs"][k], device=self.device, dtype=torch.float32) for k in keys])
+            values = (D.all_reduce_mean(local) / window["n"]).tolist()
+            elapsed = max(time.time() - window["t"], 1e-9)
+            if not np.isfinite(values[0]):
+                raise FloatingPointError(f"training loss is {values[0]} at step {step}: stopping "
+                                         f"(lower the lr, use bf16 instead of fp16, or set max_grad_norm)")
+            logger.write({"kind": "train", "step": step, "epoch": state.epoch, "lr": lr, "loss": values[0],
+                          **dict(zip(keys, values[1:])),
+                          "samples_per_s": window["n"] * cfg.global_batch_size / elapsed})
+            window.update(loss=torch.zeros((), device=self.device), logs=defaultdict(float), n=0, t=time.time())
+        if self.evaluate_fn is not None and (final or (cfg.eval_every_steps and step % cfg.eval_every_steps == 0)):
+            metrics = self.evaluate()
+            logger.write({"kind": "eval", "step": step, "epoch": state.epoch, **metrics})
+            self._select(metrics, state)
+            window["t"] = time.time()  # evaluation time is not training throughput
+        if final or (cfg.save_every_steps and step % cfg.save_every_steps == 0):
+            self.save(state)
