@@ -1,0 +1,103 @@
+"""`sclbench data check TASK --root DIR`: what a data layout is missing, before a run finds out.
+
+Runs the task's readers with a skip counter, so every annotation file is parsed and every image or
+video it names is looked up; reports per split how many samples were found, how many media files
+are missing (with the first few paths) and which annotation files are absent or malformed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sclbench.data.formats import karpathy, lsmdc, msrvtt, nlvr2, pretrain, vqa
+from sclbench.data.records import SkipCounter
+from sclbench.errors import DataError
+
+SHOW = 5
+
+
+@dataclass
+class LayoutReport:
+    task: str
+    root: Path
+    found: dict[str, int] = field(default_factory=dict)          # split/corpus -> samples found
+    missing: dict[str, int] = field(default_factory=dict)        # split/corpus -> media files missing
+    examples: dict[str, list[str]] = field(default_factory=dict)  # split/corpus -> first missing paths
+    problems: list[str] = field(default_factory=list)            # required files absent or malformed
+    notes: list[str] = field(default_factory=list)               # optional parts absent
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and not any(self.missing.values())
+
+    def render(self) -> str:
+        lines = [f"{self.task} at {self.root}: {'OK' if self.ok else 'INCOMPLETE'}"]
+        for name, count in self.found.items():
+            miss = self.missing.get(name, 0)
+            lines.append(f"  {name}: {count} samples" + (f", {miss} samples lack their image/video" if miss else ""))
+            lines += [f"    missing: {p}" for p in self.examples.get(name, [])[:SHOW]]
+            if miss > SHOW:
+                lines.append(f"    ... and {miss - SHOW} more")
+        lines += [f"  problem: {p}" for p in self.problems]
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def _run(report: LayoutReport, name: str, read, required: bool = True) -> None:
+    skip = SkipCounter(keep=SHOW)
+    try:
+        records = read(skip)
+    except DataError as err:
+        (report.problems if required else report.notes).append(f"{name}: {err}")
+        return
+    report.found[name] = len(records)
+    report.missing[name] = skip.total
+    report.examples[name] = list(dict.fromkeys(p for paths in skip.examples.values() for p in paths))
+
+
+def _pretrain(report: LayoutReport, root: Path) -> None:
+    corpora = {"coco": lambda s: pretrain.read_coco_pretrain(root / "coco", skip=s),
+               "vg": lambda s: pretrain.read_vg(root / "vg", skip=s),
+               "sbu": lambda s: pretrain.read_sbu(root / "sbu", skip=s),
+               "cc3m": lambda s: pretrain.read_cc3m(root / "cc3m", skip=s)}
+    for name, read in corpora.items():
+        if (root / name).is_dir():
+            _run(report, name, read)
+    webvid = root / "webvid"
+    for meta in sorted(webvid.glob("*.tsv")) + sorted(webvid.glob("*.csv")) if webvid.is_dir() else []:
+        _run(report, f"webvid/{meta.name}", lambda s, m=meta: pretrain.read_webvid(m, webvid / "videos", skip=s))
+    if not report.found and not report.problems:
+        report.problems.append(f"no pre-training corpus under {root}; expected one or more of coco/, vg/, "
+                               "sbu/, cc3m/, webvid/ (see sclbench/data/formats/pretrain.py)")
+
+
+def check_layout(task: str, root: str | Path) -> LayoutReport:
+    """Check the layout of one task's data under `root` (tasks: see TASKS)."""
+    if task not in TASKS:
+        raise DataError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
+    root = Path(root)
+    report = LayoutReport(task, root)
+    if not root.is_dir():
+        report.problems.append(f"{root} is not a directory")
+        return report
+    if task == "pretrain":
+        _pretrain(report, root)
+        return report
+    for name, read, required in TASKS[task](root):
+        _run(report, name, read, required)
+    return report
+
+
+TASKS = {
+    "f30k": lambda r: [(s, lambda k, s=s: karpathy.read_karpathy(r, "f30k", s, skip=k), True)
+                       for s in ("train", "val", "test")],
+    "coco": lambda r: [(s, lambda k, s=s: karpathy.read_karpathy(r, "coco", s, skip=k), True)
+                       for s in ("train", "val", "test")],
+    "vqa": lambda r: [(s, lambda k, s=s: vqa.read_vqa(r, s, skip=k), s in ("train", "val"))
+                      for s in vqa.SUBSETS],
+    "nlvr2": lambda r: [(s, lambda k, s=s: nlvr2.read_nlvr2(r, s, skip=k), True) for s in nlvr2.SPLITS],
+    "msrvtt": lambda r: [(s, lambda k, s=s: msrvtt.read_msrvtt(r, s, skip=k), True) for s in msrvtt.SPLITS],
+    "lsmdc": lambda r: [(s, lambda k, s=s: lsmdc.read_lsmdc(r, s, skip=k), s != "val") for s in lsmdc.FILES],
+    "pretrain": None,
+}

@@ -1,0 +1,67 @@
+"""Flickr30K and COCO with the Karpathy splits (`dataset_flickr30k.json`, `dataset_coco.json`).
+
+Layout (as published, and as the ViLT writers expect it):
+  f30k:  <root>/karpathy/dataset_flickr30k.json, <root>/flickr30k-images/<filename>
+  coco:  <root>/karpathy/dataset_coco.json, <root>/<filepath>/<filename> (train2014/, val2014/)
+The JSON may also sit directly in <root>. `image_id` is the file name, as in the arrow tables.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sclbench.data.formats._io import field, find_file, load_json, media_ok
+from sclbench.data.records import CaptionRecord, ImageSource, SkipCounter
+from sclbench.errors import DataError
+
+SPLITS = ("train", "val", "test", "restval")
+JSON_NAMES = {"f30k": "dataset_flickr30k.json", "coco": "dataset_coco.json"}
+F30K_IMAGE_DIR = "flickr30k-images"
+
+
+def annotation_path(root: Path, dataset: str) -> Path:
+    name = JSON_NAMES[dataset]
+    return find_file(root, [f"karpathy/{name}", name], f"Karpathy split file {name}")
+
+
+def read_karpathy(root: str | Path, dataset: str, split: str, *, coco_train_with_restval: bool = True,
+                  skip: SkipCounter | None = None) -> list[CaptionRecord]:
+    """Records of one Karpathy split, in file order.
+
+    `dataset` is "f30k" or "coco". For COCO, split "train" includes `restval` by default (113,287
+    images, the setting of ViLT/METER/SCL); pass `coco_train_with_restval=False` for the bare 82,783.
+    """
+    if dataset not in JSON_NAMES:
+        raise DataError(f"unknown Karpathy dataset {dataset!r}; use one of {sorted(JSON_NAMES)}")
+    if split not in SPLITS:
+        raise DataError(f"unknown Karpathy split {split!r}; use one of {SPLITS}")
+    root = Path(root)
+    path = annotation_path(root, dataset)
+    wanted = {split}
+    if dataset == "coco" and split == "train" and coco_train_with_restval:
+        wanted.add("restval")
+    doc = load_json(path)
+    images = field(doc, "images", path, "top level", list) if isinstance(doc, dict) else None
+    if images is None:
+        raise DataError(f"{path}: expected an object with an 'images' list (Karpathy format)")
+    records = []
+    for i, entry in enumerate(images):
+        where = f"images[{i}]"
+        if not isinstance(entry, dict):
+            raise DataError(f"{path}, {where}: expected an object")
+        entry_split = field(entry, "split", path, where, str)
+        if entry_split not in wanted:
+            continue
+        filename = field(entry, "filename", path, where, str)
+        sentences = field(entry, "sentences", path, where, list)
+        captions = []
+        for j, sent in enumerate(sentences):
+            if not isinstance(sent, dict):
+                raise DataError(f"{path}, {where}.sentences[{j}]: expected an object")
+            captions.append(field(sent, "raw", path, f"{where}.sentences[{j}]", str))
+        folder = entry.get("filepath") or (F30K_IMAGE_DIR if dataset == "f30k" else "")
+        image_path = root / folder / filename
+        if not media_ok(image_path, skip):
+            continue
+        records.append(CaptionRecord(ImageSource(path=image_path), filename, captions, entry_split))
+    return records

@@ -1,0 +1,121 @@
+"""Pre-training caption corpora: COCO (Karpathy), Visual Genome, SBU, CC3M, WebVid-style video lists.
+
+Layouts:
+  coco    see formats/karpathy.py (train + restval)
+  vg      <root>/annotations/region_descriptions.json (or <root>/region_descriptions.json): a list of
+          {"id": image id, "regions": [{"phrase": ...}, ...]}; images <root>/images/VG_100K{,_2}/<id>.jpg
+  sbu     <root>/annot.json: a list of [image path relative to <root>/images_train/, caption]
+  cc3m    <root>/<split>_annot.json: [image path relative to <root>/images_<split>/, caption] pairs
+          (ViLT), or <root>/<split>.tsv: caption <TAB> image path relative to <root>, no header
+  webvid  a CSV/TSV of (caption, video path) without header (Region_Learner meta files), or the
+          official WebVid CSV with header videoid,name,page_dir (video <video_root>/<page_dir>/<videoid>.mp4)
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from sclbench.data.formats._io import field, find_file, load_json, media_ok
+from sclbench.data.formats.karpathy import read_karpathy
+from sclbench.data.records import CaptionRecord, ImageSource, SkipCounter, VideoRecord
+from sclbench.errors import DataError
+
+
+def read_coco_pretrain(root: str | Path, *, skip: SkipCounter | None = None) -> list[CaptionRecord]:
+    return read_karpathy(root, "coco", "train", coco_train_with_restval=True, skip=skip)
+
+
+def read_vg(root: str | Path, *, skip: SkipCounter | None = None) -> list[CaptionRecord]:
+    root = Path(root)
+    path = find_file(root, ["annotations/region_descriptions.json", "region_descriptions.json"],
+                     "Visual Genome region_descriptions.json")
+    doc = load_json(path)
+    if not isinstance(doc, list):
+        raise DataError(f"{path}: expected a list of images with regions")
+    records = []
+    for i, entry in enumerate(doc):
+        where = f"entry {i}"
+        if not isinstance(entry, dict):
+            raise DataError(f"{path}, {where}: expected an object")
+        regions = field(entry, "regions", path, where, list)
+        phrases = [field(r, "phrase", path, f"{where} region {j}", str) for j, r in enumerate(regions)]
+        image_id = entry.get("id", entry.get("image_id"))
+        if image_id is None:
+            raise DataError(f"{path}, {where}: missing field 'id'")
+        candidates = [root / "images" / d / f"{image_id}.jpg" for d in ("VG_100K", "VG_100K_2")]
+        image = next((c for c in candidates if c.exists()), candidates[0])
+        if phrases and media_ok(image, skip):
+            records.append(CaptionRecord(ImageSource(path=image), str(image_id), phrases, "train"))
+    return records
+
+
+def _pairs(path: Path) -> list[tuple[str, str]]:
+    doc = load_json(path)
+    if not isinstance(doc, list):
+        raise DataError(f"{path}: expected a list of [image path, caption] pairs")
+    for i, pair in enumerate(doc):
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
+            raise DataError(f"{path}, entry {i}: expected [image path, caption], got {pair!r:.80}")
+    return [tuple(p) for p in doc]
+
+
+def _caption_records(pairs, base: Path, split: str, skip) -> list[CaptionRecord]:
+    records = []
+    for rel, caption in pairs:
+        image = base / rel
+        if media_ok(image, skip):
+            records.append(CaptionRecord(ImageSource(path=image), rel, [caption], split))
+    return records
+
+
+def read_sbu(root: str | Path, *, skip: SkipCounter | None = None) -> list[CaptionRecord]:
+    root = Path(root)
+    path = find_file(root, ["annot.json"], "SBU annot.json")
+    return _caption_records(_pairs(path), root / "images_train", "train", skip)
+
+
+def read_cc3m(root: str | Path, split: str = "train", *, skip: SkipCounter | None = None) -> list[CaptionRecord]:
+    root = Path(root)
+    if (root / f"{split}_annot.json").is_file():
+        return _caption_records(_pairs(root / f"{split}_annot.json"), root / f"images_{split}", split, skip)
+    path = find_file(root, [f"{split}_annot.json", f"{split}.tsv"], f"CC3M {split} annotations")
+    pairs = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) != 2 or not all(parts):
+                raise DataError(f"{path}, line {lineno}: expected caption<TAB>image path")
+            pairs.append((parts[1], parts[0]))
+    return _caption_records(pairs, root, split, skip)
+
+
+def read_webvid(meta: str | Path, video_root: str | Path | None = None, *, split: str = "train",
+                skip: SkipCounter | None = None) -> list[VideoRecord]:
+    """Videos with one caption each; paths are relative to `video_root` (default: the meta file's folder)."""
+    meta = Path(meta)
+    video_root = Path(video_root) if video_root is not None else meta.parent
+    if not meta.is_file():
+        raise DataError(f"WebVid meta file {meta} not found")
+    delimiter = "\t" if meta.suffix == ".tsv" else ","
+    with open(meta, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f, delimiter=delimiter))
+    official = bool(rows) and {"videoid", "name", "page_dir"} <= set(rows[0])
+    records = []
+    if official:
+        col = {name: i for i, name in enumerate(rows[0])}
+        items = [(r[col["name"]], f"{r[col['page_dir']]}/{r[col['videoid']]}.mp4", n)
+                 for n, r in enumerate(rows[1:], 2) if len(r) == len(col)]
+        if len(items) != len(rows) - 1:
+            raise DataError(f"{meta}: some rows do not have {len(col)} fields")
+    else:
+        items = []
+        for lineno, r in enumerate(rows, 1):
+            if len(r) < 2 or not r[0] or not r[1]:
+                raise DataError(f"{meta}, line {lineno}: expected caption{delimiter!r}video path")
+            items.append((r[0], r[1], lineno))
+    for caption, rel, _ in items:
+        path = video_root / rel
+        if media_ok(path, skip, "video"):
+            records.append(VideoRecord(path, Path(rel).stem, [caption], split))
+    return records

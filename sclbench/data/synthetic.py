@@ -1,0 +1,328 @@
+"""A synthetic mini-benchmark in the exact published layouts (`sclbench data synth OUT`).
+
+Paths under OUT (every task root passes `sclbench data check <task> --root OUT/<task>`):
+  f30k/     karpathy/dataset_flickr30k.json, flickr30k-images/<id>.jpg
+  coco/     karpathy/dataset_coco.json, train2014/ and val2014/COCO_<dir>_<id:012d>.jpg
+  vqa/      v2_OpenEnded_mscoco_{train2014,val2014,test-dev2015,test2015}_questions.json,
+            v2_mscoco_{train2014,val2014}_annotations.json, {train2014,val2014,test2015}/*.jpg
+  nlvr2/    data/{train,dev,test1}.json, images/train/<dir>/<pair>-img{0,1}.png, {dev,test1}/<pair>-img*.png
+  msrvtt/   annotation/MSR_VTT.json, high-quality/structured-symlinks/{train,val}_list_jsfusion.txt +
+            jsfusion_val_caption_idx.pkl, msrvtt_data/MSRVTT_{train.9k,JSFUSION_test}.csv, videos/all/<id>.mp4
+  lsmdc/    LSMDC16_annos_{training,val}.csv, LSMDC16_challenge_1000_publictect.csv,
+            videos/<movie>/<clip>.mp4, frames_1fps/<clip>/<clip>_{idx:06d}.jpg
+  pretrain/ vg/, sbu/, cc3m/, webvid/ (see formats/pretrain.py); COCO pre-training uses coco/
+  arrow/    ViLT tables coco_caption_karpathy_*, f30k_caption_karpathy_*, vqav2_*, nlvr2_*
+  tokenizer/  byte-level BPE with RoBERTa specials;  synth.json  what was generated, with which seed
+Byte-identical for the same seed and scale.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import pickle
+import random
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from sclbench.data import synth_scenes as S
+from sclbench.data.formats import arrow, karpathy, nlvr2, vqa
+
+VQA_MIN_COUNT = 3  # the synthetic vocabulary threshold (official: 9, on 440k questions)
+FRAMES = 16
+
+
+def _n(count: int, scale: float) -> int:
+    return max(2, round(count * scale))
+
+
+def _write_json(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, separators=(",", ":")) + "\n")
+
+
+def _save_image(img: Image.Image, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG" if path.suffix == ".png" else "JPEG", quality=90)
+    path.write_bytes(buf.getvalue())
+
+
+def _yuv420(img: Image.Image) -> np.ndarray:
+    """RGB -> planar YUV 4:2:0 (BT.601, limited range) in numpy.
+
+    Done here rather than by libswscale so that no SIMD code path can make the bytes depend on the
+    machine or on buffer alignment.
+    """
+    rgb = np.asarray(img, dtype=np.float32)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    y = 16 + 0.257 * r + 0.504 * g + 0.098 * b
+    u = 128 - 0.148 * r - 0.291 * g + 0.439 * b
+    v = 128 + 0.439 * r - 0.368 * g - 0.071 * b
+    h, w = y.shape
+    half = lambda c: c.reshape(h // 2, 2, w // 2, 2).mean((1, 3))  # noqa: E731
+    planes = np.concatenate([y.ravel(), half(u).ravel(), half(v).ravel()])
+    return planes.round().clip(0, 255).astype(np.uint8).reshape(h * 3 // 2, w)
+
+
+def write_mp4(frames: list[Image.Image], path: Path, fps: int = 8) -> None:
+    """H.264 mp4 (yuv420p, even width/height, one encoder thread so the bytes are reproducible)."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w", format="mp4") as container:
+        # x264's assembly paths gave run-to-run differences once torch was imported; the C paths and
+        # a single thread give the same bytes every time (and these clips are tiny).
+        options = {"crf": "18", "threads": "1", "x264-params": "asm=0"}
+        stream = container.add_stream("libx264", rate=fps, options=options)
+        stream.width, stream.height, stream.pix_fmt = frames[0].width, frames[0].height, "yuv420p"
+        stream.codec_context.thread_count = 1
+        for img in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(_yuv420(img), format="yuv420p")))
+        container.mux(stream.encode())
+
+
+def _karpathy(out: Path, dataset: str, splits: dict[str, int], rng: random.Random, texts: list[str]) -> None:
+    images, sent_id = [], 0
+    for split, count in splits.items():
+        for _ in range(count):
+            idx = len(images)
+            scene = S.random_scene(rng)
+            if dataset == "coco":
+                folder = "train2014" if split == "train" else "val2014"
+                entry = {"filepath": folder, "filename": f"COCO_{folder}_{100000 + idx:012d}.jpg",
+                         "cocoid": 100000 + idx}
+                path = out / folder / entry["filename"]
+            else:
+                entry = {"filename": f"{1000000 + idx}.jpg"}
+                path = out / karpathy.F30K_IMAGE_DIR / entry["filename"]
+            _save_image(S.render(scene, rng), path)
+            caps = S.captions(scene)
+            texts += caps
+            sentences = [{"tokens": c.lower().strip(".").replace(":", "").replace(",", "").split(),
+                          "raw": c, "imgid": idx, "sentid": sent_id + j} for j, c in enumerate(caps)]
+            entry.update(imgid=idx, split=split, sentences=sentences,
+                         sentids=[s["sentid"] for s in sentences])
+            sent_id += len(caps)
+            images.append(entry)
+    _write_json(out / "karpathy" / karpathy.JSON_NAMES[dataset], {"images": images, "dataset": dataset})
+
+
+def _vqa(out: Path, scale: float, rng: random.Random, texts: list[str]) -> None:
+    qid = 0
+    for split, count in (("train", _n(60, scale)), ("val", _n(30, scale)), ("test", _n(12, scale))):
+        questions, annotations = [], []
+        for i in range(count):
+            image_id = {"train": 1, "val": 2, "test": 3}[split] * 100000 + i
+            scene = S.random_scene(rng)
+            _save_image(S.render(scene, rng), vqa.image_path(out, split, image_id))
+            for q in S.questions(scene, rng):
+                qid += 1
+                texts.append(q["question"])
+                texts += q["answers"]
+                questions.append({"image_id": image_id, "question": q["question"], "question_id": qid})
+                annotations.append({"question_type": q["question_type"], "multiple_choice_answer":
+                                    q["multiple_choice_answer"], "answers": [
+                                        {"answer": a, "answer_confidence": "yes", "answer_id": j + 1}
+                                        for j, a in enumerate(q["answers"])],
+                                    "image_id": image_id, "answer_type": q["answer_type"], "question_id": qid})
+        subsets = ["test2015", "test-dev2015"] if split == "test" else [vqa.SUBSETS[split]]
+        for sub in subsets:
+            # test-dev is a subset of test (every other question here), both without annotations
+            qs = questions[::2] if sub == "test-dev2015" else questions
+            _write_json(out / f"v2_OpenEnded_mscoco_{sub}_questions.json",
+                        {"info": {}, "task_type": "Open-Ended", "data_type": "mscoco",
+                         "license": {}, "data_subtype": sub, "questions": qs})
+        if split != "test":
+            _write_json(out / f"v2_mscoco_{vqa.SUBSETS[split]}_annotations.json",
+                        {"info": {}, "license": {}, "data_subtype": vqa.SUBSETS[split],
+                         "annotations": annotations})
+
+
+def _nlvr2_pair(rng: random.Random, truths, targets):
+    """Rejection-sample a scene pair whose statements have the target truth values."""
+    for _ in range(2000):
+        a, b = S.random_scene(rng), S.random_scene(rng)
+        if all(t(a, b) == want for t, want in zip(truths, targets)):
+            return a, b
+    return None
+
+
+def _nlvr2(out: Path, scale: float, rng: random.Random, texts: list[str]) -> None:
+    for split, sets in (("train", _n(30, scale)), ("dev", _n(10, scale)), ("test1", _n(10, scale))):
+        lines = []
+        for s in range(sets):
+            while True:  # two statements per set, each true of one image pair and false of the other
+                stmts = [S.statement(rng) for _ in range(2)]
+                flips = [rng.random() < 0.5 for _ in stmts]
+                pairs = [_nlvr2_pair(rng, [t for _, t in stmts], [f != bool(p) for f in flips]) for p in (0, 1)]
+                if None not in pairs and stmts[0][0] != stmts[1][0]:
+                    break
+            directory = s % 10
+            for p, (left, right) in enumerate(pairs):
+                pair_id = f"{split}-{s}-{p}"
+                img0, img1 = nlvr2.pair_paths(out, split, pair_id, directory)
+                _save_image(S.render(left, rng), img0)
+                _save_image(S.render(right, rng), img1)
+                for k, (sentence, truth) in enumerate(stmts):
+                    texts.append(sentence)
+                    line = {"identifier": f"{pair_id}-{k}", "sentence": sentence,
+                            "label": str(truth(left, right)), "synset": "shapes", "query": "shapes"}
+                    if split == "train":
+                        line["directory"] = directory
+                    lines.append(line)
+        path = out / "data" / f"{split}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+
+
+def _motion(rng: random.Random):
+    colour, shape, direction = rng.choice(list(S.COLOURS)), rng.choice(S.SHAPES), rng.choice(list(S.DIRECTIONS))
+    caps = [f"A {colour} {shape} moves from {direction}.", f"A {shape} moving from {direction}.",
+            f"The {colour} {shape} slides across the screen.", f"A {colour} shape moves from {direction}.",
+            f"Video of a {colour} {shape} moving."]
+    return S.render_motion(colour, shape, direction, FRAMES, rng), caps
+
+
+def _msrvtt(out: Path, scale: float, rng: random.Random, texts: list[str]) -> None:
+    n_train, n_test = _n(60, scale), _n(20, scale)
+    annotations, cap_idx, test_rows = [], {}, []
+    for i in range(n_train + n_test):
+        vid = f"video{i}"
+        frames, caps = _motion(rng)
+        write_mp4(frames, out / "videos" / "all" / f"{vid}.mp4")
+        texts += caps
+        annotations += [{"caption": c, "id": len(annotations) + j, "image_id": vid} for j, c in enumerate(caps)]
+        if i >= n_train:
+            cap_idx[vid] = rng.randrange(len(caps))
+            test_rows.append([f"ret{i - n_train}", f"msr{i}", vid, caps[cap_idx[vid]]])
+    _write_json(out / "annotation" / "MSR_VTT.json", {"info": {}, "images": [], "annotations": annotations})
+    lists = out / "high-quality" / "structured-symlinks"
+    lists.mkdir(parents=True, exist_ok=True)
+    (lists / "train_list_jsfusion.txt").write_text("".join(f"video{i}\n" for i in range(n_train)))
+    (lists / "val_list_jsfusion.txt").write_text("".join(f"{r[2]}\n" for r in test_rows))
+    (lists / "jsfusion_val_caption_idx.pkl").write_bytes(pickle.dumps(cap_idx, protocol=4))
+    csv_dir = out / "msrvtt_data"
+    _write_csv(csv_dir / "MSRVTT_train.9k.csv", ["video_id"], [[f"video{i}"] for i in range(n_train)])
+    _write_csv(csv_dir / "MSRVTT_JSFUSION_test.csv", ["key", "vid_key", "video_id", "sentence"], test_rows)
+
+
+def _write_csv(path: Path, header, rows, delimiter=",") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter=delimiter, lineterminator="\n")
+    if header:
+        writer.writerow(header)
+    writer.writerows(rows)
+    path.write_text(buf.getvalue())
+
+
+def _lsmdc(out: Path, scale: float, rng: random.Random, texts: list[str]) -> None:
+    from sclbench.data.formats.lsmdc import FILES, movie_of
+
+    clip_no = 0
+    for split, count in (("train", _n(60, scale)), ("val", _n(20, scale)), ("test", _n(20, scale))):
+        lines = []
+        for _ in range(count):
+            movie = f"{1001 + clip_no % 3}_Synthetic_Shapes_{clip_no % 3}"
+            start = 10 + 3 * clip_no
+            stamp = lambda s: f"00.{s // 60:02d}.{s % 60:02d}.000"  # noqa: E731
+            clip = f"{movie}_{stamp(start)}-{stamp(start + 2)}"
+            assert movie_of(clip) == movie
+            clip_no += 1
+            frames, caps = _motion(rng)
+            write_mp4(frames, out / "videos" / movie / f"{clip}.mp4")
+            for idx, frame in enumerate(frames[::2], 1):  # "1 fps": every other frame, 1-based names
+                _save_image(frame, out / "frames_1fps" / clip / f"{clip}_{idx:06d}.jpg")
+            texts.append(caps[0])
+            lines.append([clip, stamp(start), stamp(start + 2), stamp(start), stamp(start + 2), caps[0]])
+        _write_csv(out / FILES[split], None, lines, delimiter="\t")
+
+
+def _pretrain(out: Path, scale: float, rng: random.Random, texts: list[str]) -> None:
+    n = _n(20, scale)
+    regions = []
+    for i in range(n):
+        scene = S.random_scene(rng)
+        _save_image(S.render(scene, rng), out / "vg" / "images" / "VG_100K" / f"{i + 1}.jpg")
+        phrases = [f"{s.colour} {s.shape} {S._where(s.position)}" for s in scene]
+        texts += phrases
+        regions.append({"id": i + 1, "regions": [{"region_id": 10 * (i + 1) + j, "image_id": i + 1,
+                                                  "phrase": p, "x": 0, "y": 0, "width": 64, "height": 64}
+                                                 for j, p in enumerate(phrases)]})
+    _write_json(out / "vg" / "annotations" / "region_descriptions.json", regions)
+    for corpus, base, annot in (("sbu", "images_train", "annot.json"), ("cc3m", "images_train", "train_annot.json")):
+        pairs = []
+        for i in range(n):
+            scene = S.random_scene(rng)
+            rel = f"{i // 10:04d}/{i}.jpg"
+            _save_image(S.render(scene, rng), out / corpus / base / rel)
+            pairs.append([rel, rng.choice(S.captions(scene))])
+        _write_json(out / corpus / annot, pairs)
+        texts += [c for _, c in pairs]
+    tsv = []
+    for i in range(n):  # CC3M TSV form: caption <TAB> image path relative to the corpus root
+        scene = S.random_scene(rng)
+        rel = f"images_val/{i}.jpg"
+        _save_image(S.render(scene, rng), out / "cc3m" / rel)
+        tsv.append([rng.choice(S.captions(scene)), rel])
+    _write_csv(out / "cc3m" / "val.tsv", None, tsv, delimiter="\t")
+    meta, official = [], []
+    for i in range(n):
+        frames, caps = _motion(rng)
+        page = f"{i // 10:03d}"
+        write_mp4(frames, out / "webvid" / "videos" / page / f"{5000 + i}.mp4")
+        meta.append([caps[0], f"{page}/{5000 + i}.mp4"])
+        official.append([5000 + i, caps[0], page])
+    _write_csv(out / "webvid" / "webvid_train.tsv", None, meta, delimiter="\t")
+    _write_csv(out / "webvid" / "results_train.csv", ["videoid", "name", "page_dir"], official)
+
+
+def _arrow_tables(out: Path) -> None:
+    tables = out / "arrow"
+    for split in ("train", "val", "test"):
+        arrow.write_caption_arrow(karpathy.read_karpathy(out / "f30k", "f30k", split),
+                                  arrow.caption_table(tables, "f30k", split))
+    for split in ("train", "restval", "val", "test"):
+        arrow.write_caption_arrow(karpathy.read_karpathy(out / "coco", "coco", split, coco_train_with_restval=False),
+                                  arrow.caption_table(tables, "coco", split))
+    by_split = {s: vqa.read_vqa(out / "vqa", s) for s in vqa.SUBSETS}
+    vocab = vqa.AnswerVocab.build(by_split["train"] + by_split["val"], min_count=VQA_MIN_COUNT)
+    vocab.save(out / "vqa" / "answer_vocab.json")
+    for split, records in by_split.items():
+        arrow.write_vqa_arrow(records, tables / f"vqav2_{split}.arrow", vocab)
+    for split in nlvr2.SPLITS:
+        arrow.write_nlvr2_arrow(nlvr2.read_nlvr2(out / "nlvr2", split), tables / f"nlvr2_{split}.arrow")
+
+
+def generate(out_dir: str | Path, seed: int = 0, scale: float = 1.0, *, tokenizer: bool = True) -> Path:
+    """Write the whole mini-benchmark under `out_dir`; returns it. ~seconds, a few MB at scale 1."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    texts: list[str] = []
+    # Each part has its own generator, so changing one part never changes the others.
+    parts = {
+        "f30k": lambda r: _karpathy(out / "f30k", "f30k", {"train": _n(100, scale), "val": _n(20, scale),
+                                                             "test": _n(20, scale)}, r, texts),
+        "coco": lambda r: _karpathy(out / "coco", "coco", {"train": _n(80, scale), "restval": _n(20, scale),
+                                                             "val": _n(20, scale), "test": _n(20, scale)}, r, texts),
+        "vqa": lambda r: _vqa(out / "vqa", scale, r, texts),
+        "nlvr2": lambda r: _nlvr2(out / "nlvr2", scale, r, texts),
+        "msrvtt": lambda r: _msrvtt(out / "msrvtt", scale, r, texts),
+        "lsmdc": lambda r: _lsmdc(out / "lsmdc", scale, r, texts),
+        "pretrain": lambda r: _pretrain(out / "pretrain", scale, r, texts),
+    }
+    for name, make in parts.items():
+        make(random.Random(f"{seed}/{name}"))
+    _arrow_tables(out)
+    if tokenizer:
+        from sclbench.data.tokenizer import train_tokenizer
+
+        train_tokenizer(texts, out / "tokenizer", vocab_size=600)
+    _write_json(out / "synth.json", {"generator": "sclbench.data.synthetic", "seed": seed, "scale": scale,
+                                     "vqa_min_count": VQA_MIN_COUNT, "video_frames": FRAMES,
+                                     "tasks": sorted(parts)})
+    return out

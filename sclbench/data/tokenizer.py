@@ -1,0 +1,70 @@
+"""Text side: the RoBERTa tokenizer (local folder or hub), a tiny trained tokenizer, encoding.
+
+The official model uses `roberta-base` with captions truncated and padded to exactly 50 tokens.
+For tests and the demo, `train_tokenizer` builds a small byte-level BPE on the synthetic captions
+with RoBERTa's special tokens and ids (`<s>`=0, `<pad>`=1, `</s>`=2, `<unk>`=3, `<mask>` = last id),
+saved so that `transformers.AutoTokenizer.from_pretrained(dir)` loads it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+
+from sclbench.errors import DataError
+
+ROBERTA_FILES = ("tokenizer.json", "vocab.json", "merges.txt")
+
+
+def load_tokenizer(name_or_path: str | Path = "roberta-base"):
+    """A fast tokenizer from a local directory, or from the hub (cached) by name."""
+    from transformers import AutoTokenizer
+
+    path = Path(name_or_path)
+    if path.is_dir():
+        if not any((path / f).is_file() for f in ROBERTA_FILES):
+            raise DataError(f"tokenizer folder {path} has none of {ROBERTA_FILES}; save a tokenizer "
+                            "there with tokenizer.save_pretrained(...)")
+        return AutoTokenizer.from_pretrained(str(path))
+    try:
+        return AutoTokenizer.from_pretrained(str(name_or_path))
+    except (OSError, ValueError) as err:
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1"
+        hint = " (offline mode is on)" if offline else ""
+        raise DataError(f"cannot load tokenizer {name_or_path!r}{hint}: {str(err).splitlines()[0][:160]}. "
+                        f"Put {', '.join(ROBERTA_FILES)} of {name_or_path} in a folder (e.g. "
+                        f"huggingface-cli download {name_or_path} --local-dir DIR) and pass that folder") from None
+
+
+def train_tokenizer(texts: Iterable[str], out_dir: str | Path, vocab_size: int = 1000):
+    """Train a byte-level BPE with RoBERTa's specials on `texts`, save it to `out_dir`, return it."""
+    from tokenizers import AddedToken, ByteLevelBPETokenizer
+    from tokenizers.processors import RobertaProcessing
+    from transformers import RobertaTokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    # <mask> is added after training so that it gets the last id, as in roberta-base (50264).
+    bpe.train_from_iterator(list(texts), vocab_size=vocab_size, min_frequency=2,
+                            special_tokens=["<s>", "<pad>", "</s>", "<unk>"], show_progress=False)
+    bpe.post_processor = RobertaProcessing(("</s>", 2), ("<s>", 0))
+    tok = RobertaTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", sep_token="</s>",
+                               cls_token="<s>", unk_token="<unk>", pad_token="<pad>",
+                               # as in roberta-base: "<mask>" swallows the space before it
+                               mask_token=AddedToken("<mask>", lstrip=True, rstrip=False),
+                               model_max_length=512)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tok.save_pretrained(str(out_dir))
+    return tok
+
+
+def encode(texts: list[str] | str, tokenizer, max_len: int = 50) -> dict[str, torch.Tensor]:
+    """`ids` and `masks` Long[N, max_len]: `<s> ... </s>` truncated, then padded to exactly max_len."""
+    if isinstance(texts, str):
+        texts = [texts]
+    enc = tokenizer(list(texts), padding="max_length", truncation=True, max_length=max_len,
+                    return_tensors="pt")
+    return {"ids": enc["input_ids"].long(), "masks": enc["attention_mask"].long()}
