@@ -46,7 +46,8 @@ _register()
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: run the app, turning user errors into one clear line and exit code 2."""
     try:
-        app(args=argv, standalone_mode=False)
+        # In non-standalone mode click returns the code of a `typer.Exit` instead of raising it.
+        rc = app(args=argv, standalone_mode=False)
     except SCLBenchError as err:
         typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
         return 2
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             exc.show()
             return exc.exit_code
         raise
-    return 0
+    return rc if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":

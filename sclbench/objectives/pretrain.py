@@ -43,11 +43,12 @@ class PretrainConfig:
         self.completion.local = "mltc" in self.objectives
 
 
-def step_generator(ctx: Any, device: torch.device, salt: int = 0) -> torch.Generator:
-    """A generator that is a pure function of (seed, step, rank): exact resume, distinct ranks."""
-    seed = (int(getattr(ctx, "seed", 0)) * 1_000_003 + int(getattr(ctx, "step", 0)) * 7919
-            + int(getattr(ctx, "rank", 0)) * 104_729 + salt) % (2**63)
-    return torch.Generator(device=device).manual_seed(seed)
+def step_generator(ctx: Any, device: torch.device) -> torch.Generator:
+    """The trainer's per-step generator (a function of seed, step, rank: exact resume, distinct
+    ranks); a fixed-seed one when called outside the trainer."""
+    if ctx is not None and hasattr(ctx, "generator"):
+        return ctx.generator(11, device=device)
+    return torch.Generator(device=device).manual_seed(0)
 
 
 class PretrainObjective:

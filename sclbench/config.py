@@ -1,0 +1,93 @@
+"""Task cards (YAML, one per benchmark under `tasks/`) and dotted command-line overrides.
+
+A card holds what a researcher would look up in the paper and the official configs: the data layout,
+which published split plays train / val / test, the official fine-tuning hyper-parameters, the
+metrics and the paper's numbers. `key=value` overrides (`train.lr=1e-5`, `data.root=/data/vqa`)
+are applied on top, values parsed as YAML scalars.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sclbench.errors import ConfigError
+
+CARDS_ENV = "SCLBENCH_TASKS_DIR"
+
+
+def cards_dir() -> Path:
+    """`$SCLBENCH_TASKS_DIR`, else the `tasks/` folder of the source tree this package runs from."""
+    if os.environ.get(CARDS_ENV):
+        return Path(os.environ[CARDS_ENV])
+    return Path(__file__).resolve().parent.parent / "tasks"
+
+
+def available_cards() -> list[str]:
+    directory = cards_dir()
+    return sorted(p.stem for p in directory.glob("*.yaml")) if directory.is_dir() else []
+
+
+@dataclass
+class TaskCard:
+    name: str
+    data: dict[str, Any]
+
+    @property
+    def family(self) -> str:
+        return self.data["family"]
+
+    def get(self, dotted: str, default: Any = None) -> Any:
+        node: Any = self.data
+        for part in dotted.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return default
+            node = node[part]
+        return node
+
+    def section(self, name: str) -> dict[str, Any]:
+        return dict(self.data.get(name) or {})
+
+
+def load_card(name_or_path: str | Path, overrides: list[str] | None = None) -> TaskCard:
+    """Read `tasks/<name>.yaml` (or a path to a card) and apply `a.b=value` overrides."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = cards_dir() / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = ", ".join(available_cards()) or f"none found in {cards_dir()}"
+        raise ConfigError(f"no task card {path} (known tasks: {known}; set ${CARDS_ENV} to another folder)")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"task card {path} is not valid YAML: {err}") from err
+    if not isinstance(data, dict) or "family" not in data:
+        raise ConfigError(f"task card {path} must be a mapping with a 'family' entry")
+    data = apply_overrides(data, overrides or [])
+    return TaskCard(name=data.get("name", path.stem), data=data)
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of `data` with each `a.b.c=value` set (value parsed as a YAML scalar)."""
+    data = copy.deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key.path=value")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError as err:
+            raise ConfigError(f"cannot parse the value of override {item!r}: {err}") from err
+        node = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            if not isinstance(node.setdefault(part, {}), dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a section")
+            node = node[part]
+        node[parts[-1]] = value
+    return data

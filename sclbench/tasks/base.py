@@ -1,0 +1,188 @@
+"""The Task protocol and the registry: one adapter per benchmark family, driven by a YAML card.
+
+An adapter turns a card (`tasks/<name>.yaml`) + a data root into datasets, batches, a loss for the
+trainer and an `evaluate` that returns metrics and per-sample predictions. The engine knows tasks
+only through this interface; the CLI only calls it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from sclbench.config import TaskCard, load_card
+from sclbench.data.collate import collate
+from sclbench.data.datasets import Visuals
+from sclbench.data.records import SkipCounter
+from sclbench.data.transforms import build_transform
+from sclbench.errors import ConfigError, DataError
+from sclbench.model import SCLConfig, SCLModel
+
+_REGISTRY: dict[str, type[Task]] = {}
+
+
+def register(*families: str) -> Callable[[type[Task]], type[Task]]:
+    def wrap(cls: type[Task]) -> type[Task]:
+        for family in families:
+            _REGISTRY[family] = cls
+        return cls
+
+    return wrap
+
+
+def get_task(name: str, overrides: list[str] | None = None, **kwargs: Any) -> Task:
+    """The adapter for `tasks/<name>.yaml` (e.g. "vqa", "f30k", "msrvtt")."""
+    from sclbench import tasks as _  # noqa: F401  (imports the adapters, which register themselves)
+
+    card = load_card(name, overrides)
+    if card.family not in _REGISTRY:
+        raise ConfigError(f"task card {name!r} names unknown family {card.family!r}; known: {sorted(_REGISTRY)}")
+    return _REGISTRY[card.family](card, **kwargs)
+
+
+@dataclass
+class Evaluation:
+    """What `Task.evaluate` returns: metrics (percent), per-sample predictions and how they were made."""
+
+    task: str
+    split: str
+    metrics: dict[str, float]
+    scorer: str
+    predictions: list[dict[str, Any]] = field(default_factory=list)
+    protocol: dict[str, Any] = field(default_factory=dict)
+    num_samples: int = 0
+    wall_time_s: float = 0.0
+    skipped: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def throughput(self) -> float:
+        return self.num_samples / self.wall_time_s if self.wall_time_s else 0.0
+
+
+class Task:
+    """Base adapter. Subclasses set `model_task`, `main_metric` and implement the data/loss/eval hooks."""
+
+    model_task: str = "pretrain"  # which SCLConfig task preset gives the heads
+    main_metric: str = "accuracy"  # selection metric on the validation split (higher is better)
+
+    def __init__(self, card: TaskCard, data_root: str | Path | None = None, tokenizer: Any = None,
+                 model_config: SCLConfig | None = None, seed: int = 0, skip_corrupt: bool = False):
+        self.card = card
+        self.name = card.name
+        root = data_root or card.get("data.root")
+        if not root:
+            raise ConfigError(f"no data root for {self.name}: pass --data-root DIR (or set data.root in the card)")
+        self.root = Path(root).expanduser()
+        self.tokenizer = tokenizer
+        self.model_config = model_config
+        self.seed = seed
+        self.skip = SkipCounter() if skip_corrupt else None
+        self.limit: int | None = None  # keep only the first N records of every split (quick runs)
+        self._records: dict[str, list] = {}
+
+    # ---- configuration ------------------------------------------------------------------------
+    def configure_model(self, config: SCLConfig) -> SCLConfig:
+        """Heads and sizes of this task on top of a (pre-trained) config. The card's `model.*` entries
+        (official resolutions) apply to the official-size model only, never to the tiny one."""
+        overrides = self.card.section("model") if config.preset == "base" else {}
+        return config.for_task(self.model_task, **overrides)
+
+    def split_name(self, role: str) -> str:
+        """The published split that plays `role` (train / val / test), from the card."""
+        split = self.card.get(f"splits.{role}")
+        if split is None:
+            raise ConfigError(f"task card {self.name} defines no {role!r} split")
+        return split
+
+    @property
+    def max_len(self) -> int:
+        return self.model_config.max_text_len if self.model_config else 50
+
+    def visuals(self, train: bool) -> Visuals:
+        if self.model_config is None:
+            raise ConfigError("set task.model_config before building datasets (the image size comes from it)")
+        name = self.card.get("train.transform" if train else "eval.transform", "finetune_train" if train else "eval")
+        frames = int(self.card.get("data.num_frames", 1))
+        return Visuals(build_transform(name, self.model_config.image_size), num_frames=frames,
+                       frame_mode="random" if train else "uniform")
+
+    # ---- data ------------------------------------------------------------------------------------
+    def records(self, split: str) -> list:
+        """Records of a published split (cached: annotation files are parsed once)."""
+        if split not in self._records:
+            records = self.read_records(split)
+            self._records[split] = records[: self.limit] if self.limit else records
+            if not self._records[split]:
+                raise DataError(f"{self.name}: split {split!r} under {self.root} holds no samples")
+        return self._records[split]
+
+    def read_records(self, split: str) -> list:
+        raise NotImplementedError(f"{type(self).__name__} reads no records")  # pragma: no cover
+
+    def build_dataset(self, split: str, train: bool) -> Dataset:
+        raise NotImplementedError(f"{type(self).__name__} builds no datasets")  # pragma: no cover
+
+    def collate(self, samples: list[dict]) -> dict:
+        return collate(samples)
+
+    def observe(self, batch: dict) -> None:
+        """Count samples the skip option dropped (in the main process: workers cannot update it)."""
+        if self.skip is not None:
+            self.skip.add_batch(batch)
+
+    def annotation_files(self) -> list[Path]:
+        """Files whose content defines the benchmark (hashed into the result's data fingerprint)."""
+        return sorted(p for p in self.root.rglob("*") if p.suffix in (".json", ".jsonl", ".csv", ".txt", ".tsv", ".pkl"))
+
+    # ---- training and evaluation ---------------------------------------------------------------
+    def loss(self, model: SCLModel, batch: dict, ctx: Any = None) -> tuple[torch.Tensor, dict[str, float]]:
+        raise NotImplementedError(f"{type(self).__name__} has no training loss")  # pragma: no cover
+
+    def evaluate(self, model: SCLModel, split: str, batch_size: int = 32, num_workers: int = 0,
+                 **options: Any) -> Evaluation:
+        raise NotImplementedError(f"{type(self).__name__} cannot be evaluated")  # pragma: no cover
+
+    def submission(self, evaluation: Evaluation, out_dir: Path) -> Path | None:
+        """Write the benchmark's official submission file, where it has one."""
+        return None
+
+    # ---- shared evaluation loop ----------------------------------------------------------------
+    def eval_loader(self, dataset: Dataset, batch_size: int, num_workers: int) -> DataLoader:
+        from sclbench.engine.sampler import ShardedEvalSampler
+
+        return DataLoader(dataset, batch_size=batch_size, sampler=ShardedEvalSampler(len(dataset)),
+                          num_workers=num_workers, collate_fn=self.collate)
+
+    def run_eval(self, model: SCLModel, dataset: Dataset, batch_size: int, num_workers: int,
+                 step: Callable[[SCLModel, dict], list[dict]]) -> tuple[list[dict], float]:
+        """Run `step` over this rank's shard (no grad, eval mode); all ranks' outputs, in order."""
+        from sclbench.engine.sampler import gather_in_order
+
+        was_training = model.training
+        model.eval()
+        device = next(model.parameters()).device
+        start = time.perf_counter()
+        outputs: list[dict] = []
+        with torch.no_grad():
+            for batch in self.eval_loader(dataset, batch_size, num_workers):
+                self.observe(batch)
+                if not len(batch["index"]):
+                    continue
+                outputs.extend(step(model, to_device(batch, device)))
+        model.train(was_training)
+        return gather_in_order(outputs), time.perf_counter() - start
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def list_tasks() -> list[str]:
+    from sclbench.config import available_cards
+
+    return available_cards()

@@ -1,0 +1,78 @@
+"""NLVR2: is the statement true of the image pair? Two fused passes, one per image (ViLT "pair").
+
+Splits: train; val = dev (model selection); test = test1 (test-P, evaluated once). The official
+code selected checkpoints on test-P (scl-official.md §4.2); here selection uses dev only.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from sclbench.data.datasets import NLVR2Dataset
+from sclbench.data.formats import nlvr2 as fmt
+from sclbench.metrics import nlvr2_metrics
+from sclbench.model import SCLModel
+from sclbench.tasks.base import Evaluation, Task, register
+
+
+@register("nlvr2")
+class NLVR2Task(Task):
+    model_task = "nlvr2"
+    main_metric = "accuracy"
+
+    def read_records(self, split: str) -> list:
+        return fmt.read_nlvr2(self.root, split, skip=self.skip)
+
+    def build_dataset(self, split: str, train: bool) -> NLVR2Dataset:
+        records = self.records(self.card.get(f"splits.{split}", split))
+        return NLVR2Dataset(records, self.visuals(train), self.tokenizer, self.max_len, seed=self.seed,
+                            skip_corrupt=self.skip is not None)
+
+    @staticmethod
+    def logits(model: SCLModel, batch: dict) -> torch.Tensor:
+        return model.nlvr2_logits(batch["text_ids"], batch["text_masks"], batch["images_0"], batch["images_1"])
+
+    def loss(self, model: SCLModel, batch: dict, ctx: Any = None) -> tuple[torch.Tensor, dict[str, float]]:
+        self.observe(batch)
+        logits = self.logits(model, batch)
+        loss = F.cross_entropy(logits, batch["labels"])
+        acc = (logits.argmax(1) == batch["labels"]).float().mean().item()
+        return loss, {"nlvr2_loss": loss.item(), "nlvr2_acc": acc}
+
+    def evaluate(self, model: SCLModel, split: str, batch_size: int = 32, num_workers: int = 0,
+                 **options: Any) -> Evaluation:
+        dataset = self.build_dataset(split, train=False)
+
+        def step(m: SCLModel, batch: dict) -> list[dict]:
+            logits = self.logits(m, batch)
+            prob = logits.softmax(1)[:, 1]
+            return [{"id": i, "identifier": i, "prediction": bool(p > 0.5), "prob_true": float(p)}
+                    for i, p in zip(batch["identifiers"], prob)]
+
+        preds, wall = self.run_eval(model, dataset, batch_size, num_workers, step)
+        labels = {r.identifier: r.label for r in dataset.records if r.label is not None}
+        metrics: dict[str, float] = {}
+        if labels:
+            predictions = {p["identifier"]: p["prediction"] for p in preds}
+            metrics = nlvr2_metrics(predictions, labels)
+            for p in preds:
+                p["scores"] = {"accuracy": float(p["prediction"] == labels[p["identifier"]])}
+        return Evaluation(self.name, split, metrics, "nlvr2-official", preds,
+                          {"split_file": self.card.get(f"splits.{split}", split), "passes": "pair"},
+                          num_samples=len(preds), wall_time_s=wall,
+                          skipped=self.skip.as_dict() if self.skip else {})
+
+    def submission(self, evaluation: Evaluation, out_dir: Path) -> Path:
+        """The official prediction CSV: `identifier,prediction` with True/False."""
+        path = Path(out_dir) / f"nlvr2_predictions_{evaluation.split}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", newline="") as f:
+            writer = csv.writer(f)
+            for p in evaluation.predictions:
+                writer.writerow([p["identifier"], "True" if p["prediction"] else "False"])
+        return path
