@@ -22,6 +22,7 @@ import pyarrow as pa
 from sclbench.data.records import CaptionRecord, ImageSource, NLVR2Record, VQARecord
 from sclbench.errors import DataError
 
+IMAGE_COLUMNS = ("image", "image_0", "image_1")
 _TABLES: dict[str, pa.Table] = {}  # per process: memory maps are cheap, re-opened after fork/pickle
 
 
@@ -51,7 +52,7 @@ def _columns(path: Path, names: tuple[str, ...]) -> tuple[pa.Table, dict[str, li
     missing = [n for n in names if n not in table.column_names]
     if missing:
         raise DataError(f"{path}: missing column(s) {missing}; is this a ViLT-format table?")
-    extra = [n for n in table.column_names if not n.startswith("image")]
+    extra = [n for n in table.column_names if n not in IMAGE_COLUMNS]  # images stay memory-mapped
     return table, {n: table.column(n).to_pylist() for n in extra}
 
 
