@@ -37,14 +37,19 @@ def local_rank() -> int:
     return int(os.environ.get("LOCAL_RANK", 0))
 
 
-def init_distributed(timeout_minutes: float = 30.0) -> torch.device:
+def init_distributed(device: str | torch.device | None = None, timeout_minutes: float = 30.0) -> torch.device:
     """Join the process group when launched by torchrun (idempotent); return this process's device.
 
-    Outside torchrun this only picks the device: `cuda:LOCAL_RANK` when CUDA is available, else CPU.
+    `device` None picks `cuda:LOCAL_RANK` when CUDA is available, else CPU; "cpu" forces CPU + gloo
+    even on a GPU machine; "cuda" means `cuda:LOCAL_RANK`. Outside torchrun only the device is chosen.
     """
-    cuda = torch.cuda.is_available()
-    device = torch.device("cuda", local_rank()) if cuda else torch.device("cpu")
+    wanted = torch.device(device) if device is not None else None
+    if wanted is not None and wanted.type not in ("cpu", "cuda"):
+        return wanted  # another accelerator (e.g. mps): single process, no process group
+    cuda = torch.cuda.is_available() and (wanted is None or wanted.type == "cuda")
+    device = torch.device("cpu")
     if cuda:
+        device = torch.device("cuda", local_rank() if wanted is None or wanted.index is None else wanted.index)
         torch.cuda.set_device(device)
     if launched_by_torchrun() and not is_initialized():
         dist.init_process_group(

@@ -72,7 +72,7 @@ class TrainConfig:
     select_metric: str | None = None  # a key of evaluate_fn's dict (validation split only)
     select_mode: str = "max"  # "max" or "min"
     find_unused_parameters: bool = False
-    device: str | None = None  # default: cuda:LOCAL_RANK if available, else cpu
+    device: str | None = None  # None: cuda:LOCAL_RANK if available, else cpu; "cpu" forces CPU + gloo
     tensorboard: bool = True  # used only when tensorboard is installed
 
     def to_dict(self) -> dict[str, Any]:
@@ -116,9 +116,22 @@ def to_device(obj: Any, device: torch.device) -> Any:
         return obj.to(device, non_blocking=True)
     if isinstance(obj, dict):
         return {k: to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # namedtuple
+        return type(obj)(*(to_device(v, device) for v in obj))
     if isinstance(obj, (list, tuple)):
         return type(obj)(to_device(v, device) for v in obj)
     return obj
+
+
+def _changed_settings(saved: dict[str, Any], cfg: TrainConfig, world: int) -> list[str]:
+    """Settings whose change makes a resumed run differ from the interrupted one."""
+    keys = ("lr", "lr_mult_head", "lr_mult_cross_modal", "weight_decay", "warmup", "schedule", "max_steps",
+            "max_epochs", "global_batch_size", "seed", "precision")
+    old = saved.get("train", {})
+    changed = [f"{k}: {old[k]} -> {getattr(cfg, k)}" for k in keys if k in old and old[k] != getattr(cfg, k)]
+    if saved.get("world_size", world) != world:
+        changed.append(f"world size: {saved['world_size']} -> {world}")
+    return changed
 
 
 def seed_everything(seed: int) -> None:
@@ -135,8 +148,7 @@ class Trainer:
             raise ConfigError(f"precision {cfg.precision!r}: choose fp32, bf16 or fp16")
         if cfg.select_mode not in ("max", "min"):
             raise ConfigError(f"select_mode {cfg.select_mode!r}: choose max or min")
-        device = D.init_distributed()
-        self.device = torch.device(cfg.device) if cfg.device else device
+        self.device = D.init_distributed(cfg.device)
         if cfg.precision == "fp16" and self.device.type != "cuda":
             raise ConfigError("precision fp16 needs a CUDA device; use bf16 (or fp32) on CPU")
         self.rank, self.world = D.rank(), D.world_size()
@@ -257,13 +269,13 @@ class Trainer:
 
     def save(self, state: TrainState) -> Path:
         rngs = D.gather_objects(rng_state())  # every rank's generators: all resume exactly
-        path = Path(self.out_dir) / "checkpoints"
+        path = None
         if D.is_main():
             payload = training_payload(self.model, self.optimizer, self.scheduler, self.scaler, state, rngs,
                                        {"train": self.config.to_dict(), "world_size": self.world})
             path = save_checkpoint(self.out_dir, payload, state.step, self.config.keep_last)
         D.barrier()
-        return path
+        return D.broadcast_object(path)
 
     # ---- the loop --------------------------------------------------------------------------------
     def fit(self, resume: bool = True) -> dict[str, Any]:
@@ -272,9 +284,10 @@ class Trainer:
         state, resumed_from = TrainState(), None
         ckpt = latest(self.out_dir) if resume else None
         if ckpt is not None:
-            state = restore(load_checkpoint(ckpt), self.model, self.optimizer, self.scheduler, self.scaler,
-                            self.rank)
+            payload = load_checkpoint(ckpt)
+            state = restore(payload, self.model, self.optimizer, self.scheduler, self.scaler, self.rank)
             resumed_from = str(ckpt)
+            changed = _changed_settings(payload.get("config", {}), self.config, self.world)
             if D.is_main():
                 recover_best(self.out_dir)
         else:
@@ -282,6 +295,9 @@ class Trainer:
         logger = MetricLogger(self.out_dir, D.is_main(), self.total_steps, state.step, cfg.tensorboard)
         if resumed_from:
             logger.print(f"resumed from {resumed_from} at step {state.step}")
+            if changed:
+                logger.print(f"warning: settings differ from the checkpointed run ({', '.join(changed)}); "
+                             "the run continues but is not the one that was interrupted")
         self.model.train()
         window = {"loss": torch.zeros((), device=self.device), "logs": defaultdict(float), "n": 0,
                   "t": time.time()}

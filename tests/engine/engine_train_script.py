@@ -48,6 +48,8 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=40)  # 5 steps per epoch: runs cross epochs
     p.add_argument("--step-delay", type=float, default=0.0)
     p.add_argument("--checks", action="store_true")
+    p.add_argument("--device", default="cpu")  # tests compare CPU runs, even on a GPU machine
+    p.add_argument("--precision", default="fp32")
     args = p.parse_args()
     torch.set_num_threads(1)
     os.environ.setdefault("SCLBENCH_NO_PROGRESS", "1")
@@ -57,6 +59,7 @@ def main() -> None:
         global_batch_size=args.global_batch, per_device_batch_size=args.per_device,
         save_every_steps=args.save_every, eval_every_steps=args.eval_every, keep_last=2, out_dir=args.out,
         seed=7, num_workers=args.workers, log_every=2, select_metric="score", max_grad_norm=1.0,
+        device=args.device, precision=args.precision,
     )
     trainer = Trainer(tiny_model(), make_loss_fn(args.step_delay), ToyDataset(args.samples), collate, cfg,
                       evaluate_fn=make_evaluate_fn(ToyDataset(9, seed=5)))

@@ -16,10 +16,19 @@ from sclbench.model import SCLConfig, SCLModel
 os.environ["SCLBENCH_NO_PROGRESS"] = "1"
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Tiny tensors: extra threads only add spin-waiting, badly so on a busy CI machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def config(tmp_path: Path, **kw) -> TrainConfig:
     base = dict(lr=1e-3, lr_mult_head=10, lr_mult_cross_modal=5, warmup=0.25, max_steps=6,
                 global_batch_size=8, per_device_batch_size=8, out_dir=str(tmp_path), seed=3, log_every=2,
-                tensorboard=False)
+                tensorboard=False, device="cpu")
     return TrainConfig(**{**base, **kw})
 
 
