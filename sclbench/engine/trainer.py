@@ -279,10 +279,16 @@ class Trainer:
 
     # ---- the loop --------------------------------------------------------------------------------
     def fit(self, resume: bool = True) -> dict[str, Any]:
-        """Train to `total_steps`, resuming from the newest checkpoint in out_dir when `resume`."""
+        """Train to `total_steps`, resuming from the newest checkpoint in out_dir when `resume` (a run
+        that already finished returns at once). `resume=False` refuses an out_dir that holds
+        checkpoints (rather than mixing two runs' files). Returns a summary: step, epoch, total_steps,
+        best_metric / best_step / best_dir, last_checkpoint, log, resumed_from, world_size, wall_s."""
         cfg, t_start = self.config, time.time()
         state, resumed_from = TrainState(), None
-        ckpt = latest(self.out_dir) if resume else None
+        ckpt = latest(self.out_dir)
+        if ckpt is not None and not resume:
+            raise ConfigError(f"{self.out_dir} holds checkpoints of an earlier run ({ckpt.name}): resume it, "
+                              "or choose another out_dir")
         if ckpt is not None:
             payload = load_checkpoint(ckpt)
             state = restore(payload, self.model, self.optimizer, self.scheduler, self.scaler, self.rank)

@@ -110,6 +110,9 @@ def test_config_errors(tmp_path):
         train(tmp_path, global_batch_size=10, per_device_batch_size=4)
     with pytest.raises(ConfigError, match="fewer than one global batch"):
         train(tmp_path, global_batch_size=64, per_device_batch_size=8)
+    train(tmp_path / "done", max_steps=1)
+    with pytest.raises(ConfigError, match="earlier run"):
+        train(tmp_path / "done", max_steps=1, resume=False)
 
 
 def test_step_context_generator_is_deterministic():
