@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> dict:
                     "python": platform.python_version(), "torch": torch.__version__,
                     "torch_threads_default": default_threads},
         "settings": {"batch_size": args.batch_size, "batches": args.batches, "frames": args.frames,
-                     "transform": "finetune_train (RandAugment + RandomResizedCrop)", "sampling": "random", "torch_threads_main": args.main_threads},
+                     "transform": "finetune_train (RandAugment + RandomResizedCrop)", "sampling": "random",
+                     "torch_threads_main": args.main_threads},
         "results": rows,
     }
     args.out.mkdir(parents=True, exist_ok=True)
