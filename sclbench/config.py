@@ -89,5 +89,15 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             if not isinstance(node.setdefault(part, {}), dict):
                 raise ConfigError(f"override {item!r}: {part!r} is not a section")
             node = node[part]
-        node[parts[-1]] = value
+        node[parts[-1]] = _number(value)
     return data
+
+
+def _number(value: Any) -> Any:
+    """YAML 1.1 reads `1e-4` (no dot) as a string: treat anything float() accepts as a number."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value

@@ -171,3 +171,19 @@ def evaluate(task_name: str, ckpt: str | None, split: str, data_root: str | None
         if submission_dir is not None:
             task.submission(ev, Path(submission_dir))
     return ev, path
+
+
+def pretrain(card: str, ckpt: str | None, data_root: str | None, out_dir: str | Path,
+             overrides: list[str] | None = None, preset: str = "base", tokenizer: str | None = None,
+             limit: int | None = None, resume: bool = True, **train_options: Any) -> dict[str, Any]:
+    """Pre-train (or continue pre-training) with the SCL objectives; the card lists the corpora."""
+    seed = int(train_options.get("seed") or 0)
+    task, loaded = prepare(card, ckpt, data_root, overrides, preset, tokenizer, seed, limit)
+    cfg = train_config(task, out_dir, **train_options)
+    cfg.select_metric = None  # no validation split: the official "val" was augmented training data
+    trainer = Trainer(loaded.model, task.loss, task.build_dataset("train"), task.collate, cfg)
+    summary = trainer.fit(resume=resume)
+    if D.is_main():
+        loaded.model.save_pretrained(Path(out_dir) / "final", tokenizer=loaded.tokenizer,
+                                     meta={"objectives": task.card.get("objectives"), "steps": summary.get("step")})
+    return summary

@@ -20,3 +20,21 @@ def _seed_everything():
     np.random.seed(0)
     torch.manual_seed(0)
     yield
+
+
+# The synthetic mini-benchmark (generated once per session), shared by every test folder.
+SYNTH_SCALE = 0.25
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory):
+    from sclbench.data.synthetic import generate
+
+    return generate(tmp_path_factory.mktemp("synth"), seed=0, scale=SYNTH_SCALE)
+
+
+@pytest.fixture(scope="session")
+def synth_tokenizer(synth_root):
+    from sclbench.data.tokenizer import load_tokenizer
+
+    return load_tokenizer(synth_root / "tokenizer")

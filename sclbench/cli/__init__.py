@@ -33,10 +33,11 @@ def version() -> None:
 
 def _register() -> None:
     # Imported here so that `sclbench --help` stays fast and each group owns its own module.
-    from sclbench.cli import ckpt, data, results
+    from sclbench.cli import ckpt, data, jobs, results
 
     app.add_typer(ckpt.app, name="ckpt", help="Inspect and convert checkpoints.")
     app.add_typer(data.app, name="data", help="Generate the synthetic mini-benchmark, check data layouts.")
+    jobs.register(app)
     results.register(app)
 
 

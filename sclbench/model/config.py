@@ -146,8 +146,13 @@ class SCLConfig:
         return getattr(cls, name)(task, **overrides)
 
     def for_task(self, task: str, **overrides: Any) -> SCLConfig:
-        """The same sizes with the heads, token types and image size of another task (fine-tuning)."""
-        return dataclasses.replace(self, **{**_task_fields(task), "task": task, **overrides})
+        """The same sizes with the heads and token types of another task (fine-tuning).
+
+        The resolution stays (pass image_size= to change it: task cards do so for the base model).
+        """
+        fields = _task_fields(task)
+        fields.pop("image_size")
+        return dataclasses.replace(self, **{**fields, "task": task, **overrides})
 
     # ---- serialisation ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
