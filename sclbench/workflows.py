@@ -123,7 +123,11 @@ def finetune(task_name: str, ckpt: str | None, data_root: str | None, out_dir: s
     def evaluate_fn(model: SCLModel) -> dict[str, float]:
         return task.evaluate(model, "val", batch_size=eval_batch_size, num_workers=cfg.num_workers).metrics
 
-    trainer = Trainer(loaded.model, task.loss, train_set, task.collate, cfg, evaluate_fn)
+    selectable = task.card.get("splits.val") != task.card.get("splits.test")
+    if not selectable:  # e.g. MSRVTT 1k-A: no validation split, and selecting on test is not allowed
+        print(f"{task.name}: the val split is the test split; no checkpoint selection (final weights are used)")
+        cfg.select_metric = None
+    trainer = Trainer(loaded.model, task.loss, train_set, task.collate, cfg, evaluate_fn if selectable else None)
     summary = trainer.fit(resume=resume)
     if D.is_main():
         out = Path(out_dir)

@@ -33,11 +33,12 @@ def version() -> None:
 
 def _register() -> None:
     # Imported here so that `sclbench --help` stays fast and each group owns its own module.
-    from sclbench.cli import ckpt, data, jobs, results
+    from sclbench.cli import ckpt, data, demo, jobs, results
 
     app.add_typer(ckpt.app, name="ckpt", help="Inspect and convert checkpoints.")
     app.add_typer(data.app, name="data", help="Generate the synthetic mini-benchmark, check data layouts.")
     jobs.register(app)
+    demo.register(app)
     results.register(app)
 
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from sclbench.data.datasets import VQADataset
 from sclbench.data.formats import vqa as fmt
 from sclbench.errors import ConfigError
-from sclbench.metrics import vqa_evaluate, vqa_scores, vqa_soft_score
+from sclbench.metrics import vqa_accuracy, vqa_evaluate, vqa_scores, vqa_soft_score
 from sclbench.model import SCLConfig, SCLModel
 from sclbench.tasks.base import Evaluation, Task, register
 
@@ -103,14 +103,28 @@ class VQATask(Task):
                 if p["question_id"] in per_question:
                     p["scores"] = {"accuracy": per_question[p["question_id"]]}
             metrics["soft_score_proxy"] = 100.0 * sum(p["soft_score"] for p in preds) / max(len(preds), 1)
+            chance_level = self.chance_accuracy(labelled) if len(labelled) <= 50_000 else None
         split_desc = self.card.get(f"splits.{split}", split)
         protocol = {"split_files": split_desc, "answer_vocab_size": len(answers)}
+        if labelled and chance_level is not None:
+            protocol["chance_accuracy"] = chance_level
         if split in ("val",) or "minival" in str(split_desc):
             protocol["minival"] = {k: v for k, v in self._val_parts()[2].items() if k != "image_ids"}
             protocol["minival"]["num_image_ids"] = len(self._val_parts()[2]["image_ids"])
         return Evaluation(self.name, split, metrics, "vqaEval-official" if metrics else "none (submit to EvalAI)",
                           preds, protocol, num_samples=len(preds), wall_time_s=wall,
                           skipped=self.skip.as_dict() if self.skip else {})
+
+    def chance_accuracy(self, records: list) -> float:
+        """Official accuracy (%) of answering each question with a uniformly random vocabulary answer.
+
+        Only answers some annotator gave can score, so each question needs <= 10 scorer calls.
+        """
+        vocab = set(self.vocab.answers)
+        total = 0.0
+        for r in records:
+            total += sum(vqa_accuracy(a, r.answers) for a in set(r.answers) if a in vocab) / len(vocab)
+        return 100.0 * total / max(len(records), 1)
 
     def submission(self, evaluation: Evaluation, out_dir: Path) -> Path:
         """EvalAI format: one {"question_id", "answer"} per question, no duplicates."""

@@ -1,0 +1,46 @@
+"""`sclbench demo` (the embedded default) and `sclbench baseline` (explicit drift-baseline updates)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def demo(
+    out: Path = typer.Option(Path("demo_out"), "--out", help="folder for the data, runs and results"),
+    quick: bool = typer.Option(False, "--quick", help="smaller data and fewer steps (about 3 minutes)"),
+    ablation: bool = typer.Option(False, "--ablation", help="also pre-train without MGSC/MLTC and compare"),
+    seed: int = typer.Option(0, help="the same seed gives the same numbers"),
+    results: Optional[Path] = typer.Option(None, "--results", help="where records go (default OUT/results)"),
+) -> None:
+    """Synthetic mini-benchmark -> tiny SCL pre-training -> six fine-tunes -> leaderboard with chance."""
+    from sclbench.demo import print_leaderboard, run_demo
+
+    records = run_demo(out, quick=quick, seed=seed, ablation=ablation, results_dir=results)
+    print_leaderboard(records)
+
+
+def baseline(
+    results: Path = typer.Argument(..., help="fresh result records (e.g. demo_out/results)"),
+    to: Path = typer.Option(Path("results/demo"), "--to", help="the committed baseline folder to replace"),
+) -> None:
+    """Replace a drift baseline with fresh records: the explicit, reviewable way to accept a change."""
+    from sclbench.errors import SCLBenchError
+    from sclbench.results import collect
+
+    records = collect(results)
+    if not records:
+        raise SCLBenchError(f"no result records under {results}")
+    if to.exists():
+        shutil.rmtree(to)
+    for record in records:
+        record.save(to, predictions=record.read_predictions())
+    typer.echo(f"baseline {to}: {len(records)} records from {results}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)
+    app.command("baseline")(baseline)
