@@ -112,11 +112,11 @@ def train_config(task: Task, out_dir: str | Path, **options: Any) -> TrainConfig
 
 def finetune(task_name: str, ckpt: str | None, data_root: str | None, out_dir: str | Path,
              overrides: list[str] | None = None, preset: str = "base", tokenizer: str | None = None,
-             limit: int | None = None, eval_batch_size: int = 32, resume: bool = True,
+             limit: int | None = None, eval_batch_size: int = 32, resume: bool = True, skip_corrupt: bool = False,
              **train_options: Any) -> dict[str, Any]:
     """Fine-tune on the card's train split, select on its val split; returns the trainer summary."""
     seed = int(train_options.get("seed") or 0)
-    task, loaded = prepare(task_name, ckpt, data_root, overrides, preset, tokenizer, seed, limit)
+    task, loaded = prepare(task_name, ckpt, data_root, overrides, preset, tokenizer, seed, limit, skip_corrupt)
     cfg = train_config(task, out_dir, **train_options)
     train_set = task.build_dataset("train", train=True)
 
@@ -144,12 +144,13 @@ def evaluate(task_name: str, ckpt: str | None, split: str, data_root: str | None
              results_dir: str | Path = "results", overrides: list[str] | None = None, preset: str = "base",
              tokenizer: str | None = None, limit: int | None = None, batch_size: int = 32, num_workers: int = 0,
              checkpoint_name: str | None = None, submission_dir: str | Path | None = None,
-             device: str | None = None, seed: int = 0, **eval_options: Any) -> tuple[Evaluation, Path | None]:
+             device: str | None = None, seed: int = 0, skip_corrupt: bool = False,
+             **eval_options: Any) -> tuple[Evaluation, Path | None]:
     """Evaluate on the card's `split` role (val / test), write the record (rank 0); returns both."""
     if split not in ("val", "test"):
         raise ConfigError(f"--split {split!r}: use val (model selection) or test (report once)")
     device_obj = D.init_distributed() if device is None else torch.device(device)
-    task, loaded = prepare(task_name, ckpt, data_root, overrides, preset, tokenizer, seed, limit)
+    task, loaded = prepare(task_name, ckpt, data_root, overrides, preset, tokenizer, seed, limit, skip_corrupt)
     model = loaded.model.to(device_obj)
     sha = loaded.checkpoint.sha256 if loaded.checkpoint else None
     started = time.perf_counter()

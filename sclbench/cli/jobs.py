@@ -44,6 +44,7 @@ def finetune(
     num_workers: int = typer.Option(0, "--num-workers"),
     seed: int = typer.Option(0),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="continue from the run folder's last checkpoint"),
+    skip_corrupt: bool = typer.Option(False, "--skip-corrupt", help="skip (and count) unreadable images/videos"),
 ) -> None:
     """Fine-tune on a benchmark with the card's official hyper-parameters; select on its val split."""
     from sclbench.workflows import finetune as run
@@ -51,7 +52,7 @@ def finetune(
     summary = run(task, ckpt, data_root, out or Path("runs") / task, overrides=overrides, preset=preset,
                   tokenizer=tokenizer, limit=limit, resume=resume, max_steps=max_steps, max_epochs=max_epochs,
                   precision=precision, grad_checkpointing=grad_checkpointing, eval_every_steps=eval_every,
-                  save_every_steps=save_every, num_workers=num_workers, seed=seed)
+                  save_every_steps=save_every, num_workers=num_workers, seed=seed, skip_corrupt=skip_corrupt)
     typer.echo(f"done: {summary.get('step')} steps; best {summary.get('select_metric')} = "
                f"{summary.get('best_metric')}; best checkpoint: {summary.get('best_dir')}")
 
@@ -75,19 +76,48 @@ def evaluate(
     ties: str = typer.Option("gt_last", help="retrieval tie rule: gt_last, gt_first, index"),
     cache_dir: Optional[str] = typer.Option(None, "--cache-dir", help="retrieval: on-disk feature cache"),
     submission: Optional[Path] = typer.Option(None, "--submission", help="folder for EvalAI / NLVR2 files"),
+    skip_corrupt: bool = typer.Option(False, "--skip-corrupt", help="skip (and count) unreadable images/videos"),
 ) -> None:
     """Evaluate a checkpoint: print the metrics and write a result record (+ per-sample predictions)."""
     from sclbench.workflows import evaluate as run
 
     ev, path = run(task, ckpt, split, data_root, results, overrides=overrides, preset=preset, tokenizer=tokenizer,
                    limit=limit, batch_size=batch_size, num_workers=num_workers, checkpoint_name=name,
-                   submission_dir=submission, mode=mode, k=k, fusion=fusion, ties=ties, cache_dir=cache_dir)
+                   submission_dir=submission, mode=mode, k=k, fusion=fusion, ties=ties, cache_dir=cache_dir,
+                   skip_corrupt=skip_corrupt)
     from sclbench.engine import distributed as D
 
     if D.is_main():
         _print_metrics(f"{task} / {split} ({ev.scorer})", ev.metrics, path)
 
 
+def pretrain(
+    overrides: Optional[List[str]] = typer.Argument(None, help="card overrides, e.g. objectives=[mlm,itm,itc,mgsc]"),
+    card: str = typer.Option("pretrain", "--config", help="pre-training card name or path (tasks/pretrain.yaml)"),
+    ckpt: Optional[str] = typer.Option(None, "--ckpt", help=CKPT_HELP + "; to continue pre-training"),
+    data_root: Optional[str] = typer.Option(None, "--data-root", help="folder holding the corpora of the card"),
+    out: Path = typer.Option(Path("runs/pretrain"), "--out"),
+    preset: str = typer.Option("base", help="model size when no checkpoint is given: base or tiny"),
+    tokenizer: Optional[str] = typer.Option(None),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="use only the first N records of each corpus"),
+    precision: Optional[str] = typer.Option(None),
+    grad_checkpointing: Optional[bool] = typer.Option(None, "--grad-checkpointing/--no-grad-checkpointing"),
+    save_every: Optional[int] = typer.Option(None, "--save-every"),
+    num_workers: int = typer.Option(0, "--num-workers"),
+    seed: int = typer.Option(0),
+    resume: bool = typer.Option(True, "--resume/--no-resume"),
+) -> None:
+    """Pre-train with MLM, ITM, ITC and semantic completion (MGSC, MLTC) on image and video corpora."""
+    from sclbench.workflows import pretrain as run
+
+    summary = run(card, ckpt, data_root, out, overrides=overrides, preset=preset, tokenizer=tokenizer, limit=limit,
+                  resume=resume, max_steps=max_steps, precision=precision, grad_checkpointing=grad_checkpointing,
+                  save_every_steps=save_every, num_workers=num_workers, seed=seed)
+    typer.echo(f"done: {summary.get('step')} steps; weights in {Path(out) / 'final'}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("finetune")(finetune)
     app.command("eval")(evaluate)
+    app.command("pretrain")(pretrain)
