@@ -132,8 +132,13 @@ def score_pairs(model: SCLModel, feats: Features, pairs: torch.Tensor, opts: Ret
     for start in range(0, len(pairs), opts.pair_batch_size):
         chunk = pairs[start:start + opts.pair_batch_size]
         img, txt = chunk[:, 0], chunk[:, 1]
+        # Cut the chunk's texts to its longest one: padded positions are masked keys everywhere and
+        # padded queries feed nothing that is read (only the CLS is pooled), so the scores do not
+        # change, while the co-attention stops paying for padding (~30% of tiny-model scoring time).
+        masks = feats.text_masks[txt]
+        length = int(masks.any(0).nonzero().max()) + 1  # trailing all-padding columns only
         vision = VisionFeatures(feats.vision_embeds[img].to(device), feats.num_frames)
-        fused = model.fuse(feats.text_embeds[txt].to(device), feats.text_masks[txt].to(device), vision)
+        fused = model.fuse(feats.text_embeds[txt, :length].to(device), masks[:, :length].to(device), vision)
         out[start:start + len(chunk)] = model.rank_output(fused.cls_feats).squeeze(-1).float().cpu()
         if progress is not None:
             progress(len(chunk))
