@@ -1,4 +1,4 @@
-"""`sclbench demo` (the embedded default) and `sclbench baseline` (explicit drift-baseline updates)."""
+"""`sclbench demo` (the embedded default), `sclbench baseline` (explicit drift-baseline updates), `sclbench plot`."""
 
 from __future__ import annotations
 
@@ -44,3 +44,19 @@ def baseline(
 def register(app: typer.Typer) -> None:
     app.command("demo")(demo)
     app.command("baseline")(baseline)
+    app.command("plot")(plot)
+
+
+def plot(
+    source: Path = typer.Argument(..., help="a run folder (log.jsonl) or a folder of result records"),
+    out: Path = typer.Option(Path("plots"), "--out", help="folder for the PNG files"),
+) -> None:
+    """Training curves of a run, or recall@K curves of retrieval records, as PNG files."""
+    from sclbench.results import collect
+    from sclbench.results.plots import plot_recall, plot_training
+
+    if (source / "log.jsonl").is_file():
+        path = plot_training(source, out / f"{source.name}_training.png")
+    else:
+        path = plot_recall(collect(source), out / "recall_at_k.png")
+    typer.echo(f"wrote {path}")
