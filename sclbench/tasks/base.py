@@ -78,6 +78,11 @@ class Task:
         if not root:
             raise ConfigError(f"no data root for {self.name}: pass --data-root DIR (or set data.root in the card)")
         self.root = Path(root).expanduser()
+        # Checked here, first: otherwise a mistyped --data-root surfaces later as an unrelated error
+        # (e.g. "cannot load tokenizer 'roberta-base'", since the tokenizer is looked for under it).
+        if not self.root.is_dir():
+            raise DataError(f"data root {self.root} for {self.name} does not exist or is not a folder: "
+                            "pass --data-root DIR (the folder holding the benchmark's published files)")
         self.tokenizer = tokenizer
         self.model_config = model_config
         self.seed = seed
