@@ -69,7 +69,8 @@ class NLVR2Task(Task):
 
     def submission(self, evaluation: Evaluation, out_dir: Path) -> Path:
         """The official prediction CSV: `identifier,prediction` with True/False."""
-        path = Path(out_dir) / f"nlvr2_predictions_{evaluation.split}.csv"
+        published = self.card.get(f"splits.{evaluation.split}", evaluation.split)  # dev / test1, not the role
+        path = Path(out_dir) / f"nlvr2_predictions_{published}.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w", newline="") as f:
             writer = csv.writer(f)

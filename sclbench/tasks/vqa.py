@@ -133,7 +133,9 @@ class VQATask(Task):
             seen.setdefault(p["question_id"], p["answer"])
         if len(seen) != len(evaluation.predictions):
             raise ConfigError("duplicate question ids in VQA predictions: refusing to write a submission")
-        path = Path(out_dir) / f"vqa_submission_{evaluation.split}.json"
+        # Named by the published split (test-dev / test), not the role: EvalAI phases differ per split.
+        published = self.card.get(f"splits.{evaluation.split}", evaluation.split)
+        path = Path(out_dir) / f"vqa_submission_{published}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps([{"question_id": q, "answer": a} for q, a in seen.items()]))
         return path
