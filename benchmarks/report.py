@@ -40,8 +40,7 @@ def _retrieval(r: dict) -> list[str]:
     out += ["", f"Agreement ({a['n_images']} x {a['n_texts']}): k = {a['covering_k']['k']} (covers every "
             f"candidate) gives bit-identical score matrices: {a['covering_k']['scores_identical']}, identical "
             f"R@K: {a['covering_k']['recall_identical']}; k = {a['small_k']['k']}: R@K identical "
-            f"{a['small_k']['recall_identical']} (max difference {a['small_k']['max_recall_diff']} points, "
-            "random weights make near-ties common)."]
+            f"{a['small_k']['recall_identical']} (max difference {a['small_k']['max_recall_diff']} points)."]
     s = r["scaling"]
     out += ["", f"#### Scaling of evaluation cost (k = {s['k']})", "",
             "| images x texts | exhaustive passes | two-stage passes | exhaustive s | two-stage s |",
