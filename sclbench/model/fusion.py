@@ -35,11 +35,12 @@ class SelfAttention(nn.Module):
         b, n, d = x.shape
         return x.view(b, n, self.heads, d // self.heads).transpose(1, 2)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor | None) -> torch.Tensor:
         q, k, v = self._split(self.query(x)), self._split(self.key(context)), self._split(self.value(context))
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=context_mask.to(q.dtype), dropout_p=self.dropout if self.training else 0.0
-        )
+        # No mask for unpadded keys (image tokens): adding zeros changes nothing, and without a mask
+        # SDPA may pick its flash kernels on GPU.
+        mask = None if context_mask is None else context_mask.to(q.dtype)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
         return out.transpose(1, 2).flatten(2)
 
 
@@ -62,7 +63,7 @@ class Attention(nn.Module):
         self.self = SelfAttention(hidden, heads, dropout)
         self.output = AttentionOutput(hidden, hidden, eps, dropout)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor | None) -> torch.Tensor:
         return self.output(self.self(x, context, context_mask), x)
 
 
@@ -87,9 +88,9 @@ class CrossLayer(nn.Module):
         self.output = AttentionOutput(config.cross_intermediate_size, h, eps, p)
 
     def forward(
-        self, x: torch.Tensor, y: torch.Tensor, x_mask: torch.Tensor, y_mask: torch.Tensor
+        self, x: torch.Tensor, y: torch.Tensor, x_mask: torch.Tensor | None, y_mask: torch.Tensor | None
     ) -> torch.Tensor:
-        """x: this stream [B, Lx, D]; y: the other stream; masks are additive [B, 1, 1, L]."""
+        """x: this stream [B, Lx, D]; y: the other stream; masks are additive [B, 1, 1, L] or None."""
         h = self.attention(x, x, x_mask)
         h = self.crossattention(h, y, y_mask)
         return self.output(self.intermediate(h), h)
@@ -111,8 +112,8 @@ def co_attention(
     image_layers: nn.ModuleList,
     x: torch.Tensor,
     y: torch.Tensor,
-    x_mask: torch.Tensor,
-    y_mask: torch.Tensor,
+    x_mask: torch.Tensor | None,
+    y_mask: torch.Tensor | None,
     checkpointing: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the paired text/image layer lists; both streams read the other's previous output."""

@@ -177,14 +177,13 @@ class SCLModel(nn.Module):
         image_token_type_idx: int = 1,
     ) -> SCLOutput:
         """Token types, co-attention layers and poolers. Image tokens are never padded."""
-        b, n_img = vision.embeds.shape[:2]
-        device = text_embeds.device
-        image_masks = torch.ones(b, n_img, dtype=torch.long, device=device)
         x = text_embeds + self.token_type_embeddings(torch.zeros_like(text_masks))
-        y = vision.embeds + self.token_type_embeddings(torch.full_like(image_masks, image_token_type_idx))
+        image_type = torch.full(vision.embeds.shape[:2], image_token_type_idx, device=text_embeds.device)
+        y = vision.embeds + self.token_type_embeddings(image_type)
+        # Image tokens are never padded: their key mask is None (the official all-ones mask adds 0).
         x, y = co_attention(
             self.cross_modal_text_layers, self.cross_modal_image_layers, x, y,
-            additive_mask(text_masks, x.dtype), additive_mask(image_masks, y.dtype),
+            additive_mask(text_masks, x.dtype), None,
             checkpointing=self.gradient_checkpointing and self.training,
         )
         cls_text = self.cross_modal_text_pooler(x)
