@@ -26,16 +26,26 @@ from sclbench.errors import DataError
 class Visuals:
     """Load an ImageSource or a clip path as Float[F,3,H,W] with one transform (F=1 for images)."""
 
-    def __init__(self, transform, num_frames: int = 4, frame_mode: str = "uniform") -> None:
+    def __init__(self, transform, num_frames: int = 4, frame_mode: str = "uniform", cache: bool = False) -> None:
         self.transform = transform
         self.clip_transform = ClipTransform(transform)
         self.num_frames = num_frames
         self.frame_mode = frame_mode
+        # Memoise decoded tensors: only correct for a deterministic transform and frame choice (the
+        # caller decides); meant for small data seen for many epochs (the demo), per process.
+        self.cache: dict[str, torch.Tensor] | None = {} if cache else None
 
     def __call__(self, source: ImageSource | Path) -> torch.Tensor:
+        key = source.where if isinstance(source, ImageSource) else str(source)
+        if self.cache is not None and key in self.cache:
+            return self.cache[key]
         if isinstance(source, ImageSource):
-            return self.transform(source.open()).unsqueeze(0)
-        return self.clip_transform(read_clip(source, self.num_frames, self.frame_mode))
+            out = self.transform(source.open()).unsqueeze(0)
+        else:
+            out = self.clip_transform(read_clip(source, self.num_frames, self.frame_mode))
+        if self.cache is not None:
+            self.cache[key] = out
+        return out
 
 
 class _Base(Dataset):

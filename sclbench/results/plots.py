@@ -23,6 +23,15 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, out: str | Path) -> Path:
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def read_log(path: str | Path) -> list[dict]:
     path = Path(path)
     if path.is_dir():
@@ -61,12 +70,7 @@ def plot_training(run: str | Path, out: str | Path) -> Path:
     if metric_keys:
         ax_eval.legend(fontsize=7)
     fig.suptitle(str(run))
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, out)
 
 
 def plot_recall(records: list[ResultRecord], out: str | Path) -> Path:
@@ -87,9 +91,4 @@ def plot_recall(records: list[ResultRecord], out: str | Path) -> Path:
         raise SCLBenchError("no retrieval metrics (tr_r*/ir_r*/t2v_r*/v2t_r*) in these records")
     ax.set(xlabel="K", ylabel="recall@K (%)", ylim=(0, 100), title="retrieval recall@K")
     ax.legend(fontsize=6)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, out)

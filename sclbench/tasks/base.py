@@ -113,8 +113,12 @@ class Task:
             raise ConfigError("set task.model_config before building datasets (the image size comes from it)")
         name = self.card.get("train.transform" if train else "eval.transform", "finetune_train" if train else "eval")
         frames = int(self.card.get("data.num_frames", 1))
-        return Visuals(build_transform(name, self.model_config.image_size), num_frames=frames,
-                       frame_mode="random" if train else "uniform")
+        mode = self.card.get("train.frame_mode", "random") if train else "uniform"
+        # data.cache_images: keep decoded tensors in memory when they cannot change between epochs.
+        deterministic = name == "eval" and (frames == 1 or mode == "uniform")
+        cache = bool(self.card.get("data.cache_images", False)) and deterministic
+        return Visuals(build_transform(name, self.model_config.image_size), num_frames=frames, frame_mode=mode,
+                       cache=cache)
 
     # ---- data ------------------------------------------------------------------------------------
     def records(self, split: str) -> list:
