@@ -1,0 +1,46 @@
+"""The embedded default: the quick demo runs end to end, beats chance on every task, and reproduces
+the committed baseline `results/demo/` exactly (same seed, same numbers): CI's metric-drift guard.
+
+A change that moves a demo metric fails here with the drift table. If the change is intended,
+accept it explicitly: `sclbench demo --quick --out OUT && sclbench baseline OUT/results --to results/demo`.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sclbench.cli import main
+from sclbench.demo import leaderboard
+from sclbench.results import collect
+
+BASELINE = Path(__file__).resolve().parents[1] / "results" / "demo"
+
+
+@pytest.fixture(scope="module")
+def quick_demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "SCLBENCH_NO_PROGRESS": "1", "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "sclbench", "demo", "--quick", "--out", str(out)], check=True, env=env,
+                   timeout=900)
+    return out
+
+
+@pytest.mark.slow
+def test_quick_demo_beats_chance_on_every_task(quick_demo):
+    records = collect(quick_demo / "results")
+    assert {r.task for r in records} == {"vqa", "nlvr2", "f30k", "coco", "msrvtt", "lsmdc"}
+    rows = leaderboard(records)
+    for row in rows:
+        assert row["chance"] is not None, row
+        assert row["demo-scl"] > row["chance"], f"{row['task']} {row['metric']}: {row['demo-scl']} <= chance {row['chance']}"
+
+
+@pytest.mark.slow
+def test_quick_demo_matches_committed_baseline(quick_demo, capsys):
+    assert BASELINE.is_dir(), "no committed baseline: run `sclbench baseline OUT/results --to results/demo`"
+    rc = main(["check", str(quick_demo / "results"), "--baseline", str(BASELINE), "--tolerance", "0"])
+    report = capsys.readouterr().out
+    assert rc == 0, "demo metrics drifted from results/demo:\n" + report
