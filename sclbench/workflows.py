@@ -16,7 +16,7 @@ import torch
 
 from sclbench.data.tokenizer import load_tokenizer
 from sclbench.engine import distributed as D
-from sclbench.engine.trainer import Trainer, TrainConfig
+from sclbench.engine.trainer import Trainer, TrainConfig, seed_everything
 from sclbench.errors import CheckpointError, ConfigError
 from sclbench.hub import ResolvedCheckpoint, resolve
 from sclbench.model import SCLConfig, SCLModel
@@ -95,6 +95,7 @@ def prepare(task_name: str, ckpt: str | None, data_root: str | None, overrides: 
             skip_corrupt: bool = False) -> tuple[Task, LoadedModel]:
     task = get_task(task_name, overrides, data_root=data_root, seed=seed, skip_corrupt=skip_corrupt)
     task.limit = limit
+    seed_everything(seed)  # freshly initialised weights (a new model, new heads) depend on the seed
     loaded = load_model(task, ckpt, preset, tokenizer)
     task.tokenizer, task.model_config = loaded.tokenizer, loaded.model.config
     return task, loaded

@@ -69,6 +69,7 @@ class SCLConfig:
     max_text_len: int = 50
     tokenizer: str = "roberta-base"
     text_encoder: str | None = None  # local dir or hub id of RoBERTa weights to start from (else random)
+    text_init_std: float = 0.02  # RoBERTa's initializer_range, for a text encoder trained from scratch
 
     # Vision stream: CLIP ViT. `vision_layers` counts the blocks actually built (CLIP-B/16 has 12; the
     # official model drops the last, so 11).

@@ -27,6 +27,7 @@ def roberta_config(config: SCLConfig) -> RobertaConfig:
         pad_token_id=config.pad_token_id,
         bos_token_id=config.bos_token_id,
         eos_token_id=config.eos_token_id,
+        initializer_range=config.text_init_std,
     )
 
 

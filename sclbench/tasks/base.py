@@ -94,7 +94,9 @@ class Task:
     def configure_model(self, config: SCLConfig) -> SCLConfig:
         """Heads and sizes of this task on top of a (pre-trained) config. The card's `model.*` entries
         (official resolutions) apply to the official-size model only, never to the tiny one."""
-        overrides = self.card.section("model") if config.preset == "base" else {}
+        overrides = self.card.section("model")
+        if config.preset != "base":  # official resolutions are for the official sizes
+            overrides.pop("image_size", None)
         return config.for_task(self.model_task, **overrides)
 
     def split_name(self, role: str) -> str:

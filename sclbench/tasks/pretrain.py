@@ -88,16 +88,20 @@ class PretrainTask(Task):
 
     def build_dataset(self, split: str = "train", train: bool = True) -> ChunkedDataset:
         size = self.model_config.image_size
-        transform = build_transform(self.card.get("train.transform", "pretrain_train"), size)
+        name = self.card.get("train.transform", "pretrain_train")
+        transform = build_transform(name, size)
+        video_mode = self.card.get("train.frame_mode", "random")
+        cache = bool(self.card.get("data.cache_images", False)) and name == "eval"  # deterministic only
         images, videos = [], []
         for corpus in self.corpora:
             records = self.corpus_records(corpus)
             records = records[: self.limit] if self.limit else records
             (videos if corpus["name"] in VIDEO_CORPORA else images).extend(records)
         datasets = []
-        for records, frames, mode in ((images, 1, "uniform"), (videos, int(self.card.get("data.num_frames", 4)), "random")):
+        for records, frames, mode in ((images, 1, "uniform"), (videos, int(self.card.get("data.num_frames", 4)), video_mode)):
             if records:
-                datasets.append(CaptionDataset(records, Visuals(transform, num_frames=frames, frame_mode=mode),
+                visuals = Visuals(transform, num_frames=frames, frame_mode=mode, cache=cache and mode == "uniform")
+                datasets.append(CaptionDataset(records, visuals,
                                                self.tokenizer, self.max_len, per_caption=True, neg_images=True,
                                                seed=self.seed, skip_corrupt=self.skip is not None))
         return ChunkedDataset(datasets, int(self.card.get("train.chunk_size", 16)), self.seed)
