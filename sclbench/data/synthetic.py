@@ -152,7 +152,7 @@ def _nlvr2_pair(rng: random.Random, truths, targets):
 
 
 def _nlvr2(out: Path, scale: float, rng: random.Random, texts: list[str]) -> None:
-    for split, sets in (("train", _n(30, scale)), ("dev", _n(10, scale)), ("test1", _n(10, scale))):
+    for split, sets in (("train", _n(100, scale)), ("dev", _n(20, scale)), ("test1", _n(20, scale))):
         lines = []
         for s in range(sets):
             while True:  # two statements per set, each true of one image pair and false of the other
@@ -188,7 +188,7 @@ def _motion(rng: random.Random):
 
 
 def _msrvtt(out: Path, scale: float, rng: random.Random, texts: list[str]) -> None:
-    n_train, n_test = _n(60, scale), _n(20, scale)
+    n_train, n_test = _n(120, scale), _n(20, scale)
     annotations, cap_idx, test_rows = [], {}, []
     for i in range(n_train + n_test):
         vid = f"video{i}"

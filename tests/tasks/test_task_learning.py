@@ -86,10 +86,10 @@ def test_vqa_learns_and_beats_the_majority_answer(synth_full, tmp_path):
 def test_nlvr2_learns_and_beats_chance(synth_full, tmp_path):
     """The loss falls and training accuracy rises; dev accuracy is compared with chance honestly.
 
-    120 synthetic training statements are few for compositional reasoning: 300 steps reach 87 %
-    training accuracy but 57.5 % on dev (23/40), which is not significantly above 50 %. Dev accuracy
-    must reach 65 % (26/40, one-sided binomial p < 0.05) to count; below that the test is reported as
-    an expected failure with the number, not silently passed.
+    The synthetic statements are compositional (some need both images, counting or exclusive-or); in
+    150 steps from scratch the model fits training statements but dev accuracy is not reliably above
+    chance. Dev accuracy must reach 65 % to count; below that the test is reported as an expected
+    failure with the number, not silently passed.
     """
     out = tmp_path / "run"
     finetune("nlvr2", synth_full, out, 150, ["train.lr=5e-4", "train.global_batch_size=32",
@@ -99,8 +99,8 @@ def test_nlvr2_learns_and_beats_chance(synth_full, tmp_path):
     assert train[-1]["nlvr2_acc"] > 0.6  # it fits the training statements (chance 0.5)
 
     ev = evaluate("nlvr2", out / "final", synth_full, tmp_path / "results", [])
-    assert len(ev.predictions) == 40
     dev = workflows.get_task("nlvr2", [], data_root=str(synth_full / "nlvr2")).records("dev")
+    assert len(ev.predictions) == len(dev)  # every dev statement scored exactly once
     label_prior = 100 * max(Counter(r.label for r in dev).values()) / len(dev)
     accuracy = ev.metrics["accuracy"]
     print(f"NLVR2 dev accuracy {accuracy:.1f} vs chance 50 / majority label {label_prior:.1f}")
