@@ -8,6 +8,8 @@ a confidence interval of the change, so a reader can tell a real change from res
 
 from __future__ import annotations
 
+import sys
+
 import fnmatch
 import json
 from collections.abc import Mapping, Sequence
@@ -80,7 +82,8 @@ class CheckReport:
         from rich.console import Console
         from rich.table import Table
 
-        console = console or Console()
+        # Logs (CI) are not terminals: give the table room instead of eliding every cell to 80 columns.
+        console = console or Console(width=None if sys.stdout.isatty() else 160)
         pct = int(round(self.confidence * 100))
         table = Table(title="sclbench check", title_justify="left")
         for name in ("record", "metric", "baseline", "now", "delta", "tolerance", "status", f"{pct}% CI", "noise?"):
