@@ -8,6 +8,7 @@ only through this interface; the CLI only calls it.
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -64,7 +65,7 @@ class Evaluation:
         return self.num_samples / self.wall_time_s if self.wall_time_s else 0.0
 
 
-class Task:
+class Task(ABC):
     """Base adapter. Subclasses set `model_task`, `main_metric` and implement the data/loss/eval hooks."""
 
     model_task: str = "pretrain"  # which SCLConfig task preset gives the heads
@@ -132,11 +133,13 @@ class Task:
                 raise DataError(f"{self.name}: split {split!r} under {self.root} holds no samples")
         return self._records[split]
 
+    @abstractmethod
     def read_records(self, split: str) -> list:
-        raise NotImplementedError(f"{type(self).__name__} reads no records")  # pragma: no cover
+        """Plain records of one published split (a format reader's output)."""
 
+    @abstractmethod
     def build_dataset(self, split: str, train: bool) -> Dataset:
-        raise NotImplementedError(f"{type(self).__name__} builds no datasets")  # pragma: no cover
+        """The torch Dataset of the split that plays `split` (train / val / test) in the card."""
 
     def collate(self, samples: list[dict]) -> dict:
         return collate(samples)
@@ -151,12 +154,13 @@ class Task:
         return sorted(p for p in self.root.rglob("*") if p.suffix in (".json", ".jsonl", ".csv", ".txt", ".tsv", ".pkl"))
 
     # ---- training and evaluation ---------------------------------------------------------------
+    @abstractmethod
     def loss(self, model: SCLModel, batch: dict, ctx: Any = None) -> tuple[torch.Tensor, dict[str, float]]:
-        raise NotImplementedError(f"{type(self).__name__} has no training loss")  # pragma: no cover
+        """Mean loss over the micro-batch and float logs, for the trainer."""
 
     def evaluate(self, model: SCLModel, split: str, batch_size: int = 32, num_workers: int = 0,
                  **options: Any) -> Evaluation:
-        raise NotImplementedError(f"{type(self).__name__} cannot be evaluated")  # pragma: no cover
+        raise ConfigError(f"task {self.name} has no evaluation protocol (evaluate a fine-tuning task instead)")
 
     def submission(self, evaluation: Evaluation, out_dir: Path) -> Path | None:
         """Write the benchmark's official submission file, where it has one."""
