@@ -177,6 +177,7 @@ class Task(ABC):
                  step: Callable[[SCLModel, dict], list[dict]]) -> tuple[list[dict], float]:
         """Run `step` over this rank's shard (no grad, eval mode); all ranks' outputs, in order."""
         from sclbench.engine.sampler import gather_in_order
+        from sclbench.engine.trainer import to_device
 
         was_training = model.training
         model.eval()
@@ -191,10 +192,6 @@ class Task(ABC):
                 outputs.extend(step(model, to_device(batch, device)))
         model.train(was_training)
         return gather_in_order(outputs), time.perf_counter() - start
-
-
-def to_device(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
 def list_tasks() -> list[str]:
