@@ -127,10 +127,16 @@ class SCLModel(nn.Module):
     def set_gradient_checkpointing(self, enabled: bool = True) -> None:
         self.gradient_checkpointing = enabled
         self.vision_transformer.visual.transformer.gradient_checkpointing = enabled
-        if enabled:
-            self.text_transformer.gradient_checkpointing_enable({"use_reentrant": False})
+        text = self.text_transformer
+        # transformers >= 5.x renamed the API (the old names warn and go away in v6); keep both working.
+        if hasattr(text, "activation_checkpointing_enable"):
+            on, off = text.activation_checkpointing_enable, text.activation_checkpointing_disable
         else:
-            self.text_transformer.gradient_checkpointing_disable()
+            on, off = text.gradient_checkpointing_enable, text.gradient_checkpointing_disable
+        if enabled:
+            on({"use_reentrant": False})
+        else:
+            off()
 
     @classmethod
     def from_official_checkpoint(
