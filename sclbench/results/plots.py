@@ -5,9 +5,9 @@ Needs matplotlib (`pip install sclbench[plot]`); drawn with the Agg backend, so 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from sclbench.data.formats._io import read_jsonl
 from sclbench.errors import SCLBenchError
 from sclbench.results.record import ResultRecord
 
@@ -38,14 +38,7 @@ def read_log(path: str | Path) -> list[dict]:
         path = path / "log.jsonl"
     if not path.is_file():
         raise SCLBenchError(f"no training log at {path} (a run folder holds log.jsonl)")
-    rows = []
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise SCLBenchError(f"{path} line {lineno} is not JSON: {err}") from err
-    return rows
+    return [row for _, row in read_jsonl(path)]
 
 
 def plot_training(run: str | Path, out: str | Path) -> Path:

@@ -155,15 +155,9 @@ class ResultRecord:
         path = self.source.parent / self.predictions_file
         if not path.is_file():
             raise DataError(f"{self.source} refers to predictions file {path}, which does not exist")
-        out = []
-        with open(path, encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if line.strip():
-                    try:
-                        out.append(json.loads(line))
-                    except json.JSONDecodeError as err:
-                        raise DataError(f"{path}, line {n}: not valid JSON ({err.msg})") from None
-        return out
+        from sclbench.data.formats._io import read_jsonl
+
+        return [row for _, row in read_jsonl(path)]
 
 
 def _read_json(path: Path) -> Any:
