@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
+from importlib import resources
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,16 +22,32 @@ from sclbench.errors import ConfigError
 CARDS_ENV = "SCLBENCH_TASKS_DIR"
 
 
+def packaged_cards_dir() -> Path:
+    """The cards shipped inside the package (`sclbench/assets/tasks`, found through importlib.resources)."""
+    return Path(str(resources.files("sclbench.assets") / "tasks"))
+
+
+def cards_dirs(extra: str | Path | None = None) -> list[Path]:
+    """Where cards are looked for, first match wins: `extra` (--cards), `$SCLBENCH_TASKS_DIR`, the package."""
+    dirs = [Path(d).expanduser() for d in (extra, os.environ.get(CARDS_ENV)) if d]
+    return [*dirs, packaged_cards_dir()]
+
+
 def cards_dir() -> Path:
-    """`$SCLBENCH_TASKS_DIR`, else the `tasks/` folder of the source tree this package runs from."""
-    if os.environ.get(CARDS_ENV):
-        return Path(os.environ[CARDS_ENV])
-    return Path(__file__).resolve().parent.parent / "tasks"
+    """The first folder cards are looked for in (the user's when set, else the packaged one)."""
+    return cards_dirs()[0]
 
 
-def available_cards() -> list[str]:
-    directory = cards_dir()
-    return sorted(p.stem for p in directory.glob("*.yaml")) if directory.is_dir() else []
+def find_card(name: str, extra: str | Path | None = None) -> Path | None:
+    for directory in cards_dirs(extra):
+        if (directory / f"{name}.yaml").is_file():
+            return directory / f"{name}.yaml"
+    return None
+
+
+def available_cards(extra: str | Path | None = None) -> list[str]:
+    names = {p.stem for d in cards_dirs(extra) if d.is_dir() for p in d.glob("*.yaml")}
+    return sorted(names)
 
 
 @dataclass
@@ -58,10 +75,11 @@ def load_card(name_or_path: str | Path, overrides: list[str] | None = None) -> T
     """Read `tasks/<name>.yaml` (or a path to a card) and apply `a.b=value` overrides."""
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
-        path = cards_dir() / f"{name_or_path}.yaml"
+        path = find_card(str(name_or_path)) or Path(f"{name_or_path}.yaml")
     if not path.is_file():
-        known = ", ".join(available_cards()) or f"none found in {cards_dir()}"
-        raise ConfigError(f"no task card {path} (known tasks: {known}; set ${CARDS_ENV} to another folder)")
+        known = ", ".join(available_cards()) or "none"
+        raise ConfigError(f"no task card {str(name_or_path)!r} (known tasks: {known}; add your own cards with "
+                          f"${CARDS_ENV}=DIR or pass a path to a .yaml card)")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from sclbench.cli import main
-from sclbench.demo import leaderboard
+from sclbench.app.demo import leaderboard
 from sclbench.results import collect
 
 BASELINE = Path(__file__).resolve().parents[1] / "results" / "demo"

@@ -45,8 +45,24 @@ def _register() -> None:
 _register()
 
 
+def _click_exception_types() -> tuple[type[BaseException], ...]:
+    """click's ClickException, and the copy typer >= 0.29 vendors as `typer._click` (a different class:
+    an isinstance check against plain click alone no longer sees typer's usage errors)."""
+    import click
+
+    types: list[type[BaseException]] = [click.ClickException]
+    try:
+        from typer import _click as vendored  # typer >= 0.29
+
+        types.append(vendored.ClickException)
+    except ImportError:
+        pass
+    return tuple(types)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point: run the app, turning user errors into one clear line and exit code 2."""
+    """Console entry point: run the app, turning user errors into one clear line and exit code 2, and
+    usage errors (unknown option, missing argument, unknown verb) into click's usage line + exit 2."""
     try:
         # In non-standalone mode click returns the code of a `typer.Exit` instead of raising it.
         rc = app(args=argv, standalone_mode=False)
@@ -58,13 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         typer.echo("aborted", err=True)
         return 1
-    except Exception as exc:  # click usage errors: print them the way click would
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
+    except _click_exception_types() as exc:  # usage errors: print them the way click would
+        exc.show()  # type: ignore[attr-defined]
+        return exc.exit_code  # type: ignore[attr-defined]
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        return 130
     return rc if isinstance(rc, int) else 0
 
 

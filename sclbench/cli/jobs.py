@@ -1,4 +1,4 @@
-"""`sclbench finetune`, `sclbench eval`, `sclbench pretrain`: parse options, call sclbench.workflows."""
+"""`sclbench finetune`, `sclbench eval`, `sclbench pretrain`: parse options, call sclbench.jobs."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def finetune(
     skip_corrupt: bool = typer.Option(False, "--skip-corrupt", help="skip (and count) unreadable images/videos"),
 ) -> None:
     """Fine-tune on a benchmark with the card's official hyper-parameters; select on its val split."""
-    from sclbench.workflows import finetune as run
+    from sclbench.app.jobs import finetune as run
 
     summary = run(task, ckpt, data_root, out or Path("runs") / task, overrides=overrides, preset=preset,
                   tokenizer=tokenizer, limit=limit, resume=resume, max_steps=max_steps, max_epochs=max_epochs,
@@ -79,7 +79,7 @@ def evaluate(
     skip_corrupt: bool = typer.Option(False, "--skip-corrupt", help="skip (and count) unreadable images/videos"),
 ) -> None:
     """Evaluate a checkpoint: print the metrics and write a result record (+ per-sample predictions)."""
-    from sclbench.workflows import evaluate as run
+    from sclbench.app.jobs import evaluate as run
 
     ev, path = run(task, ckpt, split, data_root, results, overrides=overrides, preset=preset, tokenizer=tokenizer,
                    limit=limit, batch_size=batch_size, num_workers=num_workers, checkpoint_name=name,
@@ -109,7 +109,7 @@ def pretrain(
     resume: bool = typer.Option(True, "--resume/--no-resume"),
 ) -> None:
     """Pre-train with MLM, ITM, ITC and semantic completion (MGSC, MLTC) on image and video corpora."""
-    from sclbench.workflows import pretrain as run
+    from sclbench.app.jobs import pretrain as run
 
     summary = run(card, ckpt, data_root, out, overrides=overrides, preset=preset, tokenizer=tokenizer, limit=limit,
                   resume=resume, max_steps=max_steps, precision=precision, grad_checkpointing=grad_checkpointing,

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sclbench import workflows
+from sclbench.app import jobs
 from sclbench.metrics import vqa_accuracy
 
 FAST_TRAIN = dict(preset="tiny", seed=0, num_workers=0)
@@ -47,12 +47,12 @@ def train_log(out: Path) -> tuple[list[dict], list[dict]]:
 
 
 def finetune(task: str, root: Path, out: Path, steps: int, overrides: list[str], eval_every: int | None = None):
-    return workflows.finetune(task, None, str(root / task), out, overrides=COMMON + overrides, max_steps=steps,
+    return jobs.finetune(task, None, str(root / task), out, overrides=COMMON + overrides, max_steps=steps,
                               eval_every_steps=eval_every or steps, **FAST_TRAIN)
 
 
 def evaluate(task: str, ckpt: Path, root: Path, results: Path, overrides: list[str], split: str = "val"):
-    ev, _ = workflows.evaluate(task, str(ckpt), split, str(root / task), results, overrides=overrides, device="cpu")
+    ev, _ = jobs.evaluate(task, str(ckpt), split, str(root / task), results, overrides=overrides, device="cpu")
     return ev
 
 
@@ -68,7 +68,7 @@ def test_vqa_learns_and_beats_the_majority_answer(synth_full, tmp_path):
     assert train[-1]["loss"] < 0.5 * train[0]["loss"]
 
     ev = evaluate("vqa", out / "final", synth_full, tmp_path / "results", VQA_CARD)
-    task = workflows.get_task("vqa", VQA_CARD, data_root=str(synth_full / "vqa"))
+    task = jobs.get_task("vqa", VQA_CARD, data_root=str(synth_full / "vqa"))
     train_recs = task.split_records("train")
     val_recs = [r for r in task.split_records("val") if r.answers]
     assert len(ev.predictions) == len(val_recs) == 30
@@ -99,7 +99,7 @@ def test_nlvr2_learns_and_beats_chance(synth_full, tmp_path):
     assert train[-1]["nlvr2_acc"] > 0.6  # it fits the training statements (chance 0.5)
 
     ev = evaluate("nlvr2", out / "final", synth_full, tmp_path / "results", [])
-    dev = workflows.get_task("nlvr2", [], data_root=str(synth_full / "nlvr2")).records("dev")
+    dev = jobs.get_task("nlvr2", [], data_root=str(synth_full / "nlvr2")).records("dev")
     assert len(ev.predictions) == len(dev)  # every dev statement scored exactly once
     label_prior = 100 * max(Counter(r.label for r in dev).values()) / len(dev)
     accuracy = ev.metrics["accuracy"]

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sclbench.data.records import SkipCounter
+from sclbench.common.io import read_jsonl  # noqa: F401  (re-exported: the readers' one JSON-lines reader)
 from sclbench.errors import DataError
 
 
@@ -37,26 +38,6 @@ def load_json(path: Path):
     except json.JSONDecodeError as err:
         raise DataError(f"malformed JSON in {path}, line {err.lineno} column {err.colno}: {err.msg}; "
                         "re-download the file") from None
-
-
-def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    """(line number, object) for each non-empty line of a JSON-lines file."""
-    try:
-        f = open(path, encoding="utf-8")
-    except OSError as err:
-        raise DataError(f"cannot read {path}: {err.strerror}") from None
-    with f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"malformed JSON in {path}, line {lineno}: {err.msg}; "
-                                "fix or re-download the file") from None
-            if not isinstance(obj, dict):
-                raise DataError(f"{path}, line {lineno}: expected a JSON object, got {type(obj).__name__}")
-            yield lineno, obj
 
 
 def field(obj: dict, key: str, path: Path, where: str, kind: type | tuple = object):

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from sclbench import workflows
+from sclbench.app import jobs
 from sclbench.model import SCLModel
 
 # SBU and CC3M (images) and WebVid (clips) in one run. At scale 0.25 each corpus has 5 samples: with
@@ -20,7 +20,7 @@ STEPS = 4
 def pretrained(synth_root, tmp_path_factory):
     torch.manual_seed(0)
     out = tmp_path_factory.mktemp("pretrain") / "run"
-    summary = workflows.pretrain(
+    summary = jobs.pretrain(
         "pretrain", None, str(synth_root / "pretrain"), out, preset="tiny", max_steps=STEPS, seed=0,
         # one kind of data per chunk; 3 chunks per optimizer step (accumulation)
         overrides=[CORPORA, "train.chunk_size=4", "train.global_batch_size=3", "train.per_device_batch_size=1",
@@ -41,7 +41,7 @@ def test_mixed_corpus_pretraining_gives_finite_losses(pretrained, synth_root):
 
     # Both kinds of data are in the training set, in modality-pure chunks (1 frame vs 4 frames),
     # and the model got the video extras (temporal table).
-    task, loaded = workflows.prepare("pretrain", None, str(synth_root / "pretrain"),
+    task, loaded = jobs.prepare("pretrain", None, str(synth_root / "pretrain"),
                                      [CORPORA, "train.chunk_size=4"], preset="tiny")
     assert task.model_task == "pretrain_video" and loaded.model.config.use_temporal_embed
     dataset = task.build_dataset("train")
@@ -58,7 +58,7 @@ def test_final_directory_loads_and_fine_tunes_another_task(pretrained, synth_roo
     assert meta["steps"] == STEPS and meta["objectives"] == ["mlm", "itm", "itc", "mgsc", "mltc"]
 
     # The backbone moves over intact: every encoder weight of the fine-tuning model comes from `final`.
-    loaded = workflows.load_model(workflows.get_task("msrvtt", [], data_root=str(synth_root / "msrvtt")),
+    loaded = jobs.load_model(jobs.get_task("msrvtt", [], data_root=str(synth_root / "msrvtt")),
                                   str(out / "final"), preset="tiny")
     theirs = model.state_dict()
     for name, tensor in loaded.model.state_dict().items():
@@ -66,7 +66,7 @@ def test_final_directory_loads_and_fine_tunes_another_task(pretrained, synth_roo
             assert torch.equal(tensor, theirs[name]), name
     assert not loaded.zero_shot or "rank_output" in loaded.report  # rank_output adapted from ITM
 
-    summary = workflows.finetune("msrvtt", str(out / "final"), str(synth_root / "msrvtt"), tmp_path / "ft",
+    summary = jobs.finetune("msrvtt", str(out / "final"), str(synth_root / "msrvtt"), tmp_path / "ft",
                                  overrides=["train.global_batch_size=4", "train.per_device_batch_size=4",
                                             "train.neg_texts=1", "train.transform=eval"],
                                  preset="tiny", max_steps=2, seed=0)

@@ -84,7 +84,7 @@ def run_demo(out: str | Path = "demo_out", quick: bool = False, seed: int = 0, a
     import torch
 
     from sclbench.data.synthetic import generate
-    from sclbench.workflows import evaluate, finetune, pretrain
+    from sclbench.app.jobs import evaluate, finetune, pretrain
 
     # Fixed thread count: float reductions (and so the last digits) depend on it; one thread, because
     # the tiny model gains nothing from two and two busy processes of two threads each crawl.

@@ -18,7 +18,7 @@ from sclbench.data.tokenizer import load_tokenizer
 from sclbench.engine import distributed as D
 from sclbench.engine.trainer import Trainer, TrainConfig, seed_everything
 from sclbench.errors import CheckpointError, ConfigError
-from sclbench.hub import ResolvedCheckpoint, resolve
+from sclbench.model.hub import ResolvedCheckpoint, resolve
 from sclbench.model import SCLConfig, SCLModel
 from sclbench.model.checkpoint import CONFIG_NAME, WEIGHTS_NAME, extract_state_dict, load_into, read_checkpoint
 from sclbench.results import ResultRecord, environment_info, fingerprint_files

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from importlib import resources
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ REGISTRY_ENV, CACHE_ENV = "SCLBENCH_CHECKPOINTS", "SCLBENCH_CACHE"
 def registry_path() -> Path:
     if os.environ.get(REGISTRY_ENV):
         return Path(os.environ[REGISTRY_ENV])
-    return Path(__file__).resolve().parent.parent / "checkpoints.yaml"
+    return Path(str(resources.files("sclbench.assets") / "checkpoints.yaml"))
 
 
 def cache_dir() -> Path:

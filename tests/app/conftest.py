@@ -17,10 +17,10 @@ def card_overrides(task: str) -> list[str]:
 def tiny_checkpoint(synth_root, tmp_path_factory):
     """make(task) -> an sclbench checkpoint directory holding a freshly initialised tiny model.
 
-    Built through `workflows.prepare`, so the heads, vocabulary size and tokenizer are the ones the
+    Built through `jobs.prepare`, so the heads, vocabulary size and tokenizer are the ones the
     task would use; cached per task for the session (initialisation is seeded, so it is stable).
     """
-    from sclbench import workflows
+    from sclbench.app import jobs
 
     made: dict[str, Path] = {}
     root = tmp_path_factory.mktemp("tiny_ckpts")
@@ -29,7 +29,7 @@ def tiny_checkpoint(synth_root, tmp_path_factory):
         if task not in made:
             torch.manual_seed(0)
             data = synth_root / ("pretrain" if task == "pretrain" else task)
-            _, loaded = workflows.prepare(task, None, str(data), card_overrides(task), preset="tiny")
+            _, loaded = jobs.prepare(task, None, str(data), card_overrides(task), preset="tiny")
             made[task] = loaded.model.save_pretrained(root / task, tokenizer=loaded.tokenizer)
         return made[task]
 
