@@ -1,8 +1,8 @@
-"""The SCL paper's reported numbers, mapped to sclbench's task, split and metric names.
+"""The papers' reported numbers, read from the task cards (`paper:` section, by model), mapped to
+sclbench's task, split and metric names.
 
-A small Python table for now; the YAML task cards (`tasks/*.yaml`) will carry these later and
-`paper_numbers()` is the one function to switch over. Every row says where the number came from:
-several could not be checked against the paper PDF and are marked unverified.
+The cards are the one source: each `paper.<model>` block holds `source` (where the number came
+from), `verified` (checked against the paper PDF itself) and `SPLIT: {metric: value}` rows.
 """
 
 from __future__ import annotations
@@ -19,22 +19,29 @@ class PaperNumber:
     source: str
     verified: bool = False  # checked against the paper PDF itself
     zero_shot: bool = False  # the paper's zero-shot row rather than the fine-tuned one
+    model: str = "scl"  # whose number: "scl" (the paper reproduced here) or a baseline such as "meter"
 
 
-_MIRROR = "wizwand.com paper page (third-party Papers-with-Code mirror), see reference/scl-official.md §7.1"
-_BRIEF = "project brief; not in reference/scl-official.md §7.1 (NOT FOUND there), metric direction assumed"
+_META_KEYS = {"source", "verified", "zero_shot"}
 
-_ROWS: tuple[PaperNumber, ...] = (
-    PaperNumber("vqa", "test-dev", "accuracy", 78.72, _MIRROR),
-    PaperNumber("vqa", "test-std", "accuracy", 78.78, _MIRROR),
-    PaperNumber("nlvr2", "dev", "accuracy", 83.63, _MIRROR),
-    PaperNumber("nlvr2", "test1", "accuracy", 84.27, _MIRROR),
-    PaperNumber("f30k", "test", "ir_r1", 84.56, _BRIEF),
-    PaperNumber("f30k", "test", "tr_r1", 95.9, _BRIEF),
-    # "R@1" for video retrieval is read as text->video, the direction papers lead with.
-    PaperNumber("msrvtt", "test", "t2v_r1", 43.2, _BRIEF),
-    PaperNumber("lsmdc", "test", "t2v_r1", 32.8, _BRIEF),
-)
+
+def card_paper_numbers(card_name: str, paper: dict) -> list[PaperNumber]:
+    """The rows of one card's `paper:` section."""
+    rows = []
+    for model, block in (paper or {}).items():
+        if not isinstance(block, dict):
+            continue
+        source, verified = str(block.get("source", "")), bool(block.get("verified", False))
+        for split, metrics in block.items():
+            if split in _META_KEYS or not isinstance(metrics, dict):
+                continue
+            zero_shot = bool(metrics.get("zero_shot", block.get("zero_shot", False)))
+            for metric, value in metrics.items():
+                if metric != "zero_shot":
+                    rows.append(PaperNumber(card_name, str(split), str(metric), float(value), source, verified,
+                                            zero_shot, str(model)))
+    return rows
+
 
 # Spellings of the same split seen in the official code, EvalAI and papers.
 _SPLIT_ALIASES = {
@@ -57,9 +64,15 @@ def canonical_split(task: str, split: str) -> str:
     return _TASK_SPLIT_ALIASES.get((task.lower(), s), s)
 
 
-def paper_numbers() -> list[PaperNumber]:
-    """All known paper numbers (the later YAML task cards replace this source)."""
-    return list(_ROWS)
+def paper_numbers(model: str | None = "scl") -> list[PaperNumber]:
+    """Every card's paper numbers (of `model`; None = all models)."""
+    from sclbench.config import available_cards, load_card
+
+    rows: list[PaperNumber] = []
+    for name in available_cards():
+        card = load_card(name)
+        rows += [r for r in card_paper_numbers(card.name, card.section("paper")) if model is None or r.model == model]
+    return rows
 
 
 def paper_index(rows: list[PaperNumber] | None = None) -> dict[tuple[str, str, bool], dict[str, PaperNumber]]:
