@@ -9,14 +9,15 @@ what completion learning buys. Everything is seeded: the same seed gives the sam
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sclbench.metrics.chance import chance_level
 from sclbench.results import ResultRecord, collect
+from sclbench.results.stats import format_p, number_stats
 
 TASKS = ("vqa", "nlvr2", "f30k", "coco", "msrvtt", "lsmdc")
 # What the leaderboard shows per task (the record holds every metric).
@@ -72,6 +73,14 @@ QUICK = DemoPlan(scale=1.0, pretrain_steps=30, finetune_steps=200)
 FULL = DemoPlan(scale=2.0, pretrain_steps=300, finetune_steps=400)
 
 
+def mark_synthetic(path: str | Path, marker: dict | None) -> None:
+    """Label a record as made on synthetic data (tables then never set it against paper numbers)."""
+    record = ResultRecord.load(path)
+    if marker and not record.extra.get("synthetic_data"):
+        record.extra["synthetic_data"] = marker
+        record.save(Path(path).parents[1])  # same file; its predictions file is left as it is
+
+
 def _log(message: str) -> None:
     from rich.console import Console
 
@@ -83,7 +92,7 @@ def run_demo(out: str | Path = "demo_out", quick: bool = False, seed: int = 0, a
     """Run everything; returns the result records (also written under `results_dir`)."""
     import torch
 
-    from sclbench.data.synthetic import generate
+    from sclbench.data.synthetic import generate, synthetic_marker
     from sclbench.app.jobs import evaluate, finetune, pretrain
 
     # Fixed thread count: float reductions (and so the last digits) depend on it; one thread, because
@@ -100,7 +109,7 @@ def run_demo(out: str | Path = "demo_out", quick: bool = False, seed: int = 0, a
         objectives = VARIANTS[variant][0].split("=")[1].strip("[]")
         _log(f"pre-training a tiny SCL model ({variant}: {objectives}), {plan.pretrain_steps} steps")
         pre_dir = out / "runs" / f"pretrain-{variant}"
-        pretrain("pretrain", None, str(data / "pretrain"), pre_dir,
+        pretrain("pretrain", None, str(data / "pretrain"), pre_dir, tokenizer=str(data / "tokenizer"),
                  overrides=SYNTH_OVERRIDES["pretrain"] + VARIANTS[variant] + plan.pretrain_overrides(),
                  preset="tiny", max_steps=plan.pretrain_steps, global_batch_size=2, per_device_batch_size=1,
                  lr=plan.lr, lr_mult_head=1, lr_mult_cross_modal=1, warmup=0.1, seed=seed, resume=False, log_every=20)
@@ -112,31 +121,22 @@ def run_demo(out: str | Path = "demo_out", quick: bool = False, seed: int = 0, a
                      max_steps=plan.steps(task), eval_every_steps=max(plan.steps(task) // 2, 1),
                      seed=seed, resume=False, log_every=20)
             best = run_dir / "best" if (run_dir / "best" / "config.json").is_file() else run_dir / "final"
-            evaluate(task, str(best), "test", str(data / task), results, overrides=overrides, preset="tiny",
-                     checkpoint_name=f"demo-{variant}", seed=seed, device="cpu")
+            _, path = evaluate(task, str(best), "test", str(data / task), results, overrides=overrides,
+                               preset="tiny", checkpoint_name=f"demo-{variant}", seed=seed, device="cpu")
+            if path is not None:
+                mark_synthetic(path, synthetic_marker(data / task))
     _log(f"done in {time.perf_counter() - started:.0f} s; records in {results}")
     return [r for r in collect(results) if r.checkpoint_name.startswith("demo-")]
 
 
-# ---- chance levels and the leaderboard --------------------------------------------------------------
+# ---- the leaderboard: every number with its interval and its p-value against chance ----------------
 def chance(record: ResultRecord, metric: str) -> float | None:
     """The expected value of `metric` for a scorer that ranks/answers uniformly at random."""
-    p = record.protocol
-    if record.task == "nlvr2":
-        return 50.0
-    if record.task == "vqa":
-        return p.get("chance_accuracy")
-    k = int(metric.rsplit("_r", 1)[1]) if "_r" in metric and metric.rsplit("_r", 1)[1].isdigit() else None
-    n_img, n_txt = p.get("num_images"), p.get("num_texts")
-    if k is None or not n_img or not n_txt:
-        return None
-    if metric.startswith(("ir_", "t2v_")):  # text query: one ground-truth image/video among n_img
-        return 100.0 * min(k, n_img) / n_img
-    per = n_txt / n_img  # image/video query: any of its `per` captions among n_txt in the top k
-    return 100.0 * (1.0 - math.comb(int(n_txt - per), k) / math.comb(n_txt, k)) if k <= n_txt else 100.0
+    return chance_level(record.task, metric, record.protocol)
 
 
 def leaderboard(records: list[ResultRecord]) -> list[dict[str, Any]]:
+    """One row per (task, shown metric): each variant's value, its 95% interval and p vs chance."""
     rows = []
     by_key = {(r.task, r.checkpoint_name): r for r in records}
     variants = sorted({r.checkpoint_name for r in records})
@@ -147,6 +147,9 @@ def leaderboard(records: list[ResultRecord]) -> list[dict[str, Any]]:
             for v in variants:
                 rec = by_key.get((task, v))
                 row[v] = rec.metrics.get(metric) if rec else None
+                if rec is not None and metric in rec.metrics:
+                    st = number_stats(rec, metric)
+                    row[f"{v} ci"], row[f"{v} p"] = st.ci, st.p_value
                 ref = ref or rec
             if ref is None:
                 continue
@@ -162,10 +165,22 @@ def print_leaderboard(records: list[ResultRecord]) -> None:
 
     rows = leaderboard(records)
     variants = sorted({r.checkpoint_name for r in records})
-    table = Table(title="sclbench demo: tiny SCL model on the synthetic mini-benchmark (test splits)")
+    table = Table(title="sclbench demo: tiny SCL model on the synthetic mini-benchmark (test splits)",
+                  caption="\\[a, b]: 95% bootstrap interval; p: one-sided vs chance (bold: p < 0.01)")
     for col in ("task", "split", "metric", *variants, "chance"):
         table.add_column(col, justify="left" if col in ("task", "split", "metric") else "right")
     fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+
+    def cell(row: dict[str, Any], v: str) -> str:
+        text, ci, p = fmt(row[v]), row.get(f"{v} ci"), row.get(f"{v} p")
+        if ci is not None:
+            text += f" [{ci[0]:.1f}, {ci[1]:.1f}]"
+        if p is not None:
+            shown = format_p(p)
+            shown = f"p{shown}" if shown.startswith("<") else f"p={shown}"
+            text += f" {shown}" if p >= 0.01 else f" [bold]{shown}[/]"
+        return text
+
     for row in rows:
-        table.add_row(row["task"], row["split"], row["metric"], *(fmt(row[v]) for v in variants), fmt(row["chance"]))
+        table.add_row(row["task"], row["split"], row["metric"], *(cell(row, v) for v in variants), fmt(row["chance"]))
     Console().print(table)

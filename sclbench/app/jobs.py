@@ -16,7 +16,8 @@ import torch
 
 from sclbench.data.tokenizer import load_tokenizer
 from sclbench.engine import distributed as D
-from sclbench.engine.trainer import Trainer, TrainConfig, seed_everything
+from sclbench.engine.trainer import Trainer, TrainConfig
+from sclbench.engine.utils import seed_everything
 from sclbench.errors import CheckpointError, ConfigError
 from sclbench.model.hub import ResolvedCheckpoint, resolve
 from sclbench.model import SCLConfig, SCLModel

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Optional
 
@@ -28,17 +27,10 @@ def baseline(
     to: Path = typer.Option(Path("results/demo"), "--to", help="the committed baseline folder to replace"),
 ) -> None:
     """Replace a drift baseline with fresh records: the explicit, reviewable way to accept a change."""
-    from sclbench.errors import SCLBenchError
-    from sclbench.results import collect
+    from sclbench.results.baseline import replace_baseline
 
-    records = collect(results)
-    if not records:
-        raise SCLBenchError(f"no result records under {results}")
-    if to.exists():
-        shutil.rmtree(to)
-    for record in records:
-        record.save(to, predictions=record.read_predictions())
-    typer.echo(f"baseline {to}: {len(records)} records from {results}")
+    count = replace_baseline(results, to)
+    typer.echo(f"baseline {to}: {count} records from {results}")
 
 
 def register(app: typer.Typer) -> None:

@@ -20,22 +20,34 @@ class DriftFound(click.ClickException):
 
 def table(
     results_dir: Path = typer.Argument(Path("results"), help="Folder of result records (searched recursively)."),
-    fmt: str = typer.Option("rich", "--format", "-f", help="rich (terminal), markdown or csv."),
+    fmt: str = typer.Option("rich", "--format", "-f", help="rich (terminal), markdown, csv or html (one page)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the table to this file instead of the screen."),
+    baseline: Optional[Path] = typer.Option(
+        None, "--baseline", "-b", help="html: show the drift status against these baseline records."
+    ),
+    intervals: bool = typer.Option(True, "--intervals/--no-intervals",
+                                   help="95% bootstrap interval (and p vs chance) from the saved predictions."),
 ) -> None:
     """Render every result next to the paper's numbers (generated, never hand-edited)."""
     from sclbench.results import build_table, collect
-    from sclbench.results.table import FORMATS, paper_sources, render, rich_tables
+    from sclbench.results.table import FORMATS, footnotes, render, rich_tables
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    if baseline is not None and fmt != "html":
+        raise ConfigError("--baseline is shown by --format html only (use `sclbench check` for the drift table)")
+    if baseline is not None and not baseline.exists():
+        raise DataError(f"baseline path {baseline} does not exist")
     records = collect(results_dir)
     if not records:
         raise DataError(f"no result records under {results_dir} (run `sclbench eval` first)")
-    rows = build_table(records)
+    rows = build_table(records, with_stats=intervals)
+    html_options = {"results_dir": results_dir, "baseline": baseline} if fmt == "html" else {}
+    if fmt == "html" and out is None:
+        out = Path("leaderboard.html")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(render(rows, fmt), encoding="utf-8")  # type: ignore[arg-type]
+        out.write_text(render(rows, fmt, **html_options), encoding="utf-8")  # type: ignore[arg-type]
         typer.echo(f"wrote {len(rows)} rows to {out}")
     elif fmt == "rich":
         from rich.console import Console
@@ -43,8 +55,8 @@ def table(
         console = Console()
         for t in rich_tables(rows):
             console.print(t)
-        for note in paper_sources(rows):
-            console.print(f"paper: {note}", markup=False)
+        for note in footnotes(rows):
+            console.print(note, markup=False)
     else:
         typer.echo(render(rows, fmt), nl=False)  # type: ignore[arg-type]
 

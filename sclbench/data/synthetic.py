@@ -13,6 +13,8 @@ Paths under OUT (every task root passes `sclbench data check <task> --root OUT/<
   pretrain/ vg/, sbu/, cc3m/, webvid/ (see formats/pretrain.py); COCO pre-training uses coco/
   arrow/    ViLT tables coco_caption_karpathy_*, f30k_caption_karpathy_*, vqav2_*, nlvr2_*
   tokenizer/  byte-level BPE with RoBERTa specials;  synth.json  what was generated, with which seed
+  SCLBENCH_SYNTHETIC (in OUT and in every task root): the marker that says "synthetic data", so
+            results made on it are labelled as such and never set against the papers' numbers.
 Byte-identical for the same seed and scale.
 """
 
@@ -31,6 +33,7 @@ from PIL import Image
 from sclbench.data import synth_scenes as S
 from sclbench.data.formats import arrow, karpathy, nlvr2, vqa
 
+MARKER = "SCLBENCH_SYNTHETIC"  # no .json suffix: it stays out of the tasks' data fingerprints
 VQA_MIN_COUNT = 3  # the synthetic vocabulary threshold (official: 9, on 440k questions)
 FRAMES = 16
 
@@ -322,7 +325,23 @@ def generate(out_dir: str | Path, seed: int = 0, scale: float = 1.0, *, tokenize
         from sclbench.data.tokenizer import train_tokenizer
 
         train_tokenizer(texts, out / "tokenizer", vocab_size=600)
-    _write_json(out / "synth.json", {"generator": "sclbench.data.synthetic", "seed": seed, "scale": scale,
-                                     "vqa_min_count": VQA_MIN_COUNT, "video_frames": FRAMES,
-                                     "tasks": sorted(parts)})
+    info = {"generator": "sclbench.data.synthetic", "seed": seed, "scale": scale,
+            "vqa_min_count": VQA_MIN_COUNT, "video_frames": FRAMES, "tasks": sorted(parts)}
+    _write_json(out / "synth.json", info)
+    marker = json.dumps({"synthetic": True, "generator": info["generator"], "seed": seed, "scale": scale}) + "\n"
+    for folder in (out, *(out / name for name in parts)):
+        (folder / MARKER).write_text(marker)
     return out
+
+
+def synthetic_marker(root: str | Path) -> dict | None:
+    """The marker's content when `root` (a task's data root) or a folder above it is synthetic data."""
+    here = Path(root).resolve()
+    for folder in (here, *list(here.parents)[:2]):
+        path = folder / MARKER
+        if path.is_file():
+            try:
+                return json.loads(path.read_text())
+            except (OSError, ValueError):
+                return {"synthetic": True}
+    return None

@@ -43,6 +43,7 @@ class TrainState:
     batch_in_epoch: int = 0
     best_metric: float | None = None
     best_step: int | None = None
+    best_epoch: int | None = None  # the epoch counter at best_step (a checkpoint without it: None)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

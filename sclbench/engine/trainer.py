@@ -16,12 +16,21 @@ resume unchanged. `evaluate_fn(model) -> dict[str, float]` is called on EVERY ra
 VALIDATION split itself, e.g. with ShardedEvalSampler); the best checkpoint is selected on
 `select_metric` of that dict. Never pass a test split here: a test split is evaluated once, at the
 end, outside the trainer.
+
+When it validates: every `val_check_interval` of an epoch (the official PyTorch-Lightning setting: 1.0
+= at each epoch's end, 0.1 = ten times per epoch, counted from the epoch's start), or every
+`eval_every_steps` optimizer steps when that is set (it wins), and always after the last step.
+
+A loss that is not finite (NaN/inf on any rank) stops the run BEFORE that step's optimizer update
+(the official run used Lightning's `terminate_on_nan`): no NaN weights reach a checkpoint, and the
+error names the step and the last good checkpoint to resume from.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import random
 import time
 from collections import defaultdict
@@ -34,6 +43,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from sclbench.common.io import read_jsonl
 from sclbench.engine import distributed as D
 from sclbench.engine.checkpointing import (TrainState, export_best, latest, load_checkpoint, recover_best,
                                            restore, rng_state, save_checkpoint, training_payload)
@@ -41,7 +51,8 @@ from sclbench.engine.logs import MetricLogger
 from sclbench.engine.optim import build_optimizer
 from sclbench.engine.sampler import SeededDataset, TrainSampler, _seed
 from sclbench.engine.schedule import build_scheduler, total_steps
-from sclbench.errors import ConfigError
+from sclbench.engine.utils import seed_everything, to_device
+from sclbench.errors import ConfigError, SCLBenchError
 
 LossFn = Callable[[nn.Module, Any, "StepContext"], "tuple[torch.Tensor, dict[str, float]]"]
 
@@ -62,7 +73,9 @@ class TrainConfig:
     precision: str = "fp32"  # "fp32" | "bf16" (autocast, CPU or GPU) | "fp16" (CUDA + GradScaler)
     grad_checkpointing: bool = False
     max_grad_norm: float | None = None
-    eval_every_steps: int | None = None  # also evaluated at the end when evaluate_fn is given
+    # Fraction of an epoch between validations (official name and meaning; 1.0 = every epoch end).
+    val_check_interval: float | None = None
+    eval_every_steps: int | None = None  # in optimizer steps; wins over val_check_interval when set
     save_every_steps: int | None = None  # also saved at the end
     keep_last: int = 3
     out_dir: str = "runs/default"
@@ -111,16 +124,19 @@ class LossModule(nn.Module):
         return self.loss_fn(self.model, batch, ctx)
 
 
-def to_device(obj: Any, device: torch.device) -> Any:
-    if isinstance(obj, torch.Tensor):
-        return obj.to(device, non_blocking=True)
-    if isinstance(obj, dict):
-        return {k: to_device(v, device) for k, v in obj.items()}
-    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # namedtuple
-        return type(obj)(*(to_device(v, device) for v in obj))
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(to_device(v, device) for v in obj)
-    return obj
+class NonFiniteLossError(SCLBenchError, FloatingPointError):
+    """The training loss (or gradient norm) became NaN/inf; the run stopped before updating weights."""
+
+
+def validation_interval(val_check_interval: float | None, steps_per_epoch: int) -> int | None:
+    """Optimizer steps between validations inside an epoch, as Lightning turns a float
+    `val_check_interval` into batches: int(batches per epoch x fraction), at least 1."""
+    if val_check_interval is None:
+        return None
+    if isinstance(val_check_interval, bool) or not 0 < float(val_check_interval) <= 1:
+        raise ConfigError(f"train.val_check_interval {val_check_interval!r}: a fraction of an epoch in (0, 1] "
+                          "(1.0 = every epoch); for a number of steps use eval_every_steps")
+    return max(1, int(steps_per_epoch * float(val_check_interval)))
 
 
 def _changed_settings(saved: dict[str, Any], cfg: TrainConfig, world: int) -> list[str]:
@@ -132,12 +148,6 @@ def _changed_settings(saved: dict[str, Any], cfg: TrainConfig, world: int) -> li
     if saved.get("world_size", world) != world:
         changed.append(f"world size: {saved['world_size']} -> {world}")
     return changed
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed & 0xFFFFFFFF)
-    torch.manual_seed(seed)
 
 
 class Trainer:
@@ -169,6 +179,7 @@ class Trainer:
         if self.steps_per_epoch == 0:
             raise ConfigError(f"the train split has {len(self.dataset)} samples, fewer than one global "
                               f"batch ({cfg.global_batch_size}): lower global_batch_size")
+        self.val_interval = validation_interval(cfg.val_check_interval, self.steps_per_epoch)
         self.total_steps = total_steps(cfg.max_steps, self.steps_per_epoch * self.accumulation,
                                        cfg.max_epochs, self.accumulation)
         self.loader = DataLoader(
@@ -213,11 +224,15 @@ class Trainer:
             loss_sum += loss.detach().float()
             for key, value in step_logs.items():
                 logs[key] += float(value) / acc
+        self._stop_if_not_finite(loss_sum / acc, "loss", state)
         if cfg.max_grad_norm is not None:
             if self.scaler:
                 self.scaler.unscale_(self.optimizer)
             params = [p for g in self.optimizer.param_groups for p in g["params"]]
             logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
+            if self.scaler is None:  # with fp16 the grad scaler skips inf/NaN steps itself
+                self._stop_if_not_finite(torch.tensor(logs["grad_norm"], device=self.device), "gradient norm",
+                                         state)
         if self.scaler:
             self.scaler.step(self.optimizer)
             self.scaler.update()
@@ -226,6 +241,20 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
         return loss_sum / acc, logs
+
+    def _stop_if_not_finite(self, value: torch.Tensor, what: str, state: TrainState) -> None:
+        """Every rank agrees (one scalar all-reduce per step) so that all stop at the same step."""
+        bad = D.all_reduce_mean((~torch.isfinite(value.detach().float())).float().reshape(1))
+        if float(bad) == 0:
+            return
+        last = latest(self.out_dir)
+        where = f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
+        local = float(value)
+        seen = f"{local}" if not math.isfinite(local) else "finite here but not on another rank"
+        raise NonFiniteLossError(
+            f"training {what} is {seen} at step {state.step + 1} (epoch {state.epoch}): stopped before the "
+            f"optimizer update, so no NaN weights were saved; {where}. Resume from it with a lower lr, bf16 "
+            "instead of fp16 or max_grad_norm set, or check that step's data")
 
     def current_lr(self) -> float:
         """The base-group lr the NEXT step uses (config lr x schedule multiplier)."""
@@ -260,7 +289,7 @@ class Trainer:
         if name not in metrics:
             raise ConfigError(f"select_metric {name!r} is not among the validation metrics {sorted(metrics)}")
         if self._is_better(metrics[name], state.best_metric):
-            state.best_metric, state.best_step = metrics[name], state.step
+            state.best_metric, state.best_step, state.best_epoch = metrics[name], state.step, state.epoch
             if D.is_main():
                 export_best(self.model, self.out_dir, meta={
                     "step": state.step, "epoch": state.epoch, "select_metric": name,
@@ -282,7 +311,9 @@ class Trainer:
         """Train to `total_steps`, resuming from the newest checkpoint in out_dir when `resume` (a run
         that already finished returns at once). `resume=False` refuses an out_dir that holds
         checkpoints (rather than mixing two runs' files). Returns a summary: step, epoch, total_steps,
-        best_metric / best_step / best_dir, last_checkpoint, log, resumed_from, world_size, wall_s."""
+        best_metric / best_step / best_dir, last_checkpoint, log, resumed_from, world_size, wall_s, and the
+        selection: selected_step / selected_epoch / selected_from ("best" on the validation metric, or
+        "final" weights), val_check_interval / val_interval_steps, history (every validation's metrics)."""
         cfg, t_start = self.config, time.time()
         state, resumed_from = TrainState(), None
         ckpt = latest(self.out_dir)
@@ -327,13 +358,44 @@ class Trainer:
             logger.close()
         last = latest(self.out_dir)
         best = self.out_dir / "best"
+        selected = state.best_step is not None and cfg.select_metric is not None
         return {
             "step": state.step, "epoch": state.epoch, "total_steps": self.total_steps,
             "select_metric": cfg.select_metric, "best_metric": state.best_metric, "best_step": state.best_step,
             "best_dir": str(best) if best.is_dir() else None, "last_checkpoint": str(last) if last else None,
+            "selected_from": "best" if selected else "final",
+            "selected_step": state.best_step if selected else state.step,
+            "selected_epoch": state.best_epoch if selected else state.epoch,
+            "val_check_interval": cfg.val_check_interval, "val_interval_steps": self._eval_every(),
+            "history": self._history(logger.path),
             "log": str(logger.path), "resumed_from": resumed_from, "world_size": self.world,
             "wall_s": time.time() - t_start,
         }
+
+    def _eval_every(self) -> int | None:
+        return self.config.eval_every_steps or self.val_interval
+
+    def _should_validate(self, state: TrainState) -> bool:
+        """After the last step; else every eval_every_steps global steps; else every val_interval steps
+        counted from the start of the epoch (Lightning resets its counter each epoch)."""
+        if self.evaluate_fn is None:
+            return False
+        if state.step == self.total_steps:
+            return True
+        if self.config.eval_every_steps:
+            return state.step % self.config.eval_every_steps == 0
+        if self.val_interval:
+            in_epoch = state.batch_in_epoch or self.steps_per_epoch  # 0 right after an epoch's last step
+            return in_epoch % self.val_interval == 0
+        return False
+
+    def _history(self, log_path: Path) -> list[dict[str, Any]]:
+        """Every validation of this run (resumed segments included) from the log, on every rank."""
+        rows = None
+        if D.is_main() and log_path.is_file():
+            rows = [{k: v for k, v in rec.items() if k != "kind"} for _, rec in read_jsonl(log_path)
+                    if rec.get("kind") == "eval"]
+        return D.broadcast_object(rows or [])
 
     def _after_step(self, state: TrainState, lr: float, loss: torch.Tensor, logs: dict[str, float],
                     window: dict[str, Any], logger: MetricLogger) -> None:
@@ -350,14 +412,11 @@ class Trainer:
                 torch.tensor(window["logs"][k], device=self.device, dtype=torch.float32) for k in keys])
             values = (D.all_reduce_mean(local) / window["n"]).tolist()
             elapsed = max(time.time() - window["t"], 1e-9)
-            if not np.isfinite(values[0]):
-                raise FloatingPointError(f"training loss is {values[0]} at step {step}: stopping "
-                                         f"(lower the lr, use bf16 instead of fp16, or set max_grad_norm)")
             logger.write({"kind": "train", "step": step, "epoch": state.epoch, "lr": lr, "loss": values[0],
                           **dict(zip(keys, values[1:])),
                           "samples_per_s": window["n"] * cfg.global_batch_size / elapsed})
             window.update(loss=torch.zeros((), device=self.device), logs=defaultdict(float), n=0, t=time.time())
-        if self.evaluate_fn is not None and (final or (cfg.eval_every_steps and step % cfg.eval_every_steps == 0)):
+        if self._should_validate(state):
             metrics = self.evaluate()
             logger.write({"kind": "eval", "step": step, "epoch": state.epoch, **metrics})
             self._select(metrics, state)

@@ -1,8 +1,12 @@
-"""Tables of results next to the paper's numbers: rich (terminal), markdown (README) or csv.
+"""Tables of results next to the paper's numbers: rich (terminal), markdown (README), csv or html.
 
 Always generated from the result records, never edited by hand: one row per (task, split,
 checkpoint) with the task's main metrics, the paper's number beside each metric that has one, and the
-delta (ours - paper, in points).
+delta (ours - paper, in points). Two rules keep a table from misleading:
+- a record made on synthetic data (`sclbench data synth`, the demo) is labelled "synthetic" and never
+  set beside a paper number: a delta between a toy benchmark and Flickr30K means nothing;
+- long protocol descriptions go to numbered footnotes, so the columns stay readable.
+Each number can carry its 95% bootstrap interval (from the per-sample predictions, `with_stats`).
 """
 
 from __future__ import annotations
@@ -15,9 +19,12 @@ from typing import Any, Literal
 
 from sclbench.results.paper import PaperNumber, canonical_split, paper_index
 from sclbench.results.record import ResultRecord
+from sclbench.results.stats import NumberStats, format_p, record_stats
 
-Format = Literal["rich", "markdown", "csv"]
-FORMATS: tuple[str, ...] = ("rich", "markdown", "csv")
+Format = Literal["rich", "markdown", "csv", "html"]
+FORMATS: tuple[str, ...] = ("rich", "markdown", "csv", "html")
+PROTOCOL_INLINE = 28  # longer protocol descriptions become footnotes
+SYNTHETIC_NOTE = "made on generated data, never compared with the paper's numbers"
 
 _IMAGE_RETRIEVAL = ("tr_r1", "tr_r5", "tr_r10", "ir_r1", "ir_r5", "ir_r10", "r_mean")
 _VIDEO_RETRIEVAL = ("t2v_r1", "t2v_r5", "t2v_r10", "t2v_medr", "v2t_r1", "v2t_r5", "v2t_r10", "v2t_medr")
@@ -36,6 +43,19 @@ def main_metrics(metrics: dict[str, Any]) -> list[str]:
     else:
         wanted = sorted(metrics)
     return [m for m in wanted if isinstance(metrics.get(m), (int, float))]
+
+
+def is_synthetic(record: ResultRecord) -> bool:
+    """Whether the record was made on generated data.
+
+    The evaluation writes `extra.synthetic_data` (the marker `sclbench.data.synthetic` leaves in every
+    generated data root). Records from before the marker existed are recognised by the demo's
+    checkpoint names (`demo-<variant>`), which only `sclbench demo` writes.
+    """
+    unknown = record.extra.get("unknown_fields") or {}
+    if record.extra.get("synthetic_data") or record.protocol.get("synthetic_data") or unknown.get("synthetic_data"):
+        return True
+    return record.checkpoint_name.startswith("demo-")
 
 
 def protocol_label(protocol: dict[str, Any]) -> str:
@@ -59,6 +79,13 @@ class TableRow:
     metrics: dict[str, float]  # main metrics, in display order
     paper: dict[str, PaperNumber] = field(default_factory=dict)
     source: str = ""  # the record file
+    synthetic: bool = False  # made on generated data: never compared with the paper
+    stats: dict[str, NumberStats] = field(default_factory=dict)  # interval and p-value per metric
+    record: ResultRecord | None = field(default=None, repr=False)
+
+    def ci(self, metric: str) -> tuple[float, float] | None:
+        st = self.stats.get(metric)
+        return st.ci if st else None
 
     def delta(self, metric: str) -> float | None:
         if metric not in self.paper or metric not in self.metrics:
@@ -66,8 +93,12 @@ class TableRow:
         return self.metrics[metric] - self.paper[metric].value
 
 
-def build_table(records: Iterable[ResultRecord], paper: list[PaperNumber] | None = None) -> list[TableRow]:
-    """One row per (task, split, checkpoint); the newest record wins when a key appears twice."""
+def build_table(records: Iterable[ResultRecord], paper: list[PaperNumber] | None = None,
+                with_stats: bool = False) -> list[TableRow]:
+    """One row per (task, split, checkpoint); the newest record wins when a key appears twice.
+
+    with_stats: also compute each number's bootstrap interval and p-value vs chance (reads predictions).
+    """
     index = paper_index(paper)
     newest: dict[tuple[str, str, str], ResultRecord] = {}
     for rec in records:
@@ -77,7 +108,8 @@ def build_table(records: Iterable[ResultRecord], paper: list[PaperNumber] | None
     for key in sorted(newest):
         rec = newest[key]
         zero_shot = bool(rec.protocol.get("zero_shot", False))
-        numbers = index.get((rec.task.lower(), canonical_split(rec.task, rec.split), zero_shot), {})
+        synthetic = is_synthetic(rec)
+        numbers = {} if synthetic else index.get((rec.task.lower(), canonical_split(rec.task, rec.split), zero_shot), {})
         names = main_metrics(rec.metrics)
         names += [m for m in numbers if m in rec.metrics and m not in names]
         rows.append(
@@ -90,9 +122,29 @@ def build_table(records: Iterable[ResultRecord], paper: list[PaperNumber] | None
                 metrics={m: float(rec.metrics[m]) for m in names},
                 paper={m: numbers[m] for m in names if m in numbers},
                 source=str(rec.source or ""),
+                synthetic=synthetic,
+                stats=record_stats(rec, names) if with_stats else {},
+                record=rec,
             )
         )
     return rows
+
+
+def protocol_notes(rows: list[TableRow]) -> dict[str, int]:
+    """Footnote number of every protocol description too long to sit in a column."""
+    notes: dict[str, int] = {}
+    for r in rows:
+        if len(r.protocol) > PROTOCOL_INLINE and r.protocol not in notes:
+            notes[r.protocol] = len(notes) + 1
+    return notes
+
+
+def protocol_cell(row: TableRow, notes: dict[str, int]) -> str:
+    return f"see [{notes[row.protocol]}]" if row.protocol in notes else row.protocol
+
+
+def run_label(row: TableRow) -> str:
+    return f"{row.checkpoint} (synthetic)" if row.synthetic else row.checkpoint
 
 
 def _fmt(value: float | None, signed: bool = False) -> str:
@@ -101,9 +153,17 @@ def _fmt(value: float | None, signed: bool = False) -> str:
     return f"{value:+.2f}" if signed else f"{value:.2f}"
 
 
+def _value(row: TableRow, metric: str) -> str:
+    """The number, with its 95% interval when known: `35.00 [15.0, 55.0]`."""
+    cell = _fmt(row.metrics.get(metric))
+    ci = row.ci(metric)
+    return f"{cell} [{ci[0]:.1f}, {ci[1]:.1f}]" if cell and ci else cell
+
+
 def _grid(rows: list[TableRow]) -> list[tuple[str, list[str], list[list[str]]]]:
     """Per task: (task, header, cells). Metrics with a paper number get 'paper' and 'Δ' columns."""
     out = []
+    notes = protocol_notes(rows)
     for task in sorted({r.task for r in rows}):
         group = [r for r in rows if r.task == task]
         metrics: list[str] = []
@@ -115,9 +175,9 @@ def _grid(rows: list[TableRow]) -> list[tuple[str, list[str], list[list[str]]]]:
             header += [m, f"{m} paper", f"{m} Δ"] if m in with_paper else [m]
         cells = []
         for r in group:
-            line = [r.split, r.checkpoint, r.scorer, r.protocol]
+            line = [r.split, run_label(r), r.scorer, protocol_cell(r, notes)]
             for m in metrics:
-                line.append(_fmt(r.metrics.get(m)))
+                line.append(_value(r, m))
                 if m in with_paper:
                     line += [_fmt(r.paper[m].value) if m in r.paper else "", _fmt(r.delta(m), signed=True)]
             cells.append(line)
@@ -138,9 +198,16 @@ def render_markdown(rows: list[TableRow]) -> str:
     for task, header, cells in _grid(rows):
         lines += ["", f"## {task}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(c.replace("|", "\\|") for c in line) + " |" for line in cells]
-    notes = paper_sources(rows)
+    if any(r.synthetic for r in rows):
+        lines += ["", f"(synthetic): {SYNTHETIC_NOTE}."]
+    if any(r.stats for r in rows):
+        lines += ["", "[a, b]: 95% bootstrap interval over the split's samples."]
+    notes = protocol_notes(rows)
     if notes:
-        lines += ["", "Paper numbers:", *[f"- {n}" for n in notes]]
+        lines += ["", "Protocols:", *[f"{i}. {text}" for text, i in notes.items()]]
+    sources = paper_sources(rows)
+    if sources:
+        lines += ["", "Paper numbers:", *[f"- {n}" for n in sources]]
     return "\n".join(lines) + "\n"
 
 
@@ -148,14 +215,18 @@ def render_csv(rows: list[TableRow]) -> str:
     """Long format, full precision: one line per (record, metric)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["task", "split", "checkpoint", "scorer", "protocol", "metric", "value", "paper", "delta", "paper_source"])
+    # New columns go last, so readers of the older layout keep working.
+    writer.writerow(["task", "split", "checkpoint", "scorer", "protocol", "metric", "value", "paper", "delta",
+                     "paper_source", "synthetic", "ci_low", "ci_high", "chance", "p_value"])
+    opt = lambda v: "" if v is None else repr(v)  # noqa: E731
     for r in rows:
         for m, v in r.metrics.items():
-            p = r.paper.get(m)
-            delta = r.delta(m)
+            p, st = r.paper.get(m), r.stats.get(m)
+            ci = st.ci if st and st.ci else (None, None)
             writer.writerow([r.task, r.split, r.checkpoint, r.scorer, r.protocol, m, repr(v),
-                             "" if p is None else repr(p.value), "" if delta is None else repr(delta),
-                             "" if p is None else p.source])  # fmt: skip
+                             "" if p is None else repr(p.value), opt(r.delta(m)), "" if p is None else p.source,
+                             str(r.synthetic).lower(), opt(ci[0]), opt(ci[1]), opt(st.chance if st else None),
+                             opt(st.p_value if st else None)])  # fmt: skip
     return buf.getvalue()
 
 
@@ -164,20 +235,27 @@ def rich_tables(rows: list[TableRow]) -> list[Any]:
     from rich.table import Table
 
     tables = []
+    notes = protocol_notes(rows)
     for task in sorted({r.task for r in rows}):
         group = [r for r in rows if r.task == task]
         metrics: list[str] = []
         for r in group:
             metrics += [m for m in r.metrics if m not in metrics]
-        table = Table(title=task, title_justify="left", show_lines=True, caption="(paper), Δ = ours - paper")
+        caption = "(paper), Δ = ours - paper" if any(r.paper for r in group) else ""
+        if any(r.synthetic for r in group):
+            caption = "; ".join(x for x in (caption, f"(synthetic): {SYNTHETIC_NOTE}") if x)
+        table = Table(title=task, title_justify="left", show_lines=True, caption=caption or None)
         # split / checkpoint / scorer / protocol stacked in one column keeps the table narrow.
         table.add_column("run", no_wrap=True, overflow="ellipsis", max_width=32)
         for m in metrics:
             table.add_column(m, justify="right", min_width=6)
         for r in group:
-            cells = ["\n".join(x for x in (r.split, r.checkpoint, f"[dim]{r.scorer}[/]", r.protocol) if x)]
+            cells = ["\n".join(x for x in (r.split, run_label(r), f"[dim]{r.scorer}[/]", protocol_cell(r, notes)) if x)]
             for m in metrics:
                 cell = _fmt(r.metrics.get(m))
+                ci = r.ci(m)
+                if cell and ci:
+                    cell += f"\n[dim]\\[{ci[0]:.1f}, {ci[1]:.1f}][/]"
                 delta = r.delta(m)
                 if delta is not None:
                     colour = "green" if delta >= 0 else "red"
@@ -188,8 +266,18 @@ def rich_tables(rows: list[TableRow]) -> list[Any]:
     return tables
 
 
-def render(rows: list[TableRow], fmt: Format = "markdown", width: int = 200) -> str:
+def footnotes(rows: list[TableRow]) -> list[str]:
+    """Plain-text notes printed under the rich tables: protocols, then the paper's sources."""
+    return ([f"[{i}] protocol: {text}" for text, i in protocol_notes(rows).items()]
+            + [f"paper: {n}" for n in paper_sources(rows)])
+
+
+def render(rows: list[TableRow], fmt: Format = "markdown", width: int = 200, **html_options: Any) -> str:
     """The table as text in the given format (rich is rendered without colour codes)."""
+    if fmt == "html":
+        from sclbench.results.html import render_html
+
+        return render_html(rows, **html_options)
     if fmt == "markdown":
         return render_markdown(rows)
     if fmt == "csv":
@@ -200,7 +288,7 @@ def render(rows: list[TableRow], fmt: Format = "markdown", width: int = 200) -> 
         console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
         for table in rich_tables(rows):
             console.print(table)
-        for note in paper_sources(rows):
-            console.print(f"paper: {note}", markup=False)
+        for note in footnotes(rows):
+            console.print(note, markup=False)
         return console.file.getvalue()  # type: ignore[attr-defined]
     raise ValueError(f"unknown table format {fmt!r}; choose one of {', '.join(FORMATS)}")

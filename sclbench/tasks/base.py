@@ -177,7 +177,7 @@ class Task(ABC):
                  step: Callable[[SCLModel, dict], list[dict]]) -> tuple[list[dict], float]:
         """Run `step` over this rank's shard (no grad, eval mode); all ranks' outputs, in order."""
         from sclbench.engine.sampler import gather_in_order
-        from sclbench.engine.trainer import to_device
+        from sclbench.engine.utils import to_device
 
         was_training = model.training
         model.eval()
