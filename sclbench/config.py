@@ -71,8 +71,14 @@ class TaskCard:
         return dict(self.data.get(name) or {})
 
 
-def load_card(name_or_path: str | Path, overrides: list[str] | None = None) -> TaskCard:
-    """Read `tasks/<name>.yaml` (or a path to a card) and apply `a.b=value` overrides."""
+def load_card(name_or_path: str | Path, overrides: list[str] | None = None,
+              valid_keys: set[str] | None = None) -> TaskCard:
+    """Read `tasks/<name>.yaml` (or a path to a card) and apply `a.b=value` overrides.
+
+    An override must name a setting the card holds or one of `valid_keys` (settings the code reads
+    with a default); anything else is refused with the nearest valid key, so a typo never passes
+    silently. Free-form sections (`paper`) take any key.
+    """
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
         path = find_card(str(name_or_path)) or Path(f"{name_or_path}.yaml")
@@ -86,8 +92,36 @@ def load_card(name_or_path: str | Path, overrides: list[str] | None = None) -> T
         raise ConfigError(f"task card {path} is not valid YAML: {err}") from err
     if not isinstance(data, dict) or "family" not in data:
         raise ConfigError(f"task card {path} must be a mapping with a 'family' entry")
+    if overrides and valid_keys is not None:
+        check_override_keys(overrides, leaf_keys(data) | set(valid_keys), str(path))
     data = apply_overrides(data, overrides or [])
     return TaskCard(name=data.get("name", path.stem), data=data)
+
+
+FREE_FORM = ("paper.",)  # sections whose keys are data, not settings
+
+
+def leaf_keys(data: dict[str, Any], prefix: str = "") -> set[str]:
+    """Dotted names of every setting in a card (a list or scalar is a leaf; so is each section)."""
+    keys: set[str] = set()
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        keys.add(name)
+        if isinstance(value, dict):
+            keys |= leaf_keys(value, name + ".")
+    return keys
+
+
+def check_override_keys(overrides: list[str], valid: set[str], card: str) -> None:
+    import difflib
+
+    for item in overrides:
+        key = item.split("=", 1)[0].strip()
+        if "=" not in item or key in valid or key.startswith(FREE_FORM):
+            continue
+        near = difflib.get_close_matches(key, sorted(valid), n=1, cutoff=0.6)
+        hint = f"; did you mean {near[0]}?" if near else " (see `sclbench tasks` for the card's settings)"
+        raise ConfigError(f"override {item!r}: {key!r} is not a setting of task card {card}{hint}")
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

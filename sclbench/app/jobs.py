@@ -1,105 +1,69 @@
 """The user-level jobs, as library functions the CLI and the demo call: fine-tune, evaluate, pre-train.
 
-Each resolves a checkpoint (path or registered name), a tokenizer and a task card, then hands over
-to the engine (training) or the task adapter (evaluation) and writes a result record.
+Each reads the task card (strict overrides), validates the data it will read, builds the model through
+the one factory (`sclbench.model.factory.create_model`), then hands over to the engine (training) or
+the task adapter (evaluation) and writes a result record carrying the recipe.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from sclbench.data.tokenizer import load_tokenizer
 from sclbench.engine import distributed as D
 from sclbench.engine.trainer import Trainer, TrainConfig
 from sclbench.engine.utils import seed_everything
-from sclbench.errors import CheckpointError, ConfigError
-from sclbench.model.hub import ResolvedCheckpoint, resolve
-from sclbench.model import SCLConfig, SCLModel
-from sclbench.model.checkpoint import CONFIG_NAME, WEIGHTS_NAME, extract_state_dict, load_into, read_checkpoint
+from sclbench.errors import ConfigError
+from sclbench.model import SCLModel
+from sclbench.model.checkpoint import CONFIG_NAME
+from sclbench.model.factory import LoadedModel, create_model
 from sclbench.results import ResultRecord, environment_info, fingerprint_files
 from sclbench.tasks.base import Evaluation, Task, get_task
 
 TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)}
 
-
-@dataclass
-class LoadedModel:
-    model: SCLModel
-    tokenizer: Any
-    checkpoint: ResolvedCheckpoint | None
-    zero_shot: bool = False
-    report: str = ""
-    meta: dict[str, Any] = field(default_factory=dict)
+# Which roles' data a job reads (validated before any checkpoint work).
+JOB_ROLES = {"finetune": ["train", "val"], "pretrain": ["train"]}
 
 
-# ---- tokenizer and model ------------------------------------------------------------------------
-def find_tokenizer(option: str | None, ckpt_dir: Path | None, task: Task, config_name: str) -> Any:
-    """--tokenizer, else the checkpoint directory's own, else the data's (synthetic layout), else config."""
-    candidates = [option] if option else []
-    if ckpt_dir is not None and (ckpt_dir / "tokenizer.json").is_file():
-        candidates.append(str(ckpt_dir))
-    for guess in (task.root / "tokenizer", task.root.parent / "tokenizer"):
-        if (guess / "tokenizer.json").is_file():
-            candidates.append(str(guess))
-    candidates.append(config_name or "roberta-base")
-    return load_tokenizer(candidates[0])
-
-
-def _fit_vocab(config: SCLConfig, tokenizer: Any) -> SCLConfig:
-    """A tokenizer of another size than the config's (the tiny model's own BPE) sets the vocabulary."""
-    if len(tokenizer) != config.vocab_size or tokenizer.mask_token_id != config.mask_token_id:
-        config = dataclasses.replace(config, vocab_size=len(tokenizer), mask_token_id=tokenizer.mask_token_id,
-                                     pad_token_id=tokenizer.pad_token_id)
-    return config
-
-
-def load_model(task: Task, ckpt: str | None, preset: str = "base", tokenizer: str | None = None) -> LoadedModel:
-    """The model for `task` from nothing (preset), an sclbench directory, or an official checkpoint."""
-    resolved = resolve(ckpt) if ckpt else None
-    path = resolved.path if resolved else None
-    if path is not None and path.is_dir():
-        if not (path / CONFIG_NAME).is_file():
-            raise CheckpointError(f"{path} is a directory without {CONFIG_NAME}: not an sclbench checkpoint")
-        base = SCLConfig.load(path / CONFIG_NAME)
-        tok = find_tokenizer(tokenizer, path, task, base.tokenizer)
-        config = task.configure_model(base)
-        model = SCLModel(config)
-        from safetensors.torch import load_file
-
-        sd = load_file(str(path / WEIGHTS_NAME))
-        report = load_into(model, sd, str(path))
-    elif path is not None:
-        obj = read_checkpoint(path)
-        sd = extract_state_dict(obj, str(path))
-        base = SCLConfig.base(task.model_task)
-        if "vision_transformer.visual.temporal_embed" in sd:
-            base.use_temporal_embed = True
-        tok = find_tokenizer(tokenizer, None, task, base.tokenizer)
-        model = SCLModel(task.configure_model(_fit_vocab(base, tok)))
-        report = load_into(model, sd, str(path))
-    else:
-        tok = find_tokenizer(tokenizer, None, task, "" if preset == "tiny" else "roberta-base")
-        model = SCLModel(task.configure_model(_fit_vocab(SCLConfig.preset(preset, task.model_task), tok)))
-        return LoadedModel(model, tok, None, zero_shot=False, report="freshly initialised")
-    zero_shot = any("rank_output :=" in a for a in report.adapted)
-    return LoadedModel(model, tok, resolved, zero_shot=zero_shot, report=report.summary())
+def encoder_init_of(task: Task, ckpt: str | None, preset: str) -> dict[str, str | None] | None:
+    """The card's `encoder_init` (pre-training: CLIP + RoBERTa, as the official code starts) for a fresh
+    base model; the tiny preset and continued pre-training (`--ckpt`) start from what they have."""
+    init = task.card.get("encoder_init")
+    if ckpt is not None or preset != "base" or not init:
+        return None
+    if not isinstance(init, dict) or set(init) - {"vision", "text"}:
+        raise ConfigError(f"task card {task.name}: encoder_init must be {{vision: NAME, text: NAME}} (or null "
+                          f"for random encoders), got {init!r}")
+    return {k: (str(v) if v else None) for k, v in init.items()}
 
 
 def prepare(task_name: str, ckpt: str | None, data_root: str | None, overrides: list[str] | None = None,
             preset: str = "base", tokenizer: str | None = None, seed: int = 0, limit: int | None = None,
-            skip_corrupt: bool = False) -> tuple[Task, LoadedModel]:
+            skip_corrupt: bool = False, roles: list[str] | None = None) -> tuple[Task, LoadedModel]:
+    """The task (card + overrides, strict) and its model. The data of `roles` is read and checked
+    first, so that a data problem surfaces before a checkpoint is resolved, hashed or loaded."""
     task = get_task(task_name, overrides, data_root=data_root, seed=seed, skip_corrupt=skip_corrupt)
     task.limit = limit
+    if roles:
+        task.validate_data(roles)
     seed_everything(seed)  # freshly initialised weights (a new model, new heads) depend on the seed
-    loaded = load_model(task, ckpt, preset, tokenizer)
+    loaded = create_model(ckpt, task=task.model_task, preset=preset, model_overrides=task.model_overrides(),
+                          tokenizer=tokenizer, encoder_init=encoder_init_of(task, ckpt, preset))
     task.tokenizer, task.model_config = loaded.tokenizer, loaded.model.config
     return task, loaded
+
+
+def recipe(task: Task, overrides: list[str] | None, loaded: LoadedModel) -> dict[str, Any]:
+    """What a run record says about how its numbers were made (see docs/fidelity.md)."""
+    return {"card": task.card.name, "overrides": list(overrides or []), "init": loaded.init,
+            "train": task.card.section("train"), "eval": task.card.section("eval"),
+            "data": {k: v for k, v in task.card.section("data").items() if k != "root"},
+            "protocol": task.card.section("protocol")}
 
 
 # ---- jobs ---------------------------------------------------------------------------------------
@@ -118,7 +82,9 @@ def finetune(task_name: str, ckpt: str | None, data_root: str | None, out_dir: s
              **train_options: Any) -> dict[str, Any]:
     """Fine-tune on the card's train split, select on its val split; returns the trainer summary."""
     seed = int(train_options.get("seed") or 0)
-    task, loaded = prepare(task_name, ckpt, data_root, overrides, preset, tokenizer, seed, limit, skip_corrupt)
+    task, loaded = prepare(task_name, ckpt, data_root, overrides, preset, tokenizer, seed, limit, skip_corrupt,
+                           roles=JOB_ROLES["finetune"])
+    _log_init(task, loaded)
     cfg = train_config(task, out_dir, **train_options)
     train_set = task.build_dataset("train", train=True)
 
@@ -138,8 +104,45 @@ def finetune(task_name: str, ckpt: str | None, data_root: str | None, out_dir: s
                 loaded.tokenizer.save_pretrained(str(out / sub))
         if not (out / "final" / CONFIG_NAME).is_file():
             loaded.model.save_pretrained(out / "final", tokenizer=loaded.tokenizer)
+        _write_run_meta(out, {"task": task.name, "recipe": recipe(task, overrides, loaded),
+                              "selection": {k: summary.get(k) for k in ("select_metric", "best_metric", "best_step")
+                                            if k in summary}, "steps": summary.get("step")})
     summary["load_report"] = loaded.report
+    summary["init"] = loaded.init
     return summary
+
+
+def _log_init(task: Task, loaded: LoadedModel) -> None:
+    if D.is_main():
+        print(f"{task.name}: model initialisation: {loaded.init}")
+
+
+def _write_run_meta(out: Path, meta: dict[str, Any]) -> None:
+    """The recipe beside the weights (best/ and final/), so an evaluation record can carry it."""
+    import json
+
+    from sclbench.common.io import atomic_write
+    from sclbench.model.checkpoint import META_NAME
+
+    for sub in ("best", "final"):
+        if (out / sub / CONFIG_NAME).is_file():
+            path = out / sub / META_NAME
+            old = json.loads(path.read_text()) if path.is_file() else {}
+            atomic_write(path, json.dumps({**old, **meta}, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _checkpoint_meta(loaded: LoadedModel) -> dict[str, Any]:
+    import json
+
+    from sclbench.model.checkpoint import META_NAME
+
+    path = loaded.checkpoint.path if loaded.checkpoint else None
+    if path is not None and path.is_dir() and (path / META_NAME).is_file():
+        try:
+            return json.loads((path / META_NAME).read_text())
+        except ValueError:
+            return {}
+    return {}
 
 
 def evaluate(task_name: str, ckpt: str | None, split: str, data_root: str | None,
@@ -152,7 +155,8 @@ def evaluate(task_name: str, ckpt: str | None, split: str, data_root: str | None
     if split not in ("val", "test"):
         raise ConfigError(f"--split {split!r}: use val (model selection) or test (report once)")
     device_obj = D.init_distributed() if device is None else torch.device(device)
-    task, loaded = prepare(task_name, ckpt, data_root, overrides, preset, tokenizer, seed, limit, skip_corrupt)
+    task, loaded = prepare(task_name, ckpt, data_root, overrides, preset, tokenizer, seed, limit, skip_corrupt,
+                           roles=[split])
     model = loaded.model.to(device_obj)
     sha = loaded.checkpoint.sha256 if loaded.checkpoint else None
     started = time.perf_counter()
@@ -167,7 +171,8 @@ def evaluate(task_name: str, ckpt: str | None, split: str, data_root: str | None
     record = ResultRecord(
         task=task.name, split=published, metrics=ev.metrics, scorer=ev.scorer,
         protocol={"role": split, **ev.protocol, "limit": limit, "skipped": ev.skipped or None},
-        config={"model": model.config.to_dict(), "card": task.card.data, "overrides": overrides or []},
+        config={"model": model.config.to_dict(), "card": task.card.data, "overrides": overrides or [],
+                "recipe": recipe(task, overrides, loaded), "trained_with": _checkpoint_meta(loaded).get("recipe")},
         checkpoint=ckpt_record, data_fingerprint=fingerprint_files(task.annotation_files()),
         world_size=D.world_size(), wall_time_s=round(wall, 3), throughput=round(ev.throughput, 3), seed=seed,
         **environment_info(),
@@ -185,12 +190,16 @@ def pretrain(card: str, ckpt: str | None, data_root: str | None, out_dir: str | 
              limit: int | None = None, resume: bool = True, **train_options: Any) -> dict[str, Any]:
     """Pre-train (or continue pre-training) with the SCL objectives; the card lists the corpora."""
     seed = int(train_options.get("seed") or 0)
-    task, loaded = prepare(card, ckpt, data_root, overrides, preset, tokenizer, seed, limit)
+    task, loaded = prepare(card, ckpt, data_root, overrides, preset, tokenizer, seed, limit,
+                           roles=JOB_ROLES["pretrain"])
+    _log_init(task, loaded)
     cfg = train_config(task, out_dir, **train_options)
     cfg.select_metric = None  # no validation split: the official "val" was augmented training data
     trainer = Trainer(loaded.model, task.loss, task.build_dataset("train"), task.collate, cfg)
     summary = trainer.fit(resume=resume)
     if D.is_main():
         loaded.model.save_pretrained(Path(out_dir) / "final", tokenizer=loaded.tokenizer,
-                                     meta={"objectives": task.card.get("objectives"), "steps": summary.get("step")})
+                                     meta={"objectives": task.card.get("objectives"), "steps": summary.get("step"),
+                                           "recipe": recipe(task, overrides, loaded)})
+    summary["init"] = loaded.init
     return summary

@@ -22,6 +22,7 @@ def pretrained(synth_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("pretrain") / "run"
     summary = jobs.pretrain(
         "pretrain", None, str(synth_root / "pretrain"), out, preset="tiny", max_steps=STEPS, seed=0,
+        tokenizer=str(synth_root / "tokenizer"),
         # one kind of data per chunk; 3 chunks per optimizer step (accumulation)
         overrides=[CORPORA, "train.chunk_size=4", "train.global_batch_size=3", "train.per_device_batch_size=1",
                    "train.log_every=1", "train.transform=eval"])
@@ -42,7 +43,8 @@ def test_mixed_corpus_pretraining_gives_finite_losses(pretrained, synth_root):
     # Both kinds of data are in the training set, in modality-pure chunks (1 frame vs 4 frames),
     # and the model got the video extras (temporal table).
     task, loaded = jobs.prepare("pretrain", None, str(synth_root / "pretrain"),
-                                     [CORPORA, "train.chunk_size=4"], preset="tiny")
+                                     [CORPORA, "train.chunk_size=4"], preset="tiny",
+                                tokenizer=str(synth_root / "tokenizer"))
     assert task.model_task == "pretrain_video" and loaded.model.config.use_temporal_embed
     dataset = task.build_dataset("train")
     frames = sorted(dataset[i]["images"].shape[1] for i in range(len(dataset)))
@@ -58,8 +60,7 @@ def test_final_directory_loads_and_fine_tunes_another_task(pretrained, synth_roo
     assert meta["steps"] == STEPS and meta["objectives"] == ["mlm", "itm", "itc", "mgsc", "mltc"]
 
     # The backbone moves over intact: every encoder weight of the fine-tuning model comes from `final`.
-    loaded = jobs.load_model(jobs.get_task("msrvtt", [], data_root=str(synth_root / "msrvtt")),
-                                  str(out / "final"), preset="tiny")
+    _, loaded = jobs.prepare("msrvtt", str(out / "final"), str(synth_root / "msrvtt"), [], preset="tiny")
     theirs = model.state_dict()
     for name, tensor in loaded.model.state_dict().items():
         if name.startswith(("text_transformer.", "vision_transformer.", "cross_modal_")):

@@ -13,7 +13,7 @@ from sclbench.app import jobs
 def f30k_model(synth_root):
     """A freshly initialised tiny f30k model (seeded): the protocol, not the quality, is under test."""
     torch.manual_seed(0)
-    task, loaded = jobs.prepare("f30k", None, str(synth_root / "f30k"), [], preset="tiny")
+    task, loaded = jobs.prepare("f30k", None, str(synth_root / "f30k"), [], preset="tiny", tokenizer=str(synth_root / "tokenizer"))
     return task, loaded.model.eval()
 
 
@@ -50,7 +50,7 @@ def test_two_stage_with_small_k_scores_fewer_pairs(f30k_model):
 def test_zero_shot_checkpoint_is_labelled(synth_root, tmp_path):
     """A pre-training checkpoint has ITM but no rank_output: evaluated through the ITM match logit."""
     torch.manual_seed(0)
-    _, loaded = jobs.prepare("pretrain", None, str(synth_root / "pretrain"), [], preset="tiny")
+    _, loaded = jobs.prepare("pretrain", None, str(synth_root / "pretrain"), [], preset="tiny", tokenizer=str(synth_root / "tokenizer"))
     assert not hasattr(loaded.model, "rank_output")
     ckpt = loaded.model.save_pretrained(tmp_path / "pretrained", tokenizer=loaded.tokenizer)
     ev, path = jobs.evaluate("f30k", str(ckpt), "test", str(synth_root / "f30k"), tmp_path / "results",
@@ -59,7 +59,7 @@ def test_zero_shot_checkpoint_is_labelled(synth_root, tmp_path):
     assert record["protocol"]["zero_shot"] is True and ev.protocol["zero_shot"] is True
     assert record["protocol"]["mode"] == "exhaustive"
     # A checkpoint that has rank_output (fine-tuned for retrieval) is not zero-shot.
-    _, tuned = jobs.prepare("f30k", None, str(synth_root / "f30k"), [], preset="tiny")
+    _, tuned = jobs.prepare("f30k", None, str(synth_root / "f30k"), [], preset="tiny", tokenizer=str(synth_root / "tokenizer"))
     ckpt2 = tuned.model.save_pretrained(tmp_path / "tuned", tokenizer=tuned.tokenizer)
     _, path2 = jobs.evaluate("f30k", str(ckpt2), "test", str(synth_root / "f30k"), tmp_path / "results2",
                                   device="cpu")

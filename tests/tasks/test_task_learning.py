@@ -48,7 +48,7 @@ def train_log(out: Path) -> tuple[list[dict], list[dict]]:
 
 def finetune(task: str, root: Path, out: Path, steps: int, overrides: list[str], eval_every: int | None = None):
     return jobs.finetune(task, None, str(root / task), out, overrides=COMMON + overrides, max_steps=steps,
-                              eval_every_steps=eval_every or steps, **FAST_TRAIN)
+                         eval_every_steps=eval_every or steps, tokenizer=str(root / "tokenizer"), **FAST_TRAIN)
 
 
 def evaluate(task: str, ckpt: Path, root: Path, results: Path, overrides: list[str], split: str = "val"):

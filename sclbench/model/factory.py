@@ -1,0 +1,144 @@
+"""The one door to a ready model: a checkpoint name, path or preset in -> model + tokenizer + key report out.
+
+Like open_clip's `create_model` or timm's `build_model_with_cfg`, every verb (finetune, eval, pretrain,
+predict, explain, ckpt convert) and the demo builds its model here, in four steps:
+
+1. resolve: a registered name (checkpoints.yaml, via the hub) or a local path, or nothing (a preset);
+2. config: the checkpoint's own (`config.json` of an sclbench directory), the official sizes for an
+   official `.ckpt` (temporal embedding detected from its keys), or the preset; then the task's heads
+   and the card's `model.*` entries on top;
+3. weights: loaded with the key report (loaded / missing / unexpected, benign keys explained);
+4. tokenizer: the one that travels with the weights — saved beside them in an sclbench directory, the
+   one the config names for an official checkpoint (`roberta-base`), or an explicit `tokenizer=`.
+   It is never guessed from a data folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sclbench.errors import CheckpointError, ConfigError
+from sclbench.model.checkpoint import CONFIG_NAME, WEIGHTS_NAME, extract_state_dict, load_into, read_checkpoint
+from sclbench.model.config import SCLConfig
+from sclbench.model.hub import ResolvedCheckpoint, resolve
+from sclbench.model.scl import SCLModel
+
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json")
+
+
+@dataclass
+class LoadedModel:
+    """What `create_model` returns. `zero_shot`: a pre-trained checkpoint evaluated on retrieval
+    without fine-tuning (its rank head was set from the ITM head). `init` says where every weight came
+    from, in words (recorded in logs and run records)."""
+
+    model: SCLModel
+    tokenizer: Any
+    checkpoint: ResolvedCheckpoint | None
+    zero_shot: bool = False
+    report: str = ""
+    init: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def configure(config: SCLConfig, task: str, model_overrides: dict[str, Any] | None = None) -> SCLConfig:
+    """`config` with the heads of `task` and the card's `model.*` entries. The official resolutions
+    in the cards are for the official sizes: the tiny preset keeps its own."""
+    overrides = dict(model_overrides or {})
+    if config.preset != "base":
+        overrides.pop("image_size", None)
+    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(SCLConfig)})
+    if unknown:
+        raise ConfigError(f"unknown model setting(s) {', '.join('model.' + u for u in unknown)} in the card or "
+                          "overrides; see sclbench.model.SCLConfig for the valid names")
+    return config.for_task(task, **overrides)
+
+
+def load_tokenizer_for(config: SCLConfig, ckpt_dir: Path | None, explicit: str | None) -> Any:
+    """The tokenizer that travels with the weights (see the module docstring)."""
+    from sclbench.data.tokenizer import load_tokenizer
+
+    if explicit:
+        return load_tokenizer(explicit)
+    if ckpt_dir is not None and any((ckpt_dir / f).is_file() for f in TOKENIZER_FILES):
+        return load_tokenizer(ckpt_dir)
+    if config.tokenizer:
+        return load_tokenizer(config.tokenizer)
+    where = f"{ckpt_dir} holds no tokenizer files" if ckpt_dir else f"the {config.preset} preset names no tokenizer"
+    raise CheckpointError(f"no tokenizer for this model: {where}. Pass --tokenizer DIR (a folder saved with "
+                          "tokenizer.save_pretrained; `sclbench data synth OUT` writes one to OUT/tokenizer)")
+
+
+def fit_vocab(config: SCLConfig, tokenizer: Any) -> SCLConfig:
+    """A fresh model takes its vocabulary size and special ids from its tokenizer."""
+    if len(tokenizer) != config.vocab_size or tokenizer.mask_token_id != config.mask_token_id:
+        config = dataclasses.replace(config, vocab_size=len(tokenizer), mask_token_id=tokenizer.mask_token_id,
+                                     pad_token_id=tokenizer.pad_token_id)
+    return config
+
+
+def create_model(ckpt: str | Path | None = None, *, task: str = "pretrain", preset: str = "base",
+                 model_overrides: dict[str, Any] | None = None, tokenizer: str | None = None,
+                 encoder_init: dict[str, str | None] | None = None, verify: bool = True) -> LoadedModel:
+    """A ready model for `task` (a model task: pretrain, vqa, nlvr2, irtr, ...).
+
+    ckpt: a registered name, an official `.ckpt`/state-dict file, an sclbench directory, or None for a
+    fresh `preset` model ("base" = official sizes, "tiny" = tests and demo). encoder_init (fresh
+    models only): {"vision": SOURCE, "text": SOURCE} to start the encoders from CLIP / RoBERTa weights
+    (see sclbench.model.pretrained); None or {} keeps them random.
+    """
+    if ckpt is None:
+        return _fresh(task, preset, model_overrides, tokenizer, encoder_init)
+    if encoder_init:
+        raise ConfigError("an encoder initialisation applies to a fresh model only, not on top of --ckpt")
+    resolved = resolve(str(ckpt), verify=verify)
+    path = resolved.path
+    if path.is_dir():
+        if not (path / CONFIG_NAME).is_file() or not (path / WEIGHTS_NAME).is_file():
+            raise CheckpointError(f"{path} is a directory without {CONFIG_NAME} and {WEIGHTS_NAME}: not an "
+                                  "sclbench checkpoint (convert an official file with `sclbench ckpt convert`)")
+        base = SCLConfig.load(path / CONFIG_NAME)
+        tok = load_tokenizer_for(base, path, tokenizer)
+        model = SCLModel(configure(base, task, model_overrides))
+        report = load_into(model, _read_weights(path / WEIGHTS_NAME), str(path))
+    else:
+        state_dict = extract_state_dict(read_checkpoint(path), str(path))
+        base = SCLConfig.base(task)
+        if "vision_transformer.visual.temporal_embed" in state_dict:
+            base.use_temporal_embed = True
+        tok = load_tokenizer_for(base, None, tokenizer)
+        model = SCLModel(configure(fit_vocab(base, tok), task, model_overrides))
+        report = load_into(model, state_dict, str(path))
+    zero_shot = any("rank_output :=" in a for a in report.adapted)
+    return LoadedModel(model, tok, resolved, zero_shot=zero_shot, report=report.summary(),
+                       init=f"checkpoint {resolved.name} ({path})")
+
+
+def _fresh(task: str, preset: str, model_overrides: dict[str, Any] | None, tokenizer: str | None,
+           encoder_init: dict[str, str | None] | None) -> LoadedModel:
+    base = SCLConfig.preset(preset, task)
+    tok = load_tokenizer_for(base, None, tokenizer)
+    model = SCLModel(configure(fit_vocab(base, tok), task, model_overrides))
+    vision, text = (encoder_init or {}).get("vision"), (encoder_init or {}).get("text")
+    if vision or text:
+        from sclbench.model.pretrained import init_encoders
+
+        report = init_encoders(model, vision, text)
+        init = f"encoders from vision={vision or 'random'}, text={text or 'random'}; fusion and heads random"
+        return LoadedModel(model, tok, None, report=str(report), init=init)
+    return LoadedModel(model, tok, None, report="freshly initialised",
+                       init=f"random ({preset} preset: encoders, fusion and heads)")
+
+
+def _read_weights(path: Path) -> dict[str, Any]:
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except Exception as err:  # safetensors raises its own error types for truncated or foreign files
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise CheckpointError(f"cannot read {path}: {first}; the file is truncated or not a safetensors "
+                              "file (save it again, or re-download it)") from None
