@@ -132,7 +132,10 @@ def test_msrvtt_json_and_csv_layouts_agree(synth_root):
         assert a == b and a
     test = read_msrvtt(synth_root / "msrvtt", "test")
     assert all(len(r.captions) == 1 and r.video.suffix == ".mp4" for r in test)
-    assert all(len(r.captions) == 5 for r in read_msrvtt(synth_root / "msrvtt", "train"))
+    everything = read_msrvtt(synth_root / "msrvtt", "train", captions="all")
+    assert all(len(r.captions) == 5 for r in everything)
+    first = read_msrvtt(synth_root / "msrvtt", "train")  # the official one caption per video
+    assert [r.captions for r in first] == [r.captions[:1] for r in everything]
     with pytest.raises(DataError, match="MSRVTT"):
         read_msrvtt(synth_root / "f30k", "train")
 

@@ -1,9 +1,16 @@
-"""Shared file helpers for the format readers: every failure names the file and what to do."""
+"""Shared file helpers for the format readers: every failure names the file and what to do.
+
+Everything a reader takes from disk goes through these helpers, so that no foreign exception type
+(OSError, UnicodeDecodeError, json/pandas parser errors, RecursionError from absurdly nested JSON)
+crosses the reader boundary: a user sees one DataError naming the file, the line or entry and the
+field.
+"""
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from sclbench.data.records import SkipCounter
@@ -29,26 +36,125 @@ def find_dir(root: Path, candidates: list[str]) -> Path | None:
     return None
 
 
-def load_json(path: Path):
+def read_text(path: Path) -> str:
+    """The whole file as UTF-8 text; unreadable or non-UTF-8 bytes name the file and the line."""
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        data = Path(path).read_bytes()
     except OSError as err:
         raise DataError(f"cannot read {path}: {err.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise DataError(f"{path}, line {line}: bytes that are not UTF-8 ({err.reason}); the file is "
+                        "damaged or in another encoding: re-download it") from None
+
+
+def text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(1-based line number, line without its newline) for every line of a UTF-8 text file."""
+    for lineno, line in enumerate(read_text(path).split("\n"), 1):
+        yield lineno, line.rstrip("\r")
+
+
+def load_json(path: Path):
+    text = read_text(path)
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as err:
         raise DataError(f"malformed JSON in {path}, line {err.lineno} column {err.colno}: {err.msg}; "
                         "re-download the file") from None
+    except RecursionError:
+        raise DataError(f"malformed JSON in {path}: nested too deeply to be an annotation file") from None
+
+
+def expect_dict(obj, path: Path, where: str) -> dict:
+    if not isinstance(obj, dict):
+        raise DataError(f"{path}, {where}: expected an object, got {type(obj).__name__}")
+    return obj
 
 
 def field(obj: dict, key: str, path: Path, where: str, kind: type | tuple = object):
     """obj[key], checked; a missing or mistyped field names the file and the entry."""
+    expect_dict(obj, path, where)
     if key not in obj:
         raise DataError(f"{path}, {where}: missing field {key!r}; the file is not in the expected format")
     value = obj[key]
-    if not isinstance(value, kind):
-        raise DataError(f"{path}, {where}: field {key!r} should be {getattr(kind, '__name__', kind)}, "
-                        f"got {type(value).__name__}")
+    # bool is an int in Python; an id or a count given as true/false is a broken file, not a number.
+    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _kinds(kind)):
+        names = "/".join(k.__name__ for k in _kinds(kind))
+        raise DataError(f"{path}, {where}: field {key!r} should be {names}, got {type(value).__name__}")
     return value
+
+
+def _kinds(kind) -> tuple:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def str_list(value, path: Path, where: str, what: str, *, non_empty: bool = True) -> list[str]:
+    """A list of strings (captions, phrases); anything else names the entry."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise DataError(f"{path}, {where}: {what} should be a list of strings")
+    if non_empty and not value:
+        raise DataError(f"{path}, {where}: no {what}; every entry of this format has at least one")
+    return value
+
+
+def unique(key, seen: dict, path: Path, where: str, what: str) -> None:
+    """Refuse a duplicated id, naming both entries (a duplicate would silently double a sample)."""
+    if key in seen:
+        raise DataError(f"{path}, {where}: duplicated {what} {key!r} (first at {seen[key]}); "
+                        "the file is damaged or two files were concatenated")
+    seen[key] = where
+
+
+def dedup(captions: Iterable[str]) -> list[str]:
+    """Exact duplicates removed, first appearances kept in file order.
+
+    The official datasets do `list(set(texts))` per image (`remove_duplicate=True`); a set's order
+    depends on the string hash seed, so that order is not reproducible. The same set of captions in
+    file order is.
+    """
+    return list(dict.fromkeys(captions))
+
+
+def read_csv_table(path: Path, columns: tuple[str, ...], *, sep: str = ",") -> list[tuple[int, dict]]:
+    """Rows of a headed CSV/TSV as (file line number, {column: str}); every value a non-empty string.
+
+    pandas reads the quoting of the published CSVs (sentences with commas and quotes) and reports the
+    line of a malformed row; its errors are turned into DataErrors naming the file.
+    """
+    import pandas as pd
+
+    text = read_text(path)  # UTF-8 errors with their line, before pandas sees the bytes
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
+                            skip_blank_lines=True, engine="c")
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty; expected a header with {list(columns)}") from None
+    except (pd.errors.ParserError, ValueError) as err:
+        raise DataError(f"{path}: malformed CSV ({str(err).strip()}); re-download the file") from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(f"{path}: header lacks column(s) {missing}; expected {list(columns)}")
+    lines = _data_line_numbers(text, len(frame))
+    rows = []
+    for lineno, values in zip(lines, frame[list(columns)].itertuples(index=False, name=None)):
+        row = dict(zip(columns, values))
+        empty = [c for c, v in row.items() if not v.strip()]
+        if empty:
+            raise DataError(f"{path}, line {lineno}: empty value in column(s) {empty}")
+        rows.append((lineno, row))
+    return rows
+
+
+def _data_line_numbers(text: str, n_rows: int) -> list[int]:
+    """File line of each data row (header = line 1; blank lines skipped as pandas skips them).
+
+    Exact for files without quoted newlines (every published annotation CSV); with them it points at
+    the nearest row start, which is still the right place to look.
+    """
+    lines = [i for i, line in enumerate(text.split("\n"), 1) if line.strip()][1:]
+    return (lines + list(range(len(text) + 1, len(text) + 1 + n_rows)))[:n_rows]
 
 
 def media_ok(path: Path, skip: SkipCounter | None, kind: str = "image") -> bool:

@@ -4,13 +4,16 @@ Layout (as published, and as the ViLT writers expect it):
   f30k:  <root>/karpathy/dataset_flickr30k.json, <root>/flickr30k-images/<filename>
   coco:  <root>/karpathy/dataset_coco.json, <root>/<filepath>/<filename> (train2014/, val2014/)
 The JSON may also sit directly in <root>. `image_id` is the file name, as in the arrow tables.
+
+Captions are de-duplicated per image by default (`dedup_captions`), as the official caption datasets
+do in every split (`BaseDataset(remove_duplicate=True)`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from sclbench.data.formats._io import field, find_file, load_json, media_ok
+from sclbench.data.formats._io import dedup, expect_dict, field, find_file, load_json, media_ok, str_list, unique
 from sclbench.data.records import CaptionRecord, ImageSource, SkipCounter
 from sclbench.errors import DataError
 
@@ -25,11 +28,13 @@ def annotation_path(root: Path, dataset: str) -> Path:
 
 
 def read_karpathy(root: str | Path, dataset: str, split: str, *, coco_train_with_restval: bool = True,
-                  skip: SkipCounter | None = None) -> list[CaptionRecord]:
+                  dedup_captions: bool = True, skip: SkipCounter | None = None) -> list[CaptionRecord]:
     """Records of one Karpathy split, in file order.
 
     `dataset` is "f30k" or "coco". For COCO, split "train" includes `restval` by default (113,287
     images, the setting of ViLT/METER/SCL); pass `coco_train_with_restval=False` for the bare 82,783.
+    Validated over the whole file (not only the split asked for): each entry's split is a Karpathy
+    split, file names are unique, every image has at least one caption, COCO entries name their folder.
     """
     if dataset not in JSON_NAMES:
         raise DataError(f"unknown Karpathy dataset {dataset!r}; use one of {sorted(JSON_NAMES)}")
@@ -41,27 +46,31 @@ def read_karpathy(root: str | Path, dataset: str, split: str, *, coco_train_with
     if dataset == "coco" and split == "train" and coco_train_with_restval:
         wanted.add("restval")
     doc = load_json(path)
-    images = field(doc, "images", path, "top level", list) if isinstance(doc, dict) else None
-    if images is None:
+    if not isinstance(doc, dict):
         raise DataError(f"{path}: expected an object with an 'images' list (Karpathy format)")
-    records = []
+    images = field(doc, "images", path, "top level", list)
+    records, seen = [], {}
     for i, entry in enumerate(images):
         where = f"images[{i}]"
-        if not isinstance(entry, dict):
-            raise DataError(f"{path}, {where}: expected an object")
+        expect_dict(entry, path, where)
         entry_split = field(entry, "split", path, where, str)
+        if entry_split not in SPLITS:
+            raise DataError(f"{path}, {where}: split {entry_split!r} is not a Karpathy split {SPLITS}")
+        filename = field(entry, "filename", path, where, str)
+        # COCO's images live in train2014/ or val2014/: the folder is part of the format there.
+        folder = field(entry, "filepath", path, where, str) if dataset == "coco" else \
+            entry.get("filepath") or F30K_IMAGE_DIR
+        if not isinstance(folder, str):
+            raise DataError(f"{path}, {where}: field 'filepath' should be str")
+        unique(f"{folder}/{filename}", seen, path, where, "image")
+        sentences = field(entry, "sentences", path, where, list)
+        captions = [field(sent, "raw", path, f"{where}.sentences[{j}]", str) for j, sent in enumerate(sentences)]
+        str_list(captions, path, where, "sentences")
         if entry_split not in wanted:
             continue
-        filename = field(entry, "filename", path, where, str)
-        sentences = field(entry, "sentences", path, where, list)
-        captions = []
-        for j, sent in enumerate(sentences):
-            if not isinstance(sent, dict):
-                raise DataError(f"{path}, {where}.sentences[{j}]: expected an object")
-            captions.append(field(sent, "raw", path, f"{where}.sentences[{j}]", str))
-        folder = entry.get("filepath") or (F30K_IMAGE_DIR if dataset == "f30k" else "")
         image_path = root / folder / filename
         if not media_ok(image_path, skip):
             continue
-        records.append(CaptionRecord(ImageSource(path=image_path), filename, captions, entry_split))
+        records.append(CaptionRecord(ImageSource(path=image_path), filename,
+                                     dedup(captions) if dedup_captions else captions, entry_split))
     return records
