@@ -83,11 +83,14 @@ def cleanup() -> None:
         dist.destroy_process_group()
 
 
+GATHER_GRAD_MODES = ("official", "exact")
+
+
 class _AllGatherWithGrad(torch.autograd.Function):
     """all_gather whose backward gives each rank the gradient of the SUM of all ranks' losses with
-    respect to its own slice: all-reduce the incoming gradient, then keep our rows. (The official
-    AllGather_multi returned only the local gradient, §8.24.) Written by hand rather than with
-    torch.distributed.nn because that one needs all_to_all/reduce_scatter, which gloo lacks."""
+    respect to its own slice: all-reduce the incoming gradient, then keep our rows. Written by hand
+    rather than with torch.distributed.nn because that one needs all_to_all/reduce_scatter, which
+    gloo lacks."""
 
     @staticmethod
     def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
@@ -104,13 +107,30 @@ class _AllGatherWithGrad(torch.autograd.Function):
         return grad[start:start + ctx.rows]
 
 
-def all_gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
+class _AllGatherLocalGrad(_AllGatherWithGrad):
+    """all_gather whose backward keeps only this rank's rows of its OWN loss's gradient, as the
+    official `AllGather_multi` does: the other ranks' rows act as constants. After DDP's mean over
+    ranks a gathered loss gets 1/world_size of the full-batch gradient (its official weight)."""
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        start = dist.get_rank() * ctx.rows
+        return grad[start:start + ctx.rows]
+
+
+def all_gather_with_grad(tensor: torch.Tensor, mode: str = "exact") -> torch.Tensor:
     """Concatenate `tensor` ([B, ...], same shape on every rank) from all ranks along dim 0, in rank
-    order, keeping gradients. DDP then averages over ranks, so a loss computed on the gathered tensor
-    gets the gradient of the mean over ranks — exactly what one process with the whole batch gets."""
+    order, keeping gradients.
+
+    mode "exact": DDP then averages over ranks, so a loss computed on the gathered tensor gets the
+    gradient of the mean over ranks — exactly what one process with the whole batch gets.
+    mode "official": the local-slice gradient of the official code (see `_AllGatherLocalGrad`).
+    """
+    if mode not in GATHER_GRAD_MODES:
+        raise ValueError(f"gather gradient mode {mode!r}; use one of {GATHER_GRAD_MODES}")
     if world_size() == 1:
         return tensor
-    return _AllGatherWithGrad.apply(tensor)
+    return (_AllGatherWithGrad if mode == "exact" else _AllGatherLocalGrad).apply(tensor)
 
 
 def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:

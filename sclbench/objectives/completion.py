@@ -11,15 +11,21 @@ Global completion (MGSC): the masked view's fused CLS must pick out the full vie
 same sample among the batch: NSL(v_hat . v^T) + NSL(t_hat . T_a[:,0]^T), temperature 0.03.
 Local completion (MLTC): masked tokens must recover their full-view counterparts:
 NSL over text tokens (T_hat vs T_a at the masked positions) and image tokens (Y_hat vs Y_b at the
-masked patches), each weighted 0.2. Targets (from the full views) are detached (stop-gradient), all
-features are L2-normalised over channels, and negatives are gathered from every rank.
+masked patches), each weighted 0.2. Targets (from the full views) are detached (stop-gradient) and
+all features are L2-normalised over channels.
+
+Which terms gather negatives from other ranks follows `gather_grad` (losses.py):
+  "official" (default, the official HEAD `compute_scl`): MGSC image CLS and MLTC text tokens are
+      gathered with the local-slice gradient; the MGSC text CLS pair is cut from the LOCAL features
+      before the gather and MLTC image tokens are never gathered, so both see local negatives only.
+  "exact": all four terms gather from every rank with the exact full-batch gradient.
 
 Video: the fused CLS of each frame is completed separately and the loss averaged over frames; the
 dropped patches are shared by all frames (tube masking). Differences from the official code, each a
 fix of a bug documented in scl-official.md: channel-wise normalisation for video too (§3.4, §8.16);
-the temperature is 0.03 (the official MLTC path read an undefined `msm_temp`, §8.4); image-token
-negatives are gathered across ranks like text-token negatives (§8.19); a term with no masked token
-contributes zero instead of being skipped by a NaN check (§8.26).
+the temperature is 0.03 (the official MLTC path read an undefined `msm_temp`, §8.4); a term with
+no masked token contributes zero instead of being skipped by a NaN check (§8.26). With
+gather_grad "exact", image-token negatives are gathered like text-token negatives (§8.19).
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import torch
 from sclbench.data.masking import scl_text_mask
 from sclbench.model import SCLModel
 from sclbench.model.scl import VisionFeatures
-from sclbench.objectives.losses import gather, norm_softmax_loss, normalize
+from sclbench.objectives.losses import check_gather_grad, gather, norm_softmax_loss, normalize
 
 
 @dataclass
@@ -42,15 +48,53 @@ class CompletionConfig:
     temperature: float = 0.03
     local_weight: float = 0.2
     local: bool = True  # MLTC on (GLSCL) or off (CVPR SCL / MGSC only)
+    gather_grad: str = "official"  # "official" | "exact": see the module docstring and losses.py
+
+    def __post_init__(self) -> None:
+        check_gather_grad(self.gather_grad)
 
 
-def _token_nce(pred: torch.Tensor, target: torch.Tensor, selected: torch.Tensor, temperature: float) -> torch.Tensor:
-    """NSL between predicted and target tokens at the selected positions of the gathered batch."""
-    pred, target, selected = gather(pred), gather(target), gather(selected)
+def _token_nce(pred: torch.Tensor, target: torch.Tensor, selected: torch.Tensor, temperature: float,
+               gathered: bool, mode: str) -> torch.Tensor:
+    """NSL between predicted and target tokens at the selected positions of the (gathered) batch."""
+    if gathered:
+        pred, target, selected = gather(pred, mode), gather(target, mode), gather(selected, mode)
     p, t = normalize(pred[selected]), normalize(target[selected])
     if p.shape[0] == 0:
         return pred.sum() * 0.0
     return norm_softmax_loss(p @ t.t(), temperature)
+
+
+def completion_contrast(
+    v_hat: torch.Tensor, v: torch.Tensor, t_hat: torch.Tensor, t: torch.Tensor, cfg: CompletionConfig,
+    text_tokens: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    image_tokens: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The completion losses from the features of the passes (this rank's rows).
+
+    v_hat / v: [B, F, D] masked-view / full-view fused image CLS per frame; t_hat / t: [B, D] fused
+    text CLS; text_tokens / image_tokens (MLTC): (pred, target, selected) with the positions in
+    dims 1.. of `selected` (bool). Targets are detached here; gathering follows cfg.gather_grad.
+    """
+    tau, mode = cfg.temperature, check_gather_grad(cfg.gather_grad)
+    exact = mode == "exact"
+    frames = v_hat.shape[1]
+    v_hat, v = gather(normalize(v_hat), mode), gather(normalize(v.detach()), mode)
+    loss_img = sum(norm_softmax_loss(v_hat[:, f] @ v[:, f].t(), tau) for f in range(frames)) / frames
+    t_hat, t = normalize(t_hat), normalize(t.detach())
+    if exact:  # official: the text CLS pair stays local (cut before the gather)
+        t_hat, t = gather(t_hat, mode), gather(t, mode)
+    loss_txt = norm_softmax_loss(t_hat @ t.t(), tau)
+    loss = loss_img + loss_txt
+    terms = {"mgsc_img_loss": loss_img, "mgsc_txt_loss": loss_txt}
+    if text_tokens is not None and image_tokens is not None:
+        pred, target, selected = text_tokens
+        loss_tt = _token_nce(pred, target.detach(), selected, tau, gathered=True, mode=mode)
+        pred, target, selected = image_tokens
+        loss_it = _token_nce(pred, target.detach(), selected, tau, gathered=exact, mode=mode)
+        loss = loss + cfg.local_weight * (loss_it + loss_tt)
+        terms.update(mltc_img_loss=loss_it, mltc_txt_loss=loss_tt)
+    return loss, terms
 
 
 def completion_losses(
@@ -59,7 +103,6 @@ def completion_losses(
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """MGSC (+ MLTC) loss for one batch. `text_embeds` / `vision` are the full views, already encoded."""
-    tau = cfg.temperature
     frames = vision.num_frames
     # a: dropped patches + full text
     dropped = model.encode_vision(images, "drop", cfg.image_drop_ratio, generator)
@@ -68,24 +111,18 @@ def completion_losses(
     masked_ids, text_masked_pos = scl_text_mask(text_ids, text_masks, mask_id, cfg.text_mask_ratio, generator)
     out_b = model.fuse(model.encode_text(masked_ids, text_masks), text_masks, vision)
 
-    v_hat, v = normalize(out_a.frame_cls_feats), normalize(out_b.frame_cls_feats.detach())
-    v_hat, v = gather(v_hat), gather(v)
-    loss_img = sum(norm_softmax_loss(v_hat[:, f] @ v[:, f].t(), tau) for f in range(frames)) / frames
-    t_hat, t = gather(normalize(out_b.cross_text_feat)), gather(normalize(out_a.cross_text_feat.detach()))
-    loss_txt = norm_softmax_loss(t_hat @ t.t(), tau)
-    loss = loss_img + loss_txt
-    logs = {"mgsc_img_loss": loss_img.item(), "mgsc_txt_loss": loss_txt.item()}
-
+    text_tokens = image_tokens = None
     if cfg.local:
-        loss_tt = _token_nce(out_b.text_feats, out_a.text_feats.detach(), text_masked_pos, tau)
+        text_tokens = (out_b.text_feats, out_a.text_feats, text_masked_pos)
         # c: mask-token patches + full text; compare patch tokens with pass b's full-image tokens
         tokened = model.encode_vision(images, "token", cfg.image_token_mask_ratio, generator)
         out_c = model.fuse(text_embeds, text_masks, tokened)
         b = images.shape[0]
         patches = lambda out: out.image_feats[:, frames:].reshape(b, frames, -1, out.image_feats.shape[-1])  # noqa: E731
         selected = tokened.ids_mask[:, None, :].expand(-1, frames, -1)
-        loss_it = _token_nce(patches(out_c), patches(out_b).detach(), selected, tau)
-        loss = loss + cfg.local_weight * (loss_it + loss_tt)
-        logs.update(mltc_img_loss=loss_it.item(), mltc_txt_loss=loss_tt.item())
+        image_tokens = (patches(out_c), patches(out_b), selected)
+    loss, terms = completion_contrast(out_a.frame_cls_feats, out_b.frame_cls_feats, out_b.cross_text_feat,
+                                      out_a.cross_text_feat, cfg, text_tokens, image_tokens)
+    logs = {name: value.item() for name, value in terms.items()}
     logs["scl_loss"] = loss.item()
     return loss, logs

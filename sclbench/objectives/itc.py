@@ -10,13 +10,14 @@ from sclbench.objectives.losses import gather, norm_softmax_loss, normalize
 
 
 def itc_loss(model: SCLModel, text_embeds: torch.Tensor, vision: VisionFeatures,
-             weight: float = 0.5) -> tuple[torch.Tensor, dict[str, float]]:
+             weight: float = 0.5, gather_grad: str = "official") -> tuple[torch.Tensor, dict[str, float]]:
     """weight x NormSoftmax(cos(text, image) / cl_temp) over the batch gathered from all ranks.
 
-    Negatives are the other samples of the global (all-rank) micro-batch; `gather` keeps gradients
-    exact across ranks (the official AllGather_multi dropped the other ranks' share, §8.24).
+    Negatives are the other samples of the global (all-rank) micro-batch in both modes, as in the
+    official `compute_con` and the retrieval `compute_irtr` contrastive term; `gather_grad` picks the
+    official local-slice gradient or the exact full-batch one (losses.py).
     """
     text, image = model.contrastive_features(text_embeds, vision)
-    text, image = gather(normalize(text)), gather(normalize(image))
+    text, image = gather(normalize(text), gather_grad), gather(normalize(image), gather_grad)
     loss = norm_softmax_loss(text @ image.t(), model.cl_temp)
     return weight * loss, {"itc_loss": loss.item(), "cl_temp": float(model.cl_temp.detach())}

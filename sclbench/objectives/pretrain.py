@@ -18,6 +18,7 @@ from sclbench.model import SCLModel
 from sclbench.objectives.completion import CompletionConfig, completion_losses
 from sclbench.objectives.itc import itc_loss
 from sclbench.objectives.itm import itm_loss
+from sclbench.objectives.losses import check_gather_grad
 from sclbench.objectives.mlm import mlm_loss
 
 OBJECTIVES = ("mlm", "itm", "itc", "mgsc", "mltc")
@@ -29,6 +30,9 @@ class PretrainConfig:
     mlm_prob: float = 0.15
     con_weight: float = 0.5
     completion: CompletionConfig = field(default_factory=CompletionConfig)
+    # card key train.gather_grad: "official" (local-slice gradient, official per-term gathering) or
+    # "exact" (full-batch gradient, every contrastive term gathered); see objectives/losses.py.
+    gather_grad: str = "official"
 
     def __post_init__(self) -> None:
         unknown = set(self.objectives) - set(OBJECTIVES)
@@ -41,6 +45,7 @@ class PretrainConfig:
 
             raise ConfigError("mltc runs inside the completion passes: enable mgsc too")
         self.completion.local = "mltc" in self.objectives
+        self.completion.gather_grad = check_gather_grad(self.gather_grad)
 
 
 def step_generator(ctx: Any, device: torch.device) -> torch.Generator:
@@ -66,7 +71,7 @@ class PretrainObjective:
         total = text.new_zeros(())
         logs: dict[str, float] = {}
         if "itc" in on:
-            loss, log = itc_loss(model, text, vision, self.cfg.con_weight)
+            loss, log = itc_loss(model, text, vision, self.cfg.con_weight, self.cfg.gather_grad)
             total, logs = total + loss, {**logs, **log}
         if "itm" in on:
             loss, log = itm_loss(model, text, masks, vision, batch["neg_images"], gen)
