@@ -23,6 +23,7 @@ from sclbench.data.records import SkipCounter
 from sclbench.data.transforms import build_transform
 from sclbench.errors import ConfigError, DataError
 from sclbench.model import SCLConfig, SCLModel
+from sclbench.tasks.precision import EvalPrecision, eval_precision
 
 _REGISTRY: dict[str, type[Task]] = {}
 
@@ -173,9 +174,15 @@ class Task(ABC):
         return DataLoader(dataset, batch_size=batch_size, sampler=ShardedEvalSampler(len(dataset)),
                           num_workers=num_workers, collate_fn=self.collate)
 
+    def eval_precision(self, model: SCLModel, options: dict[str, Any]) -> EvalPrecision:
+        """The evaluate options `precision` / `tf32`, else the card's eval.precision / eval.tf32."""
+        return eval_precision(options, self.card, model)
+
     def run_eval(self, model: SCLModel, dataset: Dataset, batch_size: int, num_workers: int,
-                 step: Callable[[SCLModel, dict], list[dict]]) -> tuple[list[dict], float]:
-        """Run `step` over this rank's shard (no grad, eval mode); all ranks' outputs, in order."""
+                 step: Callable[[SCLModel, dict], list[dict]],
+                 precision: EvalPrecision | None = None) -> tuple[list[dict], float]:
+        """Run `step` over this rank's shard (no grad, eval mode, under `precision`'s autocast / TF32
+        setting; fp32 when None); all ranks' outputs, in order."""
         from sclbench.engine.sampler import gather_in_order
         from sclbench.engine.utils import to_device
 
@@ -184,7 +191,8 @@ class Task(ABC):
         device = next(model.parameters()).device
         start = time.perf_counter()
         outputs: list[dict] = []
-        with torch.no_grad():
+        precision = precision or EvalPrecision(device_type=device.type)
+        with torch.no_grad(), precision.context():
             for batch in self.eval_loader(dataset, batch_size, num_workers):
                 self.observe(batch)
                 if not len(batch["index"]):

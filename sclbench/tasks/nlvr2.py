@@ -50,11 +50,12 @@ class NLVR2Task(Task):
 
         def step(m: SCLModel, batch: dict) -> list[dict]:
             logits = self.logits(m, batch)
-            prob = logits.softmax(1)[:, 1]
+            prob = logits.float().softmax(1)[:, 1]  # fp32 probabilities under autocast too
             return [{"id": i, "identifier": i, "prediction": bool(p > 0.5), "prob_true": float(p)}
                     for i, p in zip(batch["identifiers"], prob)]
 
-        preds, wall = self.run_eval(model, dataset, batch_size, num_workers, step)
+        precision = self.eval_precision(model, options)
+        preds, wall = self.run_eval(model, dataset, batch_size, num_workers, step, precision)
         labels = {r.identifier: r.label for r in dataset.records if r.label is not None}
         metrics: dict[str, float] = {}
         if labels:
@@ -63,7 +64,8 @@ class NLVR2Task(Task):
             for p in preds:
                 p["scores"] = {"accuracy": float(p["prediction"] == labels[p["identifier"]])}
         return Evaluation(self.name, split, metrics, "nlvr2-official", preds,
-                          {"split_file": self.card.get(f"splits.{split}", split), "passes": "pair"},
+                          {"split_file": self.card.get(f"splits.{split}", split), "passes": "pair",
+                           **precision.protocol()},
                           num_samples=len(preds), wall_time_s=wall,
                           skipped=self.skip.as_dict() if self.skip else {})
 

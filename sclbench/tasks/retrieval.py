@@ -21,7 +21,7 @@ from sclbench.metrics import retrieval_ranks, retrieval_recall
 from sclbench.model import SCLModel
 from sclbench.objectives.itc import itc_loss
 from sclbench.tasks.base import Evaluation, Task, register
-from sclbench.tasks.retrieval_engine import RetrievalOptions, encode_features, features_cache_key, retrieval_scores
+from sclbench.tasks.retrieval_engine import RetrievalOptions, encode_features, retrieval_scores
 
 
 @register("image_retrieval")
@@ -76,7 +76,8 @@ class RetrievalTask(Task):
 
     def retrieval_options(self, options: dict[str, Any]) -> RetrievalOptions:
         defaults = self.card.section("eval")
-        keys = ("mode", "k", "fusion", "pair_batch_size", "encode_batch_size", "num_workers", "cache_dir")
+        keys = ("mode", "k", "fusion", "pair_batch_size", "encode_batch_size", "num_workers", "cache_dir",
+                "chunk_pairs", "shared_fusion")
         merged = {k: defaults[k] for k in keys if k in defaults}
         merged.update({k: v for k, v in options.items() if k in keys and v is not None})
         return RetrievalOptions(**merged)
@@ -88,22 +89,40 @@ class RetrievalTask(Task):
         texts, owner = caption_index(records)
         was_training = model.training
         model.eval()
-        cache_key = features_cache_key(options.get("checkpoint_sha256"), self.name, split, len(texts),
-                                       model.config.image_size) if options.get("checkpoint_sha256") else None
+        precision = self.eval_precision(model, options)
         feats = encode_features(model, texts, self.tokenizer, [self.media(r) for r in records],
-                                self.visuals(train=False), opts, cache_key)
-        scored = retrieval_scores(model, feats, opts)
+                                self.visuals(train=False), opts, self.cache_identity(split, options, model), precision)
+        scored = retrieval_scores(model, feats, opts, precision)
         model.train(was_training)
         metrics, preds = self.metrics(scored, owner, len(records), options.get("ties", "gt_last"))
         protocol = {"mode": opts.mode, "k": opts.k if opts.mode == "two-stage" else None, "fusion": opts.fusion,
                     "zero_shot": bool(options.get("zero_shot", False)), "ties": options.get("ties", "gt_last"),
                     "cross_encoder_passes": scored["cross_encoder_passes"],
                     "exhaustive_passes": len(records) * len(texts),
-                    "num_images": len(records), "num_texts": len(texts)}
+                    "num_images": len(records), "num_texts": len(texts), **precision.protocol(),
+                    # What a rerun reused from --cache-dir (the only protocol entry a resumed run changes).
+                    "resumed": {"features": feats.reused, **scored["score_cache"],
+                                "computed_passes": scored["computed_passes"]} if feats.key else None}
         # Timing is not protocol (it differs run to run): the record's throughput is pairs/s.
         return Evaluation(self.name, split, metrics, f"recall-{protocol['ties']}", preds, protocol,
-                          num_samples=scored["cross_encoder_passes"], wall_time_s=scored["scoring_time_s"],
+                          num_samples=scored["computed_passes"], wall_time_s=scored["scoring_time_s"],
                           skipped=self.skip.as_dict() if self.skip else {})
+
+    def cache_identity(self, split: str, options: dict[str, Any], model: SCLModel) -> dict[str, Any] | None:
+        """What, besides token ids, media files and precision (the engine adds those), makes cached
+        features valid: checkpoint digest, data fingerprint, tokenizer, text length, image size,
+        transform and frames. None (no cache) without a checkpoint digest: weights still training."""
+        sha = options.get("checkpoint_sha256")
+        if not sha or not options.get("cache_dir"):
+            return None
+        from sclbench.results.record import fingerprint_files
+
+        tok = self.tokenizer
+        return {"checkpoint_sha256": sha, "task": self.name, "split": split,
+                "data_fingerprint": fingerprint_files(self.annotation_files()),
+                "tokenizer": [type(tok).__name__, getattr(tok, "name_or_path", None), len(tok) if tok is not None else None],
+                "max_text_len": self.max_len, "image_size": model.config.image_size,
+                "transform": self.card.get("eval.transform", "eval"), "num_frames": int(self.card.get("data.num_frames", 1))}
 
     def metrics(self, scored: dict, owner: list[int], n_media: int, ties: str) -> tuple[dict, list[dict]]:
         metrics = retrieval_recall(scored["i2t"], scored["t2i"], txt2img=owner, ties=ties)

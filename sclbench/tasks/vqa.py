@@ -88,7 +88,8 @@ class VQATask(Task):
             return [{"id": int(q), "question_id": int(q), "answer": answers[int(a)], "soft_score": float(s)}
                     for q, a, s in zip(batch["question_ids"], logits.argmax(1), proxy)]
 
-        preds, wall = self.run_eval(model, dataset, batch_size, num_workers, step)
+        precision = self.eval_precision(model, options)
+        preds, wall = self.run_eval(model, dataset, batch_size, num_workers, step, precision)
         records = dataset.records
         labelled = [r for r in records if r.answers]
         metrics: dict[str, float] = {}
@@ -105,7 +106,7 @@ class VQATask(Task):
             metrics["soft_score_proxy"] = 100.0 * sum(p["soft_score"] for p in preds) / max(len(preds), 1)
             chance_level = self.chance_accuracy(labelled) if len(labelled) <= 50_000 else None
         split_desc = self.card.get(f"splits.{split}", split)
-        protocol = {"split_files": split_desc, "answer_vocab_size": len(answers)}
+        protocol = {"split_files": split_desc, "answer_vocab_size": len(answers), **precision.protocol()}
         if labelled and chance_level is not None:
             protocol["chance_accuracy"] = chance_level
         if split in ("val",) or "minival" in str(split_desc):
