@@ -36,7 +36,13 @@ class SelfAttention(nn.Module):
         return x.view(b, n, self.heads, d // self.heads).transpose(1, 2)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor | None) -> torch.Tensor:
-        q, k, v = self._split(self.query(x)), self._split(self.key(context)), self._split(self.value(context))
+        return self.attend(self.query(x), self.key(context), self.value(context), context_mask)
+
+    def attend(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+               context_mask: torch.Tensor | None) -> torch.Tensor:
+        """Attention from projected queries [B, Lq, D] to projected keys/values [B, Lk, D] (so that
+        keys/values of a context shared by many queries can be projected once, see `fuse_prepared`)."""
+        q, k, v = self._split(query), self._split(key), self._split(value)
         # No mask for unpadded keys (image tokens): adding zeros changes nothing, and without a mask
         # SDPA may pick its flash kernels on GPU.
         mask = None if context_mask is None else context_mask.to(q.dtype)
@@ -66,6 +72,11 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor | None) -> torch.Tensor:
         return self.output(self.self(x, context, context_mask), x)
 
+    def forward_projected(self, x: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                          context_mask: torch.Tensor | None) -> torch.Tensor:
+        """`forward` with the context's key/value projections given (computed once elsewhere)."""
+        return self.output(self.self.attend(self.self.query(x), key, value, context_mask), x)
+
 
 class Intermediate(nn.Module):
     def __init__(self, hidden: int, intermediate: int):
@@ -93,6 +104,13 @@ class CrossLayer(nn.Module):
         """x: this stream [B, Lx, D]; y: the other stream; masks are additive [B, 1, 1, L] or None."""
         h = self.attention(x, x, x_mask)
         h = self.crossattention(h, y, y_mask)
+        return self.output(self.intermediate(h), h)
+
+    def forward_after_self_attention(self, h: torch.Tensor, y_key: torch.Tensor, y_value: torch.Tensor,
+                                     y_mask: torch.Tensor | None) -> torch.Tensor:
+        """The rest of `forward` from this stream's self-attention output `h` and the cross-attention
+        key/value projections of the other stream (the pair-dependent part of a first layer)."""
+        h = self.crossattention.forward_projected(h, y_key, y_value, y_mask)
         return self.output(self.intermediate(h), h)
 
 

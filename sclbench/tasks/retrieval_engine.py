@@ -9,14 +9,19 @@
    the contrastive similarity ("itm+itc", BLIP/LAVIS). Non-candidates score -inf.
 Pairs are processed in a canonical order (image-major) and fixed chunks, so a two-stage run whose k
 covers every candidate computes exactly the same numbers as an exhaustive one.
+
+At scale: each of W ranks encodes 1/W of the texts and images and the features are gathered once, in
+order; score chunks (a fixed number of pair batches) are dealt to ranks and, with a cache folder,
+written as they are computed so that a killed evaluation resumes (see `retrieval_cache`). Within a
+pair batch, the pair-independent part of the first co-attention layer is computed once per distinct
+text and image (`SCLModel.text_stream_inputs` / `vision_stream_inputs`), not once per pair.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -28,6 +33,8 @@ from sclbench.engine import distributed as D
 from sclbench.engine.sampler import gather_in_order, shard_bounds
 from sclbench.errors import ConfigError
 from sclbench.model import SCLModel, VisionFeatures
+from sclbench.tasks.precision import EvalPrecision
+from sclbench.tasks.retrieval_cache import ScoreChunks, digest, load_tensors, media_fingerprint, save_tensors
 
 MODES = ("exhaustive", "two-stage")
 FUSIONS = ("itm", "itm+itc")
@@ -41,7 +48,9 @@ class RetrievalOptions:
     pair_batch_size: int = 64
     encode_batch_size: int = 32
     num_workers: int = 0
-    cache_dir: str | None = None  # on-disk unimodal feature cache (keyed by checkpoint + data)
+    cache_dir: str | None = None  # on-disk feature + score-chunk cache (see retrieval_cache)
+    chunk_pairs: int = 4096  # pairs per resumable score chunk (rounded up to whole pair batches)
+    shared_fusion: bool = True  # pair-independent fusion parts once per text/image (False: `fuse` per pair)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -50,6 +59,13 @@ class RetrievalOptions:
             raise ConfigError(f"retrieval fusion {self.fusion!r}: choose one of {FUSIONS}")
         if self.k < 1:
             raise ConfigError("retrieval k must be >= 1")
+        if self.pair_batch_size < 1 or self.chunk_pairs < 1:
+            raise ConfigError("retrieval pair_batch_size and chunk_pairs must be >= 1")
+
+    @property
+    def chunk_size(self) -> int:
+        """Pairs per score chunk: whole pair batches, so resumed and uninterrupted runs batch alike."""
+        return -(-self.chunk_pairs // self.pair_batch_size) * self.pair_batch_size
 
 
 @dataclass
@@ -60,6 +76,8 @@ class Features:
     vision_embeds: torch.Tensor  # [I, N, D] after cross_modal_image_transform
     vision_proj: torch.Tensor  # [I, C]
     num_frames: int
+    key: str | None = None  # cache key (None: not cacheable, e.g. in-training validation)
+    reused: bool = field(default=False, compare=False)  # read from the cache rather than computed
 
 
 class _Media(Dataset):
@@ -77,36 +95,61 @@ def _normalize(x: torch.Tensor) -> torch.Tensor:
     return x / x.norm(dim=-1, keepdim=True).clamp(min=1e-8)
 
 
+def _fp32(precision: EvalPrecision | None, model: SCLModel) -> EvalPrecision:
+    return precision or EvalPrecision(device_type=next(model.parameters()).device.type)
+
+
 @torch.no_grad()
-def encode_features(model: SCLModel, texts: list[str], tokenizer: Any, media: Sequence[Any], visuals: Any,
-                    opts: RetrievalOptions, cache_key: str | None = None) -> Features:
-    """Unimodal features of every text and image/clip (cached on disk when asked)."""
-    cache = Path(opts.cache_dir) / f"{cache_key}.pt" if opts.cache_dir and cache_key else None
-    if cache is not None and cache.is_file():
-        return Features(**torch.load(cache, map_location="cpu", weights_only=True))
+def _encode_shard(model: SCLModel, enc: dict, media: Sequence[Any], visuals: Any,
+                  opts: RetrievalOptions) -> tuple[torch.Tensor, ...]:
+    """Features of this rank's 1/W of the texts and of the media (contiguous shards)."""
     device = next(model.parameters()).device
     has_con = hasattr(model, "language_proj")
-    enc = encode(texts, tokenizer, model.config.max_text_len)
+    t0, t1 = shard_bounds(len(enc["ids"]), D.rank(), D.world_size())
+    m0, m1 = shard_bounds(len(media), D.rank(), D.world_size())
     t_emb, t_proj = [], []
-    for start in range(0, len(texts), opts.encode_batch_size):
-        ids = enc["ids"][start:start + opts.encode_batch_size].to(device)
-        masks = enc["masks"][start:start + opts.encode_batch_size].to(device)
-        emb = model.encode_text(ids, masks)
+    for start in range(t0, t1, opts.encode_batch_size):
+        stop = min(start + opts.encode_batch_size, t1)
+        emb = model.encode_text(enc["ids"][start:stop].to(device), enc["masks"][start:stop].to(device))
         t_emb.append(emb.cpu())
-        t_proj.append(_normalize(model.language_proj(emb[:, 0])).cpu() if has_con else emb[:, 0].cpu())
+        t_proj.append(_normalize(model.language_proj(emb[:, 0]).float()).cpu() if has_con else emb[:, 0].float().cpu())
     v_emb, v_proj, frames = [], [], 1
-    loader = DataLoader(_Media(media, visuals), batch_size=opts.encode_batch_size, num_workers=opts.num_workers)
+    loader = DataLoader(_Media(list(media[m0:m1]), visuals), batch_size=opts.encode_batch_size,
+                        num_workers=opts.num_workers)
     for images in loader:
         vision = model.encode_vision(images.to(device))
         frames = vision.num_frames
         v_emb.append(vision.embeds.cpu())
-        v_proj.append(_normalize(model.vision_proj(vision.cls)).cpu() if has_con else vision.cls.cpu())
-    feats = Features(torch.cat(t_emb), enc["masks"], torch.cat(t_proj), torch.cat(v_emb), torch.cat(v_proj), frames)
-    if cache is not None and D.is_main():
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".tmp{os.getpid()}")
-        torch.save(feats.__dict__, tmp)
-        tmp.replace(cache)
+        v_proj.append(_normalize(model.vision_proj(vision.cls).float()).cpu() if has_con else vision.cls.float().cpu())
+    cat = lambda parts: torch.cat(parts) if parts else torch.empty(0)  # noqa: E731  (an empty shard)
+    return cat(t_emb), cat(t_proj), cat(v_emb), cat(v_proj), torch.tensor(frames)
+
+
+@torch.no_grad()
+def encode_features(model: SCLModel, texts: list[str], tokenizer: Any, media: Sequence[Any], visuals: Any,
+                    opts: RetrievalOptions, cache_key: Any = None,
+                    precision: EvalPrecision | None = None) -> Features:
+    """Unimodal features of every text and image/clip: each rank encodes 1/W of them, gathered once in
+    order. With `opts.cache_dir` and a `cache_key` (the caller's identity of checkpoint + data), they
+    are cached on disk under a key that also hashes the token ids, the media files and the precision."""
+    precision = _fp32(precision, model)
+    enc = encode(texts, tokenizer, model.config.max_text_len)
+    key = None
+    if cache_key is not None:
+        key = digest(cache_key, enc["ids"], enc["masks"], media_fingerprint(media), precision.protocol(),
+                     getattr(visuals, "num_frames", None))
+    path = Path(opts.cache_dir) / f"features-{key}.pt" if opts.cache_dir and key else None
+    saved = load_tensors(path) if path else None
+    if saved is not None:
+        return Features(**{**saved, "key": key, "reused": True})
+    with precision.context():
+        local = _encode_shard(model, enc, media, visuals, opts)
+    parts = gather_in_order([local]) if D.world_size() > 1 else [local]
+    t_emb, t_proj, v_emb, v_proj = (torch.cat([p[i] for p in parts if p[i].numel()]) for i in range(4))
+    frames = max(int(p[4]) for p in parts)
+    feats = Features(t_emb, enc["masks"], t_proj, v_emb, v_proj, frames, key)
+    if path and D.is_main():
+        save_tensors(path, {k: v for k, v in feats.__dict__.items() if k not in ("key", "reused")})
     return feats
 
 
@@ -123,48 +166,96 @@ def candidate_pairs(sim: torch.Tensor, opts: RetrievalOptions) -> tuple[torch.Te
     return (i2t | t2i).nonzero(), i2t, t2i  # nonzero() is row-major: image-major order
 
 
+def _fused_cls(model: SCLModel, feats: Features, img: torch.Tensor, txt: torch.Tensor, length: int,
+               shared: bool) -> torch.Tensor:
+    """cls_feats of the pairs (img[b], txt[b]); texts cut to `length` tokens."""
+    device = next(model.parameters()).device
+    if not shared:
+        vision = VisionFeatures(feats.vision_embeds[img].to(device), feats.num_frames)
+        masks = feats.text_masks[txt, :length].to(device)
+        return model.fuse(feats.text_embeds[txt, :length].to(device), masks, vision).cls_feats
+    # Distinct texts / images of the batch go through the pair-independent part once; pairs index them.
+    uimg, img_of = torch.unique(img, return_inverse=True)
+    utxt, txt_of = torch.unique(txt, return_inverse=True)
+    image = model.vision_stream_inputs(VisionFeatures(feats.vision_embeds[uimg].to(device), feats.num_frames))
+    text = model.text_stream_inputs(feats.text_embeds[utxt, :length].to(device),
+                                    feats.text_masks[utxt, :length].to(device))
+    return model.fuse_prepared(text.index(txt_of.to(device)), image.index(img_of.to(device)),
+                               feats.num_frames).cls_feats
+
+
 @torch.no_grad()
 def score_pairs(model: SCLModel, feats: Features, pairs: torch.Tensor, opts: RetrievalOptions,
-                progress: Any = None) -> torch.Tensor:
+                progress: Any = None, precision: EvalPrecision | None = None) -> torch.Tensor:
     """Cross-encoder score (rank_output of the fused pair) for each (image, text) pair, in order."""
-    device = next(model.parameters()).device
     out = torch.empty(len(pairs))
-    for start in range(0, len(pairs), opts.pair_batch_size):
-        chunk = pairs[start:start + opts.pair_batch_size]
-        img, txt = chunk[:, 0], chunk[:, 1]
-        # Cut the chunk's texts to its longest one: padded positions are masked keys everywhere and
-        # padded queries feed nothing that is read (only the CLS is pooled), so the scores do not
-        # change, while the co-attention stops paying for padding (~30% of tiny-model scoring time).
-        masks = feats.text_masks[txt]
-        length = int(masks.any(0).nonzero().max()) + 1  # trailing all-padding columns only
-        vision = VisionFeatures(feats.vision_embeds[img].to(device), feats.num_frames)
-        fused = model.fuse(feats.text_embeds[txt, :length].to(device), masks[:, :length].to(device), vision)
-        out[start:start + len(chunk)] = model.rank_output(fused.cls_feats).squeeze(-1).float().cpu()
-        if progress is not None:
-            progress(len(chunk))
+    with _fp32(precision, model).context():
+        for start in range(0, len(pairs), opts.pair_batch_size):
+            chunk = pairs[start:start + opts.pair_batch_size]
+            img, txt = chunk[:, 0], chunk[:, 1]
+            # Cut the batch's texts to its longest one: padded positions are masked keys everywhere and
+            # padded queries feed nothing that is read (only the CLS is pooled), so the scores do not
+            # change, while the co-attention stops paying for padding (~30% of tiny-model scoring time).
+            length = int(feats.text_masks[txt].any(0).nonzero().max()) + 1  # trailing all-padding columns only
+            cls = _fused_cls(model, feats, img, txt, length, opts.shared_fusion)
+            out[start:start + len(chunk)] = model.rank_output(cls).squeeze(-1).float().cpu()
+            if progress is not None:
+                progress(len(chunk))
     return out
 
 
-def retrieval_scores(model: SCLModel, feats: Features, opts: RetrievalOptions) -> dict[str, Any]:
+def score_chunks(model: SCLModel, feats: Features, pairs: torch.Tensor, opts: RetrievalOptions,
+                 precision: EvalPrecision | None = None) -> tuple[torch.Tensor, dict[str, int]]:
+    """Scores of all `pairs` (every rank gets them all): fixed chunks dealt to ranks in order, each
+    read from / written to the score cache when there is one. Returns (scores, resume statistics)."""
+    precision = _fp32(precision, model)
+    size = opts.chunk_size
+    n_chunks = -(-len(pairs) // size)
+    key = None if feats.key is None else digest(feats.key, opts.mode, opts.k, opts.pair_batch_size, size,
+                                                opts.shared_fusion, precision.protocol(), pairs)
+    store = ScoreChunks(opts.cache_dir if key else None, key or "", n_chunks)
+    c0, c1 = shard_bounds(n_chunks, D.rank(), D.world_size())
+    local, reused, reused_pairs = [], 0, 0
+    todo = sum(min(size, len(pairs) - c * size) for c in range(c0, c1))
+    with _Progress(todo, "cross-encoder pairs") as bar:
+        for c in range(c0, c1):
+            chunk = pairs[c * size:(c + 1) * size]
+            scores = store.load(c, len(chunk))
+            if scores is None:
+                scores = score_pairs(model, feats, chunk, opts, bar.advance, precision)
+                store.save(c, scores)
+            else:
+                reused, reused_pairs = reused + 1, reused_pairs + len(chunk)
+                bar.advance(len(chunk))
+            local.append(scores)
+    mine = (torch.cat(local) if local else torch.empty(0), reused, reused_pairs)
+    parts = gather_in_order([mine]) if D.world_size() > 1 else [mine]
+    scores = torch.cat([p[0] for p in parts])
+    stats = {"chunks": n_chunks, "chunk_pairs": size, "reused_chunks": sum(p[1] for p in parts),
+             "reused_pairs": sum(p[2] for p in parts)}
+    return scores, stats
+
+
+def retrieval_scores(model: SCLModel, feats: Features, opts: RetrievalOptions,
+                     precision: EvalPrecision | None = None) -> dict[str, Any]:
     """Score matrices `i2t` [I, T] (text retrieval) and `t2i` [T, I] (image retrieval) + statistics."""
     sim = feats.vision_proj.float() @ feats.text_proj.float().t()
     pairs, i2t_mask, t2i_mask = candidate_pairs(sim, opts)
-    start, end = shard_bounds(len(pairs), D.rank(), D.world_size())
     began = time.perf_counter()
-    with _Progress(end - start, "cross-encoder pairs") as bar:
-        local = score_pairs(model, feats, pairs[start:end], opts, bar.advance)
-    scores = torch.cat([torch.as_tensor(s) for s in gather_in_order([local])]) if D.world_size() > 1 else local
+    scores, stats = score_chunks(model, feats, pairs, opts, precision)
     elapsed = time.perf_counter() - began
+    computed = len(pairs) - stats["reused_pairs"]
     full = torch.full(sim.shape, float("-inf"))
     full[pairs[:, 0], pairs[:, 1]] = scores + (sim[pairs[:, 0], pairs[:, 1]] if opts.fusion == "itm+itc" else 0.0)
     i2t = torch.where(i2t_mask, full, torch.tensor(float("-inf")))
     t2i = torch.where(t2i_mask, full, torch.tensor(float("-inf"))).t()
     return {"i2t": i2t, "t2i": t2i, "itc": sim, "cross_encoder_passes": int(len(pairs)),
-            "pairs_per_s": len(pairs) / elapsed if elapsed else 0.0, "scoring_time_s": elapsed}
+            "computed_passes": int(computed), "score_cache": stats,
+            "pairs_per_s": computed / elapsed if elapsed else 0.0, "scoring_time_s": elapsed}
 
 
 def features_cache_key(*parts: Any) -> str:
-    return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:24]
+    return digest(*parts)
 
 
 class _Progress:

@@ -1,0 +1,84 @@
+"""Numeric precision of evaluation: fp32 (TF32 matmuls on CUDA unless switched off), bf16 or fp16 autocast.
+
+The official evaluation ran in fp32 (Lightning's default precision for `test`). bf16/fp16 run the model
+under `torch.autocast` (weights stay fp32; matmuls and attention in the low precision type), so the
+same checkpoint gives slightly different scores: the precision is part of a result's protocol and of
+every cache key. TF32 only changes CUDA fp32 matmuls/convolutions (10-bit mantissa inputs, fp32
+accumulation); it is the PyTorch-documented way to run fp32 models at tensor-core speed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import torch
+
+from sclbench.errors import ConfigError
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class EvalPrecision:
+    precision: str = "fp32"
+    tf32: bool = True  # CUDA fp32 only: allow TF32 tensor-core matmuls (torch's default is off)
+    device_type: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision {self.precision!r}: choose one of {', '.join(PRECISIONS)} "
+                              "(--precision / eval.precision)")
+        if self.precision == "fp16" and self.device_type != "cuda":
+            raise ConfigError(f"precision fp16 needs a CUDA device (this evaluation runs on {self.device_type}): "
+                              "use --precision bf16 (or fp32)")
+
+    @property
+    def uses_tf32(self) -> bool:
+        """Whether TF32 actually applies (fp32 on CUDA with tf32 on): what the protocol records."""
+        return self.precision == "fp32" and self.device_type == "cuda" and self.tf32
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return _DTYPES.get(self.precision, torch.float32)
+
+    def protocol(self) -> dict[str, Any]:
+        return {"precision": self.precision, "tf32": self.uses_tf32}
+
+    @contextlib.contextmanager
+    def context(self) -> Iterator[None]:
+        """Autocast (bf16/fp16) or the TF32 switch (fp32 on CUDA), restored on exit."""
+        if self.precision != "fp32":
+            with torch.autocast(self.device_type, dtype=self.dtype):
+                yield
+            return
+        if self.device_type != "cuda":
+            yield
+            return
+        saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = self.tf32
+        try:
+            yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def _as_bool(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+        return value.lower() in ("true", "1", "yes", "on")
+    raise ConfigError(f"{name} {value!r}: expected true or false")
+
+
+def eval_precision(options: dict[str, Any], card: Any, model: torch.nn.Module) -> EvalPrecision:
+    """The evaluate options `precision` / `tf32` (None = not given), else the card's `eval.precision` /
+    `eval.tf32`, else fp32 with TF32; checked against the model's device."""
+    precision = options.get("precision") or card.get("eval.precision") or "fp32"
+    tf32 = options.get("tf32")
+    if tf32 is None:
+        tf32 = card.get("eval.tf32", True)
+    device = next(model.parameters()).device
+    return EvalPrecision(str(precision), _as_bool(tf32, "tf32"), device.type)

@@ -1,0 +1,54 @@
+"""`fuse_prepared` (pair-independent parts computed once per text / image) = `fuse` to 1e-6, and the
+retrieval engine's shared-fusion scoring = per-pair `fuse` scoring."""
+
+import torch
+
+from sclbench.model import SCLConfig, SCLModel, VisionFeatures
+from sclbench.tasks.retrieval_engine import Features, RetrievalOptions, candidate_pairs, score_pairs
+
+
+def tiny_model(num_frames: int = 1) -> SCLModel:
+    torch.manual_seed(0)
+    return SCLModel(SCLConfig.tiny("f30k")).eval()
+
+
+def test_fuse_prepared_equals_fuse():
+    model = tiny_model()
+    d = model.config.hidden_size
+    torch.manual_seed(1)
+    text = torch.randn(6, 9, d)
+    masks = torch.ones(6, 9, dtype=torch.long)
+    masks[1, 5:] = 0
+    masks[4, 2:] = 0
+    vision = VisionFeatures(torch.randn(6, 17, d), 1)
+    with torch.no_grad():
+        ref = model.fuse(text, masks, vision)
+        # Prepared on 3 distinct texts / 2 distinct images, then indexed per pair.
+        t_idx, i_idx = torch.tensor([0, 1, 2, 0, 1, 2]), torch.tensor([0, 0, 0, 1, 1, 1])
+        ut, ui = torch.tensor([0, 1, 4]), torch.tensor([2, 5])
+        t_in = model.text_stream_inputs(text[ut], masks[ut])
+        v_in = model.vision_stream_inputs(VisionFeatures(vision.embeds[ui], 1))
+        out = model.fuse_prepared(t_in.index(t_idx), v_in.index(i_idx))
+        ref_pairs = model.fuse(text[ut][t_idx], masks[ut][t_idx], VisionFeatures(vision.embeds[ui][i_idx], 1))
+        assert torch.allclose(out.cls_feats, ref_pairs.cls_feats, atol=1e-6, rtol=0)
+        assert torch.allclose(out.text_feats, ref_pairs.text_feats, atol=1e-6, rtol=0)
+        assert torch.allclose(out.image_feats, ref_pairs.image_feats, atol=1e-6, rtol=0)
+        # and it is not trivially equal: different pairs give different outputs
+        assert not torch.allclose(out.cls_feats[0], out.cls_feats[3])
+    assert ref.cls_feats.shape == out.cls_feats.shape
+
+
+def test_shared_fusion_scores_equal_per_pair_scores():
+    model = tiny_model()
+    cfg = model.config
+    torch.manual_seed(2)
+    n_img, n_txt, length = 4, 12, 8
+    masks = torch.ones(n_txt, length, dtype=torch.long)
+    masks[::3, 5:] = 0
+    feats = Features(torch.randn(n_txt, length, cfg.hidden_size), masks, torch.randn(n_txt, 8),
+                     torch.randn(n_img, 10, cfg.hidden_size), torch.randn(n_img, 8), 1)
+    pairs, _, _ = candidate_pairs(torch.randn(n_img, n_txt), RetrievalOptions(mode="exhaustive"))
+    shared = score_pairs(model, feats, pairs, RetrievalOptions(pair_batch_size=16))
+    per_pair = score_pairs(model, feats, pairs, RetrievalOptions(pair_batch_size=16, shared_fusion=False))
+    assert torch.allclose(shared, per_pair, atol=1e-6, rtol=0)
+    assert shared.std() > 0
