@@ -7,15 +7,15 @@ Layout under `out_dir`:
     best/                          the model selected on the validation metric, exported with
                                    `save_pretrained` (loadable by `SCLModel.from_pretrained`)
 
-Every write goes to a temporary name first and is renamed into place (os.replace is atomic on POSIX),
-so a SIGKILL at any moment leaves either the previous or the new file, never a torn one.
+Every write goes through `sclbench.common.io.atomic_write` (a temporary name, fsync, os.replace), so a
+SIGKILL at any moment leaves either the previous or the new file, never a torn one, and a full disk
+raises one clear error with the previous checkpoints untouched.
 Checkpoints are our own files and are loaded with `weights_only=False` (they hold RNG tuples):
 never resume from a file you did not produce.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import shutil
@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sclbench.common.io import atomic_write
 from sclbench.errors import CheckpointError
 
 CKPT_DIR = "checkpoints"
@@ -67,15 +68,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 # ---- files ------------------------------------------------------------------------------------------
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())  # the data must be on disk before the rename makes it visible
-    os.replace(tmp, path)
-
-
 def list_checkpoints(out_dir: str | Path) -> list[Path]:
     """Complete checkpoints in `out_dir`, oldest first."""
     folder = Path(out_dir) / CKPT_DIR
@@ -96,7 +88,8 @@ def save_checkpoint(out_dir: str | Path, payload: dict[str, Any], step: int, kee
     folder = Path(out_dir) / CKPT_DIR
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"step-{step:08d}.pt"
-    _atomic_torch_save(payload, path)
+    atomic_write(path, lambda fh: torch.save(payload, fh))
+    # Older ones go only once the new one is complete: a kill or a full disk above keeps them all.
     if keep_last:
         for old in list_checkpoints(out_dir)[:-keep_last]:
             old.unlink(missing_ok=True)

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sclbench.common.io import atomic_write
+
 LOG_NAME = "log.jsonl"
 
 
@@ -35,9 +37,7 @@ def truncate_log(path: Path, max_step: int) -> None:
         return
     kept = [line for line in path.read_text().splitlines() if line.strip()
             and _step_of(line) is not None and _step_of(line) <= max_step]
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(line + "\n" for line in kept))
-    os.replace(tmp, path)
+    atomic_write(path, "".join(line + "\n" for line in kept))  # a kill here keeps the old log whole
 
 
 def _step_of(line: str) -> int | None:

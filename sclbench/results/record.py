@@ -7,14 +7,24 @@ later drift check can tell a real change from noise.
 
 Layout: ``<root>/<task>/<task>_<split>_<checkpoint>.json`` (+ ``.predictions.jsonl``). Names are
 predictable so a baseline folder and a fresh one line up file by file.
+
+Writing is safe against kills, full disks and concurrent writers: each file goes through
+`sclbench.common.io.atomic_write` (a reader sees the old file or the new one, never a torn one); the
+record and its predictions are written as a pair under a per-task-folder lock (two processes never mix
+one's record with the other's predictions); a record that a new one of the same key replaces is kept,
+with its predictions, under ``<task>/.history/`` (the last few per key; hidden folders are not
+collected), so nothing written is lost; the record holds its predictions' sha256, so predictions
+left by a write killed between the two files are detected instead of trusted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import platform
 import re
 import subprocess
@@ -24,10 +34,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from sclbench.common.io import atomic_write
 from sclbench.errors import DataError
+
+try:  # POSIX; elsewhere concurrent writers of one folder are not serialised
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
 
 SCHEMA = "sclbench.result/1"
 PREDICTIONS_SUFFIX = ".predictions.jsonl"
+HISTORY_DIR = ".history"
+HISTORY_KEEP = 5  # replaced records kept per key
+LOCK_NAME = ".records.lock"
 
 
 def _now() -> str:
@@ -52,19 +71,55 @@ def _jsonable(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder and os.replace: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+@contextlib.contextmanager
+def _folder_lock(folder: Path):
+    """An exclusive lock on `folder` between processes (the kernel drops it if the holder is killed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LOCK_NAME, "a") as fh:
+        if fcntl is not None:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+        os.link(src, dst)  # the old content stays reachable even after src is replaced
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _keep_replaced(path: Path) -> None:
+    """Before `path` is replaced: keep its record (and predictions) under .history/, pruned to the
+    newest HISTORY_KEEP per key. A record that cannot be parsed is kept as it is."""
+    if not path.is_file():
+        return
+    history = path.parent / HISTORY_DIR
+    history.mkdir(exist_ok=True)
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError):
+        old = None
+    stamp = sanitise(str(old.get("created_at", ""))) if isinstance(old, dict) else "unreadable"
+    base, n = f"{path.stem}.{stamp}", 0
+    while (history / f"{base}.{n}.json").exists():
+        n += 1
+    kept = history / f"{base}.{n}.json"
+    if isinstance(old, dict):
+        preds = old.get("predictions_file")
+        if preds and (path.parent / preds).is_file():
+            kept_preds = kept.with_name(kept.stem + PREDICTIONS_SUFFIX)
+            _link_or_copy(path.parent / preds, kept_preds)
+            old["predictions_file"] = kept_preds.name
+        atomic_write(kept, json.dumps(old, indent=2, ensure_ascii=False) + "\n")
+    else:
+        _link_or_copy(path, kept)
+    for stale in sorted(history.glob(f"{path.stem}.*.json"))[:-HISTORY_KEEP]:
+        stale.with_name(stale.stem + PREDICTIONS_SUFFIX).unlink(missing_ok=True)
+        stale.unlink(missing_ok=True)
 
 
 @dataclass
@@ -89,6 +144,7 @@ class ResultRecord:
     created_at: str = field(default_factory=_now)
     notes: str = ""
     predictions_file: str | None = None  # relative to the record's folder
+    predictions_sha256: str | None = None  # of that file's bytes, checked when it is read
     extra: dict[str, Any] = field(default_factory=dict)
     schema: str = SCHEMA
     # Where the record was loaded from; not part of the content.
@@ -133,14 +189,20 @@ class ResultRecord:
         mean of ``value`` x 100 is the record's metric (used by the drift check's bootstrap).
         """
         path = Path(root) / self.relative_path
+        payload = None
         if predictions is not None:
-            pred_path = path.with_name(path.stem + PREDICTIONS_SUFFIX)
             lines = (json.dumps(p, default=_jsonable, ensure_ascii=False) for p in predictions)
-            # Predictions first: the record must never point at a file that is not there yet.
-            _atomic_write(pred_path, "".join(line + "\n" for line in lines))
-            self.predictions_file = pred_path.name
-        text = json.dumps(self.to_dict(), indent=2, default=_jsonable, ensure_ascii=False)
-        _atomic_write(path, text + "\n")
+            payload = "".join(line + "\n" for line in lines).encode("utf-8")
+            self.predictions_file = path.stem + PREDICTIONS_SUFFIX
+            self.predictions_sha256 = "sha256:" + hashlib.sha256(payload).hexdigest()
+        # Serialise first: a record that cannot be written as JSON must not replace anything.
+        text = json.dumps(self.to_dict(), indent=2, default=_jsonable, ensure_ascii=False) + "\n"
+        with _folder_lock(path.parent):
+            _keep_replaced(path)
+            if payload is not None:
+                # Predictions first: the record must never point at a file that is not there yet.
+                atomic_write(path.with_name(self.predictions_file), payload)
+            atomic_write(path, text)
         self.source = path
         return path
 
@@ -155,7 +217,12 @@ class ResultRecord:
         path = self.source.parent / self.predictions_file
         if not path.is_file():
             raise DataError(f"{self.source} refers to predictions file {path}, which does not exist")
-        from sclbench.data.formats._io import read_jsonl
+        if self.predictions_sha256:
+            digest = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+            if digest != self.predictions_sha256:
+                raise DataError(f"{path} does not match its record {self.source} (sha256 differs: written by another "
+                                "run, or a write was interrupted); re-run the evaluation")
+        from sclbench.common.io import read_jsonl
 
         return [row for _, row in read_jsonl(path)]
 
@@ -192,8 +259,8 @@ def collect(root: str | Path) -> list[ResultRecord]:
         raise DataError(f"results folder {base} does not exist (run `sclbench eval` first, or pass the right path)")
     records = []
     for path in sorted(base.rglob("*.json")):
-        if path.name.startswith("."):
-            continue
+        if any(part.startswith(".") for part in path.relative_to(base).parts):
+            continue  # temporary files and .history/ (records replaced by newer ones)
         data = _read_json(path)
         if isinstance(data, dict) and str(data.get("schema", "")).startswith("sclbench.result/"):
             records.append(ResultRecord.from_dict(data, source=path))

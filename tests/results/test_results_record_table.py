@@ -7,6 +7,7 @@ import pytest
 
 from sclbench.cli import main
 from sclbench.errors import DataError
+from sclbench.results.record import HISTORY_KEEP
 from sclbench.results import (
     ResultRecord,
     build_table,
@@ -44,6 +45,31 @@ def test_round_trip_and_predictable_path(tmp_path):
     assert back.config == {"lr": pytest.approx(1e-4), "layers": [1, 2]}
     assert back.predictions_file == "vqa_test-dev_runs-vqa-best-model.predictions.jsonl"
     assert back.read_predictions() == [{"id": 1, "answer": "yes", "scores": {"accuracy": 1.0}}]
+
+
+def test_a_replaced_record_is_kept_with_its_predictions_in_history(tmp_path):
+    first = vqa_record(value=70.0)
+    first.save(tmp_path, predictions=[{"id": 1, "run": "first"}])
+    second = vqa_record(value=71.0)
+    second.created_at = "2099-01-01T00:00:00+00:00"
+    path = second.save(tmp_path, predictions=[{"id": 1, "run": "second"}])
+    assert [r.metrics["accuracy"] for r in collect(tmp_path)] == [71.0]  # history is not collected
+    assert load(path).read_predictions() == [{"id": 1, "run": "second"}]
+    (kept,) = sorted((tmp_path / "vqa" / ".history").glob("*.json"))
+    old = load(kept)
+    assert old.metrics["accuracy"] == 70.0 and old.read_predictions() == [{"id": 1, "run": "first"}]
+    for n in range(HISTORY_KEEP + 3):  # bounded: the newest HISTORY_KEEP per key
+        rec = vqa_record(value=float(n))
+        rec.created_at = f"2100-01-01T00:00:{n:02d}+00:00"
+        rec.save(tmp_path, predictions=[{"id": n}])
+    assert len(list((tmp_path / "vqa" / ".history").glob("*.json"))) == HISTORY_KEEP
+
+
+def test_predictions_that_do_not_match_their_record_are_refused(tmp_path):
+    path = vqa_record().save(tmp_path, predictions=[{"id": 1, "answer": "yes"}])
+    (path.parent / load(path).predictions_file).write_text('{"id": 1, "answer": "no"}\n')
+    with pytest.raises(DataError, match="does not match its record"):
+        load(path).read_predictions()
 
 
 def test_collect_skips_foreign_json_and_names_malformed_files(tmp_path):
@@ -124,4 +150,4 @@ def test_cli_table(tmp_path, capsys):
     assert main(["table", str(tmp_path / "results"), "--format", "csv"]) == 0
     assert "accuracy" in capsys.readouterr().out
     assert main(["table", str(tmp_path / "nowhere")]) == 2
-    assert main(["table", str(tmp_path / "results"), "--format", "html"]) == 2
+    assert main(["table", str(tmp_path / "results"), "--format", "xml"]) == 2  # html is a format since the leaderboard
