@@ -11,12 +11,39 @@ from __future__ import annotations
 
 import hashlib
 import io
+import struct
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from sclbench.errors import DataError
+
+# Every way Pillow reports an image it cannot (or will not) decode. Corrupt bytes surface as OSError
+# (UnidentifiedImageError, truncated data), SyntaxError (bad PNG chunks), ValueError, EOFError,
+# struct/zlib errors or an IndexError/KeyError/TypeError/ZeroDivisionError from a header with absurd
+# values; a "decompression bomb" (a header claiming e.g. 50000x50000 pixels) raises
+# DecompressionBombError, or DecompressionBombWarning where warnings are turned into errors. All of
+# them are a bad file, never a bug of ours: they become one DataError naming the file, which the
+# datasets' skip option (`--skip-corrupt`) catches like any other corrupt sample.
+IMAGE_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, IndexError,
+                       KeyError, TypeError, ZeroDivisionError, Image.DecompressionBombError,
+                       Image.DecompressionBombWarning)
+
+
+def decode_rgb(data: bytes, where: str, fix: str = "replace the file or re-run with the skip option "
+               "to leave it out") -> Image.Image:
+    """Decode encoded image bytes to RGB; any decode failure is a DataError naming `where`."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.convert("RGB")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise DataError(f"image {where} refused as a decompression bomb ({err}); it is not a real "
+                        f"picture of the dataset: {fix}") from None
+    except IMAGE_DECODE_ERRORS as err:
+        reason = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        raise DataError(f"corrupt image {where}: {reason}; {fix}") from None
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,12 +88,7 @@ class ImageSource:
 
     def open(self) -> Image.Image:
         """Decode to an RGB PIL image; a corrupt image is a DataError naming where it lives."""
-        try:
-            with Image.open(io.BytesIO(self.read_bytes())) as img:
-                return img.convert("RGB")
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-            raise DataError(f"corrupt image {self.where}: {err}; replace the file or re-run with "
-                            "the skip option to leave it out") from None
+        return decode_rgb(self.read_bytes(), self.where)
 
     def digest(self) -> str:
         cached = self.__dict__.get("_digest")

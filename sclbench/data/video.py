@@ -1,4 +1,4 @@
-"""Reading clips: decord for video files, PIL for 1-fps frame folders; frame index sampling.
+"""Reading clips: decord (or PyAV) for video files, PIL for 1-fps frame folders; frame index sampling.
 
 Sampling (official `base_video_dataset.py`, scl-official.md §4.5):
 - "uniform" (evaluation): F indices linspace(0, n-1, F) truncated to int — identical to the official.
@@ -7,17 +7,26 @@ Sampling (official `base_video_dataset.py`, scl-official.md §4.5):
   one-frame segment (then silently using another sample); we draw from the whole segment and, when a
   clip has fewer frames than F, repeat frames instead of failing.
 Frame folders are sampled like videos (the official always used uniform sampling for them).
+
+Decoding backends (option `SCLBENCH_VIDEO_BACKEND` = auto | decord | pyav; `auto` is the default):
+the official code decodes with decord, and so does sclbench where decord imports; where it does not
+(no wheel for the platform), PyAV decodes the same clip. Both count every decoded frame of the first
+video stream and index frames in decode (presentation) order, so the same indices select the same
+frames; pixel values agree within the two libraries' YUV->RGB conversion (a few levels of 255).
 """
 
 from __future__ import annotations
 
+import os
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from sclbench.errors import DataError
+from sclbench.data.records import decode_rgb
+from sclbench.errors import ConfigError, DataError
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -48,30 +57,115 @@ def list_frames(folder: Path) -> list[Path]:
     return frames
 
 
-def count_frames(clip: str | Path) -> int:
+BACKENDS = ("auto", "decord", "pyav")
+
+
+@lru_cache(maxsize=1)
+def _decord_importable() -> bool:
+    try:
+        import decord  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def video_backend(requested: str | None = None) -> str:
+    """The decoder to use: `requested`, else $SCLBENCH_VIDEO_BACKEND, else decord if importable, else PyAV."""
+    choice = (requested or os.environ.get("SCLBENCH_VIDEO_BACKEND") or "auto").lower()
+    if choice not in BACKENDS:
+        raise ConfigError(f"unknown video backend {choice!r} (SCLBENCH_VIDEO_BACKEND); use one of "
+                          f"{', '.join(BACKENDS)}")
+    if choice == "auto":
+        return "decord" if _decord_importable() else "pyav"
+    if choice == "decord" and not _decord_importable():
+        raise ConfigError("video backend 'decord' asked for but decord is not installed: `pip install "
+                          "decord`, or use SCLBENCH_VIDEO_BACKEND=pyav")
+    return choice
+
+
+def count_frames(clip: str | Path, backend: str | None = None) -> int:
     clip = Path(clip)
     if clip.is_dir():
         return len(list_frames(clip))
-    return len(_open_video(clip))
+    _check_file(clip)
+    if video_backend(backend) == "decord":
+        return len(_open_decord(clip))
+    return _pyav_count(clip)
 
 
-def _open_video(path: Path):
-    import decord
-
+def _check_file(path: Path) -> None:
     if not path.is_file():
         raise DataError(f"missing video {path}; restore it or pass the skip option to leave it out")
+
+
+def _corrupt(path: Path, err: BaseException) -> DataError:
+    reason = (str(err).splitlines() or [type(err).__name__])[0][:200]
+    return DataError(f"corrupt video {path}: {reason}; re-download or re-encode it, or pass the skip option")
+
+
+def _no_frames(path: Path) -> DataError:
+    return DataError(f"video {path} has no frames; re-download or re-encode it, or pass the skip option")
+
+
+def _open_decord(path: Path):
+    import decord
+
     try:
         reader = decord.VideoReader(str(path), num_threads=1)
     except Exception as err:  # decord raises its own DECORDError (and RuntimeError) on bad input
-        raise DataError(f"corrupt video {path}: {str(err).splitlines()[0][:200]}; re-download or "
-                        "re-encode it, or pass the skip option") from None
+        raise _corrupt(path, err) from None
     if len(reader) == 0:
-        raise DataError(f"video {path} has no frames; re-download or re-encode it")
+        raise _no_frames(path)
     return reader
 
 
+def _decord_frames(path: Path, num_frames: int, mode: str, generator) -> list[np.ndarray]:
+    reader = _open_decord(path)
+    idx = sample_frame_indices(len(reader), num_frames, mode, generator)
+    try:
+        return list(reader.get_batch(idx).asnumpy())
+    except Exception as err:
+        raise DataError(f"corrupt video {path}: cannot decode frames {idx} ({str(err)[:200]})") from None
+
+
+def _pyav_decode(path: Path, wanted: set[int] | None):
+    """Decode the first video stream in order: (frame count, {index: RGB array} for `wanted`)."""
+    import av
+
+    picked: dict[int, np.ndarray] = {}
+    count = 0
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise DataError(f"{path} holds no video stream; re-download or re-encode it")
+            stream = container.streams.video[0]
+            stream.thread_type = "NONE"  # one thread per dataloader worker, like decord's num_threads=1
+            for frame in container.decode(stream):
+                if wanted is not None and count in wanted:
+                    picked[count] = frame.to_ndarray(format="rgb24")
+                count += 1
+    except DataError:
+        raise
+    except (av.FFmpegError, OSError, ValueError, EOFError) as err:
+        raise _corrupt(path, err) from None
+    if count == 0:
+        raise _no_frames(path)
+    return count, picked
+
+
+def _pyav_count(path: Path) -> int:
+    return _pyav_decode(path, None)[0]
+
+
+def _pyav_frames(path: Path, num_frames: int, mode: str, generator) -> list[np.ndarray]:
+    # Two passes (count, then pick) keep memory to the F chosen frames, never the whole clip.
+    idx = sample_frame_indices(_pyav_count(path), num_frames, mode, generator)
+    _, picked = _pyav_decode(path, set(idx))
+    return [picked[i] for i in idx]
+
+
 def read_clip(clip: str | Path, num_frames: int, mode: str = "uniform",
-              generator: torch.Generator | None = None) -> list[Image.Image]:
+              generator: torch.Generator | None = None, backend: str | None = None) -> list[Image.Image]:
     """`num_frames` RGB frames of a video file or a frame folder, as PIL images."""
     clip = Path(clip)
     if clip.is_dir():
@@ -80,15 +174,11 @@ def read_clip(clip: str | Path, num_frames: int, mode: str = "uniform",
         out = []
         for i in idx:
             try:
-                with Image.open(frames[i]) as img:
-                    out.append(img.convert("RGB"))
+                data = frames[i].read_bytes()
             except OSError as err:
-                raise DataError(f"corrupt frame {frames[i]}: {err}; re-extract the clip") from None
+                raise DataError(f"cannot read frame {frames[i]}: {err.strerror}; re-extract the clip") from None
+            out.append(decode_rgb(data, str(frames[i]), fix="re-extract the clip, or pass the skip option"))
         return out
-    reader = _open_video(clip)
-    idx = sample_frame_indices(len(reader), num_frames, mode, generator)
-    try:
-        array = reader.get_batch(idx).asnumpy()
-    except Exception as err:
-        raise DataError(f"corrupt video {clip}: cannot decode frames {idx} ({str(err)[:200]})") from None
-    return [Image.fromarray(a) for a in array]
+    _check_file(clip)
+    read = _decord_frames if video_backend(backend) == "decord" else _pyav_frames
+    return [Image.fromarray(a) for a in read(clip, num_frames, mode, generator)]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from sclbench.common.io import atomic_write
 from sclbench.data.formats._io import field, find_file, load_json, media_ok
 from sclbench.data.formats.vqa_normalize import normalize_answer
 from sclbench.data.records import ImageSource, SkipCounter, VQARecord
@@ -52,42 +53,103 @@ def _entries(path: Path, key: str) -> list[dict]:
     return items
 
 
+def _id(obj: dict, key: str, path: Path, where: str) -> int:
+    value = field(obj, key, path, where, int)
+    if isinstance(value, bool):  # JSON true/false are not ids, although Python counts bool as int
+        raise DataError(f"{path}, {where}: field {key!r} should be int, got bool")
+    return value
+
+
+def _unique(qid: int, seen: dict[int, int], path: Path, key: str, i: int) -> None:
+    if qid in seen:
+        raise DataError(f"{path}, {key}[{i}]: question_id {qid} already used by {key}[{seen[qid]}]; "
+                        "the file is damaged (re-download it)")
+    seen[qid] = i
+
+
+def read_annotations(path: Path) -> dict[int, tuple[int, dict]]:
+    """question_id -> (position, checked annotation), in file order; every required field validated."""
+    out: dict[int, tuple[int, dict]] = {}
+    seen: dict[int, int] = {}
+    for i, ann in enumerate(_entries(path, "annotations")):
+        where = f"annotations[{i}]"
+        qid = _id(ann, "question_id", path, where)
+        _unique(qid, seen, path, "annotations", i)
+        where = f"annotations[{i}] (question {qid})"
+        checked = {"image_id": _id(ann, "image_id", path, where),
+                   "answer_type": field(ann, "answer_type", path, where, str),
+                   "question_type": field(ann, "question_type", path, where, str),
+                   "multiple_choice_answer": field(ann, "multiple_choice_answer", path, where, str)}
+        answers = []
+        for j, vote in enumerate(field(ann, "answers", path, where, list)):
+            if not isinstance(vote, dict):
+                raise DataError(f"{path}, {where}: answers[{j}] should be an object with an 'answer'")
+            answers.append(field(vote, "answer", path, f"{where}, answers[{j}]", str))
+        checked["answers"] = answers
+        out[qid] = (i, checked)
+    return out
+
+
 def read_vqa(root: str | Path, split: str, *, skip: SkipCounter | None = None) -> list[VQARecord]:
-    """One record per question, in the order of the questions file."""
+    """One record per question, in the order of the questions file.
+
+    Validated: both files are objects holding lists of objects; question ids are unique in each
+    file; every question has question_id, image_id, question; every annotation has question_id,
+    image_id, answers (objects with an `answer`), answer_type, question_type,
+    multiple_choice_answer. Where annotations exist (train, val) the join is checked both ways:
+    each question has exactly one annotation, each annotation has its question, with the same image.
+    """
     if split not in SUBSETS:
         raise DataError(f"unknown VQA split {split!r}; use one of {sorted(SUBSETS)}")
     root = Path(root)
     qpath = question_file(root, split)
-    annotations: dict[int, dict] = {}
+    annotations: dict[int, tuple[int, dict]] = {}
     apath = None
     if split in ("train", "val"):
         apath = annotation_file(root, split)
-        for i, ann in enumerate(_entries(apath, "annotations")):
-            annotations[field(ann, "question_id", apath, f"annotations[{i}]", int)] = ann
-    records = []
+        annotations = read_annotations(apath)
+    questions = []
+    seen: dict[int, int] = {}
     for i, q in enumerate(_entries(qpath, "questions")):
         where = f"questions[{i}]"
-        qid = field(q, "question_id", qpath, where, int)
-        image_id = field(q, "image_id", qpath, where, int)
-        question = field(q, "question", qpath, where, str)
-        answers, answer_type, question_type, mc = [], "", "", ""
-        if apath is not None:
-            ann = annotations.get(qid)
-            if ann is None:
-                raise DataError(f"{qpath}, {where}: question {qid} has no entry in {apath}; "
-                                "the two files do not belong together")
-            awhere = f"annotation of question {qid}"
-            raw = field(ann, "answers", apath, awhere, list)
-            answers = [field(a, "answer", apath, awhere, str) for a in raw]
-            answer_type = field(ann, "answer_type", apath, awhere, str)
-            question_type = field(ann, "question_type", apath, awhere, str)
-            mc = field(ann, "multiple_choice_answer", apath, awhere, str)
+        qid = _id(q, "question_id", qpath, where)
+        _unique(qid, seen, qpath, "questions", i)
+        where = f"questions[{i}] (question {qid})"
+        questions.append((qid, _id(q, "image_id", qpath, where), field(q, "question", qpath, where, str)))
+    if apath is not None:
+        _check_join(qpath, apath, questions, annotations)
+    records = []
+    for qid, image_id, question in questions:
+        ann = annotations[qid][1] if apath is not None else None
         path = image_path(root, split, image_id)
         if not media_ok(path, skip):
             continue
-        records.append(VQARecord(qid, ImageSource(path=path), image_id, question, answers, answer_type,
-                                 question_type, mc, split))
+        if ann is None:
+            records.append(VQARecord(qid, ImageSource(path=path), image_id, question, [], "", "", "", split))
+        else:
+            records.append(VQARecord(qid, ImageSource(path=path), image_id, question, ann["answers"],
+                                     ann["answer_type"], ann["question_type"], ann["multiple_choice_answer"],
+                                     split))
     return records
+
+
+def _check_join(qpath: Path, apath: Path, questions: list[tuple[int, int, str]],
+                annotations: dict[int, tuple[int, dict]]) -> None:
+    """Every question has its annotation (same image) and every annotation has its question."""
+    asked = set()
+    for i, (qid, image_id, _) in enumerate(questions):
+        asked.add(qid)
+        if qid not in annotations:
+            raise DataError(f"{qpath}, questions[{i}]: question {qid} has no annotation in {apath}; "
+                            "the two files do not belong together (re-download both)")
+        j, ann = annotations[qid]
+        if ann["image_id"] != image_id:
+            raise DataError(f"{apath}, annotations[{j}]: question {qid} is about image {ann['image_id']} "
+                            f"but {qpath} puts it on image {image_id}; the files do not belong together")
+    for qid, (j, _) in annotations.items():
+        if qid not in asked:
+            raise DataError(f"{apath}, annotations[{j}]: question_id {qid} has no question in {qpath}; "
+                            "the two files do not belong together (re-download both)")
 
 
 def vote_score(count: int) -> float:
@@ -98,8 +160,10 @@ def vote_score(count: int) -> float:
 class AnswerVocab:
     """The answer classes: normalised `multiple_choice_answer` with frequency >= min_count.
 
-    Official: train2014 + val2014, min_count 9 -> 3,129 answers. Order: most frequent first, ties
-    alphabetical (deterministic; the official order came from a dict and is not meaningful).
+    Official (`write_vqa.make_arrow`): the answers of train2014 then val2014 annotations, each file
+    in its own order, normalised, counted; those seen >= 9 times are the 3,129 classes, and class i
+    is the i-th of them *in order of first appearance* (a Python dict keeps insertion order). The
+    same order here means a head trained by the official code (or METER) maps class for class.
     """
 
     def __init__(self, answers: list[str]) -> None:
@@ -107,12 +171,31 @@ class AnswerVocab:
         self.index = {a: i for i, a in enumerate(self.answers)}
 
     @classmethod
-    def build(cls, records: list[VQARecord], min_count: int = 9) -> AnswerVocab:
-        counts = Counter(normalize_answer(r.multiple_choice_answer) for r in records if r.answers)
-        kept = sorted((a for a, c in counts.items() if c >= min_count), key=lambda a: (-counts[a], a))
+    def from_answers(cls, answers, min_count: int = 9) -> AnswerVocab:
+        """From raw `multiple_choice_answer` strings in the writer's order (train file, then val file)."""
+        counts = Counter(normalize_answer(a) for a in answers)  # a Counter keeps first-seen order
+        kept = [a for a, c in counts.items() if c >= min_count]
         if not kept:
             raise DataError(f"no answer occurs {min_count} times; lower the vocabulary min_count")
         return cls(kept)
+
+    @classmethod
+    def build(cls, records: list[VQARecord], min_count: int = 9) -> AnswerVocab:
+        """From answered records, in their order (the official order when they come in annotation order).
+
+        Records left out by the skip option are not counted; `from_annotations` counts every
+        annotation, as the official writer does.
+        """
+        return cls.from_answers((r.multiple_choice_answer for r in records if r.answers), min_count)
+
+    @classmethod
+    def from_annotations(cls, root: str | Path, min_count: int = 9) -> AnswerVocab:
+        """The official vocabulary: every train2014 then val2014 annotation, in file order."""
+        answers = []
+        for split in ("train", "val"):
+            annotations = read_annotations(annotation_file(Path(root), split))
+            answers += [ann["multiple_choice_answer"] for _, ann in annotations.values()]
+        return cls.from_answers(answers, min_count)
 
     def __len__(self) -> int:
         return len(self.answers)
@@ -133,11 +216,26 @@ class AnswerVocab:
         return t
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps({"answers": self.answers}, indent=0) + "\n")
+        atomic_write(path, json.dumps({"answers": self.answers}, indent=0) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> AnswerVocab:
-        return cls(field(load_json(Path(path)), "answers", Path(path), "top level", list))
+        path = Path(path)
+        doc = load_json(path)
+        if not isinstance(doc, dict):
+            raise DataError(f"{path}: expected a JSON object with an 'answers' list (an answer vocabulary)")
+        answers = field(doc, "answers", path, "top level", list)
+        seen: dict[str, int] = {}
+        for i, answer in enumerate(answers):
+            if not isinstance(answer, str):
+                raise DataError(f"{path}, answers[{i}]: should be a string, got {type(answer).__name__}")
+            if answer in seen:
+                raise DataError(f"{path}, answers[{i}]: {answer!r} already is answer {seen[answer]}; "
+                                "the vocabulary is damaged (delete it to rebuild it from the annotations)")
+            seen[answer] = i
+        if not answers:
+            raise DataError(f"{path}: the answer vocabulary is empty; delete it to rebuild it")
+        return cls(answers)
 
 
 def split_minival(val: list[VQARecord], num_images: int = 1000, seed: int = 0):
@@ -155,5 +253,8 @@ def split_minival(val: list[VQARecord], num_images: int = 1000, seed: int = 0):
 
 
 def apply_minival(val: list[VQARecord], manifest: dict):
-    held = set(manifest["image_ids"])
+    ids = manifest.get("image_ids") if isinstance(manifest, dict) else None
+    if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+        raise DataError(f"minival manifest should hold an 'image_ids' list of ints, got {manifest!r:.200}")
+    held = set(ids)
     return [r for r in val if r.image_id not in held], [r for r in val if r.image_id in held]
