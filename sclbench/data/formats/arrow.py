@@ -11,37 +11,58 @@ writer keeps them in extra columns (`raw_answers`, `answer_types`, `question_typ
 `multiple_choice_answers`; `identifiers`), which the official reader ignores, so records read back
 equal the raw reader's. Without them: VQA records carry `label_scores` and no raw answers; NLVR2
 identifiers are rebuilt as `<pair>-<position in row>` (an approximation, named as such here).
+
+Every fine-tuning family reads these tables through `read_family_arrow` (card key `data.format: arrow`),
+which returns exactly the record types of that family's raw reader. A table is validated when opened
+(`Table.validate(full=True)`: a truncated or bit-flipped file is a DataError, never a crash in a
+worker) and its cells are checked row by row: list lengths agree within a row, ids are unique.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pyarrow as pa
 
+from sclbench.data.formats._io import dedup
 from sclbench.data.records import CaptionRecord, ImageSource, NLVR2Record, VQARecord
-from sclbench.errors import DataError
+from sclbench.errors import ConfigError, DataError
 
 IMAGE_COLUMNS = ("image", "image_0", "image_1")
-_TABLES: dict[str, pa.Table] = {}  # per process: memory maps are cheap, re-opened after fork/pickle
+# per process, keyed by (path, size, mtime): memory maps are cheap, re-opened after fork/pickle, and a
+# table re-written in place is never served from a stale map
+_TABLES: dict[tuple, pa.Table] = {}
 
 
 def open_table(path: str | Path) -> pa.Table:
     key = str(path)
-    if key not in _TABLES:
+    try:
+        stat = os.stat(key)
+    except FileNotFoundError:
+        raise DataError(f"arrow table {key} not found; write it with the ViLT scripts (or `sclbench data "
+                        "arrow`) or pass the folder holding the *.arrow files") from None
+    except OSError as err:
+        raise DataError(f"cannot read arrow table {key}: {err.strerror}") from None
+    cache_key = (key, stat.st_size, stat.st_mtime_ns)
+    if cache_key not in _TABLES:
         try:
-            source = pa.memory_map(key, "r")
-            _TABLES[key] = pa.ipc.open_file(source).read_all()
-        except FileNotFoundError:
-            raise DataError(f"arrow table {key} not found; write it with the ViLT scripts or pass "
-                            "the folder holding the *.arrow files") from None
-        except pa.ArrowInvalid as err:
-            raise DataError(f"{key} is not an Arrow IPC file ({err}); re-create it") from None
-    return _TABLES[key]
+            table = pa.ipc.open_file(pa.memory_map(key, "r")).read_all()
+            table.validate(full=True)  # offsets and UTF-8 checked once, so no cell read can crash later
+        except (pa.ArrowException, OSError, ValueError) as err:
+            raise DataError(f"{key} is not an Arrow IPC file or is damaged ({type(err).__name__}: "
+                            f"{str(err)[:200]}); re-create it") from None
+        for old in [k for k in _TABLES if k[0] == key]:
+            del _TABLES[old]
+        _TABLES[cache_key] = table
+    return _TABLES[cache_key]
 
 
 def read_cell(path: str, column: str, row: int) -> bytes:
-    value = open_table(path).column(column)[row].as_py()
+    table = open_table(path)
+    if column not in table.column_names or not 0 <= row < table.num_rows:
+        raise DataError(f"{path}: no column {column!r} row {row}; the table changed since it was read")
+    value = table.column(column)[row].as_py()
     if not isinstance(value, bytes):
         raise DataError(f"{path}: column {column!r} row {row} holds no image bytes")
     return value
@@ -52,56 +73,165 @@ def _columns(path: Path, names: tuple[str, ...]) -> tuple[pa.Table, dict[str, li
     missing = [n for n in names if n not in table.column_names]
     if missing:
         raise DataError(f"{path}: missing column(s) {missing}; is this a ViLT-format table?")
+    for name in IMAGE_COLUMNS:
+        if name in table.column_names and not (pa.types.is_binary(table.column(name).type)
+                                               or pa.types.is_large_binary(table.column(name).type)):
+            raise DataError(f"{path}: column {name!r} should hold image bytes, holds {table.column(name).type}")
     extra = [n for n in table.column_names if n not in IMAGE_COLUMNS]  # images stay memory-mapped
     return table, {n: table.column(n).to_pylist() for n in extra}
 
 
+class _Cells:
+    """Typed access to the Python cells of one table: a wrong cell names the file, column and row."""
+
+    def __init__(self, path: Path, cols: dict[str, list]):
+        self.path, self.cols = path, cols
+
+    def fail(self, column: str, row: int, what: str) -> DataError:
+        return DataError(f"{self.path}, column {column!r} row {row}: {what}; re-create the table")
+
+    def get(self, column: str, row: int, kind, what: str):
+        value = self.cols[column][row]
+        if not isinstance(value, kind) or isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+            raise self.fail(column, row, f"expected {what}, got {type(value).__name__}")
+        return value
+
+    def items(self, column: str, row: int, kind, what: str, length: int | None = None) -> list:
+        value = self.get(column, row, list, f"a list of {what}")
+        if any(not isinstance(v, kind) or isinstance(v, bool) and kind is not bool for v in value):
+            raise self.fail(column, row, f"expected a list of {what}")
+        if length is not None and len(value) != length:
+            raise self.fail(column, row, f"{len(value)} entries where the row has {length} questions/sentences")
+        return value
+
+
+def _unique(seen: dict, key, path: Path, row: int, what: str) -> None:
+    if key in seen:
+        raise DataError(f"{path}, row {row}: duplicated {what} {key!r} (first in {seen[key]}); a table was "
+                        "written twice into one file or two tables were concatenated")
+    seen[key] = f"{path.name} row {row}"
+
+
+# --------------------------------------------------------------------------------------- captions
 def caption_table(root: str | Path, dataset: str, split: str) -> Path:
     return Path(root) / f"{dataset}_caption_karpathy_{split}.arrow"
 
 
-def read_caption_arrow(root: str | Path, dataset: str, split: str) -> list[CaptionRecord]:
-    path = caption_table(root, dataset, split)
-    table, cols = _columns(path, ("image", "caption", "image_id", "split"))
-    return [CaptionRecord(ImageSource(arrow=(str(path), "image", i)), str(cols["image_id"][i]),
-                          list(cols["caption"][i]), cols["split"][i]) for i in range(table.num_rows)]
+def read_caption_arrow(root: str | Path, dataset: str, split: str, *, coco_train_with_restval: bool = False,
+                       dedup_captions: bool = True) -> list[CaptionRecord]:
+    """Records of one caption table (`split` as in the file name); COCO train + restval when asked,
+    like `read_karpathy`. Captions de-duplicated per image as the official datasets do."""
+    splits = [split, "restval"] if dataset == "coco" and split == "train" and coco_train_with_restval else [split]
+    records, seen = [], {}
+    for name in splits:
+        path = caption_table(root, dataset, name)
+        table, cols = _columns(path, ("image", "caption", "image_id", "split"))
+        cells = _Cells(path, cols)
+        for i in range(table.num_rows):
+            image_id = str(cells.get("image_id", i, (str, int), "the image id (file name)"))
+            _unique(seen, image_id, path, i, "image id")
+            captions = cells.items("caption", i, str, "caption strings")
+            if not captions:
+                raise cells.fail("caption", i, "no caption")
+            records.append(CaptionRecord(ImageSource(arrow=(str(path), "image", i)), image_id,
+                                         dedup(captions) if dedup_captions else list(captions),
+                                         cells.get("split", i, str, "the split name")))
+    return records
 
 
+# --------------------------------------------------------------------------------------- VQA
 def read_vqa_arrow(root: str | Path, split: str) -> list[VQARecord]:
     path = Path(root) / f"vqav2_{split}.arrow"
     table, cols = _columns(path, ("image", "questions", "answers", "answer_scores", "image_id",
                                   "question_id", "split"))
+    cells = _Cells(path, cols)
     has_raw = "raw_answers" in cols
-    records = []
+    records, seen = [], {}
     for i in range(table.num_rows):
         image = ImageSource(arrow=(str(path), "image", i))
-        for j, (qid, question) in enumerate(zip(cols["question_id"][i], cols["questions"][i])):
+        questions = cells.items("questions", i, str, "question strings")
+        n = len(questions)
+        qids = cells.items("question_id", i, int, "integer question ids", n)
+        image_id = cells.get("image_id", i, int, "an integer image id")
+        row_split = cells.get("split", i, str, "the split name")
+        answers = cells.items("answers", i, list, "answer lists")
+        scores = cells.items("answer_scores", i, list, "score lists")
+        # test tables carry no answers at all; otherwise one answer list per question
+        if answers and len(answers) != n or len(scores) != len(answers):
+            raise cells.fail("answers", i, f"{len(answers)} answer and {len(scores)} score lists for {n} questions")
+        if has_raw:
+            raw = [cells.items(c, i, kind, what, n) for c, kind, what in (
+                ("raw_answers", list, "answer lists"), ("answer_types", str, "strings"),
+                ("question_types", str, "strings"), ("multiple_choice_answers", str, "strings"))]
+        for j, (qid, question) in enumerate(zip(qids, questions)):
+            _unique(seen, qid, path, i, "question_id")
             if has_raw:
-                extra = dict(answers=list(cols["raw_answers"][i][j]), answer_type=cols["answer_types"][i][j],
-                             question_type=cols["question_types"][i][j],
-                             multiple_choice_answer=cols["multiple_choice_answers"][i][j])
+                extra = dict(answers=list(raw[0][j]), answer_type=raw[1][j], question_type=raw[2][j],
+                             multiple_choice_answer=raw[3][j])
             else:
-                answers, scores = cols["answers"][i], cols["answer_scores"][i]
-                labels = dict(zip(answers[j], scores[j])) if j < len(answers) else {}
+                labels = {}
+                if answers:
+                    if len(answers[j]) != len(scores[j]):
+                        raise cells.fail("answer_scores", i, f"question {qid}: {len(answers[j])} answers, "
+                                         f"{len(scores[j])} scores")
+                    labels = dict(zip(answers[j], scores[j]))
                 extra = dict(answers=[], answer_type="", question_type="", multiple_choice_answer="",
                              label_scores=labels)
-            records.append(VQARecord(question_id=int(qid), image=image, image_id=int(cols["image_id"][i]),
-                                     question=question, split=cols["split"][i], **extra))
+            records.append(VQARecord(question_id=qid, image=image, image_id=image_id,
+                                     question=question, split=row_split, **extra))
     return records
+
+
+# --------------------------------------------------------------------------------------- NLVR2
+_NLVR2_LABELS = {"true": True, "false": False}
 
 
 def read_nlvr2_arrow(root: str | Path, split: str) -> list[NLVR2Record]:
     path = Path(root) / f"nlvr2_{split}.arrow"
     table, cols = _columns(path, ("image_0", "image_1", "questions", "answers", "identifier"))
-    records = []
+    cells = _Cells(path, cols)
+    records, seen = [], {}
     for i in range(table.num_rows):
-        ids = cols["identifiers"][i] if "identifiers" in cols else \
-            [f"{cols['identifier'][i]}-{k}" for k in range(len(cols["questions"][i]))]
-        for ident, sentence, answer in zip(ids, cols["questions"][i], cols["answers"][i]):
-            label = None if answer is None else str(answer).lower() == "true"
+        sentences = cells.items("questions", i, str, "sentence strings")
+        n = len(sentences)
+        pair = cells.get("identifier", i, str, "the pair identifier")
+        answers = cells.get("answers", i, list, "a list of answers")
+        if len(answers) != n or any(a is not None and str(a).lower() not in _NLVR2_LABELS for a in answers):
+            raise cells.fail("answers", i, f"expected {n} answers, each 'True', 'False' or null")
+        ids = cells.items("identifiers", i, str, "identifier strings", n) if "identifiers" in cols else \
+            [f"{pair}-{k}" for k in range(n)]
+        for ident, sentence, answer in zip(ids, sentences, answers):
+            _unique(seen, ident, path, i, "identifier")
+            label = None if answer is None else _NLVR2_LABELS[str(answer).lower()]
             records.append(NLVR2Record(ident, sentence, label, ImageSource(arrow=(str(path), "image_0", i)),
                                        ImageSource(arrow=(str(path), "image_1", i)), split))
     return records
+
+
+# --------------------------------------------------------------------------------------- dispatch
+ARROW_FAMILIES = ("image_retrieval", "vqa", "nlvr2")
+
+
+def read_family_arrow(family: str, root: str | Path, split: str, *, dataset: str | None = None,
+                      coco_train_with_restval: bool = True, dedup_captions: bool = True) -> list:
+    """The records a card of `family` reads from its raw files, read from the ViLT tables under `root`.
+
+    image_retrieval -> CaptionRecord (`dataset` f30k|coco; COCO train includes restval by default, as
+    `read_karpathy`), vqa -> VQARecord (splits train, val, test-dev, test), nlvr2 -> NLVR2Record
+    (train, dev, test1). Video retrieval and pre-training have no fine-tuning arrow tables here.
+    """
+    if family == "image_retrieval":
+        if dataset not in ("f30k", "coco"):
+            raise ConfigError(f"data.format: arrow for image retrieval needs data.dataset f30k or coco, "
+                              f"not {dataset!r}")
+        return read_caption_arrow(root, dataset, split, coco_train_with_restval=coco_train_with_restval,
+                                  dedup_captions=dedup_captions)
+    if family == "vqa":
+        return read_vqa_arrow(root, split)
+    if family == "nlvr2":
+        return read_nlvr2_arrow(root, split)
+    raise ConfigError(f"data.format: arrow is available for the {', '.join(ARROW_FAMILIES)} cards, not for "
+                      f"{family!r}; use the raw layout (data.format: raw)")
 
 
 # --------------------------------------------------------------------------------------- writer
@@ -112,7 +242,8 @@ def write_table(columns: dict[str, list], path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
-    _TABLES.pop(str(path), None)
+    for old in [k for k in _TABLES if k[0] == str(path)]:
+        del _TABLES[old]
     return path
 
 
