@@ -34,6 +34,16 @@ CAPTION_PROTOCOLS = ("first", "all")
 DEFAULT_CAPTIONS = "first"  # the official dataset's choice
 
 
+def caption_protocol(captions: str = DEFAULT_CAPTIONS) -> dict[str, str]:
+    """What a run record says about MSRVTT's captions (the card's `data.captions`, checked)."""
+    if captions not in CAPTION_PROTOCOLS:
+        raise DataError(f"MSRVTT captions must be one of {CAPTION_PROTOCOLS}, not {captions!r}")
+    return {"train_captions": captions,
+            "train_captions_source": "official MsrvttDataset (first caption per video)" if captions == "first"
+            else "CLIP4Clip (all captions per video)",
+            "test": "1k-A JSFusion, one caption per video"}
+
+
 def _find(root: Path, name: str, what: str) -> Path:
     return find_file(root, [name, LISTS + name, "annotation/" + name, "msrvtt_data/" + name], what)
 
@@ -124,8 +134,7 @@ def read_msrvtt(root: str | Path, split: str, *, layout: str = "auto", captions:
     """train: one record per video (`captions`: its first or all captions); test: 1k-A, one caption each."""
     if split not in SPLITS:
         raise DataError(f"unknown MSRVTT split {split!r}; use train or test (the 1k-A JSFusion test)")
-    if captions not in CAPTION_PROTOCOLS:
-        raise DataError(f"MSRVTT captions must be one of {CAPTION_PROTOCOLS}, not {captions!r}")
+    caption_protocol(captions)
     if layout not in ("auto", "json", "csv"):
         raise DataError(f"MSRVTT layout must be auto, json or csv, not {layout!r}")
     root = Path(root)
