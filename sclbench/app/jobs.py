@@ -149,11 +149,18 @@ def evaluate(task_name: str, ckpt: str | None, split: str, data_root: str | None
              results_dir: str | Path = "results", overrides: list[str] | None = None, preset: str = "base",
              tokenizer: str | None = None, limit: int | None = None, batch_size: int = 32, num_workers: int = 0,
              checkpoint_name: str | None = None, submission_dir: str | Path | None = None,
-             device: str | None = None, seed: int = 0, skip_corrupt: bool = False,
-             **eval_options: Any) -> tuple[Evaluation, Path | None]:
-    """Evaluate on the card's `split` role (val / test), write the record (rank 0); returns both."""
+             device: str | None = None, seed: int = 0, skip_corrupt: bool = False, skip_existing: bool = False,
+             **eval_options: Any) -> tuple[Evaluation | None, Path | None]:
+    """Evaluate on the card's `split` role (val / test), write the record (rank 0); returns both.
+    With `skip_existing`, an existing record of the same task, split, checkpoint and protocol options
+    is returned as (None, its path) and nothing is computed."""
     if split not in ("val", "test"):
         raise ConfigError(f"--split {split!r}: use val (model selection) or test (report once)")
+    eval_options = {k: v for k, v in eval_options.items() if v is not None}
+    if skip_existing:
+        done = existing_record(results_dir, task_name, split, ckpt, checkpoint_name, overrides, eval_options)
+        if done is not None:
+            return None, done
     device_obj = D.init_distributed() if device is None else torch.device(device)
     task, loaded = prepare(task_name, ckpt, data_root, overrides, preset, tokenizer, seed, limit, skip_corrupt,
                            roles=[split])
@@ -172,7 +179,8 @@ def evaluate(task_name: str, ckpt: str | None, split: str, data_root: str | None
         task=task.name, split=published, metrics=ev.metrics, scorer=ev.scorer,
         protocol={"role": split, **ev.protocol, "limit": limit, "skipped": ev.skipped or None},
         config={"model": model.config.to_dict(), "card": task.card.data, "overrides": overrides or [],
-                "recipe": recipe(task, overrides, loaded), "trained_with": _checkpoint_meta(loaded).get("recipe")},
+                "recipe": recipe(task, overrides, loaded), "eval_options": eval_options,
+                "trained_with": _checkpoint_meta(loaded).get("recipe")},
         checkpoint=ckpt_record, data_fingerprint=fingerprint_files(task.annotation_files()),
         world_size=D.world_size(), wall_time_s=round(wall, 3), throughput=round(ev.throughput, 3), seed=seed,
         **environment_info(),
@@ -183,6 +191,31 @@ def evaluate(task_name: str, ckpt: str | None, split: str, data_root: str | None
         if submission_dir is not None:
             task.submission(ev, Path(submission_dir))
     return ev, path
+
+
+def existing_record(results_dir: str | Path, task_name: str, role: str, ckpt: str | None,
+                    checkpoint_name: str | None, overrides: list[str] | None,
+                    eval_options: dict[str, Any]) -> Path | None:
+    """The record of an evaluation made with the same task, split role, checkpoint (name, and path when
+    a path was given), overrides and protocol options, if one exists under `results_dir`."""
+    from sclbench.results import collect
+
+    root = Path(results_dir)
+    if not root.is_dir():
+        return None
+    from sclbench.model.hub import registry_entry
+
+    entry = registry_entry(ckpt) if ckpt and not Path(ckpt).exists() else None
+    want_name = checkpoint_name or (entry["name"] if entry else Path(ckpt).name if ckpt else "untrained")
+    for record in collect(root):
+        config = record.config or {}
+        same = (record.task == task_name and record.protocol.get("role") == role
+                and record.checkpoint_name == want_name
+                and list(config.get("overrides") or []) == list(overrides or [])
+                and (config.get("eval_options") or {}) == eval_options)
+        if same and record.source is not None:
+            return record.source
+    return None
 
 
 def pretrain(card: str, ckpt: str | None, data_root: str | None, out_dir: str | Path,

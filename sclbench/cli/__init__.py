@@ -22,6 +22,18 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _options(
+    cards: str = typer.Option(None, "--cards", metavar="DIR", envvar="SCLBENCH_TASKS_DIR",
+                              help="a folder of your own task cards (*.yaml): they override or add to the packaged ones"),
+) -> None:
+    """SCL vision-language model: fine-tune, evaluate, pre-train, reproduce tables, check drift."""
+    import os
+
+    if cards:
+        os.environ["SCLBENCH_TASKS_DIR"] = cards
+
+
 @app.command()
 def version() -> None:
     """Print the sclbench, torch and transformers versions."""
@@ -35,11 +47,18 @@ def _register() -> None:
     # Imported here so that `sclbench --help` stays fast and each group owns its own module.
     from sclbench.cli import ckpt, data, demo, jobs, results
 
-    app.add_typer(ckpt.app, name="ckpt", help="Inspect and convert checkpoints.")
+    app.add_typer(ckpt.app, name="ckpt", help="The checkpoint registry; fetch, inspect and convert checkpoints.")
     app.add_typer(data.app, name="data", help="Generate the synthetic mini-benchmark, check data layouts.")
     jobs.register(app)
     demo.register(app)
     results.register(app)
+    try:
+        from sclbench.cli import predict
+    except ImportError as err:  # pragma: no cover - only while the module is absent
+        if "sclbench.cli.predict" not in str(err) and "cannot import name 'predict'" not in str(err):
+            raise
+    else:
+        predict.register(app)
 
 
 _register()

@@ -1,4 +1,4 @@
-"""`sclbench finetune`, `sclbench eval`, `sclbench pretrain`: parse options, call sclbench.jobs."""
+"""`sclbench finetune`, `sclbench eval`, `sclbench pretrain`: parse options, call sclbench.app.jobs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ from typing import List, Optional
 
 import typer
 
-CKPT_HELP = "checkpoint: a registered name (checkpoints.yaml), an official .ckpt, or an sclbench directory"
+CKPT_HELP = "checkpoint: a registered name (`sclbench ckpt list`), an official .ckpt, or an sclbench directory"
+TASK_HELP = "task card name (`sclbench tasks` lists them): vqa, nlvr2, f30k, coco, msrvtt, lsmdc"
+OVERRIDES_HELP = "card overrides KEY=VALUE, e.g. train.lr=1e-5 (unknown keys are refused)"
+DATA_ROOT_HELP = "folder with the benchmark's published files (default: the card's data.root)"
+PRESET_HELP = "model size when no --ckpt is given: base (official sizes) or tiny (tests, demo)"
+TOKENIZER_HELP = "tokenizer folder or hub id (default: the one saved with the checkpoint / named by its config)"
+PRECISION_HELP = "fp32, bf16 (autocast) or fp16 (CUDA only)"
+SKIP_HELP = "skip (and count in the record) unreadable or missing images/videos instead of stopping"
 
 
 def _print_metrics(title: str, metrics: dict, path: Optional[Path]) -> None:
@@ -27,24 +34,26 @@ def _print_metrics(title: str, metrics: dict, path: Optional[Path]) -> None:
 
 
 def finetune(
-    task: str = typer.Argument(..., help="task card name: vqa, nlvr2, f30k, coco, msrvtt, lsmdc"),
-    overrides: Optional[List[str]] = typer.Argument(None, help="card overrides, e.g. train.lr=1e-5"),
+    task: str = typer.Argument(..., help=TASK_HELP),
+    overrides: Optional[List[str]] = typer.Argument(None, help=OVERRIDES_HELP),
     ckpt: Optional[str] = typer.Option(None, "--ckpt", help=CKPT_HELP + "; none = train from scratch"),
-    data_root: Optional[str] = typer.Option(None, "--data-root", help="folder with the benchmark's published files"),
+    data_root: Optional[str] = typer.Option(None, "--data-root", help=DATA_ROOT_HELP),
     out: Optional[Path] = typer.Option(None, "--out", help="run folder (default runs/<task>)"),
-    preset: str = typer.Option("base", help="model size when no checkpoint is given: base or tiny"),
-    tokenizer: Optional[str] = typer.Option(None, help="tokenizer folder or hub id (default: the checkpoint's)"),
+    preset: str = typer.Option("base", "--preset", help=PRESET_HELP),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help=TOKENIZER_HELP),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="stop after this many optimizer steps"),
-    max_epochs: Optional[int] = typer.Option(None, "--max-epochs"),
+    max_epochs: Optional[int] = typer.Option(None, "--max-epochs", help="epochs (default: the card's train.max_epochs)"),
     limit: Optional[int] = typer.Option(None, "--limit", help="use only the first N records of each split"),
-    precision: Optional[str] = typer.Option(None, help="fp32, bf16 or fp16 (CUDA)"),
-    grad_checkpointing: Optional[bool] = typer.Option(None, "--grad-checkpointing/--no-grad-checkpointing"),
-    eval_every: Optional[int] = typer.Option(None, "--eval-every", help="validate every N steps (and at the end)"),
+    precision: Optional[str] = typer.Option(None, "--precision", help=PRECISION_HELP + " for training"),
+    grad_checkpointing: Optional[bool] = typer.Option(None, "--grad-checkpointing/--no-grad-checkpointing",
+                                                      help="recompute activations in backward (less memory)"),
+    eval_every: Optional[int] = typer.Option(None, "--eval-every",
+                                             help="validate every N steps (default: the card's val_check_interval)"),
     save_every: Optional[int] = typer.Option(None, "--save-every", help="checkpoint every N steps (and at the end)"),
-    num_workers: int = typer.Option(0, "--num-workers"),
-    seed: int = typer.Option(0),
+    num_workers: int = typer.Option(0, "--num-workers", help="data-loading worker processes"),
+    seed: int = typer.Option(0, "--seed", help="random seed (recorded; the same seed gives the same run)"),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="continue from the run folder's last checkpoint"),
-    skip_corrupt: bool = typer.Option(False, "--skip-corrupt", help="skip (and count) unreadable images/videos"),
+    skip_corrupt: bool = typer.Option(False, "--skip-corrupt", help=SKIP_HELP),
 ) -> None:
     """Fine-tune on a benchmark with the card's official hyper-parameters; select on its val split."""
     from sclbench.app.jobs import finetune as run
@@ -54,41 +63,49 @@ def finetune(
                   precision=precision, grad_checkpointing=grad_checkpointing, eval_every_steps=eval_every,
                   save_every_steps=save_every, num_workers=num_workers, seed=seed, skip_corrupt=skip_corrupt)
     typer.echo(f"done: {summary.get('step')} steps; best {summary.get('select_metric')} = "
-               f"{summary.get('best_metric')}; best checkpoint: {summary.get('best_dir')}")
+               f"{summary.get('best_metric')} (step {summary.get('best_step')}); best checkpoint: "
+               f"{summary.get('best_dir')}")
 
 
 def evaluate(
-    task: str = typer.Argument(..., help="task card name: vqa, nlvr2, f30k, coco, msrvtt, lsmdc"),
-    overrides: Optional[List[str]] = typer.Argument(None, help="card overrides, e.g. eval.k=256"),
+    task: str = typer.Argument(..., help=TASK_HELP),
+    overrides: Optional[List[str]] = typer.Argument(None, help="card overrides KEY=VALUE, e.g. eval.k=256"),
     ckpt: Optional[str] = typer.Option(None, "--ckpt", help=CKPT_HELP),
-    split: str = typer.Option("test", help="val (selection) or test (report once)"),
-    data_root: Optional[str] = typer.Option(None, "--data-root"),
+    split: str = typer.Option("test", "--split", help="val (selection) or test (report once)"),
+    data_root: Optional[str] = typer.Option(None, "--data-root", help=DATA_ROOT_HELP),
     results: Path = typer.Option(Path("results"), "--results", help="where result records are written"),
     name: Optional[str] = typer.Option(None, "--name", help="checkpoint name in the record (default: file name)"),
-    preset: str = typer.Option("base", help="model size when no checkpoint is given"),
-    tokenizer: Optional[str] = typer.Option(None),
-    limit: Optional[int] = typer.Option(None, "--limit"),
-    batch_size: int = typer.Option(32, "--batch-size"),
-    num_workers: int = typer.Option(0, "--num-workers"),
-    mode: Optional[str] = typer.Option(None, help="retrieval: exhaustive or two-stage (card default)"),
-    k: Optional[int] = typer.Option(None, help="retrieval: candidates re-ranked per query"),
-    fusion: Optional[str] = typer.Option(None, help="retrieval: itm or itm+itc"),
-    ties: str = typer.Option("gt_last", help="retrieval tie rule: gt_last, gt_first, index"),
-    cache_dir: Optional[str] = typer.Option(None, "--cache-dir", help="retrieval: on-disk feature cache"),
+    preset: str = typer.Option("base", "--preset", help=PRESET_HELP),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help=TOKENIZER_HELP),
+    limit: Optional[int] = typer.Option(None, "--limit", help="use only the first N records of the split"),
+    batch_size: int = typer.Option(32, "--batch-size", help="evaluation batch size per process"),
+    num_workers: int = typer.Option(0, "--num-workers", help="data-loading worker processes"),
+    precision: Optional[str] = typer.Option(None, "--precision", help=PRECISION_HELP + " (default: the card's, fp32)"),
+    tf32: Optional[bool] = typer.Option(None, "--tf32/--no-tf32", help="TF32 matmuls for fp32 on CUDA (default on)"),
+    mode: Optional[str] = typer.Option(None, "--mode", help="retrieval: exhaustive or two-stage (card default)"),
+    k: Optional[int] = typer.Option(None, "--k", help="retrieval: candidates re-ranked per query"),
+    fusion: Optional[str] = typer.Option(None, "--fusion", help="retrieval: itm or itm+itc"),
+    ties: str = typer.Option("gt_last", "--ties", help="retrieval tie rule: gt_last, gt_first, index"),
+    cache_dir: Optional[str] = typer.Option(None, "--cache-dir",
+                                            help="retrieval: on-disk feature and score cache (resumable)"),
+    skip_existing: bool = typer.Option(False, "--skip-existing",
+                                       help="do nothing when a record of this task, split, checkpoint and protocol exists"),
     submission: Optional[Path] = typer.Option(None, "--submission", help="folder for EvalAI / NLVR2 files"),
-    skip_corrupt: bool = typer.Option(False, "--skip-corrupt", help="skip (and count) unreadable images/videos"),
+    skip_corrupt: bool = typer.Option(False, "--skip-corrupt", help=SKIP_HELP),
 ) -> None:
     """Evaluate a checkpoint: print the metrics and write a result record (+ per-sample predictions)."""
     from sclbench.app.jobs import evaluate as run
+    from sclbench.engine import distributed as D
 
     ev, path = run(task, ckpt, split, data_root, results, overrides=overrides, preset=preset, tokenizer=tokenizer,
                    limit=limit, batch_size=batch_size, num_workers=num_workers, checkpoint_name=name,
-                   submission_dir=submission, mode=mode, k=k, fusion=fusion, ties=ties, cache_dir=cache_dir,
-                   skip_corrupt=skip_corrupt)
-    from sclbench.engine import distributed as D
-
+                   submission_dir=submission, skip_corrupt=skip_corrupt, skip_existing=skip_existing,
+                   precision=precision, tf32=tf32, mode=mode, k=k, fusion=fusion, ties=ties, cache_dir=cache_dir)
     if D.is_main():
-        _print_metrics(f"{task} / {split} ({ev.scorer})", ev.metrics, path)
+        if ev is None:
+            typer.echo(f"skipped: {path} already holds this evaluation (--skip-existing)")
+        else:
+            _print_metrics(f"{task} / {split} ({ev.scorer})", ev.metrics, path)
 
 
 def pretrain(
@@ -96,28 +113,53 @@ def pretrain(
     card: str = typer.Option("pretrain", "--config", help="pre-training card name or path (tasks/pretrain.yaml)"),
     ckpt: Optional[str] = typer.Option(None, "--ckpt", help=CKPT_HELP + "; to continue pre-training"),
     data_root: Optional[str] = typer.Option(None, "--data-root", help="folder holding the corpora of the card"),
-    out: Path = typer.Option(Path("runs/pretrain"), "--out"),
-    preset: str = typer.Option("base", help="model size when no checkpoint is given: base or tiny"),
-    tokenizer: Optional[str] = typer.Option(None),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps"),
+    out: Path = typer.Option(Path("runs/pretrain"), "--out", help="run folder"),
+    preset: str = typer.Option("base", "--preset", help=PRESET_HELP),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help=TOKENIZER_HELP),
+    vision_init: Optional[str] = typer.Option(None, "--vision-init",
+                                              help="vision encoder start (registered name or path; card default CLIP)"),
+    text_init: Optional[str] = typer.Option(None, "--text-init",
+                                            help="text encoder start (registered name or path; card default roberta-base)"),
+    random_init: bool = typer.Option(False, "--random-init", help="random encoders instead of CLIP + RoBERTa"),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="stop after this many optimizer steps"),
     limit: Optional[int] = typer.Option(None, "--limit", help="use only the first N records of each corpus"),
-    precision: Optional[str] = typer.Option(None),
-    grad_checkpointing: Optional[bool] = typer.Option(None, "--grad-checkpointing/--no-grad-checkpointing"),
-    save_every: Optional[int] = typer.Option(None, "--save-every"),
-    num_workers: int = typer.Option(0, "--num-workers"),
-    seed: int = typer.Option(0),
-    resume: bool = typer.Option(True, "--resume/--no-resume"),
+    precision: Optional[str] = typer.Option(None, "--precision", help=PRECISION_HELP),
+    grad_checkpointing: Optional[bool] = typer.Option(None, "--grad-checkpointing/--no-grad-checkpointing",
+                                                      help="recompute activations in backward (less memory)"),
+    save_every: Optional[int] = typer.Option(None, "--save-every", help="checkpoint every N steps (and at the end)"),
+    num_workers: int = typer.Option(0, "--num-workers", help="data-loading worker processes"),
+    seed: int = typer.Option(0, "--seed", help="random seed"),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="continue from the run folder's last checkpoint"),
 ) -> None:
     """Pre-train with MLM, ITM, ITC and semantic completion (MGSC, MLTC) on image and video corpora."""
     from sclbench.app.jobs import pretrain as run
 
+    overrides = list(overrides or [])
+    if random_init:
+        overrides.append("encoder_init=null")
+    overrides += [f"encoder_init.vision={vision_init}"] if vision_init else []
+    overrides += [f"encoder_init.text={text_init}"] if text_init else []
     summary = run(card, ckpt, data_root, out, overrides=overrides, preset=preset, tokenizer=tokenizer, limit=limit,
                   resume=resume, max_steps=max_steps, precision=precision, grad_checkpointing=grad_checkpointing,
                   save_every_steps=save_every, num_workers=num_workers, seed=seed)
     typer.echo(f"done: {summary.get('step')} steps; weights in {Path(out) / 'final'}")
 
 
+def tasks(as_json: bool = typer.Option(False, "--json", help="print machine-readable JSON")) -> None:
+    """Every task card: description, splits by role, main metric, the papers' numbers."""
+    from sclbench.app.catalog import task_catalog, print_task_catalog
+
+    rows = task_catalog()
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        print_task_catalog(rows)
+
+
 def register(app: typer.Typer) -> None:
     app.command("finetune")(finetune)
     app.command("eval")(evaluate)
     app.command("pretrain")(pretrain)
+    app.command("tasks")(tasks)

@@ -82,13 +82,16 @@ def fit_vocab(config: SCLConfig, tokenizer: Any) -> SCLConfig:
 
 def create_model(ckpt: str | Path | None = None, *, task: str = "pretrain", preset: str = "base",
                  model_overrides: dict[str, Any] | None = None, tokenizer: str | None = None,
-                 encoder_init: dict[str, str | None] | None = None, verify: bool = True) -> LoadedModel:
+                 encoder_init: dict[str, str | None] | None = None, verify: bool = True,
+                 trust_pickle: bool = False, require_tokenizer: bool = True) -> LoadedModel:
     """A ready model for `task` (a model task: pretrain, vqa, nlvr2, irtr, ...).
 
     ckpt: a registered name, an official `.ckpt`/state-dict file, an sclbench directory, or None for a
     fresh `preset` model ("base" = official sizes, "tiny" = tests and demo). encoder_init (fresh
     models only): {"vision": SOURCE, "text": SOURCE} to start the encoders from CLIP / RoBERTa weights
-    (see sclbench.model.pretrained); None or {} keeps them random.
+    (see sclbench.model.pretrained); None or {} keeps them random. trust_pickle: allow arbitrary pickled
+    objects in an official file (only for files you trust). require_tokenizer=False: a weights-only job
+    (`ckpt convert`) goes on without one when none travels with the weights.
     """
     if ckpt is None:
         return _fresh(task, preset, model_overrides, tokenizer, encoder_init)
@@ -101,20 +104,29 @@ def create_model(ckpt: str | Path | None = None, *, task: str = "pretrain", pres
             raise CheckpointError(f"{path} is a directory without {CONFIG_NAME} and {WEIGHTS_NAME}: not an "
                                   "sclbench checkpoint (convert an official file with `sclbench ckpt convert`)")
         base = SCLConfig.load(path / CONFIG_NAME)
-        tok = load_tokenizer_for(base, path, tokenizer)
+        tok = _tokenizer(base, path, tokenizer, require_tokenizer)
         model = SCLModel(configure(base, task, model_overrides))
         report = load_into(model, _read_weights(path / WEIGHTS_NAME), str(path))
     else:
-        state_dict = extract_state_dict(read_checkpoint(path), str(path))
-        base = SCLConfig.base(task)
+        state_dict = extract_state_dict(read_checkpoint(path, trust_pickle=trust_pickle), str(path))
+        base = SCLConfig.preset(preset, task)  # an official file holds no config: the official sizes
         if "vision_transformer.visual.temporal_embed" in state_dict:
             base.use_temporal_embed = True
-        tok = load_tokenizer_for(base, None, tokenizer)
-        model = SCLModel(configure(fit_vocab(base, tok), task, model_overrides))
+        tok = _tokenizer(base, None, tokenizer, require_tokenizer)
+        model = SCLModel(configure(fit_vocab(base, tok) if tok is not None else base, task, model_overrides))
         report = load_into(model, state_dict, str(path))
     zero_shot = any("rank_output :=" in a for a in report.adapted)
     return LoadedModel(model, tok, resolved, zero_shot=zero_shot, report=report.summary(),
                        init=f"checkpoint {resolved.name} ({path})")
+
+
+def _tokenizer(config: SCLConfig, ckpt_dir: Path | None, explicit: str | None, required: bool) -> Any:
+    if required:
+        return load_tokenizer_for(config, ckpt_dir, explicit)
+    try:
+        return load_tokenizer_for(config, ckpt_dir, explicit)
+    except CheckpointError:
+        return None
 
 
 def _fresh(task: str, preset: str, model_overrides: dict[str, Any] | None, tokenizer: str | None,
