@@ -1,0 +1,105 @@
+"""`sclbench predict vqa|nlvr2|images|texts` and `sclbench explain`: thin wrappers around
+`sclbench.app.predict` and `sclbench.app.explain`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+predict_app = typer.Typer(no_args_is_help=True, help="Ask a checkpoint: VQA answers, NLVR2 verdicts, rankings.")
+
+CKPT = typer.Option(..., "--ckpt", "-c", help="checkpoint: registered name, sclbench folder or official file")
+TASK = typer.Option(None, "--task", help="model task (default: the checkpoint's config.json; needed for .ckpt files)")
+TOKENIZER = typer.Option(None, "--tokenizer", help="tokenizer folder (default: the one saved with the weights)")
+DEVICE = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+TOP_K = typer.Option(5, "--top-k", "-k", help="how many answers / items to show")
+JSON = typer.Option(False, "--json", help="print the result as JSON")
+
+
+def _show(result: Any, as_json: bool, lines: list[str]) -> None:
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        for line in lines:
+            typer.echo(line)
+
+
+def _predictor(ckpt: str, task: Optional[str], tokenizer: Optional[str], device: Optional[str], **kw: Any):
+    from sclbench.app.predict import load_predictor
+
+    return load_predictor(ckpt, task=task, tokenizer=tokenizer, device=device, **kw)
+
+
+@predict_app.command("vqa")
+def predict_vqa(
+    image: Path = typer.Argument(..., help="image file"),
+    question: str = typer.Argument(..., help="the question, quoted"),
+    ckpt: str = CKPT, task: Optional[str] = TASK, tokenizer: Optional[str] = TOKENIZER,
+    answers: Optional[Path] = typer.Option(None, "--answers", help="answer_vocab.json, or the VQA data root "
+                                           "holding it (default: the one beside the weights)"),
+    top_k: int = TOP_K, device: Optional[str] = DEVICE, as_json: bool = JSON,
+) -> None:
+    """Top-k answers to a question about an image, with scores (sigmoid of the answer logits)."""
+    from sclbench.app.predict import answer_question
+
+    p = _predictor(ckpt, task, tokenizer, device, answers=answers)
+    result = answer_question(p, image, question, top_k)
+    _show(result, as_json, [f"{r['score']:.3f}  {r['answer']}" for r in result])
+
+
+@predict_app.command("nlvr2")
+def predict_nlvr2(
+    left: Path = typer.Argument(..., help="left image"),
+    right: Path = typer.Argument(..., help="right image"),
+    statement: str = typer.Argument(..., help="the statement, quoted"),
+    ckpt: str = CKPT, task: Optional[str] = TASK, tokenizer: Optional[str] = TOKENIZER,
+    device: Optional[str] = DEVICE, as_json: bool = JSON,
+) -> None:
+    """Is the statement true of the image pair? With the probability of true."""
+    from sclbench.app.predict import verify_statement
+
+    result = verify_statement(_predictor(ckpt, task, tokenizer, device), left, right, statement)
+    _show(result, as_json, [f"{'true' if result['prediction'] else 'false'} (P(true) = {result['prob_true']:.3f})"])
+
+
+@predict_app.command("images")
+def predict_images(
+    sentence: str = typer.Argument(..., help="the query sentence, quoted"),
+    folder: Path = typer.Argument(..., help="folder of images or clips (searched recursively)"),
+    ckpt: str = CKPT, task: Optional[str] = TASK, tokenizer: Optional[str] = TOKENIZER,
+    scorer: Optional[str] = typer.Option(None, "--scorer", help="rank (fine-tuned retrieval head), itm or "
+                                         "contrastive (default: the best head the checkpoint has)"),
+    frames: Optional[int] = typer.Option(None, "--frames", help="frames per clip (default: the task card's)"),
+    top_k: int = TOP_K, device: Optional[str] = DEVICE, as_json: bool = JSON,
+) -> None:
+    """Rank the images (or clips) of a folder for a sentence: top-k with scores."""
+    from sclbench.app.predict import rank_images
+
+    p = _predictor(ckpt, task, tokenizer, device, num_frames=frames)
+    result = rank_images(p, sentence, folder, top_k, scorer)
+    _show(result, as_json, [f"{r['rank']:>3}  {r['score']:+.3f}  {r['image']}" for r in result])
+
+
+@predict_app.command("texts")
+def predict_texts(
+    image: Path = typer.Argument(..., help="image or clip"),
+    sentences: Path = typer.Argument(..., help="file of sentences: one per line, or a JSON list"),
+    ckpt: str = CKPT, task: Optional[str] = TASK, tokenizer: Optional[str] = TOKENIZER,
+    scorer: Optional[str] = typer.Option(None, "--scorer", help="rank, itm or contrastive (default: best head)"),
+    frames: Optional[int] = typer.Option(None, "--frames", help="frames per clip (default: the task card's)"),
+    top_k: int = TOP_K, device: Optional[str] = DEVICE, as_json: bool = JSON,
+) -> None:
+    """Rank a list of sentences for an image (or clip): top-k with scores."""
+    from sclbench.app.predict import rank_texts, read_sentences
+
+    p = _predictor(ckpt, task, tokenizer, device, num_frames=frames)
+    result = rank_texts(p, image, read_sentences(sentences), top_k, scorer)
+    _show(result, as_json, [f"{r['rank']:>3}  {r['score']:+.3f}  {r['text']}" for r in result])
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `predict` group (vqa, nlvr2, images, texts) to the main app."""
+    app.add_typer(predict_app, name="predict")
