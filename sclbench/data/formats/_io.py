@@ -157,12 +157,14 @@ def _data_line_numbers(text: str, n_rows: int) -> list[int]:
     return (lines + list(range(len(text) + 1, len(text) + 1 + n_rows)))[:n_rows]
 
 
-def media_ok(path: Path, skip: SkipCounter | None, kind: str = "image") -> bool:
-    """True if the file (or frame folder) exists; otherwise skip-and-count or raise with the path."""
+def media_ok(path: Path, skip: SkipCounter | None, kind: str = "image", listed_in: str = "") -> bool:
+    """True if the file (or frame folder) exists; otherwise skip-and-count or raise with the path
+    (and `listed_in`, the annotation file and entry that named it, so a typo there can be found)."""
     if path.exists():
         return True
     if skip is None:
-        raise DataError(f"missing {kind} {path}; restore it, or pass the skip option to leave the "
+        source = f" (named by {listed_in})" if listed_in else ""
+        raise DataError(f"missing {kind} {path}{source}; restore it, or pass the skip option to leave the "
                         "sample out (it is counted in the run record)")
     skip.add(f"missing {kind}", str(path))
     return False

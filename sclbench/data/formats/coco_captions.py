@@ -79,13 +79,14 @@ def read_coco_captions(root: str | Path, split: str, *, dedup_captions: bool = T
         raise DataError(f"unknown COCO caption split {split!r}; use one of {sorted(SPLITS)}")
     root = Path(root)
     year_split = SPLITS[split]
-    coco = load_coco(captions_file(root, year_split))
+    path_json = captions_file(root, year_split)
+    coco = load_coco(path_json)
     records = []
     for image_id in coco.getImgIds():
         info = coco.loadImgs(image_id)[0]
         captions = [ann["caption"] for ann in coco.loadAnns(coco.getAnnIds(imgIds=[image_id]))]
         path = root / year_split / info["file_name"]
-        if media_ok(path, skip):
+        if media_ok(path, skip, listed_in=f"{path_json}, image id {image_id}"):
             records.append(CaptionRecord(ImageSource(path=path), info["file_name"],
                                          dedup(captions) if dedup_captions else captions, year_split))
     return records

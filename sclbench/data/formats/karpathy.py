@@ -69,7 +69,7 @@ def read_karpathy(root: str | Path, dataset: str, split: str, *, coco_train_with
         if entry_split not in wanted:
             continue
         image_path = root / folder / filename
-        if not media_ok(image_path, skip):
+        if not media_ok(image_path, skip, listed_in=f"{path}, {where}"):
             continue
         records.append(CaptionRecord(ImageSource(path=image_path), filename,
                                      dedup(captions) if dedup_captions else captions, entry_split))

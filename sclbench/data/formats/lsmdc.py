@@ -66,6 +66,7 @@ def read_lsmdc(root: str | Path, split: str, *, media: str = "auto", exclude: tu
     root = Path(root)
     path = annotation_file(root, split)
     by_clip: dict[str, list[str]] = {}
+    first_line: dict[str, int] = {}
     for lineno, line in text_lines(path):
         if not line.strip():
             continue
@@ -75,6 +76,7 @@ def read_lsmdc(root: str | Path, split: str, *, media: str = "auto", exclude: tu
                             f"timestamps, sentence), got {len(parts)}"
                             + ("" if len(parts) < 6 else " with an empty clip id or sentence"))
         by_clip.setdefault(parts[0].strip(), []).append("\t".join(parts[5:]).strip())
+        first_line.setdefault(parts[0].strip(), lineno)
     if not by_clip:
         raise DataError(f"{path}: no annotation line; re-download the file")
     records = []
@@ -83,6 +85,6 @@ def read_lsmdc(root: str | Path, split: str, *, media: str = "auto", exclude: tu
         if clip in exclude:
             continue
         where = clip_path(root, clip, media)
-        if media_ok(where, skip, "video"):
+        if media_ok(where, skip, "video", listed_in=f"{path}, line {first_line[clip]}"):
             records.append(VideoRecord(where, clip, caps, split))
     return records

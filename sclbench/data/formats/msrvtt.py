@@ -140,7 +140,7 @@ def read_msrvtt(root: str | Path, split: str, *, layout: str = "auto", captions:
     root = Path(root)
     layout = detect_layout(root) if layout == "auto" else layout
     videos = video_dir(root)
-    pairs: list[tuple[str, list[str]]] = []
+    pairs: list[tuple[str, list[str], str]] = []  # (video, captions, where it was listed)
     if split == "train":
         if layout == "json":
             list_path = _find(root, "train_list_jsfusion.txt", "MSRVTT train_list_jsfusion.txt")
@@ -152,8 +152,8 @@ def read_msrvtt(root: str | Path, split: str, *, layout: str = "auto", captions:
                 unique(row["video_id"], seen, list_path, f"line {lineno}", "video id")
                 listed.append((lineno, row["video_id"]))
         caps_path, caps = captions_by_video(root)
-        for _, vid, texts in _with_captions(listed, list_path, caps_path, caps):
-            pairs.append((vid, list(texts) if captions == "all" else [texts[0]]))
+        for lineno, vid, texts in _with_captions(listed, list_path, caps_path, caps):
+            pairs.append((vid, list(texts) if captions == "all" else [texts[0]], f"{list_path}, line {lineno}"))
     elif layout == "json":
         list_path = _find(root, "val_list_jsfusion.txt", "MSRVTT val_list_jsfusion.txt")
         listed = _read_list(list_path)
@@ -164,16 +164,16 @@ def read_msrvtt(root: str | Path, split: str, *, layout: str = "auto", captions:
             if not 0 <= index[vid] < len(texts):
                 raise DataError(f"{pkl}: caption index {index[vid]} of test video {vid} ({list_path}, line "
                                 f"{lineno}) is outside its {len(texts)} captions in {caps_path}")
-            pairs.append((vid, [texts[index[vid]]]))
+            pairs.append((vid, [texts[index[vid]]], f"{list_path}, line {lineno}"))
     else:
         path = _find(root, "MSRVTT_JSFUSION_test.csv", "MSRVTT_JSFUSION_test.csv")
         seen: dict = {}
         for lineno, row in read_csv_table(path, ("video_id", "sentence")):
             unique(row["video_id"], seen, path, f"line {lineno}", "video id")
-            pairs.append((row["video_id"], [row["sentence"]]))
+            pairs.append((row["video_id"], [row["sentence"]], f"{path}, line {lineno}"))
     records = []
-    for vid, texts in pairs:
+    for vid, texts, listed_at in pairs:
         path = videos / f"{vid}.mp4"
-        if media_ok(path, skip, "video"):
+        if media_ok(path, skip, "video", listed_in=listed_at):
             records.append(VideoRecord(path, vid, texts, split))
     return records

@@ -53,7 +53,7 @@ def read_vg(root: str | Path, *, dedup_captions: bool = True, skip: SkipCounter 
         unique(str(image_id), seen, path, where, "image id")
         candidates = [root / "images" / d / f"{image_id}.jpg" for d in ("VG_100K", "VG_100K_2")]
         image = next((c for c in candidates if c.exists()), candidates[0])
-        if phrases and media_ok(image, skip):
+        if phrases and media_ok(image, skip, listed_in=f"{path}, {where}"):
             records.append(CaptionRecord(ImageSource(path=image), str(image_id),
                                          dedup(phrases) if dedup_captions else phrases, "train"))
     return records
@@ -71,11 +71,11 @@ def _pairs(path: Path) -> list[tuple[str, str]]:
     return [tuple(p) for p in doc]
 
 
-def _caption_records(pairs, base: Path, split: str, skip) -> list[CaptionRecord]:
+def _caption_records(pairs, base: Path, split: str, skip, source: Path) -> list[CaptionRecord]:
     records = []
-    for rel, caption in pairs:
+    for i, (rel, caption) in enumerate(pairs):
         image = base / rel
-        if media_ok(image, skip):
+        if media_ok(image, skip, listed_in=f"{source}, entry {i}"):
             records.append(CaptionRecord(ImageSource(path=image), rel, [caption], split))
     return records
 
@@ -83,13 +83,14 @@ def _caption_records(pairs, base: Path, split: str, skip) -> list[CaptionRecord]
 def read_sbu(root: str | Path, *, skip: SkipCounter | None = None) -> list[CaptionRecord]:
     root = Path(root)
     path = find_file(root, ["annot.json"], "SBU annot.json")
-    return _caption_records(_pairs(path), root / "images_train", "train", skip)
+    return _caption_records(_pairs(path), root / "images_train", "train", skip, path)
 
 
 def read_cc3m(root: str | Path, split: str = "train", *, skip: SkipCounter | None = None) -> list[CaptionRecord]:
     root = Path(root)
     if (root / f"{split}_annot.json").is_file():
-        return _caption_records(_pairs(root / f"{split}_annot.json"), root / f"images_{split}", split, skip)
+        annot = root / f"{split}_annot.json"
+        return _caption_records(_pairs(annot), root / f"images_{split}", split, skip, annot)
     path = find_file(root, [f"{split}_annot.json", f"{split}.tsv"], f"CC3M {split} annotations")
     pairs = []
     for lineno, line in text_lines(path):  # no header, two fields: read by line for exact line numbers
@@ -101,7 +102,7 @@ def read_cc3m(root: str | Path, split: str = "train", *, skip: SkipCounter | Non
         pairs.append((parts[1], parts[0]))
     if not pairs:
         raise DataError(f"{path}: no caption<TAB>image path line; re-download the file")
-    return _caption_records(pairs, root, split, skip)
+    return _caption_records(pairs, root, split, skip, path)
 
 
 def read_webvid(meta: str | Path, video_root: str | Path | None = None, *, split: str = "train",
@@ -133,8 +134,8 @@ def read_webvid(meta: str | Path, video_root: str | Path | None = None, *, split
             items.append((r[0], r[1], lineno))
     if not items:
         raise DataError(f"{meta}: no video listed; re-download the meta file")
-    for caption, rel, _ in items:
+    for caption, rel, lineno in items:
         path = video_root / rel
-        if media_ok(path, skip, "video"):
+        if media_ok(path, skip, "video", listed_in=f"{meta}, line {lineno}"):
             records.append(VideoRecord(path, Path(rel).stem, [caption], split))
     return records
