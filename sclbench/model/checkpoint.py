@@ -37,12 +37,15 @@ BENIGN_UNEXPECTED: list[tuple[str, str]] = [
     (r"^vision_transformer\.visual\.temporal_embed$", "video temporal table: this image model has none"),
     (r"^(mlm_score|itm_score|vision_proj|language_proj|cl_temp|rank_output)\b", "head not used by this task"),
     (r"^(vqa_classifier|nlvr2_classifier|snli_classifier)\.", "head of another task"),
+    (r"^vision_transformer\.(positional_embedding$|ln_final\.)",
+     "METER's CLIP: the unused CLIP text tower's position table and final LayerNorm"),
 ]
 BENIGN_MISSING: list[tuple[str, str]] = [
     (r"^(vqa_classifier|nlvr2_classifier)\.", "task head: freshly initialised for fine-tuning"),
     (r"^rank_output\.", "initialised from the ITM 'match' row"),
     (r"^vision_transformer\.visual\.temporal_embed$", "image checkpoint: temporal table freshly initialised"),
-    (r"^vision_transformer\.visual\.visual_mask_token$", "video checkpoint: mask token freshly initialised"),
+    (r"^vision_transformer\.visual\.visual_mask_token$",
+     "video or METER checkpoint: MLTC mask token freshly initialised (only MLTC pre-training uses it)"),
     (r"^(mlm_score|itm_score|vision_proj|language_proj|cl_temp)\b", "head absent from the checkpoint"),
 ]
 # Below this fraction of parameters (by element count) found in the file, refuse: it is not an SCL
@@ -81,35 +84,72 @@ class KeyReport:
 
 # ---- reading files ---------------------------------------------------------------------------------
 def read_checkpoint(path: str | Path, trust_pickle: bool = False) -> dict[str, Any]:
-    """Load a `.ckpt`/`.pt`/`.pth` (or `.safetensors`) without executing pickled code, memory-mapped."""
+    """Load a `.ckpt`/`.pt`/`.pth` (or `.safetensors`) without executing pickled code, memory-mapped.
+
+    The format is told by the file's first bytes, not its name: a PyTorch zip archive, a legacy
+    pickle, or safetensors. Anything else (a text/JSON/image file, a truncated or damaged file) is a
+    CheckpointError naming the file.
+    """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint file {path} does not exist")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return {"state_dict": load_file(str(path))}
+        raise CheckpointError(f"checkpoint file {path} does not exist" + (" (it is a directory)" if path.is_dir() else ""))
+    kind = sniff_format(path)
+    if kind == "safetensors" or (path.suffix == ".safetensors" and kind == "unknown"):
+        return {"state_dict": read_safetensors(path)}
+    if kind == "unknown":
+        raise CheckpointError(
+            f"{path} is not a checkpoint: it is neither a PyTorch file (zip archive or pickle) nor safetensors "
+            f"(first bytes {_head(path)!r}). Pass the .ckpt/.pt/.safetensors file itself."
+        )
+    zipped = kind == "zip"
     try:
         if trust_pickle:  # explicit opt-in only: runs arbitrary pickled code
-            return torch.load(path, map_location="cpu", weights_only=False, mmap=_is_zip(path))
-        names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path)) if _is_zip(path) else []
+            return torch.load(path, map_location="cpu", weights_only=False, mmap=zipped)
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path)) if zipped else []
         with torch.serialization.safe_globals([(_stand_in(n), n) for n in names]):
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=_is_zip(path))
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=zipped)
+    except Exception as err:  # damaged files raise anything from RuntimeError to KeyError or UnicodeError
+        if "Unsupported global" in str(err) or "GLOBAL" in str(err):
+            raise CheckpointError(
+                f"cannot read checkpoint {path} safely: {_first_line(err)}. If you trust its source, "
+                "`sclbench ckpt convert --trust-pickle` converts it once into the safe sclbench format."
+            ) from None
         raise CheckpointError(
-            f"cannot read checkpoint {path}: {_first_line(err)}. The file is truncated or not a PyTorch "
-            "checkpoint (re-download it and compare its sha256 with checkpoints.yaml)."
-        ) from err
-    except Exception as err:  # pickle.UnpicklingError and friends from the restricted unpickler
-        raise CheckpointError(
-            f"cannot read checkpoint {path} safely: {_first_line(err)}. If you trust its source, "
-            "`sclbench ckpt convert --trust-pickle` converts it once into the safe sclbench format."
-        ) from err
+            f"cannot read checkpoint {path}: {_first_line(err)}. The file is truncated or damaged "
+            "(re-download it and compare its sha256 with checkpoints.yaml)."
+        ) from None
 
 
-def _is_zip(path: Path) -> bool:
+def read_safetensors(path: str | Path, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors; a truncated or foreign file is a CheckpointError naming it."""
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device=device)
+    except Exception as err:  # SafetensorError (its own type), OSError, or a header the parser rejects
+        raise CheckpointError(
+            f"cannot read {path}: {_first_line(err)}. The file is truncated or not a safetensors file "
+            "(save it again, or re-download it)."
+        ) from None
+
+
+def sniff_format(path: Path) -> str:
+    """'zip' (torch.save), 'pickle' (legacy torch.save), 'safetensors' or 'unknown', from the first bytes."""
+    head = _head(path, 16)
+    if head.startswith(b"PK\x03\x04"):
+        return "zip"
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "pickle"
+    if len(head) >= 9 and head[8:9] == b"{":
+        header_len = int.from_bytes(head[:8], "little")
+        if 0 < header_len <= max(path.stat().st_size - 8, 0):
+            return "safetensors"
+    return "unknown"
+
+
+def _head(path: Path, n: int = 8) -> bytes:
     with open(path, "rb") as f:
-        return f.read(4) == b"PK\x03\x04"
+        return f.read(n)
 
 
 _STAND_INS: dict[str, Any] = {}
@@ -184,6 +224,61 @@ def adapt_state_dict(
     return sd
 
 
+HEAD_PREFIXES = {
+    "mlm": "mlm_score.", "itm": "itm_score.", "con": "vision_proj.", "vqa": "vqa_classifier.",
+    "nlvr2": "nlvr2_classifier.", "rank": "rank_output.",
+}
+WORD_KEY = "text_transformer.embeddings.word_embeddings.weight"
+
+
+def describe_weights(sd: dict[str, torch.Tensor]) -> str:
+    """What a state dict holds, in words: size class, heads (with the answer count), resolution."""
+    parts = []
+    if WORD_KEY in sd and sd[WORD_KEY].dim() == 2:
+        hidden = sd[WORD_KEY].shape[1]
+        size = {768: "base", 64: "tiny"}.get(hidden)
+        parts.append(f"{size + '-size' if size else 'a'} model (hidden {hidden}, vocabulary {sd[WORD_KEY].shape[0]})")
+    heads = [h for h, prefix in HEAD_PREFIXES.items() if any(k.startswith(prefix) for k in sd)]
+    if "vqa_classifier.3.weight" in sd:
+        heads[heads.index("vqa")] = f"vqa ({sd['vqa_classifier.3.weight'].shape[0]} answers)"
+    parts.append(f"heads {', '.join(heads) or 'none'}")
+    if POS_KEY in sd and sd[POS_KEY].dim() >= 2 and "vision_transformer.visual.conv1.weight" in sd:
+        grid = int(round((sd[POS_KEY].shape[-2] - 1) ** 0.5))
+        parts.append(f"{grid * sd['vision_transformer.visual.conv1.weight'].shape[-1]}px")
+    return ", ".join(parts)
+
+
+def describe_model(config: SCLConfig) -> str:
+    heads = [f"vqa ({config.num_answers} answers)" if h == "vqa" else h for h in config.heads]
+    return (f"the {config.preset} {config.task} model (hidden {config.hidden_size}, vocabulary {config.vocab_size}, "
+            f"heads {', '.join(heads)}, {config.image_size}px)")
+
+
+def check_finite(sd: dict[str, torch.Tensor], source: str) -> None:
+    """Refuse weights with NaN/Inf values: they would train or evaluate silently into garbage."""
+    for key, value in sd.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise CheckpointError(f"{source}: tensor {key} holds {bad} NaN/Inf value(s) of {value.numel()}; the "
+                                  "checkpoint is corrupt (saved from a diverged run?): use an earlier checkpoint")
+
+
+# METER (zdou0830/METER) names its CLIP tower `vit_model`; SCL, built on METER, calls it `vision_transformer`.
+METER_RENAMES = [(r"^vit_model\.", "vision_transformer.")]
+
+
+def rename_meter(sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], bool]:
+    """METER's key layout -> SCL's (only the vision tower's prefix differs)."""
+    if not any(k.startswith("vit_model.visual.") for k in sd):
+        return sd, False
+    out = {}
+    for key, value in sd.items():
+        for pattern, repl in METER_RENAMES:
+            key = re.sub(pattern, repl, key)
+        out[key] = value
+    return out, True
+
+
 def load_into(model: SCLModel, sd: dict[str, torch.Tensor], source: str = "checkpoint") -> KeyReport:
     """Load official-named weights into `model` with a full key report; refuse foreign files."""
     report = KeyReport()
@@ -191,6 +286,9 @@ def load_into(model: SCLModel, sd: dict[str, torch.Tensor], source: str = "check
     sd, prefix = _strip_prefix(sd, set(own))
     if prefix:
         report.adapted.append(f"stripped key prefix {prefix!r}")
+    sd, meter = rename_meter(sd)
+    if meter:
+        report.adapted.append("METER layout: vit_model.* -> vision_transformer.*")
     sd = adapt_state_dict(sd, model, report)
     loadable, mismatched = {}, []
     for key, value in sd.items():
@@ -202,9 +300,11 @@ def load_into(model: SCLModel, sd: dict[str, torch.Tensor], source: str = "check
             loadable[key] = value
     if mismatched:
         raise CheckpointError(
-            f"{source} does not fit this model ({len(mismatched)} shape mismatches, e.g. {mismatched[0]}). "
-            "Check the preset/task (base vs tiny, vqa answer count) the checkpoint was made for."
+            f"{source} does not fit this model: {len(mismatched)} shape mismatch(es), e.g. {mismatched[0]}. "
+            f"The file holds {describe_weights(sd)}; asked for {describe_model(model.config)}. Use a checkpoint "
+            "of this preset/task (base vs tiny, vqa answer count), or pick the task/preset the file was made for."
         )
+    check_finite(loadable, source)
     report.loaded = sorted(loadable)
     report.missing = sorted(set(own) - set(loadable))
     total = sum(t.numel() for t in own.values())
@@ -213,7 +313,8 @@ def load_into(model: SCLModel, sd: dict[str, torch.Tensor], source: str = "check
         sample = ", ".join(list(sd)[:3])
         raise CheckpointError(
             f"{source} is not an SCL checkpoint for this model: only {report.loaded_fraction:.1%} of the "
-            f"parameters were found (first keys in the file: {sample})."
+            f"parameters of {describe_model(model.config)} were found (the file holds {describe_weights(sd)}; "
+            f"first keys: {sample})."
         )
     model.load_state_dict(loadable, strict=False)
     if hasattr(model, "rank_output") and "rank_output.weight" not in loadable:
@@ -291,8 +392,6 @@ def save_pretrained(model: SCLModel, directory: str | Path, tokenizer: Any = Non
 def load_pretrained(directory: str | Path, task: str | None = None, map_location: str = "cpu",
                     **config_overrides: Any) -> SCLModel:
     """Load a `save_pretrained` directory; `task` re-targets the heads for fine-tuning another task."""
-    from safetensors.torch import load_file
-
     directory = Path(directory)
     if not (directory / CONFIG_NAME).is_file() or not (directory / WEIGHTS_NAME).is_file():
         raise CheckpointError(
@@ -304,17 +403,21 @@ def load_pretrained(directory: str | Path, task: str | None = None, map_location
     for k, v in config_overrides.items():
         setattr(config, k, v)
     model = SCLModel(config)
-    try:
-        sd = load_file(str(directory / WEIGHTS_NAME), device=map_location)
-    except Exception as err:  # safetensors raises its own error types for truncated files
-        raise CheckpointError(f"cannot read {directory / WEIGHTS_NAME}: {_first_line(err)}") from err
+    weights = directory / WEIGHTS_NAME
+    sd = read_safetensors(weights, device=map_location)
     if task is None or task == SCLConfig.load(directory / CONFIG_NAME).task:
-        missing, unexpected = model.load_state_dict(sd, strict=False)
-        if missing or unexpected:
+        own = model.state_dict()
+        missing, unexpected = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
+        wrong = [f"{k}: file {list(sd[k].shape)} vs config {list(own[k].shape)}"
+                 for k in sorted(set(sd) & set(own)) if tuple(sd[k].shape) != tuple(own[k].shape)]
+        if missing or unexpected or wrong:
             raise CheckpointError(
-                f"{directory / WEIGHTS_NAME} does not match its config: missing {missing[:3]}, "
-                f"unexpected {unexpected[:3]}"
+                f"{weights} does not match {directory / CONFIG_NAME}: missing {missing[:3]}, unexpected "
+                f"{unexpected[:3]}, shape mismatches {wrong[:2]}. The weights hold {describe_weights(sd)}; "
+                f"the config describes {describe_model(config)} (files of two different saves?)"
             )
+        check_finite(sd, str(weights))
+        model.load_state_dict(sd)
     else:
         load_into(model, sd, str(directory))
     return model

@@ -6,14 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from sclbench.model.checkpoint import (
-    CONFIG_NAME, POS_KEY, TOKEN_TYPE_KEY, WEIGHTS_NAME, extract_state_dict, official_config, read_checkpoint,
+    CONFIG_NAME, HEAD_PREFIXES, POS_KEY, TOKEN_TYPE_KEY, WEIGHTS_NAME, extract_state_dict, official_config,
+    read_checkpoint, read_safetensors, rename_meter,
 )
 from sclbench.model.config import SCLConfig
 
-HEAD_PREFIXES = {
-    "mlm": "mlm_score.", "itm": "itm_score.", "con": "vision_proj.", "vqa": "vqa_classifier.",
-    "nlvr2": "nlvr2_classifier.", "rank": "rank_output.",
-}
 GROUPS = {
     "text encoder": ("text_transformer.",),
     "vision encoder": ("vision_transformer.visual.",),
@@ -27,15 +24,15 @@ def inspect_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     info: dict[str, Any] = {"path": str(path)}
     if path.is_dir():
-        from safetensors.torch import load_file
-
         cfg = SCLConfig.load(path / CONFIG_NAME)
-        sd = load_file(str(path / WEIGHTS_NAME))
+        sd = read_safetensors(path / WEIGHTS_NAME)
         info.update(format="sclbench directory (config.json + model.safetensors)", config=cfg.to_dict())
         obj: dict[str, Any] = {}
     else:
         obj = read_checkpoint(path)
-        sd = extract_state_dict(obj, str(path))
+        sd, meter = rename_meter(extract_state_dict(obj, str(path)))
+        if meter:
+            info["layout"] = "METER (vit_model.* read as vision_transformer.*)"
         lightning = "pytorch-lightning_version" in obj
         info["format"] = (
             f"PyTorch Lightning {obj['pytorch-lightning_version']} checkpoint" if lightning
