@@ -11,6 +11,7 @@ import sys
 import typer
 
 from sclbench import __version__
+from sclbench.cli._click import click_exception_types
 from sclbench.errors import SCLBenchError
 
 app = typer.Typer(
@@ -64,21 +65,6 @@ def _register() -> None:
 _register()
 
 
-def _click_exception_types() -> tuple[type[BaseException], ...]:
-    """click's ClickException, and the copy typer >= 0.29 vendors as `typer._click` (a different class:
-    an isinstance check against plain click alone no longer sees typer's usage errors)."""
-    import click
-
-    types: list[type[BaseException]] = [click.ClickException]
-    try:
-        from typer import _click as vendored  # typer >= 0.29
-
-        types.append(vendored.ClickException)
-    except ImportError:
-        pass
-    return tuple(types)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: run the app, turning user errors into one clear line and exit code 2, and
     usage errors (unknown option, missing argument, unknown verb) into click's usage line + exit 2."""
@@ -93,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         typer.echo("aborted", err=True)
         return 1
-    except _click_exception_types() as exc:  # usage errors: print them the way click would
+    except click_exception_types() as exc:  # usage errors: print them the way click would
         exc.show()  # type: ignore[attr-defined]
         return exc.exit_code  # type: ignore[attr-defined]
     except KeyboardInterrupt:

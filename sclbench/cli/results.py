@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-import click
 import typer
+
+from sclbench.cli._click import ClickException
 
 from sclbench.errors import ConfigError, DataError
 
 
-class DriftFound(click.ClickException):
+class DriftFound(ClickException):
     """Exit code 1 with a one-line summary. A ClickException rather than typer.Exit because the app
     runs with standalone_mode=False, where click turns Exit into a return value that `main` drops."""
 
