@@ -94,11 +94,27 @@ def _read_list(path: Path) -> list[tuple[int, str]]:
     return ids
 
 
+class _IndexUnpickler(pickle.Unpickler):
+    """Loads the published caption index (a dict or pandas Series of ints) and nothing else: a pickle is
+    code, and a damaged or foreign one must not run any."""
+
+    SAFE_BUILTINS = {"dict", "list", "tuple", "int", "str", "object", "slice", "set", "frozenset", "bytearray"}
+
+    def find_class(self, module, name):
+        top = module.split(".")[0]
+        if top in ("numpy", "pandas", "pyarrow", "copyreg", "collections", "functools") or \
+                (module == "builtins" and name in self.SAFE_BUILTINS):
+            if name in ("system", "eval", "exec", "popen", "load", "loads", "open", "read_pickle"):
+                raise pickle.UnpicklingError(f"refused {module}.{name}")
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refused {module}.{name}: not part of a caption index")
+
+
 def _read_caption_index(pkl: Path, listed: list[tuple[int, str]], list_path: Path) -> dict[str, int]:
     """The JSFusion caption index, joined both ways with the test list."""
     try:
         with open(pkl, "rb") as f:
-            index = pickle.load(f)
+            index = _IndexUnpickler(f).load()
     except Exception as err:  # any unpickling failure (truncation, byte flips) means a broken download
         raise DataError(f"cannot read {pkl}: {type(err).__name__}: {err}; re-download it") from None
     if hasattr(index, "to_dict"):  # the published file is a pandas Series in some copies
