@@ -51,7 +51,10 @@ def sample_frame_indices(num_frames_total: int, num_frames: int, mode: str = "un
 
 
 def list_frames(folder: Path) -> list[Path]:
-    frames = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
+    try:
+        frames = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
+    except OSError as err:
+        raise DataError(f"cannot list frame folder {folder}: {err.strerror}; check its permissions") from None
     if not frames:
         raise DataError(f"frame folder {folder} holds no .jpg/.png frames; re-extract the clip")
     return frames
