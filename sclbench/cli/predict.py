@@ -101,5 +101,26 @@ def predict_texts(
 
 
 def register(app: typer.Typer) -> None:
-    """Add the `predict` group (vqa, nlvr2, images, texts) to the main app."""
+    """Add the `predict` group (vqa, nlvr2, images, texts) and the `explain` verb to the main app."""
     app.add_typer(predict_app, name="predict")
+    app.command("explain")(explain)
+
+
+def explain(
+    media: Path = typer.Argument(..., help="image (or clip)"),
+    sentence: str = typer.Argument(..., help="the sentence, quoted"),
+    ckpt: str = CKPT, task: Optional[str] = TASK, tokenizer: Optional[str] = TOKENIZER,
+    word: Optional[str] = typer.Option(None, "--word", "-w", help="also map this word of the sentence"),
+    space: str = typer.Option("contrastive", "--space", help="contrastive (ITC projections of the unimodal "
+                              "tokens) or fused (co-attention outputs)"),
+    out: Path = typer.Option(Path("alignment.png"), "--out", "-o", help="the PNG to write"),
+    frames: Optional[int] = typer.Option(None, "--frames", help="frames per clip (default: the task card's)"),
+    device: Optional[str] = DEVICE,
+) -> None:
+    """PNG of the global-to-local alignment: patches vs the sentence (and a word), words vs the image."""
+    from sclbench.app.explain import explain_alignment
+
+    path, maps = explain_alignment(_predictor(ckpt, task, tokenizer, device, num_frames=frames), media, sentence,
+                                   out, word=word, space=space)
+    top = sorted(zip(maps.word_weights, maps.words), reverse=True)[:3]
+    typer.echo(f"wrote {path}; words closest to the image: {', '.join(f'{w} ({c:+.2f})' for c, w in top)}")

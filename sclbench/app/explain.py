@@ -1,0 +1,193 @@
+"""Seeing the alignment: which patches match the sentence, which match a word, which words match the image.
+
+SCL aligns a global feature of one modality with the local features of the other. `explain_alignment`
+shows three views of that for one image (or clip) and one sentence:
+- sentence -> patches: cosine of the sentence's global feature with every patch feature;
+- word -> patches: the same for the tokens of one chosen word (their features averaged);
+- image -> words: cosine of the image's global feature with every word's feature.
+
+Feature space (`space`):
+- "contrastive" (default): the unimodal tokens through the contrastive projections (`language_proj`,
+  `vision_proj`), the space where ITC aligns the global features. Applying the projections to local
+  tokens is the usual dense-CLIP reading of a contrastive model.
+- "fused": the co-attention outputs of the pair (text stream and image stream), L2-normalised; the
+  space of SCL's completion objectives, where each stream has already seen the other.
+Heatmaps are the cosines over the patch grid, upsampled (bilinear) to the image, min-max scaled for
+display; `AlignmentMaps` keeps the raw cosines.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sclbench.app.predict import Media, Predictor, load_predictor
+from sclbench.errors import ConfigError, SCLBenchError
+
+SPACES = ("contrastive", "fused")
+
+
+@dataclass
+class AlignmentMaps:
+    """Raw cosines. sentence_map / word_map: [F, g, g] over the patch grid of each frame."""
+
+    sentence_map: np.ndarray
+    word_map: np.ndarray | None
+    word: str | None
+    words: list[str]
+    word_weights: np.ndarray  # one cosine per word of the sentence
+    image: np.ndarray  # the input as the model saw it, [H, W, 3] uint8 (first frame)
+    space: str
+
+    def upsampled(self, which: str = "sentence", size: tuple[int, int] | None = None) -> np.ndarray:
+        """A map (first frame) resized to `size` (H, W; default the image's), bilinear."""
+        grid = self.sentence_map if which == "sentence" else self.word_map
+        if grid is None:
+            raise ConfigError("no word was chosen, so there is no word map")
+        h, w = size or self.image.shape[:2]
+        t = torch.from_numpy(np.ascontiguousarray(grid[0], dtype=np.float32))[None, None]
+        return F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)[0, 0].numpy()
+
+
+def word_spans(sentence: str) -> list[tuple[str, int, int]]:
+    """Words (letters/digits runs) with their character spans."""
+    return [(m.group(0), m.start(), m.end()) for m in re.finditer(r"[\w']+", sentence)]
+
+
+def _token_words(tokenizer: Any, sentence: str, max_len: int) -> tuple[list[list[int]], list[str]]:
+    """For every word, the positions of its tokens in the encoded sentence (fast tokenizers' offsets)."""
+    enc = tokenizer(sentence, truncation=True, max_length=max_len, return_offsets_mapping=True)
+    spans = word_spans(sentence)
+    positions: list[list[int]] = [[] for _ in spans]
+    for pos, (start, end) in enumerate(enc["offset_mapping"]):
+        if end <= start:  # special tokens
+            continue
+        for i, (_, ws, we) in enumerate(spans):
+            if start < we and end > ws:
+                positions[i].append(pos)
+                break
+    kept = [(w, p) for (w, _, _), p in zip(spans, positions) if p]
+    return [p for _, p in kept], [w for w, _ in kept]
+
+
+@torch.no_grad()
+def alignment_maps(p: Predictor, media: Media, sentence: str, word: str | None = None,
+                   space: str = "contrastive") -> AlignmentMaps:
+    """The three alignments of one image (or clip) and one sentence (see the module docstring)."""
+    if space not in SPACES:
+        raise ConfigError(f"space {space!r}: choose one of {', '.join(SPACES)}")
+    model = p.model
+    if space == "contrastive" and "con" not in model.config.heads:
+        raise ConfigError(f"{p.name} has no contrastive head (its heads: {', '.join(model.config.heads)}); "
+                          "use --space fused")
+    token_pos, words = _token_words(p.tokenizer, sentence, p.max_len)
+    if not words:
+        raise ConfigError(f"no words in {sentence!r}")
+    ids, masks = p.text([sentence])
+    pixels = p.pixels(media)
+    text = model.encode_text(ids, masks)
+    vision = model.encode_vision(pixels)
+    frames = vision.num_frames
+    if space == "contrastive":
+        tokens_t = F.normalize(model.language_proj(text[0]).float(), dim=-1)  # [L, C]
+        tokens_v = F.normalize(model.vision_proj(vision.embeds[0]).float(), dim=-1)  # [F + F*K, C]
+        global_t = tokens_t[0]
+        global_v = F.normalize(model.vision_proj(vision.cls[0]).float(), dim=-1)
+    else:
+        fused = model.fuse(text, masks, vision)
+        tokens_t = F.normalize(fused.text_feats[0].float(), dim=-1)
+        tokens_v = F.normalize(fused.image_feats[0].float(), dim=-1)
+        global_t = tokens_t[0]
+        global_v = F.normalize(tokens_v[:frames].mean(0), dim=-1)
+    patches = tokens_v[frames:]  # [F*K, C], frame-major, each frame row-major over the grid
+    grid = int(round((patches.shape[0] // frames) ** 0.5))
+    shape = (frames, grid, grid)
+    sentence_map = (patches @ global_t).reshape(shape).cpu().numpy()
+    word_map, chosen = None, None
+    if word:
+        wanted = word.strip().lower()
+        matches = [i for i, w in enumerate(words) if w.lower() == wanted]
+        if not matches:
+            raise ConfigError(f"word {word!r} is not in the sentence; its words: {', '.join(words)}")
+        chosen = words[matches[0]]
+        feature = F.normalize(tokens_t[token_pos[matches[0]]].mean(0), dim=-1)
+        word_map = (patches @ feature).reshape(shape).cpu().numpy()
+    word_weights = np.array([float(F.normalize(tokens_t[pos].mean(0), dim=-1) @ global_v) for pos in token_pos])
+    image = _display_image(pixels[0, 0])
+    return AlignmentMaps(sentence_map, word_map, chosen, words, word_weights, image, space)
+
+
+def _display_image(frame: torch.Tensor) -> np.ndarray:
+    """Undo the CLIP normalisation of a [3, H, W] tensor for display."""
+    from sclbench.data.transforms import CLIP_MEAN, CLIP_STD
+
+    mean = torch.tensor(CLIP_MEAN).view(3, 1, 1)
+    std = torch.tensor(CLIP_STD).view(3, 1, 1)
+    rgb = (frame.float().cpu() * std + mean).clamp(0, 1)
+    return (rgb.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+
+
+def _scaled(m: np.ndarray) -> np.ndarray:
+    lo, hi = float(m.min()), float(m.max())
+    return (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
+
+
+def render_png(maps: AlignmentMaps, sentence: str, out: str | Path, show_size: int = 192) -> Path:
+    """The figure: image + sentence heatmap, image + word heatmap (if any), words weighted."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as err:
+        raise SCLBenchError("the alignment figure needs matplotlib: pip install 'sclbench[plot]'") from err
+    from PIL import Image
+
+    big = np.asarray(Image.fromarray(maps.image).resize((show_size, show_size), Image.BICUBIC))
+    panels = [("sentence → patches", maps.upsampled("sentence", (show_size, show_size)))]
+    if maps.word_map is not None:
+        panels.append((f"“{maps.word}” → patches", maps.upsampled("word", (show_size, show_size))))
+    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(3.0 * (len(panels) + 1), 3.3),
+                             gridspec_kw={"width_ratios": [1] * len(panels) + [1.2]})
+    for ax, (title, heat) in zip(axes, panels):
+        ax.imshow(big)
+        ax.imshow(_scaled(heat), cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    ax = axes[-1]
+    weights = maps.word_weights
+    colours = plt.get_cmap("viridis")(_scaled(weights))
+    ys = np.arange(len(maps.words))[::-1]
+    ax.barh(ys, weights, color=colours)
+    ax.set_yticks(ys, maps.words, fontsize=8)
+    ax.axvline(0, color="#888", lw=0.5)
+    ax.set_title("image → words (cosine)", fontsize=9)
+    ax.tick_params(axis="x", labelsize=7)
+    fig.suptitle(f"{sentence}   [{maps.space} features]", fontsize=9)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def explain_alignment(ckpt: Predictor | str | Path, media: Media, sentence: str, out: str | Path,
+                      word: str | None = None, space: str = "contrastive", **load: Any) -> tuple[Path, AlignmentMaps]:
+    """Write the alignment figure of `media` and `sentence` to `out` (PNG); returns it and the maps."""
+    p = ckpt if isinstance(ckpt, Predictor) else load_predictor(ckpt, **load)
+    maps = alignment_maps(p, media, sentence, word, space)
+    return render_png(maps, sentence, out), maps
+
+
+def mass_ratio(heat: np.ndarray, mask: np.ndarray) -> float:
+    """Mean (min-max scaled) heat on the mask's pixels over the mean heat elsewhere."""
+    scaled = _scaled(heat)
+    inside, outside = scaled[mask].mean(), scaled[~mask].mean()
+    return float(inside / max(outside, 1e-6))
