@@ -57,3 +57,19 @@ def test_missing_table(tmp_path):
     (tmp_path / "vqav2_train.arrow").write_bytes(b"garbage")
     with pytest.raises(DataError, match="not an Arrow IPC file"):
         read_vqa_arrow(tmp_path, "train")
+
+
+@pytest.mark.parametrize("family,dataset,split,raw", [
+    ("image_retrieval", "f30k", "test", lambda r: read_karpathy(r / "f30k", "f30k", "test")),
+    ("image_retrieval", "coco", "train", lambda r: read_karpathy(r / "coco", "coco", "train")),  # + restval
+    ("vqa", None, "val", lambda r: read_vqa(r / "vqa", "val")),
+    ("nlvr2", None, "dev", lambda r: read_nlvr2(r / "nlvr2", "dev")),
+])
+def test_family_dispatch_gives_the_raw_readers_records(synth_root, family, dataset, split, raw):
+    """`data.format: arrow` cards read through read_family_arrow: the same records as the raw layout."""
+    from sclbench.data.formats.arrow import read_family_arrow
+
+    records = read_family_arrow(family, synth_root / "arrow", split, dataset=dataset)
+    expected = raw(synth_root)
+    assert records == expected and records
+    assert type(records[0]) is type(expected[0])
