@@ -73,8 +73,8 @@ def nlvr2_lines(split: str = "dev", pairs=(850, 851), per_pair: int = 2) -> list
     for p in pairs:
         for k in range(per_pair):
             line = {"validation": {"a1b2": "True"}, "sentence": f"There are {k + 2} dogs.",
-                    "left_url": "http://x/l.jpg", "writer": "w1", "label": "True" if (p + k) % 2 else "False", "right_url": "http://x/r.jpg",
-                    "synset": "dog", "query": "dogs", "identifier": f"{split}-{p}-0-{k}",
+                    "left_url": "http://x/l.jpg", "writer": "w1", "label": "True" if (p + k) % 2 else "False",
+                    "right_url": "http://x/r.jpg", "synset": "dog", "query": "dogs", "identifier": f"{split}-{p}-0-{k}",
                     "extra_validations": {}}
             if split == "train":
                 line["directory"] = p % 100
