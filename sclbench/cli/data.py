@@ -1,4 +1,4 @@
-"""`sclbench data ...`: generate the synthetic mini-benchmark, check a data layout."""
+"""`sclbench data ...`: generate the synthetic mini-benchmark, check a data layout, write shards."""
 
 from __future__ import annotations
 
@@ -20,13 +20,44 @@ def synth(out: Path = typer.Argument(..., help="Folder to write the mini-benchma
     typer.echo(f"wrote the synthetic benchmark (seed {seed}, scale {scale}) to {out}")
 
 
+def _data_root(data_root: Path | None, root: Path | None) -> Path:
+    if data_root is None and root is None:
+        raise typer.BadParameter("pass --data-root DIR (the task's data folder)", param_hint="--data-root")
+    return data_root if data_root is not None else root
+
+
 @app.command()
 def check(task: str = typer.Argument(..., help="vqa, nlvr2, f30k, coco, msrvtt, lsmdc or pretrain."),
-          root: Path = typer.Option(..., "--root", help="The task's data folder.")) -> None:
+          data_root: Path = typer.Option(None, "--data-root", help="The task's data folder."),
+          root: Path = typer.Option(None, "--root", hidden=True, help="Old name of --data-root.")) -> None:
     """Report what a data layout is missing; exit code 1 when something required is missing."""
     from sclbench.data.check import check_layout
 
-    report = check_layout(task, root)
+    report = check_layout(task, _data_root(data_root, root))
     typer.echo(report.render())
     if not report.ok:
         raise typer.Exit(1)
+
+
+@app.command()
+def shard(corpus: str = typer.Argument(..., help="coco, f30k, vg, sbu, cc3m or webvid."),
+          data_root: Path = typer.Option(..., "--data-root", help="The corpus folder in the layout sclbench "
+                                         "reads (as for `data check` / the pretrain card's corpus root)."),
+          out: Path = typer.Option(..., "--out", help="Folder to write the shards and index.json into."),
+          split: str = typer.Option("train", help="Split to shard (Karpathy coco/f30k, cc3m, webvid); coco "
+                                    "train includes restval."),
+          layout: str = typer.Option("files", "--format", help="files (the published layout) or arrow (the "
+                                     "ViLT caption tables <dataset>_caption_karpathy_<split>.arrow; coco, f30k)."),
+          shard_size: int = typer.Option(1000, help="Images or clips per shard; write at least ranks x "
+                                         "dataloader workers shards."),
+          meta: str = typer.Option("webvid_train.tsv", help="WebVid: the meta file under --data-root."),
+          videos: str = typer.Option("videos", help="WebVid: the clip folder under --data-root.")) -> None:
+    """Write webdataset shards (img2dataset layout: KEY.jpg/KEY.mp4 + KEY.txt + KEY.json) of a corpus.
+
+    Use them in the pretrain card as `{name: CORPUS, root: OUT, format: shards}`."""
+    from sclbench.data.shards import corpus_records, write_shards
+
+    records = corpus_records(corpus, data_root, split=split, layout=layout, meta=meta, videos=videos)
+    index = write_shards(records, out, corpus, shard_size=shard_size)
+    typer.echo(f"wrote {len(index.shards)} shards of {corpus} ({index.samples} {index.kind}s, {index.pairs} "
+               f"caption pairs) to {out}")

@@ -1,0 +1,276 @@
+"""Webdataset shards in img2dataset's layout: write them from any corpus sclbench reads, read them back.
+
+A shard is a plain tar; one sample is the members sharing a KEY:
+  KEY.jpg (or .png/.webp: the image file's bytes, verbatim) or KEY.mp4 (the clip's bytes),
+  KEY.txt (the first caption) and KEY.json ({"key", "id", "caption", "captions": [...]}).
+img2dataset writes KEY.jpg + KEY.txt + KEY.json with one "caption"; sclbench adds "captions" so a
+COCO image keeps its five captions (and its digest) in one sample instead of five copies.
+
+`index.json` beside the shards lists each shard with its sample and caption-pair counts: streaming
+needs them to give every rank the same number of batches per epoch. Shards written by img2dataset
+have no index; their `*_stats.json` ("successes") or a scan of the tars stands in.
+
+Reading goes through the `webdataset` library (tar parsing and a seeded shuffle buffer). Shards are
+split by *slot* = rank x dataloader worker: slot s of S reads shards s, s+S, ... of the epoch's
+seeded shard order, so slots are disjoint and the split is explicit (no reliance on the global
+torch.distributed state, which workers and tests do not have).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sclbench.common.io import atomic_write
+from sclbench.data.records import CaptionRecord, ImageSource, VideoRecord
+from sclbench.errors import DataError
+
+INDEX_NAME = "index.json"
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
+VIDEO_EXTENSIONS = ("mp4", "webm", "avi", "mkv")
+_MAGIC = {b"\x89PNG": "png", b"RIFF": "webp"}
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    url: str  # a path (or any URL webdataset opens)
+    samples: int  # images/clips
+    pairs: int  # (image, caption) pairs: training samples
+
+
+@dataclass(frozen=True)
+class ShardIndex:
+    corpus: str
+    kind: str  # "image" or "video"
+    shards: tuple[ShardInfo, ...]
+
+    @property
+    def pairs(self) -> int:
+        return sum(s.pairs for s in self.shards)
+
+    @property
+    def samples(self) -> int:
+        return sum(s.samples for s in self.shards)
+
+
+# ---- writing ------------------------------------------------------------------------------------
+def _image_extension(data: bytes) -> str:
+    return next((ext for magic, ext in _MAGIC.items() if data.startswith(magic)), "jpg")
+
+
+def _tar_writer(fileobj):
+    import webdataset as wds
+
+    # Fixed mtime and owner: the same corpus always writes the same bytes.
+    return wds.TarWriter(fileobj, encoder=False, mtime=0.0, user="sclbench", group="sclbench")
+
+
+def write_shards(records: list[CaptionRecord | VideoRecord], out_dir: str | Path, corpus: str,
+                 shard_size: int = 1000, prefix: str | None = None) -> ShardIndex:
+    """Write `records` (one reader's output) as shards `<prefix>-000000.tar`, ... + index.json."""
+    if shard_size < 1:
+        raise DataError(f"shard size {shard_size}: use at least 1 sample per shard")
+    if not records:
+        raise DataError(f"corpus {corpus!r} holds no samples to shard; check --data-root")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    prefix = prefix or corpus
+    kind = "video" if isinstance(records[0], VideoRecord) else "image"
+    shards: list[ShardInfo] = []
+    for start in range(0, len(records), shard_size):
+        chunk = records[start:start + shard_size]
+        name = f"{prefix}-{len(shards):06d}.tar"
+        samples = [_sample(record, f"{start + offset:09d}") for offset, record in enumerate(chunk)]
+
+        def write(fh, samples=samples) -> None:
+            writer = _tar_writer(fh)
+            for sample in samples:
+                writer.write(sample)
+            writer.close()  # ends the tar; the file itself is closed (and renamed) by atomic_write
+
+        atomic_write(out / name, write)  # a reader never sees a half-written shard
+        shards.append(ShardInfo(name, len(chunk), sum(len(r.captions) for r in chunk)))
+    index = ShardIndex(corpus, kind, tuple(shards))
+    doc = {"corpus": corpus, "kind": kind, "format": "webdataset (img2dataset layout)",
+           "samples": index.samples, "pairs": index.pairs,
+           "shards": [{"url": s.url, "samples": s.samples, "pairs": s.pairs} for s in shards]}
+    atomic_write(out / INDEX_NAME, json.dumps(doc, indent=1) + "\n")
+    return index
+
+
+def _sample(record: CaptionRecord | VideoRecord, key: str) -> dict[str, bytes | str]:
+    if not record.captions:
+        raise DataError(f"record {record!r:.80} has no caption; a shard sample needs one")
+    meta = {"key": key, "caption": record.captions[0], "captions": list(record.captions)}
+    sample: dict[str, bytes | str] = {"__key__": key}
+    if isinstance(record, VideoRecord):
+        meta["id"] = record.video_id
+        try:
+            sample[Path(record.video).suffix.lstrip(".").lower() or "mp4"] = Path(record.video).read_bytes()
+        except (IsADirectoryError, OSError) as err:
+            raise DataError(f"cannot shard clip {record.video}: {getattr(err, 'strerror', err)} (frame "
+                            "folders cannot be sharded; only video files)") from None
+    else:
+        meta["id"] = record.image_id
+        data = record.image.read_bytes()
+        sample[_image_extension(data)] = data
+    sample["txt"] = record.captions[0].encode("utf-8")
+    sample["json"] = json.dumps(meta, ensure_ascii=False).encode("utf-8")
+    return sample
+
+
+# ---- the index ----------------------------------------------------------------------------------
+def read_index(folder: str | Path, corpus: str | None = None) -> ShardIndex:
+    """The shards under `folder`: index.json (sclbench), else img2dataset stats, else a scan."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"shard folder {folder} not found; write it with `sclbench data shard CORPUS "
+                        f"--data-root DIR --out {folder}`")
+    path = folder / INDEX_NAME
+    if path.is_file():
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            shards = tuple(ShardInfo(str(folder / s["url"]), int(s["samples"]), int(s["pairs"]))
+                           for s in doc["shards"])
+            return ShardIndex(doc.get("corpus", corpus or folder.name), doc["kind"], shards)
+        except (ValueError, KeyError, TypeError) as err:
+            raise DataError(f"{path}: not a shard index ({err!r}); delete it and re-run `sclbench data "
+                            "shard`") from None
+    tars = sorted(folder.glob("*.tar"))
+    if not tars:
+        raise DataError(f"{folder} holds no *.tar shards and no {INDEX_NAME}")
+    infos, kind = [], "image"
+    for tar in tars:
+        counts = _scan(tar)
+        kind = counts[2] or kind
+        infos.append(ShardInfo(str(tar), counts[0], counts[1]))
+    return ShardIndex(corpus or folder.name, kind, tuple(infos))
+
+
+def _scan(tar: Path) -> tuple[int, int, str | None]:
+    """(samples, pairs, kind) of one shard, read through (img2dataset shards carry no pair counts)."""
+    samples = pairs = 0
+    kind = None
+    for raw in iter_raw([str(tar)]):
+        samples += 1
+        pairs += len(captions_of(raw, str(tar)))
+        kind = kind or ("video" if media_key(raw, str(tar))[0] in VIDEO_EXTENSIONS else "image")
+    return samples, pairs, kind
+
+
+# ---- reading ------------------------------------------------------------------------------------
+def iter_raw(urls: list[str]) -> Iterator[dict]:
+    """Raw samples ({"__key__", "__url__", "jpg": bytes, "txt": bytes, ...}) of `urls`, in order."""
+    import webdataset as wds
+
+    return iter(wds.DataPipeline(wds.SimpleShardList(urls), wds.tarfile_to_samples()))
+
+
+def _pairs(samples: Iterator[dict]) -> Iterator[dict]:
+    """One item per (sample, caption): the training unit, as the file readers' per-caption items."""
+    for raw in samples:
+        for c, caption in enumerate(captions_of(raw, raw.get("__url__", "shard"))):
+            yield {**raw, "__caption__": caption, "__pair__": c}
+
+
+def shuffled_pairs(urls: list[str], buffer: int, seed: int) -> Iterator[dict]:
+    """(sample, caption) items of `urls` through webdataset's shuffle buffer (seeded generator), so
+    the captions of one image do not arrive side by side. buffer <= 1: file order."""
+    import webdataset as wds
+
+    stages = [wds.SimpleShardList(urls), wds.tarfile_to_samples(), _pairs]
+    if buffer > 1:
+        stages.append(wds.shuffle(buffer, initial=buffer, rng=random.Random(seed)))
+    return iter(wds.DataPipeline(*stages))
+
+
+def slot_shards(urls: list[str], slot: int, slots: int, seed: int, epoch: int, shuffle: bool = True) -> list[str]:
+    """The shards slot `slot` of `slots` reads in `epoch`: every slot sees the same seeded order."""
+    if len(urls) < slots:
+        raise DataError(f"{len(urls)} shards cannot be split over {slots} readers (ranks x dataloader "
+                        f"workers): re-write the corpus with a smaller --shard-size (at least {slots} shards)")
+    order = list(urls)
+    if shuffle:
+        random.Random(f"shards/{seed}/{epoch}").shuffle(order)
+    return order[slot::slots]
+
+
+def media_key(raw: dict, where: str) -> tuple[str, bytes]:
+    for ext in (*IMAGE_EXTENSIONS, *VIDEO_EXTENSIONS):
+        if ext in raw:
+            return ext, raw[ext]
+    raise DataError(f"{where}: sample {raw.get('__key__')!r} has no image or video member "
+                    f"(expected KEY.jpg/.png/.webp or KEY.mp4)")
+
+
+def captions_of(raw: dict, where: str) -> list[str]:
+    """The sample's captions: json "captions" (sclbench), json "caption" (img2dataset), else txt."""
+    if "json" in raw:
+        try:
+            meta = json.loads(raw["json"])
+        except ValueError as err:
+            raise DataError(f"{where}: {raw.get('__key__')}.json is not JSON ({err})") from None
+        if isinstance(meta.get("captions"), list) and meta["captions"]:
+            return [str(c) for c in meta["captions"]]
+        if isinstance(meta.get("caption"), str) and meta["caption"]:
+            return [meta["caption"]]
+    if "txt" in raw:
+        return [raw["txt"].decode("utf-8").strip()]
+    raise DataError(f"{where}: sample {raw.get('__key__')!r} has no caption (KEY.txt or KEY.json)")
+
+
+def image_source(raw: dict) -> ImageSource:
+    return ImageSource(data=media_key(raw, raw.get("__url__", "shard"))[1])
+
+
+def read_pairs(folder: str | Path) -> list[tuple[str, str]]:
+    """Every (image/clip SHA-256, caption) pair of a shard folder, in shard order (tests, checks)."""
+    import hashlib
+
+    out = []
+    for info in read_index(folder).shards:
+        for raw in iter_raw([info.url]):
+            digest = hashlib.sha256(media_key(raw, info.url)[1]).hexdigest()
+            out.extend((digest, c) for c in captions_of(raw, info.url))
+    return out
+
+
+def clip_file(raw: dict) -> io.BytesIO:
+    return io.BytesIO(media_key(raw, raw.get("__url__", "shard"))[1])
+
+
+# ---- any layout sclbench reads, as records to shard ----------------------------------------------
+SHARDABLE = ("coco", "f30k", "vg", "sbu", "cc3m", "webvid")
+
+
+def corpus_records(corpus: str, root: str | Path, split: str = "train", layout: str = "files",
+                   meta: str = "webvid_train.tsv", videos: str = "videos") -> list[CaptionRecord | VideoRecord]:
+    """Records of one corpus in its published layout (`files`) or as ViLT arrow tables (`arrow`:
+    coco/f30k `<dataset>_caption_karpathy_<split>.arrow`). COCO split train includes restval."""
+    from sclbench.data.formats import arrow, karpathy
+    from sclbench.data.formats import pretrain as fmt
+
+    root = Path(root)
+    if corpus not in SHARDABLE:
+        raise DataError(f"unknown corpus {corpus!r}; choose one of {', '.join(SHARDABLE)}")
+    if layout == "arrow":
+        if corpus not in ("coco", "f30k"):
+            raise DataError(f"--format arrow reads the ViLT caption tables of coco and f30k, not {corpus}")
+        splits = ["train", "restval"] if corpus == "coco" and split == "train" else [split]
+        return [r for s in splits if (s == split or arrow.caption_table(root, corpus, s).is_file())
+                for r in arrow.read_caption_arrow(root, corpus, s)]
+    if layout != "files":
+        raise DataError(f"layout {layout!r}: choose files (the published layout) or arrow (ViLT tables)")
+    if corpus in ("coco", "f30k"):
+        return karpathy.read_karpathy(root, corpus, split)
+    if corpus == "vg":
+        return fmt.read_vg(root)
+    if corpus == "sbu":
+        return fmt.read_sbu(root)
+    if corpus == "cc3m":
+        return fmt.read_cc3m(root, split)
+    return fmt.read_webvid(root / meta, root / videos, split=split)
