@@ -87,18 +87,21 @@ class CaptionDataset(_Base):
     per_caption=True: one sample per (record, caption) — training. per_caption=False: one sample per
     record with its first caption — evaluation over images/videos. neg_images: add one random other
     image/clip (ITM). neg_texts=K: add K random captions of other images (retrieval training).
+    neg_distinct=False draws the ITM negative uniformly over all items, so it may be the sample's
+    own image, as the official pre-training datasets do (`get_false_image`); True (the default, and
+    always for the text negatives) excludes the positive image.
     """
 
     def __init__(self, records: list[CaptionRecord | VideoRecord], visuals: Visuals, tokenizer,
                  max_len: int = 50, *, per_caption: bool = True, neg_images: bool = False,
-                 neg_texts: int = 0, seed: int = 0, skip_corrupt: bool = False) -> None:
+                 neg_texts: int = 0, seed: int = 0, skip_corrupt: bool = False, neg_distinct: bool = True) -> None:
         super().__init__(tokenizer, max_len, skip_corrupt, seed)
         if not records:
             raise DataError("no records to build a caption dataset from; check the split and data root")
         if (neg_images or neg_texts) and len({_key(r) for r in records}) < 2:
             raise DataError("negatives need at least two different images/videos in the split")
         self.records, self.visuals = records, visuals
-        self.neg_images, self.neg_texts = neg_images, neg_texts
+        self.neg_images, self.neg_texts, self.neg_distinct = neg_images, neg_texts, neg_distinct
         self.items = [(r, c) for r, rec in enumerate(records)
                       for c in (range(len(rec.captions)) if per_caption else range(min(1, len(rec.captions))))]
 
@@ -117,7 +120,8 @@ class CaptionDataset(_Base):
         out = {"index": index, **self._text(record.captions[c]), "image": self.visuals(_media(record))}
         rng = self._rng(index)
         if self.neg_images:
-            out["neg_image"] = self.visuals(_media(self.records[self.items[self._other(rng, _key(record))][0]]))
+            other = self._other(rng, _key(record)) if self.neg_distinct else rng.randrange(len(self.items))
+            out["neg_image"] = self.visuals(_media(self.records[self.items[other][0]]))
         if self.neg_texts:
             texts = []
             for _ in range(self.neg_texts):
