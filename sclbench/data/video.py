@@ -164,6 +164,9 @@ def _pyav_frames(path: Path, num_frames: int, mode: str, generator) -> list[np.n
     # Two passes (count, then pick) keep memory to the F chosen frames, never the whole clip.
     idx = sample_frame_indices(_pyav_count(path), num_frames, mode, generator)
     _, picked = _pyav_decode(path, set(idx))
+    if len(picked) < len(set(idx)):  # a second decode that ends early: the file changed or is damaged
+        raise DataError(f"corrupt video {path}: frames {sorted(set(idx) - set(picked))} did not decode; "
+                        "re-download or re-encode it, or pass the skip option")
     return [picked[i] for i in idx]
 
 

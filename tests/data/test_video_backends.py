@@ -6,6 +6,8 @@ import sys
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from sclbench.data import video
@@ -93,3 +95,22 @@ def test_bad_videos_name_the_file(tmp_path, clip, backend):
     cut.write_bytes(clip.read_bytes()[:300])  # the header survives, the frames do not
     with pytest.raises(DataError, match=r"cut\.mp4"):
         read_clip(cut, 4, backend=backend)
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(backend=st.sampled_from(["decord", "pyav"]), data=st.data())
+def test_damaged_video_decodes_or_names_the_file(tmp_path_factory, clip, backend, data):
+    raw = bytearray(clip.read_bytes())
+    if data.draw(st.booleans()):
+        raw = raw[:data.draw(st.integers(0, len(raw) - 1))]
+    else:
+        for _ in range(data.draw(st.integers(1, 8))):
+            raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    path = tmp_path_factory.mktemp("damaged") / "damaged.mp4"
+    path.write_bytes(bytes(raw))
+    try:
+        frames = read_clip(path, 4, backend=backend)
+    except DataError as err:
+        assert "damaged.mp4" in str(err)
+    else:
+        assert len(frames) == 4 and all(f.mode == "RGB" for f in frames)
