@@ -279,8 +279,13 @@ def rename_meter(sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], 
     return out, True
 
 
-def load_into(model: SCLModel, sd: dict[str, torch.Tensor], source: str = "checkpoint") -> KeyReport:
-    """Load official-named weights into `model` with a full key report; refuse foreign files."""
+def load_into(model: SCLModel, sd: dict[str, torch.Tensor], source: str = "checkpoint",
+              require_heads: tuple[str, ...] = ()) -> KeyReport:
+    """Load official-named weights into `model` with a full key report; refuse foreign files.
+
+    require_heads: heads (`vqa`, `nlvr2`, ...) the file must provide; evaluation passes its task head,
+    so that a checkpoint of another task is refused instead of scored with a random head.
+    """
     report = KeyReport()
     own = model.state_dict()
     sd, prefix = _strip_prefix(sd, set(own))
@@ -307,6 +312,12 @@ def load_into(model: SCLModel, sd: dict[str, torch.Tensor], source: str = "check
     check_finite(loadable, source)
     report.loaded = sorted(loadable)
     report.missing = sorted(set(own) - set(loadable))
+    absent = [h for h in require_heads if any(k.startswith(HEAD_PREFIXES[h]) for k in report.missing)]
+    if absent:
+        raise CheckpointError(
+            f"{source} has no trained {', '.join(absent)} head (the file holds {describe_weights(sd)}): evaluating "
+            f"needs a checkpoint fine-tuned for this task; fine-tune it first (sclbench finetune ... --ckpt {source})"
+        )
     total = sum(t.numel() for t in own.values())
     report.loaded_fraction = sum(own[k].numel() for k in loadable) / max(total, 1)
     if report.loaded_fraction < MIN_LOADED_FRACTION:

@@ -74,7 +74,7 @@ def clip_openai_filter_fn(state_dict: dict[str, Any]) -> Converted:
         elif key.startswith("visual."):
             out[VISION_PREFIX + key[len("visual."):]] = value
         else:
-            dropped[key] = "CLIP text tower / logit scale: replaced by RoBERTa"
+            dropped[key] = "CLIP text tower, logit scale or metadata: the text side is RoBERTa"
     return out, dropped
 
 

@@ -198,3 +198,12 @@ def test_damaged_weights_of_an_sclbench_directory(files, tmp_path, flips, cut):
         load_pretrained(folder)
     except SCLBenchError as err:
         assert str(folder) in str(err)
+
+
+def test_evaluating_with_a_checkpoint_of_another_task_is_refused():
+    f30k = tiny("f30k").state_dict()
+    with pytest.raises(CheckpointError, match=r"f30k\.ckpt has no trained vqa head \(the file holds .*heads itm, con, rank"):
+        load_into(tiny("vqa"), f30k, "f30k.ckpt", require_heads=("vqa",))
+    report = load_into(tiny("vqa"), f30k, "f30k.ckpt")  # fine-tuning: the new head starts fresh
+    assert any(k.startswith("vqa_classifier.") for k in report.missing)
+    load_into(tiny("vqa"), tiny("vqa").state_dict(), "vqa.ckpt", require_heads=("vqa",))
