@@ -100,3 +100,24 @@ def test_offline_url_checkpoint_says_where_to_download_and_put_it(tmp_path, monk
     msg = str(err.value)
     assert "download https://github.com/zdou0830/METER/releases/download/checkpoint/meter_clip16_288_roberta_vqa.ckpt" in msg
     assert f"put it at {tmp_path / 'meter-vqa' / 'meter_clip16_288_roberta_vqa.ckpt'}" in msg
+
+
+def test_url_source_downloads_completely_or_leaves_nothing(tmp_path, monkeypatch):
+    """A `source: url` entry is fetched into a .part file and renamed; a failed fetch names URL and PATH."""
+    payload = tmp_path / "published.ckpt"
+    torch.save({"state_dict": {"x": torch.ones(2)}}, payload)
+    registry = tmp_path / "checkpoints.yaml"
+    registry.write_text(
+        "checkpoints:\n"
+        f"  good: {{source: url, url: '{payload.as_uri()}', file: m.ckpt, sha256: null, task: vqa}}\n"
+        f"  gone: {{source: url, url: '{(tmp_path / 'missing.ckpt').as_uri()}', file: m.ckpt, sha256: null}}\n"
+    )
+    monkeypatch.setenv("SCLBENCH_CHECKPOINTS", str(registry))
+    monkeypatch.setenv("SCLBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("SCLBENCH_OFFLINE", raising=False)
+    got = resolve("good")
+    assert got.path == tmp_path / "cache" / "good" / "m.ckpt" and got.path.read_bytes() == payload.read_bytes()
+    with pytest.raises(CheckpointError, match=r"cannot download gone: .*download file://.*missing\.ckpt and put it at"):
+        resolve("gone")
+    assert not list((tmp_path / "cache" / "gone").glob("*"))  # no partial file left behind
