@@ -95,6 +95,13 @@ def test_nlvr2_unlabelled_split_stays_allowed(tmp_path, monkeypatch):
     assert [r.label for r in read_nlvr2(tmp_path, "test1")] == [None] * len(lines)
 
 
+def test_nlvr2_missing_image_names_the_line(tmp_path):
+    write_nlvr2(tmp_path, "dev")
+    (tmp_path / "dev" / "dev-851-0-img1.png").unlink()
+    with pytest.raises(DataError, match=r"dev-851-0-img1\.png \(named by .*dev\.json, line 3\)"):
+        read_nlvr2(tmp_path, "dev")
+
+
 def test_nlvr2_duplicated_identifier_and_bad_identifier(tmp_path):
     lines = nlvr2_lines("dev")
     lines[3]["identifier"] = lines[1]["identifier"]
@@ -192,6 +199,9 @@ def test_vqa_non_utf8_file_is_a_data_error(tmp_path):
 def test_vqa_missing_image_is_counted_with_skip(tmp_path):
     write_vqa(tmp_path)
     (tmp_path / "val2014" / "COCO_val2014_000000000007.jpg").unlink()
+    with pytest.raises(DataError, match=r"COCO_val2014_000000000007\.jpg \(named by .*questions\.json, "
+                                        r"questions\[2\] \(question 7000\)\)"):
+        read_vqa(tmp_path, "val")
     skip = SkipCounter()
     assert [r.image_id for r in read_vqa(tmp_path, "val", skip=skip)] == [42, 42]
     assert skip.counts == {"missing image": 2}

@@ -76,7 +76,8 @@ def read_nlvr2(root: str | Path, split: str, *, skip: SkipCounter | None = None)
         pair_id = identifier.rsplit("-", 1)[0]
         directory = field(obj, "directory", path, where, (int, str)) if split == "train" else None
         img0, img1 = pair_paths(root, split, pair_id, directory)
-        if not (media_ok(img0, skip) and media_ok(img1, skip)):
+        listed_in = f"{path}, {where}"
+        if not (media_ok(img0, skip, listed_in=listed_in) and media_ok(img1, skip, listed_in=listed_in)):
             continue
         records.append(NLVR2Record(identifier, sentence, label, ImageSource(path=img0),
                                    ImageSource(path=img1), split))

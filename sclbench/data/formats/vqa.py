@@ -119,10 +119,10 @@ def read_vqa(root: str | Path, split: str, *, skip: SkipCounter | None = None) -
     if apath is not None:
         _check_join(qpath, apath, questions, annotations)
     records = []
-    for qid, image_id, question in questions:
+    for i, (qid, image_id, question) in enumerate(questions):
         ann = annotations[qid][1] if apath is not None else None
         path = image_path(root, split, image_id)
-        if not media_ok(path, skip):
+        if not media_ok(path, skip, listed_in=f"{qpath}, questions[{i}] (question {qid})"):
             continue
         if ann is None:
             records.append(VQARecord(qid, ImageSource(path=path), image_id, question, [], "", "", "", split))
