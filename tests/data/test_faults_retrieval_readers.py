@@ -202,18 +202,20 @@ def test_webvid_defects(tmp_path):
 
 # ---- COCO's own caption files ----------------------------------------------------------------------
 @pytest.mark.parametrize("edit,match", [
-    (lambda d: d["annotations"].append({"id": 5000, "image_id": 77, "caption": "x"}), r"annotations\[7\]: image_id 77 is not in 'images'"),
-    (lambda d: d["images"].append({"id": 99, "file_name": "lonely.jpg"}), r"1 image\(s\) without any caption \(first: id 99"),
-    (lambda d: d["annotations"][1].update(id=100), r"annotations\[1\]: duplicated annotation id 100"),
-    (lambda d: d["images"][0].pop("file_name"), r"images\[0\]: missing field 'file_name'"),
-    (lambda d: d["annotations"][0].update(caption=None), r"annotations\[0\]: field 'caption' should be str"),
+    (lambda d: d["annotations"].append({"id": 5000, "image_id": 77, "caption": "x"}),
+     r", annotations\[7\]: image_id 77 is not in 'images'"),
+    (lambda d: d["images"].append({"id": 99, "file_name": "lonely.jpg"}),
+     r": 1 image\(s\) without any caption \(first: id 99"),
+    (lambda d: d["annotations"][1].update(id=100), r", annotations\[1\]: duplicated annotation id 100"),
+    (lambda d: d["images"][0].pop("file_name"), r", images\[0\]: missing field 'file_name'"),
+    (lambda d: d["annotations"][0].update(caption=None), r", annotations\[0\]: field 'caption' should be str"),
 ])
 def test_coco_captions_defects(tmp_path, edit, match):
     case = build_coco_captions(tmp_path)
     doc = json.loads(case.files[1].read_text())
     edit(doc)
     case.files[1].write_text(json.dumps(doc))
-    with raises(r"captions_val2014.json, " + match if not match.startswith("1 image") else r"captions_val2014.json: " + match):
+    with raises(r"captions_val2014.json" + match):
         coco_captions.read_coco_captions(tmp_path, "val2014")
 
 

@@ -92,7 +92,8 @@ class _Cells:
 
     def get(self, column: str, row: int, kind, what: str):
         value = self.cols[column][row]
-        if not isinstance(value, kind) or isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if not isinstance(value, kinds) or isinstance(value, bool) and bool not in kinds:  # true is no id
             raise self.fail(column, row, f"expected {what}, got {type(value).__name__}")
         return value
 
