@@ -105,7 +105,7 @@ def _keep_replaced(path: Path) -> None:
         old = None
     stamp = sanitise(str(old.get("created_at", ""))) if isinstance(old, dict) else "unreadable"
     base, n = f"{path.stem}.{stamp}", 0
-    while (history / f"{base}.{n}.json").exists():
+    while (history / f"{base}.{n}.json").exists() or (history / f"{base}.{n}{PREDICTIONS_SUFFIX}").exists():
         n += 1
     kept = history / f"{base}.{n}.json"
     if isinstance(old, dict):
@@ -120,6 +120,10 @@ def _keep_replaced(path: Path) -> None:
     for stale in sorted(history.glob(f"{path.stem}.*.json"))[:-HISTORY_KEEP]:
         stale.with_name(stale.stem + PREDICTIONS_SUFFIX).unlink(missing_ok=True)
         stale.unlink(missing_ok=True)
+    # Predictions whose record never followed (a writer killed in between; we hold the lock now).
+    for orphan in history.glob(f"{path.stem}.*{PREDICTIONS_SUFFIX}"):
+        if not orphan.with_name(orphan.name[:-len(PREDICTIONS_SUFFIX)] + ".json").exists():
+            orphan.unlink(missing_ok=True)
 
 
 @dataclass
