@@ -94,12 +94,11 @@ def write_shards(records: list[CaptionRecord | VideoRecord], out_dir: str | Path
 
         atomic_write(out / name, write)  # a reader never sees a half-written shard
         shards.append(ShardInfo(name, len(chunk), sum(len(r.captions) for r in chunk)))
-    index = ShardIndex(corpus, kind, tuple(shards))
     doc = {"corpus": corpus, "kind": kind, "format": "webdataset (img2dataset layout)",
-           "samples": index.samples, "pairs": index.pairs,
+           "samples": sum(s.samples for s in shards), "pairs": sum(s.pairs for s in shards),
            "shards": [{"url": s.url, "samples": s.samples, "pairs": s.pairs} for s in shards]}
-    atomic_write(out / INDEX_NAME, json.dumps(doc, indent=1) + "\n")
-    return index
+    atomic_write(out / INDEX_NAME, json.dumps(doc, indent=1) + "\n")  # names relative: the folder can move
+    return read_index(out)
 
 
 def _sample(record: CaptionRecord | VideoRecord, key: str) -> dict[str, bytes | str]:
