@@ -24,7 +24,7 @@ from sclbench.tasks.base import Evaluation, Task, register
 @register("vqa")
 class VQATask(Task):
     model_task = "vqa"
-    main_metric = "accuracy"
+    default_main_metric = "accuracy"
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -38,13 +38,13 @@ class VQATask(Task):
             saved = self.root / self.card.get("data.vocab_file", "answer_vocab.json")
             if saved.is_file():
                 self._vocab = fmt.AnswerVocab.load(saved)
-            else:  # the official recipe: normalised answers of train + val seen >= min_count times
-                records = self.records("train") + self.records("val")
-                self._vocab = fmt.AnswerVocab.build(records, int(self.card.get("data.vocab_min_count", 9)))
+            else:  # the official writer: normalised answers of the train then val annotation files seen
+                # >= min_count times, in first-seen order (so official / METER heads map class for class)
+                self._vocab = fmt.AnswerVocab.from_annotations(self.root, int(self.card.get("data.vocab_min_count", 9)))
         return self._vocab
 
-    def configure_model(self, config: SCLConfig) -> SCLConfig:
-        return super().configure_model(config).for_task(self.model_task, num_answers=len(self.vocab))
+    def model_overrides(self) -> dict:
+        return {**super().model_overrides(), "num_answers": len(self.vocab)}
 
     def _val_parts(self) -> tuple[list, list, dict]:
         if self._minival is None:
