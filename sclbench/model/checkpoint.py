@@ -102,6 +102,7 @@ def read_checkpoint(path: str | Path, trust_pickle: bool = False) -> dict[str, A
             f"(first bytes {_head(path)!r}). Pass the .ckpt/.pt/.safetensors file itself."
         )
     zipped = kind == "zip"
+    names: list[str] = []
     try:
         if trust_pickle:  # explicit opt-in only: runs arbitrary pickled code
             return torch.load(path, map_location="cpu", weights_only=False, mmap=zipped)
@@ -109,10 +110,12 @@ def read_checkpoint(path: str | Path, trust_pickle: bool = False) -> dict[str, A
         with torch.serialization.safe_globals([(_stand_in(n), n) for n in names]):
             return torch.load(path, map_location="cpu", weights_only=True, mmap=zipped)
     except Exception as err:  # damaged files raise anything from RuntimeError to KeyError or UnicodeError
-        if "Unsupported global" in str(err) or "GLOBAL" in str(err):
+        refused = "Weights only load failed" in str(err)  # the restricted unpickler refused something
+        if refused or (names and "PytorchStreamReader" not in str(err)):  # or a stand-in could not be built
             raise CheckpointError(
-                f"cannot read checkpoint {path} safely: {_first_line(err)}. If you trust its source, "
-                "`sclbench ckpt convert --trust-pickle` converts it once into the safe sclbench format."
+                f"cannot read checkpoint {path} safely: {_unpickler_reason(err)}. Either the file is damaged, or it "
+                "pickles objects the safe reader does not rebuild: if you trust its source, `sclbench ckpt convert "
+                "--trust-pickle` converts it once into the safe sclbench format."
             ) from None
         raise CheckpointError(
             f"cannot read checkpoint {path}: {_first_line(err)}. The file is truncated or damaged "
@@ -163,8 +166,20 @@ def _stand_in(name: str) -> Any:
     """
     if name not in _STAND_INS:
         short = name.rpartition(".")[2]
-        _STAND_INS[name] = dict if short.endswith("Dict") else type(short, (), {"__qualname__": name})
+        # sacred's ReadOnlyDict / ReadOnlyList (the official configs) and Lightning's AttributeDict
+        container = dict if short.endswith("Dict") else list if short.endswith("List") else None
+        _STAND_INS[name] = container or type(short, (), {"__qualname__": name})
     return _STAND_INS[name]
+
+
+def _unpickler_reason(err: BaseException) -> str:
+    """The informative line of torch's long weights-only failure message."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    for i, line in enumerate(lines):
+        if line.startswith("WeightsUnpickler error"):
+            rest = line.partition(":")[2].strip() or (lines[i + 1] if i + 1 < len(lines) else "")
+            return rest or line
+    return lines[0] if lines else type(err).__name__
 
 
 def _first_line(err: BaseException) -> str:

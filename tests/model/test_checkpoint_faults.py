@@ -207,3 +207,45 @@ def test_evaluating_with_a_checkpoint_of_another_task_is_refused():
     report = load_into(tiny("vqa"), f30k, "f30k.ckpt")  # fine-tuning: the new head starts fresh
     assert any(k.startswith("vqa_classifier.") for k in report.missing)
     load_into(tiny("vqa"), tiny("vqa").state_dict(), "vqa.ckpt", require_heads=("vqa",))
+
+
+def _pickled_with_fake_module(path, build):
+    """torch.save objects of classes from a module that does not exist when the file is read."""
+    import sys
+    import types
+
+    mod = types.ModuleType("fake_cfg_lib")
+    sys.modules["fake_cfg_lib"] = mod
+    try:
+        torch.save(build(mod), path)
+    finally:
+        del sys.modules["fake_cfg_lib"]
+
+
+def test_config_containers_are_read_as_plain_lists_and_dicts(tmp_path):
+    def build(mod):
+        class ReadOnlyList(list):
+            pass
+
+        class AttributeDict(dict):
+            pass
+
+        for cls in (ReadOnlyList, AttributeDict):
+            cls.__module__, cls.__qualname__ = "fake_cfg_lib", cls.__name__
+            setattr(mod, cls.__name__, cls)
+        return {"state_dict": {"a": torch.zeros(1)},
+                "hyper_parameters": AttributeDict(config={"datasets": ReadOnlyList(["coco", "vg"])})}
+
+    _pickled_with_fake_module(tmp_path / "cfg.ckpt", build)
+    obj = read_checkpoint(tmp_path / "cfg.ckpt")
+    assert obj["hyper_parameters"]["config"]["datasets"] == ["coco", "vg"]
+
+
+def test_objects_the_safe_reader_cannot_rebuild_point_to_trust_pickle(tmp_path):
+    import datetime
+
+    # Callback-like instances are rebuilt as inert placeholders; an object pickled through a
+    # constructor call (datetime's reduce) cannot be, and the message offers the trusted conversion.
+    torch.save({"state_dict": {"a": torch.zeros(1)}, "saved_at": datetime.datetime(2022, 3, 1)}, tmp_path / "cb.ckpt")
+    with pytest.raises(CheckpointError, match=r"cb\.ckpt safely: .*--trust-pickle"):
+        read_checkpoint(tmp_path / "cb.ckpt")
