@@ -18,6 +18,7 @@ draw from a look-ahead window of the same stream (`negative_pool` pairs: a strea
 
 from __future__ import annotations
 
+import os
 import random
 import tempfile
 import zlib
@@ -79,21 +80,40 @@ class StreamingBatches(IterableDataset):
         self.corpora, self.visuals, self.tokenizer, self.max_len = corpora, visuals, tokenizer, max_len
         self.batch_sizes, self.seed, self.shuffle_buffer = batch_sizes, seed, shuffle_buffer
         self.negative_pool, self.neg_distinct, self.skip_corrupt = max(2, negative_pool), neg_distinct, skip_corrupt
-        self.rank = D.rank() if rank is None else rank
-        self.world = D.world_size() if world is None else world
+        self._rank, self._world = rank, world
         self.epoch, self.start_batch = 0, 0
         self.groups = {kind: [c for c in corpora if c.kind == kind] for kind in ("image", "video")}
         self.groups = {k: v for k, v in self.groups.items() if v}
-        self.per_group = {k: sum(c.pairs for c in v) // (self.world * batch_sizes[k]) for k, v in self.groups.items()}
-        if self.batches_per_epoch == 0:
-            raise ConfigError(f"the corpora hold fewer samples than one batch per rank ({batch_sizes}, "
-                              f"{self.world} ranks)")
+        if sum(c.pairs for c in corpora) < min(batch_sizes[k] for k in self.groups):
+            raise ConfigError(f"the corpora hold fewer samples than one batch ({batch_sizes})")
 
     # ---- the trainer's view ---------------------------------------------------------------------
+    # Rank and world are read when used, not when built: a task builds its dataset before the
+    # trainer initialises the process group (torchrun's RANK / WORLD_SIZE stand in until then).
+    @property
+    def rank(self) -> int:
+        if self._rank is not None:
+            return self._rank
+        return D.rank() if D.is_initialized() else int(os.environ.get("RANK", 0))
+
+    @property
+    def world(self) -> int:
+        if self._world is not None:
+            return self._world
+        return D.world_size() if D.is_initialized() else int(os.environ.get("WORLD_SIZE", 1))
+
+    @property
+    def per_group(self) -> dict[str, int]:
+        return {k: sum(c.pairs for c in v) // (self.world * self.batch_sizes[k]) for k, v in self.groups.items()}
+
     @property
     def batches_per_epoch(self) -> int:
         """Batches EVERY rank yields per epoch (equal across ranks: DDP steps stay in lock-step)."""
-        return sum(self.per_group.values())
+        n = sum(self.per_group.values())
+        if n == 0:
+            raise ConfigError(f"the corpora hold fewer samples than one batch per rank ({self.batch_sizes}, "
+                              f"{self.world} ranks)")
+        return n
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         """Select the epoch; skip its first `start_batch` batches of this rank (resume). Call before

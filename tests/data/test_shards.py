@@ -183,3 +183,13 @@ def test_video_shards_decode_to_clips(synth_root, synth_tokenizer, tmp_path):
             assert torch.equal(streamed[sample["text"]], sample["image"])
             compared += 1
     assert compared == 4  # 2 batches x 2 clips of the 5
+
+
+def test_rank_and_world_are_read_when_iterating(coco_shards, synth_tokenizer, monkeypatch):
+    """Built before the trainer starts the process group: torchrun's RANK / WORLD_SIZE stand in."""
+    ds = stream(coco_shards, synth_tokenizer, DigestVisuals(), rank=None, world=None)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    explicit = stream(coco_shards, synth_tokenizer, DigestVisuals(), rank=1, world=2)
+    assert (ds.rank, ds.world, ds.batches_per_epoch) == (1, 2, 125 // 8)
+    assert [b["texts"] for b in batches(ds, 0)] == [b["texts"] for b in batches(explicit, 0)]
