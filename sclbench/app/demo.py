@@ -167,6 +167,67 @@ def leaderboard(records: list[ResultRecord]) -> list[dict[str, Any]]:
     return rows
 
 
+def ablation_comparison(records: list[ResultRecord], with_: str = "demo-scl", without: str = "demo-no-completion",
+                        resamples: int = 2000, seed: int = 0) -> list[dict[str, Any]]:
+    """Per shown metric: (with MGSC/MLTC) - (without), its paired 95% bootstrap interval over the test
+    samples (the same samples on both sides, matched by id) and a plain verdict."""
+    from sclbench.results.check import paired_bootstrap
+
+    by_key = {(r.task, r.checkpoint_name): r for r in records}
+    rows = []
+    for task in TASKS:
+        a, b = by_key.get((task, with_)), by_key.get((task, without))
+        if a is None or b is None:
+            continue
+        preds_a, preds_b = a.read_predictions() or [], b.read_predictions() or []
+        for metric in SHOWN[task]:
+            if metric not in a.metrics or metric not in b.metrics:
+                continue
+            row: dict[str, Any] = {"task": task, "metric": metric, "with": a.metrics[metric],
+                                   "without": b.metrics[metric], "delta": a.metrics[metric] - b.metrics[metric]}
+            va, vb = _by_id(preds_a, metric), _by_id(preds_b, metric)
+            shared = sorted(set(va) & set(vb))
+            ci = paired_bootstrap([va[i] for i in shared], [vb[i] for i in shared], resamples, seed) if shared else None
+            row["ci"], row["n"] = ci, len(shared)
+            if ci is None:
+                row["verdict"] = "cannot tell (no per-sample scores)"
+            elif ci[0] > 0 or ci[1] < 0:
+                row["verdict"] = f"completion {'helps' if ci[0] > 0 else 'hurts'} (significant)"
+            else:
+                row["verdict"] = "no significant difference"
+            rows.append(row)
+    return rows
+
+
+def _by_id(predictions: list[dict[str, Any]], metric: str) -> dict[str, float]:
+    """Per-sample scores of `metric` keyed by sample id (so two runs pair sample by sample)."""
+    from sclbench.results.stats import per_sample
+
+    out = {}
+    for p in predictions:
+        value = per_sample([p], metric)
+        if value:
+            out[str(p.get("id"))] = value[0]
+    return out
+
+
+def print_ablation(records: list[ResultRecord]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = ablation_comparison(records)
+    if not rows:
+        return
+    table = Table(title="ablation: pre-training with MGSC/MLTC minus without (same data, steps, seed)")
+    for col in ("task", "metric", "with", "without", "Δ", "95% paired CI", "n", "verdict"):
+        table.add_column(col, justify="right" if col in ("with", "without", "Δ", "n") else "left")
+    for r in rows:
+        ci = "-" if r["ci"] is None else f"\\[{r['ci'][0]:+.1f}, {r['ci'][1]:+.1f}]"
+        table.add_row(r["task"], r["metric"], f"{r['with']:.1f}", f"{r['without']:.1f}", f"{r['delta']:+.1f}", ci,
+                      str(r["n"]), r["verdict"])
+    Console().print(table)
+
+
 def print_leaderboard(records: list[ResultRecord]) -> None:
     from rich.console import Console
     from rich.table import Table

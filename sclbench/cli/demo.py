@@ -16,10 +16,12 @@ def demo(
     results: Optional[Path] = typer.Option(None, "--results", help="where records go (default OUT/results)"),
 ) -> None:
     """Synthetic mini-benchmark -> tiny SCL pre-training -> six fine-tunes -> leaderboard with chance."""
-    from sclbench.app.demo import print_leaderboard, run_demo
+    from sclbench.app.demo import print_ablation, print_leaderboard, run_demo
 
     records = run_demo(out, quick=quick, seed=seed, ablation=ablation, results_dir=results)
     print_leaderboard(records)
+    if ablation:
+        print_ablation(records)
 
 
 def baseline(

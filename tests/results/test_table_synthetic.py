@@ -104,3 +104,22 @@ def test_replace_baseline_copies_records_with_predictions(tmp_path):
     assert not (tmp_path / "base" / "old").exists()
     copied = tmp_path / "base" / "f30k" / "f30k_test_demo-scl.predictions.jsonl"
     assert copied.read_text().count("\n") == 20
+
+
+def test_ablation_pairs_samples_by_id(tmp_path):
+    from sclbench.app.demo import ablation_comparison
+    from sclbench.results import collect
+
+    def nlvr2(name, correct):
+        preds = [{"id": f"s{i}", "scores": {"accuracy": float(i in correct)}} for i in range(100)]
+        ResultRecord("nlvr2", "test1", {"accuracy": float(len(correct))}, "nlvr2-official",
+                     checkpoint={"name": name}).save(tmp_path, predictions=preds)
+
+    nlvr2("demo-scl", set(range(80)))
+    nlvr2("demo-no-completion", set(range(50)))
+    rows = ablation_comparison(collect(tmp_path))
+    assert rows[0]["delta"] == pytest.approx(30.0) and rows[0]["n"] == 100
+    assert rows[0]["ci"][0] > 0 and "helps" in rows[0]["verdict"]
+    nlvr2("demo-no-completion", set(range(1, 81)))  # same accuracy, different samples
+    row = ablation_comparison(collect(tmp_path))[0]
+    assert row["delta"] == 0.0 and row["ci"][0] < 0 < row["ci"][1] and row["verdict"] == "no significant difference"
