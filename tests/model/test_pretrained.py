@@ -215,3 +215,24 @@ def test_registry_names_the_encoder_inits():
         assert registry[name]["kind"] == "encoder-init" and registry[name]["encoder"] == encoder
     with pytest.raises(CheckpointError, match="initialises the vision encoder"):
         init_encoders(sclbench_model(), None, "clip-vit-b16-hf")
+
+
+def test_fresh_model_from_the_factory_starts_from_both_encoders(tmp_path):
+    """The lead's factory path: a tiny fresh model whose encoders come from transformers folders."""
+    from sclbench.data.tokenizer import load_tokenizer, train_tokenizer
+    from sclbench.model.factory import create_model
+
+    train_tokenizer([f"a photo of {i} red cats and dogs" for i in range(200)], tmp_path / "tok", vocab_size=300)
+    tok = load_tokenizer(tmp_path / "tok")
+    hf_clip, hf_text = tiny_clip(), tiny_roberta()
+    hf_clip.save_pretrained(tmp_path / "clip")
+    cfg = hf_text.config
+    cfg.vocab_size = len(tok)
+    RobertaModel(cfg).save_pretrained(tmp_path / "roberta")
+    loaded = create_model(None, task="pretrain", preset="tiny", tokenizer=str(tmp_path / "tok"),
+                          encoder_init={"vision": str(tmp_path / "clip"), "text": str(tmp_path / "roberta")})
+    assert "vision: random init" not in loaded.report and "text: random init" not in loaded.report
+    assert "hf-clip" in loaded.report and "hf-roberta" in loaded.report
+    assert loaded.model.text_transformer.embeddings.word_embeddings.weight.shape[0] == len(tok)
+    torch.testing.assert_close(loaded.model.vision_transformer.visual.conv1.weight,
+                               getattr(hf_clip, "vision_model", hf_clip).embeddings.patch_embedding.weight)
