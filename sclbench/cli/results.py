@@ -44,8 +44,6 @@ def table(
         raise DataError(f"no result records under {results_dir} (run `sclbench eval` first)")
     rows = build_table(records, with_stats=intervals)
     html_options = {"results_dir": results_dir, "baseline": baseline} if fmt == "html" else {}
-    if fmt == "html" and out is None:
-        out = Path("leaderboard.html")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(render(rows, fmt, **html_options), encoding="utf-8")  # type: ignore[arg-type]
@@ -59,7 +57,7 @@ def table(
         for note in footnotes(rows):
             console.print(note, markup=False)
     else:
-        typer.echo(render(rows, fmt), nl=False)  # type: ignore[arg-type]
+        typer.echo(render(rows, fmt, **html_options), nl=False)  # type: ignore[arg-type]
 
 
 def _parse_tolerances(items: list[str]) -> dict[str, float]:
