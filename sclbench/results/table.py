@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from sclbench.results.paper import PaperNumber, canonical_split, paper_index
 from sclbench.results.record import ResultRecord
-from sclbench.results.stats import NumberStats, format_p, record_stats
+from sclbench.results.stats import NumberStats, record_stats
 
 Format = Literal["rich", "markdown", "csv", "html"]
 FORMATS: tuple[str, ...] = ("rich", "markdown", "csv", "html")
