@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from sclbench.app.selection import apply_selection
 from sclbench.engine import distributed as D
 from sclbench.engine.trainer import Trainer, TrainConfig
 from sclbench.engine.utils import seed_everything
@@ -25,6 +26,9 @@ from sclbench.results import ResultRecord, environment_info, fingerprint_files
 from sclbench.tasks.base import Evaluation, Task, get_task
 
 TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)}
+
+SELECTION_KEYS = ("select_metric", "best_metric", "selected_from", "selected_step", "selected_epoch",
+                  "val_check_interval", "val_interval_steps", "history")
 
 # Which roles' data a job reads (validated before any checkpoint work).
 JOB_ROLES = {"finetune": ["train", "val"], "pretrain": ["train"]}
@@ -49,6 +53,8 @@ def prepare(task_name: str, ckpt: str | None, data_root: str | None, overrides: 
     first, so that a data problem surfaces before a checkpoint is resolved, hashed or loaded."""
     task = get_task(task_name, overrides, data_root=data_root, seed=seed, skip_corrupt=skip_corrupt)
     task.limit = limit
+    if roles and "train" in roles and task.card.family != "pretrain":
+        task.selection = apply_selection(task.card)  # the protocol's training splits (e.g. F30K train + val)
     if roles:
         task.validate_data(roles)
     seed_everything(seed)  # freshly initialised weights (a new model, new heads) depend on the seed
@@ -91,9 +97,12 @@ def finetune(task_name: str, ckpt: str | None, data_root: str | None, out_dir: s
     def evaluate_fn(model: SCLModel) -> dict[str, float]:
         return task.evaluate(model, "val", batch_size=eval_batch_size, num_workers=cfg.num_workers).metrics
 
-    selectable = task.card.get("splits.val") != task.card.get("splits.test")
-    if not selectable:  # e.g. MSRVTT 1k-A: no validation split, and selecting on test is not allowed
-        print(f"{task.name}: the val split is the test split; no checkpoint selection (final weights are used)")
+    selection = task.selection
+    selectable = selection.select and task.card.get("splits.val") != task.card.get("splits.test")
+    if not selectable:  # MSRVTT 1k-A (val is test), or a protocol that trains on its val split (F30K official)
+        why = ("the val split is the test split" if selection.select else
+               f"protocol {selection.name} trains on {'+'.join(selection.train)}")
+        print(f"{task.name}: {why}; no checkpoint selection (final weights are used)")
         cfg.select_metric = None
     trainer = Trainer(loaded.model, task.loss, train_set, task.collate, cfg, evaluate_fn if selectable else None)
     summary = trainer.fit(resume=resume)
@@ -105,8 +114,9 @@ def finetune(task_name: str, ckpt: str | None, data_root: str | None, out_dir: s
         if not (out / "final" / CONFIG_NAME).is_file():
             loaded.model.save_pretrained(out / "final", tokenizer=loaded.tokenizer)
         _write_run_meta(out, {"task": task.name, "recipe": recipe(task, overrides, loaded),
-                              "selection": {k: summary.get(k) for k in ("select_metric", "best_metric", "best_step")
-                                            if k in summary}, "steps": summary.get("step")})
+                              "selection": {"protocol": selection.to_dict(), **{k: summary.get(k) for k in SELECTION_KEYS}},
+                              "steps": summary.get("step")})
+    summary["selection"] = selection.to_dict()
     summary["load_report"] = loaded.report
     summary["init"] = loaded.init
     return summary

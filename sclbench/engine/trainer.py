@@ -41,7 +41,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, IterableDataset
 
 from sclbench.common.io import read_jsonl
 from sclbench.engine import distributed as D
@@ -142,7 +142,7 @@ def validation_interval(val_check_interval: float | None, steps_per_epoch: int) 
 def _changed_settings(saved: dict[str, Any], cfg: TrainConfig, world: int) -> list[str]:
     """Settings whose change makes a resumed run differ from the interrupted one."""
     keys = ("lr", "lr_mult_head", "lr_mult_cross_modal", "weight_decay", "warmup", "schedule", "max_steps",
-            "max_epochs", "global_batch_size", "seed", "precision")
+            "max_epochs", "global_batch_size", "seed", "precision", "num_workers")
     old = saved.get("train", {})
     changed = [f"{k}: {old[k]} -> {getattr(cfg, k)}" for k in keys if k in old and old[k] != getattr(cfg, k)]
     if saved.get("world_size", world) != world:
@@ -171,11 +171,21 @@ class Trainer:
         self.model, self.evaluate_fn = model.to(self.device), evaluate_fn
         if cfg.grad_checkpointing:
             model.set_gradient_checkpointing(True)
-        self.dataset = train_dataset if isinstance(train_dataset, SeededDataset) else SeededDataset(
-            train_dataset, cfg.seed)
-        self.sampler = TrainSampler(len(self.dataset), cfg.global_batch_size, cfg.per_device_batch_size,
-                                    cfg.seed, self.rank, self.world)
-        self.steps_per_epoch = self.sampler.steps_per_epoch
+        # A stream of whole micro-batches (sclbench.data.streaming.StreamingBatches) splits itself by
+        # rank and worker and resumes itself: set_epoch(epoch, start_batch), batches_per_epoch.
+        self.streaming = isinstance(train_dataset, IterableDataset)
+        if self.streaming and cfg.per_device_batch_size != 1:
+            raise ConfigError("a streamed training set yields whole batches: set per_device_batch_size 1 "
+                              "(its batch size is the stream's)")
+        if self.streaming:
+            self.dataset, self.sampler = train_dataset, None
+            self.steps_per_epoch = train_dataset.batches_per_epoch // self.accumulation
+        else:
+            self.dataset = train_dataset if isinstance(train_dataset, SeededDataset) else SeededDataset(
+                train_dataset, cfg.seed)
+            self.sampler = TrainSampler(len(self.dataset), cfg.global_batch_size, cfg.per_device_batch_size,
+                                        cfg.seed, self.rank, self.world)
+            self.steps_per_epoch = self.sampler.steps_per_epoch
         if self.steps_per_epoch == 0:
             raise ConfigError(f"the train split has {len(self.dataset)} samples, fewer than one global "
                               f"batch ({cfg.global_batch_size}): lower global_batch_size")
@@ -183,6 +193,7 @@ class Trainer:
         self.total_steps = total_steps(cfg.max_steps, self.steps_per_epoch * self.accumulation,
                                        cfg.max_epochs, self.accumulation)
         self.loader = DataLoader(
+            # Streamed: batch_sampler None and the default batch_size 1, so collate_fn gets [batch].
             self.dataset, batch_sampler=self.sampler, collate_fn=collate_fn, num_workers=cfg.num_workers,
             pin_memory=self.device.type == "cuda",
             # Its own generator: creating an iterator must not consume the global (dropout) RNG.
@@ -340,8 +351,11 @@ class Trainer:
                   "t": time.time()}
         try:
             while state.step < self.total_steps:
-                self.sampler.set_epoch(state.epoch, state.batch_in_epoch)
-                self.dataset.set_epoch(state.epoch)
+                if self.streaming:  # it skips the consumed micro-batches itself
+                    self.dataset.set_epoch(state.epoch, state.batch_in_epoch * self.accumulation)
+                else:
+                    self.sampler.set_epoch(state.epoch, state.batch_in_epoch)
+                    self.dataset.set_epoch(state.epoch)
                 batches = iter(self.loader)
                 for _ in range(self.steps_per_epoch - state.batch_in_epoch):
                     if state.step >= self.total_steps:

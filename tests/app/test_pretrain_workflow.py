@@ -24,7 +24,7 @@ def pretrained(synth_root, tmp_path_factory):
         "pretrain", None, str(synth_root / "pretrain"), out, preset="tiny", max_steps=STEPS, seed=0,
         tokenizer=str(synth_root / "tokenizer"),
         # one kind of data per chunk; 3 chunks per optimizer step (accumulation)
-        overrides=[CORPORA, "train.chunk_size=4", "train.global_batch_size=3", "train.per_device_batch_size=1",
+        overrides=[CORPORA, "train.chunk_size=4", "train.video_chunk_size=4", "train.global_batch_size=3", "train.per_device_batch_size=1",
                    "train.log_every=1", "train.transform=eval"])
     return out, summary
 
@@ -43,7 +43,7 @@ def test_mixed_corpus_pretraining_gives_finite_losses(pretrained, synth_root):
     # Both kinds of data are in the training set, in modality-pure chunks (1 frame vs 4 frames),
     # and the model got the video extras (temporal table).
     task, loaded = jobs.prepare("pretrain", None, str(synth_root / "pretrain"),
-                                     [CORPORA, "train.chunk_size=4"], preset="tiny",
+                                     [CORPORA, "train.chunk_size=4", "train.video_chunk_size=4"], preset="tiny",
                                 tokenizer=str(synth_root / "tokenizer"))
     assert task.model_task == "pretrain_video" and loaded.model.config.use_temporal_embed
     dataset = task.build_dataset("train")
