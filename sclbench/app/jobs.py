@@ -30,6 +30,9 @@ TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)}
 SELECTION_KEYS = ("select_metric", "best_metric", "selected_from", "selected_step", "selected_epoch",
                   "val_check_interval", "val_interval_steps", "history")
 
+# Heads an evaluated checkpoint must bring trained (retrieval may score a pre-trained model zero-shot).
+EVAL_HEADS = {"vqa": ("vqa",), "nlvr2": ("nlvr2",)}
+
 # Which roles' data a job reads (validated before any checkpoint work).
 JOB_ROLES = {"finetune": ["train", "val"], "pretrain": ["train"]}
 
@@ -58,8 +61,10 @@ def prepare(task_name: str, ckpt: str | None, data_root: str | None, overrides: 
     if roles:
         task.validate_data(roles)
     seed_everything(seed)  # freshly initialised weights (a new model, new heads) depend on the seed
+    evaluating = bool(roles) and "train" not in roles
     loaded = create_model(ckpt, task=task.model_task, preset=preset, model_overrides=task.model_overrides(),
-                          tokenizer=tokenizer, encoder_init=encoder_init_of(task, ckpt, preset))
+                          tokenizer=tokenizer, encoder_init=encoder_init_of(task, ckpt, preset),
+                          require_heads=EVAL_HEADS.get(task.card.family, ()) if evaluating else ())
     task.tokenizer, task.model_config = loaded.tokenizer, loaded.model.config
     return task, loaded
 
@@ -67,6 +72,7 @@ def prepare(task_name: str, ckpt: str | None, data_root: str | None, overrides: 
 def recipe(task: Task, overrides: list[str] | None, loaded: LoadedModel) -> dict[str, Any]:
     """What a run record says about how its numbers were made (see docs/fidelity.md)."""
     return {"card": task.card.name, "overrides": list(overrides or []), "init": loaded.init,
+            "init_detail": loaded.meta.get("encoder_init"),
             "train": task.card.section("train"), "eval": task.card.section("eval"),
             "data": {k: v for k, v in task.card.section("data").items() if k != "root"},
             "protocol": task.card.section("protocol")}
@@ -108,11 +114,13 @@ def finetune(task_name: str, ckpt: str | None, data_root: str | None, out_dir: s
     summary = trainer.fit(resume=resume)
     if D.is_main():
         out = Path(out_dir)
+        if not (out / "final" / CONFIG_NAME).is_file():
+            loaded.model.save_pretrained(out / "final", tokenizer=loaded.tokenizer)
         for sub in ("best", "final"):
             if (out / sub / CONFIG_NAME).is_file():
                 loaded.tokenizer.save_pretrained(str(out / sub))
-        if not (out / "final" / CONFIG_NAME).is_file():
-            loaded.model.save_pretrained(out / "final", tokenizer=loaded.tokenizer)
+                if hasattr(task, "vocab"):  # VQA: the answer list travels with the classifier it indexes
+                    task.vocab.save(out / sub / "answer_vocab.json")
         _write_run_meta(out, {"task": task.name, "recipe": recipe(task, overrides, loaded),
                               "selection": {"protocol": selection.to_dict(), **{k: summary.get(k) for k in SELECTION_KEYS}},
                               "steps": summary.get("step")})
@@ -120,6 +128,14 @@ def finetune(task_name: str, ckpt: str | None, data_root: str | None, out_dir: s
     summary["load_report"] = loaded.report
     summary["init"] = loaded.init
     return summary
+
+
+def _synthetic_extra(task: Task) -> dict[str, Any]:
+    """Records made on the generated benchmark say so (tables never set them against paper numbers)."""
+    from sclbench.data.synthetic import synthetic_marker
+
+    marker = synthetic_marker(task.root)
+    return {"synthetic_data": marker} if marker is not None else {}
 
 
 def _log_init(task: Task, loaded: LoadedModel) -> None:
@@ -193,6 +209,7 @@ def evaluate(task_name: str, ckpt: str | None, split: str, data_root: str | None
                 "trained_with": _checkpoint_meta(loaded).get("recipe")},
         checkpoint=ckpt_record, data_fingerprint=fingerprint_files(task.annotation_files()),
         world_size=D.world_size(), wall_time_s=round(wall, 3), throughput=round(ev.throughput, 3), seed=seed,
+        extra=_synthetic_extra(task),
         **environment_info(),
     )
     path = None

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from sclbench.errors import CheckpointError, ConfigError
-from sclbench.model.checkpoint import CONFIG_NAME, WEIGHTS_NAME, extract_state_dict, load_into, read_checkpoint
+from sclbench.model.checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_into
+from sclbench.model.readers import extract_state_dict, read_checkpoint, read_safetensors
 from sclbench.model.config import SCLConfig
 from sclbench.model.hub import ResolvedCheckpoint, resolve
 from sclbench.model.scl import SCLModel
@@ -83,7 +84,8 @@ def fit_vocab(config: SCLConfig, tokenizer: Any) -> SCLConfig:
 def create_model(ckpt: str | Path | None = None, *, task: str = "pretrain", preset: str = "base",
                  model_overrides: dict[str, Any] | None = None, tokenizer: str | None = None,
                  encoder_init: dict[str, str | None] | None = None, verify: bool = True,
-                 trust_pickle: bool = False, require_tokenizer: bool = True) -> LoadedModel:
+                 trust_pickle: bool = False, require_tokenizer: bool = True,
+                 require_heads: tuple[str, ...] = ()) -> LoadedModel:
     """A ready model for `task` (a model task: pretrain, vqa, nlvr2, irtr, ...).
 
     ckpt: a registered name, an official `.ckpt`/state-dict file, an sclbench directory, or None for a
@@ -91,7 +93,10 @@ def create_model(ckpt: str | Path | None = None, *, task: str = "pretrain", pres
     models only): {"vision": SOURCE, "text": SOURCE} to start the encoders from CLIP / RoBERTa weights
     (see sclbench.model.pretrained); None or {} keeps them random. trust_pickle: allow arbitrary pickled
     objects in an official file (only for files you trust). require_tokenizer=False: a weights-only job
-    (`ckpt convert`) goes on without one when none travels with the weights.
+    (`ckpt convert`) goes on without one when none travels with the weights. require_heads: heads the
+    checkpoint must hold trained weights for (evaluation passes its task head). A registry entry's
+    `image_size` (e.g. METER VQA at 576 px) is the resolution the weights were fine-tuned at: it wins
+    over the card's.
     """
     if ckpt is None:
         return _fresh(task, preset, model_overrides, tokenizer, encoder_init)
@@ -106,15 +111,17 @@ def create_model(ckpt: str | Path | None = None, *, task: str = "pretrain", pres
         base = SCLConfig.load(path / CONFIG_NAME)
         tok = _tokenizer(base, path, tokenizer, require_tokenizer)
         model = SCLModel(configure(base, task, model_overrides))
-        report = load_into(model, _read_weights(path / WEIGHTS_NAME), str(path))
+        report = load_into(model, read_safetensors(path / WEIGHTS_NAME), str(path), require_heads=require_heads)
     else:
         state_dict = extract_state_dict(read_checkpoint(path, trust_pickle=trust_pickle), str(path))
+        if resolved.entry and resolved.entry.get("image_size"):
+            model_overrides = {**(model_overrides or {}), "image_size": int(resolved.entry["image_size"])}
         base = SCLConfig.preset(preset, task)  # an official file holds no config: the official sizes
         if "vision_transformer.visual.temporal_embed" in state_dict:
             base.use_temporal_embed = True
         tok = _tokenizer(base, None, tokenizer, require_tokenizer)
         model = SCLModel(configure(fit_vocab(base, tok) if tok is not None else base, task, model_overrides))
-        report = load_into(model, state_dict, str(path))
+        report = load_into(model, state_dict, str(path), require_heads=require_heads)
     zero_shot = any("rank_output :=" in a for a in report.adapted)
     return LoadedModel(model, tok, resolved, zero_shot=zero_shot, report=report.summary(),
                        init=f"checkpoint {resolved.name} ({path})")
@@ -140,17 +147,8 @@ def _fresh(task: str, preset: str, model_overrides: dict[str, Any] | None, token
 
         report = init_encoders(model, vision, text)
         init = f"encoders from vision={vision or 'random'}, text={text or 'random'}; fusion and heads random"
-        return LoadedModel(model, tok, None, report=str(report), init=init)
+        return LoadedModel(model, tok, None, report=str(report), init=init,
+                           meta={"encoder_init": report.as_record()})
     return LoadedModel(model, tok, None, report="freshly initialised",
                        init=f"random ({preset} preset: encoders, fusion and heads)")
 
-
-def _read_weights(path: Path) -> dict[str, Any]:
-    from safetensors.torch import load_file
-
-    try:
-        return load_file(str(path))
-    except Exception as err:  # safetensors raises its own error types for truncated or foreign files
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise CheckpointError(f"cannot read {path}: {first}; the file is truncated or not a safetensors "
-                              "file (save it again, or re-download it)") from None
