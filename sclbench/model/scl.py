@@ -58,20 +58,22 @@ class StreamInputs:
     """The pair-independent part of one stream's way through the first co-attention layer.
 
     states: the stream's input with token types [B, L, D]; mask: its additive key mask (None for image
-    tokens); self_out: the first layer's self-attention block output; key / value: the OTHER stream's
-    first-layer cross-attention projections of `states`. Everything here depends on one text or one
+    tokens); self_out: the first layer's self-attention block output; query: its cross-attention query
+    projection; key / value: the OTHER stream's first-layer cross-attention projections of `states`. Everything here depends on one text or one
     image only, so retrieval computes it once per text / image instead of once per pair.
     """
 
     states: torch.Tensor
     mask: torch.Tensor | None
     self_out: torch.Tensor
+    query: torch.Tensor
     key: torch.Tensor
     value: torch.Tensor
 
     def index(self, idx: torch.Tensor) -> StreamInputs:
         sel = lambda t: None if t is None else t[idx]  # noqa: E731
-        return StreamInputs(sel(self.states), sel(self.mask), sel(self.self_out), sel(self.key), sel(self.value))
+        return StreamInputs(sel(self.states), sel(self.mask), sel(self.self_out), sel(self.query), sel(self.key),
+                            sel(self.value))
 
 
 @dataclass
@@ -223,28 +225,28 @@ class SCLModel(nn.Module):
 
     # ---- fusion split into pair-independent and pair-dependent parts (retrieval scoring) ------------
     def text_stream_inputs(self, text_embeds: torch.Tensor, text_masks: torch.Tensor) -> StreamInputs:
-        """Per-text part of `fuse` (token type, first-layer self-attention, the image stream's
-        cross-attention keys/values of the text)."""
+        """Per-text part of `fuse` (token type, first-layer self-attention and cross-attention query,
+        the image stream's cross-attention keys/values of the text)."""
         x = text_embeds + self.token_type_embeddings(torch.zeros_like(text_masks))
         mask = additive_mask(text_masks, x.dtype)
         first_text, first_image = self.cross_modal_text_layers[0], self.cross_modal_image_layers[0]
-        cross = first_image.crossattention.self
-        return StreamInputs(x, mask, first_text.attention(x, x, mask), cross.key(x), cross.value(x))
+        cross, h = first_image.crossattention.self, first_text.attention(x, x, mask)
+        return StreamInputs(x, mask, h, first_text.crossattention.self.query(h), cross.key(x), cross.value(x))
 
     def vision_stream_inputs(self, vision: VisionFeatures, image_token_type_idx: int = 1) -> StreamInputs:
         """Per-image part of `fuse` (see `text_stream_inputs`)."""
         image_type = torch.full(vision.embeds.shape[:2], image_token_type_idx, device=vision.embeds.device)
         y = vision.embeds + self.token_type_embeddings(image_type)
         first_text, first_image = self.cross_modal_text_layers[0], self.cross_modal_image_layers[0]
-        cross = first_text.crossattention.self
-        return StreamInputs(y, None, first_image.attention(y, y, None), cross.key(y), cross.value(y))
+        cross, h = first_text.crossattention.self, first_image.attention(y, y, None)
+        return StreamInputs(y, None, h, first_image.crossattention.self.query(h), cross.key(y), cross.value(y))
 
     def fuse_prepared(self, text: StreamInputs, image: StreamInputs, num_frames: int = 1) -> SCLOutput:
         """`fuse` of pairs (row b of `text` with row b of `image`) from their stream inputs: the same
         numbers as `fuse` up to float rounding; for inference (no gradient checkpointing)."""
         first_text, first_image = self.cross_modal_text_layers[0], self.cross_modal_image_layers[0]
-        x = first_text.forward_after_self_attention(text.self_out, image.key, image.value, image.mask)
-        y = first_image.forward_after_self_attention(image.self_out, text.key, text.value, text.mask)
+        x = first_text.forward_after_self_attention(text.self_out, text.query, image.key, image.value, image.mask)
+        y = first_image.forward_after_self_attention(image.self_out, image.query, text.key, text.value, text.mask)
         x, y = co_attention(self.cross_modal_text_layers[1:], self.cross_modal_image_layers[1:], x, y,
                             text.mask, image.mask)
         cls_text = self.cross_modal_text_pooler(x)
