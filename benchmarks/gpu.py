@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from benchmarks.common import eager_attention_everywhere, machine_info
 from sclbench.model import SCLConfig, SCLModel
+from sclbench.tasks.precision import EvalPrecision
 from sclbench.tasks.retrieval_engine import Features, RetrievalOptions, candidate_pairs, retrieval_scores, score_pairs
 
 PEAK_BF16_TFLOPS = (("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.0), ("H200", 989.0),
@@ -168,12 +169,14 @@ def train_section(preset: str, image_size: int | None, batch: int | None, steps:
 def eval_section(preset: str, image_size: int | None, n_img: int, k: int, pair_batch: int,
                  device: torch.device, budget_s: float) -> dict:
     """Two-stage retrieval of n_img images x 5 n_img texts on synthetic unimodal features, scored by
-    the library's engine with the model in bf16 and the features resident on the device."""
+    the library's engine as `sclbench eval --precision bf16` scores them: fp32 weights under bf16
+    autocast, bf16 features (what autocast's encoders return) resident on the device, pair-independent
+    fusion parts once per text/image (the probe also measures the per-pair `fuse` it replaced)."""
     torch.manual_seed(0)
     overrides = {"image_size": image_size} if image_size else {}
     model = SCLModel(SCLConfig.preset(preset, "f30k", **overrides)).to(device).eval()
     dtype = torch.bfloat16  # on CPU too, so that --cpu-smoke runs the same bf16 path
-    model.to(dtype)
+    precision = EvalPrecision("bf16", device_type=device.type)
     cfg, n_txt = model.config, 5 * n_img
     g = torch.Generator().manual_seed(0)
     lengths = torch.randint(10, 26, (n_txt,), generator=g)  # F30K captions: ~10-25 RoBERTa tokens
@@ -187,20 +190,27 @@ def eval_section(preset: str, image_size: int | None, n_img: int, k: int, pair_b
     opts = RetrievalOptions(mode="two-stage", k=k, pair_batch_size=pair_batch)
     pairs, _, _ = candidate_pairs(v_proj @ t_proj.t(), opts)
     result = {"n_images": n_img, "n_texts": n_txt, "k": k, "pair_batch_size": pair_batch,
-              "image_tokens": cfg.num_patches + 1, "dtype": str(dtype), "cross_encoder_passes": int(len(pairs))}
+              "image_tokens": cfg.num_patches + 1, "dtype": str(dtype), "precision": precision.protocol(),
+              "cross_encoder_passes": int(len(pairs))}
     # Probe: a few chunks give the rate (and warm the kernels); a run that would overrun the budget
     # is extrapolated from a longer prefix instead, and says so.
     probe = pairs[: min(len(pairs), 8 * pair_batch)]
-    score_pairs(model, feats, probe[:pair_batch], opts)
-    _sync(device)
-    start = time.perf_counter()
-    score_pairs(model, feats, probe, opts)
-    _sync(device)
-    rate = len(probe) / (time.perf_counter() - start)
+    per_pair = RetrievalOptions(mode="two-stage", k=k, pair_batch_size=pair_batch, shared_fusion=False)
+    rates = {}
+    for name, o in (("per_pair_fuse", per_pair), ("shared_fusion", opts)):
+        score_pairs(model, feats, probe[:pair_batch], o, precision=precision)
+        _sync(device)
+        start = time.perf_counter()
+        score_pairs(model, feats, probe, o, precision=precision)
+        _sync(device)
+        rates[name] = len(probe) / (time.perf_counter() - start)
+    rate = rates["shared_fusion"]
+    result["probe_pairs_per_s"] = {name: round(r, 1) for name, r in rates.items()}
+    result["shared_fusion_speedup"] = round(rates["shared_fusion"] / rates["per_pair_fuse"], 3)
     result["projected_scoring_s"] = round(len(pairs) / rate, 1)
     if len(pairs) / rate <= budget_s:
         start = time.perf_counter()
-        res = retrieval_scores(model, feats, opts)
+        res = retrieval_scores(model, feats, opts, precision)
         _sync(device)
         result.update(wall_s=round(time.perf_counter() - start, 2), extrapolated=False,
                       pairs_per_s=round(res["pairs_per_s"], 1),
@@ -210,8 +220,9 @@ def eval_section(preset: str, image_size: int | None, n_img: int, k: int, pair_b
         result.update(wall_s=round(len(pairs) / rate, 2), extrapolated=True, pairs_per_s=round(rate, 1))
     # Agreement on a corner of the set: k covering all candidates must reproduce exhaustive exactly.
     small = Features(feats.text_embeds[:40], masks[:40], t_proj[:40], feats.vision_embeds[:8], v_proj[:8], 1)
-    exh = retrieval_scores(model, small, RetrievalOptions(mode="exhaustive", pair_batch_size=pair_batch))
-    cov = retrieval_scores(model, small, RetrievalOptions(mode="two-stage", k=40, pair_batch_size=pair_batch))
+    exh = retrieval_scores(model, small, RetrievalOptions(mode="exhaustive", pair_batch_size=pair_batch), precision)
+    cov = retrieval_scores(model, small, RetrievalOptions(mode="two-stage", k=40, pair_batch_size=pair_batch),
+                           precision)
     result["covering_k_identical"] = torch.equal(exh["i2t"], cov["i2t"]) and torch.equal(exh["t2i"], cov["t2i"])
     return result
 

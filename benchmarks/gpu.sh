@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# GPU benchmark of issue 7: base VQA fine-tuning step in bf16 (TFLOP/s, MFU) and an F30K-size
-# two-stage evaluation; prints a JSON summary and writes benchmarks/results/gpu.json.
+# GPU benchmark (issues 7 and 13): base VQA fine-tuning step in bf16 (TFLOP/s, MFU) and an F30K-size
+# two-stage evaluation under bf16 autocast (the path of `sclbench eval --precision bf16`: shared fusion
+# parts, chunked scoring; its time and the shared-vs-per-pair probe rates); prints a JSON summary and
+# writes benchmarks/results/gpu.json.
 #   bash benchmarks/gpu.sh [--batch-size N] [--no-eager] ...   (options of benchmarks/gpu.py)
 #   SCLBENCH_PEAK_TFLOPS=756 bash benchmarks/gpu.sh           # other peak (e.g. H100 PCIe)
 # Sized to finish in under 5 minutes on one H100 (the evaluation extrapolates instead of running past
