@@ -23,7 +23,7 @@ from sclbench.data.records import SkipCounter
 from sclbench.data.transforms import build_transform
 from sclbench.errors import ConfigError, DataError
 from sclbench.model import SCLConfig, SCLModel
-from sclbench.tasks.precision import EvalPrecision, eval_precision
+from sclbench.tasks.precision import EvalPrecision, eval_precision, resolve_precision
 
 _REGISTRY: dict[str, type[Task]] = {}
 
@@ -177,6 +177,11 @@ class Task(ABC):
     def eval_precision(self, model: SCLModel, options: dict[str, Any]) -> EvalPrecision:
         """The evaluate options `precision` / `tf32`, else the card's eval.precision / eval.tf32."""
         return eval_precision(options, self.card, model)
+
+    def requested_protocol(self, options: dict[str, Any], device_type: str) -> dict[str, Any]:
+        """The protocol entries an evaluation with these options will record, known before it runs
+        (for skipping an evaluation whose record exists: compare them with the record's protocol)."""
+        return resolve_precision(options, self.card, device_type).protocol()
 
     def run_eval(self, model: SCLModel, dataset: Dataset, batch_size: int, num_workers: int,
                  step: Callable[[SCLModel, dict], list[dict]],

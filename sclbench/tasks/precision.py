@@ -73,12 +73,16 @@ def _as_bool(value: Any, name: str) -> bool:
     raise ConfigError(f"{name} {value!r}: expected true or false")
 
 
-def eval_precision(options: dict[str, Any], card: Any, model: torch.nn.Module) -> EvalPrecision:
+def resolve_precision(options: dict[str, Any], card: Any, device_type: str) -> EvalPrecision:
     """The evaluate options `precision` / `tf32` (None = not given), else the card's `eval.precision` /
-    `eval.tf32`, else fp32 with TF32; checked against the model's device."""
+    `eval.tf32`, else fp32 with TF32; checked against the device type ("cpu", "cuda", ...)."""
     precision = options.get("precision") or card.get("eval.precision") or "fp32"
     tf32 = options.get("tf32")
     if tf32 is None:
         tf32 = card.get("eval.tf32", True)
-    device = next(model.parameters()).device
-    return EvalPrecision(str(precision), _as_bool(tf32, "tf32"), device.type)
+    return EvalPrecision(str(precision), _as_bool(tf32, "tf32"), device_type)
+
+
+def eval_precision(options: dict[str, Any], card: Any, model: torch.nn.Module) -> EvalPrecision:
+    """`resolve_precision` for the device the model is on."""
+    return resolve_precision(options, card, next(model.parameters()).device.type)

@@ -108,6 +108,12 @@ class RetrievalTask(Task):
                           num_samples=scored["computed_passes"], wall_time_s=scored["scoring_time_s"],
                           skipped=self.skip.as_dict() if self.skip else {})
 
+    def requested_protocol(self, options: dict[str, Any], device_type: str) -> dict[str, Any]:
+        opts = self.retrieval_options(options)
+        return {"mode": opts.mode, "k": opts.k if opts.mode == "two-stage" else None, "fusion": opts.fusion,
+                "zero_shot": bool(options.get("zero_shot", False)), "ties": options.get("ties", "gt_last"),
+                **super().requested_protocol(options, device_type)}
+
     def cache_identity(self, split: str, options: dict[str, Any], model: SCLModel) -> dict[str, Any] | None:
         """What, besides token ids, media files and precision (the engine adds those), makes cached
         features valid: checkpoint digest, data fingerprint, tokenizer, text length, image size,

@@ -81,6 +81,11 @@ def test_precision_is_recorded_and_honoured(synth_root, f30k_ckpt, tmp_path):
         scores[p] = engine.retrieval_scores(model, feats, opts, prec)["i2t"]
     diff = (scores["fp32"] - scores["bf16"]).abs().max().item()
     assert 0 < diff < 0.5, diff
+    # What a skip-existing check compares before running: the entries the record will hold.
+    requested = task.requested_protocol({"mode": "exhaustive", "precision": "bf16", "zero_shot": False}, "cpu")
+    assert requested == {k: bf16.protocol[k] for k in requested}
+    assert set(requested) >= {"mode", "k", "fusion", "ties", "zero_shot", "precision", "tf32"}
+    assert requested != task.requested_protocol({"mode": "exhaustive", "zero_shot": False}, "cpu")
 
 
 def test_precision_checks():
