@@ -100,8 +100,9 @@ def finetune(task_name: str, ckpt: str | None, data_root: str | None, out_dir: s
     cfg = train_config(task, out_dir, **train_options)
     train_set = task.build_dataset("train", train=True)
 
-    def evaluate_fn(model: SCLModel) -> dict[str, float]:
-        return task.evaluate(model, "val", batch_size=eval_batch_size, num_workers=cfg.num_workers).metrics
+    def evaluate_fn(model: SCLModel) -> dict[str, float]:  # in-training validation, at the training precision
+        return task.evaluate(model, "val", batch_size=eval_batch_size, num_workers=cfg.num_workers,
+                             precision=cfg.precision).metrics
 
     selection = task.selection
     selectable = selection.select and task.card.get("splits.val") != task.card.get("splits.test")
@@ -184,7 +185,7 @@ def evaluate(task_name: str, ckpt: str | None, split: str, data_root: str | None
         raise ConfigError(f"--split {split!r}: use val (model selection) or test (report once)")
     eval_options = {k: v for k, v in eval_options.items() if v is not None}
     if skip_existing:
-        done = existing_record(results_dir, task_name, split, ckpt, checkpoint_name, overrides, eval_options)
+        done = existing_record(results_dir, task_name, split, ckpt, checkpoint_name, overrides, eval_options, limit)
         if done is not None:
             return None, done
     device_obj = D.init_distributed() if device is None else torch.device(device)
@@ -222,9 +223,9 @@ def evaluate(task_name: str, ckpt: str | None, split: str, data_root: str | None
 
 def existing_record(results_dir: str | Path, task_name: str, role: str, ckpt: str | None,
                     checkpoint_name: str | None, overrides: list[str] | None,
-                    eval_options: dict[str, Any]) -> Path | None:
-    """The record of an evaluation made with the same task, split role, checkpoint (name, and path when
-    a path was given), overrides and protocol options, if one exists under `results_dir`."""
+                    eval_options: dict[str, Any], limit: int | None = None) -> Path | None:
+    """The record of an evaluation made with the same task, split role, checkpoint name, overrides,
+    protocol options and limit, if one exists under `results_dir`."""
     from sclbench.results import collect
 
     root = Path(results_dir)
@@ -237,12 +238,18 @@ def existing_record(results_dir: str | Path, task_name: str, role: str, ckpt: st
     for record in collect(root):
         config = record.config or {}
         same = (record.task == task_name and record.protocol.get("role") == role
+                and record.protocol.get("limit") == limit
                 and record.checkpoint_name == want_name
                 and list(config.get("overrides") or []) == list(overrides or [])
-                and (config.get("eval_options") or {}) == eval_options)
+                and _protocol_options(config.get("eval_options")) == _protocol_options(eval_options))
         if same and record.source is not None:
             return record.source
     return None
+
+
+def _protocol_options(options: dict[str, Any] | None) -> dict[str, Any]:
+    """The evaluate options that change numbers (where a cache lives does not)."""
+    return {k: v for k, v in (options or {}).items() if k != "cache_dir"}
 
 
 def pretrain(card: str, ckpt: str | None, data_root: str | None, out_dir: str | Path,

@@ -41,10 +41,29 @@ def get_task(name: str, overrides: list[str] | None = None, **kwargs: Any) -> Ta
     """The adapter for `tasks/<name>.yaml` (e.g. "vqa", "f30k", "msrvtt")."""
     from sclbench import tasks as _  # noqa: F401  (imports the adapters, which register themselves)
 
-    card = load_card(name, overrides)
+    card = load_card(name, overrides, valid_keys=settings_read_by_code())
     if card.family not in _REGISTRY:
         raise ConfigError(f"task card {name!r} names unknown family {card.family!r}; known: {sorted(_REGISTRY)}")
     return _REGISTRY[card.family](card, **kwargs)
+
+
+# Settings the code reads with a default, so that a card may leave them out and an override may still
+# set them; every setting a card holds is valid too. Anything else is a typo (see config.load_card).
+OPTIONAL_SETTINGS = frozenset({
+    "data.root", "data.cache_images", "data.num_frames", "data.format", "train.transform", "train.frame_mode",
+    "train.neg_texts", "train.con_weight", "train.chunk_size", "eval.transform", "eval.mode", "eval.k",
+    "eval.fusion", "eval.ties", "train.gather_grad", "data.captions", "data.dedup_captions", "eval.precision", "eval.tf32", "eval.chunk_pairs", "eval.pair_batch_size",
+    "eval.shared_fusion", "metrics.main", "description",
+})
+
+
+def settings_read_by_code() -> set[str]:
+    import dataclasses
+
+    from sclbench.engine.trainer import TrainConfig
+
+    return (set(OPTIONAL_SETTINGS) | {f"train.{f.name}" for f in dataclasses.fields(TrainConfig)}
+            | {f"model.{f.name}" for f in dataclasses.fields(SCLConfig)})
 
 
 @dataclass
@@ -70,7 +89,7 @@ class Task(ABC):
     """Base adapter. Subclasses set `model_task`, `main_metric` and implement the data/loss/eval hooks."""
 
     model_task: str = "pretrain"  # which SCLConfig task preset gives the heads
-    main_metric: str = "accuracy"  # selection metric on the validation split (higher is better)
+    default_main_metric: str = "accuracy"  # when the card names no metrics.main
 
     def __init__(self, card: TaskCard, data_root: str | Path | None = None, tokenizer: Any = None,
                  model_config: SCLConfig | None = None, seed: int = 0, skip_corrupt: bool = False):
@@ -93,13 +112,29 @@ class Task(ABC):
         self._records: dict[str, list] = {}
 
     # ---- configuration ------------------------------------------------------------------------
-    def configure_model(self, config: SCLConfig) -> SCLConfig:
-        """Heads and sizes of this task on top of a (pre-trained) config. The card's `model.*` entries
-        (official resolutions) apply to the official-size model only, never to the tiny one."""
-        overrides = self.card.section("model")
-        if config.preset != "base":  # official resolutions are for the official sizes
-            overrides.pop("image_size", None)
-        return config.for_task(self.model_task, **overrides)
+    @property
+    def main_metric(self) -> str:  # type: ignore[override]
+        """The selection metric (higher is better): the card's `metrics.main`, else the family's."""
+        return str(self.card.get("metrics.main") or type(self).default_main_metric)
+
+    # ---- data validation (before any checkpoint work) -------------------------------------------
+    def role_records(self, role: str) -> list:
+        """Records of the split(s) that play `role` (train / val / test)."""
+        split_records = getattr(self, "split_records", None)
+        if split_records:
+            return split_records(role)
+        split = self.card.get(f"splits.{role}")
+        return self.records(role if split is None else split)  # a card without splits (pre-training)
+
+    def validate_data(self, roles: list[str]) -> dict[str, int]:
+        """Parse the annotation files of these roles and check their media paths (the readers do),
+        so that a data problem is reported before a checkpoint is resolved, hashed or loaded."""
+        return {role: len(self.role_records(role)) for role in roles}
+
+    def model_overrides(self) -> dict[str, Any]:
+        """Model settings this task sets on top of a (pre-trained) config: the card's `model.*`
+        entries (official resolutions; the model factory applies them to the official sizes only)."""
+        return self.card.section("model")
 
     def split_name(self, role: str) -> str:
         """The published split that plays `role` (train / val / test), from the card."""
@@ -115,7 +150,7 @@ class Task(ABC):
     def visuals(self, train: bool) -> Visuals:
         if self.model_config is None:
             raise ConfigError("set task.model_config before building datasets (the image size comes from it)")
-        name = self.card.get("train.transform" if train else "eval.transform", "finetune_train" if train else "eval")
+        name = self.card.get("train.transform" if train else "eval.transform", "clip_randaug" if train else "eval")
         frames = int(self.card.get("data.num_frames", 1))
         mode = self.card.get("train.frame_mode", "random") if train else "uniform"
         # data.cache_images: keep decoded tensors in memory when they cannot change between epochs.

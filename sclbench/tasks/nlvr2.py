@@ -23,9 +23,11 @@ from sclbench.tasks.base import Evaluation, Task, register
 @register("nlvr2")
 class NLVR2Task(Task):
     model_task = "nlvr2"
-    main_metric = "accuracy"
+    default_main_metric = "accuracy"
 
     def read_records(self, split: str) -> list:
+        if self.card.get("data.format", "files") == "arrow":  # the ViLT/METER tables
+            return fmt.read_family_arrow("nlvr2", self.root, split)
         return fmt.read_nlvr2(self.root, split, skip=self.skip)
 
     def build_dataset(self, split: str, train: bool) -> NLVR2Dataset:

@@ -19,6 +19,7 @@ from sclbench.data.datasets import CaptionDataset, caption_index
 from sclbench.data.formats import karpathy
 from sclbench.metrics import retrieval_ranks, retrieval_recall
 from sclbench.model import SCLModel
+from sclbench.data.formats.arrow import read_family_arrow
 from sclbench.objectives.itc import itc_loss
 from sclbench.tasks.base import Evaluation, Task, register
 from sclbench.tasks.retrieval_engine import RetrievalOptions, encode_features, retrieval_scores
@@ -26,7 +27,7 @@ from sclbench.tasks.retrieval_engine import RetrievalOptions, encode_features, r
 
 @register("image_retrieval")
 class RetrievalTask(Task):
-    main_metric = "r_mean"
+    default_main_metric = "r_mean"
 
     @property
     def model_task(self) -> str:  # type: ignore[override]
@@ -34,8 +35,13 @@ class RetrievalTask(Task):
 
     def read_records(self, split: str) -> list:
         dataset = self.card.get("data.dataset", self.name)
-        return karpathy.read_karpathy(self.root, dataset, split, skip=self.skip,
-                                      coco_train_with_restval=bool(self.card.get("data.train_with_restval", True)))
+        restval = bool(self.card.get("data.train_with_restval", True))
+        dedup = bool(self.card.get("data.dedup_captions", True))  # the official remove_duplicate
+        if self.card.get("data.format", "files") == "arrow":  # the ViLT/METER tables
+            return read_family_arrow("image_retrieval", self.root, split, dataset=dataset,
+                                     coco_train_with_restval=restval, dedup_captions=dedup)
+        return karpathy.read_karpathy(self.root, dataset, split, skip=self.skip, coco_train_with_restval=restval,
+                                      dedup_captions=dedup)
 
     def split_records(self, role: str) -> list:
         names = self.card.get(f"splits.{role}", role)
@@ -66,7 +72,7 @@ class RetrievalTask(Task):
         loss = rank_loss
         weight = float(self.card.get("train.con_weight", 0.5))
         if weight > 0 and hasattr(model, "vision_proj"):
-            con, con_logs = itc_loss(model, text, vision, weight)
+            con, con_logs = itc_loss(model, text, vision, weight, str(self.card.get("train.gather_grad", "official")))
             loss, logs = loss + con, {**logs, **con_logs}
         return loss, logs
 

@@ -16,13 +16,21 @@ from sclbench.tasks.retrieval import RetrievalTask
 
 @register("video_retrieval")
 class VideoRetrievalTask(RetrievalTask):
-    main_metric = "t2v_r1"
+    default_main_metric = "t2v_r1"
 
     def read_records(self, split: str) -> list:
         dataset = self.card.get("data.dataset", self.name)
+        captions = self.captions_protocol()
         if dataset == "msrvtt":
-            return msrvtt.read_msrvtt(self.root, split, layout=self.card.get("data.layout", "auto"), skip=self.skip)
-        return lsmdc.read_lsmdc(self.root, split, media=self.card.get("data.media", "auto"), skip=self.skip)
+            return msrvtt.read_msrvtt(self.root, split, layout=self.card.get("data.layout", "auto"), captions=captions,
+                                      skip=self.skip)
+        return lsmdc.read_lsmdc(self.root, split, media=self.card.get("data.media", "auto"), captions=captions,
+                                skip=self.skip)
+
+    def captions_protocol(self) -> str:
+        """Training captions per video: `first` (the official datasets) or `all` (CLIP4Clip)."""
+        default = msrvtt.DEFAULT_CAPTIONS if self.card.get("data.dataset", self.name) == "msrvtt" else lsmdc.DEFAULT_CAPTIONS
+        return msrvtt.caption_protocol(str(self.card.get("data.captions", default)))["train_captions"]
 
     def media(self, record: Any) -> Any:
         return record.video

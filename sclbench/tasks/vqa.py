@@ -57,6 +57,8 @@ class VQATask(Task):
             return self._val_parts()[0]
         if split == "minival":
             return self._val_parts()[1]
+        if self.card.get("data.format", "files") == "arrow":  # the ViLT/METER tables
+            return fmt.read_family_arrow("vqa", self.root, split)
         return fmt.read_vqa(self.root, split, skip=self.skip)
 
     def split_records(self, role_or_split: str) -> list:
