@@ -35,5 +35,6 @@ set +e
 rc=$?
 set -e
 [ "$rc" -eq 2 ] && grep -q "did you mean train.lr" typo.txt
-SCLBENCH_DEMO_THREADS=1 "$sb" demo --quick --out demo_out
+# The quick demo from the wheel; $SCLBENCH_DEMO_OUT keeps its output for tests/test_demo.py (drift guard).
+SCLBENCH_DEMO_THREADS=1 "$sb" demo --quick --out "${SCLBENCH_DEMO_OUT:-demo_out}"
 echo "wheel smoke: all steps passed"

@@ -124,7 +124,8 @@ class Task(ABC):
         if split_records:
             return split_records(role)
         split = self.card.get(f"splits.{role}")
-        return self.records(role if split is None else split)  # a card without splits (pre-training)
+        names = [role] if split is None else split if isinstance(split, list) else [split]  # None: pre-training
+        return [r for name in names for r in self.records(name)]
 
     def validate_data(self, roles: list[str]) -> dict[str, int]:
         """Parse the annotation files of these roles and check their media paths (the readers do),

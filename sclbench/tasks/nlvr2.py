@@ -31,7 +31,7 @@ class NLVR2Task(Task):
         return fmt.read_nlvr2(self.root, split, skip=self.skip)
 
     def build_dataset(self, split: str, train: bool) -> NLVR2Dataset:
-        records = self.records(self.card.get(f"splits.{split}", split))
+        records = self.role_records(split)
         return NLVR2Dataset(records, self.visuals(train), self.tokenizer, self.max_len, seed=self.seed,
                             skip_corrupt=self.skip is not None)
 
