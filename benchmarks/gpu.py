@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from benchmarks.common import eager_attention_everywhere, machine_info
 from sclbench.model import SCLConfig, SCLModel
+from sclbench.model.factory import assemble
 from sclbench.tasks.precision import EvalPrecision
 from sclbench.tasks.retrieval_engine import Features, RetrievalOptions, candidate_pairs, retrieval_scores, score_pairs
 
@@ -82,7 +83,7 @@ def train_section(preset: str, image_size: int | None, batch: int | None, steps:
                   device: torch.device, eager: bool) -> dict:
     torch.manual_seed(0)
     cfg = SCLConfig.preset(preset, "vqa", **({"image_size": image_size} if image_size else {}))
-    model = SCLModel(cfg).to(device).train()
+    model = assemble(cfg)[0].to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5, **({"fused": True} if device.type == "cuda" else {}))
 
     def make_step(b: dict):
@@ -174,7 +175,7 @@ def eval_section(preset: str, image_size: int | None, n_img: int, k: int, pair_b
     fusion parts once per text/image (the probe also measures the per-pair `fuse` it replaced)."""
     torch.manual_seed(0)
     overrides = {"image_size": image_size} if image_size else {}
-    model = SCLModel(SCLConfig.preset(preset, "f30k", **overrides)).to(device).eval()
+    model = assemble(SCLConfig.preset(preset, "f30k", **overrides))[0].to(device).eval()
     dtype = torch.bfloat16  # on CPU too, so that --cpu-smoke runs the same bf16 path
     precision = EvalPrecision("bf16", device_type=device.type)
     cfg, n_txt = model.config, 5 * n_img

@@ -18,6 +18,7 @@ import torch
 from benchmarks.common import HashTokenizer, SeededImages, f30k_links, ratio, synthetic_captions, timed
 from sclbench.metrics import retrieval_recall
 from sclbench.model import SCLConfig, SCLModel
+from sclbench.model.factory import assemble
 from sclbench.tasks.retrieval_engine import (
     Features, RetrievalOptions, candidate_pairs, encode_features, retrieval_scores, score_pairs,
 )
@@ -28,7 +29,7 @@ PER_IMAGE = 5  # captions per image, as in F30K/COCO
 
 def tiny_model(task: str = "f30k") -> SCLModel:
     torch.manual_seed(0)
-    return SCLModel(SCLConfig.tiny(task)).eval()
+    return assemble(SCLConfig.tiny(task))[0].eval()
 
 
 def encode(model: SCLModel, n_img: int, opts: RetrievalOptions, key: str | None = None) -> tuple[Features, float]:
@@ -154,7 +155,7 @@ def base_fusion(image_size: int, n_pairs: int, pair_batch: int, passes: dict[str
     """Cross-encoder pairs/s of the base model (co-attention + rank head only) on random unimodal
     features, and the F30K-size times it implies for the pass counts measured with the tiny model."""
     torch.manual_seed(0)
-    model = SCLModel(SCLConfig.base("f30k", image_size=image_size)).eval()
+    model = assemble(SCLConfig.base("f30k", image_size=image_size))[0].eval()
     cfg = model.config
     n_tok = cfg.num_patches + 1
     g = torch.Generator().manual_seed(0)

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from benchmarks.common import machine_info, ratio
 from sclbench.metrics import retrieval_recall
 from sclbench.model import SCLConfig, SCLModel
+from sclbench.model.factory import assemble
 from sclbench.tasks.precision import EvalPrecision
 from sclbench.tasks.retrieval_engine import Features, RetrievalOptions, candidate_pairs, score_chunks, score_pairs
 
@@ -43,7 +44,7 @@ SIZES = {
 
 def model_of(size: str) -> SCLModel:
     torch.manual_seed(0)
-    return SCLModel(SCLConfig.tiny("f30k", **SIZES[size])).eval()
+    return assemble(SCLConfig.tiny("f30k", **SIZES[size]))[0].eval()
 
 
 def synthetic_features(model: SCLModel, n_img: int, seed: int = 0) -> Features:

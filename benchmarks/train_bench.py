@@ -46,10 +46,11 @@ def build(preset: str, image_size: int | None):
     import torch
 
     from sclbench.model import SCLConfig, SCLModel
+    from sclbench.model.factory import assemble
 
     torch.manual_seed(0)  # every variant starts from the same weights
     overrides = {"image_size": image_size} if image_size else {}
-    return SCLModel(SCLConfig.preset(preset, "vqa", **overrides))
+    return assemble(SCLConfig.preset(preset, "vqa", **overrides))[0]
 
 
 def loss_fn(model, batch):

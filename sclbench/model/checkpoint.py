@@ -245,8 +245,9 @@ def load_official(
             config.use_temporal_embed = True  # a video-pretrained (CVPR v1) checkpoint: keep its table
     if image_size is not None:
         config.image_size = image_size
-    model = SCLModel(config)
-    report = load_into(model, sd, source)
+    from sclbench.model.factory import assemble  # the one constructor (imported here: factory imports us)
+
+    model, report = assemble(config, sd, source)
     if strict_report:
         miss, unexp = report.unexplained()
         if miss or unexp:
@@ -306,7 +307,9 @@ def load_pretrained(directory: str | Path, task: str | None = None, map_location
         config = config.for_task(task, image_size=config.image_size)
     for k, v in config_overrides.items():
         setattr(config, k, v)
-    model = SCLModel(config)
+    from sclbench.model.factory import assemble
+
+    model, _ = assemble(config)
     weights = directory / WEIGHTS_NAME
     sd = read_safetensors(weights, device=map_location)
     if task is None or task == SCLConfig.load(directory / CONFIG_NAME).task:

@@ -45,6 +45,16 @@ class LoadedModel:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+def assemble(config: SCLConfig, state_dict: dict[str, Any] | None = None, source: str = "checkpoint",
+             require_heads: tuple[str, ...] = ()) -> tuple[SCLModel, Any]:
+    """The one place a model is constructed: `SCLModel(config)`, then (when given) its weights, loaded
+    with the key report. Every path (create_model, the loaders behind `SCLModel.from_*`, benchmarks)
+    comes through here."""
+    model = SCLModel(config)
+    report = load_into(model, state_dict, source, require_heads=require_heads) if state_dict is not None else None
+    return model, report
+
+
 def configure(config: SCLConfig, task: str, model_overrides: dict[str, Any] | None = None) -> SCLConfig:
     """`config` with the heads of `task` and the card's `model.*` entries. The official resolutions
     in the cards are for the official sizes: the tiny preset keeps its own."""
@@ -110,8 +120,8 @@ def create_model(ckpt: str | Path | None = None, *, task: str = "pretrain", pres
                                   "sclbench checkpoint (convert an official file with `sclbench ckpt convert`)")
         base = SCLConfig.load(path / CONFIG_NAME)
         tok = _tokenizer(base, path, tokenizer, require_tokenizer)
-        model = SCLModel(configure(base, task, model_overrides))
-        report = load_into(model, read_safetensors(path / WEIGHTS_NAME), str(path), require_heads=require_heads)
+        model, report = assemble(configure(base, task, model_overrides), read_safetensors(path / WEIGHTS_NAME),
+                                 str(path), require_heads)
     else:
         state_dict = extract_state_dict(read_checkpoint(path, trust_pickle=trust_pickle), str(path))
         if resolved.entry and resolved.entry.get("image_size"):
@@ -120,8 +130,8 @@ def create_model(ckpt: str | Path | None = None, *, task: str = "pretrain", pres
         if "vision_transformer.visual.temporal_embed" in state_dict:
             base.use_temporal_embed = True
         tok = _tokenizer(base, None, tokenizer, require_tokenizer)
-        model = SCLModel(configure(fit_vocab(base, tok) if tok is not None else base, task, model_overrides))
-        report = load_into(model, state_dict, str(path), require_heads=require_heads)
+        config = configure(fit_vocab(base, tok) if tok is not None else base, task, model_overrides)
+        model, report = assemble(config, state_dict, str(path), require_heads)
     zero_shot = any("rank_output :=" in a for a in report.adapted)
     return LoadedModel(model, tok, resolved, zero_shot=zero_shot, report=report.summary(),
                        init=f"checkpoint {resolved.name} ({path})")
@@ -140,7 +150,7 @@ def _fresh(task: str, preset: str, model_overrides: dict[str, Any] | None, token
            encoder_init: dict[str, str | None] | None) -> LoadedModel:
     base = SCLConfig.preset(preset, task)
     tok = load_tokenizer_for(base, None, tokenizer)
-    model = SCLModel(configure(fit_vocab(base, tok), task, model_overrides))
+    model, _ = assemble(configure(fit_vocab(base, tok), task, model_overrides))
     vision, text = (encoder_init or {}).get("vision"), (encoder_init or {}).get("text")
     if vision or text:
         from sclbench.model.pretrained import init_encoders
