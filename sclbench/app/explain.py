@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from sclbench.app.predict import Media, Predictor, load_predictor
-from sclbench.errors import ConfigError, SCLBenchError
+from sclbench.errors import ConfigError
 
 SPACES = ("contrastive", "fused")
 
@@ -140,14 +140,11 @@ def _scaled(m: np.ndarray) -> np.ndarray:
 
 def render_png(maps: AlignmentMaps, sentence: str, out: str | Path, show_size: int = 192) -> Path:
     """The figure: image + sentence heatmap, image + word heatmap (if any), words weighted."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as err:
-        raise SCLBenchError("the alignment figure needs matplotlib: pip install 'sclbench[plot]'") from err
     from PIL import Image
+
+    from sclbench.results.plots import pyplot, save_figure
+
+    plt = pyplot()
 
     big = np.asarray(Image.fromarray(maps.image).resize((show_size, show_size), Image.BICUBIC))
     panels = [("sentence → patches", maps.upsampled("sentence", (show_size, show_size)))]
@@ -170,12 +167,7 @@ def render_png(maps: AlignmentMaps, sentence: str, out: str | Path, show_size: i
     ax.set_title("image → words (cosine)", fontsize=9)
     ax.tick_params(axis="x", labelsize=7)
     fig.suptitle(f"{sentence}   [{maps.space} features]", fontsize=9)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save_figure(plt, fig, out, dpi=100)
 
 
 def explain_alignment(ckpt: Predictor | str | Path, media: Media, sentence: str, out: str | Path,

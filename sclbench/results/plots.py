@@ -12,7 +12,7 @@ from sclbench.errors import SCLBenchError
 from sclbench.results.record import ResultRecord
 
 
-def _pyplot():
+def pyplot():
     try:
         import matplotlib
 
@@ -23,11 +23,12 @@ def _pyplot():
     return plt
 
 
-def _save(plt, fig, out: str | Path) -> Path:
+def save_figure(plt, fig, out: str | Path, dpi: int = 110) -> Path:
+    """tight layout, the folder made, the PNG written, the figure closed (shared by every sclbench plot)."""
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=dpi)
     plt.close(fig)
     return out
 
@@ -43,7 +44,7 @@ def read_log(path: str | Path) -> list[dict]:
 
 def plot_training(run: str | Path, out: str | Path) -> Path:
     """Loss terms over steps (left) and validation metrics over steps (right) of one run."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = read_log(run)
     train = [r for r in rows if r.get("kind") == "train"]
     evals = [r for r in rows if r.get("kind") == "eval"]
@@ -63,12 +64,12 @@ def plot_training(run: str | Path, out: str | Path) -> Path:
     if metric_keys:
         ax_eval.legend(fontsize=7)
     fig.suptitle(str(run))
-    return _save(plt, fig, out)
+    return save_figure(plt, fig, out)
 
 
 def plot_recall(records: list[ResultRecord], out: str | Path) -> Path:
     """Recall@K against K for every retrieval record (one line per record and direction)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     drawn = 0
     for record in records:
@@ -84,4 +85,4 @@ def plot_recall(records: list[ResultRecord], out: str | Path) -> Path:
         raise SCLBenchError("no retrieval metrics (tr_r*/ir_r*/t2v_r*/v2t_r*) in these records")
     ax.set(xlabel="K", ylabel="recall@K (%)", ylim=(0, 100), title="retrieval recall@K")
     ax.legend(fontsize=6)
-    return _save(plt, fig, out)
+    return save_figure(plt, fig, out)
