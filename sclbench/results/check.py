@@ -37,6 +37,8 @@ class CheckRow:
     status: Status
     ci: tuple[float, float] | None = None  # bootstrap interval of (now - baseline), points
     note: str = ""
+    paired: int | None = None  # samples present on both sides (the bootstrap's population)
+    changed_samples: int | None = None  # of those, how many scored differently (0: the same per-sample values)
 
     @property
     def delta(self) -> float | None:
@@ -177,6 +179,22 @@ def _label(key: Any) -> str:
     return key if isinstance(key, str) else " ".join(key)
 
 
+def _protocol_rows(label: str, base: Mapping[str, Any], now: Mapping[str, Any],
+                   expected: Sequence[str]) -> list[CheckRow]:
+    """The (protocol) row: "changed" naming each differing key with both values, or "ok" when only
+    `expected` keys differ (the subject of the comparison, e.g. precision for bf16 vs fp32)."""
+    keys = sorted(k for k in base.keys() | now.keys() if base.get(k) != now.get(k))
+    if not keys:
+        return []
+    def what(ks: list[str]) -> str:
+        return ", ".join(f"{k}: {base.get(k)!r} -> {now.get(k)!r}" for k in ks)
+
+    unexpected = [k for k in keys if k not in expected]
+    if not unexpected:
+        return [CheckRow(label, "(protocol)", None, None, None, "ok", note=f"expected {what(keys)}")]
+    return [CheckRow(label, "(protocol)", None, None, None, "changed", note=what(unexpected))]
+
+
 def check(
     results: str | Path | Sequence[ResultRecord],
     baseline: str | Path | Sequence[ResultRecord],
@@ -185,13 +203,16 @@ def check(
     n_resamples: int = 1000,
     seed: int = 0,
     confidence: float = 0.95,
+    expected_protocol: Sequence[str] = (),
 ) -> CheckReport:
     """Compare `results` with `baseline` (folders, record files or lists of records).
 
     Records match by (task, split, checkpoint name), or by relative file path when both sides are
     folders. Fails on: a metric beyond its tolerance (absolute points; 0 = exact), a baseline record
     or metric missing from the results, a changed scorer or protocol. Records and metrics only in the
-    results are listed as "new" and do not fail.
+    results are listed as "new" and do not fail. `expected_protocol` names protocol keys that are
+    meant to differ (e.g. ["precision"] to set a bf16 evaluation against its fp32 one): their change
+    is listed, with both values, and does not fail.
     """
     if tolerance < 0 or any(t < 0 for t in (per_metric_tolerance or {}).values()):
         raise ConfigError("tolerances must be >= 0 (points of the metric)")
@@ -210,9 +231,7 @@ def check(
             continue
         if r.scorer != b.scorer:
             report.rows.append(CheckRow(label, "(scorer)", None, None, None, "changed", note=f"{b.scorer} -> {r.scorer}"))
-        if r.protocol != b.protocol:
-            keys = sorted(k for k in b.protocol.keys() | r.protocol.keys() if b.protocol.get(k) != r.protocol.get(k))
-            report.rows.append(CheckRow(label, "(protocol)", None, None, None, "changed", note=", ".join(keys)))
+        report.rows += _protocol_rows(label, b.protocol, r.protocol, expected_protocol)
         samples = (_per_sample(b), _per_sample(r))
         for metric, b_val in b.metrics.items():
             if not isinstance(b_val, (int, float)):
@@ -227,7 +246,8 @@ def check(
             status: Status = "drift" if np.isnan(delta) or _exceeds(delta, tol) else "ok"
             row = CheckRow(label, metric, float(b_val), float(r_val), tol, status)
             if samples[0] and samples[1] and metric in samples[0] and metric in samples[1]:
-                row.ci, row.note = _bootstrap_row(samples[0][metric], samples[1][metric], n_resamples, seed, confidence)
+                row.ci, row.note, row.paired, row.changed_samples = _bootstrap_row(
+                    samples[0][metric], samples[1][metric], n_resamples, seed, confidence)
             report.rows.append(row)
         for metric in sorted(set(r.metrics) - set(b.metrics)):
             if isinstance(r.metrics[metric], (int, float)):
@@ -239,10 +259,12 @@ def check(
 
 def _bootstrap_row(
     base: dict[str, float], now: dict[str, float], n_resamples: int, seed: int, confidence: float
-) -> tuple[tuple[float, float] | None, str]:
+) -> tuple[tuple[float, float] | None, str, int, int]:
+    """(CI, note, paired samples, paired samples whose value differs)."""
     common = sorted(base.keys() & now.keys())
     if not common:
-        return None, "no shared sample ids"
+        return None, "no shared sample ids", 0, 0
     ci = paired_bootstrap([now[i] for i in common], [base[i] for i in common], n_resamples, seed, confidence)
     unpaired = len(base.keys() ^ now.keys())
-    return ci, (f"{unpaired} unpaired samples left out of the CI" if unpaired else "")
+    changed = sum(1 for i in common if now[i] != base[i])
+    return ci, (f"{unpaired} unpaired samples left out of the CI" if unpaired else ""), len(common), changed
