@@ -1,0 +1,48 @@
+"""Retrieval scores under bf16 autocast: the ITM head runs in fp32, so bf16 rounding of the logit does
+not turn distinct pairs into ties (which the gt_last tie rule counts against the model); fp32 scores
+are exactly what `rank_output` of the fused pair gives."""
+
+import torch
+
+from sclbench.model import SCLConfig, VisionFeatures
+from sclbench.model.factory import assemble
+from sclbench.tasks.precision import EvalPrecision
+from sclbench.tasks.retrieval_engine import Features, RetrievalOptions, candidate_pairs, score_pairs
+
+
+def setup():
+    torch.manual_seed(0)
+    model = assemble(SCLConfig.tiny("f30k"))[0].eval()
+    cfg = model.config
+    torch.manual_seed(3)
+    n_img, n_txt, length = 6, 20, 8
+    masks = torch.ones(n_txt, length, dtype=torch.long)
+    masks[::4, 5:] = 0
+    feats = Features(torch.randn(n_txt, length, cfg.hidden_size), masks, torch.randn(n_txt, 8),
+                     torch.randn(n_img, 10, cfg.hidden_size), torch.randn(n_img, 8), 1)
+    pairs, _, _ = candidate_pairs(torch.randn(n_img, n_txt), RetrievalOptions(mode="exhaustive"))
+    return model, feats, pairs
+
+
+def test_fp32_scores_are_rank_output_of_the_fused_pair():
+    model, feats, pairs = setup()
+    got = score_pairs(model, feats, pairs, RetrievalOptions(pair_batch_size=32, shared_fusion=False))
+    img, txt = pairs[:, 0], pairs[:, 1]
+    with torch.no_grad():
+        cls = model.fuse(feats.text_embeds[txt], feats.text_masks[txt], VisionFeatures(feats.vision_embeds[img], 1))
+        want = model.rank_output(cls.cls_feats).squeeze(-1)
+    assert torch.allclose(got, want, atol=1e-6, rtol=0)
+
+
+def test_bf16_scores_are_not_rounded_to_bf16_ties():
+    model, feats, pairs = setup()
+    opts = RetrievalOptions(pair_batch_size=32)
+    fp32 = score_pairs(model, feats, pairs, opts)
+    bf16 = score_pairs(model, feats, pairs, opts, precision=EvalPrecision("bf16"))
+    assert len(pairs) == 120 and fp32.unique().numel() == len(pairs)
+    # A bf16 logit has 8 significant bits: on these close scores (std ~0.03) it would hold far fewer
+    # distinct values than there are pairs, and most pairs would tie with another.
+    assert fp32.std() < 0.1
+    assert bf16.unique().numel() == len(pairs)
+    assert not torch.equal(bf16, bf16.bfloat16().float())  # not on the bf16 grid
+    assert not torch.equal(bf16, fp32) and (bf16 - fp32).abs().max() < 0.05  # autocast reached the fusion
