@@ -1,7 +1,8 @@
 """Evaluation-at-scale benchmarks (issue 13), each comparison measured side by side in one process:
 
 * bf16 vs fp32 autocast: cross-encoder pairs/s on CPU, and what bf16 changes in the scores and R@K;
-* pair-independent fusion parts once per text/image (`shared_fusion`) vs `fuse` per pair: passes/s;
+* pair-independent fusion parts once per text/image (`shared_fusion`) vs `fuse` per pair: passes/s,
+  timed interleaved (median of per-repeat ratios) and in FLOPs;
 * peak memory of a COCO-5K-size (5,000 images x 25,000 texts, k = 256) two-stage evaluation on
   synthetic features: candidates, score matrices and the first chunks of the scoring (whole chunks of
   the engine's own loop: every further chunk costs time, not memory), in a fresh subprocess.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -74,20 +76,55 @@ def pairs_of(feats: Features, k: int) -> torch.Tensor:
     return candidate_pairs(sim, RetrievalOptions(mode="two-stage", k=k))[0]
 
 
+def _flops(fn: Any) -> int:
+    """Floating-point operations of one call (torch's FlopCounterMode: matmuls, attention): the work,
+    whatever the load of the machine."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def _spread(values: list[float]) -> dict:
+    q = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
+    return {"median": round(statistics.median(values), 3), "q1": round(q[0], 3), "q3": round(q[2], 3),
+            "min": round(min(values), 3), "max": round(max(values), 3), "n": len(values)}
+
+
 def shared_fusion(size: str, n_img: int, k: int, pair_batch: int, repeats: int) -> dict:
-    """passes/s of two-stage scoring, per-pair `fuse` ("before") vs shared parts ("after")."""
+    """passes/s of two-stage scoring, per-pair `fuse` ("before") vs shared parts ("after").
+
+    The two variants are timed interleaved (A B, B A, A B, ...: each repeat times both, back to back,
+    in alternating order), and the speedup is the median over repeats of before/after time within a
+    repeat: a slow spell of a shared machine then slows both sides of a ratio instead of one variant.
+    The FLOP ratio is the work saved, independent of load."""
     model = model_of(size)
     feats = synthetic_features(model, n_img)
     pairs = pairs_of(feats, k)
     out: dict[str, Any] = {"size": size, "image_tokens": model.config.num_patches + 1,
-                           "fusion_layers": model.config.num_top_layer, "pairs": len(pairs), "pair_batch": pair_batch}
-    scores = {}
-    for name, shared in (("before_per_pair", False), ("after_shared", True)):
-        opts = RetrievalOptions(pair_batch_size=pair_batch, shared_fusion=shared)
-        score_pairs(model, feats, pairs[:pair_batch], opts)  # warm-up
-        out[f"{name}_passes_per_s"] = round(_rate(lambda: scores.__setitem__(name, score_pairs(model, feats, pairs, opts)),
-                                                  len(pairs), repeats), 1)
-    out["speedup"] = ratio(out["after_shared_passes_per_s"], out["before_per_pair_passes_per_s"])
+                           "fusion_layers": model.config.num_top_layer, "pairs": len(pairs), "pair_batch": pair_batch,
+                           "distinct_images_per_batch": round(statistics.mean(
+                               pairs[s:s + pair_batch, 0].unique().numel() for s in range(0, len(pairs), pair_batch)), 1)}
+    names = ("before_per_pair", "after_shared")
+    opts = {name: RetrievalOptions(pair_batch_size=pair_batch, shared_fusion=name == "after_shared") for name in names}
+    scores, secs = {}, {name: [] for name in names}
+    for name in names:
+        score_pairs(model, feats, pairs[:pair_batch], opts[name])  # warm-up
+    for r in range(repeats):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            start = time.perf_counter()
+            scores[name] = score_pairs(model, feats, pairs, opts[name])
+            secs[name].append(time.perf_counter() - start)
+    speedups = [b / a for b, a in zip(secs["before_per_pair"], secs["after_shared"])]
+    for name in names:
+        out[f"{name}_passes_per_s"] = round(len(pairs) / statistics.median(secs[name]), 1)
+        out[f"{name}_s"] = [round(t, 3) for t in secs[name]]
+    out["speedup"] = round(statistics.median(speedups), 3)
+    out["speedup_spread"] = _spread(speedups)
+    flops = {name: _flops(lambda: score_pairs(model, feats, pairs, opts[name])) for name in names}
+    out["flop_ratio"] = ratio(flops["before_per_pair"], flops["after_shared"], 3)
+    out["gflops_per_pass"] = {name: round(flops[name] / len(pairs) / 1e9, 3) for name in names}
     out["max_abs_score_diff"] = float((scores["after_shared"] - scores["before_per_pair"]).abs().max())
     return out
 
@@ -179,11 +216,23 @@ def peak_memory(n_img: int, k: int, pair_batch: int, chunk_pairs: int, chunks: i
 
 PLANS = {  # sized for a few minutes on a shared 2-CPU machine (bf16 autocast is slow on CPUs without AMX)
     "full": dict(shared=[("tiny", 40, 8, 256), ("mid", 12, 4, 64)], precision=[("tiny", 24, 4, 256),
-                 ("mid", 8, 2, 64)], memory=(5000, 256, 256, 4096, 2), repeats=2),
+                 ("mid", 8, 2, 64)], memory=(5000, 256, 256, 4096, 2), repeats=2, interleaved=(11, 7)),
     "quick": dict(shared=[("tiny", 12, 4, 32)], precision=[("tiny", 12, 4, 32)], memory=(200, 16, 64, 256, 2),
-                  repeats=1),
+                  repeats=1, interleaved=(3,)),
 }
 SECTIONS = ("shared_fusion", "precision", "peak_memory")
+
+
+def _previous_sections(path: Path, sections: set[str]) -> dict[str, Any]:
+    """`sections` of the report at `path` (if any), with the machine facts of the run that measured them."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    kept = {s: old[s] for s in sections if s in old}
+    measured = old.get("measured", {})
+    kept["measured"] = {s: measured.get(s, old.get("machine")) for s in kept}
+    return kept
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -199,15 +248,20 @@ def main(argv: list[str] | None = None) -> dict:
                            "machine": machine_info(), "torch_threads": 1}
     args.out.mkdir(parents=True, exist_ok=True)
     name = "scale_quick" if args.quick else "scale"
-    runs = {"shared_fusion": lambda: [shared_fusion(*c, repeats=plan["repeats"]) for c in plan["shared"]],
+    runs = {"shared_fusion": lambda: [shared_fusion(*c, repeats=n) for c, n in zip(plan["shared"], plan["interleaved"])],
             "precision": lambda: [precision(*c, repeats=plan["repeats"]) for c in plan["precision"]],
             "peak_memory": lambda: peak_memory(*plan["memory"])}
+    path = args.out / f"{name}.json"
+    # --only keeps the other sections of the last report, each with the machine facts it was measured on.
+    kept = _previous_sections(path, set(SECTIONS) - set(args.only))
     for section in args.only:
         print(f"scale_bench: {section}", file=sys.stderr, flush=True)
         rep[section] = runs[section]()
+        rep.setdefault("measured", {})[section] = rep["machine"]
         rep["total_wall_s"] = round(time.perf_counter() - began, 1)
         # Written after every section, so that a run stopped early keeps what it measured.
-        (args.out / f"{name}.json").write_text(json.dumps(rep, indent=2) + "\n")
+        path.write_text(json.dumps({**kept, **rep, "measured": {**kept.get("measured", {}), **rep["measured"]}},
+                                   indent=2) + "\n")
     print(json.dumps(rep, indent=2))
     return rep
 

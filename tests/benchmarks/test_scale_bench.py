@@ -18,6 +18,13 @@ def test_scale_bench_quick(tmp_path):
     (shared,) = rep["shared_fusion"]
     assert shared["max_abs_score_diff"] < 1e-5  # before and after compute the same scores
     assert shared["before_per_pair_passes_per_s"] > 0 and shared["after_shared_passes_per_s"] > 0
+    # Interleaved timing: one before/after ratio per repeat; the FLOP count says the work went down.
+    assert shared["speedup_spread"]["n"] == len(shared["after_shared_s"]) == 3
+    assert shared["flop_ratio"] > 1
+    # --only keeps the other sections of the report it rewrites.
+    scale_bench.main(["--quick", "--out", str(tmp_path), "--only", "shared_fusion"])
+    again = json.loads((tmp_path / "scale_quick.json").read_text())
+    assert again["peak_memory"] == rep["peak_memory"] and set(again["measured"]) == set(scale_bench.SECTIONS)
     (prec,) = rep["precision"]
     assert 0 < prec["fidelity"]["max_abs_score_diff"] < 0.1  # bf16 moved the scores, a little
     mem = rep["peak_memory"]
