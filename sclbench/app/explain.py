@@ -12,6 +12,11 @@ Feature space (`space`):
   tokens is the usual dense-CLIP reading of a contrastive model.
 - "fused": the co-attention outputs of the pair (text stream and image stream), L2-normalised; the
   space of SCL's completion objectives, where each stream has already seen the other.
+- "gradcam": where the cross-encoder looks when it decides that the pair matches (ALBEF's reading):
+  the cross-attention probabilities of one co-attention layer (`layer`, default the first) times the
+  positive part of their gradient of the match score (ITM logit, or the rank head of a retrieval
+  model), averaged over heads. Sentence map: the text CLS's row over the patches; word map: the rows
+  of the word's tokens; image -> words: the image CLS's row over the text tokens. Non-negative.
 Heatmaps are the cosines over the patch grid, upsampled (bilinear) to the image, min-max scaled for
 display; `AlignmentMaps` keeps the raw cosines.
 """
@@ -30,7 +35,7 @@ import torch.nn.functional as F
 from sclbench.app.predict import Media, Predictor, load_predictor
 from sclbench.errors import ConfigError
 
-SPACES = ("contrastive", "fused")
+SPACES = ("contrastive", "fused", "gradcam")
 
 
 @dataclass
@@ -78,7 +83,7 @@ def _token_words(tokenizer: Any, sentence: str, max_len: int) -> tuple[list[list
 
 @torch.no_grad()
 def alignment_maps(p: Predictor, media: Media, sentence: str, word: str | None = None,
-                   space: str = "contrastive") -> AlignmentMaps:
+                   space: str = "contrastive", layer: int = 0) -> AlignmentMaps:
     """The three alignments of one image (or clip) and one sentence (see the module docstring)."""
     if space not in SPACES:
         raise ConfigError(f"space {space!r}: choose one of {', '.join(SPACES)}")
@@ -91,6 +96,8 @@ def alignment_maps(p: Predictor, media: Media, sentence: str, word: str | None =
         raise ConfigError(f"no words in {sentence!r}")
     ids, masks = p.text([sentence])
     pixels = p.pixels(media)
+    if space == "gradcam":
+        return _gradcam_maps(p, ids, masks, pixels, token_pos, words, word, layer)
     text = model.encode_text(ids, masks)
     vision = model.encode_vision(pixels)
     frames = vision.num_frames
@@ -111,16 +118,77 @@ def alignment_maps(p: Predictor, media: Media, sentence: str, word: str | None =
     sentence_map = (patches @ global_t).reshape(shape).cpu().numpy()
     word_map, chosen = None, None
     if word:
-        wanted = word.strip().lower()
-        matches = [i for i, w in enumerate(words) if w.lower() == wanted]
-        if not matches:
-            raise ConfigError(f"word {word!r} is not in the sentence; its words: {', '.join(words)}")
-        chosen = words[matches[0]]
-        feature = F.normalize(tokens_t[token_pos[matches[0]]].mean(0), dim=-1)
+        i = _choose_word(words, word)
+        chosen = words[i]
+        feature = F.normalize(tokens_t[token_pos[i]].mean(0), dim=-1)
         word_map = (patches @ feature).reshape(shape).cpu().numpy()
     word_weights = np.array([float(F.normalize(tokens_t[pos].mean(0), dim=-1) @ global_v) for pos in token_pos])
     image = _display_image(pixels[0, 0])
     return AlignmentMaps(sentence_map, word_map, chosen, words, word_weights, image, space)
+
+
+def _choose_word(words: list[str], word: str) -> int:
+    wanted = word.strip().lower()
+    matches = [i for i, w in enumerate(words) if w.lower() == wanted]
+    if not matches:
+        raise ConfigError(f"word {word!r} is not in the sentence; its words: {', '.join(words)}")
+    return matches[0]
+
+
+def _attention_probs(module: torch.nn.Module, store: dict, key: str):
+    """A forward hook for a `SelfAttention` that computes the attention explicitly (the same softmax
+    SDPA computes) and keeps the probabilities, with their gradient, in `store[key]`."""
+    def hook(mod, args, _out):
+        x, context, mask = args
+        q, k, v = mod._split(mod.query(x)), mod._split(mod.key(context)), mod._split(mod.value(context))
+        logits = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5
+        probs = (logits if mask is None else logits + mask.to(logits.dtype)).softmax(-1)
+        if probs.requires_grad:  # (under no_grad the hook only reproduces the forward)
+            probs.retain_grad()
+        store[key] = probs
+        return (probs @ v).transpose(1, 2).flatten(2)
+
+    return module.register_forward_hook(hook)
+
+
+def _gradcam_maps(p: Predictor, ids: torch.Tensor, masks: torch.Tensor, pixels: torch.Tensor,
+                  token_pos: list[list[int]], words: list[str], word: str | None, layer: int) -> AlignmentMaps:
+    model = p.model
+    if not (hasattr(model, "rank_output") or hasattr(model, "itm_score")):
+        raise ConfigError(f"{p.name} has no match head (ITM or rank) to explain; use --space contrastive or fused")
+    n_layers = len(model.cross_modal_text_layers)
+    if not -n_layers <= layer < n_layers:
+        raise ConfigError(f"layer {layer}: the model has {n_layers} co-attention layers")
+    store: dict[str, torch.Tensor] = {}
+    hooks = [_attention_probs(model.cross_modal_text_layers[layer].crossattention.self, store, "text"),
+             _attention_probs(model.cross_modal_image_layers[layer].crossattention.self, store, "image")]
+    try:
+        with torch.enable_grad():
+            vision = model.encode_vision(pixels)
+            fused = model.fuse(model.encode_text(ids, masks), masks, vision)
+            if hasattr(model, "rank_output"):
+                score = model.rank_output(fused.cls_feats)[0, 0]
+            else:
+                logits = model.itm_score(fused.cls_feats)[0]
+                score = logits[1] - logits[0]
+            score.backward()
+    finally:
+        for h in hooks:
+            h.remove()
+    cam = {k: (v.detach() * v.grad.clamp(min=0)).mean(1)[0].float() for k, v in store.items()}  # [Lq, Lk]
+    frames = vision.num_frames
+    patches = cam["text"][:, frames:]  # text queries over the patches, frame-major
+    grid = int(round((patches.shape[1] // frames) ** 0.5))
+    shape = (frames, grid, grid)
+    sentence_map = patches[0].reshape(shape).cpu().numpy()
+    word_map, chosen = None, None
+    if word:
+        i = _choose_word(words, word)
+        chosen = words[i]
+        word_map = patches[token_pos[i]].mean(0).reshape(shape).cpu().numpy()
+    word_weights = np.array([float(cam["image"][0, pos].sum()) for pos in token_pos])
+    image = _display_image(pixels[0, 0])
+    return AlignmentMaps(sentence_map, word_map, chosen, words, word_weights, image, "gradcam")
 
 
 def _display_image(frame: torch.Tensor) -> np.ndarray:
@@ -164,17 +232,18 @@ def render_png(maps: AlignmentMaps, sentence: str, out: str | Path, show_size: i
     ax.barh(ys, weights, color=colours)
     ax.set_yticks(ys, maps.words, fontsize=8)
     ax.axvline(0, color="#888", lw=0.5)
-    ax.set_title("image → words (cosine)", fontsize=9)
+    ax.set_title("image → words (" + ("Grad-CAM" if maps.space == "gradcam" else "cosine") + ")", fontsize=9)
     ax.tick_params(axis="x", labelsize=7)
     fig.suptitle(f"{sentence}   [{maps.space} features]", fontsize=9)
     return save_figure(plt, fig, out, dpi=100)
 
 
 def explain_alignment(ckpt: Predictor | str | Path, media: Media, sentence: str, out: str | Path,
-                      word: str | None = None, space: str = "contrastive", **load: Any) -> tuple[Path, AlignmentMaps]:
+                      word: str | None = None, space: str = "contrastive", layer: int = 0,
+                      **load: Any) -> tuple[Path, AlignmentMaps]:
     """Write the alignment figure of `media` and `sentence` to `out` (PNG); returns it and the maps."""
     p = ckpt if isinstance(ckpt, Predictor) else load_predictor(ckpt, **load)
-    maps = alignment_maps(p, media, sentence, word, space)
+    maps = alignment_maps(p, media, sentence, word, space, layer)
     return render_png(maps, sentence, out), maps
 
 

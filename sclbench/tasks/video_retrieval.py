@@ -42,7 +42,12 @@ class VideoRetrievalTask(RetrievalTask):
         v2t = video_retrieval_metrics(scored["i2t"].t(), owner, ties=ties)
         metrics = {**{k: v for k, v in t2v.items() if k.startswith("t2v")},
                    **{k: v for k, v in v2t.items() if k.startswith("v2t")}}
-        ranks = video_retrieval_ranks(scored["t2i"], owner, ties=ties)["t2v"]
+        # Per-sample ranks of both directions (intervals and p-values need them): each text query's
+        # rank of its video, and each video query's rank of its best caption, from the same matrices.
+        t2v_ranks = video_retrieval_ranks(scored["t2i"], owner, ties=ties)["t2v"]
+        v2t_ranks = video_retrieval_ranks(scored["i2t"].t(), owner, ties=ties)["v2t"]
         preds = [{"id": f"text/{t}", "rank": int(r), "scores": {"t2v_r1": float(r < 1), "t2v_r5": float(r < 5)}}
-                 for t, r in enumerate(ranks)]
+                 for t, r in enumerate(t2v_ranks)]
+        preds += [{"id": f"video/{v}", "rank": int(r), "scores": {"v2t_r1": float(r < 1), "v2t_r5": float(r < 5)}}
+                  for v, r in enumerate(v2t_ranks)]
         return metrics, preds

@@ -54,6 +54,39 @@ def test_maps_are_cosines_of_projected_tokens(tiny_checkpoint, tmp_path):
         alignment_maps(p, path, "A red circle.", space="attention")
 
 
+def test_gradcam_maps_are_attention_times_positive_gradient(tiny_checkpoint, tmp_path):
+    p = load_predictor(tiny_checkpoint("f30k"), device="cpu")
+    path, _ = scene_image(tmp_path, [S.Shape("red", "circle", "left"), S.Shape("blue", "square", "right")])
+    sentence = "A red circle on the left."
+    maps = alignment_maps(p, path, sentence, word="circle", space="gradcam")
+    grid = p.model.config.image_size // p.model.config.patch_size
+    assert maps.space == "gradcam" and maps.sentence_map.shape == (1, grid, grid)
+    assert maps.word_map.shape == (1, grid, grid) and maps.word_weights.shape == (6,)
+    assert (maps.sentence_map >= 0).all() and (maps.word_map >= 0).all() and (maps.word_weights >= 0).all()
+    assert maps.sentence_map.sum() > 0
+    # The hooks recompute the attention explicitly: the model's output is the same with them.
+    from sclbench.app.explain import _attention_probs
+
+    model = p.model
+    ids, masks = p.text([sentence])
+    with torch.no_grad():
+        plain = model.fuse(model.encode_text(ids, masks), masks, model.encode_vision(p.pixels(path))).cls_feats
+        store = {}
+        hook = _attention_probs(model.cross_modal_text_layers[0].crossattention.self, store, "text")
+        try:
+            hooked = model.fuse(model.encode_text(ids, masks), masks, model.encode_vision(p.pixels(path))).cls_feats
+        finally:
+            hook.remove()
+    assert torch.allclose(plain, hooked, atol=1e-5)
+    assert torch.allclose(store["text"].sum(-1), torch.ones(1))  # probabilities over the image tokens
+    last = alignment_maps(p, path, sentence, space="gradcam", layer=-1)
+    assert not np.allclose(last.sentence_map, maps.sentence_map)
+    with pytest.raises(ConfigError, match="co-attention layers"):
+        alignment_maps(p, path, sentence, space="gradcam", layer=5)
+    with pytest.raises(ConfigError, match="no match head"):
+        alignment_maps(load_predictor(tiny_checkpoint("vqa"), device="cpu"), path, sentence, space="gradcam")
+
+
 def test_png_and_cli(tiny_checkpoint, tmp_path):
     from sclbench.cli.predict import register
 

@@ -25,6 +25,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from sclbench.results.stats import per_sample
+
 from sclbench.app import jobs
 from sclbench.metrics import vqa_accuracy
 
@@ -129,6 +131,11 @@ def test_retrieval_fine_tune_runs_and_evaluates(synth_root, tmp_path, task):
     ev = evaluate(task, out / "final", synth_root, tmp_path / "results", ["eval.mode=exhaustive"])
     main = "t2v_r1" if task in ("msrvtt", "lsmdc") else "ir_r1"
     assert 0.0 <= ev.metrics[main] <= 100.0
+    # Both directions have per-sample ranks that add up to the reported recall (so both get an
+    # interval and a p-value on the leaderboard).
+    for metric in (("t2v_r1", "v2t_r1", "v2t_r5") if task in ("msrvtt", "lsmdc") else ("ir_r1", "tr_r1")):
+        values = per_sample(ev.predictions, metric)
+        assert values and 100.0 * sum(values) / len(values) == pytest.approx(ev.metrics[metric]), metric
     assert ev.protocol["cross_encoder_passes"] == ev.protocol["exhaustive_passes"]
 
 
