@@ -2,7 +2,7 @@
 
 * bf16 vs fp32 autocast: cross-encoder pairs/s on CPU, and what bf16 changes in the scores and R@K;
 * pair-independent fusion parts once per text/image (`shared_fusion`) vs `fuse` per pair: passes/s,
-  timed interleaved (median of per-repeat ratios) and in FLOPs;
+  timed interleaved per pair batch (median of per-batch ratios, wall and CPU time) and in FLOPs;
 * peak memory of a COCO-5K-size (5,000 images x 25,000 texts, k = 256) two-stage evaluation on
   synthetic features: candidates, score matrices and the first chunks of the scoring (whole chunks of
   the engine's own loop: every further chunk costs time, not memory), in a fresh subprocess.
@@ -92,40 +92,52 @@ def _spread(values: list[float]) -> dict:
             "min": round(min(values), 3), "max": round(max(values), 3), "n": len(values)}
 
 
-def shared_fusion(size: str, n_img: int, k: int, pair_batch: int, repeats: int) -> dict:
+def shared_fusion(size: str, n_img: int, k: int, pair_batch: int, rounds: int) -> dict:
     """passes/s of two-stage scoring, per-pair `fuse` ("before") vs shared parts ("after").
 
-    The two variants are timed interleaved (A B, B A, A B, ...: each repeat times both, back to back,
-    in alternating order), and the speedup is the median over repeats of before/after time within a
-    repeat: a slow spell of a shared machine then slows both sides of a ratio instead of one variant.
-    The FLOP ratio is the work saved, independent of load."""
+    Interleaved at the grain of one pair batch: every round times each batch with both variants back
+    to back, in alternating order (A B, B A, ...), and a speedup is before/after on the same batch
+    within a fraction of a second, so the load of a shared machine (which changes over seconds) hits
+    both sides of each ratio. Reported: the median and quartiles of those ratios, in wall time and in
+    this thread's CPU time, and the FLOP ratio (the work saved, independent of load)."""
     model = model_of(size)
     feats = synthetic_features(model, n_img)
     pairs = pairs_of(feats, k)
+    batches = [pairs[s:s + pair_batch] for s in range(0, len(pairs), pair_batch)]
     out: dict[str, Any] = {"size": size, "image_tokens": model.config.num_patches + 1,
                            "fusion_layers": model.config.num_top_layer, "pairs": len(pairs), "pair_batch": pair_batch,
-                           "distinct_images_per_batch": round(statistics.mean(
-                               pairs[s:s + pair_batch, 0].unique().numel() for s in range(0, len(pairs), pair_batch)), 1)}
+                           "distinct_images_per_batch": round(statistics.mean(b[:, 0].unique().numel() for b in batches), 1),
+                           "distinct_texts_per_batch": round(statistics.mean(b[:, 1].unique().numel() for b in batches), 1),
+                           "rounds": rounds}
     names = ("before_per_pair", "after_shared")
     opts = {name: RetrievalOptions(pair_batch_size=pair_batch, shared_fusion=name == "after_shared") for name in names}
-    scores, secs = {}, {name: [] for name in names}
     for name in names:
-        score_pairs(model, feats, pairs[:pair_batch], opts[name])  # warm-up
-    for r in range(repeats):
-        for name in (names if r % 2 == 0 else names[::-1]):
-            start = time.perf_counter()
-            scores[name] = score_pairs(model, feats, pairs, opts[name])
-            secs[name].append(time.perf_counter() - start)
-    speedups = [b / a for b, a in zip(secs["before_per_pair"], secs["after_shared"])]
+        score_pairs(model, feats, batches[0], opts[name])  # warm-up
+    wall, cpu = {name: 0.0 for name in names}, {name: 0.0 for name in names}
+    ratios, cpu_ratios, scores = [], [], {name: [None] * len(batches) for name in names}
+    for r in range(rounds):
+        for i, batch in enumerate(batches):
+            took: dict[str, tuple[float, float]] = {}
+            for name in (names if (r + i) % 2 == 0 else names[::-1]):
+                start, start_cpu = time.perf_counter(), time.thread_time()
+                scores[name][i] = score_pairs(model, feats, batch, opts[name])
+                took[name] = (time.perf_counter() - start, time.thread_time() - start_cpu)
+                wall[name] += took[name][0]
+                cpu[name] += took[name][1]
+            ratios.append(took["before_per_pair"][0] / took["after_shared"][0])
+            cpu_ratios.append(took["before_per_pair"][1] / took["after_shared"][1])
     for name in names:
-        out[f"{name}_passes_per_s"] = round(len(pairs) / statistics.median(secs[name]), 1)
-        out[f"{name}_s"] = [round(t, 3) for t in secs[name]]
-    out["speedup"] = round(statistics.median(speedups), 3)
-    out["speedup_spread"] = _spread(speedups)
+        out[f"{name}_passes_per_s"] = round(rounds * len(pairs) / wall[name], 1)
+        out[f"{name}_cpu_s_per_round"] = round(cpu[name] / rounds, 3)
+    out["speedup"] = round(statistics.median(ratios), 3)
+    out["speedup_spread"] = _spread(ratios)
+    out["cpu_time_speedup"] = round(statistics.median(cpu_ratios), 3)
+    out["cpu_time_speedup_spread"] = _spread(cpu_ratios)
     flops = {name: _flops(lambda: score_pairs(model, feats, pairs, opts[name])) for name in names}
     out["flop_ratio"] = ratio(flops["before_per_pair"], flops["after_shared"], 3)
-    out["gflops_per_pass"] = {name: round(flops[name] / len(pairs) / 1e9, 3) for name in names}
-    out["max_abs_score_diff"] = float((scores["after_shared"] - scores["before_per_pair"]).abs().max())
+    out["gflops_per_pass"] = {name: round(flops[name] / len(pairs) / 1e9, 4) for name in names}
+    diff = torch.cat(scores["after_shared"]) - torch.cat(scores["before_per_pair"])
+    out["max_abs_score_diff"] = float(diff.abs().max())
     return out
 
 
@@ -216,9 +228,9 @@ def peak_memory(n_img: int, k: int, pair_batch: int, chunk_pairs: int, chunks: i
 
 PLANS = {  # sized for a few minutes on a shared 2-CPU machine (bf16 autocast is slow on CPUs without AMX)
     "full": dict(shared=[("tiny", 40, 8, 256), ("mid", 12, 4, 64)], precision=[("tiny", 24, 4, 256),
-                 ("mid", 8, 2, 64)], memory=(5000, 256, 256, 4096, 2), repeats=2, interleaved=(11, 7)),
+                 ("mid", 8, 2, 64)], memory=(5000, 256, 256, 4096, 2), repeats=2, interleaved=(10, 3)),
     "quick": dict(shared=[("tiny", 12, 4, 32)], precision=[("tiny", 12, 4, 32)], memory=(200, 16, 64, 256, 2),
-                  repeats=1, interleaved=(3,)),
+                  repeats=1, interleaved=(2,)),
 }
 SECTIONS = ("shared_fusion", "precision", "peak_memory")
 
@@ -248,7 +260,7 @@ def main(argv: list[str] | None = None) -> dict:
                            "machine": machine_info(), "torch_threads": 1}
     args.out.mkdir(parents=True, exist_ok=True)
     name = "scale_quick" if args.quick else "scale"
-    runs = {"shared_fusion": lambda: [shared_fusion(*c, repeats=n) for c, n in zip(plan["shared"], plan["interleaved"])],
+    runs = {"shared_fusion": lambda: [shared_fusion(*c, rounds=n) for c, n in zip(plan["shared"], plan["interleaved"])],
             "precision": lambda: [precision(*c, repeats=plan["repeats"]) for c in plan["precision"]],
             "peak_memory": lambda: peak_memory(*plan["memory"])}
     path = args.out / f"{name}.json"
