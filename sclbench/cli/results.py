@@ -82,6 +82,10 @@ def check(
     ),
     resamples: int = typer.Option(1000, "--bootstrap", help="Paired bootstrap resamples when predictions exist."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    expect_protocol: list[str] = typer.Option(
+        [], "--expect-protocol", help="A protocol key meant to differ (e.g. precision for bf16 vs fp32): listed, "
+        "not failed; repeatable."
+    ),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON here."),
 ) -> None:
     """Compare results with a baseline; exit 1 when a metric drifts beyond its tolerance."""
@@ -92,7 +96,8 @@ def check(
     for path, what in ((results, "results"), (baseline, "baseline")):
         if not path.exists():
             raise DataError(f"{what} path {path} does not exist")
-    report = run_check(results, baseline, tolerance, _parse_tolerances(metric_tolerance), resamples, seed)
+    report = run_check(results, baseline, tolerance, _parse_tolerances(metric_tolerance), resamples, seed,
+                       expected_protocol=expect_protocol)
     report.print()
     if json_out is not None:
         json_out.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")

@@ -139,8 +139,8 @@ class RetrievalTask(Task):
     def metrics(self, scored: dict, owner: list[int], n_media: int, ties: str) -> tuple[dict, list[dict]]:
         metrics = retrieval_recall(scored["i2t"], scored["t2i"], txt2img=owner, ties=ties)
         ranks = retrieval_ranks(scored["i2t"], scored["t2i"], txt2img=owner, ties=ties)
-        preds = [{"id": f"image/{i}", "rank": int(r), "scores": {"tr_r1": float(r < 1), "tr_r5": float(r < 5)}}
+        preds = [{"id": f"image/{i}", "rank": int(r), "scores": {"tr_r1": float(r < 1), "tr_r5": float(r < 5), "tr_r10": float(r < 10)}}
                  for i, r in enumerate(ranks["tr"])]
-        preds += [{"id": f"text/{t}", "rank": int(r), "scores": {"ir_r1": float(r < 1), "ir_r5": float(r < 5)}}
+        preds += [{"id": f"text/{t}", "rank": int(r), "scores": {"ir_r1": float(r < 1), "ir_r5": float(r < 5), "ir_r10": float(r < 10)}}
                   for t, r in enumerate(ranks["ir"])]
         return metrics, preds

@@ -46,8 +46,8 @@ class VideoRetrievalTask(RetrievalTask):
         # rank of its video, and each video query's rank of its best caption, from the same matrices.
         t2v_ranks = video_retrieval_ranks(scored["t2i"], owner, ties=ties)["t2v"]
         v2t_ranks = video_retrieval_ranks(scored["i2t"].t(), owner, ties=ties)["v2t"]
-        preds = [{"id": f"text/{t}", "rank": int(r), "scores": {"t2v_r1": float(r < 1), "t2v_r5": float(r < 5)}}
+        preds = [{"id": f"text/{t}", "rank": int(r), "scores": {"t2v_r1": float(r < 1), "t2v_r5": float(r < 5), "t2v_r10": float(r < 10)}}
                  for t, r in enumerate(t2v_ranks)]
-        preds += [{"id": f"video/{v}", "rank": int(r), "scores": {"v2t_r1": float(r < 1), "v2t_r5": float(r < 5)}}
+        preds += [{"id": f"video/{v}", "rank": int(r), "scores": {"v2t_r1": float(r < 1), "v2t_r5": float(r < 5), "v2t_r10": float(r < 10)}}
                   for v, r in enumerate(v2t_ranks)]
         return metrics, preds

@@ -47,3 +47,12 @@ def test_rows_count_paired_and_changed_samples(tmp_path):
     assert {"paired": 5, "changed_samples": 2}.items() <= as_json[-1].items()
     same = next(r for r in check(base, base).rows if r.metric == "accuracy")
     assert (same.paired, same.changed_samples, same.ci) == (5, 0, (0.0, 0.0))
+
+
+def test_cli_expect_protocol(tmp_path):
+    from sclbench.cli import main
+
+    base = save(tmp_path / "fp32", vqa([1.0, 0.3, 0.0, 1.0], "fp32"))
+    now = save(tmp_path / "bf16", vqa([1.0, 0.3, 0.0, 1.0], "bf16"))
+    assert main(["check", str(now), "--baseline", str(base)]) == 1
+    assert main(["check", str(now), "--baseline", str(base), "--expect-protocol", "precision"]) == 0

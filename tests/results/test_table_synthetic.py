@@ -123,3 +123,14 @@ def test_ablation_pairs_samples_by_id(tmp_path):
     nlvr2("demo-no-completion", set(range(1, 81)))  # same accuracy, different samples
     row = ablation_comparison(collect(tmp_path))[0]
     assert row["delta"] == 0.0 and row["ci"][0] < 0 < row["ci"][1] and row["verdict"] == "no significant difference"
+    # 2 discordant samples of 100 (one each way): sd of the difference ~0.14, so detecting a
+    # 2-point difference needs ((1.96 + 0.84) * 0.1421 / 0.02)^2 ~ 396 paired samples
+    assert row["queries_needed"] == pytest.approx(396, abs=2)
+
+
+def test_queries_needed_for_a_paired_effect():
+    from sclbench.app.demo import queries_needed
+
+    diffs = [1.0, -1.0] * 10 + [0.0] * 80  # 20 % discordant, no net effect
+    assert queries_needed(diffs, 2.0) == pytest.approx((2.8 ** 2) * 0.2 / 0.02 ** 2, rel=0.02)
+    assert queries_needed([0.0] * 50) is None and queries_needed([1.0]) is None
