@@ -30,6 +30,9 @@ VARIANTS = {"scl": ["objectives=[mlm,itm,itc,mgsc,mltc]"], "no-completion": ["ob
 # reports the part of val2014 that is neither trained on nor used for selection (minival).
 SYNTH_OVERRIDES: dict[str, list[str]] = {
     "vqa": ["data.minival_images=10", "splits.train=[train]", "splits.test=trainable_val"],
+    # Every caption of a training clip is a pair (CLIP4Clip's protocol): the test clips are described
+    # by any of the five caption templates, and the official first-caption-only training sees one.
+    "msrvtt": ["data.captions=all"],
     "pretrain": ["data.corpora=[{name: coco, root: ../coco}, {name: vg, root: vg}, {name: sbu, root: sbu},"
                  " {name: cc3m, root: cc3m}, {name: webvid, root: webvid}]"],
 }
@@ -39,14 +42,13 @@ SYNTH_OVERRIDES: dict[str, list[str]] = {
 class DemoPlan:
     scale: float  # size of the synthetic benchmark (1.0: 100 F30K training images, 60 VQA images, ...)
     pretrain_steps: int
-    finetune_steps: int  # VQA; the others get twice as many steps of half the batch
+    finetune_steps: int  # VQA's; the others get STEP_FACTOR times as many (of half the batch)
     chunk: int = 16  # pre-training samples per modality-pure micro-batch (2 per step)
     batch: int = 32
     lr: float = 1e-3
 
     def steps(self, task: str) -> int:
-        # NLVR2 (compositional statements about two images) needs the most updates: smaller batches.
-        return self.finetune_steps * (2 if task in RETRIEVAL or task == "nlvr2" else 1)
+        return round(self.finetune_steps * STEP_FACTOR[task])
 
     def pretrain_overrides(self) -> list[str]:
         return [f"train.chunk_size={self.chunk}", *self.common]
@@ -70,6 +72,10 @@ class DemoPlan:
 
 
 RETRIEVAL = ("f30k", "coco", "msrvtt", "lsmdc")
+# Fine-tuning steps per task relative to VQA's. Image retrieval is far above chance early; the video
+# tasks learn from 2 frames of 32 px and need the most updates (their contrastive loss leaves its
+# plateau after ~80 steps); NLVR2 (statements about two images) gets twice VQA's.
+STEP_FACTOR = {"vqa": 1.0, "nlvr2": 2.0, "f30k": 1.25, "coco": 1.25, "msrvtt": 3.0, "lsmdc": 2.5}
 QUICK = DemoPlan(scale=1.0, pretrain_steps=30, finetune_steps=200)
 FULL = DemoPlan(scale=2.0, pretrain_steps=300, finetune_steps=400)
 
@@ -88,52 +94,108 @@ def _log(message: str) -> None:
     Console(stderr=True).print(f"[bold cyan]demo[/] {message}")
 
 
-def run_demo(out: str | Path = "demo_out", quick: bool = False, seed: int = 0, ablation: bool = False,
-             results_dir: str | Path | None = None, tasks: tuple[str, ...] = TASKS) -> list[ResultRecord]:
-    """Run everything; returns the result records (also written under `results_dir`).
+def demo_workers() -> int:
+    """Processes that pre-train / fine-tune side by side: one per CPU, at most 2 by default.
 
-    tasks: a subset of TASKS to fine-tune (tests build just the model they need).
+    Each runs one thread, so a task's numbers do not depend on how many run at once (float
+    reductions depend on the thread count, not on the neighbours); `SCLBENCH_DEMO_WORKERS` overrides.
     """
-    unknown = sorted(set(tasks) - set(TASKS))
-    if unknown:
-        raise ConfigError(f"unknown demo task(s) {', '.join(unknown)}; choose from {', '.join(TASKS)}")
-    import torch
+    given = os.environ.get("SCLBENCH_DEMO_WORKERS")
+    if given:
+        return max(1, int(given))
+    return max(1, min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
-    from sclbench.data.synthetic import generate, synthetic_marker
-    from sclbench.app.jobs import evaluate, finetune, pretrain
+
+def _pretrain_variant(variant: str, plan: DemoPlan, data: Path, out: Path, seed: int) -> Path:
+    from sclbench.app.jobs import pretrain
+
+    _threads()
+    objectives = VARIANTS[variant][0].split("=")[1].strip("[]")
+    _log(f"pre-training a tiny SCL model ({variant}: {objectives}), {plan.pretrain_steps} steps")
+    pre_dir = out / "runs" / f"pretrain-{variant}"
+    pretrain("pretrain", None, str(data / "pretrain"), pre_dir, tokenizer=str(data / "tokenizer"),
+             overrides=SYNTH_OVERRIDES["pretrain"] + VARIANTS[variant] + plan.pretrain_overrides(),
+             preset="tiny", max_steps=plan.pretrain_steps, global_batch_size=2, per_device_batch_size=1,
+             lr=plan.lr, lr_mult_head=1, lr_mult_cross_modal=1, warmup=0.1, seed=seed, resume=False, log_every=20)
+    return pre_dir / "final"
+
+
+def _finetune_task(task: str, variant: str, plan: DemoPlan, data: Path, out: Path, results: Path, seed: int,
+                   started: float) -> Path | None:
+    from sclbench.app.jobs import evaluate, finetune
+    from sclbench.data.synthetic import synthetic_marker
+
+    _threads()
+    _log(f"fine-tuning {task} from pretrain-{variant}, {plan.steps(task)} steps "
+         f"({time.time() - started:.0f} s so far)")
+    run_dir = out / "runs" / variant / task
+    overrides = SYNTH_OVERRIDES.get(task, []) + plan.train_overrides(task)
+    finetune(task, str(out / "runs" / f"pretrain-{variant}" / "final"), str(data / task), run_dir,
+             overrides=overrides, preset="tiny", max_steps=plan.steps(task),
+             eval_every_steps=max(plan.steps(task) // 2, 1), seed=seed, resume=False, log_every=20)
+    best = run_dir / "best" if (run_dir / "best" / "config.json").is_file() else run_dir / "final"
+    _, path = evaluate(task, str(best), "test", str(data / task), results, overrides=overrides,
+                       preset="tiny", checkpoint_name=f"demo-{variant}", seed=seed, device="cpu")
+    if path is not None:
+        mark_synthetic(path, synthetic_marker(data / task))
+    return path
+
+
+def _threads() -> None:
+    import torch
 
     # Fixed thread count: float reductions (and so the last digits) depend on it; one thread, because
     # the tiny model gains nothing from two and two busy processes of two threads each crawl.
     torch.set_num_threads(int(os.environ.get("SCLBENCH_DEMO_THREADS", "1")))
+
+
+def _run_all(calls: list[tuple], workers: int) -> list:
+    """Run `(function, *args)` calls, `workers` processes at a time (in this process when 1); the
+    results come back in the order given, and the first failure is raised here."""
+    if workers <= 1 or len(calls) <= 1:
+        return [fn(*args) for fn, *args in calls]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn: a fresh interpreter per worker (forking a process that holds torch's thread pools is unsafe)
+    with ProcessPoolExecutor(max_workers=min(workers, len(calls)),
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(fn, *args) for fn, *args in calls]
+        return [f.result() for f in futures]
+
+
+# Rough cost of each task's fine-tuning + evaluation (seconds at QUICK, one thread): the longest start
+# first, so that two workers finish together.
+COST = {"msrvtt": 85, "lsmdc": 75, "nlvr2": 70, "coco": 40, "f30k": 40, "vqa": 40}
+
+
+def run_demo(out: str | Path = "demo_out", quick: bool = False, seed: int = 0, ablation: bool = False,
+             results_dir: str | Path | None = None, tasks: tuple[str, ...] = TASKS,
+             workers: int | None = None) -> list[ResultRecord]:
+    """Run everything; returns the result records (also written under `results_dir`).
+
+    tasks: a subset of TASKS to fine-tune (tests build just the model they need).
+    workers: processes side by side (default `demo_workers()`); the numbers do not depend on it.
+    """
+    unknown = sorted(set(tasks) - set(TASKS))
+    if unknown:
+        raise ConfigError(f"unknown demo task(s) {', '.join(unknown)}; choose from {', '.join(TASKS)}")
+    from sclbench.data.synthetic import generate
+
+    _threads()
     plan = QUICK if quick else FULL
+    workers = demo_workers() if workers is None else workers
     out = Path(out)
     results = Path(results_dir) if results_dir else out / "results"
-    started = time.perf_counter()
+    started = time.time()
     _log(f"generating the synthetic mini-benchmark (scale {plan.scale}, seed {seed}) in {out / 'data'}")
-    data = generate(out / "data", seed=seed, scale=plan.scale)
+    data = generate(out / "data", seed=seed, scale=plan.scale, workers=workers)
     variants = ("scl", "no-completion") if ablation else ("scl",)
-    for variant in variants:
-        objectives = VARIANTS[variant][0].split("=")[1].strip("[]")
-        _log(f"pre-training a tiny SCL model ({variant}: {objectives}), {plan.pretrain_steps} steps")
-        pre_dir = out / "runs" / f"pretrain-{variant}"
-        pretrain("pretrain", None, str(data / "pretrain"), pre_dir, tokenizer=str(data / "tokenizer"),
-                 overrides=SYNTH_OVERRIDES["pretrain"] + VARIANTS[variant] + plan.pretrain_overrides(),
-                 preset="tiny", max_steps=plan.pretrain_steps, global_batch_size=2, per_device_batch_size=1,
-                 lr=plan.lr, lr_mult_head=1, lr_mult_cross_modal=1, warmup=0.1, seed=seed, resume=False, log_every=20)
-        for task in tasks:
-            _log(f"fine-tuning {task} from pretrain-{variant}, {plan.steps(task)} steps "
-                 f"({time.perf_counter() - started:.0f} s so far)")
-            run_dir = out / "runs" / variant / task
-            overrides = SYNTH_OVERRIDES.get(task, []) + plan.train_overrides(task)
-            finetune(task, str(pre_dir / "final"), str(data / task), run_dir, overrides=overrides, preset="tiny",
-                     max_steps=plan.steps(task), eval_every_steps=max(plan.steps(task) // 2, 1),
-                     seed=seed, resume=False, log_every=20)
-            best = run_dir / "best" if (run_dir / "best" / "config.json").is_file() else run_dir / "final"
-            _, path = evaluate(task, str(best), "test", str(data / task), results, overrides=overrides,
-                               preset="tiny", checkpoint_name=f"demo-{variant}", seed=seed, device="cpu")
-            if path is not None:
-                mark_synthetic(path, synthetic_marker(data / task))
-    _log(f"done in {time.perf_counter() - started:.0f} s; records in {results}")
+    _log(f"{workers} worker process(es) of one thread each")
+    _run_all([(_pretrain_variant, v, plan, data, out, seed) for v in variants], workers)
+    order = sorted(((t, v) for v in variants for t in tasks), key=lambda tv: -COST[tv[0]])
+    _run_all([(_finetune_task, t, v, plan, data, out, results, seed, started) for t, v in order], workers)
+    _log(f"done in {time.time() - started:.0f} s; records in {results}")
     return [r for r in collect(results) if r.checkpoint_name.startswith("demo-")]
 
 
@@ -189,6 +251,8 @@ def ablation_comparison(records: list[ResultRecord], with_: str = "demo-scl", wi
             shared = sorted(set(va) & set(vb))
             ci = paired_bootstrap([va[i] for i in shared], [vb[i] for i in shared], resamples, seed) if shared else None
             row["ci"], row["n"] = ci, len(shared)
+            diffs = [va[i] - vb[i] for i in shared]
+            row["queries_needed"] = queries_needed(diffs, EFFECT_POINTS) if shared else None
             if ci is None:
                 row["verdict"] = "cannot tell (no per-sample scores)"
             elif ci[0] > 0 or ci[1] < 0:
@@ -197,6 +261,28 @@ def ablation_comparison(records: list[ResultRecord], with_: str = "demo-scl", wi
                 row["verdict"] = "no significant difference"
             rows.append(row)
     return rows
+
+
+# The size of effect the ablation should be able to see: a few R@1 points, the order of the gains the
+# SCL paper attributes to its completion objectives on retrieval.
+EFFECT_POINTS = 2.0
+
+
+def queries_needed(diffs: list[float], effect_points: float = EFFECT_POINTS, z_alpha: float = 1.96,
+                   z_power: float = 0.84) -> int | None:
+    """Paired test samples needed to detect a mean difference of `effect_points` (two-sided 5%, 80%
+    power), from the spread of the per-sample differences measured here: n = ((z_a + z_b) sd / effect)^2.
+    For 0/1 hits the variance is about the fraction of discordant samples. None if nothing differed."""
+    import math
+
+    n = len(diffs)
+    if n < 2:
+        return None
+    mean = sum(diffs) / n
+    var = sum((d - mean) ** 2 for d in diffs) / (n - 1)
+    if var == 0:
+        return None
+    return math.ceil(((z_alpha + z_power) * math.sqrt(var) / (effect_points / 100.0)) ** 2)
 
 
 def _by_id(predictions: list[dict[str, Any]], metric: str) -> dict[str, float]:
@@ -219,12 +305,16 @@ def print_ablation(records: list[ResultRecord]) -> None:
     if not rows:
         return
     table = Table(title="ablation: pre-training with MGSC/MLTC minus without (same data, steps, seed)")
-    for col in ("task", "metric", "with", "without", "Δ", "95% paired CI", "n", "verdict"):
-        table.add_column(col, justify="right" if col in ("with", "without", "Δ", "n") else "left")
+    need = f"n for {EFFECT_POINTS:g} pts"
+    for col in ("task", "metric", "with", "without", "Δ", "95% paired CI", "n", need, "verdict"):
+        table.add_column(col, justify="right" if col in ("with", "without", "Δ", "n", need) else "left")
     for r in rows:
         ci = "-" if r["ci"] is None else f"\\[{r['ci'][0]:+.1f}, {r['ci'][1]:+.1f}]"
+        needed = "-" if r.get("queries_needed") is None else f"{r['queries_needed']:,}"
         table.add_row(r["task"], r["metric"], f"{r['with']:.1f}", f"{r['without']:.1f}", f"{r['delta']:+.1f}", ci,
-                      str(r["n"]), r["verdict"])
+                      str(r["n"]), needed, r["verdict"])
+    table.caption = (f"n for {EFFECT_POINTS:g} pts: paired test samples that would detect a {EFFECT_POINTS:g}-point "
+                     "difference (5%, 80% power) given the per-sample spread measured here")
     Console().print(table)
 
 

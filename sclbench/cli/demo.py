@@ -14,11 +14,14 @@ def demo(
     ablation: bool = typer.Option(False, "--ablation", help="also pre-train without MGSC/MLTC and compare"),
     seed: int = typer.Option(0, help="the same seed gives the same numbers"),
     results: Optional[Path] = typer.Option(None, "--results", help="where records go (default OUT/results)"),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1,
+                                          help="processes side by side, one thread each (default: CPUs, at most 2); "
+                                               "the numbers do not depend on it"),
 ) -> None:
     """Synthetic mini-benchmark -> tiny SCL pre-training -> six fine-tunes -> leaderboard with chance."""
     from sclbench.app.demo import print_ablation, print_leaderboard, run_demo
 
-    records = run_demo(out, quick=quick, seed=seed, ablation=ablation, results_dir=results)
+    records = run_demo(out, quick=quick, seed=seed, ablation=ablation, results_dir=results, workers=workers)
     print_leaderboard(records)
     if ablation:
         print_ablation(records)

@@ -155,7 +155,9 @@ def _nlvr2_pair(rng: random.Random, truths, targets):
 
 
 def _nlvr2(out: Path, scale: float, rng: random.Random, texts: list[str]) -> None:
-    for split, sets in (("train", _n(100, scale)), ("dev", _n(20, scale)), ("test1", _n(20, scale))):
+    # 4 statements per set; test-P of 200 statements, so that a number ~10 points above chance is
+    # significant (p < 0.01) and not just lucky.
+    for split, sets in (("train", _n(200, scale)), ("dev", _n(30, scale)), ("test1", _n(50, scale))):
         lines = []
         for s in range(sets):
             while True:  # two statements per set, each true of one image pair and false of the other
@@ -191,7 +193,7 @@ def _motion(rng: random.Random):
 
 
 def _msrvtt(out: Path, scale: float, rng: random.Random, texts: list[str]) -> None:
-    n_train, n_test = _n(120, scale), _n(20, scale)
+    n_train, n_test = _n(160, scale), _n(40, scale)
     annotations, cap_idx, test_rows = [], {}, []
     for i in range(n_train + n_test):
         vid = f"video{i}"
@@ -227,7 +229,7 @@ def _lsmdc(out: Path, scale: float, rng: random.Random, texts: list[str]) -> Non
     from sclbench.data.formats.lsmdc import FILES, movie_of
 
     clip_no = 0
-    for split, count in (("train", _n(60, scale)), ("val", _n(20, scale)), ("test", _n(20, scale))):
+    for split, count in (("train", _n(120, scale)), ("val", _n(20, scale)), ("test", _n(40, scale))):
         lines = []
         for _ in range(count):
             movie = f"{1001 + clip_no % 3}_Synthetic_Shapes_{clip_no % 3}"
@@ -301,35 +303,56 @@ def _arrow_tables(out: Path) -> None:
         arrow.write_nlvr2_arrow(nlvr2.read_nlvr2(out / "nlvr2", split), tables / f"nlvr2_{split}.arrow")
 
 
-def generate(out_dir: str | Path, seed: int = 0, scale: float = 1.0, *, tokenizer: bool = True) -> Path:
-    """Write the whole mini-benchmark under `out_dir`; returns it. ~seconds, a few MB at scale 1."""
+PARTS = ("f30k", "coco", "vqa", "nlvr2", "msrvtt", "lsmdc", "pretrain")
+
+
+def _make_part(name: str, out: Path, seed: int, scale: float) -> list[str]:
+    """Write one part of the benchmark; returns the texts it used (for the tokenizer). Each part has
+    its own generator, so changing one part never changes the others (and parts can run in parallel)."""
+    rng, texts = random.Random(f"{seed}/{name}"), []
+    if name == "f30k":
+        _karpathy(out / "f30k", "f30k", {"train": _n(100, scale), "val": _n(20, scale), "test": _n(20, scale)},
+                  rng, texts)
+    elif name == "coco":
+        _karpathy(out / "coco", "coco", {"train": _n(80, scale), "restval": _n(20, scale), "val": _n(20, scale),
+                                         "test": _n(20, scale)}, rng, texts)
+    else:
+        {"vqa": _vqa, "nlvr2": _nlvr2, "msrvtt": _msrvtt, "lsmdc": _lsmdc, "pretrain": _pretrain}[name](
+            out / name, scale, rng, texts)
+    return texts
+
+
+def generate(out_dir: str | Path, seed: int = 0, scale: float = 1.0, *, tokenizer: bool = True,
+             workers: int = 1) -> Path:
+    """Write the whole mini-benchmark under `out_dir`; returns it. ~seconds, a few MB at scale 1.
+
+    workers > 1 writes the parts in that many processes; the files are the same bytes either way.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    texts: list[str] = []
-    # Each part has its own generator, so changing one part never changes the others.
-    parts = {
-        "f30k": lambda r: _karpathy(out / "f30k", "f30k", {"train": _n(100, scale), "val": _n(20, scale),
-                                                             "test": _n(20, scale)}, r, texts),
-        "coco": lambda r: _karpathy(out / "coco", "coco", {"train": _n(80, scale), "restval": _n(20, scale),
-                                                             "val": _n(20, scale), "test": _n(20, scale)}, r, texts),
-        "vqa": lambda r: _vqa(out / "vqa", scale, r, texts),
-        "nlvr2": lambda r: _nlvr2(out / "nlvr2", scale, r, texts),
-        "msrvtt": lambda r: _msrvtt(out / "msrvtt", scale, r, texts),
-        "lsmdc": lambda r: _lsmdc(out / "lsmdc", scale, r, texts),
-        "pretrain": lambda r: _pretrain(out / "pretrain", scale, r, texts),
-    }
-    for name, make in parts.items():
-        make(random.Random(f"{seed}/{name}"))
+    calls = [(_make_part, name, out, seed, scale) for name in PARTS]
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # The two video parts take most of the time: they go first.
+        order = sorted(range(len(calls)), key=lambda i: PARTS[i] not in ("lsmdc", "msrvtt"))
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {i: pool.submit(*calls[i]) for i in order}
+            per_part = [futures[i].result() for i in range(len(calls))]
+    else:
+        per_part = [fn(*args) for fn, *args in calls]
+    texts = [t for part in per_part for t in part]  # the parts' order, whoever wrote them
     _arrow_tables(out)
     if tokenizer:
         from sclbench.data.tokenizer import train_tokenizer
 
         train_tokenizer(texts, out / "tokenizer", vocab_size=600)
     info = {"generator": "sclbench.data.synthetic", "seed": seed, "scale": scale,
-            "vqa_min_count": VQA_MIN_COUNT, "video_frames": FRAMES, "tasks": sorted(parts)}
+            "vqa_min_count": VQA_MIN_COUNT, "video_frames": FRAMES, "tasks": sorted(PARTS)}
     _write_json(out / "synth.json", info)
     marker = json.dumps({"synthetic": True, "generator": info["generator"], "seed": seed, "scale": scale}) + "\n"
-    for folder in (out, *(out / name for name in parts)):
+    for folder in (out, *(out / name for name in PARTS)):
         (folder / MARKER).write_text(marker)
     return out
 
