@@ -229,7 +229,7 @@ def _lsmdc(out: Path, scale: float, rng: random.Random, texts: list[str]) -> Non
     from sclbench.data.formats.lsmdc import FILES, movie_of
 
     clip_no = 0
-    for split, count in (("train", _n(120, scale)), ("val", _n(20, scale)), ("test", _n(40, scale))):
+    for split, count in (("train", _n(160, scale)), ("val", _n(20, scale)), ("test", _n(40, scale))):
         lines = []
         for _ in range(count):
             movie = f"{1001 + clip_no % 3}_Synthetic_Shapes_{clip_no % 3}"
@@ -311,11 +311,12 @@ def _make_part(name: str, out: Path, seed: int, scale: float) -> list[str]:
     its own generator, so changing one part never changes the others (and parts can run in parallel)."""
     rng, texts = random.Random(f"{seed}/{name}"), []
     if name == "f30k":
-        _karpathy(out / "f30k", "f30k", {"train": _n(100, scale), "val": _n(20, scale), "test": _n(20, scale)},
+        # 40 test images (200 captions): image->text R@1 rests on 40 queries, not 20
+        _karpathy(out / "f30k", "f30k", {"train": _n(100, scale), "val": _n(20, scale), "test": _n(40, scale)},
                   rng, texts)
     elif name == "coco":
         _karpathy(out / "coco", "coco", {"train": _n(80, scale), "restval": _n(20, scale), "val": _n(20, scale),
-                                         "test": _n(20, scale)}, rng, texts)
+                                         "test": _n(40, scale)}, rng, texts)
     else:
         {"vqa": _vqa, "nlvr2": _nlvr2, "msrvtt": _msrvtt, "lsmdc": _lsmdc, "pretrain": _pretrain}[name](
             out / name, scale, rng, texts)

@@ -120,7 +120,7 @@ def test_precision_in_pair_classification_tasks(synth_root, tmp_path, task):
 def test_each_rank_encodes_its_share_and_the_shares_make_the_whole(synth_root, f30k_ckpt, monkeypatch):
     task, loaded = jobs.prepare("f30k", str(f30k_ckpt), str(synth_root / "f30k"), [])
     model = loaded.model.eval()
-    records = task.split_records("test")
+    records = task.split_records("test")[:5]  # an odd count: the two shards differ in size
     texts = [c for r in records for c in r.captions]
     from sclbench.data.tokenizer import encode
 

@@ -25,7 +25,7 @@ def test_two_stage_with_k_covering_all_candidates_equals_exhaustive(f30k_model):
     task, model = f30k_model
     exhaustive = run(task, model, mode="exhaustive")
     n_img, n_txt = exhaustive.protocol["num_images"], exhaustive.protocol["num_texts"]
-    assert (n_img, n_txt) == (5, 25)  # scale-0.25 Karpathy test: 5 images x 5 captions
+    assert (n_img, n_txt) == (10, 50)  # scale-0.25 Karpathy test: 10 images x 5 captions
     full = run(task, model, mode="two-stage", k=max(n_img, n_txt))
     assert full.metrics == exhaustive.metrics  # exactly, not approximately
     assert [p["rank"] for p in full.predictions] == [p["rank"] for p in exhaustive.predictions]
