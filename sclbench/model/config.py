@@ -70,9 +70,6 @@ class SCLConfig:
     tokenizer: str = "roberta-base"
     text_encoder: str | None = None  # local dir or hub id of RoBERTa weights to start from (else random)
     text_init_std: float = 0.02  # RoBERTa's initializer_range, for a text encoder trained from scratch
-    # N(0, init_std) for the modules the official code creates itself (fusion, poolers, heads). 0.02 is
-    # the official value, sized for 768-wide layers; narrow models trained from scratch need more.
-    init_std: float = 0.02
 
     # Vision stream: CLIP ViT. `vision_layers` counts the blocks actually built (CLIP-B/16 has 12; the
     # official model drops the last, so 11).

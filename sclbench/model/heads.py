@@ -85,10 +85,10 @@ def build_heads(model: nn.Module, config: SCLConfig) -> None:
         model.rank_output = nn.Linear(2 * h, 1)
 
 
-def init_weights(module: nn.Module, std: float = 0.02) -> None:
+def init_weights(module: nn.Module) -> None:
     """The official init of new modules: N(0, 0.02) weights, zero biases, unit LayerNorms."""
     if isinstance(module, (nn.Linear, nn.Embedding)):
-        module.weight.data.normal_(mean=0.0, std=std)
+        module.weight.data.normal_(mean=0.0, std=0.02)
     elif isinstance(module, nn.LayerNorm):
         module.bias.data.zero_()
         module.weight.data.fill_(1.0)

@@ -11,8 +11,6 @@ that released checkpoints load with `from_official_checkpoint` and can be export
 
 from __future__ import annotations
 
-from functools import partial
-
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,11 +129,11 @@ class SCLModel(nn.Module):
             self.cross_modal_image_layers, self.cross_modal_text_layers,
             self.cross_modal_image_pooler, self.cross_modal_text_pooler,
         ):
-            module.apply(partial(init_weights, std=config.init_std))
+            module.apply(init_weights)
         build_heads(self, config)
         for name in ("mlm_score", "itm_score", "vqa_classifier", "nlvr2_classifier"):
             if hasattr(self, name):
-                getattr(self, name).apply(partial(init_weights, std=config.init_std))
+                getattr(self, name).apply(init_weights)
         if hasattr(self, "rank_output"):
             self.init_rank_output_from_itm()
         self.gradient_checkpointing = False
