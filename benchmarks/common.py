@@ -90,8 +90,8 @@ def eager_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=
 def eager_attention_everywhere() -> Iterator[dict[str, int]]:
     """Swap SDPA for `eager_attention` in every attention layer of SCLModel, same weights.
 
-    vision.py, fusion.py and transformers' RoBERTa (attn_implementation="sdpa") all look
-    `torch.nn.functional.scaled_dot_product_attention` up at call time, so replacing that one
+    vision.py, fusion.py and text.py (sclbench's RoBERTa, bit-identical to transformers' RobertaModel
+    with SDPA) all look `torch.nn.functional.scaled_dot_product_attention` up at call time, so replacing that one
     attribute reaches all three. The yielded dict counts calls, so a caller can prove the swap
     took effect (a silent no-op would make the SDPA-vs-eager ratio meaningless).
     """
