@@ -3,8 +3,10 @@
 `sclbench demo` generates the benchmark in the published formats, pre-trains a tiny SCL model with
 the semantic-completion objectives on images and videos, fine-tunes it on each of the six tasks
 (selecting on validation splits), evaluates each on its held-out split and prints the leaderboard
-with chance beside every number. `--ablation` adds a row pre-trained without MGSC/MLTC, to show
-what completion learning buys. Everything is seeded: the same seed gives the same numbers.
+with chance beside every number. `--ablation` adds a model pre-trained without MGSC/MLTC and compares
+the two sample by sample (paired bootstrap), with the test size that comparison would need to see a
+2-point effect. Everything is seeded: the same seed gives the same numbers, whatever the number of
+worker processes (each job runs in its own process with one thread).
 """
 
 from __future__ import annotations
