@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sclbench.common.processes import run_calls as _run_all
 from sclbench.errors import ConfigError
 from sclbench.metrics.chance import chance_level
 from sclbench.results import ResultRecord, collect
@@ -149,21 +150,6 @@ def _threads() -> None:
     # Fixed thread count: float reductions (and so the last digits) depend on it; one thread, because
     # the tiny model gains nothing from two and two busy processes of two threads each crawl.
     torch.set_num_threads(int(os.environ.get("SCLBENCH_DEMO_THREADS", "1")))
-
-
-def _run_all(calls: list[tuple], workers: int) -> list:
-    """Run `(function, *args)` calls, `workers` processes at a time (in this process when 1); the
-    results come back in the order given, and the first failure is raised here."""
-    if workers <= 1 or len(calls) <= 1:
-        return [fn(*args) for fn, *args in calls]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    # spawn: a fresh interpreter per worker (forking a process that holds torch's thread pools is unsafe)
-    with ProcessPoolExecutor(max_workers=min(workers, len(calls)),
-                             mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(fn, *args) for fn, *args in calls]
-        return [f.result() for f in futures]
 
 
 # Rough cost of each task's fine-tuning + evaluation (seconds at QUICK, one thread): the longest start

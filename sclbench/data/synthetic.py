@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from sclbench.common.processes import run_calls
 from sclbench.data import synth_scenes as S
 from sclbench.data.formats import arrow, karpathy, nlvr2, vqa
 
@@ -332,17 +333,9 @@ def generate(out_dir: str | Path, seed: int = 0, scale: float = 1.0, *, tokenize
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     calls = [(_make_part, name, out, seed, scale) for name in PARTS]
-    if workers > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        # The two video parts take most of the time: they go first.
-        order = sorted(range(len(calls)), key=lambda i: PARTS[i] not in ("lsmdc", "msrvtt"))
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {i: pool.submit(*calls[i]) for i in order}
-            per_part = [futures[i].result() for i in range(len(calls))]
-    else:
-        per_part = [fn(*args) for fn, *args in calls]
+    # The two video parts take most of the time: they start first.
+    first = sorted(range(len(calls)), key=lambda i: PARTS[i] not in ("lsmdc", "msrvtt"))
+    per_part = run_calls(calls, workers, start_order=first)
     texts = [t for part in per_part for t in part]  # the parts' order, whoever wrote them
     _arrow_tables(out)
     if tokenizer:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from sclbench.data.formats import lsmdc, msrvtt
-from sclbench.metrics import video_retrieval_metrics, video_retrieval_ranks
+from sclbench.metrics import video_retrieval_ranks
+from sclbench.metrics.video import rank_metrics
 from sclbench.tasks.base import register
 from sclbench.tasks.retrieval import RetrievalTask
 
@@ -37,17 +38,15 @@ class VideoRetrievalTask(RetrievalTask):
 
     def metrics(self, scored: dict, owner: list[int], n_media: int, ties: str) -> tuple[dict, list[dict]]:
         # text->video from the text-query matrix, video->text from the video-query matrix (they differ
-        # in two-stage mode, where each direction has its own candidates).
-        t2v = video_retrieval_metrics(scored["t2i"], owner, ties=ties)
-        v2t = video_retrieval_metrics(scored["i2t"].t(), owner, ties=ties)
-        metrics = {**{k: v for k, v in t2v.items() if k.startswith("t2v")},
-                   **{k: v for k, v in v2t.items() if k.startswith("v2t")}}
-        # Per-sample ranks of both directions (intervals and p-values need them): each text query's
-        # rank of its video, and each video query's rank of its best caption, from the same matrices.
+        # in two-stage mode, where each direction has its own candidates). The same per-query ranks
+        # give the metrics and the per-sample predictions (intervals and p-values need both directions).
         t2v_ranks = video_retrieval_ranks(scored["t2i"], owner, ties=ties)["t2v"]
         v2t_ranks = video_retrieval_ranks(scored["i2t"].t(), owner, ties=ties)["v2t"]
-        preds = [{"id": f"text/{t}", "rank": int(r), "scores": {"t2v_r1": float(r < 1), "t2v_r5": float(r < 5), "t2v_r10": float(r < 10)}}
-                 for t, r in enumerate(t2v_ranks)]
-        preds += [{"id": f"video/{v}", "rank": int(r), "scores": {"v2t_r1": float(r < 1), "v2t_r5": float(r < 5), "v2t_r10": float(r < 10)}}
-                  for v, r in enumerate(v2t_ranks)]
+        metrics = {**rank_metrics(t2v_ranks, "t2v"), **rank_metrics(v2t_ranks, "v2t")}
+        preds = [{"id": f"text/{t}", "rank": int(r), "scores": _hits("t2v", r)} for t, r in enumerate(t2v_ranks)]
+        preds += [{"id": f"video/{v}", "rank": int(r), "scores": _hits("v2t", r)} for v, r in enumerate(v2t_ranks)]
         return metrics, preds
+
+
+def _hits(prefix: str, rank: int) -> dict[str, float]:
+    return {f"{prefix}_r{k}": float(rank < k) for k in (1, 5, 10)}

@@ -7,20 +7,14 @@ import torch
 from sclbench.model import SCLConfig, VisionFeatures
 from sclbench.model.factory import assemble
 from sclbench.tasks.precision import EvalPrecision
-from sclbench.tasks.retrieval_engine import Features, RetrievalOptions, candidate_pairs, score_pairs
+from sclbench.tasks.retrieval_engine import RetrievalOptions, score_pairs
+from tests.tasks.random_features import random_features
 
 
 def setup():
     torch.manual_seed(0)
     model = assemble(SCLConfig.tiny("f30k"))[0].eval()
-    cfg = model.config
-    torch.manual_seed(3)
-    n_img, n_txt, length = 6, 20, 8
-    masks = torch.ones(n_txt, length, dtype=torch.long)
-    masks[::4, 5:] = 0
-    feats = Features(torch.randn(n_txt, length, cfg.hidden_size), masks, torch.randn(n_txt, 8),
-                     torch.randn(n_img, 10, cfg.hidden_size), torch.randn(n_img, 8), 1)
-    pairs, _, _ = candidate_pairs(torch.randn(n_img, n_txt), RetrievalOptions(mode="exhaustive"))
+    feats, pairs = random_features(model.config.hidden_size, n_img=6, n_txt=20, length=8, pad_every=4, seed=3)
     return model, feats, pairs
 
 

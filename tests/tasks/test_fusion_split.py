@@ -4,7 +4,8 @@ retrieval engine's shared-fusion scoring = per-pair `fuse` scoring."""
 import torch
 
 from sclbench.model import SCLConfig, SCLModel, VisionFeatures
-from sclbench.tasks.retrieval_engine import Features, RetrievalOptions, candidate_pairs, score_pairs
+from sclbench.tasks.retrieval_engine import RetrievalOptions, score_pairs
+from tests.tasks.random_features import random_features
 
 
 def tiny_model(num_frames: int = 1) -> SCLModel:
@@ -40,14 +41,7 @@ def test_fuse_prepared_equals_fuse():
 
 def test_shared_fusion_scores_equal_per_pair_scores():
     model = tiny_model()
-    cfg = model.config
-    torch.manual_seed(2)
-    n_img, n_txt, length = 4, 12, 8
-    masks = torch.ones(n_txt, length, dtype=torch.long)
-    masks[::3, 5:] = 0
-    feats = Features(torch.randn(n_txt, length, cfg.hidden_size), masks, torch.randn(n_txt, 8),
-                     torch.randn(n_img, 10, cfg.hidden_size), torch.randn(n_img, 8), 1)
-    pairs, _, _ = candidate_pairs(torch.randn(n_img, n_txt), RetrievalOptions(mode="exhaustive"))
+    feats, pairs = random_features(model.config.hidden_size, n_img=4, n_txt=12, length=8, pad_every=3, seed=2)
     shared = score_pairs(model, feats, pairs, RetrievalOptions(pair_batch_size=16))
     per_pair = score_pairs(model, feats, pairs, RetrievalOptions(pair_batch_size=16, shared_fusion=False))
     assert torch.allclose(shared, per_pair, atol=1e-6, rtol=0)
