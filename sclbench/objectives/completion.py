@@ -46,6 +46,7 @@ class CompletionConfig:
     text_mask_ratio: float = 0.4  # MGSC/MLTC: text tokens replaced by <mask>
     image_token_mask_ratio: float = 0.3  # MLTC: patches replaced by visual_mask_token
     temperature: float = 0.03
+    global_weight: float = 1.0  # MGSC's weight in the total (official 1; a named option for tiny models)
     local_weight: float = 0.2
     local: bool = True  # MLTC on (GLSCL) or off (CVPR SCL / MGSC only)
     gather_grad: str = "official"  # "official" | "exact": see the module docstring and losses.py
@@ -85,7 +86,7 @@ def completion_contrast(
     if exact:  # official: the text CLS pair stays local (cut before the gather)
         t_hat, t = gather(t_hat, mode), gather(t, mode)
     loss_txt = norm_softmax_loss(t_hat @ t.t(), tau)
-    loss = loss_img + loss_txt
+    loss = cfg.global_weight * (loss_img + loss_txt)
     terms = {"mgsc_img_loss": loss_img, "mgsc_txt_loss": loss_txt}
     if text_tokens is not None and image_tokens is not None:
         pred, target, selected = text_tokens
