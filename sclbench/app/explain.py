@@ -17,6 +17,13 @@ Feature space (`space`):
   positive part of their gradient of the match score (ITM logit, or the rank head of a retrieval
   model), averaged over heads. Sentence map: the text CLS's row over the patches; word map: the rows
   of the word's tokens; image -> words: the image CLS's row over the text tokens. Non-negative.
+- "occlusion": what the decision rests on (Zeiler & Fergus's occlusion sensitivity). A window of one
+  patch, slid at a quarter-patch stride (`stride`), is filled with the frame's per-channel median
+  (the background of a scene); a pixel's heat is the mean fall of the match score (rank head, else
+  ITM margin) over the windows that cover it. Word map: the same fall of the cosine between the
+  word's contrastive feature and the image's global feature; image -> words: the fall of the match
+  score when the word's tokens become <mask>. Of the four, the one that lies on the named object of
+  the demo's scenes (tests/app/test_explain.py): its 4x4 patch grid is too coarse for the others.
 Heatmaps are the cosines over the patch grid, upsampled (bilinear) to the image, min-max scaled for
 display; `AlignmentMaps` keeps the raw cosines.
 """
@@ -35,7 +42,7 @@ import torch.nn.functional as F
 from sclbench.app.predict import Media, Predictor, load_predictor
 from sclbench.errors import ConfigError
 
-SPACES = ("contrastive", "fused", "gradcam")
+SPACES = ("contrastive", "fused", "gradcam", "occlusion")
 
 
 @dataclass
@@ -83,7 +90,7 @@ def _token_words(tokenizer: Any, sentence: str, max_len: int) -> tuple[list[list
 
 @torch.no_grad()
 def alignment_maps(p: Predictor, media: Media, sentence: str, word: str | None = None,
-                   space: str = "contrastive", layer: int = 0) -> AlignmentMaps:
+                   space: str = "contrastive", layer: int = 0, stride: int | None = None) -> AlignmentMaps:
     """The three alignments of one image (or clip) and one sentence (see the module docstring)."""
     if space not in SPACES:
         raise ConfigError(f"space {space!r}: choose one of {', '.join(SPACES)}")
@@ -98,6 +105,8 @@ def alignment_maps(p: Predictor, media: Media, sentence: str, word: str | None =
     pixels = p.pixels(media)
     if space == "gradcam":
         return _gradcam_maps(p, ids, masks, pixels, token_pos, words, word, layer)
+    if space == "occlusion":
+        return _occlusion_maps(p, ids, masks, pixels, token_pos, words, word, stride)
     text = model.encode_text(ids, masks)
     vision = model.encode_vision(pixels)
     frames = vision.num_frames
@@ -191,6 +200,79 @@ def _gradcam_maps(p: Predictor, ids: torch.Tensor, masks: torch.Tensor, pixels: 
     return AlignmentMaps(sentence_map, word_map, chosen, words, word_weights, image, "gradcam")
 
 
+def _match_scores(model: Any, ids: torch.Tensor, masks: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+    """The model's image-text match score of every image in `pixels` [N, F, 3, H, W] with each text in
+    `ids` (one text, or one per image): the rank head of a retrieval model, else the ITM logit margin."""
+    n = pixels.shape[0]
+    text = model.encode_text(ids, masks)
+    if text.shape[0] == 1 and n > 1:
+        text, masks = text.expand(n, -1, -1), masks.expand(n, -1)
+    elif n == 1 and text.shape[0] > 1:
+        pixels = pixels.expand(text.shape[0], -1, -1, -1, -1)
+    fused = model.fuse(text, masks, model.encode_vision(pixels))
+    if hasattr(model, "rank_output"):
+        return model.rank_output(fused.cls_feats)[:, 0].float()
+    logits = model.itm_score(fused.cls_feats).float()
+    return logits[:, 1] - logits[:, 0]
+
+
+def _occlusion_maps(p: Predictor, ids: torch.Tensor, masks: torch.Tensor, pixels: torch.Tensor,
+                    token_pos: list[list[int]], words: list[str], word: str | None, stride: int | None,
+                    chunk: int = 32) -> AlignmentMaps:
+    model = p.model
+    if not (hasattr(model, "rank_output") or hasattr(model, "itm_score")):
+        raise ConfigError(f"{p.name} has no match head (ITM or rank) to explain; use --space contrastive or fused")
+    if word and "con" not in model.config.heads:
+        raise ConfigError(f"{p.name} has no contrastive head for the word map; leave out --word or use --space gradcam")
+    size, window = pixels.shape[-1], model.config.patch_size
+    stride = stride or max(1, window // 4)
+    starts = list(range(0, size - window + 1, stride))
+    if starts[-1] != size - window:
+        starts.append(size - window)
+    boxes = [(r, c) for r in starts for c in starts]
+    # Occluded copies: the window, in every frame, filled with the frame's per-channel median (the
+    # background of a scene; what is left when the thing there is taken away).
+    fill = pixels.flatten(-2).median(-1).values[..., None, None]  # [1, F, 3, 1, 1]
+    variants = pixels.repeat(len(boxes), 1, 1, 1, 1)
+    for k, (r, c) in enumerate(boxes):
+        variants[k, :, :, r:r + window, c:c + window] = fill[0]
+    word_feature = None
+    if word:
+        i = _choose_word(words, word)
+        tokens = F.normalize(model.language_proj(model.encode_text(ids, masks)[0]).float(), dim=-1)
+        word_feature = F.normalize(tokens[token_pos[i]].mean(0), dim=-1)
+    image_global = lambda px: F.normalize(model.vision_proj(model.encode_vision(px).cls).float(), dim=-1)  # noqa: E731
+    full_score = _match_scores(model, ids, masks, pixels)[0]
+    full_word = image_global(pixels)[0] @ word_feature if word_feature is not None else None
+    drops, word_drops = [], []
+    for part in torch.split(variants, chunk):
+        drops.append(full_score - _match_scores(model, ids, masks, part))
+        if word_feature is not None:
+            word_drops.append(full_word - image_global(part) @ word_feature)
+    # Positive part, as Grad-CAM keeps only positive gradients: a window whose removal raises the
+    # score (a distractor) is not evidence for the match.
+    drop = torch.cat(drops)
+    heat = lambda values: _window_average(values.clamp(min=0), boxes, window, size)  # noqa: E731
+    sentence_map = heat(drop)
+    word_map = heat(torch.cat(word_drops)) if word_feature is not None else None
+    # image -> words: how much the match score falls when the word's tokens become <mask>
+    masked = ids.repeat(len(token_pos), 1)
+    for k, pos in enumerate(token_pos):
+        masked[k, pos] = model.config.mask_token_id
+    word_weights = (full_score - _match_scores(model, masked, masks.repeat(len(token_pos), 1), pixels)).cpu().numpy()
+    chosen = words[_choose_word(words, word)] if word else None
+    return AlignmentMaps(sentence_map, word_map, chosen, words, word_weights, _display_image(pixels[0, 0]), "occlusion")
+
+
+def _window_average(values: torch.Tensor, boxes: list[tuple[int, int]], window: int, size: int) -> np.ndarray:
+    """Per pixel, the mean of `values` over the occlusion windows that cover it: [1, size, size]."""
+    total, count = torch.zeros(size, size), torch.zeros(size, size)
+    for v, (r, c) in zip(values.float().cpu(), boxes):
+        total[r:r + window, c:c + window] += v
+        count[r:r + window, c:c + window] += 1
+    return (total / count.clamp(min=1))[None].numpy()
+
+
 def _display_image(frame: torch.Tensor) -> np.ndarray:
     """Undo the CLIP normalisation of a [3, H, W] tensor for display."""
     from sclbench.data.transforms import CLIP_MEAN, CLIP_STD
@@ -232,18 +314,20 @@ def render_png(maps: AlignmentMaps, sentence: str, out: str | Path, show_size: i
     ax.barh(ys, weights, color=colours)
     ax.set_yticks(ys, maps.words, fontsize=8)
     ax.axvline(0, color="#888", lw=0.5)
-    ax.set_title("image → words (" + ("Grad-CAM" if maps.space == "gradcam" else "cosine") + ")", fontsize=9)
+    reading = {"gradcam": "Grad-CAM", "occlusion": "score fall when masked"}.get(maps.space, "cosine")
+    ax.set_title(f"image → words ({reading})", fontsize=9)
     ax.tick_params(axis="x", labelsize=7)
-    fig.suptitle(f"{sentence}   [{maps.space} features]", fontsize=9)
+    label = "occlusion sensitivity" if maps.space == "occlusion" else f"{maps.space} features"
+    fig.suptitle(f"{sentence}   [{label}]", fontsize=9)
     return save_figure(plt, fig, out, dpi=100)
 
 
 def explain_alignment(ckpt: Predictor | str | Path, media: Media, sentence: str, out: str | Path,
                       word: str | None = None, space: str = "contrastive", layer: int = 0,
-                      **load: Any) -> tuple[Path, AlignmentMaps]:
+                      stride: int | None = None, **load: Any) -> tuple[Path, AlignmentMaps]:
     """Write the alignment figure of `media` and `sentence` to `out` (PNG); returns it and the maps."""
     p = ckpt if isinstance(ckpt, Predictor) else load_predictor(ckpt, **load)
-    maps = alignment_maps(p, media, sentence, word, space, layer)
+    maps = alignment_maps(p, media, sentence, word, space, layer, stride)
     return render_png(maps, sentence, out), maps
 
 

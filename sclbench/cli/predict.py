@@ -112,9 +112,12 @@ def explain(
     ckpt: str = CKPT, task: Optional[str] = TASK, tokenizer: Optional[str] = TOKENIZER,
     word: Optional[str] = typer.Option(None, "--word", "-w", help="also map this word of the sentence"),
     space: str = typer.Option("contrastive", "--space", help="contrastive (ITC projections of the unimodal "
-                              "tokens), fused (co-attention outputs) or gradcam (cross-attention x gradient "
-                              "of the match score)"),
+                              "tokens), fused (co-attention outputs), gradcam (cross-attention x gradient "
+                              "of the match score) or occlusion (fall of the match score when a window is "
+                              "blanked)"),
     layer: int = typer.Option(0, "--layer", help="gradcam: which co-attention layer (0 = first, -1 = last)"),
+    stride: Optional[int] = typer.Option(None, "--stride", min=1,
+                                         help="occlusion: window step in pixels (default a quarter patch)"),
     out: Path = typer.Option(Path("alignment.png"), "--out", "-o", help="the PNG to write"),
     frames: Optional[int] = typer.Option(None, "--frames", help="frames per clip (default: the task card's)"),
     device: Optional[str] = DEVICE,
@@ -123,6 +126,6 @@ def explain(
     from sclbench.app.explain import explain_alignment
 
     path, maps = explain_alignment(_predictor(ckpt, task, tokenizer, device, num_frames=frames), media, sentence,
-                                   out, word=word, space=space, layer=layer)
+                                   out, word=word, space=space, layer=layer, stride=stride)
     top = sorted(zip(maps.word_weights, maps.words), reverse=True)[:3]
     typer.echo(f"wrote {path}; words closest to the image: {', '.join(f'{w} ({c:+.2f})' for c, w in top)}")
