@@ -42,33 +42,17 @@ def test_quick_demo_beats_chance_on_every_task(quick_demo):
     rows = leaderboard(records)
     for row in rows:
         assert row["chance"] is not None, row
-        if row["task"] in AT_CHANCE:
-            continue
         assert row["demo-scl"] > row["chance"], f"{row['task']} {row['metric']}: {row['demo-scl']} <= chance {row['chance']}"
-
-
-# Known gap (issue 14): the quick demo's NLVR2 model does not learn (training loss stays at ln 2):
-# its pre-training is too short for ITC/ITM to leave chance, and NLVR2 reaches the images only
-# through the fusion, whose pooled features barely vary across images at that point.
-AT_CHANCE = ("nlvr2",)
 
 
 @pytest.mark.slow
 def test_quick_demo_numbers_are_significant(quick_demo):
-    """Every shown number has an interval and beats chance at p < 0.01 (one-sided), NLVR2 aside."""
+    """Every shown number, NLVR2 included, has an interval and beats chance at p < 0.01 (one-sided)."""
     rows = leaderboard(collect(quick_demo / "results"))
+    assert {r["task"] for r in rows} == {"vqa", "nlvr2", "f30k", "coco", "msrvtt", "lsmdc"}
     for row in rows:
         assert row.get("demo-scl ci") is not None and row.get("demo-scl p") is not None, row
-        if row["task"] not in AT_CHANCE:
-            assert row["demo-scl p"] < 0.01, f"{row['task']} {row['metric']}: p = {row['demo-scl p']:.3g}"
-
-
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 14: the quick demo's NLVR2 stays at chance (200 test statements, "
-                   "training loss at ln 2)")
-def test_quick_demo_nlvr2_is_significant(quick_demo):
-    rows = [r for r in leaderboard(collect(quick_demo / "results")) if r["task"] == "nlvr2"]
-    assert rows and all(r["demo-scl p"] < 0.01 for r in rows)
+        assert row["demo-scl p"] < 0.01, f"{row['task']} {row['metric']}: p = {row['demo-scl p']:.3g}"
 
 
 @pytest.mark.slow
