@@ -10,7 +10,7 @@ import typer
 
 def demo(
     out: Path = typer.Option(Path("demo_out"), "--out", help="folder for the data, runs and results"),
-    quick: bool = typer.Option(False, "--quick", help="smaller data and fewer steps (about 4.5 minutes on 2 CPU cores)"),
+    quick: bool = typer.Option(False, "--quick", help="smaller data and fewer steps (about 5 minutes on 2 CPU cores)"),
     ablation: bool = typer.Option(False, "--ablation", help="also pre-train without MGSC/MLTC and compare"),
     seed: int = typer.Option(0, help="the same seed gives the same numbers"),
     results: Optional[Path] = typer.Option(None, "--results", help="where records go (default OUT/results)"),
