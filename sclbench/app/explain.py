@@ -18,12 +18,13 @@ Feature space (`space`):
   model), averaged over heads. Sentence map: the text CLS's row over the patches; word map: the rows
   of the word's tokens; image -> words: the image CLS's row over the text tokens. Non-negative.
 - "occlusion": what the decision rests on (Zeiler & Fergus's occlusion sensitivity). A window of one
-  patch, slid at a quarter-patch stride (`stride`), is filled with the frame's per-channel median
-  (the background of a scene); a pixel's heat is the mean fall of the match score (rank head, else
-  ITM margin) over the windows that cover it. Word map: the same fall of the cosine between the
-  word's contrastive feature and the image's global feature; image -> words: the fall of the match
-  score when the word's tokens become <mask>. Of the four, the one that lies on the named object of
-  the demo's scenes (tests/app/test_explain.py): its 4x4 patch grid is too coarse for the others.
+  patch, slid at a quarter-patch stride (`stride`; at most ~25 positions a side), is filled with the
+  frame's per-channel median (the background of a scene); a pixel's heat is the mean positive fall
+  of the match score (rank head, else ITM margin) over the windows that cover it. Word map: the same
+  fall of the cosine between the word's contrastive feature and the image's global feature; image ->
+  words: the fall of the match score when the word's tokens become <mask>. Of the four, the one that
+  lies on the named object of the demo's scenes (tests/app/test_explain.py): its 4x4 patch grid is
+  too coarse for the others.
 Heatmaps are the cosines over the patch grid, upsampled (bilinear) to the image, min-max scaled for
 display; `AlignmentMaps` keeps the raw cosines.
 """
@@ -225,17 +226,21 @@ def _occlusion_maps(p: Predictor, ids: torch.Tensor, masks: torch.Tensor, pixels
     if word and "con" not in model.config.heads:
         raise ConfigError(f"{p.name} has no contrastive head for the word map; leave out --word or use --space gradcam")
     size, window = pixels.shape[-1], model.config.patch_size
-    stride = stride or max(1, window // 4)
+    stride = stride or occlusion_stride(size, window)
     starts = list(range(0, size - window + 1, stride))
     if starts[-1] != size - window:
         starts.append(size - window)
     boxes = [(r, c) for r in starts for c in starts]
-    # Occluded copies: the window, in every frame, filled with the frame's per-channel median (the
-    # background of a scene; what is left when the thing there is taken away).
-    fill = pixels.flatten(-2).median(-1).values[..., None, None]  # [1, F, 3, 1, 1]
-    variants = pixels.repeat(len(boxes), 1, 1, 1, 1)
-    for k, (r, c) in enumerate(boxes):
-        variants[k, :, :, r:r + window, c:c + window] = fill[0]
+    # Occluded copies, built a chunk at a time: the window, in every frame, filled with the frame's
+    # per-channel median (the background of a scene; what is left when the thing there is taken away).
+    fill = pixels.flatten(-2).median(-1).values[0, ..., None, None]  # [F, 3, 1, 1]
+
+    def occluded(chunk_boxes: list[tuple[int, int]]) -> torch.Tensor:
+        batch = pixels.repeat(len(chunk_boxes), 1, 1, 1, 1)
+        for k, (r, c) in enumerate(chunk_boxes):
+            batch[k, :, :, r:r + window, c:c + window] = fill
+        return batch
+
     word_feature = None
     if word:
         i = _choose_word(words, word)
@@ -245,7 +250,8 @@ def _occlusion_maps(p: Predictor, ids: torch.Tensor, masks: torch.Tensor, pixels
     full_score = _match_scores(model, ids, masks, pixels)[0]
     full_word = image_global(pixels)[0] @ word_feature if word_feature is not None else None
     drops, word_drops = [], []
-    for part in torch.split(variants, chunk):
+    for start in range(0, len(boxes), chunk):
+        part = occluded(boxes[start:start + chunk])
         drops.append(full_score - _match_scores(model, ids, masks, part))
         if word_feature is not None:
             word_drops.append(full_word - image_global(part) @ word_feature)
@@ -262,6 +268,12 @@ def _occlusion_maps(p: Predictor, ids: torch.Tensor, masks: torch.Tensor, pixels
     word_weights = (full_score - _match_scores(model, masked, masks.repeat(len(token_pos), 1), pixels)).cpu().numpy()
     chosen = words[_choose_word(words, word)] if word else None
     return AlignmentMaps(sentence_map, word_map, chosen, words, word_weights, _display_image(pixels[0, 0]), "occlusion")
+
+
+def occlusion_stride(size: int, window: int) -> int:
+    """The default window step: a quarter patch, but at most ~25 positions per side. A 384 px base
+    model would otherwise need 93^2 forward passes (at this bound ~600: minutes on a CPU)."""
+    return max(1, window // 4, -(-(size - window) // 24))
 
 
 def _window_average(values: torch.Tensor, boxes: list[tuple[int, int]], window: int, size: int) -> np.ndarray:

@@ -11,7 +11,8 @@ import typer
 from PIL import Image
 from typer.testing import CliRunner
 
-from sclbench.app.explain import _token_words, alignment_maps, explain_alignment, mass_ratio, word_spans
+from sclbench.app.explain import (_token_words, alignment_maps, explain_alignment, mass_ratio, occlusion_stride,
+                                  word_spans)
 from sclbench.app.predict import load_predictor
 from sclbench.data import synth_scenes as S
 from sclbench.errors import ConfigError
@@ -117,6 +118,13 @@ def test_occlusion_maps_are_the_fall_of_the_match_score(tiny_checkpoint, tmp_pat
     assert coarse.word_map is None and not np.allclose(coarse.sentence_map, maps.sentence_map)
     with pytest.raises(ConfigError, match="no match head"):
         alignment_maps(load_predictor(tiny_checkpoint("vqa"), device="cpu"), path, sentence, space="occlusion")
+
+
+def test_occlusion_stride_bounds_the_passes():
+    assert occlusion_stride(32, 8) == 2  # the demo model: a quarter patch, 13 positions a side
+    for size, window in ((384, 16), (288, 16), (224, 16), (224, 32)):
+        positions = (size - window) // occlusion_stride(size, window) + 1
+        assert positions <= 25, (size, window, positions)
 
 
 def test_png_and_cli(tiny_checkpoint, tmp_path):
