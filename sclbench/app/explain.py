@@ -42,6 +42,7 @@ import torch.nn.functional as F
 
 from sclbench.app.predict import Media, Predictor, load_predictor
 from sclbench.errors import ConfigError
+from sclbench.model.scl import VisionFeatures
 
 SPACES = ("contrastive", "fused", "gradcam", "occlusion")
 
@@ -164,8 +165,7 @@ def _attention_probs(module: torch.nn.Module, store: dict, key: str):
 def _gradcam_maps(p: Predictor, ids: torch.Tensor, masks: torch.Tensor, pixels: torch.Tensor,
                   token_pos: list[list[int]], words: list[str], word: str | None, layer: int) -> AlignmentMaps:
     model = p.model
-    if not (hasattr(model, "rank_output") or hasattr(model, "itm_score")):
-        raise ConfigError(f"{p.name} has no match head (ITM or rank) to explain; use --space contrastive or fused")
+    _require_match_head(p)
     n_layers = len(model.cross_modal_text_layers)
     if not -n_layers <= layer < n_layers:
         raise ConfigError(f"layer {layer}: the model has {n_layers} co-attention layers")
@@ -176,12 +176,7 @@ def _gradcam_maps(p: Predictor, ids: torch.Tensor, masks: torch.Tensor, pixels: 
         with torch.enable_grad():
             vision = model.encode_vision(pixels)
             fused = model.fuse(model.encode_text(ids, masks), masks, vision)
-            if hasattr(model, "rank_output"):
-                score = model.rank_output(fused.cls_feats)[0, 0]
-            else:
-                logits = model.itm_score(fused.cls_feats)[0]
-                score = logits[1] - logits[0]
-            score.backward()
+            _match_score(model, fused.cls_feats)[0].backward()
     finally:
         for h in hooks:
             h.remove()
@@ -201,28 +196,33 @@ def _gradcam_maps(p: Predictor, ids: torch.Tensor, masks: torch.Tensor, pixels: 
     return AlignmentMaps(sentence_map, word_map, chosen, words, word_weights, image, "gradcam")
 
 
-def _match_scores(model: Any, ids: torch.Tensor, masks: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
-    """The model's image-text match score of every image in `pixels` [N, F, 3, H, W] with each text in
-    `ids` (one text, or one per image): the rank head of a retrieval model, else the ITM logit margin."""
-    n = pixels.shape[0]
-    text = model.encode_text(ids, masks)
-    if text.shape[0] == 1 and n > 1:
-        text, masks = text.expand(n, -1, -1), masks.expand(n, -1)
-    elif n == 1 and text.shape[0] > 1:
-        pixels = pixels.expand(text.shape[0], -1, -1, -1, -1)
-    fused = model.fuse(text, masks, model.encode_vision(pixels))
+def _require_match_head(p: Predictor) -> None:
+    if not (hasattr(p.model, "rank_output") or hasattr(p.model, "itm_score")):
+        raise ConfigError(f"{p.name} has no match head (ITM or rank) to explain; use --space contrastive or fused")
+
+
+def _match_score(model: Any, cls_feats: torch.Tensor) -> torch.Tensor:
+    """The match score of fused pairs [N]: the rank head of a retrieval model, else the ITM logit margin."""
     if hasattr(model, "rank_output"):
-        return model.rank_output(fused.cls_feats)[:, 0].float()
-    logits = model.itm_score(fused.cls_feats).float()
+        return model.rank_output(cls_feats)[:, 0].float()
+    logits = model.itm_score(cls_feats).float()
     return logits[:, 1] - logits[:, 0]
+
+
+def _fused_scores(model: Any, text: torch.Tensor, masks: torch.Tensor, vision: VisionFeatures) -> torch.Tensor:
+    """Match scores of encoded texts with encoded images; a single text or image is paired with each."""
+    if text.shape[0] == 1 and vision.embeds.shape[0] > 1:
+        text, masks = text.expand(vision.embeds.shape[0], -1, -1), masks.expand(vision.embeds.shape[0], -1)
+    elif vision.embeds.shape[0] == 1 and text.shape[0] > 1:
+        vision = vision.repeat(text.shape[0])
+    return _match_score(model, model.fuse(text, masks, vision).cls_feats)
 
 
 def _occlusion_maps(p: Predictor, ids: torch.Tensor, masks: torch.Tensor, pixels: torch.Tensor,
                     token_pos: list[list[int]], words: list[str], word: str | None, stride: int | None,
                     chunk: int = 32) -> AlignmentMaps:
     model = p.model
-    if not (hasattr(model, "rank_output") or hasattr(model, "itm_score")):
-        raise ConfigError(f"{p.name} has no match head (ITM or rank) to explain; use --space contrastive or fused")
+    _require_match_head(p)
     if word and "con" not in model.config.heads:
         raise ConfigError(f"{p.name} has no contrastive head for the word map; leave out --word or use --space gradcam")
     size, window = pixels.shape[-1], model.config.patch_size
@@ -241,33 +241,36 @@ def _occlusion_maps(p: Predictor, ids: torch.Tensor, masks: torch.Tensor, pixels
             batch[k, :, :, r:r + window, c:c + window] = fill
         return batch
 
-    word_feature = None
+    text = model.encode_text(ids, masks)
+    vision = model.encode_vision(pixels)
+    full_score = _fused_scores(model, text, masks, vision)[0]
+    chosen, word_feature = None, None
     if word:
         i = _choose_word(words, word)
-        tokens = F.normalize(model.language_proj(model.encode_text(ids, masks)[0]).float(), dim=-1)
+        chosen = words[i]
+        tokens = F.normalize(model.language_proj(text[0]).float(), dim=-1)
         word_feature = F.normalize(tokens[token_pos[i]].mean(0), dim=-1)
-    image_global = lambda px: F.normalize(model.vision_proj(model.encode_vision(px).cls).float(), dim=-1)  # noqa: E731
-    full_score = _match_scores(model, ids, masks, pixels)[0]
-    full_word = image_global(pixels)[0] @ word_feature if word_feature is not None else None
+    word_cosine = lambda v: F.normalize(model.vision_proj(v.cls).float(), dim=-1) @ word_feature  # noqa: E731
+    full_word = word_cosine(vision)[0] if word_feature is not None else None
     drops, word_drops = [], []
     for start in range(0, len(boxes), chunk):
-        part = occluded(boxes[start:start + chunk])
-        drops.append(full_score - _match_scores(model, ids, masks, part))
+        part = model.encode_vision(occluded(boxes[start:start + chunk]))
+        drops.append(full_score - _fused_scores(model, text, masks, part))
         if word_feature is not None:
-            word_drops.append(full_word - image_global(part) @ word_feature)
+            word_drops.append(full_word - word_cosine(part))
     # Positive part, as Grad-CAM keeps only positive gradients: a window whose removal raises the
     # score (a distractor) is not evidence for the match.
-    drop = torch.cat(drops)
     heat = lambda values: _window_average(values.clamp(min=0), boxes, window, size)  # noqa: E731
-    sentence_map = heat(drop)
+    sentence_map = heat(torch.cat(drops))
     word_map = heat(torch.cat(word_drops)) if word_feature is not None else None
     # image -> words: how much the match score falls when the word's tokens become <mask>
     masked = ids.repeat(len(token_pos), 1)
     for k, pos in enumerate(token_pos):
         masked[k, pos] = model.config.mask_token_id
-    word_weights = (full_score - _match_scores(model, masked, masks.repeat(len(token_pos), 1), pixels)).cpu().numpy()
-    chosen = words[_choose_word(words, word)] if word else None
-    return AlignmentMaps(sentence_map, word_map, chosen, words, word_weights, _display_image(pixels[0, 0]), "occlusion")
+    batch_masks = masks.repeat(len(token_pos), 1)
+    word_weights = (full_score - _fused_scores(model, model.encode_text(masked, batch_masks), batch_masks, vision))
+    return AlignmentMaps(sentence_map, word_map, chosen, words, word_weights.cpu().numpy(),
+                         _display_image(pixels[0, 0]), "occlusion")
 
 
 def occlusion_stride(size: int, window: int) -> int:

@@ -116,8 +116,8 @@ def explain(
                               "of the match score) or occlusion (fall of the match score when a window is "
                               "blanked)"),
     layer: int = typer.Option(0, "--layer", help="gradcam: which co-attention layer (0 = first, -1 = last)"),
-    stride: Optional[int] = typer.Option(None, "--stride", min=1,
-                                         help="occlusion: window step in pixels (default a quarter patch)"),
+    stride: Optional[int] = typer.Option(None, "--stride", min=1, help="occlusion: window step in pixels "
+                                         "(default a quarter patch, at most ~25 positions a side)"),
     out: Path = typer.Option(Path("alignment.png"), "--out", "-o", help="the PNG to write"),
     frames: Optional[int] = typer.Option(None, "--frames", help="frames per clip (default: the task card's)"),
     device: Optional[str] = DEVICE,
