@@ -1,5 +1,6 @@
 """The `base` presets have exactly the official parameter names and shapes (minus unused modules)."""
 
+import gzip
 import json
 import re
 from pathlib import Path
@@ -10,17 +11,17 @@ import torch
 from sclbench.model import SCLConfig, SCLModel
 from sclbench.model.checkpoint import BENIGN_UNEXPECTED
 
-KEYS_TSV = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "official-state-dict-keys.tsv"
+# Every parameter name and shape of the official checkpoints, per task (tab-separated: task, key, shape),
+# gzipped beside the tests so that no test depends on where the checkout lives.
+KEYS_TSV = Path(__file__).resolve().parents[1] / "data" / "official" / "state_dict_keys.tsv.gz"
 # Official modules we deliberately do not build: RoBERTa pooler + position_ids buffer, MAE decoder.
 UNUSED = re.compile(r"^(text_transformer\.pooler\.|text_transformer\.embeddings\.position_ids$|"
                     r"vision_transformer\.(decoder_|mask_token$))")
 
 
 def official_keys(task: str) -> dict[str, tuple[int, ...]]:
-    if not KEYS_TSV.is_file():
-        pytest.skip(f"reference key list not found at {KEYS_TSV}")
     out = {}
-    for line in KEYS_TSV.read_text().splitlines():
+    for line in gzip.decompress(KEYS_TSV.read_bytes()).decode().splitlines():
         t, key, shape = line.split("\t")
         if t == task:
             out[key] = tuple(json.loads(shape))
