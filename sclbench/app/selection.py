@@ -12,6 +12,15 @@ val, "validation" on test). A card then names its choices:
 `train` lists split names (each one a `splits.<role>` value, or a published split name); `select`
 says whether checkpoints are selected on the validation role. A card without the section trains on
 `splits.train` and selects on `splits.val` ("heldout_val"). The choice is recorded with the results.
+
+What the official code keeps, in effect (`OFFICIAL_SELECTION`): Lightning keeps the checkpoint of the
+highest `val/the_metric` (scl/modules/scl_utils.py `epoch_wrapup`). For retrieval that metric is
+`ir_r1 + tr_r1` (fractions, at most 2) PLUS the current epoch number, and for LSMDC/MSRVTT
+(`get_recall_metric: False`, scl/config.py) the epoch alone, so one validation a epoch keeps the
+LAST epoch (an earlier one only if the two R@1 fell by more than 1.0 = 100 points in one epoch). Last
+is no test leak, so those cards default to `last` (final weights) and name `best_val` as the option.
+VQA selects on its held-out val (vqav2_rest_val), like sclbench; NLVR2 adds the test-P accuracy,
+i.e. selects on test: sclbench selects on dev instead (a leak is never the default).
 """
 
 from __future__ import annotations
@@ -23,6 +32,23 @@ from sclbench.config import TaskCard
 from sclbench.errors import ConfigError
 
 DEFAULT = "heldout_val"
+
+# card -> (what the official checkpoint callback keeps in effect, sclbench's default protocol name);
+# tests/app/test_fidelity_selection.py pins each card's default to this table.
+OFFICIAL_SELECTION: dict[str, tuple[str, str]] = {
+    "f30k": ("last epoch (ir_r1 + tr_r1 + epoch), trained on Karpathy train + val", "official"),
+    "coco": ("last epoch (ir_r1 + tr_r1 + epoch)", "last"),
+    "lsmdc": ("last epoch (metric = epoch, get_recall_metric False)", "last"),
+    "msrvtt": ("last epoch (the lsmdc config: metric = epoch)", "last"),
+    "vqa": ("best vqa score on the held-out vqav2_rest_val", DEFAULT),
+    "nlvr2": ("best test-P accuracy (a test leak; sclbench selects on dev)", DEFAULT),
+}
+
+
+def official_the_metric(epoch: int, recalls: tuple[float, float] | None = None) -> float:
+    """The official `val/the_metric` of a retrieval card at `epoch` (0-based): the epoch, plus
+    ir_r1 + tr_r1 as fractions when the card computes recalls (`get_recall_metric`)."""
+    return float(epoch) + (sum(recalls) if recalls is not None else 0.0)
 
 
 @dataclass(frozen=True)
