@@ -151,7 +151,7 @@ def test_lsmdc_defects(tmp_path):
     with raises(r"LSMDC16_annos_val.csv, line 1: bytes that are not UTF-8"):
         lsmdc.read_lsmdc(tmp_path, "val")
     path.write_text("\n\n")
-    with raises(r"LSMDC16_annos_val.csv: no annotation line"):
+    with raises(r"LSMDC16_annos_val.csv is empty"):
         lsmdc.read_lsmdc(tmp_path, "val")
 
 

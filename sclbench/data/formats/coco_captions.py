@@ -19,7 +19,7 @@ import contextlib
 import io
 from pathlib import Path
 
-from sclbench.data.formats._io import dedup, field, find_file, load_json, media_ok, unique
+from sclbench.data.formats._io import dedup, field, find_file, load_json, media_ok, not_empty, unique
 from sclbench.data.records import CaptionRecord, ImageSource, SkipCounter
 from sclbench.errors import DataError
 
@@ -40,7 +40,7 @@ def load_coco(path: Path):
     doc = load_json(path)
     if not isinstance(doc, dict):
         raise DataError(f"{path}: expected an object with 'images' and 'annotations' (COCO format)")
-    images = field(doc, "images", path, "top level", list)
+    images = not_empty(field(doc, "images", path, "top level", list), path, "images")
     annotations = field(doc, "annotations", path, "top level", list)
     image_ids: dict = {}
     for i, image in enumerate(images):

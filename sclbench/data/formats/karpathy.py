@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sclbench.data.formats._io import dedup, expect_dict, field, find_file, load_json, media_ok, str_list, unique
+from sclbench.data.formats._io import (dedup, expect_dict, field, find_file, load_json, media_ok, not_empty,
+                                       str_list, unique)
 from sclbench.data.records import CaptionRecord, ImageSource, SkipCounter
 from sclbench.errors import DataError
 
@@ -48,7 +49,7 @@ def read_karpathy(root: str | Path, dataset: str, split: str, *, coco_train_with
     doc = load_json(path)
     if not isinstance(doc, dict):
         raise DataError(f"{path}: expected an object with an 'images' list (Karpathy format)")
-    images = field(doc, "images", path, "top level", list)
+    images = not_empty(field(doc, "images", path, "top level", list), path, "images")
     records, seen = [], {}
     for i, entry in enumerate(images):
         where = f"images[{i}]"

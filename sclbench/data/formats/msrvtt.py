@@ -18,12 +18,12 @@ The test split is one caption per video in both (the JSFusion caption), as the 1
 from __future__ import annotations
 
 import numbers
-import pickle
 from collections import defaultdict
 from pathlib import Path
 
+from sclbench.common.safe_pickle import load_plain
 from sclbench.data.formats._io import (expect_dict, field, find_dir, find_file, load_json, media_ok,
-                                       read_csv_table, text_lines, unique)
+                                       not_empty, read_csv_table, text_lines, unique)
 from sclbench.data.records import SkipCounter, VideoRecord
 from sclbench.errors import DataError
 
@@ -74,6 +74,7 @@ def captions_by_video(root: Path) -> tuple[Path, dict[str, list[str]]]:
     if not isinstance(entries, list):
         raise DataError(f"{path}: expected an 'annotations' (MSR_VTT.json) or 'sentences' "
                         "(MSRVTT_data.json) list")
+    not_empty(entries, path, "captions")
     caps: dict[str, list[str]] = defaultdict(list)
     for i, entry in enumerate(entries):
         where = f"{key}[{i}]"
@@ -94,31 +95,11 @@ def _read_list(path: Path) -> list[tuple[int, str]]:
     return ids
 
 
-class _IndexUnpickler(pickle.Unpickler):
-    """Loads the published caption index (a dict or pandas Series of ints) and nothing else: a pickle is
-    code, and a damaged or foreign one must not run any."""
-
-    SAFE_BUILTINS = {"dict", "list", "tuple", "int", "str", "object", "slice", "set", "frozenset", "bytearray"}
-
-    def find_class(self, module, name):
-        top = module.split(".")[0]
-        if top in ("numpy", "pandas", "pyarrow", "copyreg", "collections", "functools") or \
-                (module == "builtins" and name in self.SAFE_BUILTINS):
-            if name in ("system", "eval", "exec", "popen", "load", "loads", "open", "read_pickle"):
-                raise pickle.UnpicklingError(f"refused {module}.{name}")
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refused {module}.{name}: not part of a caption index")
-
-
 def _read_caption_index(pkl: Path, listed: list[tuple[int, str]], list_path: Path) -> dict[str, int]:
     """The JSFusion caption index, joined both ways with the test list."""
-    try:
-        with open(pkl, "rb") as f:
-            index = _IndexUnpickler(f).load()
-    except Exception as err:  # any unpickling failure (truncation, byte flips) means a broken download
-        raise DataError(f"cannot read {pkl}: {type(err).__name__}: {err}; re-download it") from None
-    if hasattr(index, "to_dict"):  # the published file is a pandas Series in some copies
-        index = index.to_dict()
+    # A pickle is code: the safe loader rebuilds only data (a dict, or the pandas Series some copies
+    # hold, as a dict) and refuses any other global, naming it.
+    index = load_plain(pkl, "caption index", hint="the MSRVTT_JSFUSION_test.csv layout needs no pickle")
     if not isinstance(index, dict):
         raise DataError(f"{pkl}: expected a mapping video id -> caption index, got {type(index).__name__}")
     ids = {vid for _, vid in listed}

@@ -20,8 +20,8 @@ import csv
 import io
 from pathlib import Path
 
-from sclbench.data.formats._io import (dedup, expect_dict, field, find_file, load_json, media_ok, read_csv_table,
-                                       read_text, text_lines, unique)
+from sclbench.data.formats._io import (dedup, expect_dict, field, find_file, load_json, media_ok, not_empty,
+                                       read_csv_table, read_text, text_lines, unique)
 from sclbench.data.formats.karpathy import read_karpathy
 from sclbench.data.records import CaptionRecord, ImageSource, SkipCounter, VideoRecord
 from sclbench.errors import DataError
@@ -42,6 +42,7 @@ def read_vg(root: str | Path, *, dedup_captions: bool = True, skip: SkipCounter 
     doc = load_json(path)
     if not isinstance(doc, list):
         raise DataError(f"{path}: expected a list of images with regions")
+    not_empty(doc, path, "images")
     records, seen = [], {}
     for i, entry in enumerate(doc):
         where = f"entry {i}"

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from sclbench.common.io import atomic_write
-from sclbench.data.formats._io import field, find_file, load_json, media_ok
+from sclbench.data.formats._io import field, find_file, load_json, media_ok, not_empty
 from sclbench.data.formats.vqa_normalize import normalize_answer
 from sclbench.data.records import ImageSource, SkipCounter, VQARecord
 from sclbench.errors import DataError
@@ -46,7 +46,7 @@ def _entries(path: Path, key: str) -> list[dict]:
     doc = load_json(path)
     if not isinstance(doc, dict):
         raise DataError(f"{path}: expected a JSON object with a {key!r} list")
-    items = field(doc, key, path, "top level", list)
+    items = not_empty(field(doc, key, path, "top level", list), path, key)
     for i, item in enumerate(items):
         if not isinstance(item, dict):
             raise DataError(f"{path}, {key}[{i}]: expected an object")
