@@ -1,18 +1,26 @@
 """The `sclbench` command line: thin typer wrappers around the library.
 
-Each verb group lives in its own module and only parses arguments and calls the library. Errors a
-user can cause (`SCLBenchError`) are printed as one line and exit with code 2, without a traceback.
+Each verb group lives in its own module and only parses arguments and calls the library. What the user
+sees when something goes wrong (`main`):
+- an error the user can cause (`SCLBenchError`, or an OSError about a path: permission, read-only file
+  system, not a folder, no space, file too large, ...) is one `error:` line, exit code 2;
+- a bad option value or a usage error is click's usage line and one `Error:` line naming it, exit 2;
+- anything else is a bug in sclbench: one `error:` line saying so, exit code 1; the traceback is
+  printed when SCLBENCH_DEBUG=1. Library callers (and tests calling `app`) still get the exception.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import traceback
+from pathlib import Path
 
 import typer
 
 from sclbench import __version__
 from sclbench.cli._click import click_exception_types
-from sclbench.errors import SCLBenchError
+from sclbench.errors import SCLBenchError, describe_os_error, is_user_os_error
 
 app = typer.Typer(
     name="sclbench",
@@ -29,9 +37,10 @@ def _options(
                               help="a folder of your own task cards (*.yaml): they override or add to the packaged ones"),
 ) -> None:
     """SCL vision-language model: fine-tune, evaluate, pre-train, reproduce tables, check drift."""
-    import os
-
     if cards:
+        if not Path(cards).expanduser().is_dir():  # checked here: the card loader would only see no cards
+            raise typer.BadParameter(f"{cards!r} is not a folder (of task cards *.yaml)",
+                                     param_hint="'--cards' / SCLBENCH_TASKS_DIR")
         os.environ["SCLBENCH_TASKS_DIR"] = cards
 
 
@@ -85,7 +94,24 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         return 130
+    except OSError as err:
+        if not is_user_os_error(err):
+            return _report_bug(err)
+        typer.secho(f"error: {describe_os_error(err)}", fg=typer.colors.RED, err=True)
+        return 2
+    except Exception as err:  # noqa: BLE001 - a bug: say so in one line, not a traceback the user can't act on
+        return _report_bug(err)
     return rc if isinstance(rc, int) else 0
+
+
+def _report_bug(err: BaseException) -> int:
+    """One line (exit 1) for an error that is not the user's; the traceback with SCLBENCH_DEBUG=1."""
+    if os.environ.get("SCLBENCH_DEBUG", "") not in ("", "0"):
+        traceback.print_exception(err)
+    message = " ".join(str(err).split())[:300]
+    typer.secho(f"error: internal error ({type(err).__name__}: {message}); this is a bug in sclbench, please report "
+                "it with the command you ran (SCLBENCH_DEBUG=1 prints the traceback)", fg=typer.colors.RED, err=True)
+    return 1
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from sclbench.cli._params import COUNT, INPUT_PATH
+
 app = typer.Typer(no_args_is_help=True)
 
 
@@ -35,7 +37,8 @@ def fetch(name: str = typer.Argument(..., help="a registered name (`sclbench ckp
 
 @app.command()
 def inspect(
-    path: Path = typer.Argument(..., help="an official .ckpt, a state-dict file, or an sclbench directory"),
+    path: Path = typer.Argument(..., help="an official .ckpt, a state-dict file, or an sclbench directory",
+                                **INPUT_PATH),
     as_json: bool = typer.Option(False, "--json", help="print machine-readable JSON"),
 ) -> None:
     """Format, step, task heads, stored config and parameter counts of a checkpoint."""
@@ -62,10 +65,11 @@ def inspect(
 
 @app.command()
 def convert(
-    path: Path = typer.Argument(..., help="checkpoint to convert"),
+    path: Path = typer.Argument(..., help="checkpoint to convert", **INPUT_PATH),
     out: Path = typer.Argument(..., help="output: a directory (sclbench format) or a .ckpt file (official format)"),
     task: str = typer.Option("pretrain", "--task", help="model task whose heads/sizes the model is built for"),
-    image_size: Optional[int] = typer.Option(None, "--image-size", help="resize the position table to this resolution"),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="resize the position table to this resolution",
+                                             **COUNT),
     preset: str = typer.Option("base", "--preset", help="base (official sizes) or tiny"),
     tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="tokenizer to save beside the weights"),
     trust_pickle: bool = typer.Option(

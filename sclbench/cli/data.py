@@ -6,13 +6,17 @@ from pathlib import Path
 
 import typer
 
+from sclbench.cli._params import COUNT, INPUT_DIR, OUTPUT_DIR, SEED, finite_float
+
 app = typer.Typer(no_args_is_help=True)
 
 
 @app.command()
-def synth(out: Path = typer.Argument(..., help="Folder to write the mini-benchmark into."),
-          seed: int = typer.Option(0, help="Random seed; the same seed writes the same bytes."),
-          scale: float = typer.Option(1.0, help="Multiply every split size by this.")) -> None:
+def synth(out: Path = typer.Argument(..., help="Folder to write the mini-benchmark into.", **OUTPUT_DIR),
+          seed: int = typer.Option(0, help="Random seed; the same seed writes the same bytes.", **SEED),
+          # Above 100 the benchmark would take hours and tens of GB; below 0 there is nothing to write.
+          scale: float = typer.Option(1.0, help="Multiply every split size by this.",
+                                      parser=finite_float(above=0.0, maximum=100.0))) -> None:
     """Write a synthetic mini-benchmark in the published layouts of all six tasks (+ arrow, tokenizer)."""
     from sclbench.data.synthetic import generate
 
@@ -28,8 +32,8 @@ def _data_root(data_root: Path | None, root: Path | None) -> Path:
 
 @app.command()
 def check(task: str = typer.Argument(..., help="vqa, nlvr2, f30k, coco, msrvtt, lsmdc or pretrain."),
-          data_root: Path = typer.Option(None, "--data-root", help="The task's data folder."),
-          root: Path = typer.Option(None, "--root", hidden=True, help="Old name of --data-root.")) -> None:
+          data_root: Path = typer.Option(None, "--data-root", help="The task's data folder.", **INPUT_DIR),
+          root: Path = typer.Option(None, "--root", hidden=True, help="Old name of --data-root.", **INPUT_DIR)) -> None:
     """Report what a data layout is missing; exit code 1 when something required is missing."""
     from sclbench.data.check import check_layout
 
@@ -42,14 +46,14 @@ def check(task: str = typer.Argument(..., help="vqa, nlvr2, f30k, coco, msrvtt, 
 @app.command()
 def shard(corpus: str = typer.Argument(..., help="coco, f30k, vg, sbu, cc3m or webvid."),
           data_root: Path = typer.Option(..., "--data-root", help="The corpus folder in the layout sclbench "
-                                         "reads (as for `data check` / the pretrain card's corpus root)."),
-          out: Path = typer.Option(..., "--out", help="Folder to write the shards and index.json into."),
+                                         "reads (as for `data check` / the pretrain card's corpus root).", **INPUT_DIR),
+          out: Path = typer.Option(..., "--out", help="Folder to write the shards and index.json into.", **OUTPUT_DIR),
           split: str = typer.Option("train", help="Split to shard (Karpathy coco/f30k, cc3m, webvid); coco "
                                     "train includes restval."),
           layout: str = typer.Option("files", "--format", help="files (the published layout) or arrow (the "
                                      "ViLT caption tables <dataset>_caption_karpathy_<split>.arrow; coco, f30k)."),
           shard_size: int = typer.Option(1000, help="Images or clips per shard; write at least ranks x "
-                                         "dataloader workers shards."),
+                                         "dataloader workers shards.", **COUNT),
           meta: str = typer.Option("webvid_train.tsv", help="WebVid: the meta file under --data-root."),
           videos: str = typer.Option("videos", help="WebVid: the clip folder under --data-root.")) -> None:
     """Write webdataset shards (img2dataset layout: KEY.jpg/KEY.mp4 + KEY.txt + KEY.json) of a corpus.

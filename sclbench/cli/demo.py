@@ -7,14 +7,17 @@ from typing import Optional
 
 import typer
 
+from sclbench.cli._params import COUNT, INPUT_DIR, OUTPUT_DIR, SEED
+
 
 def demo(
-    out: Path = typer.Option(Path("demo_out"), "--out", help="folder for the data, runs and results"),
+    out: Path = typer.Option(Path("demo_out"), "--out", help="folder for the data, runs and results", **OUTPUT_DIR),
     quick: bool = typer.Option(False, "--quick", help="smaller data and fewer steps (about 5 minutes on 2 CPU cores)"),
     ablation: bool = typer.Option(False, "--ablation", help="also pre-train without MGSC/MLTC and compare"),
-    seed: int = typer.Option(0, help="the same seed gives the same numbers"),
-    results: Optional[Path] = typer.Option(None, "--results", help="where records go (default OUT/results)"),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1,
+    seed: int = typer.Option(0, help="the same seed gives the same numbers", **SEED),
+    results: Optional[Path] = typer.Option(None, "--results", help="where records go (default OUT/results)",
+                                           **OUTPUT_DIR),
+    workers: Optional[int] = typer.Option(None, "--workers", **COUNT,
                                           help="processes side by side, one thread each (default: CPUs, at most 2); "
                                                "the numbers do not depend on it"),
 ) -> None:
@@ -28,8 +31,9 @@ def demo(
 
 
 def baseline(
-    results: Path = typer.Argument(..., help="fresh result records (e.g. demo_out/results)"),
-    to: Path = typer.Option(Path("results/demo"), "--to", help="the committed baseline folder to replace"),
+    results: Path = typer.Argument(..., help="fresh result records (e.g. demo_out/results)", **INPUT_DIR),
+    to: Path = typer.Option(Path("results/demo"), "--to", help="the committed baseline folder to replace",
+                            **OUTPUT_DIR),
 ) -> None:
     """Replace a drift baseline with fresh records: the explicit, reviewable way to accept a change."""
     from sclbench.results.baseline import replace_baseline
@@ -45,8 +49,8 @@ def register(app: typer.Typer) -> None:
 
 
 def plot(
-    source: Path = typer.Argument(..., help="a run folder (log.jsonl) or a folder of result records"),
-    out: Path = typer.Option(Path("plots"), "--out", help="folder for the PNG files"),
+    source: Path = typer.Argument(..., help="a run folder (log.jsonl) or a folder of result records", **INPUT_DIR),
+    out: Path = typer.Option(Path("plots"), "--out", help="folder for the PNG files", **OUTPUT_DIR),
 ) -> None:
     """Training curves of a run, or recall@K curves of retrieval records, as PNG files."""
     from sclbench.results import collect

@@ -7,6 +7,8 @@ from typing import List, Optional
 
 import typer
 
+from sclbench.cli._params import COUNT, INPUT_DIR, NON_NEGATIVE, OUTPUT_DIR, SEED
+
 CKPT_HELP = "checkpoint: a registered name (`sclbench ckpt list`), an official .ckpt, or an sclbench directory"
 TASK_HELP = "task card name (`sclbench tasks` lists them): vqa, nlvr2, f30k, coco, msrvtt, lsmdc"
 OVERRIDES_HELP = "card overrides KEY=VALUE, e.g. train.lr=1e-5 (unknown keys are refused)"
@@ -15,6 +17,11 @@ PRESET_HELP = "model size when no --ckpt is given: base (official sizes) or tiny
 TOKENIZER_HELP = "tokenizer folder or hub id (default: the one saved with the checkpoint / named by its config)"
 PRECISION_HELP = "fp32, bf16 (autocast) or fp16 (CUDA only)"
 SKIP_HELP = "skip (and count in the record) unreadable or missing images/videos instead of stopping"
+
+
+def _text(path: Optional[Path]) -> Optional[str]:
+    """The library takes folders as text (a card's data.root is text too)."""
+    return None if path is None else str(path)
 
 
 def _print_metrics(title: str, metrics: dict, path: Optional[Path]) -> None:
@@ -37,28 +44,31 @@ def finetune(
     task: str = typer.Argument(..., help=TASK_HELP),
     overrides: Optional[List[str]] = typer.Argument(None, help=OVERRIDES_HELP),
     ckpt: Optional[str] = typer.Option(None, "--ckpt", help=CKPT_HELP + "; none = train from scratch"),
-    data_root: Optional[str] = typer.Option(None, "--data-root", help=DATA_ROOT_HELP),
-    out: Optional[Path] = typer.Option(None, "--out", help="run folder (default runs/<task>)"),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help=DATA_ROOT_HELP, **INPUT_DIR),
+    out: Optional[Path] = typer.Option(None, "--out", help="run folder (default runs/<task>)", **OUTPUT_DIR),
     preset: str = typer.Option("base", "--preset", help=PRESET_HELP),
     tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help=TOKENIZER_HELP),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="stop after this many optimizer steps"),
-    max_epochs: Optional[int] = typer.Option(None, "--max-epochs", help="epochs (default: the card's train.max_epochs)"),
-    limit: Optional[int] = typer.Option(None, "--limit", help="use only the first N records of each split"),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="stop after this many optimizer steps", **COUNT),
+    max_epochs: Optional[int] = typer.Option(None, "--max-epochs", help="epochs (default: the card's train.max_epochs)",
+                                             **COUNT),
+    limit: Optional[int] = typer.Option(None, "--limit", help="use only the first N records of each split", **COUNT),
     precision: Optional[str] = typer.Option(None, "--precision", help=PRECISION_HELP + " for training"),
     grad_checkpointing: Optional[bool] = typer.Option(None, "--grad-checkpointing/--no-grad-checkpointing",
                                                       help="recompute activations in backward (less memory)"),
     eval_every: Optional[int] = typer.Option(None, "--eval-every",
-                                             help="validate every N steps (default: the card's val_check_interval)"),
-    save_every: Optional[int] = typer.Option(None, "--save-every", help="checkpoint every N steps (and at the end)"),
-    num_workers: int = typer.Option(0, "--num-workers", help="data-loading worker processes"),
-    seed: int = typer.Option(0, "--seed", help="random seed (recorded; the same seed gives the same run)"),
+                                             help="validate every N steps (default: the card's val_check_interval)",
+                                             **COUNT),
+    save_every: Optional[int] = typer.Option(None, "--save-every", help="checkpoint every N steps (and at the end)",
+                                             **COUNT),
+    num_workers: int = typer.Option(0, "--num-workers", help="data-loading worker processes", **NON_NEGATIVE),
+    seed: int = typer.Option(0, "--seed", help="random seed (recorded; the same seed gives the same run)", **SEED),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="continue from the run folder's last checkpoint"),
     skip_corrupt: bool = typer.Option(False, "--skip-corrupt", help=SKIP_HELP),
 ) -> None:
     """Fine-tune on a benchmark with the card's official hyper-parameters; select on its val split."""
     from sclbench.app.jobs import finetune as run
 
-    summary = run(task, ckpt, data_root, out or Path("runs") / task, overrides=overrides, preset=preset,
+    summary = run(task, ckpt, _text(data_root), out or Path("runs") / task, overrides=overrides, preset=preset,
                   tokenizer=tokenizer, limit=limit, resume=resume, max_steps=max_steps, max_epochs=max_epochs,
                   precision=precision, grad_checkpointing=grad_checkpointing, eval_every_steps=eval_every,
                   save_every_steps=save_every, num_workers=num_workers, seed=seed, skip_corrupt=skip_corrupt)
@@ -72,35 +82,38 @@ def evaluate(
     overrides: Optional[List[str]] = typer.Argument(None, help="card overrides KEY=VALUE, e.g. eval.k=256"),
     ckpt: Optional[str] = typer.Option(None, "--ckpt", help=CKPT_HELP),
     split: str = typer.Option("test", "--split", help="val (selection) or test (report once)"),
-    data_root: Optional[str] = typer.Option(None, "--data-root", help=DATA_ROOT_HELP),
-    results: Path = typer.Option(Path("results"), "--results", help="where result records are written"),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help=DATA_ROOT_HELP, **INPUT_DIR),
+    results: Path = typer.Option(Path("results"), "--results", help="where result records are written",
+                                 **OUTPUT_DIR),
     name: Optional[str] = typer.Option(None, "--name", help="checkpoint name in the record (default: file name)"),
     preset: str = typer.Option("base", "--preset", help=PRESET_HELP),
     tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help=TOKENIZER_HELP),
-    limit: Optional[int] = typer.Option(None, "--limit", help="use only the first N records of the split"),
-    batch_size: int = typer.Option(32, "--batch-size", help="evaluation batch size per process"),
-    num_workers: int = typer.Option(0, "--num-workers", help="data-loading worker processes"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="use only the first N records of the split", **COUNT),
+    batch_size: int = typer.Option(32, "--batch-size", help="evaluation batch size per process", **COUNT),
+    num_workers: int = typer.Option(0, "--num-workers", help="data-loading worker processes", **NON_NEGATIVE),
     precision: Optional[str] = typer.Option(None, "--precision", help=PRECISION_HELP + " (default: the card's, fp32)"),
     tf32: Optional[bool] = typer.Option(None, "--tf32/--no-tf32", help="TF32 matmuls for fp32 on CUDA (default on)"),
     mode: Optional[str] = typer.Option(None, "--mode", help="retrieval: exhaustive or two-stage (card default)"),
-    k: Optional[int] = typer.Option(None, "--k", help="retrieval: candidates re-ranked per query"),
+    k: Optional[int] = typer.Option(None, "--k", help="retrieval: candidates re-ranked per query", **COUNT),
     fusion: Optional[str] = typer.Option(None, "--fusion", help="retrieval: itm or itm+itc"),
     ties: str = typer.Option("gt_last", "--ties", help="retrieval tie rule: gt_last, gt_first, index"),
-    cache_dir: Optional[str] = typer.Option(None, "--cache-dir",
-                                            help="retrieval: on-disk feature and score cache (resumable)"),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", **OUTPUT_DIR,
+                                             help="retrieval: on-disk feature and score cache (resumable)"),
     skip_existing: bool = typer.Option(False, "--skip-existing",
                                        help="do nothing when a record of this task, split, checkpoint and protocol exists"),
-    submission: Optional[Path] = typer.Option(None, "--submission", help="folder for EvalAI / NLVR2 files"),
+    submission: Optional[Path] = typer.Option(None, "--submission", help="folder for EvalAI / NLVR2 files",
+                                            **OUTPUT_DIR),
     skip_corrupt: bool = typer.Option(False, "--skip-corrupt", help=SKIP_HELP),
 ) -> None:
     """Evaluate a checkpoint: print the metrics and write a result record (+ per-sample predictions)."""
     from sclbench.app.jobs import evaluate as run
     from sclbench.engine import distributed as D
 
-    ev, path = run(task, ckpt, split, data_root, results, overrides=overrides, preset=preset, tokenizer=tokenizer,
-                   limit=limit, batch_size=batch_size, num_workers=num_workers, checkpoint_name=name,
-                   submission_dir=submission, skip_corrupt=skip_corrupt, skip_existing=skip_existing,
-                   precision=precision, tf32=tf32, mode=mode, k=k, fusion=fusion, ties=ties, cache_dir=cache_dir)
+    ev, path = run(task, ckpt, split, _text(data_root), results, overrides=overrides, preset=preset,
+                   tokenizer=tokenizer, limit=limit, batch_size=batch_size, num_workers=num_workers,
+                   checkpoint_name=name, submission_dir=submission, skip_corrupt=skip_corrupt,
+                   skip_existing=skip_existing, precision=precision, tf32=tf32, mode=mode, k=k, fusion=fusion,
+                   ties=ties, cache_dir=_text(cache_dir))
     if D.is_main():
         if ev is None:
             typer.echo(f"skipped: {path} already holds this evaluation (--skip-existing)")
@@ -112,8 +125,9 @@ def pretrain(
     overrides: Optional[List[str]] = typer.Argument(None, help="card overrides, e.g. objectives=[mlm,itm,itc,mgsc]"),
     card: str = typer.Option("pretrain", "--config", help="pre-training card name or path (tasks/pretrain.yaml)"),
     ckpt: Optional[str] = typer.Option(None, "--ckpt", help=CKPT_HELP + "; to continue pre-training"),
-    data_root: Optional[str] = typer.Option(None, "--data-root", help="folder holding the corpora of the card"),
-    out: Path = typer.Option(Path("runs/pretrain"), "--out", help="run folder"),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help="folder holding the corpora of the card",
+                                             **INPUT_DIR),
+    out: Path = typer.Option(Path("runs/pretrain"), "--out", help="run folder", **OUTPUT_DIR),
     preset: str = typer.Option("base", "--preset", help=PRESET_HELP),
     tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help=TOKENIZER_HELP),
     vision_init: Optional[str] = typer.Option(None, "--vision-init",
@@ -121,14 +135,15 @@ def pretrain(
     text_init: Optional[str] = typer.Option(None, "--text-init",
                                             help="text encoder start (registered name or path; card default roberta-base)"),
     random_init: bool = typer.Option(False, "--random-init", help="random encoders instead of CLIP + RoBERTa"),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="stop after this many optimizer steps"),
-    limit: Optional[int] = typer.Option(None, "--limit", help="use only the first N records of each corpus"),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="stop after this many optimizer steps", **COUNT),
+    limit: Optional[int] = typer.Option(None, "--limit", help="use only the first N records of each corpus", **COUNT),
     precision: Optional[str] = typer.Option(None, "--precision", help=PRECISION_HELP),
     grad_checkpointing: Optional[bool] = typer.Option(None, "--grad-checkpointing/--no-grad-checkpointing",
                                                       help="recompute activations in backward (less memory)"),
-    save_every: Optional[int] = typer.Option(None, "--save-every", help="checkpoint every N steps (and at the end)"),
-    num_workers: int = typer.Option(0, "--num-workers", help="data-loading worker processes"),
-    seed: int = typer.Option(0, "--seed", help="random seed"),
+    save_every: Optional[int] = typer.Option(None, "--save-every", help="checkpoint every N steps (and at the end)",
+                                             **COUNT),
+    num_workers: int = typer.Option(0, "--num-workers", help="data-loading worker processes", **NON_NEGATIVE),
+    seed: int = typer.Option(0, "--seed", help="random seed", **SEED),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="continue from the run folder's last checkpoint"),
 ) -> None:
     """Pre-train with MLM, ITM, ITC and semantic completion (MGSC, MLTC) on image and video corpora."""
@@ -139,9 +154,10 @@ def pretrain(
         overrides.append("encoder_init=null")
     overrides += [f"encoder_init.vision={vision_init}"] if vision_init else []
     overrides += [f"encoder_init.text={text_init}"] if text_init else []
-    summary = run(card, ckpt, data_root, out, overrides=overrides, preset=preset, tokenizer=tokenizer, limit=limit,
-                  resume=resume, max_steps=max_steps, precision=precision, grad_checkpointing=grad_checkpointing,
-                  save_every_steps=save_every, num_workers=num_workers, seed=seed)
+    summary = run(card, ckpt, _text(data_root), out, overrides=overrides, preset=preset, tokenizer=tokenizer,
+                  limit=limit, resume=resume, max_steps=max_steps, precision=precision,
+                  grad_checkpointing=grad_checkpointing, save_every_steps=save_every, num_workers=num_workers,
+                  seed=seed)
     typer.echo(f"done: {summary.get('step')} steps; weights in {Path(out) / 'final'}")
 
 

@@ -9,13 +9,15 @@ from typing import Any, Optional
 
 import typer
 
+from sclbench.cli._params import COUNT, INPUT_DIR, INPUT_FILE, INPUT_PATH, OUTPUT_FILE
+
 predict_app = typer.Typer(no_args_is_help=True, help="Ask a checkpoint: VQA answers, NLVR2 verdicts, rankings.")
 
 CKPT = typer.Option(..., "--ckpt", "-c", help="checkpoint: registered name, sclbench folder or official file")
 TASK = typer.Option(None, "--task", help="model task (default: the checkpoint's config.json; needed for .ckpt files)")
 TOKENIZER = typer.Option(None, "--tokenizer", help="tokenizer folder (default: the one saved with the weights)")
 DEVICE = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-TOP_K = typer.Option(5, "--top-k", "-k", help="how many answers / items to show")
+TOP_K = typer.Option(5, "--top-k", "-k", help="how many answers / items to show", **COUNT)
 JSON = typer.Option(False, "--json", help="print the result as JSON")
 
 
@@ -35,11 +37,11 @@ def _predictor(ckpt: str, task: Optional[str], tokenizer: Optional[str], device:
 
 @predict_app.command("vqa")
 def predict_vqa(
-    image: Path = typer.Argument(..., help="image file"),
+    image: Path = typer.Argument(..., help="image file", **INPUT_FILE),
     question: str = typer.Argument(..., help="the question, quoted"),
     ckpt: str = CKPT, task: Optional[str] = TASK, tokenizer: Optional[str] = TOKENIZER,
     answers: Optional[Path] = typer.Option(None, "--answers", help="answer_vocab.json, or the VQA data root "
-                                           "holding it (default: the one beside the weights)"),
+                                           "holding it (default: the one beside the weights)", **INPUT_PATH),
     top_k: int = TOP_K, device: Optional[str] = DEVICE, as_json: bool = JSON,
 ) -> None:
     """Top-k answers to a question about an image, with scores (sigmoid of the answer logits)."""
@@ -52,8 +54,8 @@ def predict_vqa(
 
 @predict_app.command("nlvr2")
 def predict_nlvr2(
-    left: Path = typer.Argument(..., help="left image"),
-    right: Path = typer.Argument(..., help="right image"),
+    left: Path = typer.Argument(..., help="left image", **INPUT_FILE),
+    right: Path = typer.Argument(..., help="right image", **INPUT_FILE),
     statement: str = typer.Argument(..., help="the statement, quoted"),
     ckpt: str = CKPT, task: Optional[str] = TASK, tokenizer: Optional[str] = TOKENIZER,
     device: Optional[str] = DEVICE, as_json: bool = JSON,
@@ -68,11 +70,12 @@ def predict_nlvr2(
 @predict_app.command("images")
 def predict_images(
     sentence: str = typer.Argument(..., help="the query sentence, quoted"),
-    folder: Path = typer.Argument(..., help="folder of images or clips (searched recursively)"),
+    folder: Path = typer.Argument(..., help="folder of images or clips (searched recursively)", **INPUT_DIR),
     ckpt: str = CKPT, task: Optional[str] = TASK, tokenizer: Optional[str] = TOKENIZER,
     scorer: Optional[str] = typer.Option(None, "--scorer", help="rank (fine-tuned retrieval head), itm or "
                                          "contrastive (default: the best head the checkpoint has)"),
-    frames: Optional[int] = typer.Option(None, "--frames", help="frames per clip (default: the task card's)"),
+    frames: Optional[int] = typer.Option(None, "--frames", help="frames per clip (default: the task card's)",
+                                         **COUNT),
     top_k: int = TOP_K, device: Optional[str] = DEVICE, as_json: bool = JSON,
 ) -> None:
     """Rank the images (or clips) of a folder for a sentence: top-k with scores."""
@@ -85,11 +88,12 @@ def predict_images(
 
 @predict_app.command("texts")
 def predict_texts(
-    image: Path = typer.Argument(..., help="image or clip"),
-    sentences: Path = typer.Argument(..., help="file of sentences: one per line, or a JSON list"),
+    image: Path = typer.Argument(..., help="image or clip", **INPUT_PATH),
+    sentences: Path = typer.Argument(..., help="file of sentences: one per line, or a JSON list", **INPUT_FILE),
     ckpt: str = CKPT, task: Optional[str] = TASK, tokenizer: Optional[str] = TOKENIZER,
     scorer: Optional[str] = typer.Option(None, "--scorer", help="rank, itm or contrastive (default: best head)"),
-    frames: Optional[int] = typer.Option(None, "--frames", help="frames per clip (default: the task card's)"),
+    frames: Optional[int] = typer.Option(None, "--frames", help="frames per clip (default: the task card's)",
+                                         **COUNT),
     top_k: int = TOP_K, device: Optional[str] = DEVICE, as_json: bool = JSON,
 ) -> None:
     """Rank a list of sentences for an image (or clip): top-k with scores."""
@@ -107,7 +111,7 @@ def register(app: typer.Typer) -> None:
 
 
 def explain(
-    media: Path = typer.Argument(..., help="image (or clip)"),
+    media: Path = typer.Argument(..., help="image (or clip)", **INPUT_PATH),
     sentence: str = typer.Argument(..., help="the sentence, quoted"),
     ckpt: str = CKPT, task: Optional[str] = TASK, tokenizer: Optional[str] = TOKENIZER,
     word: Optional[str] = typer.Option(None, "--word", "-w", help="also map this word of the sentence"),
@@ -116,10 +120,11 @@ def explain(
                               "of the match score) or occlusion (fall of the match score when a window is "
                               "blanked)"),
     layer: int = typer.Option(0, "--layer", help="gradcam: which co-attention layer (0 = first, -1 = last)"),
-    stride: Optional[int] = typer.Option(None, "--stride", min=1, help="occlusion: window step in pixels "
+    stride: Optional[int] = typer.Option(None, "--stride", **COUNT, help="occlusion: window step in pixels "
                                          "(default a quarter patch, at most ~25 positions a side)"),
-    out: Path = typer.Option(Path("alignment.png"), "--out", "-o", help="the PNG to write"),
-    frames: Optional[int] = typer.Option(None, "--frames", help="frames per clip (default: the task card's)"),
+    out: Path = typer.Option(Path("alignment.png"), "--out", "-o", help="the PNG to write", **OUTPUT_FILE),
+    frames: Optional[int] = typer.Option(None, "--frames", help="frames per clip (default: the task card's)",
+                                         **COUNT),
     device: Optional[str] = DEVICE,
 ) -> None:
     """PNG of the global-to-local alignment: patches vs the sentence (and a word), words vs the image."""

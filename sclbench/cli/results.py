@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from sclbench.cli._click import ClickException
-
+from sclbench.cli._params import INPUT_PATH, OUTPUT_FILE, SEED, finite_float, parse_finite
 from sclbench.errors import ConfigError, DataError
 
 
@@ -20,11 +20,13 @@ class DriftFound(ClickException):
 
 
 def table(
-    results_dir: Path = typer.Argument(Path("results"), help="Folder of result records (searched recursively)."),
+    results_dir: Path = typer.Argument(Path("results"), help="Folder of result records (searched recursively).",
+                                       **INPUT_PATH),
     fmt: str = typer.Option("rich", "--format", "-f", help="rich (terminal), markdown, csv or html (one page)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the table to this file instead of the screen."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the table to this file instead of the screen.",
+                                       **OUTPUT_FILE),
     baseline: Optional[Path] = typer.Option(
-        None, "--baseline", "-b", help="html: show the drift status against these baseline records."
+        None, "--baseline", "-b", help="html: show the drift status against these baseline records.", **INPUT_PATH
     ),
     intervals: bool = typer.Option(True, "--intervals/--no-intervals",
                                    help="95% bootstrap interval (and p vs chance) from the saved predictions."),
@@ -64,29 +66,33 @@ def _parse_tolerances(items: list[str]) -> dict[str, float]:
     out = {}
     for item in items:
         name, sep, value = item.partition("=")
-        try:
-            if not sep or not name:
-                raise ValueError
-            out[name.strip()] = float(value)
+        if not sep or not name.strip():
+            raise ConfigError(f"--metric-tolerance expects NAME=POINTS (e.g. ir_r1=1.0), got {item!r}")
+        try:  # a NaN tolerance would pass every drift (every comparison with NaN is false)
+            out[name.strip()] = parse_finite(value, "POINTS", minimum=0.0)
         except ValueError:
-            raise ConfigError(f"--metric-tolerance expects NAME=POINTS (e.g. ir_r1=1.0), got {item!r}") from None
+            raise ConfigError(f"--metric-tolerance {item!r}: POINTS must be a finite number >= 0 "
+                              "(e.g. ir_r1=1.0)") from None
     return out
 
 
 def check(
-    results: Path = typer.Argument(..., help="Folder (or file) of result records to check."),
-    baseline: Path = typer.Option(..., "--baseline", "-b", help="Folder (or file) of baseline records."),
-    tolerance: float = typer.Option(0.5, "--tolerance", "-t", help="Allowed |change| in points; 0 = exact."),
+    results: Path = typer.Argument(..., help="Folder (or file) of result records to check.", **INPUT_PATH),
+    baseline: Path = typer.Option(..., "--baseline", "-b", help="Folder (or file) of baseline records.", **INPUT_PATH),
+    tolerance: float = typer.Option(0.5, "--tolerance", "-t", help="Allowed |change| in points; 0 = exact.",
+                                    parser=finite_float(0.0)),
     metric_tolerance: list[str] = typer.Option(
         [], "--metric-tolerance", "-m", help="Per-metric tolerance NAME=POINTS (glob names allowed); repeatable."
     ),
-    resamples: int = typer.Option(1000, "--bootstrap", help="Paired bootstrap resamples when predictions exist."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    # At least one resample (the interval is a quantile of them); a million already takes minutes.
+    resamples: int = typer.Option(1000, "--bootstrap", help="Paired bootstrap resamples when predictions exist.",
+                                  min=1, max=1_000_000),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap.", **SEED),
     expect_protocol: list[str] = typer.Option(
         [], "--expect-protocol", help="A protocol key meant to differ (e.g. precision for bf16 vs fp32): listed, "
         "not failed; repeatable."
     ),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON here."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON here.", **OUTPUT_FILE),
 ) -> None:
     """Compare results with a baseline; exit 1 when a metric drifts beyond its tolerance."""
     import json

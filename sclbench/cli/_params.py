@@ -1,0 +1,64 @@
+"""The shapes of the command line's options: every number is checked for type, range and finiteness and
+every path for existence and kind while the arguments are parsed, before a verb starts any work. A bad
+value is click's one usage error naming the option (exit 2).
+
+Spread these into `typer.Option(...)` / `typer.Argument(...)`: `typer.Option(None, "--k", **COUNT)`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional
+
+import typer
+
+# Counts above a C int overflow the torch / numpy arguments they become; no real run needs more.
+INT_MAX = 2**31 - 1
+# numpy's legacy seeding (np.random.seed) takes 0 .. 2**32 - 1; torch and random take more, so this bounds all.
+SEED_MAX = 2**32 - 1
+
+COUNT = {"min": 1, "max": INT_MAX}  # steps, epochs, sizes, k, top-k, frames: at least one
+NON_NEGATIVE = {"min": 0, "max": INT_MAX}  # worker processes, resamples: zero means none
+SEED = {"min": 0, "max": SEED_MAX}
+
+# Paths. `writable` is checked only for a path that exists (a new folder is made by the verb, and an
+# OSError then is one `error:` line from `main`); `exists` is checked before the verb runs.
+INPUT_DIR = {"exists": True, "file_okay": False, "dir_okay": True}
+INPUT_FILE = {"exists": True, "file_okay": True, "dir_okay": False}
+INPUT_PATH = {"exists": True}  # a file or a folder
+OUTPUT_DIR = {"file_okay": False, "writable": True}
+OUTPUT_FILE = {"dir_okay": False}
+
+
+def finite_float(minimum: Optional[float] = None, *, above: Optional[float] = None,
+                 maximum: Optional[float] = None) -> Callable[[object], float]:
+    """A `parser=` for float options. click's FloatRange lets NaN through (every comparison with NaN is
+    false) and typer's `min=` lets +inf through, so finiteness is checked here, then the range
+    (`minimum` inclusive, `above` exclusive, `maximum` inclusive)."""
+
+    def parse(value: object) -> float:
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise typer.BadParameter(f"{value!r} is not a number") from None
+        if not math.isfinite(number):
+            raise typer.BadParameter(f"{value!r} is not a finite number")
+        if minimum is not None and number < minimum:
+            raise typer.BadParameter(f"{value!r} is below {minimum:g}")
+        if above is not None and number <= above:
+            raise typer.BadParameter(f"{value!r} must be greater than {above:g}")
+        if maximum is not None and number > maximum:
+            raise typer.BadParameter(f"{value!r} is above {maximum:g}")
+        return number
+
+    return parse
+
+
+def parse_finite(text: str, what: str, minimum: Optional[float] = None) -> float:
+    """A finite float from `text` (inside a compound value such as NAME=POINTS), else ValueError saying why."""
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{what} {text!r} is not a finite number")
+    if minimum is not None and number < minimum:
+        raise ValueError(f"{what} {text!r} is below {minimum:g}")
+    return number
