@@ -12,10 +12,12 @@ from __future__ import annotations
 import hashlib
 import io
 import struct
+import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from sclbench.errors import DataError
@@ -32,12 +34,53 @@ IMAGE_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error,
                        Image.DecompressionBombWarning)
 
 
+def _grey_to_rgb(img: Image.Image) -> Image.Image:
+    """16-bit, 32-bit integer and float greyscale scaled to 8 bits (PIL's convert clips them at 255,
+    so a 16-bit picture comes out nearly all white).
+
+    I;16 (every byte order): value / 257, 65535 -> 255. I (32-bit): the same when the values fit in
+    16 bits (a 16-bit PNG/TIFF read as I), else the picture's own range spread over 0..255 (such a
+    file has no fixed white point). F (float): [0, 1] scaled by 255 when every value lies there (float
+    TIFFs), else taken as 0..255 and clipped; NaN/inf count as 0.
+    """
+    values = np.nan_to_num(np.asarray(img, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if img.mode.startswith("I;16") or (img.mode == "I" and 0 <= low and high <= 65535):
+        values = values / 257.0
+    elif img.mode == "I":
+        values = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
+    elif 0 <= low and high <= 1:
+        values = values * 255.0
+    grey = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+    return Image.fromarray(grey, "L").convert("RGB")
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any mode Pillow decodes, as RGB with the right values.
+
+    Deep greyscale (I;16*, I, F) is scaled (`_grey_to_rgb`). Everything else goes through PIL's
+    convert("RGB"), which the official datasets call on every image: palette (P, PA) through its
+    palette, CMYK inverted, 1-bit to 0/255, YCbCr/LAB/HSV converted. Alpha (LA, RGBA, PA, P with a
+    transparent colour) is dropped, not composited: the official pipeline drops it, so the pixels
+    under a transparent area are what the published checkpoints were trained and scored on, and
+    compositing on white (or black) here would feed the model pictures the official code never saw.
+    Premultiplied modes (La, RGBa) are un-premultiplied first, as PIL does for RGBa.
+    """
+    if img.mode.startswith("I;16") or img.mode in ("I", "F"):
+        return _grey_to_rgb(img)
+    if img.mode == "La":  # PIL has no La -> RGB route
+        img = img.convert("LA")
+    with warnings.catch_warnings():  # "palette images with transparency ... should be converted to RGBA"
+        warnings.simplefilter("ignore", UserWarning)
+        return img.convert("RGB")
+
+
 def decode_rgb(data: bytes, where: str, fix: str = "replace the file or re-run with the skip option "
                "to leave it out") -> Image.Image:
-    """Decode encoded image bytes to RGB; any decode failure is a DataError naming `where`."""
+    """Decode encoded image bytes to RGB (`to_rgb`); any decode failure is a DataError naming `where`."""
     try:
         with Image.open(io.BytesIO(data)) as img:
-            return img.convert("RGB")
+            return to_rgb(img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise DataError(f"image {where} refused as a decompression bomb ({err}); it is not a real "
                         f"picture of the dataset: {fix}") from None
