@@ -3,7 +3,8 @@
 A card holds what a researcher would look up in the paper and the official configs: the data layout,
 which published split plays train / val / test, the official fine-tuning hyper-parameters, the
 metrics and the paper's numbers. `key=value` overrides (`train.lr=1e-5`, `data.root=/data/vqa`)
-are applied on top, values parsed as YAML scalars.
+are applied on top, values parsed as YAML scalars. Every value, the card's own and each override's,
+is checked for kind, range and finiteness (`sclbench.config_rules`) when the card is loaded.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from sclbench.common.values import check_value
+from sclbench.config_rules import FREE_FORM_SECTIONS, rule_for
 from sclbench.errors import ConfigError
 
 CARDS_ENV = "SCLBENCH_TASKS_DIR"
@@ -92,6 +95,7 @@ def load_card(name_or_path: str | Path, overrides: list[str] | None = None,
         raise ConfigError(f"task card {path} is not valid YAML: {err}") from err
     if not isinstance(data, dict) or "family" not in data:
         raise ConfigError(f"task card {path} must be a mapping with a 'family' entry")
+    check_values(data, f"task card {path}")
     if overrides and valid_keys is not None:
         check_override_keys(overrides, leaf_keys(data) | set(valid_keys), str(path))
     data = apply_overrides(data, overrides or [])
@@ -125,24 +129,51 @@ def check_override_keys(overrides: list[str], valid: set[str], card: str) -> Non
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Return a copy of `data` with each `a.b.c=value` set (value parsed as a YAML scalar)."""
+    """Return a copy of `data` with each `a.b.c=value` set (value parsed as a YAML scalar), each value
+    checked against its setting's rule (`sclbench.config_rules`): `train.lr=abc`, `train.lr=nan` or
+    `train.per_device_batch_size=2.5` is refused naming the override."""
     data = copy.deepcopy(data)
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like key.path=value")
         key, raw = item.split("=", 1)
+        key = key.strip()
         try:
             value = yaml.safe_load(raw) if raw != "" else ""
         except yaml.YAMLError as err:
             raise ConfigError(f"cannot parse the value of override {item!r}: {err}") from err
+        rule = rule_for(key)
+        if rule is None or rule.kind != "str":
+            value = _number(value)
+        elif not isinstance(value, (str, list, dict, type(None))):
+            value = raw.strip()  # a text setting keeps what was typed: eval.mode=yes is "yes", not True
+        if rule is not None:
+            value = check_value(value, rule, f"override {item!r}: {key}")
+        if isinstance(value, dict) and key.split(".")[0] not in FREE_FORM_SECTIONS:
+            check_values(value, f"override {item!r}", key + ".")
         node = data
-        parts = key.strip().split(".")
+        parts = key.split(".")
         for part in parts[:-1]:
             if not isinstance(node.setdefault(part, {}), dict):
                 raise ConfigError(f"override {item!r}: {part!r} is not a section")
             node = node[part]
-        node[parts[-1]] = _number(value)
+        node[parts[-1]] = value
     return data
+
+
+def check_values(data: dict[str, Any], where: str, prefix: str = "") -> None:
+    """Check every setting of a card (or of a section an override sets) against its rule, in place:
+    a whole float for an integer setting (`max_steps: 1e5`) becomes the int. `where` names the
+    source (the card file, the override) in the error."""
+    for key, value in list(data.items()):
+        name = f"{prefix}{key}"
+        if name.split(".")[0] in FREE_FORM_SECTIONS:
+            continue
+        rule = rule_for(name)
+        if rule is not None:
+            data[key] = check_value(value, rule, f"{where}: {name}")
+        if isinstance(value, dict):
+            check_values(value, where, name + ".")
 
 
 def _number(value: Any) -> Any:

@@ -19,24 +19,83 @@ from sclbench.errors import DataError
 ROBERTA_FILES = ("tokenizer.json", "vocab.json", "merges.txt")
 
 
+# JSON files a tokenizer folder may hold (transformers reads each one that is there).
+TOKENIZER_JSON = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
+                  "added_tokens.json", "config.json")
+
+
 def load_tokenizer(name_or_path: str | Path = "roberta-base"):
-    """A fast tokenizer from a local directory, or from the hub (cached) by name."""
+    """A fast tokenizer from a local directory, or from the hub (cached) by name.
+
+    A local folder is checked first, file by file (each JSON file a complete JSON object, tokenizer.json
+    with its `model`, merges.txt UTF-8 text), so that a download cut short or a file saved by another
+    tool is one DataError naming the file instead of a parser's traceback from inside the library."""
     from transformers import AutoTokenizer
 
     path = Path(name_or_path)
+    if path.is_file():
+        raise DataError(f"tokenizer {path} is a file: pass the folder that holds it (with {', '.join(ROBERTA_FILES)})")
     if path.is_dir():
         if not any((path / f).is_file() for f in ROBERTA_FILES):
             raise DataError(f"tokenizer folder {path} has none of {ROBERTA_FILES}; save a tokenizer "
                             "there with tokenizer.save_pretrained(...)")
-        return AutoTokenizer.from_pretrained(str(path))
+        check_tokenizer_files(path)
+        try:
+            return AutoTokenizer.from_pretrained(str(path))
+        except Exception as err:  # noqa: BLE001 - the library raises anything from a damaged folder
+            present = sorted(p.name for p in path.iterdir() if p.is_file())
+            raise DataError(f"cannot load the tokenizer in {path} (files: {', '.join(present)}): "
+                            f"{type(err).__name__}: {_first_line(err)}. Save it again with "
+                            "tokenizer.save_pretrained(...) or re-download it") from None
     try:
         return AutoTokenizer.from_pretrained(str(name_or_path))
-    except (OSError, ValueError) as err:
+    except Exception as err:  # noqa: BLE001 - not found, offline, or a damaged cached download
         offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1"
         hint = " (offline mode is on)" if offline else ""
-        raise DataError(f"cannot load tokenizer {name_or_path!r}{hint}: {str(err).splitlines()[0][:160]}. "
+        raise DataError(f"cannot load tokenizer {name_or_path!r}{hint}: {_first_line(err)}. "
                         f"Put {', '.join(ROBERTA_FILES)} of {name_or_path} in a folder (e.g. "
                         f"huggingface-cli download {name_or_path} --local-dir DIR) and pass that folder") from None
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0][:160] if lines else "(no message)"
+
+
+def check_tokenizer_files(folder: Path) -> None:
+    """Every tokenizer file in `folder` is complete: JSON files parse to an object (tokenizer.json
+    holding a `model`), merges.txt is UTF-8 text; else one DataError naming the file."""
+    from sclbench.common.values import loads_json_exact
+    from sclbench.errors import SCLBenchError
+
+    for name in TOKENIZER_JSON:
+        file = folder / name
+        if not file.is_file():
+            continue
+        try:
+            text = file.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise DataError(f"tokenizer file {file} is not UTF-8 text ({err.reason} at byte {err.start}): "
+                            "damaged; save or download it again") from None
+        except OSError as err:
+            raise DataError(f"cannot read tokenizer file {file}: {err.strerror}") from None
+        if not text.strip():
+            raise DataError(f"tokenizer file {file} is empty (a download cut short?); save or download it again")
+        try:
+            data = loads_json_exact(text, f"tokenizer file {file}", allow_non_finite=True)
+        except SCLBenchError as err:
+            raise DataError(f"{err} (cut short or damaged?); save or download it again") from None
+        if not isinstance(data, dict):
+            raise DataError(f"tokenizer file {file} must hold a JSON object, got {type(data).__name__}")
+        if name == "tokenizer.json" and not isinstance(data.get("model"), dict):
+            raise DataError(f"tokenizer file {file} has no 'model' object: not a tokenizers file "
+                            "(save it with tokenizer.save_pretrained)")
+    merges = folder / "merges.txt"
+    if merges.is_file():
+        try:
+            merges.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise DataError(f"tokenizer file {merges} is not UTF-8 text ({err.reason} at byte {err.start})") from None
 
 
 def train_tokenizer(texts: Iterable[str], out_dir: str | Path, vocab_size: int = 1000):

@@ -3,8 +3,9 @@
 Official files are complete PyTorch-Lightning checkpoints (weights under `state_dict`, or `model` for
 plain exports; no key prefix; 4.4 GB with optimizer state), read safely by `sclbench.model.readers`
 (no pickled code runs; memory-mapped). `load_into` maps their weights onto a model with a key report
-(loaded / missing / unexpected, each benign key explained), refuses foreign files, wrong shapes and
-NaN/Inf values with one message naming the file and the tensor.
+(loaded / missing / unexpected, each benign key explained), refuses foreign files, wrong shapes, wrong
+dtypes (integer or complex values where float weights belong) and NaN/Inf values with one message
+naming the file and the tensor.
 
 Our own format is a directory: `config.json` (SCLConfig) + `model.safetensors` (+ tokenizer files
 + `sclbench.json` with provenance), written by `save_pretrained` and read by `load_pretrained`.
@@ -156,6 +157,33 @@ def check_finite(sd: dict[str, torch.Tensor], source: str) -> None:
                                   "checkpoint is corrupt (saved from a diverged run?): use an earlier checkpoint")
 
 
+def check_dtypes(sd: dict[str, torch.Tensor], own: dict[str, torch.Tensor], source: str) -> None:
+    """Refuse tensors whose dtype cannot stand for the model's: integer, bool or complex values where
+    float weights belong (and float or complex values in an integer buffer). `load_state_dict` would
+    cast them silently (an int8 tensor of 0s and 1s evaluates as weights). Float weights of another
+    precision (float16, bfloat16, float64) are legitimate and are cast, as before."""
+    for key, value in sd.items():
+        if key not in own:
+            continue
+        want = own[key]
+        if want.is_floating_point():
+            fits = value.is_floating_point()
+        elif want.is_complex():
+            fits = value.is_complex()
+        elif want.dtype == torch.bool:
+            fits = value.dtype == torch.bool
+        else:  # an integer buffer (ids, counters)
+            fits = not (value.is_floating_point() or value.is_complex() or value.dtype == torch.bool)
+        if not fits:
+            raise CheckpointError(f"{source}: tensor {key} is {_dtype_name(value.dtype)} where the model holds "
+                                  f"{_dtype_name(want.dtype)} values; refused rather than cast (the file is not "
+                                  "a checkpoint of this model's weights, or was converted wrongly)")
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
 # METER (zdou0830/METER) names its CLIP tower `vit_model`; SCL, built on METER, calls it `vision_transformer`.
 METER_RENAMES = [(r"^vit_model\.", "vision_transformer.")]
 
@@ -187,6 +215,7 @@ def load_into(model: SCLModel, sd: dict[str, torch.Tensor], source: str = "check
     sd, meter = rename_meter(sd)
     if meter:
         report.adapted.append("METER layout: vit_model.* -> vision_transformer.*")
+    check_dtypes(sd, own, source)  # before adapting: resizing an integer position table would fail obscurely
     sd = adapt_state_dict(sd, model, report)
     loadable, mismatched = {}, []
     for key, value in sd.items():
@@ -323,6 +352,7 @@ def load_pretrained(directory: str | Path, task: str | None = None, map_location
                 f"{unexpected[:3]}, shape mismatches {wrong[:2]}. The weights hold {describe_weights(sd)}; "
                 f"the config describes {describe_model(config)} (files of two different saves?)"
             )
+        check_dtypes(sd, own, str(weights))
         check_finite(sd, str(weights))
         model.load_state_dict(sd)
     else:

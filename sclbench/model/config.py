@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sclbench.errors import ConfigError
+from sclbench.common.values import Rule, check_value, loads_json_exact
+from sclbench.errors import ConfigError, SCLBenchError
 
 HEAD_NAMES = ("mlm", "itm", "con", "vqa", "nlvr2", "rank")
 
@@ -48,6 +49,27 @@ _TASKS: dict[str, dict[str, Any]] = {
                   use_visual_mask_token=False, use_temporal_embed=True),
 }
 TASKS = tuple(_TASKS)
+
+_SIZE, _ID, _EPS = Rule("int", low=1), Rule("int", low=0), Rule("float", low=0, low_open=True)
+_TEXT, _FLAG = Rule("str"), Rule("bool")
+# What each field accepts: checked on every construction (presets, `model.*` card settings through
+# `for_task`, config.json), so a string, a negative size or a NaN never reaches a layer constructor.
+FIELD_RULES: dict[str, Rule] = {
+    "vocab_size": _SIZE, "hidden_size": _SIZE, "num_heads": _SIZE, "text_layers": _SIZE,
+    "text_intermediate_size": _SIZE, "max_position_embeddings": _SIZE, "text_layer_norm_eps": _EPS,
+    "pad_token_id": _ID, "bos_token_id": _ID, "eos_token_id": _ID, "mask_token_id": _ID,
+    "max_text_len": Rule("int", low=2),  # <s> and </s> at least
+    "tokenizer": _TEXT, "text_encoder": Rule("str", nullable=True), "text_init_std": _EPS,
+    "image_size": _SIZE, "patch_size": _SIZE, "vision_width": _SIZE, "vision_layers": _SIZE, "vision_heads": _SIZE,
+    "max_frames": _SIZE, "use_temporal_embed": _FLAG, "use_visual_mask_token": _FLAG,
+    "num_top_layer": _SIZE, "cross_intermediate_size": _SIZE, "cross_layer_norm_eps": _EPS,
+    "drop_rate": Rule("float", low=0, high=1, high_open=True), "num_token_types": _SIZE,
+    "heads": Rule("list", items="str"), "num_answers": _SIZE, "contrastive_dim": _SIZE, "cl_temp_init": _EPS,
+    "task": _TEXT, "preset": _TEXT, "extra": Rule("dict"),
+}
+# config.json fields a reader may do without (added after the first saves, or informational): every
+# other field decides a weight's shape or the computation, and a file without it is refused.
+OPTIONAL_FIELDS = frozenset({"text_init_std", "text_encoder", "extra"})
 
 
 @dataclass
@@ -101,6 +123,10 @@ class SCLConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if isinstance(self.heads, tuple):
+            self.heads = list(self.heads)
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, check_value(getattr(self, f.name), FIELD_RULES[f.name], f"model setting {f.name}"))
         self.heads = tuple(self.heads)
         unknown = [h for h in self.heads if h not in HEAD_NAMES]
         if unknown:
@@ -174,11 +200,35 @@ class SCLConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> SCLConfig:
+        """Read a checkpoint's config.json exactly: a JSON object holding every field that shapes the
+        model (OPTIONAL_FIELDS may be absent), no unknown or repeated key, each value of its field's
+        kind and range. Anything else is one ConfigError naming the file and the key."""
         path = Path(path)
         try:
-            return cls.from_dict(json.loads(path.read_text()))
-        except (OSError, json.JSONDecodeError) as err:
-            raise ConfigError(f"cannot read model config {path}: {err}") from err
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(f"cannot read model config {path}: {err}") from None
+        try:
+            data = loads_json_exact(text, f"model config {path}")
+        except SCLBenchError as err:
+            raise ConfigError(str(err)) from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"model config {path} must hold a JSON object of SCLConfig fields, "
+                              f"got {type(data).__name__}")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - fields)
+        if unknown:
+            raise ConfigError(f"model config {path}: unknown key {unknown[0]!r} (not an SCLConfig field; written by "
+                              "another program or a newer sclbench?)")
+        missing = sorted(fields - set(data) - OPTIONAL_FIELDS)
+        if missing:
+            raise ConfigError(f"model config {path}: key {missing[0]!r} is missing"
+                              + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+                              + "; the file is damaged or not an sclbench config.json")
+        try:
+            return cls(**data)
+        except ConfigError as err:
+            raise ConfigError(f"model config {path}: {err}") from None
 
 
 def _task_fields(task: str) -> dict[str, Any]:

@@ -19,8 +19,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from sclbench.common.values import finite_non_negative, fraction, positive_int
 from sclbench.errors import ConfigError, DataError
-from sclbench.results.record import ResultRecord, collect
+from sclbench.results.record import ResultRecord, collect, is_metric_value
 
 DEFAULT_TOLERANCE = 0.5  # points: well below a change anyone would cite, above run-to-run jitter
 Status = Literal["ok", "drift", "missing", "changed", "new"]
@@ -154,10 +155,44 @@ def _tolerance_for(metric: str, default: float, per_metric: Mapping[str, float])
     return default
 
 
+def check_tolerances(tolerance: Any, per_metric: Mapping[str, Any] | None) -> tuple[float, dict[str, float]]:
+    """The default and per-metric tolerances, each a finite number >= 0 (points), else one ConfigError.
+    A NaN tolerance made every comparison false, so a +50-point drift passed: refused here, in the API,
+    whatever the caller (CLI, library, CI script)."""
+    default = finite_non_negative("tolerance", tolerance)
+    if per_metric is None:
+        return default, {}
+    if not isinstance(per_metric, Mapping):
+        raise ConfigError(f"per-metric tolerances need a mapping of metric name -> points, got {per_metric!r}")
+    out = {}
+    for name, value in per_metric.items():
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"per-metric tolerance: a metric name must be a non-empty text, got {name!r}")
+        out[name] = finite_non_negative(f"tolerance of {name}", value)
+    return default, out
+
+
+def _not_a_metric(value: Any, side: str) -> str | None:
+    """Why `value` cannot be compared (None when it can, or when it is absent)."""
+    if value is None:
+        return None
+    if not is_metric_value(value):
+        return f"{side} value {value!r} is not a number"
+    if not np.isfinite(float(value)):
+        return f"{side} value is {float(value)}"
+    return None
+
+
+def _as_float(value: Any) -> float | None:
+    return float(value) if is_metric_value(value) else None
+
+
 def _exceeds(delta: float, tolerance: float) -> bool:
+    """Whether a change of `delta` points is beyond `tolerance`. Written so that anything not a finite
+    in-range comparison (NaN on either side) counts as exceeding: a check must fail when in doubt."""
     if tolerance == 0:
         return delta != 0  # --tolerance 0 means bit-exact
-    return abs(delta) > tolerance + 1e-9  # 78.72 - 78.22 is 0.5000000000000071 in floats
+    return not abs(delta) <= tolerance + 1e-9  # 78.72 - 78.22 is 0.5000000000000071 in floats
 
 
 def _keyed(source: str | Path | Sequence[ResultRecord], by_file: bool, side: str) -> dict[Any, ResultRecord]:
@@ -214,9 +249,11 @@ def check(
     meant to differ (e.g. ["precision"] to set a bf16 evaluation against its fp32 one): their change
     is listed, with both values, and does not fail.
     """
-    if tolerance < 0 or any(t < 0 for t in (per_metric_tolerance or {}).values()):
-        raise ConfigError("tolerances must be >= 0 (points of the metric)")
-    per_metric = dict(per_metric_tolerance or {})
+    tolerance, per_metric = check_tolerances(tolerance, per_metric_tolerance)
+    n_resamples = positive_int("n_resamples", n_resamples)
+    confidence = fraction("confidence", confidence, open_low=True, open_high=True)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError(f"seed needs an integer, got {seed!r}")
     both_dirs = all(isinstance(s, (str, Path)) and Path(s).is_dir() for s in (results, baseline))
     base = _keyed(baseline, both_dirs, "baseline")
     now = _keyed(results, both_dirs, "results")
@@ -234,24 +271,26 @@ def check(
         report.rows += _protocol_rows(label, b.protocol, r.protocol, expected_protocol)
         samples = (_per_sample(b), _per_sample(r))
         for metric, b_val in b.metrics.items():
-            if not isinstance(b_val, (int, float)):
-                continue
             tol = _tolerance_for(metric, tolerance, per_metric)
             r_val = r.metrics.get(metric)
-            if not isinstance(r_val, (int, float)):
-                report.rows.append(CheckRow(label, metric, float(b_val), None, tol, "missing"))
+            bad = _not_a_metric(b_val, "baseline") or _not_a_metric(r_val, "results")
+            if r_val is None:
+                report.rows.append(CheckRow(label, metric, _as_float(b_val), None, tol, "missing", note=bad or ""))
                 continue
-            both_nan = np.isnan(b_val) and np.isnan(r_val)
-            delta = 0.0 if both_nan else float(r_val) - float(b_val)
-            status: Status = "drift" if np.isnan(delta) or _exceeds(delta, tol) else "ok"
+            if bad:  # NaN, inf or a non-number on either side: never a pass, whatever the tolerance
+                report.rows.append(CheckRow(label, metric, _as_float(b_val), _as_float(r_val), tol, "drift", note=bad))
+                continue
+            delta = float(r_val) - float(b_val)
+            status: Status = "drift" if _exceeds(delta, tol) else "ok"
             row = CheckRow(label, metric, float(b_val), float(r_val), tol, status)
             if samples[0] and samples[1] and metric in samples[0] and metric in samples[1]:
                 row.ci, row.note, row.paired, row.changed_samples = _bootstrap_row(
                     samples[0][metric], samples[1][metric], n_resamples, seed, confidence)
             report.rows.append(row)
         for metric in sorted(set(r.metrics) - set(b.metrics)):
-            if isinstance(r.metrics[metric], (int, float)):
-                report.rows.append(CheckRow(label, metric, None, float(r.metrics[metric]), None, "new"))
+            value = r.metrics[metric]
+            report.rows.append(CheckRow(label, metric, None, _as_float(value), None, "new",
+                                        note=_not_a_metric(value, "results") or ""))
     for key in sorted(set(now) - set(base), key=str):
         report.rows.append(CheckRow(_label(key), "*", None, None, None, "new", note="not in baseline"))
     return report

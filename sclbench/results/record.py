@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from sclbench.common.io import atomic_write
-from sclbench.errors import DataError
+from sclbench.common.values import Rule, check_value
+from sclbench.errors import ConfigError, DataError
 
 try:  # POSIX; elsewhere concurrent writers of one folder are not serialised
     import fcntl
@@ -47,6 +48,53 @@ PREDICTIONS_SUFFIX = ".predictions.jsonl"
 HISTORY_DIR = ".history"
 HISTORY_KEEP = 5  # replaced records kept per key
 LOCK_NAME = ".records.lock"
+
+_TEXT, _MAYBE_TEXT, _MAPPING = Rule("str"), Rule("str", nullable=True), Rule("dict")
+# What each field of a record holds. A record is read by `table` and `check`, the CI guard: a field of
+# another kind must stop them with the file and field named, never be skipped (a metric that is a string
+# used to vanish from both, one check fewer and still PASS). Metrics are numbers; NaN is kept (the check
+# fails it and the table shows it), a text, a bool or null is refused.
+FIELD_RULES: dict[str, Rule] = {
+    "task": _TEXT, "split": _TEXT, "scorer": _TEXT, "schema": _TEXT, "created_at": _TEXT, "notes": _TEXT,
+    "metrics": _MAPPING, "protocol": _MAPPING, "config": _MAPPING, "checkpoint": _MAPPING, "versions": _MAPPING,
+    "extra": _MAPPING,
+    "data_fingerprint": _MAYBE_TEXT, "git_commit": _MAYBE_TEXT, "device": _MAYBE_TEXT,
+    "predictions_file": _MAYBE_TEXT, "predictions_sha256": _MAYBE_TEXT,
+    "world_size": Rule("int", low=1),
+    "wall_time_s": Rule("float", low=0, nullable=True),
+    "throughput": Rule("float", low=0, nullable=True),
+    "seed": Rule("int", nullable=True),
+}
+
+
+def is_metric_value(value: Any) -> bool:
+    """A metric's value: a real number (NaN and inf included: they are reported, never skipped), not a bool."""
+    import numbers
+
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _checked_fields(data: dict[str, Any], where: str) -> dict[str, Any]:
+    out = {}
+    for key, value in data.items():
+        try:
+            out[key] = check_value(value, FIELD_RULES[key], f"result record{where}: field {key!r}")
+        except ConfigError as err:
+            raise DataError(str(err)) from None
+    for name in ("task", "split", "scorer"):
+        if not out[name].strip():
+            raise DataError(f"result record{where}: field {name!r} is empty")
+    for metric, value in out["metrics"].items():
+        if not isinstance(metric, str) or not metric:
+            raise DataError(f"result record{where}: metric name {metric!r} is not a non-empty text")
+        if not is_metric_value(value):
+            raise DataError(f"result record{where}: metric {metric!r} needs a number, got {value!r} (a record "
+                            "the check and the table cannot read is an error, never skipped)")
+    preds = out.get("predictions_file")
+    if preds is not None and (not preds or Path(preds).name != preds or preds in (".", "..")):
+        raise DataError(f"result record{where}: field 'predictions_file' must name a file beside the record, "
+                        f"got {preds!r}")
+    return out
 
 
 def _now() -> str:
@@ -178,12 +226,11 @@ class ResultRecord:
         if missing:
             raise DataError(f"result record{where} lacks {', '.join(missing)}")
         names = {f.name for f in dataclasses.fields(cls)} - {"source"}
-        known = {k: v for k, v in data.items() if k in names}
+        known = _checked_fields({k: v for k, v in data.items() if k in names}, where)
         unknown = {k: v for k, v in data.items() if k not in names}
         if unknown:  # written by a newer sclbench: keep rather than drop silently
             known["extra"] = {**known.get("extra", {}), "unknown_fields": unknown}
-        if not isinstance(known["metrics"], Mapping):
-            raise DataError(f"result record{where}: 'metrics' must be an object of name -> number")
+        known["metrics"] = dict(known["metrics"])
         return cls(**known, source=source)
 
     def save(self, root: str | Path, predictions: Iterable[Mapping[str, Any]] | None = None) -> Path:

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from sclbench.errors import DataError
 from sclbench.results.paper import PaperNumber, canonical_split, paper_index
-from sclbench.results.record import ResultRecord
+from sclbench.results.record import ResultRecord, is_metric_value
 from sclbench.results.stats import NumberStats, record_stats
 
 Format = Literal["rich", "markdown", "csv", "html"]
@@ -42,7 +44,7 @@ def main_metrics(metrics: dict[str, Any]) -> list[str]:
         wanted = ["accuracy", *sorted(k for k in metrics if k.startswith("accuracy_"))]
     else:
         wanted = sorted(metrics)
-    return [m for m in wanted if isinstance(metrics.get(m), (int, float))]
+    return [m for m in wanted if is_metric_value(metrics.get(m))]
 
 
 def is_synthetic(record: ResultRecord) -> bool:
@@ -102,6 +104,7 @@ def build_table(records: Iterable[ResultRecord], paper: list[PaperNumber] | None
     index = paper_index(paper)
     newest: dict[tuple[str, str, str], ResultRecord] = {}
     for rec in records:
+        _check_metrics(rec)
         if rec.key not in newest or rec.created_at >= newest[rec.key].created_at:
             newest[rec.key] = rec
     rows = []
@@ -130,6 +133,15 @@ def build_table(records: Iterable[ResultRecord], paper: list[PaperNumber] | None
     return rows
 
 
+def _check_metrics(rec: ResultRecord) -> None:
+    """Every metric of a record is a number (NaN included: shown as NaN), else an error naming the
+    record: a table that silently left a number out would misreport the run."""
+    for metric, value in rec.metrics.items():
+        if not is_metric_value(value):
+            where = rec.source or f"{rec.task} {rec.split} {rec.checkpoint_name}"
+            raise DataError(f"result record {where}: metric {metric!r} needs a number, got {value!r}")
+
+
 def protocol_notes(rows: list[TableRow]) -> dict[str, int]:
     """Footnote number of every protocol description too long to sit in a column."""
     notes: dict[str, int] = {}
@@ -150,6 +162,8 @@ def run_label(row: TableRow) -> str:
 def _fmt(value: float | None, signed: bool = False) -> str:
     if value is None:
         return ""
+    if math.isnan(value):
+        return "NaN"  # shown, never left blank: a blank cell reads as "not evaluated"
     return f"{value:+.2f}" if signed else f"{value:.2f}"
 
 
