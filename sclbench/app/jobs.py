@@ -22,6 +22,7 @@ from sclbench.errors import ConfigError
 from sclbench.model import SCLModel
 from sclbench.model.checkpoint import CONFIG_NAME
 from sclbench.model.factory import LoadedModel, create_model
+from sclbench.objectives.balance import loss_balance
 from sclbench.results import ResultRecord, environment_info, fingerprint_files
 from sclbench.tasks.base import Evaluation, Task, get_task
 
@@ -69,13 +70,17 @@ def prepare(task_name: str, ckpt: str | None, data_root: str | None, overrides: 
     return task, loaded
 
 
-def recipe(task: Task, overrides: list[str] | None, loaded: LoadedModel) -> dict[str, Any]:
-    """What a run record says about how its numbers were made (see docs/fidelity.md)."""
-    return {"card": task.card.name, "overrides": list(overrides or []), "init": loaded.init,
-            "init_detail": loaded.meta.get("encoder_init"),
-            "train": task.card.section("train"), "eval": task.card.section("eval"),
-            "data": {k: v for k, v in task.card.section("data").items() if k != "root"},
-            "protocol": task.card.section("protocol")}
+def recipe(task: Task, overrides: list[str] | None, loaded: LoadedModel, world: int | None = None) -> dict[str, Any]:
+    """What a run record says about how its numbers were made (see docs/fidelity.md); a training run
+    (`world` = its process count) adds its loss balance: per-term weights and negatives."""
+    out = {"card": task.card.name, "overrides": list(overrides or []), "init": loaded.init,
+           "init_detail": loaded.meta.get("encoder_init"),
+           "train": task.card.section("train"), "eval": task.card.section("eval"),
+           "data": {k: v for k, v in task.card.section("data").items() if k != "root"},
+           "protocol": task.card.section("protocol")}
+    if world is not None:
+        out["loss_balance"] = loss_balance(task.card, world)
+    return out
 
 
 # ---- jobs ---------------------------------------------------------------------------------------
@@ -122,7 +127,7 @@ def finetune(task_name: str, ckpt: str | None, data_root: str | None, out_dir: s
                 loaded.tokenizer.save_pretrained(str(out / sub))
                 if hasattr(task, "vocab"):  # VQA: the answer list travels with the classifier it indexes
                     task.vocab.save(out / sub / "answer_vocab.json")
-        _write_run_meta(out, {"task": task.name, "recipe": recipe(task, overrides, loaded),
+        _write_run_meta(out, {"task": task.name, "recipe": recipe(task, overrides, loaded, D.world_size()),
                               "selection": {"protocol": selection.to_dict(), **{k: summary.get(k) for k in SELECTION_KEYS}},
                               "steps": summary.get("step")})
     summary["selection"] = selection.to_dict()
@@ -267,6 +272,6 @@ def pretrain(card: str, ckpt: str | None, data_root: str | None, out_dir: str | 
     if D.is_main():
         loaded.model.save_pretrained(Path(out_dir) / "final", tokenizer=loaded.tokenizer,
                                      meta={"objectives": task.card.get("objectives"), "steps": summary.get("step"),
-                                           "recipe": recipe(task, overrides, loaded)})
+                                           "recipe": recipe(task, overrides, loaded, D.world_size())})
     summary["init"] = loaded.init
     return summary

@@ -18,6 +18,10 @@ Which terms gather negatives from other ranks follows `gather_grad` (losses.py):
   "official" (default, the official HEAD `compute_scl`): MGSC image CLS and MLTC text tokens are
       gathered with the local-slice gradient; the MGSC text CLS pair is cut from the LOCAL features
       before the gather and MLTC image tokens are never gathered, so both see local negatives only.
+      Clips (F > 1) follow the CVPR v1 `compute_scl`, the only official video pre-training, which
+      gathers the text CLS pair too.
+      Under "official" the gathered terms are scaled by world / 8 (the official weight at any world
+      size); "local_slice" is the same without that scaling (losses.py).
   "exact": all four terms gather from every rank with the exact full-batch gradient.
 
 Video: the fused CLS of each frame is completed separately and the loss averaged over frames; the
@@ -37,7 +41,7 @@ import torch
 from sclbench.data.masking import scl_text_mask
 from sclbench.model import SCLModel
 from sclbench.model.scl import VisionFeatures
-from sclbench.objectives.losses import check_gather_grad, gather, norm_softmax_loss, normalize
+from sclbench.objectives.losses import check_gather_grad, gather, gathered_term_scale, norm_softmax_loss, normalize
 
 
 @dataclass
@@ -79,21 +83,25 @@ def completion_contrast(
     """
     tau, mode = cfg.temperature, check_gather_grad(cfg.gather_grad)
     exact = mode == "exact"
+    scale = gathered_term_scale(mode)  # on the gathered terms only (1 unless "official")
     frames = v_hat.shape[1]
     v_hat, v = gather(normalize(v_hat), mode), gather(normalize(v.detach()), mode)
     loss_img = sum(norm_softmax_loss(v_hat[:, f] @ v[:, f].t(), tau) for f in range(frames)) / frames
     t_hat, t = normalize(t_hat), normalize(t.detach())
-    if exact:  # official: the text CLS pair stays local (cut before the gather)
+    # Official images (HEAD compute_scl): the text CLS pair stays local (cut before the gather).
+    # Official video (v1 compute_scl, the only official video pre-training): both pairs gathered.
+    text_gathered = exact or frames > 1
+    if text_gathered:
         t_hat, t = gather(t_hat, mode), gather(t, mode)
     loss_txt = norm_softmax_loss(t_hat @ t.t(), tau)
-    loss = cfg.global_weight * (loss_img + loss_txt)
+    loss = cfg.global_weight * (scale * loss_img + (scale if text_gathered else 1.0) * loss_txt)
     terms = {"mgsc_img_loss": loss_img, "mgsc_txt_loss": loss_txt}
     if text_tokens is not None and image_tokens is not None:
         pred, target, selected = text_tokens
         loss_tt = _token_nce(pred, target.detach(), selected, tau, gathered=True, mode=mode)
         pred, target, selected = image_tokens
         loss_it = _token_nce(pred, target.detach(), selected, tau, gathered=exact, mode=mode)
-        loss = loss + cfg.local_weight * (loss_it + loss_tt)
+        loss = loss + cfg.local_weight * (loss_it + scale * loss_tt)  # image tokens: as the text CLS
         terms.update(mltc_img_loss=loss_it, mltc_txt_loss=loss_tt)
     return loss, terms
 

@@ -6,7 +6,7 @@ import torch
 
 from sclbench.model import SCLModel
 from sclbench.model.scl import VisionFeatures
-from sclbench.objectives.losses import gather, norm_softmax_loss, normalize
+from sclbench.objectives.losses import gather, gathered_term_scale, norm_softmax_loss, normalize
 
 
 def itc_loss(model: SCLModel, text_embeds: torch.Tensor, vision: VisionFeatures,
@@ -15,9 +15,10 @@ def itc_loss(model: SCLModel, text_embeds: torch.Tensor, vision: VisionFeatures,
 
     Negatives are the other samples of the global (all-rank) micro-batch in both modes, as in the
     official `compute_con` and the retrieval `compute_irtr` contrastive term; `gather_grad` picks the
-    official local-slice gradient or the exact full-batch one (losses.py).
+    official local-slice gradient (at the official 8-process weight by default) or the exact full-batch
+    one (losses.py).
     """
     text, image = model.contrastive_features(text_embeds, vision)
     text, image = gather(normalize(text), gather_grad), gather(normalize(image), gather_grad)
     loss = norm_softmax_loss(text @ image.t(), model.cl_temp)
-    return weight * loss, {"itc_loss": loss.item(), "cl_temp": float(model.cl_temp.detach())}
+    return weight * gathered_term_scale(gather_grad) * loss, {"itc_loss": loss.item(), "cl_temp": float(model.cl_temp.detach())}

@@ -1,11 +1,17 @@
 """Shared pieces of the contrastive objectives: NormSoftmax (InfoNCE both ways) and gathering.
 
-`gather_grad` (card key `train.gather_grad`) says how a gathered loss's gradient reaches each rank:
-  "official" (default): the official `AllGather_multi` backward, only this rank's loss and only its
-      own rows: after DDP's mean over ranks a gathered term weighs 1/world_size of "exact" relative
-      to MLM/ITM, and the terms follow the official HEAD in what they gather (see completion.py).
+`gather_grad` (card key `train.gather_grad`) says how a gathered loss's gradient reaches each rank,
+and so how much a gathered term weighs against the local ones (MLM, ITM, the retrieval rank loss):
+  "official" (default): the official `AllGather_multi` backward (only this rank's loss, only its own
+      rows; after DDP's mean a gathered term weighs 1/world of its card weight) and the official
+      per-term gathering (completion.py), with every gathered term scaled by world / 8: its weight is
+      then card weight / 8 at ANY world size, as in the official 8 processes x 16 samples. What
+      cannot be reproduced on fewer processes: the negatives per step (16 x world instead of 128).
+  "local_slice": the bare official backward, no rescaling: the official weights only at 8
+      processes; on one process the gathered terms weigh 8x more relative to MLM/ITM.
   "exact": the gradient of the full-batch loss, as one process with the whole batch would get, and
-      every contrastive term gathers its negatives from all ranks.
+      every contrastive term gathers its negatives from all ranks (gathered terms at card weight).
+`balance.py` states the resulting per-term weights and negatives of a run (recorded with it).
 """
 
 from __future__ import annotations
@@ -13,7 +19,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from sclbench.engine.distributed import GATHER_GRAD_MODES, all_gather_with_grad
+from sclbench.engine.distributed import all_gather_with_grad, world_size
+
+MODES = ("official", "local_slice", "exact")  # card values of train.gather_grad
+_GATHER = {"official": "official", "local_slice": "official", "exact": "exact"}  # -> engine gather mode
+OFFICIAL_WORLD_SIZE = 8  # the official runs: 8 processes (scl/config.py num_gpus), one node
 
 
 def norm_softmax_loss(sim: torch.Tensor, temperature: float | torch.Tensor) -> torch.Tensor:
@@ -36,13 +46,21 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
 
 
 def check_gather_grad(mode: str) -> str:
-    if mode not in GATHER_GRAD_MODES:
+    if mode not in MODES:
         from sclbench.errors import ConfigError
 
-        raise ConfigError(f"train.gather_grad: {mode!r} is not a gather mode; use one of {', '.join(GATHER_GRAD_MODES)}")
+        raise ConfigError(f"train.gather_grad: {mode!r} is not a gather mode; use one of {', '.join(MODES)}")
     return mode
+
+
+def gathered_term_scale(mode: str, world: int | None = None) -> float:
+    """The factor on a gathered term's loss: world / 8 under "official" (the official weight at any world
+    size, see above), 1 otherwise."""
+    if check_gather_grad(mode) != "official":
+        return 1.0
+    return (world_size() if world is None else int(world)) / OFFICIAL_WORLD_SIZE
 
 
 def gather(x: torch.Tensor, mode: str = "official") -> torch.Tensor:
     """Concatenate a tensor from every rank along dim 0; its gradient follows `mode` (see above)."""
-    return all_gather_with_grad(x, check_gather_grad(mode))
+    return all_gather_with_grad(x, _GATHER[check_gather_grad(mode)])

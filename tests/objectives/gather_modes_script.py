@@ -1,4 +1,5 @@
-"""torchrun script: gradients of the gathered losses (ITC, SCL completion) under each gather_grad mode.
+"""torchrun script: gradients of the gathered losses (ITC, SCL completion of clips and of images) under
+each gather_grad mode.
 
 Every rank builds the same tiny parameters (seeded) and its own slice of inputs (`rank_inputs`),
 runs the REAL loss code (`itc_loss`, `completion_contrast`), backpropagates, and averages the
@@ -58,19 +59,20 @@ def main() -> None:
     world = D_.world_size()
     inp = rank_inputs(D_.rank())
     result: dict = {}
-    for mode in ("official", "exact"):
+    for mode in ("official", "local_slice", "exact"):
         result[mode] = {}
-        for term in ("itc", "completion"):
+        for term in ("itc", "completion", "completion_image"):
             tiny, proj = make_params()
             if term == "itc":
                 loss, _ = itc_loss(tiny, inp["itc_text"], inp["itc_image"], weight=0.5, gather_grad=mode)
                 params = dict(tiny.named_parameters())
-            else:
+            else:  # completion: F-frame clips; completion_image: their first frame, an image batch
+                frames = slice(None) if term == "completion" else slice(0, 1)
                 cfg = CompletionConfig(gather_grad=mode)
                 loss, _ = completion_contrast(
-                    proj(inp["v_hat"]), proj(inp["v"]), proj(inp["t_hat"]), proj(inp["t"]), cfg,
+                    proj(inp["v_hat"][:, frames]), proj(inp["v"][:, frames]), proj(inp["t_hat"]), proj(inp["t"]), cfg,
                     (proj(inp["tt_pred"]), proj(inp["tt_target"]), inp["text_sel"]),
-                    (proj(inp["it_pred"]), proj(inp["it_target"]), inp["image_sel"]))
+                    (proj(inp["it_pred"][:, frames]), proj(inp["it_target"][:, frames]), inp["image_sel"][:, frames]))
                 params = dict(proj.named_parameters())
             loss.backward()
             grads = {}

@@ -22,13 +22,16 @@ def features(seed: int = 0):
 
 def test_weights_scale_the_terms():
     v_hat, v, t_hat, t, text, image = features()
-    official = CompletionConfig()
-    assert (official.global_weight, official.local_weight) == (1.0, 0.2)
+    assert (CompletionConfig().global_weight, CompletionConfig().local_weight) == (1.0, 0.2)
+    # local_slice: the card weights alone (the default also scales gathered terms by world / 8,
+    # tests/objectives/test_fidelity_loss_balance.py)
+    official = CompletionConfig(gather_grad="local_slice")
     loss, terms = completion_contrast(v_hat, v, t_hat, t, official, text, image)
     mgsc = terms["mgsc_img_loss"] + terms["mgsc_txt_loss"]
     mltc = terms["mltc_img_loss"] + terms["mltc_txt_loss"]
     assert float(loss) == pytest.approx(float(mgsc + 0.2 * mltc), rel=1e-6)
-    small, small_terms = completion_contrast(v_hat, v, t_hat, t, CompletionConfig(global_weight=0.1, local_weight=0.02),
+    small, small_terms = completion_contrast(v_hat, v, t_hat, t, CompletionConfig(global_weight=0.1, local_weight=0.02,
+                                                                              gather_grad="local_slice"),
                                              text, image)
     assert float(small) == pytest.approx(float(0.1 * mgsc + 0.02 * mltc), rel=1e-6)
     # the logged terms are the unweighted losses, whatever the weights

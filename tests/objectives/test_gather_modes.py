@@ -1,9 +1,11 @@
 """gather_grad modes on torchrun x2 (gloo): each mode's gradients equal a direct reference of that mode.
 
-official: the official AllGather_multi: rank r differentiates ITS loss w.r.t. its own rows only (the
-other ranks' rows are constants), DDP averages; MGSC text CLS and MLTC image tokens use local
-negatives only (the official HEAD compute_scl). exact: the gradient of the loss on the whole batch,
-every term gathered. The references below use no process group and no sclbench loss code.
+local_slice: the official AllGather_multi: rank r differentiates ITS loss w.r.t. its own rows only (the
+other ranks' rows are constants), DDP averages; for image batches the MGSC text CLS and MLTC image
+tokens use local negatives only (the official HEAD compute_scl), for clips the text CLS is gathered
+(the v1 compute_scl). official: the same with every gathered term scaled by world / 8 (the official
+8-process weight). exact: the gradient of the loss on the whole batch, every term gathered. The
+references below use no process group and no sclbench loss code.
 """
 
 import importlib.util
@@ -48,11 +50,11 @@ def batch(name: str, fn, owner: int | None) -> torch.Tensor:
     return torch.cat(parts)
 
 
-def itc_reference(owner: int | None) -> dict[str, torch.Tensor]:
+def itc_reference(owner: int | None, scale: float = 1.0) -> dict[str, torch.Tensor]:
     tiny, _ = script.make_params()
     text = unit(batch("itc_text", tiny.text_proj, owner))
     image = unit(batch("itc_image", tiny.image_proj, owner))
-    loss = 0.5 * nsl(text @ image.t(), tiny.cl_temp)
+    loss = scale * 0.5 * nsl(text @ image.t(), tiny.cl_temp)
     return dict(zip(dict(tiny.named_parameters()), torch.autograd.grad(loss, list(tiny.parameters()))))
 
 
@@ -61,23 +63,28 @@ def token_loss(pred, target, sel, tau):
     return nsl(p @ t.t(), tau)
 
 
-def completion_reference(owner: int | None, local_text_cls: bool, local_image_tokens: bool) -> dict:
-    """owner None: the whole batch (exact). Else rank `owner`'s official loss."""
+def completion_reference(owner: int | None, local_text_cls: bool, local_image_tokens: bool,
+                         frames: int = script.F, scale: float = 1.0) -> dict:
+    """owner None: the whole batch (exact). Else rank `owner`'s official loss, its gathered terms x scale.
+    frames: the first `frames` frames of the inputs (1 = an image batch)."""
     _, proj = script.make_params()
     tau, weight = 0.03, 0.2
-    rows = lambda name: batch(name, proj, owner)  # noqa: E731
-    own = lambda name: proj(script.rank_inputs(owner)[name])  # noqa: E731
-    sel = lambda name, local: (script.rank_inputs(owner)[name] if local  # noqa: E731
-                               else torch.cat([script.rank_inputs(r)[name] for r in range(WORLD)]))
+    cut = {"v_hat", "v", "it_pred", "it_target", "image_sel"}  # inputs with a frame axis
+    take = lambda name, r: script.rank_inputs(r)[name][:, :frames] if name in cut else script.rank_inputs(r)[name]  # noqa: E731
+    rows = lambda name: torch.cat([proj(take(name, r)) if owner is None or r == owner  # noqa: E731
+                                   else proj(take(name, r)).detach() for r in range(WORLD)])
+    own = lambda name: proj(take(name, owner))  # noqa: E731
+    sel = lambda name, local: (take(name, owner) if local  # noqa: E731
+                               else torch.cat([take(name, r) for r in range(WORLD)]))
     v_hat, v = unit(rows("v_hat")), unit(rows("v").detach())
-    loss = sum(nsl(v_hat[:, f] @ v[:, f].t(), tau) for f in range(script.F)) / script.F
+    loss = scale * sum(nsl(v_hat[:, f] @ v[:, f].t(), tau) for f in range(frames)) / frames
     t_hat, t = (own("t_hat"), own("t")) if local_text_cls else (rows("t_hat"), rows("t"))
-    loss = loss + nsl(unit(t_hat) @ unit(t.detach()).t(), tau)
-    tt = token_loss(rows("tt_pred"), rows("tt_target"), sel("text_sel", False), tau)
+    loss = loss + (1.0 if local_text_cls else scale) * nsl(unit(t_hat) @ unit(t.detach()).t(), tau)
+    tt = scale * token_loss(rows("tt_pred"), rows("tt_target"), sel("text_sel", False), tau)
     if local_image_tokens:
         it = token_loss(own("it_pred"), own("it_target"), sel("image_sel", True), tau)
     else:
-        it = token_loss(rows("it_pred"), rows("it_target"), sel("image_sel", False), tau)
+        it = scale * token_loss(rows("it_pred"), rows("it_target"), sel("image_sel", False), tau)
     loss = loss + weight * (tt + it)
     return dict(zip(dict(proj.named_parameters()), torch.autograd.grad(loss, list(proj.parameters()))))
 
@@ -86,12 +93,19 @@ def mean(grads: list[dict]) -> dict:
     return {k: sum(g[k] for g in grads) / len(grads) for k in grads[0]}
 
 
+OFFICIAL_SCALE = WORLD / 8  # "official": gathered terms at their 8-process weight
+
+
 def expected(mode: str, term: str) -> dict:
+    scale = OFFICIAL_SCALE if mode == "official" else 1.0
     if term == "itc":
-        return itc_reference(None) if mode == "exact" else mean([itc_reference(r) for r in range(WORLD)])
+        return itc_reference(None) if mode == "exact" else mean([itc_reference(r, scale) for r in range(WORLD)])
+    frames = script.F if term == "completion" else 1
     if mode == "exact":
-        return completion_reference(None, local_text_cls=False, local_image_tokens=False)
-    return mean([completion_reference(r, local_text_cls=True, local_image_tokens=True) for r in range(WORLD)])
+        return completion_reference(None, local_text_cls=False, local_image_tokens=False, frames=frames)
+    clip = frames > 1  # clips: the v1 code gathers the text CLS pair; images: HEAD keeps it local
+    return mean([completion_reference(r, local_text_cls=not clip, local_image_tokens=True, frames=frames, scale=scale)
+                 for r in range(WORLD)])
 
 
 @pytest.fixture(scope="module")
@@ -110,8 +124,8 @@ def torchrun_grads(tmp_path_factory) -> dict:
     return saved["grads"]
 
 
-@pytest.mark.parametrize("term", ["itc", "completion"])
-@pytest.mark.parametrize("mode", ["official", "exact"])
+@pytest.mark.parametrize("term", ["itc", "completion", "completion_image"])
+@pytest.mark.parametrize("mode", ["official", "local_slice", "exact"])
 def test_gradients_equal_reference(torchrun_grads, mode, term):
     got, want = torchrun_grads[mode][term], expected(mode, term)
     assert got.keys() == want.keys()
@@ -119,18 +133,19 @@ def test_gradients_equal_reference(torchrun_grads, mode, term):
         torch.testing.assert_close(got[name], want[name], rtol=1e-5, atol=1e-6, msg=f"{mode} {term} {name}")
 
 
-@pytest.mark.parametrize("term", ["itc", "completion"])
-def test_modes_differ(torchrun_grads, term):
-    """The two modes are not the same computation (else the test above could not tell them apart)."""
-    official, exact = torchrun_grads["official"][term], torchrun_grads["exact"][term]
-    assert any(not torch.allclose(official[k], exact[k], rtol=1e-3) for k in official)
+@pytest.mark.parametrize("term", ["itc", "completion", "completion_image"])
+@pytest.mark.parametrize("a, b", [("official", "exact"), ("official", "local_slice"), ("local_slice", "exact")])
+def test_modes_differ(torchrun_grads, term, a, b):
+    """The modes are not the same computation (else the test above could not tell them apart)."""
+    one, other = torchrun_grads[a][term], torchrun_grads[b][term]
+    assert any(not torch.allclose(one[k], other[k], rtol=1e-3) for k in one)
 
 
 def test_official_per_term_scope_is_not_all_gathered():
     """The official completion reference differs from official gradients with every term gathered:
     the local text CLS / image-token scope matters for these inputs."""
-    official = mean([completion_reference(r, True, True) for r in range(WORLD)])
-    all_gathered = mean([completion_reference(r, False, False) for r in range(WORLD)])
+    official = mean([completion_reference(r, True, True, frames=1) for r in range(WORLD)])
+    all_gathered = mean([completion_reference(r, False, False, frames=1) for r in range(WORLD)])
     assert any(not torch.allclose(official[k], all_gathered[k], rtol=1e-3) for k in official)
 
 
@@ -144,3 +159,4 @@ def test_unknown_mode_is_a_config_error():
     with pytest.raises(ConfigError, match="train.gather_grad"):
         PretrainConfig(gather_grad="local")
     assert PretrainConfig(gather_grad="exact").completion.gather_grad == "exact"
+    assert PretrainConfig(gather_grad="local_slice").completion.gather_grad == "local_slice"
