@@ -158,3 +158,69 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     box = [obj if rank() == src else None]
     dist.broadcast_object_list(box, src=src)
     return box[0]
+
+
+# ---- tensor gathers (evaluation features and scores: never pickled) ------------------------------
+def comm_device() -> torch.device:
+    """Where this process group's collectives take their tensors: the current CUDA device under
+    NCCL, else the CPU (gloo)."""
+    if is_initialized() and dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def all_gather_counts(count: int) -> list[int]:
+    """Every rank's `count`, in rank order (one small integer collective)."""
+    if world_size() == 1:
+        return [int(count)]
+    mine = torch.tensor([int(count)], dtype=torch.int64, device=comm_device())
+    out = torch.empty(world_size(), dtype=torch.int64, device=mine.device)
+    dist.all_gather_into_tensor(out, mine)
+    return [int(c) for c in out.tolist()]
+
+
+def all_reduce_max(values: list[int]) -> list[int]:
+    """Element-wise maximum of small integer lists over ranks (e.g. a shape only some ranks know)."""
+    if world_size() == 1:
+        return [int(v) for v in values]
+    t = torch.tensor([int(v) for v in values], dtype=torch.int64, device=comm_device())
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return [int(v) for v in t.tolist()]
+
+
+def all_gather_rows(local: torch.Tensor, out: torch.Tensor, counts: list[int] | None = None,
+                    chunk_rows: int | None = None) -> torch.Tensor:
+    """Write every rank's rows of `local` ([n_r, ...], n_r may differ by rank) into `out`
+    ([sum n_r, ...], any device, e.g. pinned host memory), in rank order, on every rank.
+
+    Tensors travel as tensors (`all_gather_into_tensor`), never pickled: each round sends at most
+    `chunk_rows` rows per rank (zero-padded to the same size on every rank, as the collective needs),
+    so the only temporaries are one round's send buffer and its W-fold receive buffer on the
+    communication device, whatever the size of `out`. `counts` (every rank's n_r) saves a collective
+    when the caller knows them."""
+    counts = all_gather_counts(len(local)) if counts is None else [int(c) for c in counts]
+    world = len(counts)
+    if len(out) != sum(counts) or tuple(out.shape[1:]) != tuple(local.shape[1:]):
+        raise ValueError(f"all_gather_rows: out {tuple(out.shape)} does not hold {sum(counts)} rows of "
+                         f"{tuple(local.shape[1:])}")
+    if world == 1:
+        if len(local):
+            out.copy_(local)
+        return out
+    most = max(counts)
+    step = most if chunk_rows is None else max(1, min(int(chunk_rows), most))
+    starts = [sum(counts[:r]) for r in range(world)]
+    device = comm_device()
+    for begin in range(0, most, step):
+        n = min(step, most - begin)
+        send = torch.zeros((n, *local.shape[1:]), dtype=local.dtype, device=device)
+        mine = local[begin:begin + n]
+        if len(mine):
+            send[:len(mine)].copy_(mine)
+        recv = torch.empty((world * n, *local.shape[1:]), dtype=local.dtype, device=device)
+        dist.all_gather_into_tensor(recv, send)
+        for r in range(world):
+            valid = max(0, min(n, counts[r] - begin))
+            if valid:
+                out[starts[r] + begin:starts[r] + begin + valid].copy_(recv[r * n:r * n + valid])
+    return out

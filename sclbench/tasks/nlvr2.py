@@ -18,6 +18,7 @@ from sclbench.data.formats import nlvr2 as fmt
 from sclbench.metrics import nlvr2_metrics
 from sclbench.model import SCLModel
 from sclbench.tasks.base import Evaluation, Task, register
+from sclbench.tasks.encode_once import encode_images_once, source_key
 
 
 @register("nlvr2")
@@ -51,10 +52,19 @@ class NLVR2Task(Task):
         dataset = self.build_dataset(split, train=False)
 
         def step(m: SCLModel, batch: dict) -> list[dict]:
-            logits = self.logits(m, batch)
+            # Both images of every statement, each distinct image once (NLVR2 pairs each image pair
+            # with several statements); then `SCLModel.nlvr2_logits`'s two passes on the features.
+            records = [dataset.records[i] for i in batch["index"].tolist()]
+            keys = [source_key(r.image_0) for r in records] + [source_key(r.image_1) for r in records]
+            vision = encode_images_once(m, torch.cat([batch["images_0"], batch["images_1"]]), keys)
+            b, masks = len(records), batch["text_masks"]
+            text = m.encode_text(batch["text_ids"], masks)
+            out0 = m.fuse(text, masks, vision.index(slice(0, b)), image_token_type_idx=1)
+            out1 = m.fuse(text, masks, vision.index(slice(b, 2 * b)), image_token_type_idx=2)
+            logits = m.nlvr2_classifier(torch.cat([out0.cls_feats, out1.cls_feats], dim=-1))
             prob = logits.float().softmax(1)[:, 1]  # fp32 probabilities under autocast too
-            return [{"id": i, "identifier": i, "prediction": bool(p > 0.5), "prob_true": float(p)}
-                    for i, p in zip(batch["identifiers"], prob)]
+            return [{"id": i, "identifier": i, "prediction": p > 0.5, "prob_true": p}
+                    for i, p in zip(batch["identifiers"], prob.tolist())]
 
         precision = self.eval_precision(model, options)
         preds, wall = self.run_eval(model, dataset, batch_size, num_workers, step, precision)

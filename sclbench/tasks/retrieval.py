@@ -83,7 +83,7 @@ class RetrievalTask(Task):
     def retrieval_options(self, options: dict[str, Any]) -> RetrievalOptions:
         defaults = self.card.section("eval")
         keys = ("mode", "k", "fusion", "pair_batch_size", "encode_batch_size", "num_workers", "cache_dir",
-                "chunk_pairs", "shared_fusion")
+                "chunk_pairs", "shared_fusion", "readout_only", "feature_memory")
         merged = {k: defaults[k] for k in keys if k in defaults}
         merged.update({k: v for k, v in options.items() if k in keys and v is not None})
         return RetrievalOptions(**merged)

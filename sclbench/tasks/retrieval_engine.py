@@ -19,110 +19,30 @@ text and image (`SCLModel.text_stream_inputs` / `vision_stream_inputs`), not onc
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-from torch.utils.data import DataLoader, Dataset
 
 from sclbench.data.tokenizer import encode
 from sclbench.engine import distributed as D
-from sclbench.engine.sampler import gather_in_order, shard_bounds
-from sclbench.errors import ConfigError
+from sclbench.engine.sampler import shard_bounds
 from sclbench.model import SCLModel, VisionFeatures
 from sclbench.tasks.precision import EvalPrecision
 from sclbench.tasks.retrieval_cache import ScoreChunks, digest, load_tensors, media_fingerprint, save_tensors
-
-MODES = ("exhaustive", "two-stage")
-FUSIONS = ("itm", "itm+itc")
-
-
-@dataclass
-class RetrievalOptions:
-    mode: str = "two-stage"
-    k: int = 128
-    fusion: str = "itm"
-    pair_batch_size: int = 64
-    encode_batch_size: int = 32
-    num_workers: int = 0
-    cache_dir: str | None = None  # on-disk feature + score-chunk cache (see retrieval_cache)
-    chunk_pairs: int = 4096  # pairs per resumable score chunk (rounded up to whole pair batches)
-    shared_fusion: bool = True  # pair-independent fusion parts once per text/image (False: `fuse` per pair)
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ConfigError(f"retrieval mode {self.mode!r}: choose one of {MODES}")
-        if self.fusion not in FUSIONS:
-            raise ConfigError(f"retrieval fusion {self.fusion!r}: choose one of {FUSIONS}")
-        if self.k < 1:
-            raise ConfigError("retrieval k must be >= 1")
-        if self.pair_batch_size < 1 or self.chunk_pairs < 1:
-            raise ConfigError("retrieval pair_batch_size and chunk_pairs must be >= 1")
-
-    @property
-    def chunk_size(self) -> int:
-        """Pairs per score chunk: whole pair batches, so resumed and uninterrupted runs batch alike."""
-        return -(-self.chunk_pairs // self.pair_batch_size) * self.pair_batch_size
-
-
-@dataclass
-class Features:
-    text_embeds: torch.Tensor  # [T, L, D] after cross_modal_text_transform
-    text_masks: torch.Tensor  # [T, L]
-    text_proj: torch.Tensor  # [T, C] normalised contrastive features
-    vision_embeds: torch.Tensor  # [I, N, D] after cross_modal_image_transform
-    vision_proj: torch.Tensor  # [I, C]
-    num_frames: int
-    key: str | None = None  # cache key (None: not cacheable, e.g. in-training validation)
-    reused: bool = field(default=False, compare=False)  # read from the cache rather than computed
-
-
-class _Media(Dataset):
-    def __init__(self, sources: Sequence[Any], visuals: Any):
-        self.sources, self.visuals = sources, visuals
-
-    def __len__(self) -> int:
-        return len(self.sources)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.visuals(self.sources[i])
-
-
-def _normalize(x: torch.Tensor) -> torch.Tensor:
-    return x / x.norm(dim=-1, keepdim=True).clamp(min=1e-8)
-
+from sclbench.tasks.retrieval_features import (  # noqa: F401  (re-exported: the engine's public names)
+    FUSIONS, MODES, Features, RetrievalOptions, encode_shard, gather_features, pair_batch_for, place,
+)
+from sclbench.tasks.retrieval_fusion import fused_cls
 
 def _fp32(precision: EvalPrecision | None, model: SCLModel) -> EvalPrecision:
     return precision or EvalPrecision(device_type=next(model.parameters()).device.type)
 
 
-@torch.no_grad()
-def _encode_shard(model: SCLModel, enc: dict, media: Sequence[Any], visuals: Any,
-                  opts: RetrievalOptions) -> tuple[torch.Tensor, ...]:
-    """Features of this rank's 1/W of the texts and of the media (contiguous shards)."""
-    device = next(model.parameters()).device
-    has_con = hasattr(model, "language_proj")
-    t0, t1 = shard_bounds(len(enc["ids"]), D.rank(), D.world_size())
-    m0, m1 = shard_bounds(len(media), D.rank(), D.world_size())
-    t_emb, t_proj = [], []
-    for start in range(t0, t1, opts.encode_batch_size):
-        stop = min(start + opts.encode_batch_size, t1)
-        emb = model.encode_text(enc["ids"][start:stop].to(device), enc["masks"][start:stop].to(device))
-        t_emb.append(emb.cpu())
-        t_proj.append(_normalize(model.language_proj(emb[:, 0]).float()).cpu() if has_con else emb[:, 0].float().cpu())
-    v_emb, v_proj, frames = [], [], 1
-    loader = DataLoader(_Media(list(media[m0:m1]), visuals), batch_size=opts.encode_batch_size,
-                        num_workers=opts.num_workers)
-    for images in loader:
-        vision = model.encode_vision(images.to(device))
-        frames = vision.num_frames
-        v_emb.append(vision.embeds.cpu())
-        v_proj.append(_normalize(model.vision_proj(vision.cls).float()).cpu() if has_con else vision.cls.float().cpu())
-    cat = lambda parts: torch.cat(parts) if parts else torch.empty(0)  # noqa: E731  (an empty shard)
-    return cat(t_emb), cat(t_proj), cat(v_emb), cat(v_proj), torch.tensor(frames)
+_encode_shard = encode_shard  # (the older private name)
 
 
 @torch.no_grad()
@@ -130,9 +50,11 @@ def encode_features(model: SCLModel, texts: list[str], tokenizer: Any, media: Se
                     opts: RetrievalOptions, cache_key: Any = None,
                     precision: EvalPrecision | None = None) -> Features:
     """Unimodal features of every text and image/clip: each rank encodes 1/W of them, gathered once in
-    order. With `opts.cache_dir` and a `cache_key` (the caller's identity of checkpoint + data), they
-    are cached on disk under a key that also hashes the token ids, the media files and the precision."""
+    order as tensors (see retrieval_features). With `opts.cache_dir` and a `cache_key` (the caller's
+    identity of checkpoint + data), they are cached on disk under a key that also hashes the token
+    ids, the media files and the precision."""
     precision = _fp32(precision, model)
+    device = next(model.parameters()).device
     enc = encode(texts, tokenizer, model.config.max_text_len)
     key = None
     if cache_key is not None:
@@ -141,12 +63,12 @@ def encode_features(model: SCLModel, texts: list[str], tokenizer: Any, media: Se
     path = Path(opts.cache_dir) / f"features-{key}.pt" if opts.cache_dir and key else None
     saved = load_tensors(path) if path else None
     if saved is not None:
-        return Features(**{**saved, "key": key, "reused": True})
+        return place(Features(**{**saved, "key": key, "reused": True}), device, opts)
     with precision.context():
-        local = _encode_shard(model, enc, media, visuals, opts)
-    parts = gather_in_order([local]) if D.world_size() > 1 else [local]
-    t_emb, t_proj, v_emb, v_proj = (torch.cat([p[i] for p in parts if p[i].numel()]) for i in range(4))
-    frames = max(int(p[4]) for p in parts)
+        local = encode_shard(model, enc, media, visuals, opts)
+    (t_emb, t_proj, v_emb, v_proj), frames = gather_features(local, len(texts), len(media), enc["ids"].shape[1],
+                                                             device, opts)
+    del local
     feats = Features(t_emb, enc["masks"], t_proj, v_emb, v_proj, frames, key)
     if path and D.is_main():
         save_tensors(path, {k: v for k, v in feats.__dict__.items() if k not in ("key", "reused")})
@@ -166,22 +88,26 @@ def candidate_pairs(sim: torch.Tensor, opts: RetrievalOptions) -> tuple[torch.Te
     return (i2t | t2i).nonzero(), i2t, t2i  # nonzero() is row-major: image-major order
 
 
+def _rows(t: torch.Tensor, idx: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Rows `idx` of a feature tensor on the device or in (pinned) host memory, on `device`."""
+    return t[idx.to(t.device)].to(device, non_blocking=True)
+
+
 def _fused_cls(model: SCLModel, feats: Features, img: torch.Tensor, txt: torch.Tensor, length: int,
-               shared: bool) -> torch.Tensor:
+               opts: RetrievalOptions) -> torch.Tensor:
     """cls_feats of the pairs (img[b], txt[b]); texts cut to `length` tokens."""
     device = next(model.parameters()).device
-    if not shared:
-        vision = VisionFeatures(feats.vision_embeds[img].to(device), feats.num_frames)
+    if not opts.shared_fusion:
+        vision = VisionFeatures(_rows(feats.vision_embeds, img, device), feats.num_frames)
         masks = feats.text_masks[txt, :length].to(device)
-        return model.fuse(feats.text_embeds[txt, :length].to(device), masks, vision).cls_feats
+        return model.fuse(_rows(feats.text_embeds, txt, device)[:, :length], masks, vision).cls_feats
     # Distinct texts / images of the batch go through the pair-independent part once; pairs index them.
     uimg, img_of = torch.unique(img, return_inverse=True)
     utxt, txt_of = torch.unique(txt, return_inverse=True)
-    image = model.vision_stream_inputs(VisionFeatures(feats.vision_embeds[uimg].to(device), feats.num_frames))
-    text = model.text_stream_inputs(feats.text_embeds[utxt, :length].to(device),
+    image = model.vision_stream_inputs(VisionFeatures(_rows(feats.vision_embeds, uimg, device), feats.num_frames))
+    text = model.text_stream_inputs(_rows(feats.text_embeds, utxt, device)[:, :length],
                                     feats.text_masks[utxt, :length].to(device))
-    return model.fuse_prepared(text.index(txt_of.to(device)), image.index(img_of.to(device)),
-                               feats.num_frames).cls_feats
+    return fused_cls(model, text, txt_of.to(device), image, img_of.to(device), feats.num_frames, opts.readout_only)
 
 
 # Part of every score-cache key: scores written before the ITM head ran in fp32 are never reused.
@@ -198,10 +124,21 @@ def _itm_scores(model: SCLModel, cls: torch.Tensor) -> torch.Tensor:
         return model.rank_output(cls.float()).squeeze(-1).float().cpu()
 
 
+def sized(opts: RetrievalOptions, model: SCLModel, feats: Features) -> RetrievalOptions:
+    """`opts` with its pair batch sized to the device when it was left to the engine (None)."""
+    if opts.pair_batch_size is not None:
+        return opts
+    cfg = model.config
+    size = pair_batch_for(next(model.parameters()).device, feats.text_embeds.shape[1], feats.vision_embeds.shape[1],
+                          cfg.hidden_size, cfg.cross_intermediate_size, feats.vision_embeds.element_size())
+    return dataclasses.replace(opts, pair_batch_size=size)
+
+
 @torch.no_grad()
 def score_pairs(model: SCLModel, feats: Features, pairs: torch.Tensor, opts: RetrievalOptions,
                 progress: Any = None, precision: EvalPrecision | None = None) -> torch.Tensor:
     """Cross-encoder score (rank_output of the fused pair) for each (image, text) pair, in order."""
+    opts = sized(opts, model, feats)
     out = torch.empty(len(pairs))
     with _fp32(precision, model).context():
         for start in range(0, len(pairs), opts.pair_batch_size):
@@ -211,7 +148,7 @@ def score_pairs(model: SCLModel, feats: Features, pairs: torch.Tensor, opts: Ret
             # padded queries feed nothing that is read (only the CLS is pooled), so the scores do not
             # change, while the co-attention stops paying for padding (~30% of tiny-model scoring time).
             length = int(feats.text_masks[txt].any(0).nonzero().max()) + 1  # trailing all-padding columns only
-            cls = _fused_cls(model, feats, img, txt, length, opts.shared_fusion)
+            cls = _fused_cls(model, feats, img, txt, length, opts)
             out[start:start + len(chunk)] = _itm_scores(model, cls)
             if progress is not None:
                 progress(len(chunk))
@@ -222,11 +159,12 @@ def score_chunks(model: SCLModel, feats: Features, pairs: torch.Tensor, opts: Re
                  precision: EvalPrecision | None = None) -> tuple[torch.Tensor, dict[str, int]]:
     """Scores of all `pairs` (every rank gets them all): fixed chunks dealt to ranks in order, each
     read from / written to the score cache when there is one. Returns (scores, resume statistics)."""
-    precision = _fp32(precision, model)
+    precision, opts = _fp32(precision, model), sized(opts, model, feats)
     size = opts.chunk_size
     n_chunks = -(-len(pairs) // size)
     key = None if feats.key is None else digest(feats.key, opts.mode, opts.k, opts.pair_batch_size, size,
-                                                opts.shared_fusion, precision.protocol(), SCORE_HEAD, pairs)
+                                                opts.shared_fusion, opts.readout_only, precision.protocol(),
+                                                SCORE_HEAD, pairs)
     store = ScoreChunks(opts.cache_dir if key else None, key or "", n_chunks)
     c0, c1 = shard_bounds(n_chunks, D.rank(), D.world_size())
     local, reused, reused_pairs = [], 0, 0
@@ -242,17 +180,21 @@ def score_chunks(model: SCLModel, feats: Features, pairs: torch.Tensor, opts: Re
                 reused, reused_pairs = reused + 1, reused_pairs + len(chunk)
                 bar.advance(len(chunk))
             local.append(scores)
-    mine = (torch.cat(local) if local else torch.empty(0), reused, reused_pairs)
-    parts = gather_in_order([mine]) if D.world_size() > 1 else [mine]
-    scores = torch.cat([p[0] for p in parts])
-    stats = {"chunks": n_chunks, "chunk_pairs": size, "reused_chunks": sum(p[1] for p in parts),
-             "reused_pairs": sum(p[2] for p in parts)}
+    mine = torch.cat(local) if local else torch.empty(0)
+    world = D.world_size()
+    # Every rank's pair count is known from the chunk deal: the scores gather as one tensor.
+    counts = [min(b * size, len(pairs)) - min(a * size, len(pairs))
+              for a, b in (shard_bounds(n_chunks, r, world) for r in range(world))]
+    scores = D.all_gather_rows(mine, torch.empty(len(pairs)), counts) if world > 1 else mine
+    stats = {"chunks": n_chunks, "chunk_pairs": size, "reused_chunks": sum(D.all_gather_counts(reused)),
+             "reused_pairs": sum(D.all_gather_counts(reused_pairs))}
     return scores, stats
 
 
 def retrieval_scores(model: SCLModel, feats: Features, opts: RetrievalOptions,
                      precision: EvalPrecision | None = None) -> dict[str, Any]:
     """Score matrices `i2t` [I, T] (text retrieval) and `t2i` [T, I] (image retrieval) + statistics."""
+    opts = sized(opts, model, feats)
     sim = feats.vision_proj.float() @ feats.text_proj.float().t()
     pairs, i2t_mask, t2i_mask = candidate_pairs(sim, opts)
     began = time.perf_counter()

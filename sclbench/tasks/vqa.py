@@ -19,6 +19,7 @@ from sclbench.errors import ConfigError
 from sclbench.metrics import vqa_accuracy, vqa_evaluate, vqa_scores, vqa_soft_score
 from sclbench.model import SCLConfig, SCLModel
 from sclbench.tasks.base import Evaluation, Task, register
+from sclbench.tasks.encode_once import encode_images_once, source_key
 
 
 @register("vqa")
@@ -85,10 +86,15 @@ class VQATask(Task):
         answers = self.vocab.answers
 
         def step(m: SCLModel, batch: dict) -> list[dict]:
-            logits = m.vqa_classifier(m(batch["text_ids"], batch["text_masks"], batch["images"]).cls_feats)
-            proxy = batch["vqa_targets"].gather(1, logits.argmax(1, keepdim=True)).squeeze(1)
-            return [{"id": int(q), "question_id": int(q), "answer": answers[int(a)], "soft_score": float(s)}
-                    for q, a, s in zip(batch["question_ids"], logits.argmax(1), proxy)]
+            # Each distinct image of the batch through the ViT once (VQA v2: ~5 questions per image).
+            keys = [source_key(dataset.records[i].image) for i in batch["index"].tolist()]
+            vision = encode_images_once(m, batch["images"], keys)
+            logits = m.vqa_classifier(m(batch["text_ids"], batch["text_masks"], vision).cls_feats)
+            best = logits.argmax(1)
+            proxy = batch["vqa_targets"].gather(1, best[:, None]).squeeze(1)
+            # One host read per list (not one per question).
+            return [{"id": q, "question_id": q, "answer": answers[a], "soft_score": s}
+                    for q, a, s in zip(batch["question_ids"].tolist(), best.tolist(), proxy.float().tolist())]
 
         precision = self.eval_precision(model, options)
         preds, wall = self.run_eval(model, dataset, batch_size, num_workers, step, precision)
