@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from sclbench.data.formats.vqa import AnswerVocab
-from sclbench.data.records import CaptionRecord, ImageSource, NLVR2Record, VideoRecord, VQARecord
+from sclbench.data.records import CaptionRecord, ImageSource, NLVR2Record, SkipCounter, VideoRecord, VQARecord
 from sclbench.data.tokenizer import encode
 from sclbench.data.transforms import ClipTransform
 from sclbench.data.video import read_clip
@@ -71,6 +71,27 @@ class _Base(Dataset):
             if not self.skip_corrupt:
                 raise
             return {"skipped": str(err), "index": index}
+
+
+def drop_undecodable(records: list, visuals: Visuals, skip: SkipCounter) -> list:
+    """The records whose media all decode; the others counted in `skip` under "corrupt".
+
+    For evaluations that encode a whole gallery before scoring (retrieval), where a sample cannot be
+    dropped half-way: under the skip option, call this on the split first (one extra decode per
+    item), so an undecodable image or clip is left out and counted instead of stopping the run.
+    """
+    kept = []
+    for record in records:
+        sources = [record.image_0, record.image_1] if isinstance(record, NLVR2Record) else \
+            [record.image] if isinstance(record, VQARecord) else [_media(record)]
+        try:
+            for source in sources:
+                visuals(source)
+        except DataError as err:
+            skip.add("corrupt", str(err))
+            continue
+        kept.append(record)
+    return kept
 
 
 def _media(record) -> ImageSource | Path:

@@ -18,6 +18,7 @@ frames; pixel values agree within the two libraries' YUV->RGB conversion (a few 
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -101,9 +102,16 @@ def _check_file(path: Path) -> None:
         raise DataError(f"missing video {path}; restore it or pass the skip option to leave it out")
 
 
-def _corrupt(path: Path, err: BaseException) -> DataError:
-    reason = (str(err).splitlines() or [type(err).__name__])[0][:200]
-    return DataError(f"corrupt video {path}: {reason}; re-download or re-encode it, or pass the skip option")
+# decord prefixes its messages with "[hh:mm:ss] /build/path/file.cc:123: " (and may add its C++ stack).
+_DECORD_PREFIX = re.compile(r"\[[\d:]+\] \S+:\d+: |Check failed: .* vs\. -?\d+\) ")
+
+
+def _corrupt(path: Path, err: BaseException, what: str = "") -> DataError:
+    """One line naming the file for any decoder failure (truncated, garbage, corrupt mid-stream,
+    unsupported codec, no stream): the datasets' skip option catches it like any other bad sample."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    reason = _DECORD_PREFIX.sub("", lines[0])[:200] if lines else type(err).__name__
+    return DataError(f"corrupt video {path}: {what}{reason}; re-download or re-encode it, or pass the skip option")
 
 
 def _no_frames(path: Path) -> DataError:
@@ -113,11 +121,12 @@ def _no_frames(path: Path) -> DataError:
 def _open_decord(path: Path):
     import decord
 
-    try:
+    try:  # decord raises its own DECORDError, RuntimeError, ValueError... on bad input: all a bad file
         reader = decord.VideoReader(str(path), num_threads=1)
-    except Exception as err:  # decord raises its own DECORDError (and RuntimeError) on bad input
+        frames = len(reader)
+    except Exception as err:
         raise _corrupt(path, err) from None
-    if len(reader) == 0:
+    if frames <= 0:
         raise _no_frames(path)
     return reader
 
@@ -126,9 +135,13 @@ def _decord_frames(path: Path, num_frames: int, mode: str, generator) -> list[np
     reader = _open_decord(path)
     idx = sample_frame_indices(len(reader), num_frames, mode, generator)
     try:
-        return list(reader.get_batch(idx).asnumpy())
+        frames = list(reader.get_batch(idx).asnumpy())
     except Exception as err:
-        raise DataError(f"corrupt video {path}: cannot decode frames {idx} ({str(err)[:200]})") from None
+        raise _corrupt(path, err, f"cannot decode frames {idx}: ") from None
+    if len(frames) != len(idx) or any(f.ndim != 3 or f.shape[-1] != 3 or 0 in f.shape for f in frames):
+        raise DataError(f"corrupt video {path}: frames {idx} decoded to {len(frames)} RGB pictures; re-download "
+                        "or re-encode it, or pass the skip option")
+    return frames
 
 
 def _pyav_decode(path: Path, wanted: set[int] | None):
@@ -140,7 +153,8 @@ def _pyav_decode(path: Path, wanted: set[int] | None):
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
-                raise DataError(f"{path} holds no video stream; re-download or re-encode it")
+                raise DataError(f"{path} holds no video stream; re-download or re-encode it, or pass the skip "
+                                "option")
             stream = container.streams.video[0]
             stream.thread_type = "NONE"  # one thread per dataloader worker, like decord's num_threads=1
             for frame in container.decode(stream):
@@ -149,7 +163,7 @@ def _pyav_decode(path: Path, wanted: set[int] | None):
                 count += 1
     except DataError:
         raise
-    except (av.FFmpegError, OSError, ValueError, EOFError) as err:
+    except Exception as err:  # FFmpegError, OSError, ValueError, codec lookups...: all a bad file
         raise _corrupt(path, err) from None
     if count == 0:
         raise _no_frames(path)
