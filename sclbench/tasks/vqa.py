@@ -15,8 +15,9 @@ import torch.nn.functional as F
 
 from sclbench.data.datasets import VQADataset
 from sclbench.data.formats import vqa as fmt
-from sclbench.errors import ConfigError
-from sclbench.metrics import vqa_accuracy, vqa_evaluate, vqa_scores, vqa_soft_score
+from sclbench.common.io import atomic_write
+from sclbench.errors import ConfigError, DataError
+from sclbench.metrics import vqa_accuracy, vqa_evaluate, vqa_scores
 from sclbench.model import SCLConfig, SCLModel
 from sclbench.tasks.base import Evaluation, Task, register
 from sclbench.tasks.encode_once import encode_images_once, source_key
@@ -78,7 +79,10 @@ class VQATask(Task):
         logits = model.vqa_classifier(out.cls_feats)
         # BCE averaged over batch x classes, times the number of classes = per-question sum (official).
         loss = F.binary_cross_entropy_with_logits(logits, batch["vqa_targets"]) * logits.shape[1]
-        return loss, {"vqa_loss": loss.item(), "vqa_soft_score_proxy": vqa_soft_score(logits.detach(), batch["vqa_targets"])}
+        # The training proxy of `vqa_soft_score` (percent), kept on the device: the trainer reads logs per
+        # log interval, not per step.
+        proxy = batch["vqa_targets"].gather(1, logits.detach().argmax(1, keepdim=True)).float().mean() * 100.0
+        return loss, {"vqa_loss": loss.detach(), "vqa_soft_score_proxy": proxy}
 
     def evaluate(self, model: SCLModel, split: str, batch_size: int = 32, num_workers: int = 0,
                  **options: Any) -> Evaluation:
@@ -136,7 +140,14 @@ class VQATask(Task):
         return 100.0 * total / max(len(records), 1)
 
     def submission(self, evaluation: Evaluation, out_dir: Path) -> Path:
-        """EvalAI format: one {"question_id", "answer"} per question, no duplicates."""
+        """EvalAI format: one {"question_id", "answer"} per test2015 question, no duplicates.
+
+        EvalAI's VQA v2 challenge scores both phases (test-dev, test-standard) on a file answering EVERY
+        test2015 question (a test-dev-only file is rejected: Cadene/murel.bootstrap.pytorch#9); the
+        official code predicts all of test2015. A test-dev run fills the other test2015 questions with
+        the empty answer "", as LLaVA's scripts/convert_vqav2_for_submission.py and OpenFlamingo's
+        fill_vqa_testdev_results.py do; only the test-dev questions count in that phase.
+        """
         seen: dict[int, str] = {}
         for p in evaluation.predictions:
             seen.setdefault(p["question_id"], p["answer"])
@@ -144,7 +155,28 @@ class VQATask(Task):
             raise ConfigError("duplicate question ids in VQA predictions: refusing to write a submission")
         # Named by the published split (test-dev / test), not the role: EvalAI phases differ per split.
         published = self.card.get(f"splits.{evaluation.split}", evaluation.split)
+        entries = [{"question_id": q, "answer": a} for q, a in seen.items()]
+        if published in ("test-dev", "test"):
+            entries = self._every_test2015_question(seen, str(published))
         path = Path(out_dir) / f"vqa_submission_{published}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps([{"question_id": q, "answer": a} for q, a in seen.items()]))
+        atomic_write(path, json.dumps(entries))
         return path
+
+    def _every_test2015_question(self, answered: dict[int, str], published: str) -> list[dict[str, Any]]:
+        """The answers in test2015 question order, "" where a question has no prediction."""
+        qpath = fmt.question_file(self.root, "test")
+        try:
+            doc = json.loads(qpath.read_text())
+            ids = [int(q["question_id"]) for q in doc["questions"]]
+        except (OSError, ValueError, TypeError, KeyError) as err:
+            raise DataError(f"{qpath}: cannot read the test2015 question ids ({type(err).__name__}: {err}); "
+                            "EvalAI needs an answer for each of them, re-download the questions zip") from None
+        stray = set(answered) - set(ids)
+        if stray:
+            raise DataError(f"{len(stray)} predicted {published} question ids are not in {qpath} (e.g. "
+                            f"{min(stray)}): the questions files do not belong together; re-download them")
+        filled = sum(q not in answered for q in ids)
+        print(f"vqa: submission answers {len(ids) - filled} {published} questions and fills {filled} other "
+              f"test2015 questions with \"\" (EvalAI expects every test2015 question)")
+        return [{"question_id": q, "answer": answered.get(q, "")} for q in ids]
