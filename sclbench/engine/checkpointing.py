@@ -10,8 +10,9 @@ Layout under `out_dir`:
 Every write goes through `sclbench.common.io.atomic_write` (a temporary name, fsync, os.replace), so a
 SIGKILL at any moment leaves either the previous or the new file, never a torn one, and a full disk
 raises one clear error with the previous checkpoints untouched.
-Checkpoints are our own files and are loaded with `weights_only=False` (they hold RNG tuples):
-never resume from a file you did not produce.
+Checkpoints hold tensors and plain containers only (the numpy generator state as a tensor), so they are
+read by the one safe loader (`sclbench.common.safe_pickle`): a planted `step-*.pt` that pickles a
+callable is refused by name, never run. `--trust-pickle` reads an older or foreign file you trust.
 """
 
 from __future__ import annotations
@@ -27,11 +28,14 @@ import numpy as np
 import torch
 
 from sclbench.common.io import atomic_write
+from sclbench.common.safe_pickle import load_torch
 from sclbench.errors import CheckpointError
 
 CKPT_DIR = "checkpoints"
 BEST_DIR = "best"
 _NAME = re.compile(r"^step-(\d+)\.pt$")
+RESUME_HINT = ("if this run folder and the file are yours (a checkpoint of an older sclbench), pass --trust-pickle "
+               "to resume from it (it can run code); otherwise delete it or choose another --out")
 
 
 @dataclass
@@ -52,8 +56,13 @@ class TrainState:
 
 # ---- RNG --------------------------------------------------------------------------------------------
 def rng_state() -> dict[str, Any]:
-    """This process's python, numpy, torch (CPU) and CUDA generator states."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """This process's python, numpy, torch (CPU) and CUDA generator states, as tensors and plain
+    containers (what the safe loader reads back)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"python": random.getstate(),
+             "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                       "has_gauss": int(has_gauss), "cached_gaussian": float(gauss)},
+             "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -61,7 +70,11 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    npy = state["numpy"]
+    if isinstance(npy, dict):
+        keys = np.asarray(npy["keys"].numpy(), dtype=np.uint32)
+        npy = (npy["kind"], keys, npy["pos"], npy["has_gauss"], npy["cached_gaussian"])
+    np.random.set_state(npy)  # a dict as saved above, or the tuple of a checkpoint read with --trust-pickle
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -96,11 +109,21 @@ def save_checkpoint(out_dir: str | Path, payload: dict[str, Any], step: int, kee
     return path
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
+                    trust_pickle: bool = False) -> dict[str, Any]:
+    """A training checkpoint through the safe loader; refused globals and damaged files name the file."""
     try:
-        return torch.load(path, map_location=map_location, weights_only=False)
-    except (OSError, RuntimeError, EOFError) as err:
-        raise CheckpointError(f"cannot read training checkpoint {path}: {err}") from err
+        payload = load_torch(path, "training checkpoint", trust=trust_pickle, map_location=map_location,
+                             hint=RESUME_HINT)
+    except CheckpointError:
+        raise
+    except Exception as err:  # truncated or damaged: anything from OSError to RuntimeError or EOFError
+        raise CheckpointError(f"cannot read training checkpoint {path}: {err}; delete it to resume from the one "
+                              "before, or pass --no-resume with another --out") from None
+    if not isinstance(payload, dict):
+        raise CheckpointError(f"{path} is not a training checkpoint of sclbench (it holds a "
+                              f"{type(payload).__name__}); remove it from the run folder's checkpoints/")
+    return payload
 
 
 # ---- full training state ----------------------------------------------------------------------------
@@ -127,6 +150,10 @@ def restore(payload: dict[str, Any], model: torch.nn.Module, optimizer: torch.op
 
     With a different world size than the saved run, ranks without a saved RNG state take rank 0's
     (the run continues correctly but is no longer bit-identical to an uninterrupted one)."""
+    missing = [k for k in ("model", "optimizer", "scheduler", "rng", "state") if k not in payload]
+    if missing:
+        raise CheckpointError(f"the training checkpoint lacks {', '.join(missing)}: it was not written by sclbench's "
+                              "trainer; remove it from the run folder's checkpoints/ or choose another --out")
     model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])
     scheduler.load_state_dict(payload["scheduler"])

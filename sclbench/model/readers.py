@@ -4,18 +4,27 @@ Official files are complete PyTorch-Lightning checkpoints (weights under `state_
 plain exports). They are read with torch's `weights_only` unpickler, which never executes pickled
 code, and memory-mapped, so a 4.4 GB file is not held twice in memory. The few classes such files
 reference (Lightning's `AttributeDict`, callback classes used as dict keys, config containers) are
-mapped to inert stand-ins. Every failure (missing, foreign, truncated, damaged) is one
-CheckpointError naming the file.
+mapped to inert stand-ins (classes of those libraries only). Every failure (missing, foreign,
+truncated, damaged, or a pickled callable) is one CheckpointError naming the file.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from sclbench.common.safe_pickle import load_torch
 from sclbench.errors import CheckpointError
+
+TRUST_CKPT_HINT = ("if you trust its source, pass --trust-pickle (or convert it once: `sclbench ckpt convert FILE "
+                   "OUT --trust-pickle`), which lets it run code")
+# Classes of other libraries (Lightning's AttributeDict, sacred's ReadOnlyDict, callback classes used as
+# dict keys) get inert stand-ins; a global of the standard library or of numpy / pandas / torch, or any
+# function (a lower-case name), is refused by name: os.system, builtins.exec, functools.partial, ...
+NO_STAND_IN = frozenset(sys.stdlib_module_names) | {"numpy", "pandas", "torch", "scipy", "dill", "joblib"}
 
 
 def read_checkpoint(path: str | Path, trust_pickle: bool = False) -> dict[str, Any]:
@@ -36,21 +45,20 @@ def read_checkpoint(path: str | Path, trust_pickle: bool = False) -> dict[str, A
             f"{path} is not a checkpoint: it is neither a PyTorch file (zip archive or pickle) nor safetensors "
             f"(first bytes {_head(path)!r}). Pass the .ckpt/.pt/.safetensors file itself."
         )
-    zipped = kind == "zip"
-    names: list[str] = []
+    zipped, names = kind == "zip", []
     try:
-        if trust_pickle:  # explicit opt-in only: runs arbitrary pickled code
-            return torch.load(path, map_location="cpu", weights_only=False, mmap=zipped)
-        names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path)) if zipped else []
-        with torch.serialization.safe_globals([(_stand_in(n), n) for n in names]):
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=zipped)
+        # Official Lightning checkpoints name a few container classes: inert stand-ins rebuild them.
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path)) if zipped and not trust_pickle else []
+        stand_ins = [(_stand_in(n), n) for n in names if _stand_in_allowed(n)]
+        return load_torch(path, "checkpoint", trust=trust_pickle, extra_globals=stand_ins, mmap=zipped,
+                          hint=TRUST_CKPT_HINT)
+    except CheckpointError:
+        raise
     except Exception as err:  # damaged files raise anything from RuntimeError to KeyError or UnicodeError
-        refused = "Weights only load failed" in str(err)  # the restricted unpickler refused something
-        if refused or (names and "PytorchStreamReader" not in str(err)):  # or a stand-in could not be built
+        if "Weights only load failed" in str(err) or ("PytorchStreamReader" not in str(err) and zipped and names):
             raise CheckpointError(
                 f"cannot read checkpoint {path} safely: {_unpickler_reason(err)}. Either the file is damaged, or it "
-                "pickles objects the safe reader does not rebuild: if you trust its source, `sclbench ckpt convert "
-                "--trust-pickle` converts it once into the safe sclbench format."
+                f"pickles objects the safe reader does not rebuild: {TRUST_CKPT_HINT}"
             ) from None
         raise CheckpointError(
             f"cannot read checkpoint {path}: {_first_line(err)}. The file is truncated or damaged "
@@ -91,6 +99,11 @@ def _head(path: Path, n: int = 8) -> bytes:
 
 
 _STAND_INS: dict[str, Any] = {}
+
+
+def _stand_in_allowed(name: str) -> bool:
+    module, _, short = name.rpartition(".")
+    return module.split(".")[0] not in NO_STAND_IN and short[:1].isupper()
 
 
 def _stand_in(name: str) -> Any:

@@ -22,6 +22,8 @@ from typing import Any, Sequence
 import torch
 
 from sclbench.common.io import atomic_write
+from sclbench.common.safe_pickle import load_torch
+from sclbench.errors import DataError
 
 FORMAT_VERSION = 2  # bump when what a cached file holds changes meaning
 
@@ -61,13 +63,20 @@ def save_tensors(path: Path, tensors: dict[str, Any]) -> None:
 
 def load_tensors(path: Path) -> dict[str, Any] | None:
     """The saved dict, or None when the file is missing or unreadable (a partial file cannot exist:
-    writes are atomic, but a foreign or corrupted file is recomputed rather than trusted)."""
+    writes are atomic, but a damaged file is recomputed rather than trusted). A file that pickles
+    anything beyond tensors and plain containers was not written by sclbench: it is refused, naming it
+    (DataError), never loaded and never silently overwritten."""
     if not path.is_file():
         return None
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - any unreadable cache entry is a miss
+        saved = load_torch(path, "retrieval cache file", error=DataError,
+                           hint="sclbench never writes such a cache file; delete it (or the whole --cache-dir) "
+                                "and rerun")
+    except DataError:
+        raise
+    except Exception:  # noqa: BLE001 - any damaged cache entry is a miss
         return None
+    return saved if isinstance(saved, dict) else None
 
 
 class ScoreChunks:
