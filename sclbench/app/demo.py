@@ -57,8 +57,8 @@ class DemoPlan:
         # The completion terms at a tenth of their official weights: at full weight MGSC/MLTC (~13 of
         # the ~20 loss) stall ITC and ITM at this size; at a tenth they speed ITC up (measured against
         # the same run without them). Recorded in each record's recipe, like every override here.
-        return [f"train.chunk_size={self.chunk}", *self.common, "completion.global_weight=0.1",
-                "completion.local_weight=0.02"]
+        return [f"train.chunk_size={self.chunk}", *self.common, "train.video_transform=eval",
+                "completion.global_weight=0.1", "completion.local_weight=0.02"]
 
     @property
     def common(self) -> list[str]:

@@ -11,6 +11,10 @@ Names (the official transform key in brackets):
   set includes Invert, applies each op with p=0.5, scales magnitudes on 0..10 with its own ranges
   and translates by a fraction of the image size).
 - "eval" [clip_test]: bicubic resize to size x size (aspect ratio not kept, like the official).
+- "video_eval" [video_test]: the official video cards name `video_test`, which the official repository
+  does not define; its call `transform((frames, None))` is VideoMAE's group-transform interface, whose
+  test transform scales the shorter side and centre-crops. sclbench: bicubic resize of the shorter side
+  to `size`, centre crop size x size (CLIP's own evaluation preprocessing); the aspect ratio is kept.
 - "pretrain_train" [clip]: RandomResizedCrop(scale 0.8-1, bicubic) + horizontal flip.
 The official keys "clip" and "clip_test" are accepted as aliases.
 Every transform returns Float[3,H,W]. `ClipTransform` applies one transform to all frames of a clip
@@ -30,9 +34,9 @@ from sclbench.data.randaug import RandAugment
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-NAMES = ("clip_randaug", "video_randaug", "timm_randaug", "finetune_train", "eval", "pretrain_train")
+NAMES = ("clip_randaug", "video_randaug", "timm_randaug", "finetune_train", "eval", "video_eval", "pretrain_train")
 ALIASES = {"finetune_train": "clip_randaug", "video_randaug": "clip_randaug", "clip": "pretrain_train",
-           "clip_test": "eval"}
+           "clip_test": "eval", "video_test": "video_eval"}
 
 
 def build_transform(name: str, size: int):
@@ -42,6 +46,8 @@ def build_transform(name: str, size: int):
     name = ALIASES.get(name, name)
     if name == "eval":
         return T.Compose([T.Resize((size, size), interpolation=bicubic), *tail])
+    if name == "video_eval":  # shorter side to `size`, then the centre square: the aspect ratio is kept
+        return T.Compose([T.Resize(size, interpolation=bicubic), T.CenterCrop(size), *tail])
     if name == "pretrain_train":
         return T.Compose([T.RandomResizedCrop(size, scale=(0.8, 1.0), interpolation=bicubic),
                           T.RandomHorizontalFlip(), *tail])

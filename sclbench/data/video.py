@@ -2,11 +2,12 @@
 
 Sampling (official `base_video_dataset.py`, scl-official.md §4.5):
 - "uniform" (evaluation): F indices linspace(0, n-1, F) truncated to int — identical to the official.
-- "random" (training): F+1 integer boundaries over [0, n]; one frame drawn uniformly in each segment.
-  The official draws from range(start, end-1), excluding each segment's last frame and crashing on a
-  one-frame segment (then silently using another sample); we draw from the whole segment and, when a
-  clip has fewer frames than F, repeat frames instead of failing.
-Frame folders are sampled like videos (the official always used uniform sampling for them).
+- "random" (training, video files): F+1 integer boundaries over [0, n]; in each segment one frame is
+  drawn uniformly from range(start, end-1), i.e. the segment's last frame is never drawn, as in the
+  official. Where the official crashes (a segment of one or no frame: clips shorter than 2F frames,
+  and the sample is silently replaced by a random other one), the segment's start frame is taken.
+Frame folders: the official reads them uniformly in training too (LSMDC's 1-fps folders); the LSMDC
+card sets `train.frame_mode: uniform` (random is the named option).
 
 Decoding backends (option `SCLBENCH_VIDEO_BACKEND` = auto | decord | pyav; `auto` is the default):
 the official code decodes with decord, and so does sclbench where decord imports; where it does not
@@ -45,8 +46,8 @@ def sample_frame_indices(num_frames_total: int, num_frames: int, mode: str = "un
         draws = torch.rand(f, generator=generator).numpy()
         out = []
         for start, end, u in zip(bounds[:-1], bounds[1:], draws):
-            width = max(int(end - start), 1)  # an empty segment (n < F) takes its start frame
-            out.append(min(int(start + u * width), n - 1))
+            width = int(end - start) - 1  # official: random.choice(range(start, end - 1))
+            out.append(min(int(start + u * width) if width >= 1 else int(start), n - 1))
         return out
     raise ValueError(f"unknown frame sampling mode {mode!r}; use 'uniform' or 'random'")
 

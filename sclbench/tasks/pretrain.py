@@ -125,10 +125,11 @@ class PretrainTask(Task):
 
     def model_overrides(self) -> dict[str, Any]:
         """The card's model settings, with the official video resolution (`model.video_image_size`)
-        when the corpora include video (the factory applies resolutions to the base sizes only)."""
+        when every corpus is video (the factory applies resolutions to the base sizes only). The
+        official run has one image_size (288, "224 for video"): a mixed run keeps 288 for both."""
         overrides = self.card.section("model")
         video_size = overrides.pop("video_image_size", None)
-        if self.has_video and video_size:
+        if video_size and all(c["name"] in VIDEO_CORPORA for c in self.corpora):
             overrides["image_size"] = int(video_size)
         return overrides
 
@@ -165,7 +166,9 @@ class PretrainTask(Task):
     def _visuals(self, kind: str, transform) -> Visuals:
         if kind == "image":
             return Visuals(transform, num_frames=1, frame_mode="uniform")
-        return Visuals(transform, num_frames=int(self.card.get("data.num_frames", 4)),
+        # clips: the official video_train_transform_keys ["video_randaug"], card key train.video_transform
+        clip = build_transform(self.card.get("train.video_transform", "video_randaug"), self.model_config.image_size)
+        return Visuals(clip, num_frames=int(self.card.get("data.num_frames", 4)),
                        frame_mode=self.card.get("train.frame_mode", "random"))
 
     def batch_sizes(self) -> dict[str, int]:

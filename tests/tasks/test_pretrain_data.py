@@ -99,7 +99,10 @@ def test_video_pretraining_uses_the_official_resolution_and_objectives(synth_roo
     assert card.get("model.image_size") == 288 and card.get("model.video_image_size") == 224
     assert card.get("train.chunk_size") == 16 and card.get("train.video_chunk_size") == 6
     task = pretrain_task(synth_root / "pretrain", [MIXED], synth_tokenizer)
-    assert task.model_task == "pretrain_video" and task.model_overrides()["image_size"] == 224
+    # official: one image_size per run (288; "224 for video" when the run is video only)
+    assert task.model_task == "pretrain_video" and task.model_overrides()["image_size"] == 288
+    video_only = pretrain_task(synth_root / "pretrain", ["data.corpora=[{name: webvid, root: webvid}]"], synth_tokenizer)
+    assert video_only.model_overrides()["image_size"] == 224
     assert task.objective(video=True).cfg.objectives == ("mlm", "itm", "itc", "mgsc")  # CVPR v1: no mltc
     assert "mltc" in task.objective(video=False).cfg.objectives
     images_only = pretrain_task(synth_root / "pretrain", [IMAGES], synth_tokenizer)
