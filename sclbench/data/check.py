@@ -2,7 +2,11 @@
 
 Runs the task's readers with a skip counter, so every annotation file is parsed and every image or
 video it names is looked up; reports per split how many samples were found, how many media files
-are missing (with the first few paths) and which annotation files are absent or malformed.
+are missing (with the first few paths) and which annotation files are absent or malformed. The
+readers read exactly (see formats/_io.py): an empty file, a repeated JSON key, bytes in another
+encoding, a CSV with a header and no rows are problems here; a byte-order mark is read through. A
+required split without a single sample is a problem; under a pre-training root every shard folder
+is read through and held to its index (a shard cut short or holding fewer samples is named).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from pathlib import Path
 
 from sclbench.data.formats import karpathy, lsmdc, msrvtt, nlvr2, pretrain, vqa
 from sclbench.data.records import SkipCounter
+from sclbench.data.shards import INDEX_NAME, check_shards
 from sclbench.errors import DataError
 
 SHOW = 5
@@ -51,8 +56,10 @@ def _run(report: LayoutReport, name: str, read, required: bool = True) -> None:
     except DataError as err:
         (report.problems if required else report.notes).append(f"{name}: {err}")
         return
-    report.found[name] = len(records)
+    report.found[name] = records if isinstance(records, int) else len(records)
     report.missing[name] = skip.total
+    if required and not report.found[name] and not skip.total:  # files present, but not one sample
+        report.problems.append(f"{name}: no samples; the annotation files hold no entry of this split")
     report.examples[name] = list(dict.fromkeys(p for paths in skip.examples.values() for p in paths))
 
 
@@ -67,9 +74,14 @@ def _pretrain(report: LayoutReport, root: Path) -> None:
     webvid = root / "webvid"
     for meta in sorted(webvid.glob("*.tsv")) + sorted(webvid.glob("*.csv")) if webvid.is_dir() else []:
         _run(report, f"webvid/{meta.name}", lambda s, m=meta: pretrain.read_webvid(m, webvid / "videos", skip=s))
+    # shard folders (`sclbench data shard` output, or img2dataset's): every shard read through and held
+    # to its index, so a shard cut short is found here rather than mid-run
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in corpora):
+        if (folder / INDEX_NAME).is_file() or any(folder.glob("*.tar")):
+            _run(report, f"{folder.name} (shards)", lambda s, f=folder: check_shards(f).samples)
     if not report.found and not report.problems:
         report.problems.append(f"no pre-training corpus under {root}; expected one or more of coco/, vg/, "
-                               "sbu/, cc3m/, webvid/ (see sclbench/data/formats/pretrain.py)")
+                               "sbu/, cc3m/, webvid/ or a shard folder (see sclbench/data/formats/pretrain.py)")
 
 
 def check_layout(task: str, root: str | Path) -> LayoutReport:

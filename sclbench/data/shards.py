@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sclbench.common.io import atomic_write
+from sclbench.data.formats._io import field, load_json, not_empty, parse_json
 from sclbench.data.records import CaptionRecord, ImageSource, VideoRecord
 from sclbench.errors import DataError
 
@@ -131,14 +132,7 @@ def read_index(folder: str | Path, corpus: str | None = None) -> ShardIndex:
                         f"--data-root DIR --out {folder}`")
     path = folder / INDEX_NAME
     if path.is_file():
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-            shards = tuple(ShardInfo(str(folder / s["url"]), int(s["samples"]), int(s["pairs"]))
-                           for s in doc["shards"])
-            return ShardIndex(doc.get("corpus", corpus or folder.name), doc["kind"], shards)
-        except (ValueError, KeyError, TypeError) as err:
-            raise DataError(f"{path}: not a shard index ({err!r}); delete it and re-run `sclbench data "
-                            "shard`") from None
+        return _parse_index(path, folder, corpus)
     tars = sorted(folder.glob("*.tar"))
     if not tars:
         raise DataError(f"{folder} holds no *.tar shards and no {INDEX_NAME}")
@@ -148,6 +142,41 @@ def read_index(folder: str | Path, corpus: str | None = None) -> ShardIndex:
         kind = counts[2] or kind
         infos.append(ShardInfo(str(tar), counts[0], counts[1]))
     return ShardIndex(corpus or folder.name, kind, tuple(infos))
+
+
+def _parse_index(path: Path, folder: Path, corpus: str | None) -> ShardIndex:
+    """index.json, checked: its counts are what every read of the shards is held to."""
+    doc = load_json(path)  # exact: a repeated key, BOM or empty file is named
+    redo = "delete it and re-run `sclbench data shard`"
+    if not isinstance(doc, dict) or not isinstance(doc.get("shards"), list) or doc.get("kind") not in ("image", "video"):
+        raise DataError(f"{path}: not a shard index (expected an object with 'kind' image|video and a 'shards' "
+                        f"list); {redo}")
+    not_empty(doc["shards"], path, "shards")
+    shards = []
+    for i, entry in enumerate(doc["shards"]):
+        where = f"shards[{i}]"
+        url = field(entry, "url", path, where, str)
+        counts = [field(entry, key, path, where, int) for key in ("samples", "pairs")]
+        if counts[0] < 1 or counts[1] < counts[0]:
+            raise DataError(f"{path}, {where}: {counts[0]} samples and {counts[1]} caption pairs (a shard holds at "
+                            f"least one sample, each with a caption); {redo}")
+        shard = folder / url
+        if not shard.is_file():
+            raise DataError(f"{path}, {where}: shard {shard} is missing (the folder was copied only in part); "
+                            f"copy it, or {redo}")
+        shards.append(ShardInfo(str(shard), *counts))
+    return ShardIndex(doc.get("corpus", corpus or folder.name), doc["kind"], tuple(shards))
+
+
+def check_shards(folder: str | Path) -> ShardIndex:
+    """Read every shard of `folder` through (tar structure, captions) and hold it to the index:
+    what `sclbench data check` does for a shard folder. Returns the index."""
+    index = read_index(folder)
+    for info in index.shards:
+        for raw in shard_samples([info.url], {info.url: info.samples}):
+            captions_of(raw, info.url)
+            media_key(raw, info.url)
+    return index
 
 
 def _scan(tar: Path) -> tuple[int, int, str | None]:
@@ -162,11 +191,37 @@ def _scan(tar: Path) -> tuple[int, int, str | None]:
 
 
 # ---- reading ------------------------------------------------------------------------------------
-def iter_raw(urls: list[str]) -> Iterator[dict]:
-    """Raw samples ({"__key__", "__url__", "jpg": bytes, "txt": bytes, ...}) of `urls`, in order."""
+def shard_samples(urls: list[str], expected: dict[str, int] | None = None) -> Iterator[dict]:
+    """Raw samples ({"__key__", "__url__", "jpg": bytes, "txt": bytes, ...}) of `urls`, shard by shard.
+
+    A shard that cannot be read to its end (cut short inside a member, not a tar, unreadable) is one
+    DataError naming it; a shard that ends cleanly but holds another number of samples than its index
+    says (`expected`: url -> samples; a tar cut at a member boundary reads as a shorter valid tar) is
+    one too, raised when its end is reached: never silently fewer samples.
+    """
     import webdataset as wds
 
-    return iter(wds.DataPipeline(wds.SimpleShardList(urls), wds.tarfile_to_samples()))
+    for url in urls:
+        count = 0
+        try:
+            for raw in wds.DataPipeline(wds.SimpleShardList([url]), wds.tarfile_to_samples()):
+                count += 1
+                yield raw
+        except DataError:
+            raise
+        except Exception as err:  # tarfile.ReadError, OSError, EOFError...: a damaged or truncated shard
+            reason = next((str(a) for a in getattr(err, "args", ()) if isinstance(a, str)), type(err).__name__)
+            raise DataError(f"shard {url} cannot be read after {count} samples ({type(err).__name__}: "
+                            f"{reason[:120]}): it is cut short or damaged; copy it again or re-write the shards") \
+                from None
+        if expected is not None and url in expected and count != expected[url]:
+            raise DataError(f"shard {url} holds {count} samples but its {INDEX_NAME} says {expected[url]}: it "
+                            "is cut short or was replaced; copy it again or re-write the shards")
+
+
+def iter_raw(urls: list[str], expected: dict[str, int] | None = None) -> Iterator[dict]:
+    """Raw samples of `urls`, in order (see shard_samples)."""
+    return shard_samples(urls, expected)
 
 
 def _pairs(samples: Iterator[dict]) -> Iterator[dict]:
@@ -176,12 +231,13 @@ def _pairs(samples: Iterator[dict]) -> Iterator[dict]:
             yield {**raw, "__caption__": caption, "__pair__": c}
 
 
-def shuffled_pairs(urls: list[str], buffer: int, seed: int) -> Iterator[dict]:
+def shuffled_pairs(urls: list[str], buffer: int, seed: int, expected: dict[str, int] | None = None) -> Iterator[dict]:
     """(sample, caption) items of `urls` through webdataset's shuffle buffer (seeded generator), so
-    the captions of one image do not arrive side by side. buffer <= 1: file order."""
+    the captions of one image do not arrive side by side. buffer <= 1: file order. Each shard is held
+    to `expected` (url -> samples, from the index): see shard_samples."""
     import webdataset as wds
 
-    stages = [wds.SimpleShardList(urls), wds.tarfile_to_samples(), _pairs]
+    stages = [lambda: shard_samples(urls, expected), _pairs]
     if buffer > 1:
         stages.append(wds.shuffle(buffer, initial=buffer, rng=random.Random(seed)))
     return iter(wds.DataPipeline(*stages))
@@ -208,18 +264,27 @@ def media_key(raw: dict, where: str) -> tuple[str, bytes]:
 
 def captions_of(raw: dict, where: str) -> list[str]:
     """The sample's captions: json "captions" (sclbench), json "caption" (img2dataset), else txt."""
+    member = f"{where}, member {raw.get('__key__')}"
     if "json" in raw:
-        try:
-            meta = json.loads(raw["json"])
-        except ValueError as err:
-            raise DataError(f"{where}: {raw.get('__key__')}.json is not JSON ({err})") from None
+        meta = parse_json(_member_text(raw["json"], f"{member}.json"), Path(f"{member}.json"))
+        if not isinstance(meta, dict):
+            raise DataError(f"{member}.json: expected a JSON object, got {type(meta).__name__}")
         if isinstance(meta.get("captions"), list) and meta["captions"]:
             return [str(c) for c in meta["captions"]]
         if isinstance(meta.get("caption"), str) and meta["caption"]:
             return [meta["caption"]]
     if "txt" in raw:
-        return [raw["txt"].decode("utf-8").strip()]
+        text = _member_text(raw["txt"], f"{member}.txt").strip()
+        if text:
+            return [text]
     raise DataError(f"{where}: sample {raw.get('__key__')!r} has no caption (KEY.txt or KEY.json)")
+
+
+def _member_text(data: bytes, where: str) -> str:
+    try:
+        return data.decode("utf-8-sig")  # a BOM some tools write is not part of the caption
+    except UnicodeDecodeError as err:
+        raise DataError(f"{where}: bytes that are not UTF-8 ({err.reason}); re-write the shards") from None
 
 
 def image_source(raw: dict) -> ImageSource:
@@ -232,7 +297,7 @@ def read_pairs(folder: str | Path) -> list[tuple[str, str]]:
 
     out = []
     for info in read_index(folder).shards:
-        for raw in iter_raw([info.url]):
+        for raw in iter_raw([info.url], {info.url: info.samples}):
             digest = hashlib.sha256(media_key(raw, info.url)[1]).hexdigest()
             out.extend((digest, c) for c in captions_of(raw, info.url))
     return out

@@ -176,7 +176,8 @@ class StreamingBatches(IterableDataset):
         """(pair, negative media) items; the negative is drawn from a look-ahead window of the stream."""
         rng = random.Random(seed)
         window: deque[dict] = deque()
-        source = S.shuffled_pairs(urls, self.shuffle_buffer, seed)
+        # every shard is held to its index's sample count: a short shard stops the run, naming it
+        source = S.shuffled_pairs(urls, self.shuffle_buffer, seed, {s.url: s.samples for s in corpus.index.shards})
 
         def emit() -> tuple:
             pair = window.popleft()
