@@ -15,7 +15,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from sclbench.objectives.losses import OFFICIAL_WORLD_SIZE, check_gather_grad, gathered_term_scale
+from sclbench.errors import ConfigError
+
+MODES = ("official", "local_slice", "exact")  # card values of train.gather_grad (losses.py)
+OFFICIAL_WORLD_SIZE = 8  # the official runs: 8 processes (scl/config.py num_gpus), one node
+
+
+def check_gather_grad(mode: str) -> str:
+    if mode not in MODES:
+        raise ConfigError(f"train.gather_grad: {mode!r} is not a gather mode; use one of {', '.join(MODES)}")
+    return mode
+
+
+def term_scale(mode: str, world: int) -> float:
+    """The factor on a gathered term's loss on `world` processes: world / 8 under "official", else 1.
+    (No torch here: the reproduction guide renders from this module.)"""
+    return int(world) / OFFICIAL_WORLD_SIZE if check_gather_grad(mode) == "official" else 1.0
 
 # Per-process micro-batch of the official configs (scl/config.py): per_gpu_batchsize 16 for images,
 # video_per_gpu_batchsize 6 for pre-training clips, 1 for video fine-tuning.
@@ -26,7 +41,7 @@ def effective_weight(weight: float, gathered: bool, mode: str, world: int) -> fl
     """A term's weight in the averaged gradient, relative to a local term of weight 1."""
     if not gathered or mode == "exact":
         return float(weight)
-    return float(weight) * gathered_term_scale(mode, world) / world  # local slice: 1/world, then rescaled
+    return float(weight) * term_scale(mode, world) / world  # local slice: 1/world, then rescaled
 
 
 def _term(weight: float, gathered: dict[str, bool], mode: str, world: int, batch: int, official_batch: int,
@@ -89,7 +104,7 @@ def loss_balance(card: Any, world: int) -> dict[str, Any]:
         return {}
     same = all(t["weight"] == t["official_weight"] for terms in groups.values() for t in terms.values())
     return {"gather_grad": mode, "world_size": world, "official_world_size": OFFICIAL_WORLD_SIZE,
-            "gathered_term_scale": gathered_term_scale(mode, world), "terms": groups,
+            "gathered_term_scale": term_scale(mode, world), "terms": groups,
             "official_weights": same,
             "note": "weights: each term's weight in the averaged gradient against a local term of weight 1; "
                     "negatives_from: the samples (or their masked tokens) a term draws negatives from per "

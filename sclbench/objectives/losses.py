@@ -20,10 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from sclbench.engine.distributed import all_gather_with_grad, world_size
-
-MODES = ("official", "local_slice", "exact")  # card values of train.gather_grad
+from sclbench.objectives.balance import check_gather_grad, term_scale
 _GATHER = {"official": "official", "local_slice": "official", "exact": "exact"}  # -> engine gather mode
-OFFICIAL_WORLD_SIZE = 8  # the official runs: 8 processes (scl/config.py num_gpus), one node
 
 
 def norm_softmax_loss(sim: torch.Tensor, temperature: float | torch.Tensor) -> torch.Tensor:
@@ -45,20 +43,10 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
     return x / x.norm(dim=-1, keepdim=True).clamp(min=1e-8)
 
 
-def check_gather_grad(mode: str) -> str:
-    if mode not in MODES:
-        from sclbench.errors import ConfigError
-
-        raise ConfigError(f"train.gather_grad: {mode!r} is not a gather mode; use one of {', '.join(MODES)}")
-    return mode
-
-
 def gathered_term_scale(mode: str, world: int | None = None) -> float:
     """The factor on a gathered term's loss: world / 8 under "official" (the official weight at any world
-    size, see above), 1 otherwise."""
-    if check_gather_grad(mode) != "official":
-        return 1.0
-    return (world_size() if world is None else int(world)) / OFFICIAL_WORLD_SIZE
+    size, see above), 1 otherwise; `world` defaults to this run's process count."""
+    return term_scale(mode, world_size() if world is None else int(world))
 
 
 def gather(x: torch.Tensor, mode: str = "official") -> torch.Tensor:
