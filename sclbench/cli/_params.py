@@ -20,6 +20,7 @@ SEED_MAX = 2**32 - 1
 COUNT = {"min": 1, "max": INT_MAX}  # steps, epochs, sizes, k, top-k, frames: at least one
 NON_NEGATIVE = {"min": 0, "max": INT_MAX}  # worker processes, resamples: zero means none
 SEED = {"min": 0, "max": SEED_MAX}
+SIGNED = {"min": -INT_MAX, "max": INT_MAX}  # an index that may count from the end (-1 = last)
 
 # Paths. `writable` is checked only for a path that exists (a new folder is made by the verb, and an
 # OSError then is one `error:` line from `main`); `exists` is checked before the verb runs.

@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import typer
 
-from sclbench.cli._params import COUNT, INPUT_DIR, INPUT_FILE, INPUT_PATH, OUTPUT_FILE
+from sclbench.cli._params import COUNT, INPUT_DIR, INPUT_FILE, INPUT_PATH, OUTPUT_FILE, SIGNED
 
 predict_app = typer.Typer(no_args_is_help=True, help="Ask a checkpoint: VQA answers, NLVR2 verdicts, rankings.")
 
@@ -119,7 +119,8 @@ def explain(
                               "tokens), fused (co-attention outputs), gradcam (cross-attention x gradient "
                               "of the match score) or occlusion (fall of the match score when a window is "
                               "blanked)"),
-    layer: int = typer.Option(0, "--layer", help="gradcam: which co-attention layer (0 = first, -1 = last)"),
+    layer: int = typer.Option(0, "--layer", help="gradcam: which co-attention layer (0 = first, -1 = last)",
+                              **SIGNED),
     stride: Optional[int] = typer.Option(None, "--stride", **COUNT, help="occlusion: window step in pixels "
                                          "(default a quarter patch, at most ~25 positions a side)"),
     out: Path = typer.Option(Path("alignment.png"), "--out", "-o", help="the PNG to write", **OUTPUT_FILE),

@@ -1,0 +1,52 @@
+"""Fixtures of the fuzz suite: one workspace of real input files (synthetic benchmark, tiny checkpoints,
+result records) per session, and a scratch current folder with a CI-like environment per test."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from fuzz_cli import REPO, Workspace
+
+
+@pytest.fixture(scope="session")
+def workspace(synth_root, tmp_path_factory) -> Workspace:
+    import torch
+
+    from sclbench.app import jobs
+
+    root = tmp_path_factory.mktemp("fuzz_inputs")
+    synth = root / "synth"
+    shutil.copytree(synth_root, synth)
+    ckpts = {}
+    for task in ("f30k", "vqa", "nlvr2"):
+        torch.manual_seed(0)
+        overrides = ["data.minival_images=2"] if task == "vqa" else []
+        _, loaded = jobs.prepare(task, None, str(synth / task), overrides, preset="tiny",
+                                 tokenizer=str(synth / "tokenizer"))
+        ckpts[task] = loaded.model.save_pretrained(root / "ckpt" / task, tokenizer=loaded.tokenizer)
+    records = root / "records"
+    shutil.copytree(REPO / "results" / "demo", records)
+    image = sorted((synth / "f30k" / "flickr30k-images").iterdir())[0]
+    clip = sorted((synth / "msrvtt" / "videos").rglob("*.mp4"))[0]
+    sentences = root / "sentences.txt"
+    sentences.write_text("a red square\na blue circle on the left\n", encoding="utf-8")
+    card = root / "cards"
+    card.mkdir()
+    shutil.copy(REPO / "sclbench" / "assets" / "tasks" / "f30k.yaml", card / "myf30k.yaml")
+    return Workspace(root, synth, ckpts, records, image, clip, sentences, card)
+
+
+@pytest.fixture
+def scratch(tmp_path, monkeypatch) -> Path:
+    """The current folder of a fuzz test (relative default outputs such as runs/ or results/ land here,
+    never in the repository), with the environment a CI run has."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SCLBENCH_DEBUG", "1")  # a bug shows its traceback in the failure report
+    monkeypatch.setenv("SCLBENCH_NO_PROGRESS", "1")
+    monkeypatch.setenv("SCLBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    monkeypatch.delenv("SCLBENCH_TASKS_DIR", raising=False)
+    return tmp_path
