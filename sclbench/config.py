@@ -90,9 +90,11 @@ def load_card(name_or_path: str | Path, overrides: list[str] | None = None,
         raise ConfigError(f"no task card {str(name_or_path)!r} (known tasks: {known}; add your own cards with "
                           f"${CARDS_ENV}=DIR or pass a path to a .yaml card)")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
-        raise ConfigError(f"task card {path} is not valid YAML: {err}") from err
+        raise ConfigError(f"task card {path} is not valid YAML: {_yaml_problem(err)}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read task card {path}: {err}") from None
     if not isinstance(data, dict) or "family" not in data:
         raise ConfigError(f"task card {path} must be a mapping with a 'family' entry")
     check_values(data, f"task card {path}")
@@ -138,14 +140,16 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             raise ConfigError(f"override {item!r} must look like key.path=value")
         key, raw = item.split("=", 1)
         key = key.strip()
+        rule = rule_for(key)
         try:
             value = yaml.safe_load(raw) if raw != "" else ""
         except yaml.YAMLError as err:
-            raise ConfigError(f"cannot parse the value of override {item!r}: {err}") from err
-        rule = rule_for(key)
+            if rule is None or rule.kind != "str":
+                raise ConfigError(f"cannot parse the value of override {item!r}: {_yaml_problem(err)}") from None
+            value = raw  # a text setting takes any text (data.root=C:\data, eval.mode=a: b)
         if rule is None or rule.kind != "str":
             value = _number(value)
-        elif not isinstance(value, (str, list, dict, type(None))):
+        elif not _typed_as(value, rule):
             value = raw.strip()  # a text setting keeps what was typed: eval.mode=yes is "yes", not True
         if rule is not None:
             value = check_value(value, rule, f"override {item!r}: {key}")
@@ -171,9 +175,27 @@ def check_values(data: dict[str, Any], where: str, prefix: str = "") -> None:
             continue
         rule = rule_for(name)
         if rule is not None:
+            if isinstance(value, str) and {rule.kind, *(a.kind for a in rule.alternatives)} & {"int", "float"}:
+                value = _number(value)  # `lr: 1e-4` in a card is a string to YAML 1.1, a number to anyone
             data[key] = check_value(value, rule, f"{where}: {name}")
         if isinstance(value, dict):
             check_values(value, where, name + ".")
+
+
+def _typed_as(value: Any, rule: Any) -> bool:
+    """Whether YAML's reading of an override fits the (text) setting as a text, a null it allows, or a
+    list/mapping one of its alternatives takes (splits.train=[train,val])."""
+    if isinstance(value, str) or (value is None and rule.nullable):
+        return True
+    kinds = {a.kind for a in rule.alternatives}
+    return (isinstance(value, list) and "list" in kinds) or (isinstance(value, dict) and "dict" in kinds)
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """PyYAML's multi-line message as one line: the problem and where."""
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    mark = getattr(err, "problem_mark", None)
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else str(problem)
 
 
 def _number(value: Any) -> Any:

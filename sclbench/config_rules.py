@@ -49,8 +49,10 @@ RULES: dict[str, Rule] = {
     "train.max_epochs": _INT1,
     "train.global_batch_size": _INT1,
     "train.per_device_batch_size": _INT1,
-    "train.precision": Rule("str", choices=("fp32", "bf16", "fp16")),
+    "train.precision": Rule("str", choices=("fp32", "bf16", "fp16"), nullable=True),  # null: by device
     "train.grad_checkpointing": _BOOL,
+    "train.tf32": _BOOL,
+    "train.compile": _BOOL,
     "train.max_grad_norm": Rule("float", low=0, low_open=True, nullable=True),
     "train.val_check_interval": Rule("float", low=0, high=1, low_open=True, nullable=True),
     "train.eval_every_steps": Rule("int", low=1, nullable=True),
@@ -58,7 +60,7 @@ RULES: dict[str, Rule] = {
     "train.keep_last": _INT0,  # 0: keep every checkpoint
     "train.out_dir": _TEXT,
     "train.seed": _INT0,
-    "train.num_workers": _INT0,
+    "train.num_workers": Rule("int", low=0, nullable=True),  # null: from the CPUs
     "train.log_every": _INT1,
     "train.select_metric": Rule("str", nullable=True),
     "train.select_mode": Rule("str", choices=("max", "min")),
@@ -184,6 +186,30 @@ def _model_field_rules() -> dict[str, Rule]:
     return FIELD_RULES
 
 
+_ANNOTATED = {"int": "int", "float": "float", "bool": "bool", "str": "str"}
+
+
+@functools.lru_cache(maxsize=1)
+def train_field_rules() -> dict[str, Rule]:
+    """Kinds of the TrainConfig fields the table does not list (a field added to the engine is typed
+    from its annotation, `int | None` and the like, until the table gives it a range)."""
+    import dataclasses
+
+    from sclbench.engine.trainer import TrainConfig  # imported late: the engine imports torch
+
+    rules = {}
+    for f in dataclasses.fields(TrainConfig):
+        parts = [p.strip() for p in str(f.type).split("|")]
+        kinds = [_ANNOTATED[p] for p in parts if p in _ANNOTATED]
+        if not kinds or len(kinds) + ("None" in parts) != len(parts):
+            continue  # an annotation we do not read: no rule rather than a wrong one
+        if kinds == ["int", "float"]:
+            kinds = ["float"]
+        rules[f"train.{f.name}"] = Rule(kinds[0], nullable="None" in parts,
+                                        alternatives=tuple(Rule(k) for k in kinds[1:]))
+    return rules
+
+
 def rule_for(key: str) -> Rule | None:
     """The rule of a dotted card setting, or None when nothing is known about it (a free-form entry,
     or a setting no card and no code names: the key check refuses those before values are looked at)."""
@@ -195,4 +221,6 @@ def rule_for(key: str) -> Rule | None:
         field_rule = _model_field_rules().get(key[len("model."):])
         if field_rule is not None:
             return field_rule
+    if key.startswith("train.") and key not in packaged_rules():
+        return train_field_rules().get(key)
     return packaged_rules().get(key)

@@ -123,6 +123,8 @@ class SCLConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if callable(self.preset):  # the classmethod `preset` below shadows this field's default, "base"
+            self.preset = "base"
         if isinstance(self.heads, tuple):
             self.heads = list(self.heads)
         for f in dataclasses.fields(self):
