@@ -8,13 +8,17 @@ the task adapter (evaluation) and writes a result record carrying the recipe.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from sclbench.app.selection import apply_selection
+from sclbench.common.io import check_output_dir
+from sclbench.common.runlock import run_folder_lock
 from sclbench.engine import distributed as D
 from sclbench.engine.trainer import Trainer, TrainConfig
 from sclbench.engine.utils import seed_everything
@@ -52,7 +56,8 @@ def encoder_init_of(task: Task, ckpt: str | None, preset: str) -> dict[str, str 
 
 def prepare(task_name: str, ckpt: str | None, data_root: str | None, overrides: list[str] | None = None,
             preset: str = "base", tokenizer: str | None = None, seed: int = 0, limit: int | None = None,
-            skip_corrupt: bool = False, roles: list[str] | None = None) -> tuple[Task, LoadedModel]:
+            skip_corrupt: bool = False, roles: list[str] | None = None,
+            trust_pickle: bool = False) -> tuple[Task, LoadedModel]:
     """The task (card + overrides, strict) and its model. The data of `roles` is read and checked
     first, so that a data problem surfaces before a checkpoint is resolved, hashed or loaded."""
     task = get_task(task_name, overrides, data_root=data_root, seed=seed, skip_corrupt=skip_corrupt)
@@ -65,7 +70,8 @@ def prepare(task_name: str, ckpt: str | None, data_root: str | None, overrides: 
     evaluating = bool(roles) and "train" not in roles
     loaded = create_model(ckpt, task=task.model_task, preset=preset, model_overrides=task.model_overrides(),
                           tokenizer=tokenizer, encoder_init=encoder_init_of(task, ckpt, preset),
-                          require_heads=EVAL_HEADS.get(task.card.family, ()) if evaluating else ())
+                          require_heads=EVAL_HEADS.get(task.card.family, ()) if evaluating else (),
+                          trust_pickle=trust_pickle)
     task.tokenizer, task.model_config = loaded.tokenizer, loaded.model.config
     return task, loaded
 
@@ -93,14 +99,31 @@ def train_config(task: Task, out_dir: str | Path, **options: Any) -> TrainConfig
     return TrainConfig(**values)
 
 
+def _owns_run_folder(job: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """The job's `out_dir` (its 4th argument) is checked writable before any work, and locked for the
+    whole run (a second run into it is refused naming the holder). Under torchrun rank 0 holds it."""
+
+    @functools.wraps(job)
+    def run(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        out_dir = kwargs["out_dir"] if "out_dir" in kwargs else args[3]
+        check_output_dir(out_dir, "--out")
+        if os.environ.get("RANK", "0") != "0":
+            return job(*args, **kwargs)
+        with run_folder_lock(out_dir, "--out"):
+            return job(*args, **kwargs)
+
+    return run
+
+
+@_owns_run_folder
 def finetune(task_name: str, ckpt: str | None, data_root: str | None, out_dir: str | Path,
              overrides: list[str] | None = None, preset: str = "base", tokenizer: str | None = None,
              limit: int | None = None, eval_batch_size: int = 32, resume: bool = True, skip_corrupt: bool = False,
-             **train_options: Any) -> dict[str, Any]:
+             trust_pickle: bool = False, **train_options: Any) -> dict[str, Any]:
     """Fine-tune on the card's train split, select on its val split; returns the trainer summary."""
     seed = int(train_options.get("seed") or 0)
     task, loaded = prepare(task_name, ckpt, data_root, overrides, preset, tokenizer, seed, limit, skip_corrupt,
-                           roles=JOB_ROLES["finetune"])
+                           roles=JOB_ROLES["finetune"], trust_pickle=trust_pickle)
     _log_init(task, loaded)
     cfg = train_config(task, out_dir, **train_options)
     train_set = task.build_dataset("train", train=True)
@@ -117,7 +140,7 @@ def finetune(task_name: str, ckpt: str | None, data_root: str | None, out_dir: s
         print(f"{task.name}: {why}; no checkpoint selection (final weights are used)")
         cfg.select_metric = None
     trainer = Trainer(loaded.model, task.loss, train_set, task.collate, cfg, evaluate_fn if selectable else None)
-    summary = trainer.fit(resume=resume)
+    summary = trainer.fit(resume=resume, trust_pickle=trust_pickle)
     if D.is_main():
         out = Path(out_dir)
         if not (out / "final" / CONFIG_NAME).is_file():
@@ -182,20 +205,23 @@ def evaluate(task_name: str, ckpt: str | None, split: str, data_root: str | None
              tokenizer: str | None = None, limit: int | None = None, batch_size: int = 32, num_workers: int = 0,
              checkpoint_name: str | None = None, submission_dir: str | Path | None = None,
              device: str | None = None, seed: int = 0, skip_corrupt: bool = False, skip_existing: bool = False,
-             **eval_options: Any) -> tuple[Evaluation | None, Path | None]:
+             trust_pickle: bool = False, **eval_options: Any) -> tuple[Evaluation | None, Path | None]:
     """Evaluate on the card's `split` role (val / test), write the record (rank 0); returns both.
     With `skip_existing`, an existing record of the same task, split, checkpoint and protocol options
     is returned as (None, its path) and nothing is computed."""
     if split not in ("val", "test"):
         raise ConfigError(f"--split {split!r}: use val (model selection) or test (report once)")
     eval_options = {k: v for k, v in eval_options.items() if v is not None}
+    check_output_dir(results_dir, "--results")  # before any work: a read-only or file target fails now
+    if submission_dir is not None:
+        check_output_dir(submission_dir, "--submission")
     if skip_existing:
         done = existing_record(results_dir, task_name, split, ckpt, checkpoint_name, overrides, eval_options, limit)
         if done is not None:
             return None, done
     device_obj = D.init_distributed() if device is None else torch.device(device)
     task, loaded = prepare(task_name, ckpt, data_root, overrides, preset, tokenizer, seed, limit, skip_corrupt,
-                           roles=[split])
+                           roles=[split], trust_pickle=trust_pickle)
     model = loaded.model.to(device_obj)
     sha = loaded.checkpoint.sha256 if loaded.checkpoint else None
     started = time.perf_counter()
@@ -257,18 +283,20 @@ def _protocol_options(options: dict[str, Any] | None) -> dict[str, Any]:
     return {k: v for k, v in (options or {}).items() if k != "cache_dir"}
 
 
+@_owns_run_folder
 def pretrain(card: str, ckpt: str | None, data_root: str | None, out_dir: str | Path,
              overrides: list[str] | None = None, preset: str = "base", tokenizer: str | None = None,
-             limit: int | None = None, resume: bool = True, **train_options: Any) -> dict[str, Any]:
+             limit: int | None = None, resume: bool = True, trust_pickle: bool = False,
+             **train_options: Any) -> dict[str, Any]:
     """Pre-train (or continue pre-training) with the SCL objectives; the card lists the corpora."""
     seed = int(train_options.get("seed") or 0)
     task, loaded = prepare(card, ckpt, data_root, overrides, preset, tokenizer, seed, limit,
-                           roles=JOB_ROLES["pretrain"])
+                           roles=JOB_ROLES["pretrain"], trust_pickle=trust_pickle)
     _log_init(task, loaded)
     cfg = train_config(task, out_dir, **train_options)
     cfg.select_metric = None  # no validation split: the official "val" was augmented training data
     trainer = Trainer(loaded.model, task.loss, task.build_dataset("train"), task.collate, cfg)
-    summary = trainer.fit(resume=resume)
+    summary = trainer.fit(resume=resume, trust_pickle=trust_pickle)
     if D.is_main():
         loaded.model.save_pretrained(Path(out_dir) / "final", tokenizer=loaded.tokenizer,
                                      meta={"objectives": task.card.get("objectives"), "steps": summary.get("step"),

@@ -318,7 +318,7 @@ class Trainer:
         return D.broadcast_object(path)
 
     # ---- the loop --------------------------------------------------------------------------------
-    def fit(self, resume: bool = True) -> dict[str, Any]:
+    def fit(self, resume: bool = True, trust_pickle: bool = False) -> dict[str, Any]:
         """Train to `total_steps`, resuming from the newest checkpoint in out_dir when `resume` (a run
         that already finished returns at once). `resume=False` refuses an out_dir that holds
         checkpoints (rather than mixing two runs' files). Returns a summary: step, epoch, total_steps,
@@ -332,7 +332,7 @@ class Trainer:
             raise ConfigError(f"{self.out_dir} holds checkpoints of an earlier run ({ckpt.name}): resume it, "
                               "or choose another out_dir")
         if ckpt is not None:
-            payload = load_checkpoint(ckpt)
+            payload = load_checkpoint(ckpt, trust_pickle=trust_pickle)  # --trust-pickle: a file the user trusts
             state = restore(payload, self.model, self.optimizer, self.scheduler, self.scaler, self.rank)
             resumed_from = str(ckpt)
             changed = _changed_settings(payload.get("config", {}), self.config, self.world)
