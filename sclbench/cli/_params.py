@@ -27,8 +27,25 @@ SIGNED = {"min": -INT_MAX, "max": INT_MAX}  # an index that may count from the e
 INPUT_DIR = {"exists": True, "file_okay": False, "dir_okay": True}
 INPUT_FILE = {"exists": True, "file_okay": True, "dir_okay": False}
 INPUT_PATH = {"exists": True}  # a file or a folder
-OUTPUT_DIR = {"file_okay": False, "writable": True}
-OUTPUT_FILE = {"dir_okay": False}
+
+
+def _output_target(kind: str) -> Callable[..., object]:
+    """A callback probing an output folder / file before the verb runs (exists or can be created, is of
+    the right kind, is writable: sclbench.common.io); one `error:` line naming the option otherwise."""
+
+    def check(ctx: typer.Context, param: typer.CallbackParam, value: object) -> object:
+        if value is not None and not ctx.resilient_parsing:
+            from sclbench.common.io import check_output_dir, check_output_file
+
+            name = param.opts[0] if param.param_type_name == "option" else str(param.name).upper()
+            (check_output_dir if kind == "dir" else check_output_file)(value, name)
+        return value
+
+    return check
+
+
+OUTPUT_DIR = {"file_okay": False, "writable": True, "callback": _output_target("dir")}
+OUTPUT_FILE = {"dir_okay": False, "callback": _output_target("file")}
 
 
 def finite_float(minimum: Optional[float] = None, *, above: Optional[float] = None,
