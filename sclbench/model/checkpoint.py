@@ -166,6 +166,9 @@ def check_dtypes(sd: dict[str, torch.Tensor], own: dict[str, torch.Tensor], sour
         if key not in own:
             continue
         want = own[key]
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"{source}: entry {key} is a {type(value).__name__} where the model holds a tensor "
+                                  "(not a state dict of this model)")
         if want.is_floating_point():
             fits = value.is_floating_point()
         elif want.is_complex():
