@@ -1,0 +1,143 @@
+"""The one safe loader: every crafted payload refused (file and global named, nothing run), every form
+of legitimate data read exactly (plain containers, numpy arrays and scalars, pandas Series of ints with
+numpy, object and arrow string indexes, pickle protocols 0-5)."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from pickle_payloads import PAYLOADS, state_dict_with
+from sclbench.common.safe_pickle import load_plain, load_torch
+from sclbench.engine.checkpointing import load_checkpoint
+from sclbench.errors import CheckpointError, DataError
+from sclbench.model.readers import read_checkpoint
+from sclbench.tasks.retrieval_cache import load_tensors
+
+pd = pytest.importorskip("pandas")
+
+
+@pytest.mark.parametrize("name", sorted(PAYLOADS))
+def test_each_payload_is_live_when_unpickled_without_restriction(tmp_path, name):
+    """The payloads really run code (so the refusals below are meaningful): plain pickle.loads in a child."""
+    marker = tmp_path / "ran"
+    data = pickle.dumps({"a": PAYLOADS[name](marker)})
+    subprocess.run([sys.executable, "-c", "import pickle, sys; pickle.loads(sys.stdin.buffer.read())"],
+                   input=data, check=False, capture_output=True, timeout=60)
+    assert marker.exists(), name
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+@pytest.mark.parametrize("name", sorted(PAYLOADS))
+def test_plain_pickle_payloads_are_refused_naming_file_and_global(tmp_path, name, protocol):
+    marker, path = tmp_path / "ran", tmp_path / "index.pkl"
+    path.write_bytes(pickle.dumps({"video1": 0, "x": PAYLOADS[name](marker)}, protocol=protocol))
+    with pytest.raises(DataError, match=r"index\.pkl: refused global [\w.]+") as info:
+        load_plain(path, "caption index")
+    assert "\n" not in str(info.value)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+@pytest.mark.parametrize("name", sorted(PAYLOADS))
+def test_torch_file_payloads_are_refused_by_every_torch_reader(tmp_path, name, legacy):
+    """Checkpoints (--ckpt), training checkpoints (resume) and retrieval caches: zip and legacy format."""
+    marker, path = tmp_path / "ran", tmp_path / "file.pt"
+    obj = state_dict_with(PAYLOADS[name](marker))
+    torch.save(obj, path, _use_new_zipfile_serialization=not legacy)
+    with pytest.raises(CheckpointError, match=r"file\.pt safely: .*global [\w.]+.*--trust-pickle"):
+        read_checkpoint(path)
+    with pytest.raises(CheckpointError, match=r"training checkpoint .*file\.pt safely: .*global [\w.]+.*--trust-pickle"):
+        load_checkpoint(path)
+    with pytest.raises(DataError, match=r"retrieval cache file .*file\.pt safely: .*global [\w.]+.*delete it"):
+        load_tensors(path)
+    assert not marker.exists()
+
+
+def test_trust_pickle_is_the_one_way_to_load_such_a_file(tmp_path):
+    marker, path = tmp_path / "ran", tmp_path / "file.pt"
+    torch.save(state_dict_with(PAYLOADS["os.system"](marker)), path)
+    with pytest.raises(CheckpointError):
+        load_torch(path, "checkpoint")
+    assert not marker.exists()
+    load_torch(path, "checkpoint", trust=True)
+    assert marker.exists()  # the user's explicit choice, for a file they trust
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+@pytest.mark.parametrize("case", ["dict", "dict-numpy-ints", "series-object-index", "series-str-index",
+                                  "series-int32", "series-range-index", "series-uint8", "list", "nested"])
+def test_plain_data_reads_exactly(tmp_path, case, protocol):
+    ids = [f"video{i}" for i in range(7000, 7012)]
+    values = list(range(12))
+    obj, expected = {
+        "dict": ({k: v for k, v in zip(ids, values)}, dict(zip(ids, values))),
+        "dict-numpy-ints": ({k: np.int64(v) for k, v in zip(ids, values)}, dict(zip(ids, values))),
+        "series-object-index": (pd.Series(values, index=pd.Index(ids, dtype=object)), dict(zip(ids, values))),
+        "series-str-index": (pd.Series(values, index=ids), dict(zip(ids, values))),
+        "series-int32": (pd.Series(np.array(values, dtype=">i4"), index=ids), dict(zip(ids, values))),
+        "series-range-index": (pd.Series(values), dict(enumerate(values))),
+        "series-uint8": (pd.Series(np.array(values, dtype=np.uint8), index=ids), dict(zip(ids, values))),
+        "list": (ids, ids),
+        "nested": ({"a": (1, 2.5, None, True), "b": [b"x", {"c": -3}], "d": np.arange(6).reshape(2, 3)},
+                   {"a": (1, 2.5, None, True), "b": [b"x", {"c": -3}], "d": [[0, 1, 2], [3, 4, 5]]}),
+    }[case]
+    path = tmp_path / "data.pkl"
+    path.write_bytes(pickle.dumps(obj, protocol=protocol))
+    got = load_plain(path, "caption index")
+    assert got == expected and type(got) is type(expected)
+    assert all(type(v) is type(e) for v, e in zip(list(got.values()) if isinstance(got, dict) else got,
+                                                  list(expected.values()) if isinstance(expected, dict) else expected))
+
+
+@pytest.mark.parametrize("obj,refused", [
+    (np.array(["a", "b"]), "dtype"),  # unicode arrays: not a plain dtype
+    (np.array([1 + 2j]), "dtype"),
+    (np.zeros(2, dtype=[("a", "i4")]), "dtype"),  # structured dtype
+    (pd.Timestamp("2020-01-01"), "global"),
+    (pd.DataFrame({"a": [1]}), "global"),
+    (io.BytesIO(b"x"), "global"),
+])
+def test_data_outside_the_allowlist_is_refused(tmp_path, obj, refused):
+    path = tmp_path / "data.pkl"
+    path.write_bytes(pickle.dumps(obj, protocol=4))
+    with pytest.raises(DataError, match=rf"data\.pkl: refused .*{refused}"):
+        load_plain(path, "caption index")
+
+
+@pytest.mark.parametrize("cut", [1, 5, 20, -1])
+def test_damaged_plain_pickles_name_the_file(tmp_path, cut):
+    path = tmp_path / "data.pkl"
+    data = pickle.dumps(pd.Series([1, 2], index=["a", "b"]), protocol=4)
+    path.write_bytes(data[:cut])
+    with pytest.raises(DataError, match=r"data\.pkl"):
+        load_plain(path, "caption index")
+
+
+def test_resume_state_is_read_by_the_safe_loader_and_restores_rng_exactly(tmp_path):
+    """RNG states (python, numpy incl. a cached gaussian, torch) survive the safe round trip bit for bit."""
+    import random
+
+    from sclbench.common.io import atomic_write
+    from sclbench.engine.checkpointing import rng_state, set_rng_state
+
+    random.seed(5)
+    np.random.seed(5)
+    np.random.standard_normal()  # leaves a cached gaussian in the legacy generator state
+    torch.manual_seed(5)
+    path = tmp_path / "state.pt"
+    atomic_write(path, lambda fh: torch.save({"rng": [rng_state()]}, fh))
+    expected = (random.random(), np.random.standard_normal(3).tolist(), np.random.randint(0, 1 << 30, 4).tolist(),
+                torch.rand(3).tolist())
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    set_rng_state(load_torch(path, "training checkpoint")["rng"][0])
+    assert (random.random(), np.random.standard_normal(3).tolist(), np.random.randint(0, 1 << 30, 4).tolist(),
+            torch.rand(3).tolist()) == expected
