@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sclbench.data.formats import karpathy, lsmdc, msrvtt, nlvr2, pretrain, vqa
+from sclbench.data.formats._io import MissingDataFile
 from sclbench.data.records import SkipCounter
 from sclbench.data.shards import INDEX_NAME, check_shards
 from sclbench.errors import DataError
@@ -53,8 +54,11 @@ def _run(report: LayoutReport, name: str, read, required: bool = True) -> None:
     skip = SkipCounter(keep=SHOW)
     try:
         records = read(skip)
-    except DataError as err:
+    except MissingDataFile as err:  # an optional part may be absent ...
         (report.problems if required else report.notes).append(f"{name}: {err}")
+        return
+    except DataError as err:  # ... but a file that is there and damaged (empty, malformed) is a problem
+        report.problems.append(f"{name}: {err}")
         return
     report.found[name] = records if isinstance(records, int) else len(records)
     report.missing[name] = skip.total

@@ -238,7 +238,7 @@ def test_arrow_truncated_and_foreign_files(tmp_path):
     ("f30k_caption_karpathy_test.arrow", "test", "image_retrieval",
      lambda c: c.update(caption=[["a"], []]), r"column 'caption' row 1: no caption"),
     ("f30k_caption_karpathy_test.arrow", "test", "image_retrieval",
-     lambda c: c.update(caption=["a cat", "a car"]), r"column 'caption' row 0: expected a list of caption strings, got str"),
+     lambda c: c.update(caption=["a cat", "a car"]), r"column 'caption' should hold lists of captions, holds (large_)?string"),
     ("vqav2_val.arrow", "val", "vqa",
      lambda c: c.update(question_id=[[50], [60]]), r"column 'question_id' row 0: 1 entries where the row has 2 questions"),
     ("vqav2_val.arrow", "val", "vqa",

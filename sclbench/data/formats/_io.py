@@ -24,6 +24,11 @@ from sclbench.data.records import SkipCounter
 from sclbench.errors import DataError
 
 
+class MissingDataFile(DataError):
+    """A file of the layout is absent (as opposed to present but damaged): `data check` reports an absent
+    optional file as a note, a damaged one always as a problem."""
+
+
 def find_file(root: Path, candidates: list[str], what: str) -> Path:
     """The first existing `root/candidate`; a DataError listing every place looked at otherwise."""
     root = Path(root)
@@ -31,7 +36,7 @@ def find_file(root: Path, candidates: list[str], what: str) -> Path:
         if (root / rel).is_file():
             return root / rel
     tried = ", ".join(str(root / c) for c in candidates)
-    raise DataError(f"{what} not found; looked for {tried}. Download it into one of these places "
+    raise MissingDataFile(f"{what} not found; looked for {tried}. Download it into one of these places "
                     "(or pass the right --data-root)")
 
 

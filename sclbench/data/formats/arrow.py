@@ -68,15 +68,45 @@ def read_cell(path: str, column: str, row: int) -> bytes:
     return value
 
 
-def _columns(path: Path, names: tuple[str, ...]) -> tuple[pa.Table, dict[str, list]]:
+# Column types, as predicates over arrow types. A null type anywhere inside is accepted: pandas gives
+# it to a list column whose lists are all empty (the answers of a test table).
+def _list_of(inner):
+    return lambda t: (pa.types.is_list(t) or pa.types.is_large_list(t)) and _or_null(inner)(t.value_type)
+
+
+def _or_null(pred):
+    return lambda t: pa.types.is_null(t) or pred(t)
+
+
+_BYTES = lambda t: pa.types.is_binary(t) or pa.types.is_large_binary(t)  # noqa: E731
+_TEXT = lambda t: pa.types.is_string(t) or pa.types.is_large_string(t)  # noqa: E731
+_NUMBER = lambda t: pa.types.is_integer(t) or pa.types.is_floating(t)  # noqa: E731
+COLUMN_TYPES = {
+    "image": (_BYTES, "image bytes"), "image_0": (_BYTES, "image bytes"), "image_1": (_BYTES, "image bytes"),
+    "caption": (_list_of(_TEXT), "lists of captions"), "questions": (_list_of(_TEXT), "lists of strings"),
+    "split": (_TEXT, "split names"), "identifier": (_TEXT, "pair identifiers"),
+    "question_id": (_list_of(pa.types.is_integer), "lists of integer ids"),
+    "answer_scores": (_list_of(_list_of(_NUMBER)), "lists of score lists"),
+}
+
+
+def _columns(path: Path, names: tuple[str, ...], types: dict | None = None) -> tuple[pa.Table, dict[str, list]]:
+    """The table and its non-image columns as Python lists, its schema checked first.
+
+    A table with no rows is an empty split, whatever its column types: the official writers build
+    each table with `pa.Table.from_pandas(pd.DataFrame(rows, columns=...))`, which types every column
+    of an empty frame `null` (they write such a table when a split is small or absent).
+    """
     table = open_table(path)
     missing = [n for n in names if n not in table.column_names]
     if missing:
         raise DataError(f"{path}: missing column(s) {missing}; is this a ViLT-format table?")
-    for name in IMAGE_COLUMNS:
-        if name in table.column_names and not (pa.types.is_binary(table.column(name).type)
-                                               or pa.types.is_large_binary(table.column(name).type)):
-            raise DataError(f"{path}: column {name!r} should hold image bytes, holds {table.column(name).type}")
+    if table.num_rows == 0:
+        return table, {n: [] for n in table.column_names if n not in IMAGE_COLUMNS}
+    for name, (ok, what) in {**COLUMN_TYPES, **(types or {})}.items():
+        if name in table.column_names and not ok(table.column(name).type):
+            raise DataError(f"{path}: column {name!r} should hold {what}, holds {table.column(name).type}; "
+                            "re-create the table")
     extra = [n for n in table.column_names if n not in IMAGE_COLUMNS]  # images stay memory-mapped
     return table, {n: table.column(n).to_pylist() for n in extra}
 
@@ -126,7 +156,8 @@ def read_caption_arrow(root: str | Path, dataset: str, split: str, *, coco_train
     records, seen = [], {}
     for name in splits:
         path = caption_table(root, dataset, name)
-        table, cols = _columns(path, ("image", "caption", "image_id", "split"))
+        table, cols = _columns(path, ("image", "caption", "image_id", "split"),
+                               {"image_id": (lambda t: _TEXT(t) or pa.types.is_integer(t), "file names")})
         cells = _Cells(path, cols)
         for i in range(table.num_rows):
             image_id = str(cells.get("image_id", i, (str, int), "the image id (file name)"))
@@ -144,7 +175,9 @@ def read_caption_arrow(root: str | Path, dataset: str, split: str, *, coco_train
 def read_vqa_arrow(root: str | Path, split: str) -> list[VQARecord]:
     path = Path(root) / f"vqav2_{split}.arrow"
     table, cols = _columns(path, ("image", "questions", "answers", "answer_scores", "image_id",
-                                  "question_id", "split"))
+                                  "question_id", "split"),
+                           {"image_id": (pa.types.is_integer, "integer image ids"),
+                            "answers": (_list_of(_list_of(_TEXT)), "lists of answer lists")})
     cells = _Cells(path, cols)
     has_raw = "raw_answers" in cols
     records, seen = [], {}
@@ -189,7 +222,8 @@ _NLVR2_LABELS = {"true": True, "false": False}
 
 def read_nlvr2_arrow(root: str | Path, split: str) -> list[NLVR2Record]:
     path = Path(root) / f"nlvr2_{split}.arrow"
-    table, cols = _columns(path, ("image_0", "image_1", "questions", "answers", "identifier"))
+    table, cols = _columns(path, ("image_0", "image_1", "questions", "answers", "identifier"),
+                           {"answers": (_list_of(_TEXT), "lists of 'True'/'False' answers")})
     cells = _Cells(path, cols)
     records, seen = [], {}
     for i in range(table.num_rows):
