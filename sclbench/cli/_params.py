@@ -80,3 +80,38 @@ def parse_finite(text: str, what: str, minimum: Optional[float] = None) -> float
     if minimum is not None and number < minimum:
         raise ValueError(f"{what} {text!r} is below {minimum:g}")
     return number
+
+
+def device_name(value: object) -> Optional[str]:
+    """A `parser=` for --device: a torch device string this machine has (cpu, cuda, cuda:1, mps)."""
+    if value is None:
+        return None
+    import torch
+
+    text = str(value)
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise typer.BadParameter(f"{text!r} is not a device (cpu, cuda, cuda:N, mps)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise typer.BadParameter(f"{text!r}: CUDA is not available on this machine (use cpu)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise typer.BadParameter(f"{text!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise typer.BadParameter(f"{text!r}: MPS is not available on this machine (use cpu)")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise typer.BadParameter(f"{text!r}: use cpu, cuda, cuda:N or mps")
+    return text
+
+
+def utf8_text(value: object) -> str:
+    """A `parser=` for free text (a sentence, a question, a word): an argument holding a byte that is not
+    UTF-8 reaches Python as a lone surrogate, which no tokenizer can encode."""
+    text = str(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise typer.BadParameter(f"{text.encode('utf-8', 'backslashreplace').decode()!r} is not valid "
+                                 "UTF-8 text (a byte of another encoding?)") from None
+    return text

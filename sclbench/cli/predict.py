@@ -9,14 +9,16 @@ from typing import Any, Optional
 
 import typer
 
-from sclbench.cli._params import COUNT, INPUT_DIR, INPUT_FILE, INPUT_PATH, OUTPUT_FILE, SIGNED
+from sclbench.cli._params import (COUNT, INPUT_DIR, INPUT_FILE, INPUT_PATH, OUTPUT_FILE, SIGNED, device_name,
+                                  utf8_text)
 
 predict_app = typer.Typer(no_args_is_help=True, help="Ask a checkpoint: VQA answers, NLVR2 verdicts, rankings.")
 
 CKPT = typer.Option(..., "--ckpt", "-c", help="checkpoint: registered name, sclbench folder or official file")
 TASK = typer.Option(None, "--task", help="model task (default: the checkpoint's config.json; needed for .ckpt files)")
 TOKENIZER = typer.Option(None, "--tokenizer", help="tokenizer folder (default: the one saved with the weights)")
-DEVICE = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+DEVICE = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)",
+                      parser=device_name)
 TOP_K = typer.Option(5, "--top-k", "-k", help="how many answers / items to show", **COUNT)
 JSON = typer.Option(False, "--json", help="print the result as JSON")
 
@@ -38,7 +40,7 @@ def _predictor(ckpt: str, task: Optional[str], tokenizer: Optional[str], device:
 @predict_app.command("vqa")
 def predict_vqa(
     image: Path = typer.Argument(..., help="image file", **INPUT_FILE),
-    question: str = typer.Argument(..., help="the question, quoted"),
+    question: str = typer.Argument(..., help="the question, quoted", parser=utf8_text),
     ckpt: str = CKPT, task: Optional[str] = TASK, tokenizer: Optional[str] = TOKENIZER,
     answers: Optional[Path] = typer.Option(None, "--answers", help="answer_vocab.json, or the VQA data root "
                                            "holding it (default: the one beside the weights)", **INPUT_PATH),
@@ -56,7 +58,7 @@ def predict_vqa(
 def predict_nlvr2(
     left: Path = typer.Argument(..., help="left image", **INPUT_FILE),
     right: Path = typer.Argument(..., help="right image", **INPUT_FILE),
-    statement: str = typer.Argument(..., help="the statement, quoted"),
+    statement: str = typer.Argument(..., help="the statement, quoted", parser=utf8_text),
     ckpt: str = CKPT, task: Optional[str] = TASK, tokenizer: Optional[str] = TOKENIZER,
     device: Optional[str] = DEVICE, as_json: bool = JSON,
 ) -> None:
@@ -69,7 +71,7 @@ def predict_nlvr2(
 
 @predict_app.command("images")
 def predict_images(
-    sentence: str = typer.Argument(..., help="the query sentence, quoted"),
+    sentence: str = typer.Argument(..., help="the query sentence, quoted", parser=utf8_text),
     folder: Path = typer.Argument(..., help="folder of images or clips (searched recursively)", **INPUT_DIR),
     ckpt: str = CKPT, task: Optional[str] = TASK, tokenizer: Optional[str] = TOKENIZER,
     scorer: Optional[str] = typer.Option(None, "--scorer", help="rank (fine-tuned retrieval head), itm or "
@@ -112,9 +114,10 @@ def register(app: typer.Typer) -> None:
 
 def explain(
     media: Path = typer.Argument(..., help="image (or clip)", **INPUT_PATH),
-    sentence: str = typer.Argument(..., help="the sentence, quoted"),
+    sentence: str = typer.Argument(..., help="the sentence, quoted", parser=utf8_text),
     ckpt: str = CKPT, task: Optional[str] = TASK, tokenizer: Optional[str] = TOKENIZER,
-    word: Optional[str] = typer.Option(None, "--word", "-w", help="also map this word of the sentence"),
+    word: Optional[str] = typer.Option(None, "--word", "-w", help="also map this word of the sentence",
+                                       parser=utf8_text),
     space: str = typer.Option("contrastive", "--space", help="contrastive (ITC projections of the unimodal "
                               "tokens), fused (co-attention outputs), gradcam (cross-attention x gradient "
                               "of the match score) or occlusion (fall of the match score when a window is "

@@ -181,7 +181,7 @@ def base_argvs(ws: Workspace, out: Path) -> dict[str, list[str]]:
                      out / "pre", "train.global_batch_size=2", "train.per_device_batch_size=2",
                      "data.corpora=[{name: sbu, root: sbu}]"],
         "demo": ["--quick", "--out", out / "demo"],
-        "predict vqa": [ws.image, "what shape is it?", "--ckpt", ws.ckpts["vqa"]],
+        "predict vqa": [ws.image, "what shape is it?", "--ckpt", ws.ckpts["vqa"], "--answers", s / "vqa"],
         "predict nlvr2": [ws.image, ws.image, "there is a red square", "--ckpt", ws.ckpts["nlvr2"]],
         "predict images": ["a red square", s / "f30k" / "flickr30k-images", "--ckpt", ws.ckpts["f30k"]],
         "predict texts": [ws.image, ws.sentences, "--ckpt", ws.ckpts["f30k"]],
