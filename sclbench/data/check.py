@@ -6,7 +6,8 @@ are missing (with the first few paths) and which annotation files are absent or 
 readers read exactly (see formats/_io.py): an empty file, a repeated JSON key, bytes in another
 encoding, a CSV with a header and no rows are problems here; a byte-order mark is read through. A
 required split without a single sample is a problem; under a pre-training root every shard folder
-is read through and held to its index (a shard cut short or holding fewer samples is named).
+is read through and held to its index (a shard cut short or holding fewer samples is named). A
+folder of ViLT arrow tables (data.format: arrow) is checked table by table, as those runs read it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sclbench.data.formats import karpathy, lsmdc, msrvtt, nlvr2, pretrain, vqa
+from sclbench.data.formats import arrow, karpathy, lsmdc, msrvtt, nlvr2, pretrain, vqa
 from sclbench.data.formats._io import MissingDataFile
 from sclbench.data.records import SkipCounter
 from sclbench.data.shards import INDEX_NAME, check_shards
@@ -100,9 +101,38 @@ def check_layout(task: str, root: str | Path) -> LayoutReport:
     if task == "pretrain":
         _pretrain(report, root)
         return report
+    if _arrow_layout(task, root):
+        _arrow(report, task, root)
+        return report
     for name, read, required in TASKS[task](root):
         _run(report, name, read, required)
     return report
+
+
+# ViLT/METER tables (card key data.format: arrow): file pattern, family, splits, required splits
+ARROW = {
+    "f30k": ("f30k_caption_karpathy_{}.arrow", "image_retrieval", ("train", "val", "test"), ("train", "val", "test")),
+    "coco": ("coco_caption_karpathy_{}.arrow", "image_retrieval", ("train", "val", "test"), ("train", "val", "test")),
+    "vqa": ("vqav2_{}.arrow", "vqa", ("train", "val", "test-dev", "test"), ("train", "val")),
+    "nlvr2": ("nlvr2_{}.arrow", "nlvr2", nlvr2.SPLITS, nlvr2.SPLITS),
+}
+
+
+def _arrow_layout(task: str, root: Path) -> bool:
+    """True when `root` holds the task's arrow tables (a folder of ViLT tables, not the raw layout)."""
+    return task in ARROW and any((root / ARROW[task][0].format(s)).is_file() for s in ARROW[task][2])
+
+
+def _arrow(report: LayoutReport, task: str, root: Path) -> None:
+    """Every table opened, validated and read cell by cell, as a run with data.format: arrow reads it."""
+    pattern, family, splits, required = ARROW[task]
+    for split in splits:
+        if not (root / pattern.format(split)).is_file():
+            (report.problems if split in required else report.notes).append(
+                f"{split} (arrow): {root / pattern.format(split)} not found")
+            continue
+        _run(report, f"{split} (arrow)", lambda k, s=split: arrow.read_family_arrow(
+            family, root, s, dataset=task if family == "image_retrieval" else None), split in required)
 
 
 TASKS = {

@@ -247,3 +247,17 @@ def test_non_empty_table_with_wrong_column_type_is_refused(tmp_path):
     _official_table(tmp_path / "vqav2_val.arrow", [[png, ["q"], [["yes"]], [[0]], [[1.0]], "7", [1], "val"]], VQA)
     with pytest.raises(DataError, match="column 'image_id' should hold integer image ids"):
         arrow.read_vqa_arrow(tmp_path, "val")
+
+
+def test_data_check_reads_an_arrow_layout(synth_root, tmp_path):
+    root = tmp_path / "arrow"
+    shutil.copytree(synth_root / "arrow", root)
+    assert check_layout("vqa", root).ok
+    # the official writer's empty table for an optional split: an empty split, not a problem
+    _official_table(root / "vqav2_test.arrow", [], VQA)
+    report = check_layout("vqa", root)
+    assert report.ok and report.found["test (arrow)"] == 0, report.render()
+    damaged = root / "vqav2_val.arrow"
+    damaged.write_bytes(damaged.read_bytes()[:300])
+    report = check_layout("vqa", root)
+    assert not report.ok and any(str(damaged) in p and "damaged" in p for p in report.problems), report.render()
