@@ -8,6 +8,7 @@ Spread these into `typer.Option(...)` / `typer.Argument(...)`: `typer.Option(Non
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Callable, Optional
 
 import typer
@@ -38,7 +39,8 @@ def _output_target(kind: str) -> Callable[..., object]:
             from sclbench.common.io import check_output_dir, check_output_file
 
             name = param.opts[0] if param.param_type_name == "option" else str(param.name).upper()
-            (check_output_dir if kind == "dir" else check_output_file)(value, name)
+            is_file = kind == "file" or (kind == "path" and bool(Path(str(value)).suffix))  # path: x.ckpt or x/
+            (check_output_file if is_file else check_output_dir)(value, name)
         return value
 
     return check
@@ -46,6 +48,7 @@ def _output_target(kind: str) -> Callable[..., object]:
 
 OUTPUT_DIR = {"file_okay": False, "writable": True, "callback": _output_target("dir")}
 OUTPUT_FILE = {"dir_okay": False, "callback": _output_target("file")}
+OUTPUT_PATH = {"callback": _output_target("path")}  # a folder, or a file where the name has a suffix
 
 
 def finite_float(minimum: Optional[float] = None, *, above: Optional[float] = None,

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from sclbench.cli._params import COUNT, INPUT_PATH
+from sclbench.cli._params import COUNT, INPUT_PATH, OUTPUT_PATH
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -66,7 +66,8 @@ def inspect(
 @app.command()
 def convert(
     path: Path = typer.Argument(..., help="checkpoint to convert", **INPUT_PATH),
-    out: Path = typer.Argument(..., help="output: a directory (sclbench format) or a .ckpt file (official format)"),
+    out: Path = typer.Argument(..., help="output: a directory (sclbench format) or a .ckpt file (official format)",
+                               **OUTPUT_PATH),
     task: str = typer.Option("pretrain", "--task", help="model task whose heads/sizes the model is built for"),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="resize the position table to this resolution",
                                              **COUNT),
