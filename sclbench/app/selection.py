@@ -45,6 +45,10 @@ OFFICIAL_SELECTION: dict[str, tuple[str, str]] = {
 }
 
 
+# Protocol names whose meaning is fixed, so a card cannot call a selecting protocol "last".
+NAMED_SELECT = {"last": False, "official": False, "best_val": True, "heldout_val": True}
+
+
 def official_the_metric(epoch: int, recalls: tuple[float, float] | None = None) -> float:
     """The official `val/the_metric` of a retrieval card at `epoch` (0-based): the epoch, plus
     ir_r1 + tr_r1 as fractions when the card computes recalls (`get_recall_metric`)."""
@@ -81,6 +85,9 @@ def selection_protocol(card: TaskCard) -> Selection:
         raise ConfigError(f"task card {card.name}: protocol.selections.{name} must be "
                           "{train: [split, ...], select: true|false}")
     select = spec["select"]
+    if NAMED_SELECT.get(str(name), select) != select:
+        raise ConfigError(f"task card {card.name}: protocol.selections.{name} must have select: "
+                          f"{str(NAMED_SELECT[str(name)]).lower()} (the name says whether it selects)")
     if select and card.get("splits.val") == card.get("splits.test"):
         raise ConfigError(f"task card {card.name}: protocol.selections.{name} selects on val, but the val split "
                           "is the test split; selecting on test is not allowed")

@@ -60,3 +60,14 @@ def test_the_official_retrieval_metric_keeps_the_last_epoch():
     assert _kept_epoch([(0.9, 0.9), (0.9, 0.9), (0.1, 0.1)]) == 1
     # LSMDC / MSRVTT: no recall in the metric, the epoch alone
     assert _kept_epoch([None] * 10) == 9
+
+
+@pytest.mark.parametrize("name, select", [("last", True), ("best_val", False)])
+def test_a_protocol_name_fixes_its_select_flag(name, select):
+    from sclbench.config import TaskCard
+    from sclbench.errors import ConfigError
+
+    card = TaskCard("t", {"family": "x", "splits": {"train": "train", "val": "val", "test": "test"},
+                          "protocol": {"selection": name, "selections": {name: {"train": ["train"], "select": select}}}})
+    with pytest.raises(ConfigError, match=f"protocol.selections.{name} must have select"):
+        selection_protocol(card)
