@@ -33,11 +33,13 @@ def _data_root(data_root: Path | None, root: Path | None) -> Path:
 @app.command()
 def check(task: str = typer.Argument(..., help="vqa, nlvr2, f30k, coco, msrvtt, lsmdc or pretrain."),
           data_root: Path = typer.Option(None, "--data-root", help="The task's data folder.", **INPUT_DIR),
-          root: Path = typer.Option(None, "--root", hidden=True, help="Old name of --data-root.", **INPUT_DIR)) -> None:
+          root: Path = typer.Option(None, "--root", hidden=True, help="Old name of --data-root.", **INPUT_DIR),
+          decode: bool = typer.Option(False, "--decode", help="Also decode every image and clip (slow); list "
+                                      "those that do not decode.")) -> None:
     """Report what a data layout is missing; exit code 1 when something required is missing."""
     from sclbench.data.check import check_layout
 
-    report = check_layout(task, _data_root(data_root, root))
+    report = check_layout(task, _data_root(data_root, root), decode=decode)
     typer.echo(report.render())
     if not report.ok:
         raise typer.Exit(1)

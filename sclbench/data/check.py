@@ -17,7 +17,8 @@ from pathlib import Path
 
 from sclbench.data.formats import arrow, karpathy, lsmdc, msrvtt, nlvr2, pretrain, vqa
 from sclbench.data.formats._io import MissingDataFile
-from sclbench.data.records import SkipCounter
+from sclbench.data.records import ImageSource, NLVR2Record, SkipCounter, VideoRecord
+from sclbench.data.video import read_clip
 from sclbench.data.shards import INDEX_NAME, check_shards
 from sclbench.errors import DataError
 
@@ -32,26 +33,56 @@ class LayoutReport:
     missing: dict[str, int] = field(default_factory=dict)        # split/corpus -> media files missing
     examples: dict[str, list[str]] = field(default_factory=dict)  # split/corpus -> first missing paths
     problems: list[str] = field(default_factory=list)            # required files absent or malformed
+    corrupt: dict[str, int] = field(default_factory=dict)        # split/corpus -> media that do not decode
     notes: list[str] = field(default_factory=list)               # optional parts absent
+    corrupt_examples: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return not self.problems and not any(self.missing.values())
+        return not self.problems and not any(self.missing.values()) and not any(self.corrupt.values())
 
     def render(self) -> str:
         lines = [f"{self.task} at {self.root}: {'OK' if self.ok else 'INCOMPLETE'}"]
         for name, count in self.found.items():
             miss = self.missing.get(name, 0)
-            lines.append(f"  {name}: {count} samples" + (f", {miss} samples lack their image/video" if miss else ""))
+            bad = self.corrupt.get(name, 0)
+            lines.append(f"  {name}: {count} samples" + (f", {miss} samples lack their image/video" if miss else "")
+                         + (f", {bad} images/videos do not decode" if bad else ""))
             lines += [f"    missing: {p}" for p in self.examples.get(name, [])[:SHOW]]
             if miss > SHOW:
                 lines.append(f"    ... and {miss - SHOW} more")
+            lines += [f"    corrupt: {p}" for p in self.corrupt_examples.get(name, [])[:SHOW]]
+            if bad > SHOW:
+                lines.append(f"    ... and {bad - SHOW} more corrupt")
         lines += [f"  problem: {p}" for p in self.problems]
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
 
-def _run(report: LayoutReport, name: str, read, required: bool = True) -> None:
+def _media(record) -> list:
+    if isinstance(record, NLVR2Record):
+        return [record.image_0, record.image_1]
+    return [record.video] if isinstance(record, VideoRecord) else [record.image]
+
+
+def _decode_all(report: LayoutReport, name: str, records: list) -> None:
+    """Decode every image (and 4 uniformly sampled frames of every clip, as evaluation reads them);
+    count and list what does not decode (what --skip-corrupt would leave out)."""
+    bad: list[str] = []
+    for record in records:
+        for media in _media(record):
+            try:
+                if isinstance(media, ImageSource):
+                    media.open()
+                else:
+                    read_clip(media, 4)
+            except DataError as err:
+                bad.append(str(err))
+    report.corrupt[name] = len(bad)
+    report.corrupt_examples[name] = bad[:SHOW]
+
+
+def _run(report: LayoutReport, name: str, read, required: bool = True, decode: bool = False) -> None:
     skip = SkipCounter(keep=SHOW)
     try:
         records = read(skip)
@@ -65,20 +96,23 @@ def _run(report: LayoutReport, name: str, read, required: bool = True) -> None:
     report.missing[name] = skip.total
     if required and not report.found[name] and not skip.total:  # files present, but not one sample
         report.problems.append(f"{name}: no samples; the annotation files hold no entry of this split")
+    if decode and not isinstance(records, int):
+        _decode_all(report, name, records)
     report.examples[name] = list(dict.fromkeys(p for paths in skip.examples.values() for p in paths))
 
 
-def _pretrain(report: LayoutReport, root: Path) -> None:
+def _pretrain(report: LayoutReport, root: Path, decode: bool = False) -> None:
     corpora = {"coco": lambda s: pretrain.read_coco_pretrain(root / "coco", skip=s),
                "vg": lambda s: pretrain.read_vg(root / "vg", skip=s),
                "sbu": lambda s: pretrain.read_sbu(root / "sbu", skip=s),
                "cc3m": lambda s: pretrain.read_cc3m(root / "cc3m", skip=s)}
     for name, read in corpora.items():
         if (root / name).is_dir():
-            _run(report, name, read)
+            _run(report, name, read, decode=decode)
     webvid = root / "webvid"
     for meta in sorted(webvid.glob("*.tsv")) + sorted(webvid.glob("*.csv")) if webvid.is_dir() else []:
-        _run(report, f"webvid/{meta.name}", lambda s, m=meta: pretrain.read_webvid(m, webvid / "videos", skip=s))
+        _run(report, f"webvid/{meta.name}", lambda s, m=meta: pretrain.read_webvid(m, webvid / "videos", skip=s),
+             decode=decode)
     # shard folders (`sclbench data shard` output, or img2dataset's): every shard read through and held
     # to its index, so a shard cut short is found here rather than mid-run
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in corpora):
@@ -89,8 +123,9 @@ def _pretrain(report: LayoutReport, root: Path) -> None:
                                "sbu/, cc3m/, webvid/ or a shard folder (see sclbench/data/formats/pretrain.py)")
 
 
-def check_layout(task: str, root: str | Path) -> LayoutReport:
-    """Check the layout of one task's data under `root` (tasks: see TASKS)."""
+def check_layout(task: str, root: str | Path, decode: bool = False) -> LayoutReport:
+    """Check the layout of one task's data under `root` (tasks: see TASKS); `decode`: also decode every
+    image and clip the layout names (slow: what `--skip-corrupt` would leave out is listed)."""
     if task not in TASKS:
         raise DataError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
     root = Path(root)
@@ -99,13 +134,13 @@ def check_layout(task: str, root: str | Path) -> LayoutReport:
         report.problems.append(f"{root} is not a directory")
         return report
     if task == "pretrain":
-        _pretrain(report, root)
+        _pretrain(report, root, decode)
         return report
     if _arrow_layout(task, root):
-        _arrow(report, task, root)
+        _arrow(report, task, root, decode)
         return report
     for name, read, required in TASKS[task](root):
-        _run(report, name, read, required)
+        _run(report, name, read, required, decode)
     return report
 
 
@@ -123,7 +158,7 @@ def _arrow_layout(task: str, root: Path) -> bool:
     return task in ARROW and any((root / ARROW[task][0].format(s)).is_file() for s in ARROW[task][2])
 
 
-def _arrow(report: LayoutReport, task: str, root: Path) -> None:
+def _arrow(report: LayoutReport, task: str, root: Path, decode: bool = False) -> None:
     """Every table opened, validated and read cell by cell, as a run with data.format: arrow reads it."""
     pattern, family, splits, required = ARROW[task]
     for split in splits:
@@ -132,7 +167,7 @@ def _arrow(report: LayoutReport, task: str, root: Path) -> None:
                 f"{split} (arrow): {root / pattern.format(split)} not found")
             continue
         _run(report, f"{split} (arrow)", lambda k, s=split: arrow.read_family_arrow(
-            family, root, s, dataset=task if family == "image_retrieval" else None), split in required)
+            family, root, s, dataset=task if family == "image_retrieval" else None), split in required, decode)
 
 
 TASKS = {

@@ -261,3 +261,17 @@ def test_data_check_reads_an_arrow_layout(synth_root, tmp_path):
     damaged.write_bytes(damaged.read_bytes()[:300])
     report = check_layout("vqa", root)
     assert not report.ok and any(str(damaged) in p and "damaged" in p for p in report.problems), report.render()
+
+
+@pytest.mark.parametrize("task,media", [("f30k", "flickr30k-images"), ("msrvtt", "videos/all"),
+                                        ("nlvr2", "dev"), ("lsmdc", "frames_1fps")])
+def test_data_check_decode_lists_media_that_do_not_decode(synth_root, tmp_path, capsys, task, media):
+    victim = sorted(p for p in (synth_root / task / media).rglob("*") if p.is_file())[0]
+    rel = victim.relative_to(synth_root / task).as_posix()
+    path = _clone(synth_root / task, tmp_path / task, rel)
+    path.write_bytes(path.read_bytes()[:100])  # cut short
+    assert check_layout(task, tmp_path / task).ok  # present: only decoding finds it
+    report = check_layout(task, tmp_path / task, decode=True)
+    assert not report.ok and sum(report.corrupt.values()) >= 1
+    assert main(["data", "check", task, "--data-root", str(tmp_path / task), "--decode"]) == 1
+    assert str(path) in capsys.readouterr().out
