@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from sclbench.engine.distributed import all_gather_with_grad, world_size
 from sclbench.objectives.balance import check_gather_grad, term_scale
+
 _GATHER = {"official": "official", "local_slice": "official", "exact": "exact"}  # -> engine gather mode
 
 
