@@ -152,7 +152,7 @@ def finetune(task_name: str, ckpt: str | None, data_root: str | None, out_dir: s
                     task.vocab.save(out / sub / "answer_vocab.json")
         _write_run_meta(out, {"task": task.name, "recipe": recipe(task, overrides, loaded, D.world_size()),
                               "selection": {"protocol": selection.to_dict(), **{k: summary.get(k) for k in SELECTION_KEYS}},
-                              "steps": summary.get("step")})
+                              "steps": summary.get("step"), "compile": bool(cfg.compile)})
     summary["selection"] = selection.to_dict()
     summary["load_report"] = loaded.report
     summary["init"] = loaded.init
@@ -205,7 +205,8 @@ def evaluate(task_name: str, ckpt: str | None, split: str, data_root: str | None
              tokenizer: str | None = None, limit: int | None = None, batch_size: int = 32, num_workers: int = 0,
              checkpoint_name: str | None = None, submission_dir: str | Path | None = None,
              device: str | None = None, seed: int = 0, skip_corrupt: bool = False, skip_existing: bool = False,
-             trust_pickle: bool = False, **eval_options: Any) -> tuple[Evaluation | None, Path | None]:
+             trust_pickle: bool = False, compile: bool = False,
+             **eval_options: Any) -> tuple[Evaluation | None, Path | None]:
     """Evaluate on the card's `split` role (val / test), write the record (rank 0); returns both.
     With `skip_existing`, an existing record of the same task, split, checkpoint and protocol options
     is returned as (None, its path) and nothing is computed."""
@@ -223,6 +224,8 @@ def evaluate(task_name: str, ckpt: str | None, split: str, data_root: str | None
     task, loaded = prepare(task_name, ckpt, data_root, overrides, preset, tokenizer, seed, limit, skip_corrupt,
                            roles=[split], trust_pickle=trust_pickle)
     model = loaded.model.to(device_obj)
+    if compile:  # torch.compile the model's stages (SCLModel.compile_stages)
+        model.compile_stages()
     sha = loaded.checkpoint.sha256 if loaded.checkpoint else None
     started = time.perf_counter()
     ev = task.evaluate(model, split, batch_size=batch_size, num_workers=num_workers, zero_shot=loaded.zero_shot,
@@ -235,10 +238,12 @@ def evaluate(task_name: str, ckpt: str | None, split: str, data_root: str | None
         ckpt_record["name"] = checkpoint_name
     record = ResultRecord(
         task=task.name, split=published, metrics=ev.metrics, scorer=ev.scorer,
-        protocol={"role": split, **ev.protocol, "limit": limit, "skipped": ev.skipped or None},
+        # compile changes float rounding only: in the protocol when on (older records lack the key).
+        protocol={"role": split, **ev.protocol, "limit": limit, "skipped": ev.skipped or None,
+                  **({"compile": True} if compile else {})},
         config={"model": model.config.to_dict(), "card": task.card.data, "overrides": overrides or [],
                 "recipe": recipe(task, overrides, loaded), "eval_options": eval_options,
-                "trained_with": _checkpoint_meta(loaded).get("recipe")},
+                "trained_with": _checkpoint_meta(loaded).get("recipe"), "compile": bool(compile)},
         checkpoint=ckpt_record, data_fingerprint=fingerprint_files(task.annotation_files()),
         world_size=D.world_size(), wall_time_s=round(wall, 3), throughput=round(ev.throughput, 3), seed=seed,
         extra=_synthetic_extra(task),

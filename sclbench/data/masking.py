@@ -38,7 +38,8 @@ class MaskSpec:
 
 
 def _real_tokens(ids: torch.Tensor, masks: torch.Tensor, spec: MaskSpec) -> torch.Tensor:
-    special = torch.isin(ids, torch.tensor(spec.special_ids, device=ids.device))
+    # non_blocking: a blocking host-to-device copy waits for the device's queue (a sync every step).
+    special = torch.isin(ids, torch.tensor(spec.special_ids).to(ids.device, non_blocking=True))
     return masks.bool() & ~special
 
 
@@ -52,12 +53,13 @@ def mlm_mask(text_ids: torch.Tensor, text_masks: torch.Tensor, spec: MaskSpec, p
     roll = rand()
     to_mask = chosen & (roll < 0.8)
     to_random = chosen & (roll >= 0.8) & (roll < 0.9)
-    allowed = torch.ones(spec.vocab_size, dtype=torch.bool)
-    allowed[list(spec.special_ids)] = False
-    pool = allowed.nonzero().squeeze(1).to(text_ids.device)
-    pick = torch.randint(len(pool), text_ids.shape, generator=generator, device=text_ids.device)
+    specials = sorted({i for i in spec.special_ids if 0 <= i < spec.vocab_size})
+    pick = torch.randint(spec.vocab_size - len(specials), text_ids.shape, generator=generator, device=text_ids.device)
+    # The pick-th non-special id, on the device: step over each special id at or below it (ascending).
+    for special_id in specials:
+        pick = pick + (pick >= special_id).long()
     ids = torch.where(to_mask, torch.full_like(text_ids, spec.mask_id), text_ids)
-    ids = torch.where(to_random, pool[pick], ids)
+    ids = torch.where(to_random, pick, ids)
     return ids, labels
 
 

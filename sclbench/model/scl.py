@@ -25,6 +25,11 @@ from sclbench.model.text import build_text_encoder
 from sclbench.model.vision import VisionEncoder, VisualTokens
 
 
+# The methods `SCLModel.compile_stages` compiles: every tensor-heavy entry point.
+COMPILED_STAGES = ("encode_text", "encode_images", "vision_tower", "fuse", "fuse_prepared", "text_stream_inputs",
+                   "vision_stream_inputs")
+
+
 @dataclass
 class VisionFeatures:
     """Unimodal vision output after `cross_modal_image_transform`.
@@ -196,10 +201,21 @@ class SCLModel(nn.Module):
         generator: torch.Generator | None = None,
     ) -> VisionFeatures:
         """CLIP ViT over frames then cross_modal_image_transform (see VisualTransformer.embed)."""
-        visual = self.vision_transformer.visual
-        tokens: VisualTokens = visual.embed(images, mask_mode, mask_ratio, generator)
-        embeds = self.cross_modal_image_transform(self.vision_transformer(tokens.tokens))
-        return VisionFeatures(embeds, tokens.num_frames, tokens.ids_mask, tokens.ids_keep)
+        if mask_mode is None:
+            return self.encode_images(images)
+        # Masked views draw their patches from a torch.Generator, which torch.compile cannot trace:
+        # the (cheap) embedding and masking run eagerly, the tower is its own compiled stage.
+        tokens: VisualTokens = self.vision_transformer.visual.embed(images, mask_mode, mask_ratio, generator)
+        return VisionFeatures(self.vision_tower(tokens.tokens), tokens.num_frames, tokens.ids_mask, tokens.ids_keep)
+
+    def encode_images(self, images: torch.Tensor) -> VisionFeatures:
+        """`encode_vision` without masking: embedding and tower in one (compilable) stage."""
+        tokens = self.vision_transformer.visual.embed(images)
+        return VisionFeatures(self.vision_tower(tokens.tokens), tokens.num_frames)
+
+    def vision_tower(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Embedded tokens [B, F, N, D] -> ViT blocks, ln_post and cross_modal_image_transform."""
+        return self.cross_modal_image_transform(self.vision_transformer(tokens))
 
     def fuse(
         self, text_embeds: torch.Tensor, text_masks: torch.Tensor, vision: VisionFeatures,
@@ -265,6 +281,25 @@ class SCLModel(nn.Module):
             else self.encode_vision(images, mask_mode, mask_ratio, generator)
         )
         return self.fuse(self.encode_text(text_ids, text_masks), text_masks, vision, image_token_type_idx)
+
+    # ---- torch.compile ---------------------------------------------------------------------------
+    def compile_stages(self, **options: Any) -> SCLModel:
+        """torch.compile every stage the tasks, objectives and retrieval call (`COMPILED_STAGES`), in place.
+
+        The stages, not `forward` alone, because training and evaluation call them directly (retrieval
+        caches unimodal features, NLVR2 fuses one text with two images, the objectives mix masked and
+        full views). Each stage traces to one graph without a break (tests/model/test_compile.py: no
+        host read of a tensor, no data-dependent shape); the heads stay eager (one or two matmuls).
+        Weights, state_dict and checkpoints are unchanged; `options` go to torch.compile.
+        """
+        for name in COMPILED_STAGES:
+            setattr(self, name, torch.compile(getattr(type(self), name).__get__(self), **options))
+        self.compiled = True
+        return self
+
+    @property
+    def is_compiled(self) -> bool:
+        return bool(self.__dict__.get("compiled", False))
 
     # ---- small conveniences used by objectives, tasks and retrieval ------------------------------
     def contrastive_features(

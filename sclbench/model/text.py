@@ -215,9 +215,16 @@ class RobertaEncoder(nn.Module):
 
 
 def key_mask(attention_mask: torch.Tensor | None, length: int) -> torch.Tensor | None:
-    """[B, L] 1/0 padding mask -> boolean [B, 1, L, L] (True = may attend), None when nothing is padded
-    (the mask transformers hands SDPA for a bidirectional encoder)."""
-    if attention_mask is None or bool(attention_mask.all()):
+    """[B, L] 1/0 padding mask -> boolean [B, 1, L, L] (True = may attend); None only without a mask.
+
+    transformers drops a mask with nothing padded (`if mask.all()`), in eager mode only: that test reads
+    the tensor on the host (a device sync every step) and breaks a torch.compile graph, so under
+    compilation transformers hands SDPA the full mask, as this function always does. An all-True mask
+    adds nothing to the scores: on the CPU the output is bit for bit transformers' eager one
+    (tests/model/test_text_encoder.py, unpadded case); on CUDA, SDPA may pick another kernel than the
+    maskless flash one (equal up to rounding), and padded batches (the common case: text is padded to
+    max_text_len) take the masked kernel either way."""
+    if attention_mask is None:
         return None
     keep = attention_mask.bool()
     return keep[:, None, None, :].expand(-1, 1, length, -1).contiguous()

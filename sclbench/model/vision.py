@@ -176,7 +176,7 @@ class VisualTransformer(nn.Module):
 
         ids_mask = ids_keep = None
         if mask_mode == "token":
-            n_mask = int(num_patches * mask_ratio)
+            n_mask = token_mask_count(num_patches, mask_ratio)
             noise = torch.rand(b, num_patches, device=x.device, generator=generator)
             ids_mask = torch.zeros(b, num_patches, dtype=torch.bool, device=x.device)
             ids_mask.scatter_(1, noise.argsort(dim=1)[:, :n_mask], True)
@@ -216,6 +216,12 @@ class VisionEncoder(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.visual(tokens)
+
+
+def token_mask_count(num_patches: int, ratio: float) -> int:
+    """Patches per frame that "token" masking replaces (the same number in every clip, so that losses
+    over the masked patches keep static shapes)."""
+    return int(num_patches * ratio)
 
 
 def as_frames(images: torch.Tensor) -> torch.Tensor:

@@ -69,7 +69,7 @@ class PretrainObjective:
         text = model.encode_text(ids, masks)
         vision = model.encode_vision(images)
         total = text.new_zeros(())
-        logs: dict[str, float] = {}
+        logs: dict[str, torch.Tensor] = {}
         if "itc" in on:
             loss, log = itc_loss(model, text, vision, self.cfg.con_weight, self.cfg.gather_grad)
             total, logs = total + loss, {**logs, **log}
@@ -83,5 +83,5 @@ class PretrainObjective:
             loss, log = completion_losses(model, ids, masks, images, text, vision, self.spec.mask_id,
                                           self.cfg.completion, gen)
             total, logs = total + loss, {**logs, **log}
-        logs["loss"] = total.item()
+        logs["loss"] = total.detach()  # every log a device tensor: the trainer reads them per log interval
         return total, logs

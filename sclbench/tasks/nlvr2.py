@@ -44,8 +44,8 @@ class NLVR2Task(Task):
         self.observe(batch)
         logits = self.logits(model, batch)
         loss = F.cross_entropy(logits, batch["labels"])
-        acc = (logits.argmax(1) == batch["labels"]).float().mean().item()
-        return loss, {"nlvr2_loss": loss.item(), "nlvr2_acc": acc}
+        acc = (logits.detach().argmax(1) == batch["labels"]).float().mean()  # device tensors: no sync per step
+        return loss, {"nlvr2_loss": loss.detach(), "nlvr2_acc": acc}
 
     def evaluate(self, model: SCLModel, split: str, batch_size: int = 32, num_workers: int = 0,
                  **options: Any) -> Evaluation:

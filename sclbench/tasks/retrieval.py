@@ -68,7 +68,8 @@ class RetrievalTask(Task):
         scores = model.rank_output(fused.cls_feats).reshape(b, k + 1)
         target = torch.zeros(b, dtype=torch.long, device=scores.device)
         rank_loss = F.cross_entropy(scores, target)
-        logs = {"irtr_loss": rank_loss.item(), "irtr_acc": (scores.argmax(1) == 0).float().mean().item()}
+        # Device tensors: the trainer reads its logs once per log interval (no sync per step).
+        logs = {"irtr_loss": rank_loss.detach(), "irtr_acc": (scores.detach().argmax(1) == 0).float().mean()}
         loss = rank_loss
         weight = float(self.card.get("train.con_weight", 0.5))
         if weight > 0 and hasattr(model, "vision_proj"):
