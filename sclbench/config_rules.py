@@ -174,9 +174,8 @@ def packaged_rules() -> dict[str, Rule]:
         first, *rest = sorted(found)
         element = items.get(key, set())
         item_kind = next(iter(element)) if len(element) == 1 and "any" not in element else None
-        make = lambda kind: Rule(kind, items=item_kind if kind == "list" else None)  # noqa: E731
         rules[key] = Rule(first, items=item_kind if first == "list" else None,
-                          alternatives=tuple(make(k) for k in rest))
+                          alternatives=tuple(Rule(k, items=item_kind if k == "list" else None) for k in rest))
     return rules
 
 

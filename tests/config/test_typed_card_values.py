@@ -266,7 +266,8 @@ def test_any_text_for_a_number_setting_is_a_number_or_one_config_error(text):
         assert math.isfinite(value) and value > 0
 
 
-@pytest.mark.parametrize("override", ["train.lr=[1", "train.lr={a", "train.per_device_batch_size=a: b: c", "train.lr=\"1"])
+@pytest.mark.parametrize("override", ["train.lr=[1", "train.lr={a", "train.per_device_batch_size=a: b: c",
+                                      "train.lr=\"1"])
 def test_unparsable_values_are_one_line(override):
     with pytest.raises(ConfigError) as info:
         load("f30k", override)

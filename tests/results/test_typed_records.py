@@ -64,6 +64,7 @@ def test_a_non_number_metric_is_an_error_in_table_and_check(tmp_path, value):
     with pytest.raises(DataError, match="consistency"):
         check(saved(tmp_path / "now2", record()), base)
     assert main(["check", str(now), "--baseline", str(base)]) == 2
+    assert main(["table", str(now)]) == 2
 
 
 @pytest.mark.parametrize("field, value", [
