@@ -13,27 +13,32 @@ from typing import IO, Any, Callable, Iterator
 from sclbench.errors import DataError, SCLBenchError
 
 
-# What each write failure means for the user, by errno (the message names the file too).
+# What each write failure means for the user, by errno, and what to do (the message names the file too).
 _WHY = {
-    errno.ENOSPC: "no space left on the device",
-    errno.EDQUOT: "the disk quota is exhausted",
-    errno.EFBIG: "the file is larger than this system or process allows (file-size limit, ulimit -f)",
-    errno.EROFS: "the file system is read-only",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "the operation is not permitted",
-    errno.ENOTDIR: "a part of the path is a file, not a folder",
-    errno.EISDIR: "it is a folder",
-    errno.EEXIST: "a file of that name is in the way",
-    errno.ENAMETOOLONG: "the name is too long",
-    errno.EIO: "an input/output error of the device",
+    errno.ENOSPC: ("no space left on the device", "free some space or write elsewhere"),
+    errno.EDQUOT: ("the disk quota is exhausted", "free some space or write elsewhere"),
+    errno.EFBIG: ("the file is larger than this system or process allows (file-size limit)",
+                  "raise the limit (ulimit -f) or write to another file system"),
+    errno.EROFS: ("the file system is read-only", "write elsewhere"),
+    errno.EACCES: ("permission denied", "fix the permissions or write elsewhere"),
+    errno.EPERM: ("operation not permitted", "fix the permissions or write elsewhere"),
+    errno.ENOTDIR: ("not a folder: a part of the path is a file", "choose another path"),
+    errno.EISDIR: ("a folder is where the file belongs", "choose another path"),
+    errno.EEXIST: ("a file of that name is in the way", "choose another path"),
+    errno.ENAMETOOLONG: ("the name is too long", "choose a shorter path"),
+    errno.EIO: ("an input/output error of the device", "check the disk and rerun"),
 }
+
+
+def _why(err: OSError) -> tuple[str, str]:
+    return _WHY.get(err.errno or -1, (err.strerror or str(err), "check the path and the disk, then rerun"))
 
 
 def write_error(err: OSError, path: str | Path, doing: str = "writing") -> SCLBenchError:
     """One clear error for an OSError met while `doing` `path` (the caller raises it `from None`)."""
-    why = _WHY.get(err.errno or -1, err.strerror or str(err))
-    return SCLBenchError(f"{why} while {doing} {path} ([Errno {err.errno}]): free space, fix the permissions or "
-                         "write elsewhere, then rerun; the previous file, if any, is unchanged")
+    why, todo = _why(err)
+    return SCLBenchError(f"{why} while {doing} {path} [Errno {err.errno}]: {todo}; the previous file, if any, "
+                         "is unchanged")
 
 
 class _WriteTracker:
@@ -144,7 +149,7 @@ def _check_writable(folder: Path, option: str, target: Path) -> None:
         os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         os.unlink(probe)
     except OSError as err:
-        why = _WHY.get(err.errno or -1, err.strerror or str(err))
+        why = _why(err)[0]
         where = "" if folder == target else f" (its folder {folder})"
         raise SCLBenchError(f"{option} {target} is not writable{where}: {why}; choose another path or fix "
                             "the permissions") from None
