@@ -77,15 +77,17 @@ def param_groups(
     return [g for g in groups.values() if g["params"]]
 
 
-def build_optimizer(model: nn.Module, cfg: Any) -> torch.optim.AdamW:
+def build_optimizer(model: nn.Module, cfg: Any, fused: bool = False) -> torch.optim.AdamW:
     """AdamW (decoupled weight decay, betas (0.9, 0.98), eps 1e-8) over `param_groups`.
 
     `cfg` needs `lr`, `weight_decay`, `lr_mult_head`, `lr_mult_cross_modal` and optionally
-    `fixed_groups` (a TrainConfig does).
+    `fixed_groups` (a TrainConfig does). `fused`: torch's fused kernel (one launch per step for all
+    parameters; the trainer asks for it on CUDA); the same update up to float rounding, whereas the
+    default multi-tensor (foreach) path launches a few kernels per parameter group.
     """
     groups = param_groups(
         model, cfg.lr, cfg.weight_decay, cfg.lr_mult_head, cfg.lr_mult_cross_modal,
         fixed_groups=getattr(cfg, "fixed_groups", False),
     )
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-8,
-                             weight_decay=cfg.weight_decay)
+                             weight_decay=cfg.weight_decay, **({"fused": True} if fused else {}))

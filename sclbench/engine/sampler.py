@@ -33,11 +33,14 @@ class TrainSampler(Sampler[list[int]]):
     Each epoch: a permutation of range(`num_samples`) from (seed, epoch); global batches of
     `global_batch` consecutive indices (the tail that does not fill one is dropped); each global batch
     is `accumulation` global micro-batches of `micro_batch * world` indices, and rank r takes the
-    contiguous slice [r*micro_batch, (r+1)*micro_batch) of each.
+    contiguous slice [r*micro_batch, (r+1)*micro_batch) of each. `with_epoch`: yield (epoch, index)
+    pairs (for a SeededDataset read by persistent workers, whose copy of the dataset never sees
+    `set_epoch`).
     """
 
     def __init__(self, num_samples: int, global_batch: int, micro_batch: int, seed: int = 0,
-                 rank: int | None = None, world: int | None = None, shuffle: bool = True):
+                 rank: int | None = None, world: int | None = None, shuffle: bool = True,
+                 with_epoch: bool = False):
         self.rank = D.rank() if rank is None else rank
         self.world = D.world_size() if world is None else world
         if global_batch % (micro_batch * self.world):
@@ -45,7 +48,7 @@ class TrainSampler(Sampler[list[int]]):
                              f"{micro_batch} x world size {self.world}")
         self.num_samples, self.global_batch, self.micro_batch = num_samples, global_batch, micro_batch
         self.accumulation = global_batch // (micro_batch * self.world)
-        self.seed, self.shuffle = seed, shuffle
+        self.seed, self.shuffle, self.with_epoch = seed, shuffle, with_epoch
         self.epoch, self.start_batch = 0, 0
 
     @property
@@ -71,14 +74,18 @@ class TrainSampler(Sampler[list[int]]):
             batch = order[b * self.global_batch:(b + 1) * self.global_batch]
             for m in range(self.accumulation):
                 start = m * group + self.rank * self.micro_batch
-                yield batch[start:start + self.micro_batch]
+                micro = batch[start:start + self.micro_batch]
+                yield [(self.epoch, i) for i in micro] if self.with_epoch else micro
 
 
 class SeededDataset(Dataset):
     """Wraps a map-style dataset so that `python random`, numpy and torch draw, inside each
     `__getitem__`, from generators seeded by (seed, epoch, index) — whatever the worker, the rank or
     the resume point. The caller's global RNG states are restored afterwards, so loading data in the
-    main process (num_workers=0) does not disturb the training RNG (dropout) either."""
+    main process (num_workers=0) does not disturb the training RNG (dropout) either.
+
+    An index may be an (epoch, index) pair (TrainSampler(with_epoch=True)): the item is then that
+    epoch's, even in a persistent DataLoader worker whose copy of the dataset was made epochs ago."""
 
     def __init__(self, dataset: Any, seed: int = 0):
         self.dataset, self.seed, self.epoch = dataset, seed, 0
@@ -95,7 +102,11 @@ class SeededDataset(Dataset):
             raise AttributeError(name)
         return getattr(self.dataset, name)
 
-    def __getitem__(self, index: int) -> Any:
+    def __getitem__(self, index: int | tuple[int, int]) -> Any:
+        if isinstance(index, tuple):
+            epoch, index = index
+            if epoch != self.epoch:
+                self.set_epoch(epoch)  # a subclass may re-form its items per epoch (pre-training chunks)
         s = _seed(self.seed, self.epoch, index)
         py_state, np_state = random.getstate(), np.random.get_state()
         try:

@@ -78,6 +78,14 @@ class ChunkedDataset(Dataset):
     def __len__(self) -> int:
         return len(self.chunks)
 
+    def probe_items(self) -> list[int]:
+        """The first item of each kind when batches of several kinds mix (images and clips use different
+        parameters): the trainer's parameter-use probe (engine/used_params.py) looks at one of each."""
+        first: dict[str, int] = {}
+        for i, (kind, _) in enumerate(self.chunks):
+            first.setdefault(kind, i)
+        return sorted(first.values()) if len(first) > 1 else []
+
     def __getitem__(self, i: int) -> dict:
         kind, items = self.chunks[i]
         datasets = self.groups[kind][0]
