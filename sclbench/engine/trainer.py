@@ -21,9 +21,16 @@ When it validates: every `val_check_interval` of an epoch (the official PyTorch-
 = at each epoch's end, 0.1 = ten times per epoch, counted from the epoch's start), or every
 `eval_every_steps` optimizer steps when that is set (it wins), and always after the last step.
 
-A loss that is not finite (NaN/inf on any rank) stops the run BEFORE that step's optimizer update
-(the official run used Lightning's `terminate_on_nan`): no NaN weights reach a checkpoint, and the
-error names the step and the last good checkpoint to resume from.
+A loss (or gradient norm) that is not finite on any rank stops the run (the official run used
+Lightning's `terminate_on_nan`) without a host sync per step: each step flags it on the device, the
+flag is read with the log record (one read per `log_every` steps) and before every checkpoint, best
+export and validation. So no NaN weights are ever written, and the error names the first bad step and
+the last good checkpoint to resume from. With fused AdamW (the CUDA default) a non-finite step's update
+is also skipped on the device, so the weights in memory stay finite; with another optimizer the steps
+up to the check update (the run stops before writing them).
+
+Host syncs per step: none from the trainer (logs stay on the device; see `_after_step`); with fp16,
+GradScaler reads its inf flag each step unless the optimizer is fused.
 """
 
 from __future__ import annotations
@@ -87,6 +94,7 @@ class TrainConfig:
     find_unused_parameters: bool = False
     device: str | None = None  # None: cuda:LOCAL_RANK if available, else cpu; "cpu" forces CPU + gloo
     tensorboard: bool = True  # used only when tensorboard is installed
+    compile: bool = False  # torch.compile the model's stages (SCLModel.compile_stages): training and validation
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -171,6 +179,8 @@ class Trainer:
         self.model, self.evaluate_fn = model.to(self.device), evaluate_fn
         if cfg.grad_checkpointing:
             model.set_gradient_checkpointing(True)
+        if cfg.compile:  # compilation itself waits for the first step
+            model.compile_stages()
         # A stream of whole micro-batches (sclbench.data.streaming.StreamingBatches) splits itself by
         # rank and worker and resumes itself: set_epoch(epoch, start_batch), batches_per_epoch.
         self.streaming = isinstance(train_dataset, IterableDataset)
@@ -209,6 +219,8 @@ class Trainer:
                 find_unused_parameters=cfg.find_unused_parameters,
             )
         self.out_dir = Path(cfg.out_dir)
+        # First non-finite step and value per row (loss, gradient norm), -1 = none: see _note_non_finite.
+        self._first_bad = torch.full((2, 2), -1.0, dtype=torch.float64, device=self.device)
 
     # ---- one optimizer step ----------------------------------------------------------------------
     def _autocast(self) -> contextlib.AbstractContextManager:
@@ -217,10 +229,12 @@ class Trainer:
         dtype = torch.bfloat16 if self.config.precision == "bf16" else torch.float16
         return torch.autocast(self.device.type, dtype=dtype)
 
-    def _optimizer_step(self, batches: Any, state: TrainState) -> tuple[torch.Tensor, dict[str, float]]:
+    def _optimizer_step(self, batches: Any, state: TrainState) -> tuple[torch.Tensor, dict[str, Any]]:
+        """One optimizer step. No host sync: the loss, the logs (device tensors, or floats from a loss
+        that gives floats) and the non-finite flags stay on the device until `_after_step` reads them."""
         cfg, acc = self.config, self.accumulation
         loss_sum = torch.zeros((), device=self.device)
-        logs: dict[str, float] = defaultdict(float)
+        logs: dict[str, Any] = defaultdict(float)
         for micro in range(acc):
             batch = to_device(next(batches), self.device)
             ctx = StepContext(state.step, state.epoch, cfg.seed, self.rank, self.world, self.device, micro)
@@ -234,38 +248,77 @@ class Trainer:
                 (self.scaler.scale(scaled) if self.scaler else scaled).backward()
             loss_sum += loss.detach().float()
             for key, value in step_logs.items():
-                logs[key] += float(value) / acc
-        self._stop_if_not_finite(loss_sum / acc, "loss", state)
+                logs[key] += (value.detach().float() if torch.is_tensor(value) else float(value)) / acc
+        bad = self._note_non_finite(loss_sum / acc, 0, state)
         if cfg.max_grad_norm is not None:
             if self.scaler:
                 self.scaler.unscale_(self.optimizer)
             params = [p for g in self.optimizer.param_groups for p in g["params"]]
-            logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
+            logs["grad_norm"] = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm).detach().float()
             if self.scaler is None:  # with fp16 the grad scaler skips inf/NaN steps itself
-                self._stop_if_not_finite(torch.tensor(logs["grad_norm"], device=self.device), "gradient norm",
-                                         state)
+                bad = bad | self._note_non_finite(logs["grad_norm"], 1, state)
         if self.scaler:
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
-            self.optimizer.step()
+            self._update_unless(bad)
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
         return loss_sum / acc, logs
 
-    def _stop_if_not_finite(self, value: torch.Tensor, what: str, state: TrainState) -> None:
-        """Every rank agrees (one scalar all-reduce per step) so that all stop at the same step."""
-        bad = D.all_reduce_mean((~torch.isfinite(value.detach().float())).float().reshape(1))
-        if float(bad) == 0:
+    # ---- non-finite loss: flagged on the device every step, read once per log interval ---------------
+    def _note_non_finite(self, value: torch.Tensor, row: int, state: TrainState) -> torch.Tensor:
+        """Record on the device the first step (and value) where `value` (row 0: loss, 1: gradient norm)
+        was not finite; returns this step's flag. No host read."""
+        value = value.detach().to(torch.float64)
+        bad = ~torch.isfinite(value)
+        first = self._first_bad[row]
+        new = bad & (first[0] < 0)
+        first.copy_(torch.where(new, torch.stack([torch.full_like(value, state.step + 1), value]), first))
+        return bad
+
+    def _update_unless(self, bad: torch.Tensor) -> None:
+        """optimizer.step(), skipped ON THE DEVICE when this step's loss or gradient norm is not finite if
+        the optimizer can (fused AdamW, the CUDA default, reads `found_inf` as under a GradScaler): the
+        weights in memory then stay finite too. Otherwise the step updates and the run stops at the next
+        check (`_check_finite`), which comes before any checkpoint, export or validation."""
+        if not getattr(self.optimizer, "_step_supports_amp_scaling", False):
+            self.optimizer.step()
             return
+        self.optimizer.found_inf = bad.to(torch.float32)
+        try:
+            self.optimizer.step()
+        finally:
+            del self.optimizer.found_inf
+
+    def _non_finite_flag(self) -> torch.Tensor:
+        return (self._first_bad[:, 0] >= 0).any().to(torch.float32)
+
+    def _check_finite(self, state: TrainState, flag: float | None = None) -> None:
+        """Stop if any rank saw a non-finite loss or gradient norm since the start. `flag`: the
+        all-reduced flag when the caller read it already (the log record's one sync); else one
+        all-reduce and one read here (before a checkpoint, an export or a validation off the log steps)."""
+        if flag is None:
+            flag = float(D.all_reduce_mean(self._non_finite_flag().reshape(1)))
+        if flag == 0:
+            return
+        (loss_step, loss_value), (grad_step, grad_value) = self._first_bad.tolist()
         last = latest(self.out_dir)
         where = f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
-        local = float(value)
-        seen = f"{local}" if not math.isfinite(local) else "finite here but not on another rank"
+        loss_first = loss_step >= 0 and (grad_step < 0 or loss_step <= grad_step)
+        if loss_step >= 0 or grad_step >= 0:
+            what, step, value = (("loss", loss_step, loss_value) if loss_first
+                                 else ("gradient norm", grad_step, grad_value))
+            seen, step = f"{value}", int(step)
+        else:
+            what, seen, step = "loss", "finite here but not on another rank", state.step
+        epoch = (step - 1) // self.steps_per_epoch
+        skipped = getattr(self.optimizer, "_step_supports_amp_scaling", False) and self.scaler is None
+        memory = "its update was skipped" if skipped else "the weights in memory may hold NaN"
         raise NonFiniteLossError(
-            f"training {what} is {seen} at step {state.step + 1} (epoch {state.epoch}): stopped before the "
-            f"optimizer update, so no NaN weights were saved; {where}. Resume from it with a lower lr, bf16 "
-            "instead of fp16 or max_grad_norm set, or check that step's data")
+            f"training {what} is {seen} at step {step} (epoch {epoch}): stopped at step {state.step} before "
+            f"writing anything, so no NaN weights were saved ({memory}); {where}. Resume from it with a lower lr, "
+            "bf16 instead of fp16 or max_grad_norm set, or check that step's data")
 
     def current_lr(self) -> float:
         """The base-group lr the NEXT step uses (config lr x schedule multiplier)."""
@@ -411,29 +464,38 @@ class Trainer:
                     if rec.get("kind") == "eval"]
         return D.broadcast_object(rows or [])
 
-    def _after_step(self, state: TrainState, lr: float, loss: torch.Tensor, logs: dict[str, float],
+    def _after_step(self, state: TrainState, lr: float, loss: torch.Tensor, logs: dict[str, Any],
                     window: dict[str, Any], logger: MetricLogger) -> None:
         cfg, step, final = self.config, state.step, state.step == self.total_steps
         window["loss"] += loss
         for key, value in logs.items():
-            window["logs"][key] += value
+            window["logs"][key] += value  # device tensors (or floats): summed on the device, no sync
         window["n"] += 1
         logger.advance(step)
+        checked = False
         # Conditions depend on the step only, so every rank joins the same collectives.
         if step % max(1, cfg.log_every) == 0 or final:
             keys = sorted(window["logs"])
+            # The one host read of the interval: mean loss, every log and the non-finite flag together.
             local = torch.stack([window["loss"].float()] + [
-                torch.tensor(window["logs"][k], device=self.device, dtype=torch.float32) for k in keys])
+                torch.as_tensor(window["logs"][k], dtype=torch.float32).to(self.device, non_blocking=True)
+                for k in keys] + [self._non_finite_flag() * window["n"]])
             values = (D.all_reduce_mean(local) / window["n"]).tolist()
+            self._check_finite(state, values[-1])
+            checked = True
             elapsed = max(time.time() - window["t"], 1e-9)
             logger.write({"kind": "train", "step": step, "epoch": state.epoch, "lr": lr, "loss": values[0],
-                          **dict(zip(keys, values[1:])),
+                          **dict(zip(keys, values[1:-1])),
                           "samples_per_s": window["n"] * cfg.global_batch_size / elapsed})
             window.update(loss=torch.zeros((), device=self.device), logs=defaultdict(float), n=0, t=time.time())
-        if self._should_validate(state):
+        validate = self._should_validate(state)
+        save = final or (cfg.save_every_steps and step % cfg.save_every_steps == 0)
+        if (validate or save) and not checked:
+            self._check_finite(state)  # nothing is exported or saved from a run that went non-finite
+        if validate:
             metrics = self.evaluate()
             logger.write({"kind": "eval", "step": step, "epoch": state.epoch, **metrics})
             self._select(metrics, state)
             window["t"] = time.time()  # evaluation time is not training throughput
-        if final or (cfg.save_every_steps and step % cfg.save_every_steps == 0):
+        if save:
             self.save(state)

@@ -41,7 +41,9 @@ import torch
 from sclbench.data.masking import scl_text_mask
 from sclbench.model import SCLModel
 from sclbench.model.scl import VisionFeatures
-from sclbench.objectives.losses import check_gather_grad, gather, gathered_term_scale, norm_softmax_loss, normalize
+from sclbench.model.vision import token_mask_count
+from sclbench.objectives.losses import (check_gather_grad, gather, gathered_term_scale, masked_norm_softmax_loss,
+                                       norm_softmax_loss, normalize)
 
 
 @dataclass
@@ -60,14 +62,29 @@ class CompletionConfig:
 
 
 def _token_nce(pred: torch.Tensor, target: torch.Tensor, selected: torch.Tensor, temperature: float,
-               gathered: bool, mode: str) -> torch.Tensor:
-    """NSL between predicted and target tokens at the selected positions of the (gathered) batch."""
+               gathered: bool, mode: str, per_row: int | None = None) -> torch.Tensor:
+    """NSL between predicted and target tokens at the selected positions of the (gathered) batch.
+
+    Static shapes, no host read: each row's selected positions (at most `per_row` of them, None = any
+    number) move to the front in position order (a stable sort), the rest are masked out of the loss.
+    The same tokens in the same order as `pred[selected]`, so the same loss up to float summation order.
+    """
+    rows = selected.flatten(0, -2)  # [R, L]: one row per sample (and frame)
+    k = rows.shape[1] if per_row is None else max(0, min(per_row, rows.shape[1]))
+    order = torch.sort(rows.to(torch.int8), dim=1, descending=True, stable=True).indices[:, :k]
+    valid = rows.gather(1, order).flatten()
+    index = order[..., None]
+    pred, target = (x.flatten(0, -3).gather(1, index.expand(-1, -1, x.shape[-1])).flatten(0, 1)
+                    for x in (pred, target))
     if gathered:
-        pred, target, selected = gather(pred, mode), gather(target, mode), gather(selected, mode)
-    p, t = normalize(pred[selected]), normalize(target[selected])
-    if p.shape[0] == 0:
-        return pred.sum() * 0.0
-    return norm_softmax_loss(p @ t.t(), temperature)
+        pred, target, valid = gather(pred, mode), gather(target, mode), gather(valid, mode)
+    return masked_norm_softmax_loss(normalize(pred) @ normalize(target).t(), valid, temperature)
+
+
+def text_mask_limit(length: int, ratio: float) -> int:
+    """The most positions `scl_text_mask` masks in a row of `length` tokens: int((n-2)*ratio)+1 at
+    n = length, never more than the n-2 candidates (it grows with n)."""
+    return max(0, min(length - 2, int((length - 2) * ratio) + 1))
 
 
 def completion_contrast(
@@ -78,8 +95,10 @@ def completion_contrast(
     """The completion losses from the features of the passes (this rank's rows).
 
     v_hat / v: [B, F, D] masked-view / full-view fused image CLS per frame; t_hat / t: [B, D] fused
-    text CLS; text_tokens / image_tokens (MLTC): (pred, target, selected) with the positions in
-    dims 1.. of `selected` (bool). Targets are detached here; gathering follows cfg.gather_grad.
+    text CLS; text_tokens / image_tokens (MLTC): (pred, target, selected[, per_row]) with the positions
+    in dims 1.. of `selected` (bool) and optionally the most positions a row can select (a static
+    bound that keeps the token losses small; see `_token_nce`). Targets are detached here; gathering
+    follows cfg.gather_grad.
     """
     tau, mode = cfg.temperature, check_gather_grad(cfg.gather_grad)
     exact = mode == "exact"
@@ -97,10 +116,10 @@ def completion_contrast(
     loss = cfg.global_weight * (scale * loss_img + (scale if text_gathered else 1.0) * loss_txt)
     terms = {"mgsc_img_loss": loss_img, "mgsc_txt_loss": loss_txt}
     if text_tokens is not None and image_tokens is not None:
-        pred, target, selected = text_tokens
-        loss_tt = _token_nce(pred, target.detach(), selected, tau, gathered=True, mode=mode)
-        pred, target, selected = image_tokens
-        loss_it = _token_nce(pred, target.detach(), selected, tau, gathered=exact, mode=mode)
+        pred, target, selected, *limit = text_tokens
+        loss_tt = _token_nce(pred, target.detach(), selected, tau, True, mode, (limit or [None])[0])
+        pred, target, selected, *limit = image_tokens
+        loss_it = _token_nce(pred, target.detach(), selected, tau, exact, mode, (limit or [None])[0])
         loss = loss + cfg.local_weight * (loss_it + scale * loss_tt)  # image tokens: as the text CLS
         terms.update(mltc_img_loss=loss_it, mltc_txt_loss=loss_tt)
     return loss, terms
@@ -110,7 +129,7 @@ def completion_losses(
     model: SCLModel, text_ids: torch.Tensor, text_masks: torch.Tensor, images: torch.Tensor,
     text_embeds: torch.Tensor, vision: VisionFeatures, mask_id: int, cfg: CompletionConfig,
     generator: torch.Generator | None = None,
-) -> tuple[torch.Tensor, dict[str, float]]:
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """MGSC (+ MLTC) loss for one batch. `text_embeds` / `vision` are the full views, already encoded."""
     frames = vision.num_frames
     # a: dropped patches + full text
@@ -122,16 +141,19 @@ def completion_losses(
 
     text_tokens = image_tokens = None
     if cfg.local:
-        text_tokens = (out_b.text_feats, out_a.text_feats, text_masked_pos)
+        text_tokens = (out_b.text_feats, out_a.text_feats, text_masked_pos,
+                       text_mask_limit(text_ids.shape[1], cfg.text_mask_ratio))
         # c: mask-token patches + full text; compare patch tokens with pass b's full-image tokens
         tokened = model.encode_vision(images, "token", cfg.image_token_mask_ratio, generator)
         out_c = model.fuse(text_embeds, text_masks, tokened)
         b = images.shape[0]
         patches = lambda out: out.image_feats[:, frames:].reshape(b, frames, -1, out.image_feats.shape[-1])  # noqa: E731
         selected = tokened.ids_mask[:, None, :].expand(-1, frames, -1)
-        image_tokens = (patches(out_c), patches(out_b), selected)
+        image_tokens = (patches(out_c), patches(out_b), selected,
+                        token_mask_count(selected.shape[-1], cfg.image_token_mask_ratio))
     loss, terms = completion_contrast(out_a.frame_cls_feats, out_b.frame_cls_feats, out_b.cross_text_feat,
                                       out_a.cross_text_feat, cfg, text_tokens, image_tokens)
-    logs = {name: value.item() for name, value in terms.items()}
-    logs["scl_loss"] = loss.item()
+    # Detached device tensors: the trainer reads the logs once per log interval (no sync per step).
+    logs = {name: value.detach() for name, value in terms.items()}
+    logs["scl_loss"] = loss.detach()
     return loss, logs

@@ -10,7 +10,7 @@ from sclbench.objectives.losses import gather, gathered_term_scale, norm_softmax
 
 
 def itc_loss(model: SCLModel, text_embeds: torch.Tensor, vision: VisionFeatures,
-             weight: float = 0.5, gather_grad: str = "official") -> tuple[torch.Tensor, dict[str, float]]:
+             weight: float = 0.5, gather_grad: str = "official") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """weight x NormSoftmax(cos(text, image) / cl_temp) over the batch gathered from all ranks.
 
     Negatives are the other samples of the global (all-rank) micro-batch in both modes, as in the
@@ -21,4 +21,5 @@ def itc_loss(model: SCLModel, text_embeds: torch.Tensor, vision: VisionFeatures,
     text, image = model.contrastive_features(text_embeds, vision)
     text, image = gather(normalize(text), gather_grad), gather(normalize(image), gather_grad)
     loss = norm_softmax_loss(text @ image.t(), model.cl_temp)
-    return weight * gathered_term_scale(gather_grad) * loss, {"itc_loss": loss.item(), "cl_temp": float(model.cl_temp.detach())}
+    logs = {"itc_loss": loss.detach(), "cl_temp": model.cl_temp.detach()}  # device tensors: no sync per step
+    return weight * gathered_term_scale(gather_grad) * loss, logs

@@ -35,6 +35,25 @@ def norm_softmax_loss(sim: torch.Tensor, temperature: float | torch.Tensor) -> t
     return F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)
 
 
+def masked_norm_softmax_loss(sim: torch.Tensor, valid: torch.Tensor, temperature: float | torch.Tensor) -> torch.Tensor:
+    """`norm_softmax_loss` over the rows/columns where `valid` (Bool[N]) holds, in static shapes.
+
+    Equal (up to float summation order) to `norm_softmax_loss(sim[valid][:, valid], t)`, without
+    boolean indexing: that needs the count on the host (a device sync) and breaks a compiled graph.
+    Invalid columns are filled with the dtype's lowest value (exp gives exactly 0 in the softmax of a
+    valid row); invalid rows weigh 0. No valid entry: 0, with the graph kept.
+    """
+    logits = sim / temperature
+    pair = valid[:, None] & valid[None, :]
+    logits = logits.masked_fill(~pair, torch.finfo(logits.dtype).min)
+    target = torch.arange(sim.shape[0], device=sim.device)
+    weight = valid.to(torch.float32)
+    count = weight.sum().clamp(min=1.0)
+    rows = F.cross_entropy(logits, target, reduction="none")
+    cols = F.cross_entropy(logits.t(), target, reduction="none")
+    return ((rows.float() * weight).sum() + (cols.float() * weight).sum()) / count
+
+
 def normalize(x: torch.Tensor) -> torch.Tensor:
     """L2-normalise over the channel (last) axis, floored at 1e-8 like the official code.
 
