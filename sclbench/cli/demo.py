@@ -17,7 +17,9 @@ def demo(
     seed: int = typer.Option(0, help="the same seed gives the same numbers", **SEED),
     results: Optional[Path] = typer.Option(None, "--results", help="where records go (default OUT/results)",
                                            **OUTPUT_DIR),
-    workers: Optional[int] = typer.Option(None, "--workers", **COUNT,
+    # The environment variable is read here too, so that it is checked like the option (the library
+    # reads it only when no count is passed).
+    workers: Optional[int] = typer.Option(None, "--workers", envvar="SCLBENCH_DEMO_WORKERS", **COUNT,
                                           help="processes side by side, one thread each (default: CPUs, at most 2); "
                                                "the numbers do not depend on it"),
 ) -> None:
