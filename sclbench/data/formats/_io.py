@@ -83,9 +83,9 @@ def read_text(path: Path, *, allow_empty: bool = False) -> str:
     return text
 
 
-def text_lines(path: Path) -> Iterator[tuple[int, str]]:
+def text_lines(path: Path, *, allow_empty: bool = False) -> Iterator[tuple[int, str]]:
     """(1-based line number, line without its newline) for every line of a text file (see read_text)."""
-    for lineno, line in enumerate(read_text(path).split("\n"), 1):
+    for lineno, line in enumerate(read_text(path, allow_empty=allow_empty).split("\n"), 1):
         yield lineno, line.rstrip("\r")
 
 
@@ -146,8 +146,7 @@ def load_json(path: Path):
 def read_jsonl(path: Path, *, allow_empty: bool = False) -> Iterator[tuple[int, dict]]:
     """(line number, object) for each non-empty line of a JSON-lines file, each line read exactly."""
     path = Path(path)
-    for lineno, line in text_lines(path) if not allow_empty else enumerate(
-            read_text(path, allow_empty=True).split("\n"), 1):
+    for lineno, line in text_lines(path, allow_empty=allow_empty):
         if not line.strip():
             continue
         obj = parse_json(line, path, lineno)
