@@ -48,16 +48,18 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, IterableDataset
+from torch.utils.data import DataLoader, IterableDataset, default_collate
 
 from sclbench.common.io import read_jsonl
 from sclbench.engine import distributed as D
 from sclbench.engine.checkpointing import (TrainState, export_best, latest, load_checkpoint, recover_best,
                                            restore, rng_state, save_checkpoint, training_payload)
+from sclbench.engine.loader import loader_settings
 from sclbench.engine.logs import MetricLogger
 from sclbench.engine.optim import build_optimizer
 from sclbench.engine.sampler import SeededDataset, TrainSampler, _seed
 from sclbench.engine.schedule import build_scheduler, total_steps
+from sclbench.engine.used_params import ParameterUse, probe_parameter_use
 from sclbench.engine.utils import seed_everything, to_device
 from sclbench.errors import ConfigError, SCLBenchError
 
@@ -77,7 +79,9 @@ class TrainConfig:
     max_epochs: int = 10
     global_batch_size: int = 32
     per_device_batch_size: int = 8  # accumulation = global / (per_device x world size)
-    precision: str = "fp32"  # "fp32" | "bf16" (autocast, CPU or GPU) | "fp16" (CUDA + GradScaler)
+    # "fp32" | "bf16" (autocast, CPU or GPU) | "fp16" (CUDA + GradScaler); None: bf16 on CUDA, fp32 elsewhere
+    precision: str | None = None
+    tf32: bool = True  # CUDA: TF32 tensor-core matmuls/convolutions for the fp32 ops (fp32 mode and outside autocast)
     grad_checkpointing: bool = False
     max_grad_norm: float | None = None
     # Fraction of an epoch between validations (official name and meaning; 1.0 = every epoch end).
@@ -87,11 +91,11 @@ class TrainConfig:
     keep_last: int = 3
     out_dir: str = "runs/default"
     seed: int = 0
-    num_workers: int = 0
+    num_workers: int | None = None  # None: from the CPUs per local rank on CUDA, 0 on CPU (engine/loader.py)
     log_every: int = 10
     select_metric: str | None = None  # a key of evaluate_fn's dict (validation split only)
     select_mode: str = "max"  # "max" or "min"
-    find_unused_parameters: bool = False
+    find_unused_parameters: bool = False  # also turned on by itself when the used parameters vary by batch
     device: str | None = None  # None: cuda:LOCAL_RANK if available, else cpu; "cpu" forces CPU + gloo
     tensorboard: bool = True  # used only when tensorboard is installed
     compile: bool = False  # torch.compile the model's stages (SCLModel.compile_stages): training and validation
@@ -132,6 +136,10 @@ class LossModule(nn.Module):
         return self.loss_fn(self.model, batch, ctx)
 
 
+def _short_list(names: list[str], limit: int = 6) -> str:
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
 class NonFiniteLossError(SCLBenchError, FloatingPointError):
     """The training loss (or gradient norm) became NaN/inf; the run stopped before updating weights."""
 
@@ -162,11 +170,15 @@ class Trainer:
     def __init__(self, model: nn.Module, loss_fn: LossFn, train_dataset: Any, collate_fn: Callable | None,
                  config: TrainConfig, evaluate_fn: Callable[[nn.Module], dict[str, float]] | None = None):
         cfg = self.config = config
-        if cfg.precision not in ("fp32", "bf16", "fp16"):
+        if cfg.precision not in (None, "fp32", "bf16", "fp16"):
             raise ConfigError(f"precision {cfg.precision!r}: choose fp32, bf16 or fp16")
         if cfg.select_mode not in ("max", "min"):
             raise ConfigError(f"select_mode {cfg.select_mode!r}: choose max or min")
         self.device = D.init_distributed(cfg.device)
+        # The GPU default is bf16 autocast (fp32 weights and optimizer); --precision fp32 is one option away.
+        cfg.precision = cfg.precision or ("bf16" if self.device.type == "cuda" else "fp32")
+        if self.device.type == "cuda":  # process-wide: the trainer owns the process
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(cfg.tf32)
         if cfg.precision == "fp16" and self.device.type != "cuda":
             raise ConfigError("precision fp16 needs a CUDA device; use bf16 (or fp32) on CPU")
         self.rank, self.world = D.rank(), D.world_size()
@@ -177,10 +189,6 @@ class Trainer:
         self.accumulation = cfg.global_batch_size // micro_total
 
         self.model, self.evaluate_fn = model.to(self.device), evaluate_fn
-        if cfg.grad_checkpointing:
-            model.set_gradient_checkpointing(True)
-        if cfg.compile:  # compilation itself waits for the first step
-            model.compile_stages()
         # A stream of whole micro-batches (sclbench.data.streaming.StreamingBatches) splits itself by
         # rank and worker and resumes itself: set_epoch(epoch, start_batch), batches_per_epoch.
         self.streaming = isinstance(train_dataset, IterableDataset)
@@ -194,7 +202,7 @@ class Trainer:
             self.dataset = train_dataset if isinstance(train_dataset, SeededDataset) else SeededDataset(
                 train_dataset, cfg.seed)
             self.sampler = TrainSampler(len(self.dataset), cfg.global_batch_size, cfg.per_device_batch_size,
-                                        cfg.seed, self.rank, self.world)
+                                        cfg.seed, self.rank, self.world, with_epoch=True)
             self.steps_per_epoch = self.sampler.steps_per_epoch
         if self.steps_per_epoch == 0:
             raise ConfigError(f"the train split has {len(self.dataset)} samples, fewer than one global "
@@ -202,25 +210,89 @@ class Trainer:
         self.val_interval = validation_interval(cfg.val_check_interval, self.steps_per_epoch)
         self.total_steps = total_steps(cfg.max_steps, self.steps_per_epoch * self.accumulation,
                                        cfg.max_epochs, self.accumulation)
+        self.loader_settings = loader_settings(self.device, cfg.num_workers, streaming=self.streaming,
+                                               persistent=True)
         self.loader = DataLoader(
             # Streamed: batch_sampler None and the default batch_size 1, so collate_fn gets [batch].
-            self.dataset, batch_sampler=self.sampler, collate_fn=collate_fn, num_workers=cfg.num_workers,
-            pin_memory=self.device.type == "cuda",
+            self.dataset, batch_sampler=self.sampler, collate_fn=collate_fn, **self.loader_settings.kwargs(),
             # Its own generator: creating an iterator must not consume the global (dropout) RNG.
             generator=torch.Generator().manual_seed(cfg.seed),
         )
-        self.optimizer = build_optimizer(model, cfg)
+        self.module: nn.Module = LossModule(model, loss_fn)
+        # Before the optimizer and DDP: parameters the loss never reaches are frozen for this job.
+        self.parameter_use = self._probe_parameter_use(collate_fn)
+        if cfg.grad_checkpointing:  # after the probe (a re-run forward could hide parameters from it)
+            model.set_gradient_checkpointing(True)
+        if cfg.compile:  # after the probe too: it runs eagerly, compilation waits for the first step
+            model.compile_stages()
+        fused = self.device.type == "cuda"  # one kernel for all parameters (torch's fused AdamW is CUDA-tested)
+        self.optimizer = build_optimizer(model, cfg, fused=fused)
         self.scheduler = build_scheduler(self.optimizer, self.total_steps, cfg.warmup, cfg.schedule)
         self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
-        self.module: nn.Module = LossModule(model, loss_fn)
+        self.ddp = self._ddp_settings()
         if self.world > 1:
             self.module = nn.parallel.DistributedDataParallel(
-                self.module, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=cfg.find_unused_parameters,
-            )
+                self.module, device_ids=[self.device.index] if self.device.type == "cuda" else None, **self.ddp)
+        self.runtime = {
+            "device": str(self.device), "world_size": self.world, "accumulation": self.accumulation,
+            "precision": cfg.precision, "tf32": bool(cfg.tf32) and self.device.type == "cuda",
+            "compile": bool(cfg.compile),
+            "loader": self.loader_settings.to_dict(), "optimizer": "AdamW (fused)" if fused else "AdamW (foreach)",
+            "ddp": dict(self.ddp) if self.world > 1 else None, "parameters": self.parameter_use.to_dict(),
+        }
         self.out_dir = Path(cfg.out_dir)
         # First non-finite step and value per row (loss, gradient norm), -1 = none: see _note_non_finite.
         self._first_bad = torch.full((2, 2), -1.0, dtype=torch.float64, device=self.device)
+
+    # ---- set-up: which parameters train, how DDP syncs -------------------------------------------
+    def _probe_batches(self, collate_fn: Callable | None) -> list[Callable[[], Any]]:
+        """This rank's first micro-batch of epoch 0 and, for a dataset mixing kinds of batches
+        (`probe_items()`: pre-training's images and clips), one batch of each kind; built lazily."""
+        collate = collate_fn or default_collate
+        if self.streaming:
+            def first_streamed() -> Any:
+                self.dataset.set_epoch(0, 0)
+                return collate([next(iter(self.dataset))])
+            return [first_streamed]
+        self.dataset.set_epoch(0)
+        self.sampler.set_epoch(0, 0)
+        first = next(iter(self.sampler))
+        batches = [lambda: collate([self.dataset[i] for i in first])]
+        n, per_device = len(self.dataset), self.config.per_device_batch_size
+        for item in getattr(self.dataset, "probe_items", lambda: [])():
+            indices = [(0, (item + k) % n) for k in range(per_device)]
+            batches.append(lambda indices=indices: collate([self.dataset[i] for i in indices]))
+        return batches
+
+    def _probe_parameter_use(self, collate_fn: Callable | None) -> ParameterUse:
+        ctx = StepContext(0, 0, self.config.seed, self.rank, self.world, self.device, 0)
+
+        def run(module: nn.Module, batch: Any) -> torch.Tensor:
+            with self._autocast():
+                return module(to_device(batch, self.device), ctx)[0]
+
+        was_training = self.model.training
+        self.model.train()
+        try:
+            use = probe_parameter_use(self.module, self.model, self._probe_batches(collate_fn), run, self.device)
+        finally:
+            self.model.train(was_training)
+        if use.frozen and D.is_main():
+            print(f"frozen for this job (its loss never reaches them): {_short_list(use.frozen)}")
+        return use
+
+    def _ddp_settings(self) -> dict[str, Any]:
+        """DDP options: gradients as views of the all-reduce buckets (no copy, one gradient-sized
+        buffer less); unused-parameter search only when the used parameters vary by batch; a static
+        graph only without accumulation: torch's static_graph + no_sync stops all-reducing after the
+        first step (pytorch/pytorch#187732, still open for 2.14)."""
+        cfg, varying = self.config, self.parameter_use.varying
+        if varying and self.world > 1 and not cfg.find_unused_parameters and D.is_main():
+            print(f"the loss reaches some parameters on some batches only ({_short_list(varying)}): DDP looks for "
+                  "unused parameters every step (find_unused_parameters)")
+        find_unused = bool(cfg.find_unused_parameters or varying)
+        return {"find_unused_parameters": find_unused, "gradient_as_bucket_view": True,
+                "static_graph": not find_unused and self.accumulation == 1}
 
     # ---- one optimizer step ----------------------------------------------------------------------
     def _autocast(self) -> contextlib.AbstractContextManager:
@@ -243,7 +315,7 @@ class Trainer:
             sync = contextlib.nullcontext() if last or self.world == 1 else self.module.no_sync()
             with sync:
                 with self._autocast():
-                    loss, step_logs = self.module(batch, ctx)
+                    loss, step_logs = self._forward(batch, ctx)
                 scaled = loss.float() / acc  # equal-size micro-batches: the mean of means is the mean
                 (self.scaler.scale(scaled) if self.scaler else scaled).backward()
             loss_sum += loss.detach().float()
@@ -265,6 +337,18 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
         return loss_sum / acc, logs
+
+    def _forward(self, batch: Any, ctx: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
+        try:
+            return self.module(batch, ctx)
+        except RuntimeError as err:
+            if "Expected to have finished reduction" not in str(err):
+                raise
+            raise SCLBenchError(
+                f"step {ctx.step}: the previous step's loss left trainable parameters without a gradient, although "
+                f"the probe of the first batches reached them ({self.parameter_use.probes} probes; parameters "
+                "reached by some batches only are handled): this job's loss uses different parameters on "
+                "different batches. Set train.find_unused_parameters=true") from err
 
     # ---- non-finite loss: flagged on the device every step, read once per log interval ---------------
     def _note_non_finite(self, value: torch.Tensor, row: int, state: TrainState) -> torch.Tensor:
@@ -435,7 +519,7 @@ class Trainer:
             "selected_epoch": state.best_epoch if selected else state.epoch,
             "val_check_interval": cfg.val_check_interval, "val_interval_steps": self._eval_every(),
             "history": self._history(logger.path),
-            "log": str(logger.path), "resumed_from": resumed_from, "world_size": self.world,
+            "log": str(logger.path), "resumed_from": resumed_from, "world_size": self.world, "runtime": self.runtime,
             "wall_s": time.time() - t_start,
         }
 
