@@ -286,3 +286,21 @@ def test_a_damaged_user_card_is_one_line_naming_it(tmp_path, content):
     with pytest.raises(ConfigError) as info:
         load_card(str(card))
     assert str(card) in str(info.value) and "\n" not in str(info.value)
+
+
+@BUDGET
+@given(key=st.sampled_from(sorted(RULES)),
+       raw=st.one_of(st.text(max_size=10), numbers.map(repr), st.sampled_from(NOT_NUMBERS + NON_FINITE)))
+def test_any_value_of_any_setting_passes_its_rule_or_is_one_error(key, raw):
+    """Whatever is typed after `key=`, the loaded card holds a value its rule accepts, or the load is
+    one single-line ConfigError naming the key."""
+    from sclbench.common.values import check_value
+
+    if "\n" in raw or "\r" in raw or "\x85" in raw or "\u2028" in raw or "\u2029" in raw:
+        return
+    try:
+        card = load_card("f30k", [f"{key}={raw}"])
+    except ConfigError as err:
+        assert key in str(err) and "\n" not in str(err)
+    else:
+        check_value(card.get(key), RULES[key], key)
