@@ -15,7 +15,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from sclbench.data.datasets import CaptionDataset, caption_index
+from sclbench.data.datasets import CaptionDataset, caption_index, drop_undecodable
 from sclbench.data.formats import karpathy
 from sclbench.metrics import retrieval_ranks, retrieval_recall
 from sclbench.model import SCLModel
@@ -89,10 +89,12 @@ class RetrievalTask(Task):
         merged.update({k: v for k, v in options.items() if k in keys and v is not None})
         return RetrievalOptions(**merged)
 
-    def evaluate(self, model: SCLModel, split: str, batch_size: int = 32, num_workers: int = 0,
+    def evaluate(self, model: SCLModel, split: str, batch_size: int = 32, num_workers: int | None = None,
                  **options: Any) -> Evaluation:
         opts = self.retrieval_options({"encode_batch_size": batch_size, "num_workers": num_workers, **options})
         records = self.split_records(split)
+        if self.skip is not None:  # the gallery is encoded whole: undecodable media are left out (counted) first
+            records = drop_undecodable(records, self.visuals(train=False), self.skip)
         texts, owner = caption_index(records)
         was_training = model.training
         model.eval()

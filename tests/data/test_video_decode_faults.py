@@ -3,6 +3,7 @@
 import io
 import random
 import wave
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -105,3 +106,26 @@ def test_worker_errors_keep_one_line(tmp_path, good_mp4, synth_tokenizer):
     with pytest.raises(DataError) as err:
         list(DataLoader(dataset, num_workers=1, collate_fn=lambda b: b))
     assert str(err.value).startswith(f"corrupt video {path}") and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("task,media", [("f30k", "flickr30k-images"), ("msrvtt", "videos/all")])
+def test_retrieval_evaluation_skips_and_counts_undecodable_media(synth_root, tmp_path, task, media):
+    """A retrieval gallery is encoded whole: under the skip option an undecodable image or clip is
+    left out and counted; without it, one error naming the file."""
+    import shutil
+
+    from sclbench.app import jobs
+
+    root = tmp_path / task
+    shutil.copytree(synth_root / task, root, symlinks=True)
+    split = "test"
+    records = jobs.get_task(task, [], data_root=str(root)).records(split)
+    victim = Path(str(getattr(records[1], "video", None) or records[1].image.path))
+    victim.write_bytes(victim.read_bytes()[:120])
+    task_skip, loaded = jobs.prepare(task, None, str(root), [], preset="tiny", tokenizer=str(synth_root / "tokenizer"),
+                                     skip_corrupt=True)
+    result = task_skip.evaluate(loaded.model.eval(), split, batch_size=8)
+    assert result.skipped["total"] == 1 and result.protocol["num_images"] == len(records) - 1
+    strict, loaded = jobs.prepare(task, None, str(root), [], preset="tiny", tokenizer=str(synth_root / "tokenizer"))
+    with pytest.raises(DataError, match=str(victim.name)):
+        strict.evaluate(loaded.model.eval(), split, batch_size=8)
