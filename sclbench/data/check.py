@@ -18,8 +18,8 @@ from pathlib import Path
 from sclbench.data.formats import arrow, karpathy, lsmdc, msrvtt, nlvr2, pretrain, vqa
 from sclbench.data.formats._io import MissingDataFile
 from sclbench.data.records import ImageSource, NLVR2Record, SkipCounter, VideoRecord
-from sclbench.data.video import read_clip
 from sclbench.data.shards import INDEX_NAME, check_shards
+from sclbench.data.video import read_clip
 from sclbench.errors import DataError
 
 SHOW = 5

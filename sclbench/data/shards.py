@@ -209,7 +209,7 @@ def shard_samples(urls: list[str], expected: dict[str, int] | None = None) -> It
                 yield raw
         except DataError:
             raise
-        except Exception as err:  # tarfile.ReadError, OSError, EOFError...: a damaged or truncated shard
+        except Exception as err:  # noqa: BLE001  (tarfile.ReadError, OSError, EOFError...: a damaged shard)
             reason = next((str(a) for a in getattr(err, "args", ()) if isinstance(a, str)), type(err).__name__)
             raise DataError(f"shard {url} cannot be read after {count} samples ({type(err).__name__}: "
                             f"{reason[:120]}): it is cut short or damaged; copy it again or re-write the shards") \

@@ -125,7 +125,7 @@ def _open_decord(path: Path):
     try:  # decord raises its own DECORDError, RuntimeError, ValueError... on bad input: all a bad file
         reader = decord.VideoReader(str(path), num_threads=1)
         frames = len(reader)
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001  (any decoder failure is a bad file)
         raise _corrupt(path, err) from None
     if frames <= 0:
         raise _no_frames(path)
@@ -137,7 +137,7 @@ def _decord_frames(path: Path, num_frames: int, mode: str, generator) -> list[np
     idx = sample_frame_indices(len(reader), num_frames, mode, generator)
     try:
         frames = list(reader.get_batch(idx).asnumpy())
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001
         raise _corrupt(path, err, f"cannot decode frames {idx}: ") from None
     if len(frames) != len(idx) or any(f.ndim != 3 or f.shape[-1] != 3 or 0 in f.shape for f in frames):
         raise DataError(f"corrupt video {path}: frames {idx} decoded to {len(frames)} RGB pictures; re-download "
@@ -164,7 +164,7 @@ def _pyav_decode(path: Path, wanted: set[int] | None):
                 count += 1
     except DataError:
         raise
-    except Exception as err:  # FFmpegError, OSError, ValueError, codec lookups...: all a bad file
+    except Exception as err:  # noqa: BLE001  FFmpegError, OSError, ValueError, codec lookups...: all a bad file
         raise _corrupt(path, err) from None
     if count == 0:
         raise _no_frames(path)

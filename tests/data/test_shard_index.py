@@ -33,7 +33,7 @@ def shard_dir(tmp_path):
 
 
 def _first(folder):
-    return sorted(folder.glob("*.tar"))[0]
+    return min(folder.glob("*.tar"))
 
 
 def _cut_inside_a_member(folder):

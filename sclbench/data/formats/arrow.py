@@ -78,9 +78,9 @@ def _or_null(pred):
     return lambda t: pa.types.is_null(t) or pred(t)
 
 
-_BYTES = lambda t: pa.types.is_binary(t) or pa.types.is_large_binary(t)  # noqa: E731
-_TEXT = lambda t: pa.types.is_string(t) or pa.types.is_large_string(t)  # noqa: E731
-_NUMBER = lambda t: pa.types.is_integer(t) or pa.types.is_floating(t)  # noqa: E731
+_BYTES = lambda t: pa.types.is_binary(t) or pa.types.is_large_binary(t)
+_TEXT = lambda t: pa.types.is_string(t) or pa.types.is_large_string(t)
+_NUMBER = lambda t: pa.types.is_integer(t) or pa.types.is_floating(t)
 COLUMN_TYPES = {
     "image": (_BYTES, "image bytes"), "image_0": (_BYTES, "image bytes"), "image_1": (_BYTES, "image bytes"),
     "caption": (_list_of(_TEXT), "lists of captions"), "questions": (_list_of(_TEXT), "lists of strings"),
