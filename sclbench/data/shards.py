@@ -148,7 +148,8 @@ def _parse_index(path: Path, folder: Path, corpus: str | None) -> ShardIndex:
     """index.json, checked: its counts are what every read of the shards is held to."""
     doc = load_json(path)  # exact: a repeated key, BOM or empty file is named
     redo = "delete it and re-run `sclbench data shard`"
-    if not isinstance(doc, dict) or not isinstance(doc.get("shards"), list) or doc.get("kind") not in ("image", "video"):
+    kind = doc.get("kind") if isinstance(doc, dict) else None
+    if kind not in ("image", "video") or not isinstance(doc.get("shards"), list):
         raise DataError(f"{path}: not a shard index (expected an object with 'kind' image|video and a 'shards' "
                         f"list); {redo}")
     not_empty(doc["shards"], path, "shards")

@@ -275,3 +275,26 @@ def test_data_check_decode_lists_media_that_do_not_decode(synth_root, tmp_path, 
     assert not report.ok and sum(report.corrupt.values()) >= 1
     assert main(["data", "check", task, "--data-root", str(tmp_path / task), "--decode"]) == 1
     assert str(path) in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("defect", ["zero_bytes", "utf8_bom", "utf16_bom", "repeated_key", "not_utf8"])
+def test_coco_caption_files_read_exactly(synth_root, tmp_path, defect):
+    """COCO's own caption files (not written by the generator): the same classes, the same helpers."""
+    from sclbench.data.formats.coco_captions import read_coco_captions
+    from tests.data.test_coco_captions import write_coco_files_from_karpathy
+
+    root = tmp_path / "coco"
+    root.mkdir()
+    write_coco_files_from_karpathy(root, load_json(synth_root / "coco/karpathy/dataset_coco.json"))
+    for folder in ("train2014", "val2014"):
+        os.symlink(synth_root / "coco" / folder, root / folder)
+    before = read_coco_captions(root, "val2014")
+    path = root / "annotations/captions_val2014.json"
+    expected = _damage(defect, path)
+    if expected is None:
+        after = read_coco_captions(root, "val2014")
+        assert after == before and not any(r.image_id.startswith("\ufeff") for r in after)
+    else:
+        with pytest.raises(DataError, match=re.escape(expected)) as err:
+            read_coco_captions(root, "val2014")
+        assert path.name in str(err.value)
