@@ -20,6 +20,7 @@ from sclbench.app.selection import apply_selection
 from sclbench.common.io import check_output_dir
 from sclbench.common.runlock import run_folder_lock
 from sclbench.engine import distributed as D
+from sclbench.engine.loader import loader_settings
 from sclbench.engine.trainer import Trainer, TrainConfig
 from sclbench.engine.utils import seed_everything
 from sclbench.errors import ConfigError
@@ -152,7 +153,9 @@ def finetune(task_name: str, ckpt: str | None, data_root: str | None, out_dir: s
                     task.vocab.save(out / sub / "answer_vocab.json")
         _write_run_meta(out, {"task": task.name, "recipe": recipe(task, overrides, loaded, D.world_size()),
                               "selection": {"protocol": selection.to_dict(), **{k: summary.get(k) for k in SELECTION_KEYS}},
-                              "steps": summary.get("step"), "compile": bool(cfg.compile)})
+                              "steps": summary.get("step"), "compile": bool(cfg.compile),
+                              # precision, TF32, loader, optimizer, DDP settings, frozen parameters
+                              "runtime": summary.get("runtime")})
     summary["selection"] = selection.to_dict()
     summary["load_report"] = loaded.report
     summary["init"] = loaded.init
@@ -202,8 +205,9 @@ def _checkpoint_meta(loaded: LoadedModel) -> dict[str, Any]:
 
 def evaluate(task_name: str, ckpt: str | None, split: str, data_root: str | None,
              results_dir: str | Path = "results", overrides: list[str] | None = None, preset: str = "base",
-             tokenizer: str | None = None, limit: int | None = None, batch_size: int = 32, num_workers: int = 0,
-             checkpoint_name: str | None = None, submission_dir: str | Path | None = None,
+             tokenizer: str | None = None, limit: int | None = None, batch_size: int = 32,
+             num_workers: int | None = None, checkpoint_name: str | None = None,
+             submission_dir: str | Path | None = None,
              device: str | None = None, seed: int = 0, skip_corrupt: bool = False, skip_existing: bool = False,
              trust_pickle: bool = False, compile: bool = False,
              **eval_options: Any) -> tuple[Evaluation | None, Path | None]:
@@ -243,7 +247,9 @@ def evaluate(task_name: str, ckpt: str | None, split: str, data_root: str | None
                   **({"compile": True} if compile else {})},
         config={"model": model.config.to_dict(), "card": task.card.data, "overrides": overrides or [],
                 "recipe": recipe(task, overrides, loaded), "eval_options": eval_options,
-                "trained_with": _checkpoint_meta(loaded).get("recipe"), "compile": bool(compile)},
+                "trained_with": _checkpoint_meta(loaded).get("recipe"), "compile": bool(compile),
+                "trained_runtime": _checkpoint_meta(loaded).get("runtime"),
+                "runtime": {"device": str(device_obj), "loader": loader_settings(device_obj, num_workers).to_dict()}},
         checkpoint=ckpt_record, data_fingerprint=fingerprint_files(task.annotation_files()),
         world_size=D.world_size(), wall_time_s=round(wall, 3), throughput=round(ev.throughput, 3), seed=seed,
         extra=_synthetic_extra(task),

@@ -15,10 +15,12 @@ OVERRIDES_HELP = "card overrides KEY=VALUE, e.g. train.lr=1e-5 (unknown keys are
 DATA_ROOT_HELP = "folder with the benchmark's published files (default: the card's data.root)"
 PRESET_HELP = "model size when no --ckpt is given: base (official sizes) or tiny (tests, demo)"
 TOKENIZER_HELP = "tokenizer folder or hub id (default: the one saved with the checkpoint / named by its config)"
-PRECISION_HELP = "fp32, bf16 (autocast) or fp16 (CUDA only)"
+PRECISION_HELP = "fp32, bf16 (autocast) or fp16 (CUDA only); default bf16 on CUDA, fp32 on CPU"
 TRUST_HELP = ("read --ckpt and the run folder's checkpoints even when they pickle more than tensors and plain "
               "containers: that can run code, so only for files you trust")
 SKIP_HELP = "skip (and count in the record) unreadable or missing images/videos instead of stopping"
+WORKERS_HELP = ("data-loading worker processes (default: on CUDA the CPUs of this process per local rank, minus one, "
+                "at most 8; 0 on CPU)")
 COMPILE_HELP = ("torch.compile the model's stages (compiling takes minutes; recorded): faster steps on a GPU, the "
                 "same numbers up to float rounding")
 
@@ -64,7 +66,7 @@ def finetune(
                                              **COUNT),
     save_every: Optional[int] = typer.Option(None, "--save-every", help="checkpoint every N steps (and at the end)",
                                              **COUNT),
-    num_workers: int = typer.Option(0, "--num-workers", help="data-loading worker processes", **NON_NEGATIVE),
+    num_workers: Optional[int] = typer.Option(None, "--num-workers", help=WORKERS_HELP, **NON_NEGATIVE),
     seed: int = typer.Option(0, "--seed", help="random seed (recorded; the same seed gives the same run)", **SEED),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="continue from the run folder's last checkpoint"),
     skip_corrupt: bool = typer.Option(False, "--skip-corrupt", help=SKIP_HELP),
@@ -97,8 +99,9 @@ def evaluate(
     tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help=TOKENIZER_HELP),
     limit: Optional[int] = typer.Option(None, "--limit", help="use only the first N records of the split", **COUNT),
     batch_size: int = typer.Option(32, "--batch-size", help="evaluation batch size per process", **COUNT),
-    num_workers: int = typer.Option(0, "--num-workers", help="data-loading worker processes", **NON_NEGATIVE),
-    precision: Optional[str] = typer.Option(None, "--precision", help=PRECISION_HELP + " (default: the card's, fp32)"),
+    num_workers: Optional[int] = typer.Option(None, "--num-workers", help=WORKERS_HELP, **NON_NEGATIVE),
+    precision: Optional[str] = typer.Option(None, "--precision",
+                                            help=PRECISION_HELP + " unless the card sets eval.precision"),
     tf32: Optional[bool] = typer.Option(None, "--tf32/--no-tf32", help="TF32 matmuls for fp32 on CUDA (default on)"),
     mode: Optional[str] = typer.Option(None, "--mode", help="retrieval: exhaustive or two-stage (card default)"),
     k: Optional[int] = typer.Option(None, "--k", help="retrieval: candidates re-ranked per query", **COUNT),
@@ -151,7 +154,7 @@ def pretrain(
                                                       help="recompute activations in backward (less memory)"),
     save_every: Optional[int] = typer.Option(None, "--save-every", help="checkpoint every N steps (and at the end)",
                                              **COUNT),
-    num_workers: int = typer.Option(0, "--num-workers", help="data-loading worker processes", **NON_NEGATIVE),
+    num_workers: Optional[int] = typer.Option(None, "--num-workers", help=WORKERS_HELP, **NON_NEGATIVE),
     seed: int = typer.Option(0, "--seed", help="random seed", **SEED),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="continue from the run folder's last checkpoint"),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help=TRUST_HELP),

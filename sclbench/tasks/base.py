@@ -195,7 +195,7 @@ class Task(ABC):
     def loss(self, model: SCLModel, batch: dict, ctx: Any = None) -> tuple[torch.Tensor, dict[str, float]]:
         """Mean loss over the micro-batch and float logs, for the trainer."""
 
-    def evaluate(self, model: SCLModel, split: str, batch_size: int = 32, num_workers: int = 0,
+    def evaluate(self, model: SCLModel, split: str, batch_size: int = 32, num_workers: int | None = None,
                  **options: Any) -> Evaluation:
         raise ConfigError(f"task {self.name} has no evaluation protocol (evaluate a fine-tuning task instead)")
 
@@ -204,11 +204,14 @@ class Task(ABC):
         return None
 
     # ---- shared evaluation loop ----------------------------------------------------------------
-    def eval_loader(self, dataset: Dataset, batch_size: int, num_workers: int) -> DataLoader:
+    def eval_loader(self, dataset: Dataset, batch_size: int, num_workers: int | None,
+                    device: torch.device | str = "cpu") -> DataLoader:
+        """num_workers None: the device's default (engine/loader.py: CPUs per local rank on CUDA, 0 on CPU)."""
+        from sclbench.engine.loader import loader_settings
         from sclbench.engine.sampler import ShardedEvalSampler
 
         return DataLoader(dataset, batch_size=batch_size, sampler=ShardedEvalSampler(len(dataset)),
-                          num_workers=num_workers, collate_fn=self.collate)
+                          collate_fn=self.collate, **loader_settings(device, num_workers).kwargs())
 
     def eval_precision(self, model: SCLModel, options: dict[str, Any]) -> EvalPrecision:
         """The evaluate options `precision` / `tf32`, else the card's eval.precision / eval.tf32."""
@@ -219,7 +222,7 @@ class Task(ABC):
         (for skipping an evaluation whose record exists: compare them with the record's protocol)."""
         return resolve_precision(options, self.card, device_type).protocol()
 
-    def run_eval(self, model: SCLModel, dataset: Dataset, batch_size: int, num_workers: int,
+    def run_eval(self, model: SCLModel, dataset: Dataset, batch_size: int, num_workers: int | None,
                  step: Callable[[SCLModel, dict], list[dict]],
                  precision: EvalPrecision | None = None) -> tuple[list[dict], float]:
         """Run `step` over this rank's shard (no grad, eval mode, under `precision`'s autocast / TF32
@@ -234,7 +237,7 @@ class Task(ABC):
         outputs: list[dict] = []
         precision = precision or EvalPrecision(device_type=device.type)
         with torch.no_grad(), precision.context():
-            for batch in self.eval_loader(dataset, batch_size, num_workers):
+            for batch in self.eval_loader(dataset, batch_size, num_workers, device):
                 self.observe(batch)
                 if not len(batch["index"]):
                     continue

@@ -47,7 +47,7 @@ class NLVR2Task(Task):
         acc = (logits.detach().argmax(1) == batch["labels"]).float().mean()  # device tensors: no sync per step
         return loss, {"nlvr2_loss": loss.detach(), "nlvr2_acc": acc}
 
-    def evaluate(self, model: SCLModel, split: str, batch_size: int = 32, num_workers: int = 0,
+    def evaluate(self, model: SCLModel, split: str, batch_size: int = 32, num_workers: int | None = None,
                  **options: Any) -> Evaluation:
         dataset = self.build_dataset(split, train=False)
 

@@ -1,10 +1,12 @@
-"""Numeric precision of evaluation: fp32 (TF32 matmuls on CUDA unless switched off), bf16 or fp16 autocast.
+"""Numeric precision of evaluation: bf16 autocast on CUDA by default, fp32 elsewhere; TF32 on CUDA.
 
-The official evaluation ran in fp32 (Lightning's default precision for `test`). bf16/fp16 run the model
-under `torch.autocast` (weights stay fp32; matmuls and attention in the low precision type), so the
-same checkpoint gives slightly different scores: the precision is part of a result's protocol and of
-every cache key. TF32 only changes CUDA fp32 matmuls/convolutions (10-bit mantissa inputs, fp32
-accumulation); it is the PyTorch-documented way to run fp32 models at tensor-core speed.
+The official evaluation ran in fp32 (Lightning's default precision for `test`). On CUDA the default is
+bf16 autocast (weights stay fp32; matmuls and attention in bf16), the speed a GPU user expects;
+`--precision fp32` (with `--no-tf32` for IEEE fp32 matmuls) is the official setting, one option away.
+bf16/fp16 give slightly different scores than fp32, so the precision is part of a result's protocol and
+of every cache key. TF32 only changes CUDA fp32 matmuls/convolutions (10-bit mantissa inputs, fp32
+accumulation): in fp32 mode all of them, under autocast the ones autocast keeps in fp32; it is the
+PyTorch-documented way to run fp32 math at tensor-core speed. On CPU nothing changes (fp32, no TF32).
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ class EvalPrecision:
 
     @property
     def uses_tf32(self) -> bool:
-        """Whether TF32 actually applies (fp32 on CUDA with tf32 on): what the protocol records."""
-        return self.precision == "fp32" and self.device_type == "cuda" and self.tf32
+        """Whether TF32 applies (CUDA with tf32 on; under bf16/fp16 autocast to the ops kept in fp32):
+        what the protocol records."""
+        return self.device_type == "cuda" and self.tf32
 
     @property
     def dtype(self) -> torch.dtype:
@@ -49,20 +52,28 @@ class EvalPrecision:
 
     @contextlib.contextmanager
     def context(self) -> Iterator[None]:
-        """Autocast (bf16/fp16) or the TF32 switch (fp32 on CUDA), restored on exit."""
-        if self.precision != "fp32":
-            with torch.autocast(self.device_type, dtype=self.dtype):
-                yield
-            return
-        if self.device_type != "cuda":
+        """Autocast (bf16/fp16) and, on CUDA, the TF32 switch; both restored on exit."""
+        with contextlib.ExitStack() as stack:
+            if self.precision != "fp32":
+                stack.enter_context(torch.autocast(self.device_type, dtype=self.dtype))
+            if self.device_type == "cuda":
+                stack.enter_context(_tf32(self.tf32))
             yield
-            return
-        saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = self.tf32
-        try:
-            yield
-        finally:
-            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+@contextlib.contextmanager
+def _tf32(enabled: bool) -> Iterator[None]:
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def default_precision(device_type: str) -> str:
+    """bf16 autocast on CUDA (the GPU default), fp32 elsewhere (CPU runs stay as they were)."""
+    return "bf16" if device_type == "cuda" else "fp32"
 
 
 def _as_bool(value: Any, name: str) -> bool:
@@ -75,8 +86,9 @@ def _as_bool(value: Any, name: str) -> bool:
 
 def resolve_precision(options: dict[str, Any], card: Any, device_type: str) -> EvalPrecision:
     """The evaluate options `precision` / `tf32` (None = not given), else the card's `eval.precision` /
-    `eval.tf32`, else fp32 with TF32; checked against the device type ("cpu", "cuda", ...)."""
-    precision = options.get("precision") or card.get("eval.precision") or "fp32"
+    `eval.tf32`, else `default_precision` of the device with TF32; checked against the device type
+    ("cpu", "cuda", ...)."""
+    precision = options.get("precision") or card.get("eval.precision") or default_precision(device_type)
     tf32 = options.get("tf32")
     if tf32 is None:
         tf32 = card.get("eval.tf32", True)

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from sclbench.engine import distributed as D
+from sclbench.engine.loader import loader_settings
 from sclbench.engine.sampler import shard_bounds
 from sclbench.errors import ConfigError
 from sclbench.tasks.precision import EvalPrecision
@@ -39,7 +40,7 @@ class RetrievalOptions:
     fusion: str = "itm"
     pair_batch_size: int | None = None  # None: sized to the device (`pair_batch_for`); CPU 64
     encode_batch_size: int = 32
-    num_workers: int = 0
+    num_workers: int | None = None  # None: the device's default (engine/loader.py)
     cache_dir: str | None = None  # on-disk feature + score-chunk cache (see retrieval_cache)
     chunk_pairs: int = 4096  # pairs per resumable score chunk (rounded up to whole pair batches)
     shared_fusion: bool = True  # pair-independent fusion parts once per text/image (False: `fuse` per pair)
@@ -141,7 +142,7 @@ def encode_shard(model: Any, enc: dict, media: Sequence[Any], visuals: Any,
         t_proj.add(normalize(model.language_proj(emb[:, 0]).float()).cpu() if has_con else emb[:, 0].float().cpu())
     v_emb, v_proj, frames = _Rows(m1 - m0), _Rows(m1 - m0), 1
     loader = DataLoader(_Media(list(media[m0:m1]), visuals), batch_size=opts.encode_batch_size,
-                        num_workers=opts.num_workers, pin_memory=device.type == "cuda")
+                        **loader_settings(device, opts.num_workers).kwargs())
     for images in loader:
         vision = model.encode_vision(images.to(device, non_blocking=True))
         frames = vision.num_frames

@@ -84,7 +84,7 @@ class VQATask(Task):
         proxy = batch["vqa_targets"].gather(1, logits.detach().argmax(1, keepdim=True)).float().mean() * 100.0
         return loss, {"vqa_loss": loss.detach(), "vqa_soft_score_proxy": proxy}
 
-    def evaluate(self, model: SCLModel, split: str, batch_size: int = 32, num_workers: int = 0,
+    def evaluate(self, model: SCLModel, split: str, batch_size: int = 32, num_workers: int | None = None,
                  **options: Any) -> Evaluation:
         dataset = self.build_dataset(split, train=False)
         answers = self.vocab.answers

@@ -95,7 +95,10 @@ def test_precision_checks():
         EvalPrecision("fp8")
     assert EvalPrecision("fp32", tf32=True, device_type="cuda").protocol() == {"precision": "fp32", "tf32": True}
     assert EvalPrecision("fp32", tf32=False, device_type="cuda").protocol()["tf32"] is False
-    assert EvalPrecision("bf16", device_type="cuda").protocol()["tf32"] is False
+    # Under bf16 autocast TF32 still applies to the ops autocast keeps in fp32 (and is recorded so).
+    assert EvalPrecision("bf16", device_type="cuda").protocol()["tf32"] is True
+    assert EvalPrecision("bf16", tf32=False, device_type="cuda").protocol()["tf32"] is False
+    assert EvalPrecision("bf16", device_type="cpu").protocol()["tf32"] is False
 
 
 @pytest.mark.parametrize("task", ["nlvr2", "vqa"])
