@@ -6,7 +6,7 @@ How an objective or task plugs in:
         out = model(batch["text_ids"], batch["text_masks"], batch["images"],
                     mask_mode="drop", mask_ratio=0.8, generator=ctx.generator(1))
         loss = ...
-        return loss, {"itm_acc": acc}
+        return loss, {"itm_acc": acc}   # logs: detached 0-d device tensors (or floats, which cost a sync)
 
 `batch` is what `collate_fn` returns, already moved to the device. `loss` is the MEAN over the
 micro-batch (the trainer divides by the accumulation factor and DDP averages over ranks, so the
@@ -320,7 +320,7 @@ class Trainer:
                 (self.scaler.scale(scaled) if self.scaler else scaled).backward()
             loss_sum += loss.detach().float()
             for key, value in step_logs.items():
-                logs[key] += (value.detach().float() if torch.is_tensor(value) else float(value)) / acc
+                logs[key] += (value.detach().float().reshape(()) if torch.is_tensor(value) else float(value)) / acc
         bad = self._note_non_finite(loss_sum / acc, 0, state)
         if cfg.max_grad_norm is not None:
             if self.scaler:
