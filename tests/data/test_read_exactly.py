@@ -8,6 +8,7 @@ rows and two files joined together are refused naming the file.
 """
 
 import codecs
+import json
 import os
 import re
 import shutil
@@ -298,3 +299,13 @@ def test_coco_caption_files_read_exactly(synth_root, tmp_path, defect):
         with pytest.raises(DataError, match=re.escape(expected)) as err:
             read_coco_captions(root, "val2014")
         assert path.name in str(err.value)
+
+
+def test_data_check_flags_a_required_split_without_samples(synth_root, tmp_path):
+    path = _clone(synth_root / "f30k", tmp_path / "f30k", "karpathy/dataset_flickr30k.json")
+    doc = load_json(path)
+    doc["images"] = [entry for entry in doc["images"] if entry["split"] != "val"]
+    path.write_text(json.dumps(doc))
+    report = check_layout("f30k", tmp_path / "f30k")
+    assert not report.ok and report.found["val"] == 0
+    assert any(p.startswith("val: no samples") for p in report.problems), report.render()
