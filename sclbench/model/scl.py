@@ -290,7 +290,8 @@ class SCLModel(nn.Module):
         caches unimodal features, NLVR2 fuses one text with two images, the objectives mix masked and
         full views). Each stage traces to one graph without a break (tests/model/test_compile.py: no
         host read of a tensor, no data-dependent shape); the heads stay eager (one or two matmuls).
-        Weights, state_dict and checkpoints are unchanged; `options` go to torch.compile.
+        Weights, state_dict and checkpoints are unchanged; `options` go to torch.compile. The compiled
+        stages are bound to this instance: copy or pickle a model before compiling it, not after.
         """
         for name in COMPILED_STAGES:
             setattr(self, name, torch.compile(getattr(type(self), name).__get__(self), **options))
