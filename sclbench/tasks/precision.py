@@ -1,8 +1,8 @@
 """Numeric precision of evaluation: bf16 autocast on CUDA by default, fp32 elsewhere; TF32 on CUDA.
 
-The official evaluation ran in fp32 (Lightning's default precision for `test`). On CUDA the default is
+The official code ran everything in native fp16 AMP (Lightning precision 16). On CUDA the default is
 bf16 autocast (weights stay fp32; matmuls and attention in bf16), the speed a GPU user expects;
-`--precision fp32` (with `--no-tf32` for IEEE fp32 matmuls) is the official setting, one option away.
+`--precision fp32` (with `--no-tf32` for IEEE fp32 matmuls) is the reference, `--precision fp16` the official.
 bf16/fp16 give slightly different scores than fp32, so the precision is part of a result's protocol and
 of every cache key. TF32 only changes CUDA fp32 matmuls/convolutions (10-bit mantissa inputs, fp32
 accumulation): in fp32 mode all of them, under autocast the ones autocast keeps in fp32; it is the
