@@ -284,8 +284,8 @@ class Trainer:
     def _ddp_settings(self) -> dict[str, Any]:
         """DDP options: gradients as views of the all-reduce buckets (no copy, one gradient-sized
         buffer less); unused-parameter search only when the used parameters vary by batch; a static
-        graph only without accumulation: torch's static_graph + no_sync stops all-reducing after the
-        first step (pytorch/pytorch#187732, still open for 2.14)."""
+        graph only without accumulation: torch's static_graph + no_sync is broken (pytorch/pytorch#187732;
+        on torch 2.14.1 the first no_sync backward fails an `expect_autograd_hooks_` INTERNAL ASSERT)."""
         cfg, varying = self.config, self.parameter_use.varying
         if varying and self.world > 1 and not cfg.find_unused_parameters and D.is_main():
             print(f"the loss reaches some parameters on some batches only ({_short_list(varying)}): DDP looks for "
