@@ -94,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         return 130
+    except BrokenPipeError:  # `sclbench table | head`: the reader has gone, there is no one to tell
+        _silence_stdout()
+        return 1
     except OSError as err:
         if not is_user_os_error(err):
             return _report_bug(err)
@@ -102,6 +105,15 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # noqa: BLE001 - a bug: say so in one line, not a traceback the user can't act on
         return _report_bug(err)
     return rc if isinstance(rc, int) else 0
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit does not raise a second BrokenPipeError."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is not a file (captured in tests)
+        pass
 
 
 def _report_bug(err: BaseException) -> int:

@@ -178,7 +178,7 @@ def base_argvs(ws: Workspace, out: Path) -> dict[str, list[str]]:
         "finetune": ["f30k", *tiny_train, "--data-root", s / "f30k", "--limit", "4", "--out", out / "run",
                      "train.global_batch_size=2", "train.per_device_batch_size=2"],
         "pretrain": [*tiny_train, "--random-init", "--data-root", s / "pretrain", "--limit", "4", "--out",
-                     out / "pre", "train.global_batch_size=2", "train.per_device_batch_size=2",
+                     out / "pre", "train.global_batch_size=2", "train.per_device_batch_size=2", "train.chunk_size=2",
                      "data.corpora=[{name: sbu, root: sbu}]"],
         "demo": ["--quick", "--out", out / "demo"],
         "predict vqa": [ws.image, "what shape is it?", "--ckpt", ws.ckpts["vqa"], "--answers", s / "vqa"],

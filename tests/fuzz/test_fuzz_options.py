@@ -175,7 +175,7 @@ def test_run_layer_jobs(verb, data, workspace, scratch):
     _run_layer(verb, data, workspace, scratch, n_max=1)
 
 
-@pytest.mark.parametrize("verb", CHEAP)
+@pytest.mark.parametrize("verb", CHEAP + [pytest.param(v, marks=pytest.mark.slow) for v in JOBS])
 def test_base_command_lines_run(verb, workspace, scratch):
     """The bases are valid (else every fuzzed run would be refused for the base's fault, proving nothing)."""
     outcome = run_cli([*verb.split(), *base_argvs(workspace, scratch / "out")[verb]])

@@ -141,3 +141,22 @@ def test_a_read_only_folder_is_one_line(workspace, scratch):
             assert outcome.rc == 2 and str(folder) in outcome.err, outcome.report()
     finally:
         folder.chmod(0o755)
+
+
+def test_a_closed_pipe_is_quiet(workspace, tmp_path):
+    """`sclbench table | head -1`: the reader leaves early; no traceback, no error line."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "SCLBENCH_NO_PROGRESS": "1", "SCLBENCH_DEBUG": ""}
+    many = tmp_path / "records"
+    for i in range(40):  # enough rows that the table outlives the pipe's buffer
+        for record in workspace.records.rglob("*.json"):
+            target = many / f"copy{i}" / record.relative_to(workspace.records)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            data = record.read_text(encoding="utf-8").replace('"demo-scl"', f'"demo-scl-{i}"')
+            target.write_text(data, encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, "-m", "sclbench", "table", str(many), "--format", "csv",
+                             "--no-intervals"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, env=env)
+    proc.stdout.read(10)
+    proc.stdout.close()  # the reader goes away
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) in (0, 1), err
+    assert "Traceback" not in err and BUG_MARK not in err, err
