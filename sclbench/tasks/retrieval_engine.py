@@ -11,10 +11,13 @@ Pairs are processed in a canonical order (image-major) and fixed chunks, so a tw
 covers every candidate computes exactly the same numbers as an exhaustive one.
 
 At scale: each of W ranks encodes 1/W of the texts and images and the features are gathered once, in
-order; score chunks (a fixed number of pair batches) are dealt to ranks and, with a cache folder,
-written as they are computed so that a killed evaluation resumes (see `retrieval_cache`). Within a
-pair batch, the pair-independent part of the first co-attention layer is computed once per distinct
-text and image (`SCLModel.text_stream_inputs` / `vision_stream_inputs`), not once per pair.
+order, as tensors, and kept in the evaluation precision on the device when they fit (see
+`retrieval_features`); score chunks (a fixed number of pair batches, sized to the device unless set)
+are dealt to ranks, gathered as one tensor and, with a cache folder, written as they are computed so
+that a killed evaluation resumes (see `retrieval_cache`). Within a pair batch, the pair-independent
+part of the first co-attention layer is computed once per distinct text and image
+(`SCLModel.text_stream_inputs` / `vision_stream_inputs`), not once per pair, and the last layer only
+at the positions the score reads (`retrieval_fusion`).
 """
 
 from __future__ import annotations
