@@ -86,3 +86,22 @@ def test_ddp_settings_and_runtime_record(synth_root, tmp_path):
     assert rt["loader"] == {"num_workers": 0, "pin_memory": False, "persistent_workers": False,
                             "prefetch_factor": None}
     assert rt["optimizer"] == "AdamW (foreach)" and rt["accumulation"] == 2
+
+
+def test_a_leftover_ddp_reduction_error_is_one_clear_message(synth_root, tmp_path):
+    from sclbench.engine.trainer import StepContext
+    from sclbench.errors import SCLBenchError
+
+    trainer = trainer_for("nlvr2", synth_root, tmp_path)
+
+    def ddp_like(batch, ctx):
+        raise RuntimeError("Expected to have finished reduction in the prior iteration before starting a new one.")
+
+    trainer.module = ddp_like
+    ctx = StepContext(4, 0, 0, 0, 2, torch.device("cpu"))
+    with pytest.raises(SCLBenchError, match=r"step 4: .* different parameters on different batches\. Set "
+                                            r"train\.find_unused_parameters=true"):
+        trainer._forward({}, ctx)
+    trainer.module = lambda batch, ctx: (_ for _ in ()).throw(RuntimeError("another failure"))
+    with pytest.raises(RuntimeError, match="another failure"):  # anything else passes through unchanged
+        trainer._forward({}, ctx)
