@@ -174,7 +174,8 @@ def load_plain(path: str | Path, what: str = "file", hint: str = "") -> Any:
     except OSError as err:
         raise DataError(f"cannot read {what} {path}: {err.strerror or err}") from None
     try:
-        return _decode(_SkeletonUnpickler(io.BytesIO(data)).load())
+        # latin1: a Python 2 pickle's byte strings (numpy's raw data among them) arrive as text, undamaged
+        return _decode(_SkeletonUnpickler(io.BytesIO(data), encoding="latin1").load())
     except PickleRefused as err:
         raise DataError(f"{path}: {err} (a {what} holds plain data only; nothing in it may be called, so the "
                         f"file was not loaded){'; ' + hint if hint else ''}") from None
@@ -209,7 +210,7 @@ def _decode_node(node: _Node) -> Any:
     if kind == "dtype":
         return _dtype(node)
     if kind == "scalar":  # a numpy number: (dtype, its bytes)
-        if len(node.args) != 2 or not isinstance(node.args[1], (bytes, bytearray)):
+        if len(node.args) != 2 or not isinstance(node.args[1], (bytes, bytearray, str)):
             raise PickleRefused("refused a numpy scalar without its bytes", node.name)
         return _array(node.args[1], _dtype(node.args[0]), (), False)
     if kind == "_new_Index":  # (Index class, {'data': array, 'name': ...}) or (RangeIndex, {'start': ...})
@@ -258,6 +259,8 @@ def _array(raw: Any, dtype: str, shape: tuple, fortran: bool) -> list:
             raise PickleRefused("refused an object array without a list of values", "numpy.ndarray")
         values = [_decode(v) for v in raw]
         return values if len(shape) <= 1 else np.array(values, dtype=object).reshape(shape).tolist()
+    if isinstance(raw, str):  # written by Python 2, read back as latin1 text: the same bytes
+        raw = raw.encode("latin1")
     if not isinstance(raw, (bytes, bytearray)):
         raise PickleRefused("refused a numpy array whose data is not bytes", "numpy.ndarray")
     arr = np.frombuffer(bytes(raw), dtype=np.dtype(dtype))

@@ -36,7 +36,8 @@ def read_checkpoint(path: str | Path, trust_pickle: bool = False) -> dict[str, A
     """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint file {path} does not exist" + (" (it is a directory)" if path.is_dir() else ""))
+        raise CheckpointError(f"checkpoint file {path} does not exist"
+                              + (" (it is a directory)" if path.is_dir() else ""))
     kind = sniff_format(path)
     if kind == "safetensors" or (path.suffix == ".safetensors" and kind == "unknown"):
         return {"state_dict": read_safetensors(path)}

@@ -53,7 +53,7 @@ def test_torch_file_payloads_are_refused_by_every_torch_reader(tmp_path, name, l
     torch.save(obj, path, _use_new_zipfile_serialization=not legacy)
     with pytest.raises(CheckpointError, match=r"file\.pt safely: .*global [\w.]+.*--trust-pickle"):
         read_checkpoint(path)
-    with pytest.raises(CheckpointError, match=r"training checkpoint .*file\.pt safely: .*global [\w.]+.*--trust-pickle"):
+    with pytest.raises(CheckpointError, match=r"training checkpoint .*file\.pt safely: .*global [\w.]+.*trust-pickle"):
         load_checkpoint(path)
     with pytest.raises(DataError, match=r"retrieval cache file .*file\.pt safely: .*global [\w.]+.*delete it"):
         load_tensors(path)
@@ -141,3 +141,19 @@ def test_resume_state_is_read_by_the_safe_loader_and_restores_rng_exactly(tmp_pa
     set_rng_state(load_torch(path, "training checkpoint")["rng"][0])
     assert (random.random(), np.random.standard_normal(3).tolist(), np.random.randint(0, 1 << 30, 4).tolist(),
             torch.rand(3).tolist()) == expected
+
+
+def test_a_python2_pickle_of_a_numpy_array_reads_exactly(tmp_path):
+    """Python 2 wrote numpy's raw bytes as a byte string (SHORT_BINSTRING), module names as
+    numpy.core; the bytes are read back exactly, non-ASCII ones included."""
+    raw = np.array([3, 200, -7], dtype="<i8").tobytes()
+
+    def short(b):
+        return b"U" + bytes([len(b)]) + b
+
+    data = (b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85" + short(b"b") + b"\x87R"
+            + b"(K\x01K\x03\x85cnumpy\ndtype\n" + short(b"i8") + b"K\x00K\x01\x87R(K\x03" + short(b"<")
+            + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89" + short(raw) + b"tb.")
+    path = tmp_path / "py2.pkl"
+    path.write_bytes(data)
+    assert load_plain(path, "caption index") == [3, 200, -7]
