@@ -109,14 +109,18 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
 
 class _Rows:
     """A [n, ...] tensor filled batch by batch: allocated once at the first batch's shape (no list of
-    parts and no concatenation, which would hold the shard twice)."""
+    parts and no concatenation, which would hold the shard twice). `home(nbytes)` says where: "device"
+    (where the batches are) or "pinned" host memory, so that a gallery too large for the device never
+    sits there whole, even with one process (whose shard is the whole gallery)."""
 
-    def __init__(self, n: int):
-        self.n, self.filled, self.tensor = n, 0, None
+    def __init__(self, n: int, home: Any = None):
+        self.n, self.filled, self.tensor, self.home = n, 0, None, home
 
     def add(self, part: torch.Tensor) -> None:
         if self.tensor is None:
-            self.tensor = torch.empty((self.n, *part.shape[1:]), dtype=part.dtype, device=part.device)
+            shape = (self.n, *part.shape[1:])
+            where = self.home(math.prod(shape) * part.element_size()) if self.home else "device"
+            self.tensor = _empty(shape, part.dtype, part.device, where)
         self.tensor[self.filled:self.filled + len(part)] = part
         self.filled += len(part)
 
@@ -134,13 +138,15 @@ def encode_shard(model: Any, enc: dict, media: Sequence[Any], visuals: Any,
     has_con = hasattr(model, "language_proj")
     t0, t1 = shard_bounds(len(enc["ids"]), D.rank(), D.world_size())
     m0, m1 = shard_bounds(len(media), D.rank(), D.world_size())
-    t_emb, t_proj = _Rows(t1 - t0), _Rows(t1 - t0)
+    # The shard goes where the whole gallery will live (its bytes x W against the device's free memory).
+    home = lambda shard_bytes: feature_home(shard_bytes * D.world_size(), device, opts.feature_memory)  # noqa: E731
+    t_emb, t_proj = _Rows(t1 - t0, home), _Rows(t1 - t0)
     for start in range(t0, t1, opts.encode_batch_size):
         stop = min(start + opts.encode_batch_size, t1)
         emb = model.encode_text(enc["ids"][start:stop].to(device), enc["masks"][start:stop].to(device))
         t_emb.add(emb)
         t_proj.add(normalize(model.language_proj(emb[:, 0]).float()).cpu() if has_con else emb[:, 0].float().cpu())
-    v_emb, v_proj, frames = _Rows(m1 - m0), _Rows(m1 - m0), 1
+    v_emb, v_proj, frames = _Rows(m1 - m0, home), _Rows(m1 - m0), 1
     loader = DataLoader(_Media(list(media[m0:m1]), visuals), batch_size=opts.encode_batch_size,
                         **loader_settings(device, opts.num_workers).kwargs())
     for images in loader:
@@ -174,8 +180,11 @@ def _gather(local: torch.Tensor, n: int, shape: tuple[int, ...], dtype: torch.dt
     world = D.world_size()
     if not len(local):  # an empty shard: zero rows of the agreed shape
         local = torch.empty((0, *shape), dtype=dtype, device=device)
-    if world == 1 and home == "device":
-        return local.to(device, dtype)  # no copy when it is already there
+    if world == 1:  # the shard is the whole: no copy when it is already where it belongs
+        if home == "device":
+            return local.to(device, dtype)
+        if local.is_pinned() and local.dtype == dtype:
+            return local
     out = _empty((n, *shape), dtype, device, home)
     counts = [b - a for a, b in (shard_bounds(n, r, world) for r in range(world))]
     row_bytes = max(1, math.prod(shape) * torch.empty(0, dtype=dtype).element_size())
