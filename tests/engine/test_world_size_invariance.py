@@ -1,8 +1,9 @@
 """World-size invariance: DDP, the gathered losses and gradient accumulation agree.
 
 The same global batch (4 samples a step), dropout off, fp32, 4 optimizer steps:
-* NLVR2 (no in-batch negatives): 1 process, 2 processes (torchrun, gloo), and 1 process with
-  accumulation 2 give the same weights, losses and gradient norms;
+* NLVR2 (no in-batch negatives): 1 process, 2 processes (torchrun, gloo), 1 process with
+  accumulation 2 and 2 processes with accumulation 2 (DDP's no_sync) give the same weights, losses
+  and gradient norms;
 * F30K (in-batch contrastive term gathered over ranks): 1 process and 2 processes agree with
   `train.gather_grad=exact` (the official local-slice gradient weights the gathered term by 1/world
   size, so it is NOT world-size invariant by design: checked too, so that the test can tell).
@@ -126,6 +127,11 @@ def test_nlvr2_two_processes_equal_one(synth_root, nlvr2_one, tmp_path):
 
 def test_nlvr2_accumulation_equals_one_batch(synth_root, nlvr2_one, tmp_path):
     assert_same_run("nlvr2", nlvr2_one, finetune("nlvr2", synth_root, tmp_path / "acc", 1, GLOBAL // 2))
+
+
+def test_nlvr2_two_processes_with_accumulation_equal_one(synth_root, nlvr2_one, tmp_path):
+    """DDP's no_sync on the first micro-step, the all-reduce on the second (static graph off)."""
+    assert_same_run("nlvr2", nlvr2_one, finetune("nlvr2", synth_root, tmp_path / "two_acc", 2, GLOBAL // 4))
 
 
 def test_f30k_gathered_contrastive_two_processes_equal_one(synth_root, tmp_path):
