@@ -35,7 +35,22 @@ def workspace(synth_root, tmp_path_factory) -> Workspace:
     card = root / "cards"
     card.mkdir()
     shutil.copy(REPO / "sclbench" / "assets" / "tasks" / "f30k.yaml", card / "myf30k.yaml")
-    return Workspace(root, synth, ckpts, records, image, clip, sentences, card)
+    from fuzz_cli import base_argvs, run_cli
+
+    from sclbench.model.checkpoint import export_official
+    from sclbench.model.scl import SCLModel
+
+    run = root / "run"
+    argv = base_argvs(Workspace(root, synth, ckpts, records, image, clip, sentences, card, run, root, root), root)
+    finetune = [a if a != str(root / "run") else str(run) for a in argv["finetune"]]
+    outcome = run_cli(["finetune", *finetune, "--max-steps", "2", "--save-every", "1"])
+    assert outcome.rc == 0, outcome.report()
+    official = root / "official.ckpt"
+    export_official(SCLModel.from_pretrained(ckpts["f30k"]), official)
+    outcome = run_cli(["data", "shard", "coco", "--data-root", synth / "coco", "--out", root / "shards",
+                       "--shard-size", "10"])
+    assert outcome.rc == 0, outcome.report()
+    return Workspace(root, synth, ckpts, records, image, clip, sentences, card, run, official, root / "shards")
 
 
 @pytest.fixture

@@ -148,10 +148,13 @@ class Workspace:
     clip: Path
     sentences: Path
     card: Path  # a folder holding one task card (for --cards)
+    run: Path  # a finished 2-step fine-tuning run: log.jsonl, checkpoints/step-*.pt, final/
+    official: Path  # the f30k checkpoint in the official .ckpt format
+    shards: Path  # webdataset shards of the synthetic COCO (index.json + tars)
 
     @property
     def inputs(self) -> list[Path]:
-        return [self.synth, self.records, self.card, *self.ckpts.values()]
+        return [self.synth, self.records, self.card, self.run, self.official, self.shards, *self.ckpts.values()]
 
 
 def base_argvs(ws: Workspace, out: Path) -> dict[str, list[str]]:

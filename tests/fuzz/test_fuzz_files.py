@@ -164,6 +164,9 @@ class Kind:
     argv: Callable[[Workspace, Path], list]
     verb: str
     required: bool = False  # `data check` must not pass an empty one
+    # A folder the command writes into (a run folder it resumes): copied to OUT/private for each example,
+    # and the copy damaged, so that the run's outputs never reach the next example.
+    private: Callable[[Workspace], Path] | None = None
 
 
 def _first(folder: Path, pattern: str) -> Path:
@@ -222,7 +225,11 @@ KINDS = [
          lambda ws, out: ["table", ws.records / "f30k", "--format", "csv"], "table"),
     Kind("result record (plot)", lambda ws: ws.records / "coco/coco_test_demo-scl.json",
          lambda ws, out: ["plot", ws.records / "coco", "--out", out / "plots"], "plot"),
-    Kind("task card yaml", lambda ws: ws.card / "myf30k.yaml", lambda ws, out: ["--cards", ws.card, "tasks"], "tasks"),
+    Kind("task card yaml", lambda ws: ws.card / "myf30k.yaml", lambda ws, out: ["--cards", ws.card, "tasks"],
+         "tasks"),
+    Kind("training log json lines", lambda ws: ws.run / "log.jsonl",
+         lambda ws, out: ["plot", ws.run, "--out", out / "plots"], "plot"),
+    Kind("official .ckpt", lambda ws: ws.official, lambda ws, out: ["ckpt", "inspect", ws.official], "ckpt inspect"),
 ]
 # Costlier readers: decoding a clip, the pretraining corpora (each data check reads them all).
 SLOW_KINDS = [
@@ -237,16 +244,37 @@ SLOW_KINDS = [
          _data_check("pretrain"), "data check", True),
     Kind("webvid tsv", lambda ws: ws.synth / "pretrain/webvid/webvid_train.tsv", _data_check("pretrain"), "data check",
          True),
+    Kind("resume checkpoint", lambda ws: sorted((ws.run / "checkpoints").glob("step-*"))[-1],
+         lambda ws, out: ["finetune", "f30k", "--preset", "tiny", "--tokenizer", ws.synth / "tokenizer", "--precision",
+                          "fp32", "--data-root", ws.synth / "f30k", "--limit", "4", "--out", out / "private",
+                          "--max-steps", "3", "train.global_batch_size=2", "train.per_device_batch_size=2"],
+         "finetune", private=lambda ws: ws.run),
+    Kind("shard index.json", lambda ws: ws.shards / "index.json", lambda ws, out: _pretrain_shards(ws, out),
+         "pretrain"),
+    Kind("shard tar", lambda ws: sorted(ws.shards.glob("*.tar"))[0], lambda ws, out: _pretrain_shards(ws, out),
+         "pretrain"),
     Kind("f30k annotations (eval)", lambda ws: ws.synth / "f30k/karpathy/dataset_flickr30k.json",
          lambda ws, out: ["eval", "f30k", "--ckpt", ws.ckpts["f30k"], "--data-root", ws.synth / "f30k", "--split",
                           "val", "--limit", "2", "--results", out / "results"], "eval"),
 ]
 
 
+def _pretrain_shards(ws: Workspace, out: Path) -> list:
+    return ["pretrain", "--preset", "tiny", "--tokenizer", ws.synth / "tokenizer", "--precision", "fp32",
+            "--random-init", "--max-steps", "1", "--data-root", ws.shards.parent, "--out", out / "pre",
+            "train.global_batch_size=2", "train.per_device_batch_size=1", "train.chunk_size=2",
+            f"data.corpora=[{{name: coco, root: {ws.shards.name}, format: shards}}]"]
+
+
 def _fuzz_file(kind: Kind, data, ws: Workspace, scratch: Path) -> None:
     import shutil
 
     target = kind.path(ws)
+    out = scratch / "out"
+    if kind.private is not None:
+        shutil.rmtree(out / "private", ignore_errors=True)
+        shutil.copytree(kind.private(ws), out / "private")
+        target = out / "private" / target.relative_to(kind.private(ws))
     original = target.read_bytes()
     text_like = target.suffix in (".json", ".jsonl", ".csv", ".tsv", ".txt", ".yaml")
     is_json = target.suffix in (".json", ".jsonl")
@@ -257,7 +285,6 @@ def _fuzz_file(kind: Kind, data, ws: Workspace, scratch: Path) -> None:
             is_json = False
     how, damaged = data.draw(damage(original, is_json, lines=target.suffix in (".csv", ".tsv")) if text_like or
                              is_json else damage(original, False, False), label="damage")
-    out = scratch / "out"
     if not (out / "pristine").exists():
         shutil.copytree(ws.records, out / "pristine")
     try:
