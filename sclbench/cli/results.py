@@ -9,6 +9,7 @@ import typer
 
 from sclbench.cli._click import ClickException
 from sclbench.cli._params import INPUT_PATH, OUTPUT_FILE, SEED, finite_float, parse_finite
+from sclbench.common.io import atomic_write
 from sclbench.errors import ConfigError, DataError
 
 
@@ -48,7 +49,7 @@ def table(
     html_options = {"results_dir": results_dir, "baseline": baseline} if fmt == "html" else {}
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(render(rows, fmt, **html_options), encoding="utf-8")  # type: ignore[arg-type]
+        atomic_write(out, render(rows, fmt, **html_options))  # type: ignore[arg-type]
         typer.echo(f"wrote {len(rows)} rows to {out}")
     elif fmt == "rich":
         from rich.console import Console
@@ -106,7 +107,7 @@ def check(
                        expected_protocol=expect_protocol)
     report.print()
     if json_out is not None:
-        json_out.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+        atomic_write(json_out, json.dumps(report.to_dict(), indent=2) + "\n")
     if not report.passed:
         raise DriftFound(report.summary())
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from sclbench.common.io import atomic_write
 from sclbench.errors import CheckpointError
 from sclbench.model.config import SCLConfig
 from sclbench.model.readers import (  # noqa: F401  (re-exported: the readers' public home was this module)
@@ -300,7 +301,8 @@ def export_official(model: SCLModel, path: str | Path) -> Path:
     """Write a `.ckpt` the official code loads (`{"state_dict": ...}` + our config for reference)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": to_official_state_dict(model), "sclbench_config": model.config.to_dict()}, path)
+    payload = {"state_dict": to_official_state_dict(model), "sclbench_config": model.config.to_dict()}
+    atomic_write(path, lambda fh: torch.save(payload, fh))  # a failed write keeps the previous file
     return path
 
 
@@ -322,7 +324,7 @@ def save_pretrained(model: SCLModel, directory: str | Path, tokenizer: Any = Non
     if tokenizer is not None:
         tokenizer.save_pretrained(str(directory))
     if meta:
-        (directory / META_NAME).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
+        atomic_write(directory / META_NAME, json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
     return directory
 
 

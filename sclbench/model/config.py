@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sclbench.common.io import atomic_write
 from sclbench.common.values import Rule, check_value, loads_json_exact
 from sclbench.errors import ConfigError, SCLBenchError
 
@@ -198,7 +199,7 @@ class SCLConfig:
         return cls(**d)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        atomic_write(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> SCLConfig:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sclbench.common.io import atomic_write
 from sclbench.data.formats._io import read_jsonl
 from sclbench.errors import SCLBenchError
 from sclbench.results.record import ResultRecord
@@ -27,9 +28,10 @@ def save_figure(plt, fig, out: str | Path, dpi: int = 110) -> Path:
     """tight layout, the folder made, the PNG written, the figure closed (shared by every sclbench plot)."""
     fig.tight_layout()
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=dpi)
-    plt.close(fig)
+    try:  # atomic: a failed write (full disk, read-only) keeps the previous figure and says so
+        atomic_write(out, lambda fh: fig.savefig(fh, format=out.suffix.lstrip(".") or "png", dpi=dpi))
+    finally:
+        plt.close(fig)
     return out
 
 

@@ -7,12 +7,14 @@ code selected checkpoints on test-P (scl-official.md §4.2); here selection uses
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from sclbench.common.io import atomic_write
 from sclbench.data.datasets import NLVR2Dataset
 from sclbench.data.formats import nlvr2 as fmt
 from sclbench.metrics import nlvr2_metrics
@@ -85,9 +87,8 @@ class NLVR2Task(Task):
         """The official prediction CSV: `identifier,prediction` with True/False."""
         published = self.card.get(f"splits.{evaluation.split}", evaluation.split)  # dev / test1, not the role
         path = Path(out_dir) / f"nlvr2_predictions_{published}.csv"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w", newline="") as f:
-            writer = csv.writer(f)
-            for p in evaluation.predictions:
-                writer.writerow([p["identifier"], "True" if p["prediction"] else "False"])
-        return path
+        rows = io.StringIO(newline="")
+        writer = csv.writer(rows)
+        for p in evaluation.predictions:
+            writer.writerow([p["identifier"], "True" if p["prediction"] else "False"])
+        return atomic_write(path, rows.getvalue())  # a failed write keeps the previous file
