@@ -11,6 +11,9 @@ a few hundred terms per sum).
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 import torch._dynamo
@@ -196,3 +199,24 @@ def test_trainer_compiles_when_asked_and_trains_like_eager(tmp_path, monkeypatch
     eager, compiled = runs[False][0].state_dict(), runs[True][0].state_dict()
     for name, value in eager.items():
         torch.testing.assert_close(compiled[name], value, atol=1e-5, rtol=1e-4, msg=name)
+
+
+@pytest.mark.slow  # 17-40 s on one core: the retrieval stages compile for several pair-batch shapes
+def test_eval_with_compile_records_it_and_gives_eager_numbers(tmp_path, monkeypatch):
+    """`sclbench eval --compile` (app.jobs.evaluate(compile=True)): the record says compile in its
+    config and protocol, and the metrics equal the eager evaluation's (aot_eager backend, for speed)."""
+    from sclbench.app.jobs import evaluate
+    from sclbench.data.synthetic import generate
+
+    original = SCLModel.compile_stages
+    monkeypatch.setattr(SCLModel, "compile_stages", lambda self, **kw: original(self, backend="aot_eager"))
+    root = generate(tmp_path / "data", scale=0.25, parts=("f30k",))
+    runs = {}
+    for compiled in (False, True):
+        ev, path = evaluate("f30k", None, "test", str(root / "f30k"), tmp_path / f"results-{compiled}", preset="tiny",
+                            tokenizer=str(root / "tokenizer"), limit=8, compile=compiled, mode="exhaustive")
+        runs[compiled] = (ev, json.loads(Path(path).read_text()))
+    (eager, eager_record), (compiled_ev, record) = runs[False], runs[True]
+    assert record["config"]["compile"] is True and eager_record["config"]["compile"] is False
+    assert record["protocol"]["compile"] is True and "compile" not in eager_record["protocol"]
+    assert compiled_ev.metrics == pytest.approx(eager.metrics, abs=1e-9)
