@@ -4,7 +4,9 @@ Each verb group lives in its own module and only parses arguments and calls the 
 sees when something goes wrong (`main`):
 - an error the user can cause (`SCLBenchError`, or an OSError about a path: permission, read-only file
   system, not a folder, no space, file too large, ...) is one `error:` line, exit code 2;
-- a bad option value or a usage error is click's usage line and one `Error:` line naming it, exit 2;
+- a bad option value (not a number, out of range, NaN, a missing input path) is one `error:` line
+  naming the option, exit 2; a usage error (unknown option or verb, missing argument) is click's
+  usage line and one `Error:` line, exit 2;
 - anything else is a bug in sclbench: one `error:` line saying so, exit code 1; the traceback is
   printed when SCLBENCH_DEBUG=1. Library callers (and tests calling `app`) still get the exception.
 """
@@ -19,7 +21,7 @@ from pathlib import Path
 import typer
 
 from sclbench import __version__
-from sclbench.cli._click import click_exception_types
+from sclbench.cli._click import click_exception_types, is_bad_value
 from sclbench.errors import SCLBenchError, describe_os_error, is_user_os_error
 
 app = typer.Typer(
@@ -88,8 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         typer.echo("aborted", err=True)
         return 1
-    except click_exception_types() as exc:  # usage errors: print them the way click would
-        exc.show()  # type: ignore[attr-defined]
+    except click_exception_types() as exc:
+        if is_bad_value(exc):  # a wrong value is the user's error: one line naming the option
+            message = exc.format_message()  # type: ignore[attr-defined]
+            typer.secho(f"error: {message[:1].lower()}{message[1:]}", fg=typer.colors.RED, err=True)
+            return 2
+        exc.show()  # usage errors: the usage line and the message, the way click prints them
         return exc.exit_code  # type: ignore[attr-defined]
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)

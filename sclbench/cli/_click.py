@@ -5,10 +5,11 @@ from __future__ import annotations
 
 try:  # typer >= 0.29
     from typer._click import ClickException
+    from typer._click.exceptions import BadParameter, MissingParameter
 except ImportError:  # typer < 0.29 depends on click
-    from click import ClickException
+    from click import BadParameter, ClickException, MissingParameter
 
-__all__ = ["ClickException", "click_exception_types"]
+__all__ = ["ClickException", "click_exception_types", "is_bad_value"]
 
 
 def click_exception_types() -> tuple[type[BaseException], ...]:
@@ -22,3 +23,17 @@ def click_exception_types() -> tuple[type[BaseException], ...]:
     except ImportError:
         pass
     return tuple(types)
+
+
+def is_bad_value(exc: BaseException) -> bool:
+    """A value the user gave that is wrong (not a number, out of range, a missing path), as opposed to
+    a wrong command line (unknown option, missing argument), which is answered with the usage."""
+    bad, missing = [BadParameter], [MissingParameter]
+    try:
+        import click
+
+        bad.append(click.BadParameter)
+        missing.append(click.MissingParameter)
+    except ImportError:
+        pass
+    return isinstance(exc, tuple(bad)) and not isinstance(exc, tuple(missing))
