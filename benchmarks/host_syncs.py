@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -144,15 +144,17 @@ class _Collated:
 
 
 def count_syncs(task: str, steps: int = 6, log_every: int = 3, out_dir: str | None = None,
-                compile: bool = False) -> dict[str, Any]:
-    """Host syncs in `steps` optimizer steps of Trainer.fit (logging every `log_every`)."""
+                device: str = "cpu") -> dict[str, Any]:
+    """Host syncs in `steps` optimizer steps of Trainer.fit (logging every `log_every`); checkpoint
+    writes (device-to-host copies by nature) are left out. On a CUDA `device` the count includes
+    device-to-host copies, and torch's own sync detector (`torch.cuda.set_sync_debug_mode`) counts too."""
     from sclbench.data.collate import collate
     from sclbench.engine.trainer import TrainConfig, Trainer
 
     model, loss, samples = build(task)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = TrainConfig(lr=1e-4, warmup=1, max_steps=steps, global_batch_size=BATCH, per_device_batch_size=BATCH,
-                          log_every=log_every, tensorboard=False, device="cpu", out_dir=out_dir or tmp,
+                          log_every=log_every, tensorboard=False, device=device, out_dir=out_dir or tmp,
                           max_grad_norm=1.0)
         trainer = Trainer(model, loss, samples, collate, cfg)
         trainer.loader = _Collated([collate(samples[i:i + BATCH]) for i in range(0, steps * BATCH, BATCH)])
@@ -160,10 +162,34 @@ def count_syncs(task: str, steps: int = 6, log_every: int = 3, out_dir: str | No
         def optimizer_steps() -> list[torch.Tensor]:
             return [s["step"] for s in trainer.optimizer.state.values() if "step" in s]
 
-        with SyncCounter(optimizer_steps) as counter:
-            trainer.fit(resume=False)
-    return {"task": task, "steps": steps, "log_every": log_every, "syncs": len(counter.events),
-            "per_step": round(len(counter.events) / steps, 2), "kinds": sorted(set(counter.events))}
+        cuda = torch.device(device).type == "cuda"
+        save = trainer.save
+
+        def save_uncounted(state: Any) -> Any:  # a checkpoint copies to the host by nature
+            from torch.utils._python_dispatch import _disable_current_modes
+
+            if cuda:
+                torch.cuda.set_sync_debug_mode(0)
+            with _disable_current_modes():
+                path = save(state)
+            if cuda:
+                torch.cuda.set_sync_debug_mode("warn")
+            return path
+
+        trainer.save = save_uncounted
+        with SyncCounter(optimizer_steps) as counter, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if cuda:
+                torch.cuda.set_sync_debug_mode("warn")
+            try:
+                trainer.fit(resume=False)
+            finally:
+                if cuda:
+                    torch.cuda.set_sync_debug_mode(0)
+    cuda_syncs = [w for w in caught if "synchroniz" in str(w.message)] if cuda else None
+    return {"task": task, "device": device, "steps": steps, "log_every": log_every, "syncs": len(counter.events),
+            "per_step": round(len(counter.events) / steps, 2), "kinds": sorted(set(counter.events)),
+            "cuda_sync_warnings": None if cuda_syncs is None else len(cuda_syncs)}
 
 
 # ---- graph breaks in the model's forward -------------------------------------------------------------
@@ -223,14 +249,14 @@ def step_timing(task: str = "vqa", repeats: int = 20) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=("syncs", "breaks", "timing"), action="append")
+    parser.add_argument("--device", default="cpu", help="device of the sync count (cuda: d2h copies count too)")
     args = parser.parse_args(argv)
     parts = args.only or ["syncs", "breaks", "timing"]
-    report: dict[str, Any] = {"sclbench": str(Path(sys.modules["torch"].__file__).parent.name)}
     import sclbench
 
-    report["sclbench"] = str(Path(sclbench.__file__).parent)
+    report: dict[str, Any] = {"sclbench": str(Path(sclbench.__file__).parent), "torch": torch.__version__}
     if "syncs" in parts:
-        report["syncs"] = [count_syncs(task) for task in ("vqa", "f30k", "pretrain")]
+        report["syncs"] = [count_syncs(task, device=args.device) for task in ("vqa", "f30k", "pretrain")]
     if "breaks" in parts:
         report["graph_breaks"] = graph_breaks()
     if "timing" in parts:
