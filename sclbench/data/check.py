@@ -170,6 +170,22 @@ def _arrow(report: LayoutReport, task: str, root: Path, decode: bool = False) ->
             family, root, s, dataset=task if family == "image_retrieval" else None), split in required, decode)
 
 
+def _msrvtt(root: Path) -> list:
+    """The layout a run reads by default (json where both are present) with its media looked up, and the
+    other published layout's files too where they are present (a run may be pointed at them): read
+    exactly, their media counted once, under the first layout."""
+    runs = [(s, lambda k, s=s: msrvtt.read_msrvtt(root, s, skip=k), True) for s in msrvtt.SPLITS]
+    csv_present = any((root / d / "MSRVTT_JSFUSION_test.csv").is_file() for d in ("", "msrvtt_data"))
+    try:
+        default = msrvtt.detect_layout(root)
+    except DataError:
+        return runs  # neither layout: the reader's message names what is missing
+    if default == "json" and csv_present:
+        runs += [(f"{s} (csv layout)", lambda k, s=s: msrvtt.read_msrvtt(root, s, layout="csv", skip=SkipCounter()),
+                  False) for s in msrvtt.SPLITS]  # not required: a damaged file is still a problem (see _run)
+    return runs
+
+
 TASKS = {
     "f30k": lambda r: [(s, lambda k, s=s: karpathy.read_karpathy(r, "f30k", s, skip=k), True)
                        for s in ("train", "val", "test")],
@@ -178,7 +194,7 @@ TASKS = {
     "vqa": lambda r: [(s, lambda k, s=s: vqa.read_vqa(r, s, skip=k), s in ("train", "val"))
                       for s in vqa.SUBSETS],
     "nlvr2": lambda r: [(s, lambda k, s=s: nlvr2.read_nlvr2(r, s, skip=k), True) for s in nlvr2.SPLITS],
-    "msrvtt": lambda r: [(s, lambda k, s=s: msrvtt.read_msrvtt(r, s, skip=k), True) for s in msrvtt.SPLITS],
+    "msrvtt": lambda r: _msrvtt(r),
     "lsmdc": lambda r: [(s, lambda k, s=s: lsmdc.read_lsmdc(r, s, skip=k), s != "val") for s in lsmdc.FILES],
     "pretrain": None,
 }
