@@ -218,7 +218,9 @@ def run(work: Path, dry: bool, budget_s: float, image_size: int | None) -> dict:
     device = "cpu" if dry else "cuda"
     flops = model_flops(s["preset"], device, image_size, mean_caption_tokens(f30k_data, s["preset"]))
     peak = peak_tflops(None if dry else torch.cuda.get_device_name(0))
-    out.update(flops=flops, peak_bf16_tflops=peak, summary=summarise(train, evals, vqa_rec, vqa_wall, flops, peak))
+    summary = summarise(train, evals, vqa_rec, vqa_wall, flops, peak)
+    # `train.samples_per_s` and `eval.pairs_per_s` at the top, where docs/reproduce.md reads them
+    out.update(flops=flops, peak_bf16_tflops=peak, summary=summary, train=summary["train"], eval=summary["eval"])
     out["total_wall_s"] = round(time.perf_counter() - began, 1)
     return out
 

@@ -11,7 +11,8 @@ evaluation transform is deterministic, so equal sources are equal tensors.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Hashable, Sequence
+from collections.abc import Hashable, Sequence
+from typing import Any
 
 import torch
 

@@ -25,8 +25,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -40,6 +41,7 @@ from sclbench.tasks.retrieval_features import (  # noqa: F401  (re-exported: the
     FUSIONS, MODES, Features, RetrievalOptions, encode_shard, gather_features, pair_batch_for, place,
 )
 from sclbench.tasks.retrieval_fusion import fused_cls
+
 
 def _fp32(precision: EvalPrecision | None, model: SCLModel) -> EvalPrecision:
     return precision or EvalPrecision(device_type=next(model.parameters()).device.type)
@@ -208,7 +210,7 @@ def retrieval_scores(model: SCLModel, feats: Features, opts: RetrievalOptions,
     full[pairs[:, 0], pairs[:, 1]] = scores + (sim[pairs[:, 0], pairs[:, 1]] if opts.fusion == "itm+itc" else 0.0)
     i2t = torch.where(i2t_mask, full, torch.tensor(float("-inf")))
     t2i = torch.where(t2i_mask, full, torch.tensor(float("-inf"))).t()
-    return {"i2t": i2t, "t2i": t2i, "itc": sim, "cross_encoder_passes": int(len(pairs)),
+    return {"i2t": i2t, "t2i": t2i, "itc": sim, "cross_encoder_passes": len(pairs),
             "computed_passes": int(computed), "score_cache": stats,
             "pairs_per_s": computed / elapsed if elapsed else 0.0, "scoring_time_s": elapsed}
 
@@ -244,6 +246,6 @@ class _Progress:
             rate = done / max(time.perf_counter() - self.start, 1e-9)
             self.bar.update(self.task, rate=f"{rate:,.0f} pairs/s")
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
             self.bar.stop()

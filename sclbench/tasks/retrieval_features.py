@@ -12,8 +12,9 @@ selection and the metrics run.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -22,7 +23,6 @@ from sclbench.engine import distributed as D
 from sclbench.engine.loader import loader_settings
 from sclbench.engine.sampler import shard_bounds
 from sclbench.errors import ConfigError
-from sclbench.tasks.precision import EvalPrecision
 
 MODES = ("exhaustive", "two-stage")
 FUSIONS = ("itm", "itm+itc")
@@ -231,10 +231,3 @@ def place(feats: Features, device: torch.device, opts: RetrievalOptions) -> Feat
     feats.text_embeds, feats.vision_embeds = move(feats.text_embeds), move(feats.vision_embeds)
     return feats
 
-
-def feature_bytes(feats: Features) -> dict[str, Any]:
-    """Bytes held by the features, by tensor, and where the token features live."""
-    tensors = {k: v for k, v in feats.__dict__.items() if isinstance(v, torch.Tensor)}
-    return {"bytes": {k: v.numel() * v.element_size() for k, v in tensors.items()},
-            "device": str(feats.vision_embeds.device), "pinned": bool(feats.vision_embeds.is_pinned()),
-            "dtype": str(feats.vision_embeds.dtype).replace("torch.", "")}

@@ -88,6 +88,8 @@ def test_dry_run_runs_the_real_commands(tmp_path):
         assert (e["images"], e["texts"]) == (10, 50) and e["pairs"] > 0 and e["pairs_per_s"] > 0
         assert e["mfu"] > 0 and len(e["times_physical_limit"]) == 2
     assert summary["eval_vqa"]["questions"] > 0 and summary["eval_vqa"]["projected_test_dev_s"] > 0
+    # what docs/reproduce.md reads from gpu.json
+    assert result["train"]["samples_per_s"] > 0 and result["eval"]["pairs_per_s"] > 0
     flops = result["flops"]
     # counted training FLOPs agree with the analytic count of benchmarks/gpu.py
     assert flops["vqa_train_per_sample"] == pytest.approx(flops["vqa_train_per_sample_analytic"], rel=0.15)
