@@ -61,14 +61,17 @@ def load_torch(path: str | Path, what: str = "file", *, trust: bool = False, ext
                     f"could run code when loaded; {hint}") from None
 
 
-_GLOBAL = re.compile(r"GLOBAL ([\w.]+)|global: ([\w.]+)|Unsupported class ([\w.]+)|global ([\w.]+) ")
+# torch words it "Unsupported global: GLOBAL os.system was not ..." or "... GLOBAL posix.system whose module ...".
+_GLOBAL_PATTERNS = [re.compile(p) for p in (r"GLOBAL ([\w.]+)", r"Unsupported class ([\w.]+)",
+                                            r"[Gg]lobal:? ([\w.]+)")]
 
 
 def refused_global(err: BaseException) -> str | None:
     """The 'module.name' torch's weights-only unpickler refused, read from its message."""
-    for match in _GLOBAL.finditer(str(err)):
-        name = next(g for g in match.groups() if g)
-        return name.rstrip(".")
+    for pattern in _GLOBAL_PATTERNS:
+        match = pattern.search(str(err))
+        if match and match.group(1) != "GLOBAL":
+            return match.group(1).rstrip(".")
     return None
 
 
