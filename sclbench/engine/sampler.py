@@ -36,11 +36,17 @@ class TrainSampler(Sampler[list[int]]):
     contiguous slice [r*micro_batch, (r+1)*micro_batch) of each. `with_epoch`: yield (epoch, index)
     pairs (for a SeededDataset read by persistent workers, whose copy of the dataset never sees
     `set_epoch`).
+
+    `kinds` (one small int per item; pre-training's image and clip batches): on more than one process,
+    every global micro-batch then holds items of one kind, so that all ranks run the same objectives,
+    gather tensors of the same shapes and reach the same parameters in each micro-step (each kind is
+    permuted and cut into global micro-batches, whose order is permuted; the kind's tail is dropped).
+    One process keeps the plain permutation (its micro-steps need no agreement).
     """
 
     def __init__(self, num_samples: int, global_batch: int, micro_batch: int, seed: int = 0,
                  rank: int | None = None, world: int | None = None, shuffle: bool = True,
-                 with_epoch: bool = False):
+                 with_epoch: bool = False, kinds: Sequence[int] | None = None):
         self.rank = D.rank() if rank is None else rank
         self.world = D.world_size() if world is None else world
         if global_batch % (micro_batch * self.world):
@@ -50,11 +56,38 @@ class TrainSampler(Sampler[list[int]]):
         self.accumulation = global_batch // (micro_batch * self.world)
         self.seed, self.shuffle, self.with_epoch = seed, shuffle, with_epoch
         self.epoch, self.start_batch = 0, 0
+        aligned = kinds is not None and self.world > 1 and len(set(kinds)) > 1
+        if kinds is not None and len(kinds) != num_samples:
+            raise ValueError(f"kinds has {len(kinds)} entries for {num_samples} samples")
+        self.kinds = list(kinds) if aligned else None
 
     @property
     def steps_per_epoch(self) -> int:
         """Global batches (optimizer steps) per epoch."""
-        return self.num_samples // self.global_batch
+        if self.kinds is None:
+            return self.num_samples // self.global_batch
+        group = self.micro_batch * self.world
+        groups = sum(self.kinds.count(k) // group for k in set(self.kinds))
+        return groups // self.accumulation
+
+    def _order(self) -> list[int]:
+        """The epoch's indices; in kind-aligned mode, whole single-kind global micro-batches."""
+        if self.kinds is None:
+            if not self.shuffle:
+                return list(range(self.num_samples))
+            g = torch.Generator().manual_seed(_seed(self.seed, self.epoch))
+            return torch.randperm(self.num_samples, generator=g).tolist()
+        group, blocks = self.micro_batch * self.world, []
+        for kind in sorted(set(self.kinds)):
+            items = [i for i, k in enumerate(self.kinds) if k == kind]
+            if self.shuffle:
+                g = torch.Generator().manual_seed(_seed(self.seed, self.epoch, 1 + kind))
+                items = [items[j] for j in torch.randperm(len(items), generator=g).tolist()]
+            blocks += [items[s:s + group] for s in range(0, len(items) - group + 1, group)]
+        if self.shuffle:
+            g = torch.Generator().manual_seed(_seed(self.seed, self.epoch))
+            blocks = [blocks[j] for j in torch.randperm(len(blocks), generator=g).tolist()]
+        return [i for block in blocks for i in block]
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         """Select the epoch's permutation; skip its first `start_batch` global batches (resume)."""
@@ -64,11 +97,7 @@ class TrainSampler(Sampler[list[int]]):
         return max(0, self.steps_per_epoch - self.start_batch) * self.accumulation
 
     def __iter__(self) -> Iterator[list[int]]:
-        if self.shuffle:
-            g = torch.Generator().manual_seed(_seed(self.seed, self.epoch))
-            order = torch.randperm(self.num_samples, generator=g).tolist()
-        else:
-            order = list(range(self.num_samples))
+        order = self._order()
         group = self.micro_batch * self.world
         for b in range(self.start_batch, self.steps_per_epoch):
             batch = order[b * self.global_batch:(b + 1) * self.global_batch]

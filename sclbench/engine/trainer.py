@@ -200,8 +200,10 @@ class Trainer:
         else:
             self.dataset = train_dataset if isinstance(train_dataset, SeededDataset) else SeededDataset(
                 train_dataset, cfg.seed)
+            kinds = getattr(self.dataset, "item_kinds", None)  # batches of several kinds: one kind per micro-step
             self.sampler = TrainSampler(len(self.dataset), cfg.global_batch_size, cfg.per_device_batch_size,
-                                        cfg.seed, self.rank, self.world, with_epoch=True)
+                                        cfg.seed, self.rank, self.world, with_epoch=True,
+                                        kinds=kinds() if callable(kinds) else None)
             self.steps_per_epoch = self.sampler.steps_per_epoch
         if self.steps_per_epoch == 0:
             raise ConfigError(f"the train split has {len(self.dataset)} samples, fewer than one global "

@@ -78,6 +78,12 @@ class ChunkedDataset(Dataset):
     def __len__(self) -> int:
         return len(self.chunks)
 
+    def item_kinds(self) -> list[int]:
+        """Each item's kind as an int (the same every epoch: the kinds' chunk counts do not change), so
+        that on several processes the trainer's sampler gives all ranks one kind per micro-step."""
+        ids = {kind: i for i, kind in enumerate(self.groups)}
+        return [ids[kind] for kind, _ in self.chunks]
+
     def probe_items(self) -> list[int]:
         """The first item of each kind when batches of several kinds mix (images and clips use different
         parameters): the trainer's parameter-use probe (engine/used_params.py) looks at one of each."""

@@ -53,3 +53,18 @@ def test_torchrun_two_processes_train_every_card(card, synth_root, tmp_path):
         assert f"frozen for this job (its loss never reaches them): {MASK_TOKEN}\n" in text
     else:
         assert "frozen for this job" not in text
+
+
+def test_torchrun_mixed_image_and_video_pretraining(synth_root, tmp_path):
+    """Image and clip batches in one run: every micro-step gives all ranks one kind (same objectives,
+    same gathered shapes), and the MLTC mask token, reached by image batches only, makes DDP search
+    for unused parameters; accumulation 2 (no_sync) included."""
+    out = tmp_path / "run"
+    args = job_args("pretrain", synth_root, out) + [
+        "data.corpora=[{name: sbu, root: sbu}, {name: webvid, root: webvid}]", "train.chunk_size=2",
+        "train.video_chunk_size=2"]
+    text = torchrun(args, tmp_path / "torchrun.log")
+    assert text.count(f"done: {STEPS} steps") == 2, text[-3000:]
+    assert f"some batches only ({MASK_TOKEN}): DDP looks for unused parameters" in text
+    rows = train_log(out)
+    assert [r["step"] for r in rows] == list(range(1, STEPS + 1)) and all(math.isfinite(r["loss"]) for r in rows)

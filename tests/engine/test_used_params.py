@@ -105,3 +105,32 @@ def test_a_leftover_ddp_reduction_error_is_one_clear_message(synth_root, tmp_pat
     trainer.module = lambda batch, ctx: (_ for _ in ()).throw(RuntimeError("another failure"))
     with pytest.raises(RuntimeError, match="another failure"):  # anything else passes through unchanged
         trainer._forward({}, ctx)
+
+
+@pytest.mark.parametrize("world,micro,accumulation", [(2, 1, 1), (2, 1, 2), (4, 2, 3)])
+def test_kind_aligned_sampler_gives_every_rank_one_kind_per_micro_step(world, micro, accumulation):
+    """Mixed image / clip batches on several processes: in each micro-step all ranks hold one kind."""
+    from sclbench.engine.sampler import TrainSampler
+
+    kinds = [0] * 23 + [1] * 11  # chunk kinds as ChunkedDataset.item_kinds gives them (all images first)
+    global_batch = micro * world * accumulation
+    samplers = [TrainSampler(len(kinds), global_batch, micro, seed=7, rank=r, world=world, kinds=kinds)
+                for r in range(world)]
+    for epoch in (0, 1):
+        for s in samplers:
+            s.set_epoch(epoch)
+        per_rank = [list(s) for s in samplers]
+        assert len({len(p) for p in per_rank}) == 1
+        seen = []
+        for step in zip(*per_rank):  # one micro-step, every rank
+            assert len({kinds[i] for batch in step for i in batch}) == 1
+            seen += [i for batch in step for i in batch]
+        assert len(seen) == len(set(seen))  # nothing twice
+        group = micro * world
+        assert samplers[0].steps_per_epoch == (23 // group + 11 // group) // accumulation
+        assert len(per_rank[0]) == samplers[0].steps_per_epoch * accumulation
+    # Both kinds occur, and one process keeps the plain permutation (no agreement needed).
+    assert {kinds[i] for i in seen} == {0, 1}
+    one = TrainSampler(len(kinds), 4, 1, seed=7, rank=0, world=1, kinds=kinds)
+    plain = TrainSampler(len(kinds), 4, 1, seed=7, rank=0, world=1)
+    assert list(one) == list(plain) and one.steps_per_epoch == plain.steps_per_epoch
