@@ -71,7 +71,8 @@ def refused_global(err: BaseException) -> str | None:
     for pattern in _GLOBAL_PATTERNS:
         match = pattern.search(str(err))
         if match and match.group(1) != "GLOBAL":
-            return match.group(1).rstrip(".")
+            name = match.group(1).rstrip(".")
+            return name if "." in name else f"builtins.{name}"  # torch names builtins bare: "GLOBAL eval"
     return None
 
 
