@@ -1,2 +1,3 @@
-"""Tiny shared primitives every floor may use (atomic writes, JSON lines). Imports nothing from
-sclbench but `sclbench.errors` (itself a leaf)."""
+"""Tiny shared primitives every floor may use: atomic writes and output-target checks (io), the one safe
+unpickler (safe_pickle), the run-folder lock (runlock), checked values (values), process pools
+(processes), JSON lines. Imports nothing from sclbench but `sclbench.errors` (itself a leaf)."""
