@@ -3,11 +3,14 @@ result records) per session, and a scratch current folder with a CI-like environ
 
 from __future__ import annotations
 
+import functools
 import shutil
 from pathlib import Path
 
 import pytest
 from fuzz_cli import REPO, Workspace
+
+from sclbench.cli import app
 
 
 @pytest.fixture(scope="session")
@@ -65,3 +68,23 @@ def scratch(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     monkeypatch.delenv("SCLBENCH_TASKS_DIR", raising=False)
     return tmp_path
+
+
+def _command_infos(typer_app, prefix=()):
+    for info in typer_app.registered_commands:
+        yield (*prefix, info.name or info.callback.__name__), info
+    for group in typer_app.registered_groups:
+        yield from _command_infos(group.typer_instance, (*prefix, group.name))
+
+
+@pytest.fixture
+def recorded(monkeypatch):
+    """Every verb's function replaced by one that records its arguments (the signature, and so the
+    options typer builds, stay the verb's own)."""
+    calls: list[tuple[str, dict]] = []
+    for path, info in _command_infos(app):
+        def record(*args, _path=" ".join(path), **kwargs):
+            calls.append((_path, kwargs))
+
+        monkeypatch.setattr(info, "callback", functools.wraps(info.callback)(record))
+    return calls

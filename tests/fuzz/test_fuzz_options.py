@@ -9,7 +9,6 @@ the real verbs, cheap ones with more examples, the jobs (slow) with a few on tin
 
 from __future__ import annotations
 
-import functools
 import math
 
 import pytest
@@ -18,8 +17,6 @@ from fuzz_cli import (FUZZ, VERBS, allowed_codes, assert_clean, base_argvs, chan
 from fuzz_values import Paths, build_argv, flag_spellings, kind, split_base, values_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from sclbench.cli import app
 
 # Integer options that may be negative (a layer counted from the end: -1 = last).
 SIGNED_INTS = {("explain", "layer")}
@@ -50,26 +47,6 @@ def _changes(data, command, paths, real, keys, n_max):
 
 def _real_inputs(ws) -> list:
     return [ws.synth / "f30k", ws.records, ws.image, ws.ckpts["f30k"], ws.synth / "tokenizer", ws.sentences]
-
-
-def _command_infos(typer_app, prefix=()):
-    for info in typer_app.registered_commands:
-        yield (*prefix, info.name or info.callback.__name__), info
-    for group in typer_app.registered_groups:
-        yield from _command_infos(group.typer_instance, (*prefix, group.name))
-
-
-@pytest.fixture
-def recorded(monkeypatch):
-    """Every verb's function replaced by one that records its arguments (the signature, and so the
-    options typer builds, stay the verb's own)."""
-    calls: list[tuple[str, dict]] = []
-    for path, info in _command_infos(app):
-        def record(*args, _path=" ".join(path), **kwargs):
-            calls.append((_path, kwargs))
-
-        monkeypatch.setattr(info, "callback", functools.wraps(info.callback)(record))
-    return calls
 
 
 def test_every_verb_has_a_base_command_line(workspace, tmp_path):
