@@ -30,6 +30,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    epilog="Errors you can fix are one `error:` line (exit 2). An internal error says it is a bug (exit 1); "
+           "SCLBENCH_DEBUG=1 prints its traceback.",
 )
 
 
