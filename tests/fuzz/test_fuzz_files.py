@@ -310,7 +310,7 @@ def test_damaged_file(kind, data, workspace, scratch):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", SLOW_KINDS, ids=[k.name for k in SLOW_KINDS])
-@settings(FUZZ, max_examples=6)
+@settings(FUZZ, max_examples=10)
 @given(data=st.data())
 def test_damaged_file_slow(kind, data, workspace, scratch):
     _fuzz_file(kind, data, workspace, scratch)

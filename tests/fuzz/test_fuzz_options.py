@@ -146,7 +146,7 @@ def test_run_layer(verb, data, workspace, scratch):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("verb", JOBS)
-@settings(FUZZ, max_examples=5)
+@settings(FUZZ, max_examples=15)
 @given(data=st.data())
 def test_run_layer_jobs(verb, data, workspace, scratch):
     _run_layer(verb, data, workspace, scratch, n_max=1)
