@@ -31,6 +31,17 @@ CASES = {
 }
 
 
+# Found by this suite, open when it was written (issue 21); xfail until fixed, the reason names the area.
+_DISTRIBUTED = ("torchrun environment (sclbench/engine/distributed.py): RANK / WORLD_SIZE that are empty, not "
+                "integers or set without MASTER_ADDR reach int() / init_process_group and raise ValueError")
+OPEN = {
+    "RANK": _DISTRIBUTED,
+    "WORLD_SIZE": _DISTRIBUTED,
+    "SCLBENCH_CHECKPOINTS": "registry (sclbench/model/hub.py load_registry): a registry file that is not YAML "
+                            "raises yaml's ParserError, one that is not a mapping AttributeError",
+}
+
+
 @pytest.fixture
 def no_demo(monkeypatch):
     """The demo's work replaced by a recorder: its variables are read before any work starts."""
@@ -42,7 +53,8 @@ def no_demo(monkeypatch):
     return calls
 
 
-@pytest.mark.parametrize("variable", sorted(CASES))
+@pytest.mark.parametrize("variable", [pytest.param(v, marks=[pytest.mark.xfail(reason=OPEN[v], strict=False)]
+                                                   if v in OPEN else []) for v in sorted(CASES)])
 @settings(FUZZ, max_examples=8)
 @given(data=st.data())
 def test_environment_variable(variable, data, workspace, scratch, monkeypatch, no_demo):

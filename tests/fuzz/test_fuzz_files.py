@@ -259,6 +259,27 @@ SLOW_KINDS = [
 ]
 
 
+# Failures this suite found in other owners' code that were still open when it was written (issue 21):
+# each is an xfail that passes (XPASS) once fixed; its reason names the owner's area and the defect.
+OPEN = {
+    "tokenizer_config.json": "tokenizer loading (sclbench/data/tokenizer.py): a tokenizer_config.json of {} loads "
+                             "without a pad token and `encode` raises transformers' ValueError",
+    "sentences file": "predict (sclbench/app/predict.py read_sentences): a sentences file that is not UTF-8 "
+                      "(UTF-16 from another tool, random bytes) raises UnicodeDecodeError",
+    "result record (table)": "records (sclbench/results/record.py _read_json): a record that is not UTF-8 raises "
+                             "UnicodeDecodeError",
+    "result record (check)": "records (sclbench/results/record.py _read_json): a record that is not UTF-8 raises "
+                             "UnicodeDecodeError",
+    "result record (plot)": "records (sclbench/results/record.py _read_json): a record that is not UTF-8 raises "
+                            "UnicodeDecodeError",
+}
+
+
+def _params(kinds: list[Kind]) -> list:
+    return [pytest.param(k, id=k.name, marks=[pytest.mark.xfail(reason=OPEN[k.name], strict=False)]
+                         if k.name in OPEN else []) for k in kinds]
+
+
 def _pretrain_shards(ws: Workspace, out: Path) -> list:
     return ["pretrain", "--preset", "tiny", "--tokenizer", ws.synth / "tokenizer", "--precision", "fp32",
             "--random-init", "--max-steps", "1", "--data-root", ws.shards.parent, "--out", out / "pre",
@@ -301,7 +322,7 @@ def _fuzz_file(kind: Kind, data, ws: Workspace, scratch: Path) -> None:
         os.utime(target)
 
 
-@pytest.mark.parametrize("kind", KINDS, ids=[k.name for k in KINDS])
+@pytest.mark.parametrize("kind", _params(KINDS))
 @settings(FUZZ, max_examples=10)
 @given(data=st.data())
 def test_damaged_file(kind, data, workspace, scratch):
@@ -309,7 +330,7 @@ def test_damaged_file(kind, data, workspace, scratch):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", SLOW_KINDS, ids=[k.name for k in SLOW_KINDS])
+@pytest.mark.parametrize("kind", _params(SLOW_KINDS))
 @settings(FUZZ, max_examples=10)
 @given(data=st.data())
 def test_damaged_file_slow(kind, data, workspace, scratch):
