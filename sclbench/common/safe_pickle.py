@@ -54,11 +54,23 @@ def load_torch(path: str | Path, what: str = "file", *, trust: bool = False, ext
             return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         name = refused_global(err)
-        if name is None and "Weights only load failed" not in str(err):
+        if name is None:  # an opcode or structure the safe reader rejects: damage, for the caller to word
             raise
-        raise error(f"cannot read {what} {path} safely: it pickles "
-                    f"{'the global ' + name if name else 'objects beyond tensors and plain containers'}, which "
-                    f"could run code when loaded; {hint}") from None
+        raise error(f"cannot read {what} {path} safely: it pickles the global {name}, which could run code "
+                    f"when loaded; {hint}") from None
+
+
+def short_reason(err: BaseException) -> str:
+    """One line from torch's long load failures (the WeightsUnpickler line, else the first line)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        if "WeightsUnpickler error" in line:  # its reason follows on the same line or the next
+            rest = line.partition("WeightsUnpickler error")[2].lstrip(": ").strip()
+            return rest or (lines[i + 1] if i + 1 < len(lines) else line)
+    if not lines:
+        return type(err).__name__
+    first = lines[0]
+    return first.split(". ")[0].rstrip(".") if len(first) > 120 else first  # torch appends paragraphs of advice
 
 
 # torch words it "Unsupported global: GLOBAL os.system was not ..." or "... GLOBAL posix.system whose module ...".

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from sclbench.common.io import atomic_write
-from sclbench.common.safe_pickle import load_torch
+from sclbench.common.safe_pickle import load_torch, short_reason
 from sclbench.errors import CheckpointError
 
 CKPT_DIR = "checkpoints"
@@ -118,8 +118,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
     except CheckpointError:
         raise
     except Exception as err:  # truncated or damaged: anything from OSError to RuntimeError or EOFError
-        raise CheckpointError(f"cannot read training checkpoint {path}: {err}; delete it to resume from the one "
-                              "before, or pass --no-resume with another --out") from None
+        raise CheckpointError(f"cannot read training checkpoint {path}: {short_reason(err)}; the file is damaged: "
+                              "delete it to resume from the one before, or choose another --out") from None
     if not isinstance(payload, dict):
         raise CheckpointError(f"{path} is not a training checkpoint of sclbench (it holds a "
                               f"{type(payload).__name__}); remove it from the run folder's checkpoints/")

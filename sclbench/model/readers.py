@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from sclbench.common.safe_pickle import load_torch
+from sclbench.common.safe_pickle import load_torch, short_reason
 from sclbench.errors import CheckpointError
 
 TRUST_CKPT_HINT = ("if you trust its source, pass --trust-pickle (or convert it once: `sclbench ckpt convert FILE "
@@ -132,8 +132,7 @@ def _unpickler_reason(err: BaseException) -> str:
 
 
 def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
+    return short_reason(err)
 
 
 def extract_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, torch.Tensor]:

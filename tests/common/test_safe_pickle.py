@@ -176,3 +176,22 @@ def test_a_resume_checkpoint_of_an_older_sclbench_needs_trust_pickle_and_then_re
     np.random.seed(0)
     set_rng_state(load_checkpoint(path, trust_pickle=True)["rng"][0])
     assert np.random.randint(0, 1 << 30, 5).tolist() == expected
+
+
+@pytest.mark.parametrize("damage", ["garbage", "pickle-garbage", "cut-zip", "cut-legacy", "cut-legacy-head"])
+def test_damaged_torch_files_are_a_cache_miss_and_one_line_checkpoint_errors(tmp_path, damage):
+    """Damage is not a refusal: a cache entry is recomputed, a checkpoint is named as damaged in one line."""
+    rng = np.random.default_rng(0)
+    torch.save({"scores": torch.zeros(100)}, tmp_path / "zip.pt")
+    torch.save({"scores": torch.zeros(100)}, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    zipped, legacy = (tmp_path / "zip.pt").read_bytes(), (tmp_path / "legacy.pt").read_bytes()
+    data = {"garbage": rng.bytes(500), "pickle-garbage": b"\x80\x02" + rng.bytes(500),
+            "cut-zip": zipped[:len(zipped) // 2], "cut-legacy": legacy[:len(legacy) // 2],
+            "cut-legacy-head": legacy[:60]}[damage]
+    path = tmp_path / "damaged.pt"
+    path.write_bytes(data)
+    assert load_tensors(path) is None
+    for read in (read_checkpoint, load_checkpoint):
+        with pytest.raises(CheckpointError, match=r"damaged\.pt") as info:
+            read(path)
+        assert "\n" not in str(info.value) and len(str(info.value)) < 400, str(info.value)
