@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -108,7 +107,7 @@ def _owns_run_folder(job: Callable[..., dict[str, Any]]) -> Callable[..., dict[s
     def run(*args: Any, **kwargs: Any) -> dict[str, Any]:
         out_dir = kwargs["out_dir"] if "out_dir" in kwargs else args[3]
         check_output_dir(out_dir, "--out")
-        if os.environ.get("RANK", "0") != "0":
+        if D.launch_rank() != 0:  # checks torchrun's variables before the run folder is touched
             return job(*args, **kwargs)
         with run_folder_lock(out_dir, "--out"):
             return job(*args, **kwargs)

@@ -18,7 +18,6 @@ draw from a look-ahead window of the same stream (`negative_pool` pairs: a strea
 
 from __future__ import annotations
 
-import os
 import random
 import tempfile
 import zlib
@@ -96,13 +95,13 @@ class StreamingBatches(IterableDataset):
     def rank(self) -> int:
         if self._rank is not None:
             return self._rank
-        return D.rank() if D.is_initialized() else int(os.environ.get("RANK", 0))
+        return D.rank() if D.is_initialized() else D.launch_rank()
 
     @property
     def world(self) -> int:
         if self._world is not None:
             return self._world
-        return D.world_size() if D.is_initialized() else int(os.environ.get("WORLD_SIZE", 1))
+        return D.world_size() if D.is_initialized() else D.launch_world_size()
 
     @property
     def per_group(self) -> dict[str, int]:

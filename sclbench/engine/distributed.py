@@ -19,22 +19,92 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.distributed as dist
+
+from sclbench.errors import ConfigError
 
 
 def is_initialized() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
+class TorchrunEnv(NamedTuple):
+    """This process's place as torchrun wrote it in the environment, checked."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+
+
+_LAUNCH_HINT = "torchrun sets it (`torchrun --nproc_per_node=N -m sclbench ...`); unset it to run one process"
+_MAX_INT = 2**31 - 1  # c10d keeps ranks and sizes in C ints
+
+
+def _env_int(name: str, minimum: int) -> int | None:
+    """The whole number in environment variable `name` (None when unset); anything else is one error naming it.
+    Whitespace around it is accepted, as torch's own int() reading does."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return None
+    text = raw.strip()
+    if not (text.isascii() and text.isdigit()) or int(text) < minimum or int(text) > _MAX_INT:
+        raise ConfigError(f"environment variable {name}={raw!r} is not a whole number from {minimum} to {_MAX_INT}; "
+                          f"{_LAUNCH_HINT}")
+    return int(text)
+
+
+def torchrun_environment() -> TorchrunEnv | None:
+    """RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT, checked before anything reads them.
+
+    None when neither RANK nor WORLD_SIZE is set (a plain process). A half-set, malformed or
+    inconsistent launch is one ConfigError naming the variable, not a ValueError from deep inside
+    init_process_group (or a rendezvous that waits for peers that will never come)."""
+    rank_, world = _env_int("RANK", 0), _env_int("WORLD_SIZE", 1)
+    if rank_ is None and world is None:
+        return None
+    for name, value in (("RANK", rank_), ("WORLD_SIZE", world)):
+        if value is None:
+            other = "WORLD_SIZE" if name == "RANK" else "RANK"
+            raise ConfigError(f"environment variable {other} is set but {name} is not; {_LAUNCH_HINT}")
+    assert rank_ is not None and world is not None
+    if rank_ >= world:
+        raise ConfigError(f"environment variable RANK={rank_} is not below WORLD_SIZE={world}; {_LAUNCH_HINT}")
+    for name in ("MASTER_ADDR", "MASTER_PORT"):
+        if not os.environ.get(name, "").strip():
+            raise ConfigError(f"environment variables RANK and WORLD_SIZE are set but {name} is "
+                              f"{'empty' if name in os.environ else 'not'}; {_LAUNCH_HINT}")
+    port = _env_int("MASTER_PORT", 1)
+    if port is not None and port > 65535:
+        raise ConfigError(f"environment variable MASTER_PORT={port} is not a port (1 to 65535); {_LAUNCH_HINT}")
+    local = _env_int("LOCAL_RANK", 0)
+    return TorchrunEnv(rank_, world, 0 if local is None else local)
+
+
 def launched_by_torchrun() -> bool:
-    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+    return torchrun_environment() is not None
+
+
+def launch_rank() -> int:
+    """This process's rank before (or without) the process group: torchrun's RANK, checked; 0 alone."""
+    env = torchrun_environment()
+    return 0 if env is None else env.rank
+
+
+def launch_world_size() -> int:
+    """The world size before (or without) the process group: torchrun's WORLD_SIZE, checked; 1 alone."""
+    env = torchrun_environment()
+    return 1 if env is None else env.world_size
 
 
 def local_rank() -> int:
-    return int(os.environ.get("LOCAL_RANK", 0))
+    env = torchrun_environment()
+    if env is not None:
+        return env.local_rank
+    local = _env_int("LOCAL_RANK", 0)  # some launchers set only this one for a single process
+    return 0 if local is None else local
 
 
 def init_distributed(device: str | torch.device | None = None, timeout_minutes: float = 30.0) -> torch.device:
@@ -48,10 +118,16 @@ def init_distributed(device: str | torch.device | None = None, timeout_minutes: 
         return wanted  # another accelerator (e.g. mps): single process, no process group
     cuda = torch.cuda.is_available() and (wanted is None or wanted.type == "cuda")
     device = torch.device("cpu")
+    env = torchrun_environment()  # checked first: a bad launch is one error, whatever the device
     if cuda:
-        device = torch.device("cuda", local_rank() if wanted is None or wanted.index is None else wanted.index)
+        index = local_rank() if wanted is None or wanted.index is None else wanted.index
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"{'LOCAL_RANK' if wanted is None or wanted.index is None else 'the device'} asks for "
+                              f"GPU {index}, but this machine shows {torch.cuda.device_count()} "
+                              "(CUDA_VISIBLE_DEVICES); start at most that many processes per node")
+        device = torch.device("cuda", index)
         torch.cuda.set_device(device)
-    if launched_by_torchrun() and not is_initialized():
+    if env is not None and not is_initialized():
         dist.init_process_group(
             backend="nccl" if cuda else "gloo", init_method="env://",
             timeout=timedelta(minutes=timeout_minutes),
