@@ -2,5 +2,6 @@
 
 from sclbench.model.config import TASKS, SCLConfig
 from sclbench.model.scl import SCLModel, SCLOutput, VisionFeatures
+from sclbench.model import factory  # noqa: F401,E402  (installs the loaders behind SCLModel.from_*)
 
 __all__ = ["SCLConfig", "SCLModel", "SCLOutput", "TASKS", "VisionFeatures"]

@@ -8,7 +8,8 @@ dtypes (integer or complex values where float weights belong) and NaN/Inf values
 naming the file and the tensor.
 
 Our own format is a directory: `config.json` (SCLConfig) + `model.safetensors` (+ tokenizer files
-+ `sclbench.json` with provenance), written by `save_pretrained` and read by `load_pretrained`.
++ `sclbench.json` with provenance), written by `save_pretrained`. Models are built (and these files read
+into them) by `sclbench.model.factory` only: `load_official`, `load_pretrained`, `create_model`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -27,8 +28,10 @@ from sclbench.model.config import SCLConfig
 from sclbench.model.readers import (  # noqa: F401  (re-exported: the readers' public home was this module)
     _first_line, extract_state_dict, official_config, read_checkpoint, read_safetensors, sniff_format,
 )
-from sclbench.model.scl import SCLModel
 from sclbench.model.vision import resize_position_table
+
+if TYPE_CHECKING:  # annotations only: the network module imports this one (save_pretrained)
+    from sclbench.model.scl import SCLModel
 
 POS_KEY = "vision_transformer.visual.positional_embedding"
 TOKEN_TYPE_KEY = "token_type_embeddings.weight"
@@ -261,33 +264,6 @@ def load_into(model: SCLModel, sd: dict[str, torch.Tensor], source: str = "check
     return report
 
 
-def load_official(
-    path_or_state_dict: str | Path | dict, task: str = "pretrain", image_size: int | None = None,
-    config: SCLConfig | None = None, strict_report: bool = False,
-) -> tuple[SCLModel, KeyReport]:
-    """Build the model for `task` (official `base` sizes unless `config` is given) and load weights."""
-    if isinstance(path_or_state_dict, (str, Path)):
-        source = str(path_or_state_dict)
-        obj = read_checkpoint(path_or_state_dict)
-    else:
-        source, obj = "state dict", path_or_state_dict
-    sd = extract_state_dict(obj, source)
-    if config is None:
-        config = SCLConfig.base(task)
-        if "vision_transformer.visual.temporal_embed" in sd and not config.use_temporal_embed:
-            config.use_temporal_embed = True  # a video-pretrained (CVPR v1) checkpoint: keep its table
-    if image_size is not None:
-        config.image_size = image_size
-    from sclbench.model.factory import assemble  # the one constructor (imported here: factory imports us)
-
-    model, report = assemble(config, sd, source)
-    if strict_report:
-        miss, unexp = report.unexplained()
-        if miss or unexp:
-            raise CheckpointError(f"{source}: unexplained keys: missing {miss[:5]}, unexpected {unexp[:5]}")
-    return model, report
-
-
 def to_official_state_dict(model: SCLModel) -> dict[str, torch.Tensor]:
     """Our weights under the official names (identical by construction), plus the transformers-4.6
     `position_ids` buffer so that the official loader sees a complete text encoder."""
@@ -326,40 +302,3 @@ def save_pretrained(model: SCLModel, directory: str | Path, tokenizer: Any = Non
     if meta:
         atomic_write(directory / META_NAME, json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
     return directory
-
-
-def load_pretrained(directory: str | Path, task: str | None = None, map_location: str = "cpu",
-                    **config_overrides: Any) -> SCLModel:
-    """Load a `save_pretrained` directory; `task` re-targets the heads for fine-tuning another task."""
-    directory = Path(directory)
-    if not (directory / CONFIG_NAME).is_file() or not (directory / WEIGHTS_NAME).is_file():
-        raise CheckpointError(
-            f"{directory} is not an sclbench checkpoint directory (needs {CONFIG_NAME} and {WEIGHTS_NAME})"
-        )
-    config = SCLConfig.load(directory / CONFIG_NAME)
-    if task is not None and task != config.task:
-        config = config.for_task(task, image_size=config.image_size)
-    for k, v in config_overrides.items():
-        setattr(config, k, v)
-    from sclbench.model.factory import assemble
-
-    model, _ = assemble(config)
-    weights = directory / WEIGHTS_NAME
-    sd = read_safetensors(weights, device=map_location)
-    if task is None or task == SCLConfig.load(directory / CONFIG_NAME).task:
-        own = model.state_dict()
-        missing, unexpected = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
-        wrong = [f"{k}: file {list(sd[k].shape)} vs config {list(own[k].shape)}"
-                 for k in sorted(set(sd) & set(own)) if tuple(sd[k].shape) != tuple(own[k].shape)]
-        if missing or unexpected or wrong:
-            raise CheckpointError(
-                f"{weights} does not match {directory / CONFIG_NAME}: missing {missing[:3]}, unexpected "
-                f"{unexpected[:3]}, shape mismatches {wrong[:2]}. The weights hold {describe_weights(sd)}; "
-                f"the config describes {describe_model(config)} (files of two different saves?)"
-            )
-        check_dtypes(sd, own, str(weights))
-        check_finite(sd, str(weights))
-        model.load_state_dict(sd)
-    else:
-        load_into(model, sd, str(directory))
-    return model

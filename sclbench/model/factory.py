@@ -21,13 +21,17 @@ from pathlib import Path
 from typing import Any
 
 from sclbench.errors import CheckpointError, ConfigError
-from sclbench.model.checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_into
+from sclbench.model.checkpoint import (
+    CONFIG_NAME, WEIGHTS_NAME, KeyReport, check_dtypes, check_finite, describe_model, describe_weights, load_into,
+)
 from sclbench.model.readers import extract_state_dict, read_checkpoint, read_safetensors
 from sclbench.model.config import SCLConfig
 from sclbench.model.hub import ResolvedCheckpoint, resolve
 from sclbench.model.scl import SCLModel
 
 TOKENIZER_FILES = ("tokenizer.json", "vocab.json")
+# Present only in video-pretrained (CVPR v1) official checkpoints: the model then keeps the table.
+TEMPORAL_KEY = "vision_transformer.visual.temporal_embed"
 
 
 @dataclass
@@ -48,11 +52,20 @@ class LoadedModel:
 def assemble(config: SCLConfig, state_dict: dict[str, Any] | None = None, source: str = "checkpoint",
              require_heads: tuple[str, ...] = ()) -> tuple[SCLModel, Any]:
     """The one place a model is constructed: `SCLModel(config)`, then (when given) its weights, loaded
-    with the key report. Every path (create_model, the loaders behind `SCLModel.from_*`, benchmarks)
-    comes through here."""
+    with the key report. Every path (create_model, load_official / load_pretrained behind `SCLModel.from_*`,
+    benchmarks) comes through here."""
     model = SCLModel(config)
     report = load_into(model, state_dict, source, require_heads=require_heads) if state_dict is not None else None
     return model, report
+
+
+def official_base(state_dict: dict[str, Any], task: str, preset: str = "base") -> SCLConfig:
+    """The config of an official file, which holds none: the preset's sizes for `task`, with the temporal
+    table when the file has one."""
+    config = SCLConfig.preset(preset, task)
+    if TEMPORAL_KEY in state_dict:
+        config.use_temporal_embed = True
+    return config
 
 
 def configure(config: SCLConfig, task: str, model_overrides: dict[str, Any] | None = None) -> SCLConfig:
@@ -126,9 +139,7 @@ def create_model(ckpt: str | Path | None = None, *, task: str = "pretrain", pres
         state_dict = extract_state_dict(read_checkpoint(path, trust_pickle=trust_pickle), str(path))
         if resolved.entry and resolved.entry.get("image_size"):
             model_overrides = {**(model_overrides or {}), "image_size": int(resolved.entry["image_size"])}
-        base = SCLConfig.preset(preset, task)  # an official file holds no config: the official sizes
-        if "vision_transformer.visual.temporal_embed" in state_dict:
-            base.use_temporal_embed = True
+        base = official_base(state_dict, task, preset)
         tok = _tokenizer(base, None, tokenizer, require_tokenizer)
         config = configure(fit_vocab(base, tok) if tok is not None else base, task, model_overrides)
         model, report = assemble(config, state_dict, str(path), require_heads)
@@ -162,3 +173,64 @@ def _fresh(task: str, preset: str, model_overrides: dict[str, Any] | None, token
     return LoadedModel(model, tok, None, report="freshly initialised",
                        init=f"random ({preset} preset: encoders, fusion and heads)")
 
+
+# ---- the loaders behind SCLModel.from_official_checkpoint / SCLModel.from_pretrained ------------------
+def load_official(
+    path_or_state_dict: str | Path | dict, task: str = "pretrain", image_size: int | None = None,
+    config: SCLConfig | None = None, strict_report: bool = False,
+) -> tuple[SCLModel, KeyReport]:
+    """Build the model for `task` (official `base` sizes unless `config` is given) and load weights."""
+    if isinstance(path_or_state_dict, (str, Path)):
+        source = str(path_or_state_dict)
+        obj = read_checkpoint(path_or_state_dict)
+    else:
+        source, obj = "state dict", path_or_state_dict
+    sd = extract_state_dict(obj, source)
+    if config is None:
+        config = official_base(sd, task)
+    if image_size is not None:
+        config.image_size = image_size
+    model, report = assemble(config, sd, source)
+    if strict_report:
+        miss, unexp = report.unexplained()
+        if miss or unexp:
+            raise CheckpointError(f"{source}: unexplained keys: missing {miss[:5]}, unexpected {unexp[:5]}")
+    return model, report
+
+
+def load_pretrained(directory: str | Path, task: str | None = None, map_location: str = "cpu",
+                    **config_overrides: Any) -> SCLModel:
+    """Load a `save_pretrained` directory; `task` re-targets the heads for fine-tuning another task."""
+    directory = Path(directory)
+    if not (directory / CONFIG_NAME).is_file() or not (directory / WEIGHTS_NAME).is_file():
+        raise CheckpointError(
+            f"{directory} is not an sclbench checkpoint directory (needs {CONFIG_NAME} and {WEIGHTS_NAME})"
+        )
+    config = SCLConfig.load(directory / CONFIG_NAME)
+    if task is not None and task != config.task:
+        config = config.for_task(task, image_size=config.image_size)
+    for k, v in config_overrides.items():
+        setattr(config, k, v)
+    model, _ = assemble(config)
+    weights = directory / WEIGHTS_NAME
+    sd = read_safetensors(weights, device=map_location)
+    if task is None or task == SCLConfig.load(directory / CONFIG_NAME).task:
+        own = model.state_dict()
+        missing, unexpected = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
+        wrong = [f"{k}: file {list(sd[k].shape)} vs config {list(own[k].shape)}"
+                 for k in sorted(set(sd) & set(own)) if tuple(sd[k].shape) != tuple(own[k].shape)]
+        if missing or unexpected or wrong:
+            raise CheckpointError(
+                f"{weights} does not match {directory / CONFIG_NAME}: missing {missing[:3]}, unexpected "
+                f"{unexpected[:3]}, shape mismatches {wrong[:2]}. The weights hold {describe_weights(sd)}; "
+                f"the config describes {describe_model(config)} (files of two different saves?)"
+            )
+        check_dtypes(sd, own, str(weights))
+        check_finite(sd, str(weights))
+        model.load_state_dict(sd)
+    else:
+        load_into(model, sd, str(directory))
+    return model
+
+
+SCLModel.install_builders(official=load_official, pretrained=load_pretrained)

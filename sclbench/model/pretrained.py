@@ -229,7 +229,7 @@ def _is_torchscript(path: Path) -> bool:
 def read_file(path: Path) -> dict[str, Any]:
     """A state dict from a weights file. TorchScript archives are read with `torch.jit.load` (the
     official loader's way; the archive's code is never run, only its tensors are read)."""
-    from sclbench.model.checkpoint import read_checkpoint
+    from sclbench.model.readers import read_checkpoint
 
     if path.suffix != ".safetensors" and _is_torchscript(path):
         try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -166,6 +166,21 @@ class SCLModel(nn.Module):
         else:
             off()
 
+    # The loaders behind the two `from_*` doors live in `sclbench.model.factory`, the one place a model is
+    # built. The factory sits above this module (it constructs SCLModel), so it installs them here when
+    # `sclbench.model` is imported, instead of this module importing it back.
+    _builders: dict[str, Callable[..., Any]] = {}
+
+    @classmethod
+    def install_builders(cls, **builders: Callable[..., Any]) -> None:
+        cls._builders.update(builders)
+
+    @classmethod
+    def _builder(cls, name: str) -> Callable[..., Any]:
+        if name not in cls._builders:  # only if sclbench/model/__init__.py stopped importing the factory
+            raise RuntimeError(f"SCLModel has no {name!r} loader installed: import sclbench.model.factory first")
+        return cls._builders[name]
+
     @classmethod
     def from_official_checkpoint(
         cls, path_or_state_dict: str | Path | dict, task: str = "pretrain", image_size: int | None = None,
@@ -173,17 +188,16 @@ class SCLModel(nn.Module):
     ) -> SCLModel:
         """Build the `base` model of `task` and load an official SCL Lightning checkpoint into it.
 
-        See `sclbench.model.checkpoint.load_official` for what is loaded and reported.
+        See `sclbench.model.factory.load_official` for what is loaded and reported.
         """
-        from sclbench.model.checkpoint import load_official
-
-        return load_official(path_or_state_dict, task=task, image_size=image_size, config=config, **kwargs)[0]
+        model, _ = cls._builder("official")(path_or_state_dict, task=task, image_size=image_size, config=config,
+                                            **kwargs)
+        return model
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, **kwargs: Any) -> SCLModel:
-        from sclbench.model.checkpoint import load_pretrained
-
-        return load_pretrained(directory, **kwargs)
+        """Load a `save_pretrained` directory (see `sclbench.model.factory.load_pretrained`)."""
+        return cls._builder("pretrained")(directory, **kwargs)
 
     def save_pretrained(self, directory: str | Path, tokenizer: Any = None, **kwargs: Any) -> Path:
         from sclbench.model.checkpoint import save_pretrained

@@ -10,7 +10,8 @@ import torch
 from sclbench.cli import main
 from sclbench.errors import CheckpointError
 from sclbench.model import SCLConfig, SCLModel
-from sclbench.model.checkpoint import load_official, read_checkpoint, to_official_state_dict
+from sclbench.model.checkpoint import read_checkpoint, to_official_state_dict
+from sclbench.model.factory import load_official
 
 
 def official_like_state_dict(task="pretrain", image_size=32):

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from sclbench.errors import CheckpointError, SCLBenchError
 from sclbench.model import SCLConfig, SCLModel
 from sclbench.model.checkpoint import (
-    WEIGHTS_NAME, extract_state_dict, load_into, load_pretrained, read_checkpoint, save_pretrained,
-    to_official_state_dict,
+    WEIGHTS_NAME, extract_state_dict, load_into, read_checkpoint, save_pretrained, to_official_state_dict,
 )
+from sclbench.model.factory import load_pretrained
 
 
 def tiny(task="pretrain", **kw):

@@ -125,7 +125,8 @@ def test_a_checkpoint_directory_with_a_bad_config_fails_before_reading_weights(t
     import torch
 
     from sclbench.model import SCLModel
-    from sclbench.model.checkpoint import load_pretrained, save_pretrained
+    from sclbench.model.checkpoint import save_pretrained
+    from sclbench.model.factory import load_pretrained
 
     folder = save_pretrained(SCLModel(SCLConfig.tiny("vqa")), tmp_path / "ckpt")
     data = json.loads((folder / "config.json").read_text())

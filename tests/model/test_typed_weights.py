@@ -10,7 +10,8 @@ from safetensors.torch import save_file
 
 from sclbench.errors import CheckpointError
 from sclbench.model import SCLConfig, SCLModel
-from sclbench.model.checkpoint import WEIGHTS_NAME, load_into, load_pretrained, save_pretrained
+from sclbench.model.checkpoint import WEIGHTS_NAME, load_into, save_pretrained
+from sclbench.model.factory import load_pretrained
 
 WRONG = [torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool, torch.complex64,
          torch.complex128]
