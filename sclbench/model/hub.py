@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from sclbench.errors import CheckpointError
+from sclbench.model.registry_file import read_registry
 
 REGISTRY_ENV, CACHE_ENV = "SCLBENCH_CHECKPOINTS", "SCLBENCH_CACHE"
 
@@ -33,14 +32,19 @@ def cache_dir() -> Path:
 
 
 def load_registry(path: Path | None = None) -> dict[str, dict[str, Any]]:
-    path = path or registry_path()
+    """name -> entry, every entry checked (registry_file.read_registry): a damaged registry is one error
+    naming the file and the entry. A registry the user named in $SCLBENCH_CHECKPOINTS must exist."""
+    origin = ""
+    if path is None:
+        path = registry_path()
+        origin = f"{REGISTRY_ENV}=" if os.environ.get(REGISTRY_ENV) else ""
+        if origin and not path.is_file():
+            what = "is a folder" if path.is_dir() else "does not exist"
+            raise CheckpointError(f"{REGISTRY_ENV}={path} {what}: it must name a checkpoints.yaml file "
+                                  "(unset it to use the packaged registry)")
     if not path.is_file():
         return {}
-    data = yaml.safe_load(path.read_text()) or {}
-    entries = data.get("checkpoints", {})
-    if not isinstance(entries, dict):
-        raise CheckpointError(f"{path}: 'checkpoints' must be a mapping of name -> entry")
-    return entries
+    return read_registry(path, origin)
 
 
 def registry_entry(name: str, registry: dict[str, dict[str, Any]] | None = None) -> dict[str, Any] | None:
