@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from sclbench.data.arrow_cells import read_cell
 from sclbench.errors import DataError
 
 # Every way Pillow reports an image it cannot (or will not) decode. Corrupt bytes surface as OSError
@@ -120,8 +121,6 @@ class ImageSource:
         if self.data is not None:
             return self.data
         if self.arrow is not None:
-            from sclbench.data.formats.arrow import read_cell
-
             return read_cell(*self.arrow)
         try:
             return self.path.read_bytes()

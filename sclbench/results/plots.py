@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sclbench.common.io import atomic_write
-from sclbench.data.formats._io import read_jsonl
+from sclbench.common.io import atomic_write, read_jsonl
 from sclbench.errors import SCLBenchError
 from sclbench.results.record import ResultRecord
 
@@ -41,7 +40,10 @@ def read_log(path: str | Path) -> list[dict]:
         path = path / "log.jsonl"
     if not path.is_file():
         raise SCLBenchError(f"no training log at {path} (a run folder holds log.jsonl)")
-    return [row for _, row in read_jsonl(path)]
+    rows = [row for _, row in read_jsonl(path)]
+    if not rows:
+        raise SCLBenchError(f"{path} is empty: the run has logged nothing yet")
+    return rows
 
 
 def plot_training(run: str | Path, out: str | Path) -> Path:

@@ -19,9 +19,12 @@ import io
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sclbench.data.records import SkipCounter
 from sclbench.errors import DataError
+
+if TYPE_CHECKING:
+    from sclbench.data.records import SkipCounter
 
 
 class MissingDataFile(DataError):

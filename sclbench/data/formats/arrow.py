@@ -20,52 +20,16 @@ worker) and its cells are checked row by row: list lengths agree within a row, i
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pyarrow as pa
 
+from sclbench.data.arrow_cells import forget_table, open_table
 from sclbench.data.formats._io import dedup
 from sclbench.data.records import CaptionRecord, ImageSource, NLVR2Record, VQARecord
 from sclbench.errors import ConfigError, DataError
 
 IMAGE_COLUMNS = ("image", "image_0", "image_1")
-# per process, keyed by (path, size, mtime): memory maps are cheap, re-opened after fork/pickle, and a
-# table re-written in place is never served from a stale map
-_TABLES: dict[tuple, pa.Table] = {}
-
-
-def open_table(path: str | Path) -> pa.Table:
-    key = str(path)
-    try:
-        stat = os.stat(key)
-    except FileNotFoundError:
-        raise DataError(f"arrow table {key} not found; write it with the ViLT scripts (or `sclbench data "
-                        "arrow`) or pass the folder holding the *.arrow files") from None
-    except OSError as err:
-        raise DataError(f"cannot read arrow table {key}: {err.strerror}") from None
-    cache_key = (key, stat.st_size, stat.st_mtime_ns)
-    if cache_key not in _TABLES:
-        try:
-            table = pa.ipc.open_file(pa.memory_map(key, "r")).read_all()
-            table.validate(full=True)  # offsets and UTF-8 checked once, so no cell read can crash later
-        except (pa.ArrowException, OSError, ValueError) as err:
-            raise DataError(f"{key} is not an Arrow IPC file or is damaged ({type(err).__name__}: "
-                            f"{str(err)[:200]}); re-create it") from None
-        for old in [k for k in _TABLES if k[0] == key]:
-            del _TABLES[old]
-        _TABLES[cache_key] = table
-    return _TABLES[cache_key]
-
-
-def read_cell(path: str, column: str, row: int) -> bytes:
-    table = open_table(path)
-    if column not in table.column_names or not 0 <= row < table.num_rows:
-        raise DataError(f"{path}: no column {column!r} row {row}; the table changed since it was read")
-    value = table.column(column)[row].as_py()
-    if not isinstance(value, bytes):
-        raise DataError(f"{path}: column {column!r} row {row} holds no image bytes")
-    return value
 
 
 # Column types, as predicates over arrow types. A null type anywhere inside is accepted: pandas gives
@@ -277,8 +241,7 @@ def write_table(columns: dict[str, list], path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
-    for old in [k for k in _TABLES if k[0] == str(path)]:
-        del _TABLES[old]
+    forget_table(path)
     return path
 
 
