@@ -78,6 +78,8 @@ def load_card(name_or_path: str | Path, overrides: list[str] | None = None,
               valid_keys: set[str] | None = None) -> TaskCard:
     """Read `tasks/<name>.yaml` (or a path to a card) and apply `a.b=value` overrides.
 
+    A card may `include: OTHER` (another card's name): OTHER's settings deep-merged under its own.
+
     An override must name a setting the card holds or one of `valid_keys` (settings the code reads
     with a default); anything else is refused with the nearest valid key, so a typo never passes
     silently. Free-form sections (`paper`) take any key.
@@ -89,12 +91,7 @@ def load_card(name_or_path: str | Path, overrides: list[str] | None = None,
         known = ", ".join(available_cards()) or "none"
         raise ConfigError(f"no task card {str(name_or_path)!r} (known tasks: {known}; add your own cards with "
                           f"${CARDS_ENV}=DIR or pass a path to a .yaml card)")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise ConfigError(f"task card {path} is not valid YAML: {_yaml_problem(err)}") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"cannot read task card {path}: {err}") from None
+    data = _read_with_includes(path, ())
     if not isinstance(data, dict) or "family" not in data:
         raise ConfigError(f"task card {path} must be a mapping with a 'family' entry")
     check_values(data, f"task card {path}")
@@ -102,6 +99,55 @@ def load_card(name_or_path: str | Path, overrides: list[str] | None = None,
         check_override_keys(overrides, leaf_keys(data) | set(valid_keys), str(path))
     data = apply_overrides(data, overrides or [])
     return TaskCard(name=data.get("name", path.stem), data=data)
+
+
+# What a card says about its own dataset only: an including card does not inherit these (a card on
+# f30k is not f30k: not its name, paper numbers, reproduction facts, nor its place in the demo).
+NOT_INHERITED = ("name", "paper", "reproduce", "demo")
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ConfigError(f"task card {path} is not valid YAML: {_yaml_problem(err)}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read task card {path}: {err}") from None
+
+
+def _read_with_includes(path: Path, chain: tuple[Path, ...]) -> Any:
+    """A card's mapping with its `include: OTHER` resolved: OTHER (a card name, or a .yaml path relative
+    to the including card) deep-merged under it, the including card's keys winning; a cycle is refused."""
+    data = _read_yaml(path)
+    if not isinstance(data, dict) or "include" not in data:
+        return data
+    chain = (*chain, path.resolve())
+    target = data.pop("include")
+    if not isinstance(target, str) or not target:
+        raise ConfigError(f"task card {path}: include should name one card (a name or a .yaml path), not {target!r}")
+    base_path = path.parent / target if Path(target).suffix in (".yaml", ".yml") else \
+        (path.parent / f"{target}.yaml" if (path.parent / f"{target}.yaml").is_file() else find_card(target))
+    if base_path is None or not base_path.is_file():
+        raise ConfigError(f"task card {path}: include {target!r} names no card (known: {', '.join(available_cards())})")
+    if base_path.resolve() in chain:
+        cycle = " -> ".join(p.stem for p in (*chain, base_path.resolve()))
+        raise ConfigError(f"task card {path}: include cycle {cycle}")
+    base = _read_with_includes(base_path, chain)
+    if not isinstance(base, dict):
+        raise ConfigError(f"task card {base_path} (included by {path}) must be a mapping")
+    inherited = {k: v for k, v in base.items() if k not in NOT_INHERITED}
+    return deep_merge(inherited, data)
+
+
+def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `top` laid over it: mappings merged key by key, anything else (lists too) replaced."""
+    merged = copy.deepcopy(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
 
 
 FREE_FORM = ("paper.",)  # sections whose keys are data, not settings

@@ -8,6 +8,9 @@ encoding, a CSV with a header and no rows are problems here; a byte-order mark i
 required split without a single sample is a problem; under a pre-training root every shard folder
 is read through and held to its index (a shard cut short or holding fewer samples is named). A
 folder of ViLT arrow tables (data.format: arrow) is checked table by table, as those runs read it.
+
+The task is a card name (packaged or the user's); its format (`sclbench.data.formats.FORMATS`) names
+the checker below that reads the layout.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sclbench.data.formats import arrow, karpathy, lsmdc, msrvtt, nlvr2, pretrain, vqa
+from sclbench.config import TaskCard, available_cards, load_card
+from sclbench.data.formats import Format, arrow, card_format, karpathy, lsmdc, msrvtt, nlvr2, pretrain, vqa
 from sclbench.data.formats._io import MissingDataFile
 from sclbench.data.records import ImageSource, NLVR2Record, SkipCounter, VideoRecord
 from sclbench.data.shards import INDEX_NAME, check_shards
@@ -101,7 +105,7 @@ def _run(report: LayoutReport, name: str, read, required: bool = True, decode: b
     report.examples[name] = list(dict.fromkeys(p for paths in skip.examples.values() for p in paths))
 
 
-def _pretrain(report: LayoutReport, root: Path, decode: bool = False) -> None:
+def check_pretrain(report: LayoutReport, root: Path, card: TaskCard, decode: bool = False) -> None:
     corpora = {"coco": lambda s: pretrain.read_coco_pretrain(root / "coco", skip=s),
                "vg": lambda s: pretrain.read_vg(root / "vg", skip=s),
                "sbu": lambda s: pretrain.read_sbu(root / "sbu", skip=s),
@@ -124,50 +128,73 @@ def _pretrain(report: LayoutReport, root: Path, decode: bool = False) -> None:
 
 
 def check_layout(task: str, root: str | Path, decode: bool = False) -> LayoutReport:
-    """Check the layout of one task's data under `root` (tasks: see TASKS); `decode`: also decode every
-    image and clip the layout names (slow: what `--skip-corrupt` would leave out is listed)."""
-    if task not in TASKS:
-        raise DataError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
+    """Check the layout of one task's data under `root` (a task: any card, see `available_cards`);
+    `decode`: also decode every image and clip the layout names (slow: what `--skip-corrupt` would
+    leave out is listed)."""
+    if task not in available_cards():
+        raise DataError(f"unknown task {task!r}; use one of {', '.join(available_cards())}")
+    card = load_card(task)
+    fmt = card_format(card)
     root = Path(root)
     report = LayoutReport(task, root)
     if not root.is_dir():
         report.problems.append(f"{root} is not a directory")
         return report
-    if task == "pretrain":
-        _pretrain(report, root, decode)
+    if _arrow_layout(fmt, card, root):
+        _arrow(report, fmt, card, root, decode)
         return report
-    if _arrow_layout(task, root):
-        _arrow(report, task, root, decode)
-        return report
-    for name, read, required in TASKS[task](root):
-        _run(report, name, read, required, decode)
+    fmt.hook("checker")(report, root, card, decode)
     return report
 
 
-# ViLT/METER tables (card key data.format: arrow): file pattern, family, splits, required splits
-ARROW = {
-    "f30k": ("f30k_caption_karpathy_{}.arrow", "image_retrieval", ("train", "val", "test"), ("train", "val", "test")),
-    "coco": ("coco_caption_karpathy_{}.arrow", "image_retrieval", ("train", "val", "test"), ("train", "val", "test")),
-    "vqa": ("vqav2_{}.arrow", "vqa", ("train", "val", "test-dev", "test"), ("train", "val")),
-    "nlvr2": ("nlvr2_{}.arrow", "nlvr2", nlvr2.SPLITS, nlvr2.SPLITS),
-}
+def _dataset(card: TaskCard) -> str:
+    return card.get("data.dataset", card.name)
 
 
-def _arrow_layout(task: str, root: Path) -> bool:
+def _arrow_layout(fmt: Format, card: TaskCard, root: Path) -> bool:
     """True when `root` holds the task's arrow tables (a folder of ViLT tables, not the raw layout)."""
-    return task in ARROW and any((root / ARROW[task][0].format(s)).is_file() for s in ARROW[task][2])
+    return fmt.arrow is not None and any((root / fmt.arrow.file(_dataset(card), s)).is_file() for s in fmt.arrow.splits)
 
 
-def _arrow(report: LayoutReport, task: str, root: Path, decode: bool = False) -> None:
+def _arrow(report: LayoutReport, fmt: Format, card: TaskCard, root: Path, decode: bool = False) -> None:
     """Every table opened, validated and read cell by cell, as a run with data.format: arrow reads it."""
-    pattern, family, splits, required = ARROW[task]
-    for split in splits:
-        if not (root / pattern.format(split)).is_file():
-            (report.problems if split in required else report.notes).append(
-                f"{split} (arrow): {root / pattern.format(split)} not found")
+    tables, dataset = fmt.arrow, _dataset(card)
+    for split in tables.splits:
+        path = root / tables.file(dataset, split)
+        if not path.is_file():
+            (report.problems if split in tables.required else report.notes).append(f"{split} (arrow): {path} not found")
             continue
         _run(report, f"{split} (arrow)", lambda k, s=split: arrow.read_family_arrow(
-            family, root, s, dataset=task if family == "image_retrieval" else None), split in required, decode)
+            tables.family, root, s, dataset=dataset if tables.family == "image_retrieval" else None),
+            split in tables.required, decode)
+
+
+def _run_all(report: LayoutReport, runs: list, decode: bool) -> None:
+    for name, read, required in runs:
+        _run(report, name, read, required, decode)
+
+
+def check_karpathy(report: LayoutReport, root: Path, card: TaskCard, decode: bool = False) -> None:
+    dataset = _dataset(card)
+    _run_all(report, [(s, lambda k, s=s: karpathy.read_karpathy(root, dataset, s, skip=k), True)
+                      for s in ("train", "val", "test")], decode)
+
+
+def check_vqa(report: LayoutReport, root: Path, card: TaskCard, decode: bool = False) -> None:
+    _run_all(report, [(s, lambda k, s=s: vqa.read_vqa(root, s, skip=k), s in ("train", "val"))
+                      for s in vqa.SUBSETS], decode)
+
+
+def check_nlvr2(report: LayoutReport, root: Path, card: TaskCard, decode: bool = False) -> None:
+    _run_all(report, [(s, lambda k, s=s: nlvr2.read_nlvr2(root, s, skip=k), True) for s in nlvr2.SPLITS], decode)
+
+
+def check_lsmdc(report: LayoutReport, root: Path, card: TaskCard, decode: bool = False) -> None:
+    _run_all(report, [(s, lambda k, s=s: lsmdc.read_lsmdc(root, s, skip=k), s != "val") for s in lsmdc.FILES], decode)
+
+
+def check_msrvtt(report: LayoutReport, root: Path, card: TaskCard, decode: bool = False) -> None:
+    _run_all(report, _msrvtt(root), decode)
 
 
 def _msrvtt(root: Path) -> list:
@@ -184,17 +211,3 @@ def _msrvtt(root: Path) -> list:
         runs += [(f"{s} (csv layout)", lambda k, s=s: msrvtt.read_msrvtt(root, s, layout="csv", skip=SkipCounter()),
                   False) for s in msrvtt.SPLITS]  # not required: a damaged file is still a problem (see _run)
     return runs
-
-
-TASKS = {
-    "f30k": lambda r: [(s, lambda k, s=s: karpathy.read_karpathy(r, "f30k", s, skip=k), True)
-                       for s in ("train", "val", "test")],
-    "coco": lambda r: [(s, lambda k, s=s: karpathy.read_karpathy(r, "coco", s, skip=k), True)
-                       for s in ("train", "val", "test")],
-    "vqa": lambda r: [(s, lambda k, s=s: vqa.read_vqa(r, s, skip=k), s in ("train", "val"))
-                      for s in vqa.SUBSETS],
-    "nlvr2": lambda r: [(s, lambda k, s=s: nlvr2.read_nlvr2(r, s, skip=k), True) for s in nlvr2.SPLITS],
-    "msrvtt": lambda r: _msrvtt(r),
-    "lsmdc": lambda r: [(s, lambda k, s=s: lsmdc.read_lsmdc(r, s, skip=k), s != "val") for s in lsmdc.FILES],
-    "pretrain": None,
-}

@@ -16,6 +16,10 @@ Paths under OUT (every task root passes `sclbench data check <task> --root OUT/<
   SCLBENCH_SYNTHETIC (in OUT and in every task root): the marker that says "synthetic data", so
             results made on it are labelled as such and never set against the papers' numbers.
 Byte-identical for the same seed and scale.
+
+What is written comes from the task cards (packaged, `--cards`, $SCLBENCH_TASKS_DIR): every card with a
+`synth:` section gets a folder named after it, written by its format's writer
+(`sclbench.data.formats.FORMATS`) at the card's `synth.splits` sizes, in `synth.order`.
 """
 
 from __future__ import annotations
@@ -32,8 +36,10 @@ import numpy as np
 from PIL import Image
 
 from sclbench.common.processes import run_calls
+from sclbench.config import TaskCard, available_cards, load_card
 from sclbench.data import synth_scenes as S
-from sclbench.data.formats import arrow, karpathy, nlvr2, vqa
+from sclbench.errors import ConfigError
+from sclbench.data.formats import arrow, card_format, karpathy, nlvr2, vqa
 
 MARKER = "SCLBENCH_SYNTHETIC"  # no .json suffix: it stays out of the tasks' data fingerprints
 VQA_MIN_COUNT = 3  # the synthetic vocabulary threshold (official: 9, on 440k questions)
@@ -90,20 +96,33 @@ def write_mp4(frames: list[Image.Image], path: Path, fps: int = 8) -> None:
         container.mux(stream.encode())
 
 
-def _karpathy(out: Path, dataset: str, splits: dict[str, int], rng: random.Random, texts: list[str]) -> None:
+def _sizes(card, scale: float) -> dict[str, int]:
+    """The card's `synth.splits` (samples per split at scale 1) at this scale, in the card's order."""
+    splits = card.get("synth.splits")
+    if not isinstance(splits, dict) or not splits:
+        raise ConfigError(f"task card {card.name!r}: synth.splits should map each split to its size at scale 1")
+    return {split: _n(count, scale) for split, count in splits.items()}
+
+
+def write_karpathy(out: Path, card, scale: float, rng: random.Random, texts: list[str]) -> None:
+    """Karpathy-format images and captions. `synth.image_folders` (split -> folder) writes the COCO
+    layout (train2014/, val2014/, COCO_<folder>_<id>.jpg); else flat files under `synth.image_dir`
+    (default flickr30k-images/, the folder the reader assumes when an entry names none)."""
+    dataset = card.get("data.dataset", card.name)
+    folders, image_dir = card.get("synth.image_folders"), card.get("synth.image_dir")
     images, sent_id = [], 0
-    for split, count in splits.items():
+    for split, count in _sizes(card, scale).items():
         for _ in range(count):
             idx = len(images)
             scene = S.random_scene(rng)
-            if dataset == "coco":
-                folder = "train2014" if split == "train" else "val2014"
+            if folders:
+                folder = folders[split]
                 entry = {"filepath": folder, "filename": f"COCO_{folder}_{100000 + idx:012d}.jpg",
                          "cocoid": 100000 + idx}
                 path = out / folder / entry["filename"]
             else:
-                entry = {"filename": f"{1000000 + idx}.jpg"}
-                path = out / karpathy.F30K_IMAGE_DIR / entry["filename"]
+                entry = {"filename": f"{1000000 + idx}.jpg", **({"filepath": image_dir} if image_dir else {})}
+                path = out / (image_dir or karpathy.F30K_IMAGE_DIR) / entry["filename"]
             _save_image(S.render(scene, rng), path)
             caps = S.captions(scene)
             texts += caps
@@ -113,12 +132,12 @@ def _karpathy(out: Path, dataset: str, splits: dict[str, int], rng: random.Rando
                          sentids=[s["sentid"] for s in sentences])
             sent_id += len(caps)
             images.append(entry)
-    _write_json(out / "karpathy" / karpathy.JSON_NAMES[dataset], {"images": images, "dataset": dataset})
+    _write_json(out / "karpathy" / karpathy.json_name(dataset), {"images": images, "dataset": dataset})
 
 
-def _vqa(out: Path, scale: float, rng: random.Random, texts: list[str]) -> None:
+def write_vqa(out: Path, card, scale: float, rng: random.Random, texts: list[str]) -> None:
     qid = 0
-    for split, count in (("train", _n(60, scale)), ("val", _n(30, scale)), ("test", _n(12, scale))):
+    for split, count in _sizes(card, scale).items():  # train, val, test (test-dev: every other test question)
         questions, annotations = [], []
         for i in range(count):
             image_id = {"train": 1, "val": 2, "test": 3}[split] * 100000 + i
@@ -156,12 +175,12 @@ def _nlvr2_pair(rng: random.Random, truths, targets):
     return None
 
 
-def _nlvr2(out: Path, scale: float, rng: random.Random, texts: list[str]) -> None:
+def write_nlvr2(out: Path, card, scale: float, rng: random.Random, texts: list[str]) -> None:
     # 4 statements per set; test-P of 200 statements, so that a number ~10 points above chance is
     # significant (p < 0.01) and not just lucky. 800 training sets (3,200 statements): the pair
     # head starts from scratch, and with 200 sets it fitted the training statements without
     # generalising.
-    for split, sets in (("train", _n(800, scale)), ("dev", _n(30, scale)), ("test1", _n(50, scale))):
+    for split, sets in _sizes(card, scale).items():
         lines = []
         for s in range(sets):
             while True:  # two statements per set, each true of one image pair and false of the other
@@ -196,8 +215,9 @@ def _motion(rng: random.Random):
     return S.render_motion(colour, shape, direction, FRAMES, rng), caps
 
 
-def _msrvtt(out: Path, scale: float, rng: random.Random, texts: list[str]) -> None:
-    n_train, n_test = _n(160, scale), _n(40, scale)
+def write_msrvtt(out: Path, card, scale: float, rng: random.Random, texts: list[str]) -> None:
+    sizes = _sizes(card, scale)
+    n_train, n_test = sizes["train"], sizes["test"]
     annotations, cap_idx, test_rows = [], {}, []
     for i in range(n_train + n_test):
         vid = f"video{i}"
@@ -229,11 +249,11 @@ def _write_csv(path: Path, header, rows, delimiter=",") -> None:
     path.write_text(buf.getvalue())
 
 
-def _lsmdc(out: Path, scale: float, rng: random.Random, texts: list[str]) -> None:
+def write_lsmdc(out: Path, card, scale: float, rng: random.Random, texts: list[str]) -> None:
     from sclbench.data.formats.lsmdc import FILES, movie_of
 
     clip_no = 0
-    for split, count in (("train", _n(160, scale)), ("val", _n(20, scale)), ("test", _n(40, scale))):
+    for split, count in _sizes(card, scale).items():
         lines = []
         for _ in range(count):
             movie = f"{1001 + clip_no % 3}_Synthetic_Shapes_{clip_no % 3}"
@@ -251,8 +271,8 @@ def _lsmdc(out: Path, scale: float, rng: random.Random, texts: list[str]) -> Non
         _write_csv(out / FILES[split], None, lines, delimiter="\t")
 
 
-def _pretrain(out: Path, scale: float, rng: random.Random, texts: list[str]) -> None:
-    n = _n(20, scale)
+def write_pretrain(out: Path, card, scale: float, rng: random.Random, texts: list[str]) -> None:
+    n = _sizes(card, scale)["train"]  # images (or clips) per corpus: vg, sbu, cc3m train and val, webvid
     regions = []
     for i in range(n):
         scene = S.random_scene(rng)
@@ -290,44 +310,41 @@ def _pretrain(out: Path, scale: float, rng: random.Random, texts: list[str]) -> 
     _write_csv(out / "webvid" / "results_train.csv", ["videoid", "name", "page_dir"], official)
 
 
-def _arrow_tables(out: Path, parts: tuple[str, ...] | None = None) -> None:
-    tables, parts = out / "arrow", parts or PARTS
-    if "f30k" in parts:
-        for split in ("train", "val", "test"):
-            arrow.write_caption_arrow(karpathy.read_karpathy(out / "f30k", "f30k", split),
-                                      arrow.caption_table(tables, "f30k", split))
-    if "coco" in parts:
-        for split in ("train", "restval", "val", "test"):
-            arrow.write_caption_arrow(karpathy.read_karpathy(out / "coco", "coco", split, coco_train_with_restval=False),
-                                      arrow.caption_table(tables, "coco", split))
-    if "vqa" in parts:
-        by_split = {s: vqa.read_vqa(out / "vqa", s) for s in vqa.SUBSETS}
-        vocab = vqa.AnswerVocab.build(by_split["train"] + by_split["val"], min_count=VQA_MIN_COUNT)
-        vocab.save(out / "vqa" / "answer_vocab.json")
-        for split, records in by_split.items():
-            arrow.write_vqa_arrow(records, tables / f"vqav2_{split}.arrow", vocab)
-    if "nlvr2" in parts:
-        for split in nlvr2.SPLITS:
-            arrow.write_nlvr2_arrow(nlvr2.read_nlvr2(out / "nlvr2", split), tables / f"nlvr2_{split}.arrow")
+def arrow_karpathy(out: Path, card) -> None:
+    """The ViLT caption tables of every synthetic split (COCO's restval its own table, as ViLT wrote it)."""
+    dataset = card.get("data.dataset", card.name)
+    for split in card.get("synth.splits"):
+        arrow.write_caption_arrow(karpathy.read_karpathy(out / card.name, dataset, split, coco_train_with_restval=False),
+                                  arrow.caption_table(out / "arrow", dataset, split))
 
 
-PARTS = ("f30k", "coco", "vqa", "nlvr2", "msrvtt", "lsmdc", "pretrain")
+def arrow_vqa(out: Path, card) -> None:
+    by_split = {s: vqa.read_vqa(out / card.name, s) for s in vqa.SUBSETS}
+    vocab = vqa.AnswerVocab.build(by_split["train"] + by_split["val"], min_count=VQA_MIN_COUNT)
+    vocab.save(out / card.name / "answer_vocab.json")
+    for split, records in by_split.items():
+        arrow.write_vqa_arrow(records, out / "arrow" / f"vqav2_{split}.arrow", vocab)
 
 
-def _make_part(name: str, out: Path, seed: int, scale: float) -> list[str]:
+def arrow_nlvr2(out: Path, card) -> None:
+    for split in nlvr2.SPLITS:
+        arrow.write_nlvr2_arrow(nlvr2.read_nlvr2(out / card.name, split), out / "arrow" / f"nlvr2_{split}.arrow")
+
+
+def synth_cards() -> dict[str, TaskCard]:
+    """The cards with a `synth:` section (packaged and the user's), in the benchmark's order: `synth.order`,
+    then name. The order fixes the tokenizer's corpus, so it is part of the bytes."""
+    cards = [load_card(name) for name in available_cards()]
+    cards = [c for c in cards if isinstance(c.get("synth"), dict)]
+    cards.sort(key=lambda c: (c.get("synth.order", float("inf")), c.name))
+    return {c.name: c for c in cards}
+
+
+def _make_part(card: TaskCard, out: Path, seed: int, scale: float) -> list[str]:
     """Write one part of the benchmark; returns the texts it used (for the tokenizer). Each part has
     its own generator, so changing one part never changes the others (and parts can run in parallel)."""
-    rng, texts = random.Random(f"{seed}/{name}"), []
-    if name == "f30k":
-        # 40 test images (200 captions): image->text R@1 rests on 40 queries, not 20
-        _karpathy(out / "f30k", "f30k", {"train": _n(100, scale), "val": _n(20, scale), "test": _n(40, scale)},
-                  rng, texts)
-    elif name == "coco":
-        _karpathy(out / "coco", "coco", {"train": _n(80, scale), "restval": _n(20, scale), "val": _n(20, scale),
-                                         "test": _n(40, scale)}, rng, texts)
-    else:
-        {"vqa": _vqa, "nlvr2": _nlvr2, "msrvtt": _msrvtt, "lsmdc": _lsmdc, "pretrain": _pretrain}[name](
-            out / name, scale, rng, texts)
+    rng, texts = random.Random(f"{seed}/{card.name}"), []
+    card_format(card).hook("writer")(out / card.name, card, scale, rng, texts)
     return texts
 
 
@@ -336,23 +353,27 @@ def generate(out_dir: str | Path, seed: int = 0, scale: float = 1.0, *, tokenize
     """Write the whole mini-benchmark under `out_dir`; returns it. ~seconds, a few MB at scale 1.
 
     workers > 1 writes the parts in that many processes; the files are the same bytes either way.
-    `parts` (default: all of PARTS) writes only those tasks' folders, e.g. ("f30k",) at scale 25 for
-    the full F30K test size (1,000 images) without 25x of every video; each part's bytes do not depend
-    on which others are written (the tokenizer, trained on the written parts' texts, does).
+    `parts` (default: every card with a `synth:` section) writes only those tasks' folders, e.g. ("f30k",)
+    at scale 25 for the full F30K test size (1,000 images) without 25x of every video; each part's bytes
+    do not depend on which others are written (the tokenizer, trained on the written parts' texts, does).
     """
-    chosen = tuple(PARTS if parts is None else parts)
-    unknown = sorted(set(chosen) - set(PARTS))
+    cards = synth_cards()
+    chosen = tuple(cards if parts is None else parts)
+    unknown = sorted(set(chosen) - set(cards))
     if unknown or not chosen:
-        raise ValueError(f"synthetic parts {unknown or list(chosen)}: choose from {', '.join(PARTS)}")
-    chosen = tuple(name for name in PARTS if name in chosen)  # the canonical order
+        raise ValueError(f"synthetic parts {unknown or list(chosen)}: choose from {', '.join(cards)}")
+    chosen = tuple(name for name in cards if name in chosen)  # the canonical order
+    formats = {name: card_format(cards[name]) for name in chosen}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    calls = [(_make_part, name, out, seed, scale) for name in chosen]
-    # The two video parts take most of the time: they start first.
-    first = sorted(range(len(calls)), key=lambda i: chosen[i] not in ("lsmdc", "msrvtt"))
+    calls = [(_make_part, cards[name], out, seed, scale) for name in chosen]
+    # The video parts take most of the time: they start first.
+    first = sorted(range(len(calls)), key=lambda i: not formats[chosen[i]].video)
     per_part = run_calls(calls, workers, start_order=first)
     texts = [t for part in per_part for t in part]  # the parts' order, whoever wrote them
-    _arrow_tables(out, chosen)
+    for name in chosen:
+        if formats[name].arrow_writer:
+            formats[name].hook("arrow_writer")(out, cards[name])
     if tokenizer:
         from sclbench.data.tokenizer import train_tokenizer
 

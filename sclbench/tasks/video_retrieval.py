@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sclbench.data.formats import lsmdc, msrvtt
+from sclbench.data.formats import format_name, lsmdc, msrvtt
+from sclbench.errors import ConfigError
 from sclbench.metrics import video_retrieval_ranks
 from sclbench.metrics.video import rank_metrics
 from sclbench.tasks.base import register
 from sclbench.tasks.retrieval import RetrievalTask
+
+
+VIDEO_FORMATS = {"msrvtt": msrvtt, "lsmdc": lsmdc}  # format name -> its reader module
 
 
 @register("video_retrieval")
@@ -20,17 +24,24 @@ class VideoRetrievalTask(RetrievalTask):
     default_main_metric = "t2v_r1"
 
     def read_records(self, split: str) -> list:
-        dataset = self.card.get("data.dataset", self.name)
         captions = self.captions_protocol()
-        if dataset == "msrvtt":
+        if self._format() == "msrvtt":
             return msrvtt.read_msrvtt(self.root, split, layout=self.card.get("data.layout", "auto"), captions=captions,
                                       skip=self.skip)
         return lsmdc.read_lsmdc(self.root, split, media=self.card.get("data.media", "auto"), captions=captions,
                                 skip=self.skip)
 
+    def _format(self) -> str:
+        """The card's data format (`format:`): msrvtt or lsmdc, the two video layouts."""
+        name = format_name(self.card)
+        if name not in VIDEO_FORMATS:
+            raise ConfigError(f"task card {self.card.name!r}: a video retrieval card's format is one of "
+                              f"{', '.join(VIDEO_FORMATS)}, not {name!r}")
+        return name
+
     def captions_protocol(self) -> str:
         """Training captions per video: `first` (the official datasets) or `all` (CLIP4Clip)."""
-        default = msrvtt.DEFAULT_CAPTIONS if self.card.get("data.dataset", self.name) == "msrvtt" else lsmdc.DEFAULT_CAPTIONS
+        default = VIDEO_FORMATS[self._format()].DEFAULT_CAPTIONS
         return msrvtt.caption_protocol(str(self.card.get("data.captions", default)))["train_captions"]
 
     def media(self, record: Any) -> Any:

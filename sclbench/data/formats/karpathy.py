@@ -3,6 +3,8 @@
 Layout (as published, and as the ViLT writers expect it):
   f30k:  <root>/karpathy/dataset_flickr30k.json, <root>/flickr30k-images/<filename>
   coco:  <root>/karpathy/dataset_coco.json, <root>/<filepath>/<filename> (train2014/, val2014/)
+  other: <root>/karpathy/dataset_<dataset>.json (the name a card's `data.dataset` gives), images under
+         each entry's `filepath` (default flickr30k-images/): a seventh Karpathy benchmark is a card only.
 The JSON may also sit directly in <root>. `image_id` is the file name, as in the arrow tables.
 
 Captions are de-duplicated per image by default (`dedup_captions`), as the official caption datasets
@@ -23,8 +25,13 @@ JSON_NAMES = {"f30k": "dataset_flickr30k.json", "coco": "dataset_coco.json"}
 F30K_IMAGE_DIR = "flickr30k-images"
 
 
+def json_name(dataset: str) -> str:
+    """The split file of a dataset: the published name for Flickr30K and COCO, else `dataset_<name>.json`."""
+    return JSON_NAMES.get(dataset, f"dataset_{dataset}.json")
+
+
 def annotation_path(root: Path, dataset: str) -> Path:
-    name = JSON_NAMES[dataset]
+    name = json_name(dataset)
     return find_file(root, [f"karpathy/{name}", name], f"Karpathy split file {name}")
 
 
@@ -32,13 +39,13 @@ def read_karpathy(root: str | Path, dataset: str, split: str, *, coco_train_with
                   dedup_captions: bool = True, skip: SkipCounter | None = None) -> list[CaptionRecord]:
     """Records of one Karpathy split, in file order.
 
-    `dataset` is "f30k" or "coco". For COCO, split "train" includes `restval` by default (113,287
+    `dataset` is "f30k", "coco" or another name (its file `dataset_<name>.json`). For COCO, split "train" includes `restval` by default (113,287
     images, the setting of ViLT/METER/SCL); pass `coco_train_with_restval=False` for the bare 82,783.
     Validated over the whole file (not only the split asked for): each entry's split is a Karpathy
     split, file names are unique, every image has at least one caption, COCO entries name their folder.
     """
-    if dataset not in JSON_NAMES:
-        raise DataError(f"unknown Karpathy dataset {dataset!r}; use one of {sorted(JSON_NAMES)}")
+    if not dataset or "/" in dataset or "\\" in dataset:
+        raise DataError(f"Karpathy dataset {dataset!r}: expected a name such as f30k or coco (data.dataset)")
     if split not in SPLITS:
         raise DataError(f"unknown Karpathy split {split!r}; use one of {SPLITS}")
     root = Path(root)
