@@ -41,20 +41,43 @@ def load_tokenizer(name_or_path: str | Path = "roberta-base"):
                             "there with tokenizer.save_pretrained(...)")
         check_tokenizer_files(path)
         try:
-            return AutoTokenizer.from_pretrained(str(path))
+            tokenizer = AutoTokenizer.from_pretrained(str(path))
         except Exception as err:  # noqa: BLE001 - the library raises anything from a damaged folder
             present = sorted(p.name for p in path.iterdir() if p.is_file())
             raise DataError(f"cannot load the tokenizer in {path} (files: {', '.join(present)}): "
                             f"{type(err).__name__}: {_first_line(err)}. Save it again with "
                             "tokenizer.save_pretrained(...) or re-download it") from None
+        return _with_model_specials(tokenizer, f"the tokenizer in {path}")
     try:
-        return AutoTokenizer.from_pretrained(str(name_or_path))
+        tokenizer = AutoTokenizer.from_pretrained(str(name_or_path))
     except Exception as err:  # noqa: BLE001 - not found, offline, or a damaged cached download
         offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1"
         hint = " (offline mode is on)" if offline else ""
         raise DataError(f"cannot load tokenizer {name_or_path!r}{hint}: {_first_line(err)}. "
                         f"Put {', '.join(ROBERTA_FILES)} of {name_or_path} in a folder (e.g. "
                         f"huggingface-cli download {name_or_path} --local-dir DIR) and pass that folder") from None
+    return _with_model_specials(tokenizer, f"tokenizer {name_or_path!r}")
+
+
+# The special tokens the model reads from its tokenizer: `encode` pads with pad_token (and the model's
+# pad_token_id and MLM's mask id come from the tokenizer, model/factory.py). A folder whose
+# tokenizer_config.json / special_tokens_map.json lost them (a config of `{}`) still loads, then fails
+# at the first `encode` with transformers' ValueError. We refuse it here rather than assume RoBERTa's
+# `<pad>`/`<mask>`: such a config has lost bos/eos/unk and its class too, and guessing one id would hide a
+# damaged folder. A config that still names RobertaTokenizer gets the class's own defaults (`<pad>`, `<mask>`),
+# which are the official tokenizer's: that is transformers' doing and correct.
+MODEL_SPECIALS = {"pad_token": "<pad>", "mask_token": "<mask>"}
+
+
+def _with_model_specials(tokenizer, what: str):
+    missing = [name for name in MODEL_SPECIALS if getattr(tokenizer, name, None) is None
+               or getattr(tokenizer, f"{name}_id", None) is None]
+    if missing:
+        names = ", no ".join(f"{name} (RoBERTa's is {MODEL_SPECIALS[name]!r})" for name in missing)
+        raise DataError(f"{what} defines no {names}: its tokenizer_config.json / special_tokens_map.json do not "
+                        f"name {'them' if len(missing) > 1 else 'it'}, so captions cannot be padded and masked; "
+                        "save the tokenizer again with tokenizer.save_pretrained(...) or re-download it")
+    return tokenizer
 
 
 def _first_line(err: BaseException) -> str:
