@@ -23,35 +23,62 @@ from sclbench.metrics.chance import chance_level
 from sclbench.results import ResultRecord, collect
 from sclbench.results.stats import format_p, number_stats
 
-TASKS = ("vqa", "nlvr2", "f30k", "coco", "msrvtt", "lsmdc")
-# What the leaderboard shows per task (the record holds every metric).
-SHOWN = {"vqa": ("accuracy",), "nlvr2": ("accuracy",), "f30k": ("tr_r1", "ir_r1"), "coco": ("tr_r1", "ir_r1"),
-         "msrvtt": ("t2v_r1", "v2t_r1"), "lsmdc": ("t2v_r1", "v2t_r1")}
 VARIANTS = {"scl": ["objectives=[mlm,itm,itc,mgsc,mltc]"], "no-completion": ["objectives=[mlm,itm,itc]"]}
 
-# Card overrides that fit the synthetic splits. VQA: test-dev has no public answers, so the demo
-# reports the part of val2014 that is neither trained on nor used for selection (minival).
-SYNTH_OVERRIDES: dict[str, list[str]] = {
-    "vqa": ["data.minival_images=10", "splits.train=[train]", "splits.test=trainable_val"],
-    # Every caption of a training clip is a pair (CLIP4Clip's protocol): the test clips are described
-    # by any of the five caption templates, and the official first-caption-only training sees one.
-    "msrvtt": ["data.captions=all"],
-    "pretrain": ["data.corpora=[{name: coco, root: ../coco}, {name: vg, root: vg}, {name: sbu, root: sbu},"
-                 " {name: cc3m, root: cc3m}, {name: webvid, root: webvid}]"],
-}
+
+@dataclass(frozen=True)
+class DemoTask:
+    """A task's place and settings in the demo: its card's `demo:` section (see the packaged cards)."""
+    name: str
+    order: float
+    shown: tuple[str, ...]  # what the leaderboard shows (the record holds every metric)
+    step_factor: float  # fine-tuning steps relative to VQA's
+    cost: float  # rough seconds at QUICK, one thread: the longest start first, so workers finish together
+    overrides: tuple[str, ...] = ()  # card overrides that fit the synthetic splits
+    half_batch: bool = False  # retrieval and NLVR2: half the demo's batch
+    lr_divisor: float = 1  # a smaller lr for the body than the demo's
+    lr_mult_head: float = 1
+    neg_texts: int | None = None  # negative captions per sample (retrieval)
+    selection: str | None = None  # protocol.selection, where the card's default is not the best validation
+
+
+def demo_tasks() -> dict[str, DemoTask]:
+    """The fine-tuning tasks of the demo, in leaderboard order: every card (packaged or the user's) with a
+    `demo:` section, pre-training aside."""
+    from sclbench.config import available_cards, load_card
+
+    found = []
+    for name in available_cards():
+        card = load_card(name)
+        section = card.get("demo")
+        if not isinstance(section, dict) or card.family == "pretrain":
+            continue
+        try:
+            found.append(DemoTask(name=name, **{**section, "shown": tuple(section.get("shown") or ()),
+                                                "overrides": tuple(section.get("overrides") or ())}))
+        except TypeError as err:  # a key DemoTask does not have, or a required one missing
+            raise ConfigError(f"task card {name!r}: demo section: {err}") from None
+    return {t.name: t for t in sorted(found, key=lambda t: (t.order, t.name))}
+
+
+def pretrain_overrides() -> list[str]:
+    """The pre-training card's demo overrides (its synthetic corpora)."""
+    from sclbench.config import load_card
+
+    return list(load_card("pretrain").get("demo.overrides") or [])
 
 
 @dataclass(frozen=True)
 class DemoPlan:
     scale: float  # size of the synthetic benchmark (1.0: 100 F30K training images, 60 VQA images, ...)
     pretrain_steps: int
-    finetune_steps: int  # VQA's; the others get STEP_FACTOR times as many (of half the batch)
+    finetune_steps: int  # VQA's; the others their card's demo.step_factor times as many
     chunk: int = 16  # pre-training samples per modality-pure micro-batch (2 per step)
     batch: int = 32
     lr: float = 1e-3
 
     def steps(self, task: str) -> int:
-        return round(self.finetune_steps * STEP_FACTOR[task])
+        return round(self.finetune_steps * demo_tasks()[task].step_factor)
 
     def pretrain_overrides(self) -> list[str]:
         # The completion terms at a tenth of their official weights: at full weight MGSC/MLTC (~13 of
@@ -76,22 +103,18 @@ class DemoPlan:
     def train_overrides(self, task: str) -> list[str]:
         # A higher lr than the official (pre-trained, 350M-param) recipe, one lr for every group, and
         # one negative caption for retrieval (the contrastive term does most of the learning).
-        batch = self.batch // 2 if task in RETRIEVAL or task == "nlvr2" else self.batch
-        # NLVR2's fresh pair head on top of pre-trained features: a tenth of the lr for the body (at
-        # 1e-3 the first steps wash out what the fusion learnt) and the official 10x for the head.
-        lr, head = (self.lr / 10, 10) if task == "nlvr2" else (self.lr, 1)
+        # The per-task parts (the card's demo section): retrieval and NLVR2 take half the batch; NLVR2 a
+        # smaller body lr; retrieval one negative caption; COCO/LSMDC select on validation.
+        # Steps (`step_factor`): the contrastive loss of every retrieval task sits on a plateau for its
+        # first ~80 steps; the video tasks learn from 2 frames of 32 px and need the most updates after it.
+        spec = demo_tasks()[task]
+        batch = self.batch // 2 if spec.half_batch else self.batch
+        lr, head = self.lr / spec.lr_divisor if spec.lr_divisor != 1 else self.lr, spec.lr_mult_head
         return [*self.common, f"train.global_batch_size={batch}", f"train.per_device_batch_size={batch}",
                 f"train.lr={lr}", f"train.lr_mult_head={head}", "train.lr_mult_cross_modal=1", "train.warmup=0.1",
-                *(["train.neg_texts=1"] if task in RETRIEVAL else []),
-                # the demo keeps its best validation epoch (the COCO/LSMDC cards default to the last)
-                *(["protocol.selection=best_val"] if task in ("coco", "lsmdc") else [])]
+                *([f"train.neg_texts={spec.neg_texts}"] if spec.neg_texts is not None else []),
+                *([f"protocol.selection={spec.selection}"] if spec.selection else [])]
 
-
-RETRIEVAL = ("f30k", "coco", "msrvtt", "lsmdc")
-# Fine-tuning steps per task relative to VQA's (retrieval and NLVR2 batches are half VQA's). The
-# contrastive loss of every retrieval task sits on a plateau for its first ~80 steps; the video tasks
-# learn from 2 frames of 32 px and need the most updates after it.
-STEP_FACTOR = {"vqa": 1.0, "nlvr2": 2.0, "f30k": 2.0, "coco": 2.0, "msrvtt": 3.0, "lsmdc": 3.0}
 QUICK = DemoPlan(scale=1.0, pretrain_steps=150, finetune_steps=200)
 FULL = DemoPlan(scale=2.0, pretrain_steps=300, finetune_steps=400)
 
@@ -130,7 +153,7 @@ def _pretrain_variant(variant: str, plan: DemoPlan, data: Path, out: Path, seed:
     _log(f"pre-training a tiny SCL model ({variant}: {objectives}), {plan.pretrain_steps} steps")
     pre_dir = out / "runs" / f"pretrain-{variant}"
     pretrain("pretrain", None, str(data / "pretrain"), pre_dir, tokenizer=str(data / "tokenizer"),
-             overrides=SYNTH_OVERRIDES["pretrain"] + VARIANTS[variant] + plan.pretrain_overrides(),
+             overrides=pretrain_overrides() + VARIANTS[variant] + plan.pretrain_overrides(),
              preset="tiny", max_steps=plan.pretrain_steps, global_batch_size=2, per_device_batch_size=1,
              lr=plan.lr, lr_mult_head=1, lr_mult_cross_modal=1, warmup=0.1, seed=seed, resume=False, log_every=20)
     return pre_dir / "final"
@@ -145,7 +168,7 @@ def _finetune_task(task: str, variant: str, plan: DemoPlan, data: Path, out: Pat
     _log(f"fine-tuning {task} from pretrain-{variant}, {plan.steps(task)} steps "
          f"({time.time() - started:.0f} s so far)")
     run_dir = out / "runs" / variant / task
-    overrides = SYNTH_OVERRIDES.get(task, []) + plan.train_overrides(task)
+    overrides = task_overrides(task, plan)
     finetune(task, str(out / "runs" / f"pretrain-{variant}" / "final"), str(data / task), run_dir,
              overrides=overrides, preset="tiny", max_steps=plan.steps(task),
              eval_every_steps=max(plan.steps(task) // 2, 1), seed=seed, resume=False, log_every=20)
@@ -165,22 +188,24 @@ def _threads() -> None:
     torch.set_num_threads(int(os.environ.get("SCLBENCH_DEMO_THREADS", "1")))
 
 
-# Rough cost of each task's fine-tuning + evaluation (seconds at QUICK, one thread): the longest start
-# first, so that two workers finish together.
-COST = {"msrvtt": 150, "lsmdc": 150, "nlvr2": 70, "coco": 65, "f30k": 65, "vqa": 40}
+def task_overrides(task: str, plan: DemoPlan) -> list[str]:
+    """Every override a demo fine-tune (and its evaluation) of `task` runs with."""
+    return list(demo_tasks()[task].overrides) + plan.train_overrides(task)
 
 
 def run_demo(out: str | Path = "demo_out", quick: bool = False, seed: int = 0, ablation: bool = False,
-             results_dir: str | Path | None = None, tasks: tuple[str, ...] = TASKS,
+             results_dir: str | Path | None = None, tasks: tuple[str, ...] | None = None,
              workers: int | None = None) -> list[ResultRecord]:
     """Run everything; returns the result records (also written under `results_dir`).
 
-    tasks: a subset of TASKS to fine-tune (tests build just the model they need).
+    tasks: a subset of the demo's tasks (`demo_tasks()`) to fine-tune (tests build just the model they need).
     workers: processes side by side (default `demo_workers()`); the numbers do not depend on it.
     """
-    unknown = sorted(set(tasks) - set(TASKS))
+    specs = demo_tasks()
+    tasks = tuple(specs) if tasks is None else tasks
+    unknown = sorted(set(tasks) - set(specs))
     if unknown:
-        raise ConfigError(f"unknown demo task(s) {', '.join(unknown)}; choose from {', '.join(TASKS)}")
+        raise ConfigError(f"unknown demo task(s) {', '.join(unknown)}; choose from {', '.join(specs)}")
     from sclbench.data.synthetic import generate
 
     _threads()
@@ -194,7 +219,7 @@ def run_demo(out: str | Path = "demo_out", quick: bool = False, seed: int = 0, a
     variants = ("scl", "no-completion") if ablation else ("scl",)
     _log(f"{workers} worker process(es) of one thread each")
     _run_all([(_pretrain_variant, v, plan, data, out, seed) for v in variants], workers)
-    order = sorted(((t, v) for v in variants for t in tasks), key=lambda tv: -COST[tv[0]])
+    order = sorted(((t, v) for v in variants for t in tasks), key=lambda tv: -specs[tv[0]].cost)
     _run_all([(_finetune_task, t, v, plan, data, out, results, seed, started) for t, v in order], workers)
     _log(f"done in {time.time() - started:.0f} s; records in {results}")
     return [r for r in collect(results) if r.checkpoint_name.startswith("demo-")]
@@ -211,8 +236,8 @@ def leaderboard(records: list[ResultRecord]) -> list[dict[str, Any]]:
     rows = []
     by_key = {(r.task, r.checkpoint_name): r for r in records}
     variants = sorted({r.checkpoint_name for r in records})
-    for task in TASKS:
-        for metric in SHOWN[task]:
+    for task, spec in demo_tasks().items():
+        for metric in spec.shown:
             row: dict[str, Any] = {"task": task, "metric": metric}
             ref = None
             for v in variants:
@@ -238,12 +263,12 @@ def ablation_comparison(records: list[ResultRecord], with_: str = "demo-scl", wi
 
     by_key = {(r.task, r.checkpoint_name): r for r in records}
     rows = []
-    for task in TASKS:
+    for task, spec in demo_tasks().items():
         a, b = by_key.get((task, with_)), by_key.get((task, without))
         if a is None or b is None:
             continue
         preds_a, preds_b = a.read_predictions() or [], b.read_predictions() or []
-        for metric in SHOWN[task]:
+        for metric in spec.shown:
             if metric not in a.metrics or metric not in b.metrics:
                 continue
             row: dict[str, Any] = {"task": task, "metric": metric, "with": a.metrics[metric],

@@ -28,9 +28,6 @@ LAUNCH = f"torchrun --nproc_per_node={GPUS} -m sclbench"
 RESULTS = "results/repro"
 PRECISION = "fp16"  # the official trainer ran Lightning precision 16 (native AMP)
 MODEL_NAMES = {"scl": "SCL", "meter": "METER"}
-SPLIT_LABELS = {("nlvr2", "test1"): "test1 (test-P)", ("msrvtt", "test"): "test (1k-A)",
-                ("coco", "test"): "test (5k)", ("f30k", "test"): "test (1k)"}
-_ORDER = ["vqa", "nlvr2", "f30k", "coco", "msrvtt", "lsmdc"]  # the papers' table order
 
 HEADER = f"""# Reproducing the paper numbers
 
@@ -63,6 +60,11 @@ per sample), retrieval (15 negative captions per sample) and video (4 frames) co
 so for them it is a lower bound. Exhaustive retrieval evaluation costs P cross-encoder passes; with
 R = `eval.pairs_per_s` from the same file, GPU-hours ~ P / (R x 3600).
 """
+
+
+def split_label(card: TaskCard, split: str) -> str:
+    """How the guide names a split: the card's `reproduce.split_labels` (test -> "test (1k)"), else the split."""
+    return (card.get("reproduce.split_labels") or {}).get(split, split)
 
 
 def _fmt(n: float) -> str:
@@ -239,7 +241,7 @@ def _number_block(card: TaskCard, rep: dict[str, Any], model: str, split: str, r
                   registry: dict[str, dict[str, Any]]) -> list[str]:
     first = rows[0]
     kind = "zero-shot" if first.zero_shot else ("released fine-tuned weights" if model == "meter" else "fine-tuned")
-    label = SPLIT_LABELS.get((card.name, split), split)
+    label = split_label(card, split)
     lines = [f"#### {MODEL_NAMES.get(model, model)} · {card.name} · {label} ({kind})", "",
              "Numbers: " + ", ".join(f"{r.metric} {r.value:g}" for r in rows) + ".",
              f"Source: {first.source} (checked against the paper: {'yes' if first.verified else 'no'}).", "",
@@ -285,9 +287,9 @@ def _summary(cards: list[TaskCard]) -> list[str]:
 
 def render_guide() -> str:
     """docs/reproduce.md as markdown, from the packaged cards and checkpoint registry."""
-    paths = sorted(packaged_cards_dir().glob("*.yaml"),  # the shipped cards, not $SCLBENCH_TASKS_DIR's
-                   key=lambda p: (_ORDER.index(p.stem) if p.stem in _ORDER else len(_ORDER), p.stem))
-    cards = [load_card(p) for p in paths]
+    # the shipped cards, not $SCLBENCH_TASKS_DIR's, in their `reproduce.order` (the papers' table order)
+    cards = sorted((load_card(p) for p in packaged_cards_dir().glob("*.yaml")),
+                   key=lambda c: (c.get("reproduce.order", float("inf")), c.name))
     registry = _registry()
     parts = [HEADER, _checkpoints_intro(registry), *_summary([c for c in cards if c.family != "pretrain"])]
     for card in cards:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import typer
 
-from sclbench.app.reproduce import SPLIT_LABELS, render_guide
+from sclbench.app.reproduce import render_guide, split_label
 from sclbench.config import load_card, packaged_cards_dir
 from sclbench.results.paper import card_paper_numbers
 
@@ -46,7 +46,7 @@ def test_every_paper_number_has_a_block_with_an_eval_command(guide):
     rows = [r for c in cards for r in card_paper_numbers(c.name, c.section("paper"))]
     assert len(rows) >= 20  # the cards hold SCL and METER numbers for six tasks
     for row in rows:
-        label = SPLIT_LABELS.get((row.task, row.split), row.split)
+        label = split_label(load_card(row.task), row.split)
         head = f"#### {names.get(row.model, row.model)} · {row.task} · {label} ("
         heads = [h for h in blocks if h.startswith(head)]
         assert len(heads) == 1, (row, heads)
