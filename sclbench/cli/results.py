@@ -34,7 +34,8 @@ def table(
 ) -> None:
     """Render every result next to the paper's numbers (generated, never hand-edited)."""
     from sclbench.results import build_table, collect
-    from sclbench.results.table import FORMATS, footnotes, render, rich_tables
+    from sclbench.results.renderers import FORMATS, render
+    from sclbench.results.table import footnotes, rich_tables
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")

@@ -3,7 +3,8 @@
 from sclbench.results.check import CheckReport, CheckRow, check, paired_bootstrap
 from sclbench.results.paper import PaperNumber, canonical_split, paper_numbers
 from sclbench.results.record import ResultRecord, collect, environment_info, fingerprint_files, load
-from sclbench.results.table import TableRow, build_table, render
+from sclbench.results.renderers import render
+from sclbench.results.table import TableRow, build_table
 
 __all__ = [
     "CheckReport",

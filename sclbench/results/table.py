@@ -1,4 +1,5 @@
-"""Tables of results next to the paper's numbers: rich (terminal), markdown (README), csv or html.
+"""Tables of results next to the paper's numbers: rich (terminal), markdown (README) or csv; html in html.py,
+the choice between them in renderers.py.
 
 Always generated from the result records, never edited by hand: one row per (task, split,
 checkpoint) with the task's main metrics, the paper's number beside each metric that has one, and the
@@ -16,15 +17,13 @@ import io
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from sclbench.errors import DataError
 from sclbench.results.paper import PaperNumber, canonical_split, paper_index
 from sclbench.results.record import ResultRecord, is_metric_value
 from sclbench.results.stats import NumberStats, record_stats
 
-Format = Literal["rich", "markdown", "csv", "html"]
-FORMATS: tuple[str, ...] = ("rich", "markdown", "csv", "html")
 PROTOCOL_INLINE = 28  # longer protocol descriptions become footnotes
 SYNTHETIC_NOTE = "made on generated data, never compared with the paper's numbers"
 
@@ -284,25 +283,3 @@ def footnotes(rows: list[TableRow]) -> list[str]:
     """Plain-text notes printed under the rich tables: protocols, then the paper's sources."""
     return ([f"[{i}] protocol: {text}" for text, i in protocol_notes(rows).items()]
             + [f"paper: {n}" for n in paper_sources(rows)])
-
-
-def render(rows: list[TableRow], fmt: Format = "markdown", width: int = 200, **html_options: Any) -> str:
-    """The table as text in the given format (rich is rendered without colour codes)."""
-    if fmt == "html":
-        from sclbench.results.html import render_html
-
-        return render_html(rows, **html_options)
-    if fmt == "markdown":
-        return render_markdown(rows)
-    if fmt == "csv":
-        return render_csv(rows)
-    if fmt == "rich":
-        from rich.console import Console
-
-        console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
-        for table in rich_tables(rows):
-            console.print(table)
-        for note in footnotes(rows):
-            console.print(note, markup=False)
-        return console.file.getvalue()  # type: ignore[attr-defined]
-    raise ValueError(f"unknown table format {fmt!r}; choose one of {', '.join(FORMATS)}")

@@ -72,7 +72,7 @@ def test_an_os_error_on_an_output_is_one_line(verb, code, workspace, scratch, fa
 
 def test_an_os_error_without_a_path_is_one_line(monkeypatch, workspace, scratch):
     # A write on an open file that hits a full disk carries no file name.
-    import sclbench.results.table as table_module
+    import sclbench.results.renderers as table_module
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -84,7 +84,7 @@ def test_an_os_error_without_a_path_is_one_line(monkeypatch, workspace, scratch)
 
 @pytest.mark.parametrize("debug", ["", "1"])
 def test_a_bug_is_one_line_and_the_traceback_only_when_asked(monkeypatch, workspace, scratch, debug):
-    import sclbench.results.table as table_module
+    import sclbench.results.renderers as table_module
 
     def broken(*args, **kwargs):
         raise KeyError("a programming error")
@@ -99,7 +99,7 @@ def test_a_bug_is_one_line_and_the_traceback_only_when_asked(monkeypatch, worksp
 
 def test_an_unexpected_os_error_is_reported_as_a_bug(monkeypatch, workspace, scratch):
     # EBADF is sclbench misusing a file descriptor, not the user's disk.
-    import sclbench.results.table as table_module
+    import sclbench.results.renderers as table_module
 
     def bad_fd(*args, **kwargs):
         raise OSError(errno.EBADF, os.strerror(errno.EBADF))
