@@ -9,6 +9,12 @@ from sclbench.config import available_cards, find_card, load_card
 from sclbench.results.paper import card_paper_numbers
 
 
+def task_names() -> str:
+    """The task cards' names for a help text ("coco, f30k, ..."): packaged and $SCLBENCH_TASKS_DIR's.
+    Names only (no card is read): a help text must not fail on a user's broken card."""
+    return ", ".join(available_cards())
+
+
 def task_catalog() -> list[dict[str, Any]]:
     """One row per card: its description, which published split plays each role, the main metric, the
     reported columns and the papers' numbers (by model)."""

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from sclbench.app.catalog import task_names
 from sclbench.cli._params import COUNT, INPUT_DIR, OUTPUT_DIR, SEED, finite_float
 
 app = typer.Typer(no_args_is_help=True)
@@ -17,7 +18,7 @@ def synth(out: Path = typer.Argument(..., help="Folder to write the mini-benchma
           # Above 100 the benchmark would take hours and tens of GB; below 0 there is nothing to write.
           scale: float = typer.Option(1.0, help="Multiply every split size by this.",
                                       parser=finite_float(above=0.0, maximum=100.0))) -> None:
-    """Write a synthetic mini-benchmark in the published layouts of all six tasks (+ arrow, tokenizer)."""
+    """Write a synthetic mini-benchmark: each card with a synth: section in its layout (+ arrow, tokenizer)."""
     from sclbench.data.synthetic import generate
 
     generate(out, seed=seed, scale=scale)
@@ -31,7 +32,7 @@ def _data_root(data_root: Path | None, root: Path | None) -> Path:
 
 
 @app.command()
-def check(task: str = typer.Argument(..., help="vqa, nlvr2, f30k, coco, msrvtt, lsmdc or pretrain."),
+def check(task: str = typer.Argument(..., help=f"A task card: {task_names()}; your own with --cards DIR."),
           data_root: Path = typer.Option(None, "--data-root", help="The task's data folder.", **INPUT_DIR),
           root: Path = typer.Option(None, "--root", hidden=True, help="Old name of --data-root.", **INPUT_DIR),
           decode: bool = typer.Option(False, "--decode", help="Also decode every image and clip (slow); list "

@@ -7,10 +7,11 @@ from typing import List, Optional
 
 import typer
 
+from sclbench.app.catalog import task_names
 from sclbench.cli._params import COUNT, INPUT_DIR, NON_NEGATIVE, OUTPUT_DIR, SEED
 
 CKPT_HELP = "checkpoint: a registered name (`sclbench ckpt list`), an official .ckpt, or an sclbench directory"
-TASK_HELP = "task card name (`sclbench tasks` lists them): vqa, nlvr2, f30k, coco, msrvtt, lsmdc"
+TASK_HELP = f"task card name (`sclbench tasks` lists them): {task_names()}; your own with --cards DIR"
 OVERRIDES_HELP = "card overrides KEY=VALUE, e.g. train.lr=1e-5 (unknown keys are refused)"
 DATA_ROOT_HELP = "folder with the benchmark's published files (default: the card's data.root)"
 PRESET_HELP = "model size when no --ckpt is given: base (official sizes) or tiny (tests, demo)"

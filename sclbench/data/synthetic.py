@@ -314,8 +314,8 @@ def arrow_karpathy(out: Path, card) -> None:
     """The ViLT caption tables of every synthetic split (COCO's restval its own table, as ViLT wrote it)."""
     dataset = card.get("data.dataset", card.name)
     for split in card.get("synth.splits"):
-        arrow.write_caption_arrow(karpathy.read_karpathy(out / card.name, dataset, split, coco_train_with_restval=False),
-                                  arrow.caption_table(out / "arrow", dataset, split))
+        records = karpathy.read_karpathy(out / card.name, dataset, split, coco_train_with_restval=False)
+        arrow.write_caption_arrow(records, arrow.caption_table(out / "arrow", dataset, split))
 
 
 def arrow_vqa(out: Path, card) -> None:

@@ -15,8 +15,8 @@ OLD_SHOWN = {"vqa": ("accuracy",), "nlvr2": ("accuracy",), "f30k": ("tr_r1", "ir
 OLD_SYNTH_OVERRIDES = {
     "vqa": ["data.minival_images=10", "splits.train=[train]", "splits.test=trainable_val"],
     "msrvtt": ["data.captions=all"],
-    "pretrain": ["data.corpora=[{name: coco, root: ../coco}, {name: vg, root: vg}, {name: sbu, root: sbu},"
-                 " {name: cc3m, root: cc3m}, {name: webvid, root: webvid}]"],
+    "pretrain": [("data.corpora=[{name: coco, root: ../coco}, {name: vg, root: vg}, {name: sbu, root: sbu},"
+                  " {name: cc3m, root: cc3m}, {name: webvid, root: webvid}]")],
 }
 OLD_RETRIEVAL = ("f30k", "coco", "msrvtt", "lsmdc")
 OLD_STEP_FACTOR = {"vqa": 1.0, "nlvr2": 2.0, "f30k": 2.0, "coco": 2.0, "msrvtt": 3.0, "lsmdc": 3.0}

@@ -24,10 +24,11 @@ from sclbench.data.formats.pretrain import read_cc3m, read_coco_pretrain, read_s
 from sclbench.data.formats.vqa import AnswerVocab, apply_minival, read_vqa, split_minival, vote_score
 from sclbench.data.formats.vqa_normalize import normalize_answer
 
-__all__ = ["FORMATS", "ArrowTables", "Format", "card_format", "format_name", "AnswerVocab", "apply_minival", "normalize_answer", "read_caption_arrow", "read_cc3m",
-           "read_coco_captions", "read_coco_pretrain", "read_family_arrow", "read_karpathy", "read_lsmdc", "read_msrvtt", "read_nlvr2",
-           "read_nlvr2_arrow", "read_sbu", "read_vg", "read_vqa", "read_vqa_arrow", "read_webvid",
-           "split_minival", "vote_score", "write_caption_arrow", "write_nlvr2_arrow", "write_vqa_arrow"]
+__all__ = ["FORMATS", "ArrowTables", "Format", "card_format", "format_name", "AnswerVocab", "apply_minival",
+           "normalize_answer", "read_caption_arrow", "read_cc3m", "read_coco_captions", "read_coco_pretrain",
+           "read_family_arrow", "read_karpathy", "read_lsmdc", "read_msrvtt", "read_nlvr2", "read_nlvr2_arrow",
+           "read_sbu", "read_vg", "read_vqa", "read_vqa_arrow", "read_webvid", "split_minival", "vote_score",
+           "write_caption_arrow", "write_nlvr2_arrow", "write_vqa_arrow"]
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,9 @@ def read_karpathy(root: str | Path, dataset: str, split: str, *, coco_train_with
                   dedup_captions: bool = True, skip: SkipCounter | None = None) -> list[CaptionRecord]:
     """Records of one Karpathy split, in file order.
 
-    `dataset` is "f30k", "coco" or another name (its file `dataset_<name>.json`). For COCO, split "train" includes `restval` by default (113,287
-    images, the setting of ViLT/METER/SCL); pass `coco_train_with_restval=False` for the bare 82,783.
+    `dataset` is "f30k", "coco" or another name (its file `dataset_<name>.json`). For COCO, split "train"
+    includes `restval` by default (113,287 images, the setting of ViLT/METER/SCL); pass
+    `coco_train_with_restval=False` for the bare 82,783.
     Validated over the whole file (not only the split asked for): each entry's split is a Karpathy
     split, file names are unique, every image has at least one caption, COCO entries name their folder.
     """
