@@ -22,21 +22,19 @@ import random
 import tempfile
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from sclbench.common.seeding import derive_seed, seeded_call
 from sclbench.data import shards as S
 from sclbench.data.collate import collate
 from sclbench.data.datasets import CaptionDataset, Visuals
 from sclbench.data.tokenizer import encode
 from sclbench.engine import distributed as D
-from sclbench.engine.sampler import _seed
 from sclbench.errors import ConfigError, DataError
 
 
@@ -52,23 +50,6 @@ class Corpus:
     @property
     def pairs(self) -> int:
         return len(self.dataset) if self.dataset is not None else self.index.pairs
-
-
-def seeded_call(seed: int, fn: Callable[[], Any]) -> Any:
-    """fn() with python/numpy/torch global generators seeded by `seed` (augmentations), the caller's
-    states restored afterwards (so loading in the main process leaves the training RNG alone)."""
-    py, npy = random.getstate(), np.random.get_state()
-    try:
-        with torch.random.fork_rng(devices=[]):
-            random.seed(seed)
-            np.random.seed(seed & 0xFFFFFFFF)
-            # The CPU generator only (the one fork_rng restores): torch.manual_seed would also seed
-            # every CUDA device, leaking into GPU dropout, and costs ~0.3 ms a call (lazy-CUDA bookkeeping).
-            torch.default_generator.manual_seed(seed)
-            return fn()
-    finally:
-        random.setstate(py)
-        np.random.set_state(npy)
 
 
 class StreamingBatches(IterableDataset):
@@ -158,7 +139,8 @@ class StreamingBatches(IterableDataset):
         for rerun in range(1_000_000):
             if corpus.dataset is not None:
                 n = len(corpus.dataset)
-                g = torch.Generator().manual_seed(_seed(self.seed, self.epoch, rerun, zlib.crc32(corpus.name.encode())))
+                corpus_id = zlib.crc32(corpus.name.encode())
+                g = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch, rerun, corpus_id))
                 share = torch.randperm(n, generator=g).tolist()[slot::slots]
                 if not share:
                     raise DataError(f"corpus {corpus.name} ({n} samples) is smaller than the {slots} readers")
@@ -169,7 +151,7 @@ class StreamingBatches(IterableDataset):
                 urls = S.slot_shards([s.url for s in corpus.index.shards], slot, slots, self.seed, self.epoch)
                 if rerun:
                     random.Random(f"rerun/{self.seed}/{self.epoch}/{rerun}").shuffle(urls)
-                yield from self._shard_pairs(corpus, urls, _seed(self.seed, self.epoch, rerun, slot))
+                yield from self._shard_pairs(corpus, urls, derive_seed(self.seed, self.epoch, rerun, slot))
 
     def _shard_pairs(self, corpus: Corpus, urls: list[str], seed: int) -> Iterator[tuple]:
         """(pair, negative media) items; the negative is drawn from a look-ahead window of the stream."""
@@ -199,12 +181,12 @@ class StreamingBatches(IterableDataset):
         try:
             if pending[0] == "record":
                 _, corpus, index = pending
-                seed = _seed(self.seed, self.epoch, zlib.crc32(corpus.name.encode()), index)
+                seed = derive_seed(self.seed, self.epoch, zlib.crc32(corpus.name.encode()), index)
                 return seeded_call(seed, lambda: corpus.dataset.sample(index))
             _, corpus, pair, negative = pending
             uid = zlib.crc32(f"{pair['__url__']}/{pair['__key__']}/{pair['__pair__']}".encode())
-            return seeded_call(_seed(self.seed, self.epoch, uid), lambda: self._shard_sample(corpus, pair, negative,
-                                                                                           position))
+            return seeded_call(derive_seed(self.seed, self.epoch, uid),
+                               lambda: self._shard_sample(corpus, pair, negative, position))
         except DataError as err:
             if not self.skip_corrupt:
                 raise

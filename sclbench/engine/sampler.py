@@ -10,21 +10,14 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from sclbench.common.seeding import derive_seed, seeded_call
 from sclbench.engine import distributed as D
-
-
-def _seed(*parts: int) -> int:
-    """A well-mixed 63-bit seed from integers (SeedSequence hashes them; no collisions in practice)."""
-    hi, lo = np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(2)
-    return ((int(hi) << 32) | int(lo)) & 0x7FFF_FFFF_FFFF_FFFF
 
 
 class TrainSampler(Sampler[list[int]]):
@@ -75,17 +68,17 @@ class TrainSampler(Sampler[list[int]]):
         if self.kinds is None:
             if not self.shuffle:
                 return list(range(self.num_samples))
-            g = torch.Generator().manual_seed(_seed(self.seed, self.epoch))
+            g = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch))
             return torch.randperm(self.num_samples, generator=g).tolist()
         group, blocks = self.micro_batch * self.world, []
         for kind in sorted(set(self.kinds)):
             items = [i for i, k in enumerate(self.kinds) if k == kind]
             if self.shuffle:
-                g = torch.Generator().manual_seed(_seed(self.seed, self.epoch, 1 + kind))
+                g = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch, 1 + kind))
                 items = [items[j] for j in torch.randperm(len(items), generator=g).tolist()]
             blocks += [items[s:s + group] for s in range(0, len(items) - group + 1, group)]
         if self.shuffle:
-            g = torch.Generator().manual_seed(_seed(self.seed, self.epoch))
+            g = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch))
             blocks = [blocks[j] for j in torch.randperm(len(blocks), generator=g).tolist()]
         return [i for block in blocks for i in block]
 
@@ -136,19 +129,7 @@ class SeededDataset(Dataset):
             epoch, index = index
             if epoch != self.epoch:
                 self.set_epoch(epoch)  # a subclass may re-form its items per epoch (pre-training chunks)
-        s = _seed(self.seed, self.epoch, index)
-        py_state, np_state = random.getstate(), np.random.get_state()
-        try:
-            with torch.random.fork_rng(devices=[]):
-                random.seed(s)
-                np.random.seed(s & 0xFFFFFFFF)
-                # The CPU generator only (the one fork_rng restores): torch.manual_seed would also seed
-                # every CUDA device, leaking into GPU dropout, and costs ~0.3 ms a call (lazy-CUDA bookkeeping).
-                torch.default_generator.manual_seed(s)
-                return self.dataset[index]
-        finally:
-            random.setstate(py_state)
-            np.random.set_state(np_state)
+        return seeded_call(derive_seed(self.seed, self.epoch, index), lambda: self.dataset[index])
 
 
 def shard_bounds(n: int, rank: int, world: int) -> tuple[int, int]:

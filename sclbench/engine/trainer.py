@@ -50,13 +50,14 @@ from torch import nn
 from torch.utils.data import DataLoader, IterableDataset, default_collate
 
 from sclbench.common.io import read_jsonl
+from sclbench.common.seeding import derive_seed
 from sclbench.engine import distributed as D
 from sclbench.engine.checkpointing import (TrainState, export_best, latest, load_checkpoint, recover_best,
                                            restore, rng_state, save_checkpoint, training_payload)
 from sclbench.engine.loader import loader_settings
 from sclbench.engine.logs import MetricLogger
 from sclbench.engine.optim import build_optimizer
-from sclbench.engine.sampler import SeededDataset, TrainSampler, _seed
+from sclbench.engine.sampler import SeededDataset, TrainSampler
 from sclbench.engine.schedule import build_scheduler, total_steps
 from sclbench.engine.used_params import ParameterUse, probe_parameter_use
 from sclbench.engine.utils import seed_everything, to_device
@@ -118,7 +119,7 @@ class StepContext:
     def generator(self, *salt: int, device: torch.device | str | None = None) -> torch.Generator:
         """A fresh generator seeded by (seed, step, micro_step, rank, *salt); use one salt per use."""
         g = torch.Generator(device=device or self.device)
-        g.manual_seed(_seed(self.seed, self.step, self.micro_step, self.rank, *salt))
+        g.manual_seed(derive_seed(self.seed, self.step, self.micro_step, self.rank, *salt))
         return g
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from sclbench.common.seeding import derive_seed
 from sclbench.data import shards as S
 from sclbench.data.collate import collate
 from sclbench.data.datasets import CaptionDataset, Visuals
@@ -26,7 +27,7 @@ from sclbench.data.formats import pretrain as fmt
 from sclbench.data.masking import MaskSpec
 from sclbench.data.streaming import Corpus, StreamingBatches
 from sclbench.data.transforms import build_transform
-from sclbench.engine.sampler import SeededDataset, _seed
+from sclbench.engine.sampler import SeededDataset
 from sclbench.errors import ConfigError
 from sclbench.model import SCLModel
 from sclbench.objectives.completion import CompletionConfig
@@ -68,7 +69,7 @@ class ChunkedDataset(Dataset):
         if forming_epoch == self.epoch:
             return
         self.epoch = forming_epoch
-        rng = random.Random(_seed(self.seed, forming_epoch))
+        rng = random.Random(derive_seed(self.seed, forming_epoch))
         self.chunks = []
         for kind, (datasets, size) in self.groups.items():
             items = [(d, i) for d, dataset in enumerate(datasets) for i in range(len(dataset))]
