@@ -38,9 +38,8 @@ def register(*families: str) -> Callable[[type[Task]], type[Task]]:
 
 
 def get_task(name: str, overrides: list[str] | None = None, **kwargs: Any) -> Task:
-    """The adapter for `tasks/<name>.yaml` (e.g. "vqa", "f30k", "msrvtt")."""
-    from sclbench import tasks as _  # noqa: F401  (imports the adapters, which register themselves)
-
+    """The adapter for `tasks/<name>.yaml` (e.g. "vqa", "f30k", "msrvtt"). The adapters are registered by
+    then: importing this module runs `sclbench/tasks/__init__.py` first, which imports every adapter."""
     card = load_card(name, overrides, valid_keys=settings_read_by_code())
     if card.family not in _REGISTRY:
         raise ConfigError(f"task card {name!r} names unknown family {card.family!r}; known: {sorted(_REGISTRY)}")
