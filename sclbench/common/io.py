@@ -4,13 +4,13 @@ before work starts, and JSON-lines reading with errors that name the file and li
 from __future__ import annotations
 
 import errno
-import json
 import os
 import secrets
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
-from sclbench.errors import DataError, SCLBenchError
+from sclbench.common.textfile import read_jsonl as read_exactly
+from sclbench.errors import SCLBenchError
 
 
 # What each write failure means for the user, by errno, and what to do (the message names the file too).
@@ -155,25 +155,9 @@ def _check_writable(folder: Path, option: str, target: Path) -> None:
                             "the permissions") from None
 
 
-def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
-    """(line number, object) for each non-empty line of a JSON-lines file."""
-    path = Path(path)
-    try:
-        f = open(path, encoding="utf-8")
-    except OSError as err:
-        raise DataError(f"cannot read {path}: {err.strerror}") from None
-    with f:
-        try:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise DataError(f"malformed JSON in {path}, line {lineno}: {err.msg}; "
-                                    "fix or re-download the file") from None
-                if not isinstance(obj, dict):
-                    raise DataError(f"{path}, line {lineno}: expected a JSON object, got {type(obj).__name__}")
-                yield lineno, obj
-        except UnicodeDecodeError as err:
-            raise DataError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start})") from None
+def read_jsonl(path: str | Path, fix: str = "re-create it (re-run the command that wrote it)"
+               ) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-empty line of a JSON-lines file sclbench wrote (predictions, logs),
+    read exactly (common/textfile): bytes that are not UTF-8, malformed lines and an object repeating a key
+    are one DataError naming the file and the line, then `fix`. An empty file holds no rows."""
+    return read_exactly(Path(path), allow_empty=True, fix=fix)

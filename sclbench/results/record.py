@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from sclbench.common.io import atomic_write
+from sclbench.common.textfile import load_json
 from sclbench.common.values import Rule, check_value
 from sclbench.errors import ConfigError, DataError
 
@@ -279,12 +280,10 @@ class ResultRecord:
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path} is not valid JSON (line {err.lineno}: {err.msg}); fix or remove it") from None
-    except OSError as err:
-        raise DataError(f"cannot read result file {path}: {err.strerror}") from None
+    """The JSON in `path`, read exactly (common/textfile): bytes that are not UTF-8 (a BOM is removed), an
+    empty file, malformed JSON or an object repeating a key (the plain reader would keep one copy of a
+    metric silently) are one DataError naming the file. NaN is read: a record keeps a NaN metric."""
+    return load_json(path, fix="fix or remove it")
 
 
 def load(path: str | Path) -> ResultRecord:

@@ -13,15 +13,19 @@ file and where (JSON keeps the last copy of a repeated key without a word; that 
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
-import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+# The exact text and JSON readers live in common/ (records, predictions and sentence files use them too);
+# the format readers import them from here with the rest of their helpers.
+from sclbench.common.textfile import load_json, parse_json, read_jsonl, read_text, text_lines
 from sclbench.errors import DataError
+
+__all__ = ["MissingDataFile", "dedup", "expect_dict", "field", "find_dir", "find_file", "load_json", "media_ok",
+           "not_empty", "parse_json", "read_csv_table", "read_jsonl", "read_text", "str_list", "text_lines", "unique"]
 
 if TYPE_CHECKING:
     from sclbench.data.records import SkipCounter
@@ -48,114 +52,6 @@ def find_dir(root: Path, candidates: list[str]) -> Path | None:
         if (Path(root) / rel).is_dir():
             return Path(root) / rel
     return None
-
-
-# Byte-order marks a saving tool may put first (Excel's "CSV UTF-8", Notepad, PowerShell). UTF-32's come
-# before UTF-16's: FF FE 00 00 also starts with UTF-16-LE's FF FE.
-_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
-         (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
-
-
-def read_text(path: Path, *, allow_empty: bool = False) -> str:
-    """The whole file as text: UTF-8, or UTF-8/16/32 behind a byte-order mark (the mark removed, so no
-    id starts with U+FEFF). Unreadable or non-UTF-8 bytes, a mark inside the file (two files
-    concatenated) and an empty or whitespace-only file (unless `allow_empty`) name the file."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as err:
-        raise DataError(f"cannot read {path}: {err.strerror}") from None
-    encoding, start = "utf-8", 0
-    for bom, name in _BOMS:
-        if data.startswith(bom):
-            encoding, start = name, len(bom)
-            break
-    try:
-        text = data[start:].decode(encoding)
-    except UnicodeDecodeError as err:
-        line = data[start:start + err.start].decode(encoding, "replace").count("\n") + 1
-        raise DataError(f"{path}, line {line}: bytes that are not {encoding.upper()} ({err.reason}); the file "
-                        "is damaged or in another encoding: re-download it (or save it as UTF-8)") from None
-    if not allow_empty and not text.strip():
-        raise DataError(f"{path} is empty ({len(data)} bytes{', only white space' if data else ''}); the "
-                        "download or copy did not finish: re-download it")
-    stray = text.find("\ufeff")
-    if stray >= 0 and (stray == 0 or text[stray - 1] == "\n"):
-        line = text.count("\n", 0, stray) + 1
-        raise DataError(f"{path}, line {line}: a byte-order mark (U+FEFF) starts this line: two files were "
-                        "joined together (each with its own mark); re-create the file from its parts")
-    return text
-
-
-def text_lines(path: Path, *, allow_empty: bool = False) -> Iterator[tuple[int, str]]:
-    """(1-based line number, line without its newline) for every line of a text file (see read_text)."""
-    for lineno, line in enumerate(read_text(path, allow_empty=allow_empty).split("\n"), 1):
-        yield lineno, line.rstrip("\r")
-
-
-class _Repeated(dict):
-    """An object in which a key occurs twice: the parse finishes, then the path to it is reported."""
-
-    repeated: str = ""
-
-
-def _find_repeated(doc) -> tuple[str, str]:
-    """(JSON path, key) of the first object, in document order, that repeats a key."""
-    stack = [(doc, "")]
-    while stack:
-        node, at = stack.pop()
-        if isinstance(node, _Repeated):
-            return at or "top level", node.repeated
-        if isinstance(node, dict):
-            stack.extend((v, f"{at}.{k}" if at else str(k)) for k, v in reversed(list(node.items())))
-        elif isinstance(node, list):
-            stack.extend((v, f"{at}[{i}]") for i, v in reversed(list(enumerate(node))))
-    return "top level", ""
-
-
-def parse_json(text: str, path: Path, line: int | None = None):
-    """JSON text of `path` (or of its `line`), exactly: a repeated key in any object, malformed JSON or
-    absurd nesting is a DataError naming the file, the line and where (a JSON path)."""
-    repeated = []
-
-    def strict_object(pairs: list) -> dict:
-        obj = dict(pairs)
-        if len(obj) != len(pairs):  # json.loads would keep the last copy without a word
-            seen: set = set()
-            obj = _Repeated(obj)
-            obj.repeated = next(k for k, _ in pairs if k in seen or seen.add(k))
-            repeated.append(obj)
-        return obj
-
-    at = f"{path}, line {line}" if line is not None else str(path)
-    try:
-        doc = json.loads(text, object_pairs_hook=strict_object)
-    except json.JSONDecodeError as err:
-        place = f"line {line}, column {err.colno}" if line is not None else f"line {err.lineno} column {err.colno}"
-        raise DataError(f"malformed JSON in {path}, {place}: {err.msg}; re-download the file") from None
-    except RecursionError:
-        raise DataError(f"malformed JSON in {at}: nested too deeply to be an annotation file") from None
-    if repeated:  # only then is the tree walked, to say where
-        where, key = _find_repeated(doc)
-        raise DataError(f"{at}: key {key!r} occurs twice in the object at {where}; a JSON reader keeps one "
-                        "copy silently, so the file is damaged or was edited by hand: fix or re-download it")
-    return doc
-
-
-def load_json(path: Path):
-    """A whole JSON file, read exactly (see read_text and parse_json)."""
-    return parse_json(read_text(path), path)
-
-
-def read_jsonl(path: Path, *, allow_empty: bool = False) -> Iterator[tuple[int, dict]]:
-    """(line number, object) for each non-empty line of a JSON-lines file, each line read exactly."""
-    path = Path(path)
-    for lineno, line in text_lines(path, allow_empty=allow_empty):
-        if not line.strip():
-            continue
-        obj = parse_json(line, path, lineno)
-        if not isinstance(obj, dict):
-            raise DataError(f"{path}, line {lineno}: expected a JSON object, got {type(obj).__name__}")
-        yield lineno, obj
 
 
 def expect_dict(obj, path: Path, where: str) -> dict:
