@@ -22,7 +22,7 @@ from pathlib import Path
 
 from sclbench.common.io import atomic_write, check_output_dir, write_error
 from sclbench.errors import DataError, SCLBenchError
-from sclbench.results.record import HISTORY_DIR, LOCK_NAME, PREDICTIONS_SUFFIX, collect
+from sclbench.results.record import HISTORY_DIR, LOCK_NAME, PREDICTIONS_SUFFIX, ResultRecord, collect, load
 
 MANIFEST = ".sclbench-baseline.json"
 
@@ -67,7 +67,7 @@ def _managed(to: Path) -> set[str]:
                                 "recognised by their contents)") from None
         return {str(p) for p in listed} | {MANIFEST}
     managed = set()
-    for record in collect(to) if to.is_dir() else []:
+    for record in _own_records(to) if to.is_dir() else []:
         rel = record.source.relative_to(to)
         managed.add(str(rel))
         if record.predictions_file:
@@ -77,6 +77,22 @@ def _managed(to: Path) -> set[str]:
         if path.name == LOCK_NAME or HISTORY_DIR in rel.parts or path.name.endswith(PREDICTIONS_SUFFIX):
             managed.add(str(rel))
     return managed
+
+
+def _own_records(to: Path) -> list[ResultRecord]:
+    """The result records in a baseline folder without a manifest: the files that read as complete sclbench
+    records. Any other JSON file -- the user's own, another tool's, or one that is damaged, not UTF-8 or only
+    claims the record schema -- is not sclbench's to drop: it is kept as the user's (and `check` then names
+    it if it is in the way), never a reason to stop the replacement (`collect` would refuse the folder)."""
+    records = []
+    for path in sorted(to.rglob("*.json")):
+        if any(part.startswith(".") for part in path.relative_to(to).parts):
+            continue  # .history/ is sclbench's as a whole (listed below); temporary files are not records
+        try:
+            records.append(load(path))
+        except SCLBenchError:
+            continue
+    return records
 
 
 def _copy_unmanaged(to: Path, new: Path) -> set[str]:

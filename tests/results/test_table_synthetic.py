@@ -98,12 +98,43 @@ def test_chance_levels_and_tests():
 def test_replace_baseline_copies_records_with_predictions(tmp_path):
     rec, preds = f30k_record("demo-scl", synthetic=True)
     rec.save(tmp_path / "fresh", predictions=preds)
-    (tmp_path / "base" / "old").mkdir(parents=True)
-    (tmp_path / "base" / "old" / "stale.json").write_text(json.dumps({"schema": "sclbench.result/1"}))
+    stale, stale_preds = f30k_record("old-run", synthetic=True)  # a record no longer produced, in a subfolder
+    stale.save(tmp_path / "base" / "old", predictions=stale_preds)
     assert replace_baseline(tmp_path / "fresh", tmp_path / "base") == 1
     assert not (tmp_path / "base" / "old").exists()
     copied = tmp_path / "base" / "f30k" / "f30k_test_demo-scl.predictions.jsonl"
     assert copied.read_text().count("\n") == 20
+
+
+# JSON files in a baseline folder (no manifest yet) that are not complete sclbench records: the user's own.
+FOREIGN_JSON = {
+    "schema only.json": json.dumps({"schema": "sclbench.result/1"}).encode(),  # claims the schema, no task
+    "not json.json": b"{unclosed",
+    "utf16.json": json.dumps({"a": 1}).encode("utf-16"),
+    "random.json": bytes(range(256)),
+    "empty.json": b"",
+    "repeated.json": b'{"schema": "sclbench.result/1", "task": "f30k", "task": "vqa"}',
+    "list.json": b"[1, 2]",
+}
+
+
+def test_replace_baseline_keeps_json_it_did_not_write(tmp_path):
+    """Neither deleted (the baseline never deletes what it did not write) nor a reason to stop: it is
+    simply not a managed file. A stale record beside them still leaves."""
+    rec, preds = f30k_record("demo-scl", synthetic=True)
+    rec.save(tmp_path / "fresh", predictions=preds)
+    base = tmp_path / "base"
+    for name, data in FOREIGN_JSON.items():
+        (base / "notes" / name).parent.mkdir(parents=True, exist_ok=True)
+        (base / "notes" / name).write_bytes(data)
+    stale, _ = f30k_record("old-run", synthetic=True)
+    stale.save(base)
+    assert replace_baseline(tmp_path / "fresh", base) == 1
+    for name, data in FOREIGN_JSON.items():
+        assert (base / "notes" / name).read_bytes() == data, name
+    assert sorted(p.name for p in (base / "f30k").glob("*.json")) == ["f30k_test_demo-scl.json"]
+    manifest = json.loads((base / ".sclbench-baseline.json").read_text())
+    assert not any(f.startswith("notes") for f in manifest["files"])
 
 
 def test_ablation_pairs_samples_by_id(tmp_path):
