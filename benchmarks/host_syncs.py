@@ -112,7 +112,7 @@ def _sample(task: str, g: torch.Generator) -> dict[str, Any]:
 
 def build(task: str) -> tuple[torch.nn.Module, Callable, list[dict[str, Any]]]:
     """(tiny model, the task's own loss function, samples) for task vqa | f30k | pretrain."""
-    from sclbench.config import load_card
+    from sclbench.cards import load_card
     from sclbench.model import SCLConfig, SCLModel
 
     torch.manual_seed(0)

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from sclbench.assets import packaged_cards_dir
 from sclbench.common.values import Rule
 
 FREE_FORM_SECTIONS = ("paper", "reproduce")
@@ -152,8 +153,6 @@ def _leaves(data: dict[str, Any], prefix: str = ""):
 def packaged_rules() -> dict[str, Rule]:
     """The kind of every setting in the packaged cards (an int in one card and a float in another
     is a number; a text in one and a list in another is either)."""
-    from sclbench.config import packaged_cards_dir
-
     kinds: dict[str, set[str]] = {}
     items: dict[str, set[str]] = {}
     for path in sorted(packaged_cards_dir().glob("*.yaml")):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sclbench.config import load_card
+from sclbench.cards import load_card
 from sclbench.engine.trainer import TrainConfig
 
 TRAIN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sclbench.config import available_cards, find_card, load_card
+from sclbench.cards import available_cards, find_card, load_card
 from sclbench.results.paper import card_paper_numbers
 
 

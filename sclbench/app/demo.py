@@ -45,7 +45,7 @@ class DemoTask:
 def demo_tasks() -> dict[str, DemoTask]:
     """The fine-tuning tasks of the demo, in leaderboard order: every card (packaged or the user's) with a
     `demo:` section, pre-training aside."""
-    from sclbench.config import available_cards, load_card
+    from sclbench.cards import available_cards, load_card
 
     found = []
     for name in available_cards():
@@ -63,7 +63,7 @@ def demo_tasks() -> dict[str, DemoTask]:
 
 def pretrain_overrides() -> list[str]:
     """The pre-training card's demo overrides (its synthetic corpora)."""
-    from sclbench.config import load_card
+    from sclbench.cards import load_card
 
     return list(load_card("pretrain").get("demo.overrides") or [])
 

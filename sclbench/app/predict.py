@@ -125,7 +125,7 @@ def load_predictor(ckpt: str | Path, task: str | None = None, tokenizer: str | N
     if num_frames is None:
         num_frames = 1
         if task in VIDEO_TASKS:
-            from sclbench.config import load_card
+            from sclbench.cards import load_card
 
             num_frames = int(load_card(task if task != "pretrain_video" else "pretrain").get("data.num_frames", 4))
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from sclbench.app.selection import selection_protocol
-from sclbench.config import TaskCard, load_card, packaged_cards_dir
+from sclbench.cards import TaskCard, load_card, packaged_cards_dir
 from sclbench.objectives.balance import describe, loss_balance
 from sclbench.results.paper import PaperNumber, canonical_split, card_paper_numbers
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sclbench.config import TaskCard
+from sclbench.cards import TaskCard
 from sclbench.errors import ConfigError
 
 DEFAULT = "heldout_val"

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sclbench.config import TaskCard, available_cards, load_card
+from sclbench.cards import TaskCard, available_cards, load_card
 from sclbench.data.formats import Format, arrow, card_format, karpathy, lsmdc, msrvtt, nlvr2, pretrain, vqa
 from sclbench.data.formats._io import MissingDataFile
 from sclbench.data.records import ImageSource, NLVR2Record, SkipCounter, VideoRecord

@@ -36,7 +36,7 @@ import numpy as np
 from PIL import Image
 
 from sclbench.common.processes import run_calls
-from sclbench.config import TaskCard, available_cards, load_card
+from sclbench.cards import TaskCard, available_cards, load_card
 from sclbench.data import synth_scenes as S
 from sclbench.errors import ConfigError
 from sclbench.data.formats import arrow, card_format, karpathy, nlvr2, vqa

@@ -66,7 +66,7 @@ def canonical_split(task: str, split: str) -> str:
 
 def paper_numbers(model: str | None = "scl") -> list[PaperNumber]:
     """Every card's paper numbers (of `model`; None = all models)."""
-    from sclbench.config import available_cards, load_card
+    from sclbench.cards import available_cards, load_card
 
     rows: list[PaperNumber] = []
     for name in available_cards():

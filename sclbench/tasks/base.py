@@ -16,7 +16,7 @@ from typing import Any, Callable
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from sclbench.config import TaskCard, load_card
+from sclbench.cards import TaskCard, load_card
 from sclbench.data.collate import collate
 from sclbench.data.datasets import Visuals
 from sclbench.data.records import SkipCounter
@@ -47,7 +47,7 @@ def get_task(name: str, overrides: list[str] | None = None, **kwargs: Any) -> Ta
 
 
 # Settings the code reads with a default, so that a card may leave them out and an override may still
-# set them; every setting a card holds is valid too. Anything else is a typo (see config.load_card).
+# set them; every setting a card holds is valid too. Anything else is a typo (see cards.load_card).
 OPTIONAL_SETTINGS = frozenset({
     "data.root", "data.cache_images", "data.num_frames", "data.format", "train.transform", "train.frame_mode",
     "train.neg_texts", "train.con_weight", "train.chunk_size", "eval.transform", "eval.mode", "eval.k",
@@ -246,6 +246,6 @@ class Task(ABC):
 
 
 def list_tasks() -> list[str]:
-    from sclbench.config import available_cards
+    from sclbench.cards import available_cards
 
     return available_cards()

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from sclbench.app.reproduce import render_guide
-from sclbench.config import load_card, packaged_cards_dir
+from sclbench.cards import load_card, packaged_cards_dir
 from sclbench.results.paper import card_paper_numbers
 
 PUBLIC = {"scl": "arXiv:2211.13437", "meter": "arXiv:2111.02387"}

@@ -9,7 +9,7 @@ import random
 import pytest
 
 from sclbench.app.selection import OFFICIAL_SELECTION, official_the_metric, selection_protocol
-from sclbench.config import load_card, packaged_cards_dir
+from sclbench.cards import load_card, packaged_cards_dir
 
 CARDS = sorted(p.stem for p in packaged_cards_dir().glob("*.yaml") if p.stem != "pretrain")
 
@@ -64,7 +64,7 @@ def test_the_official_retrieval_metric_keeps_the_last_epoch():
 
 @pytest.mark.parametrize("name, select", [("last", True), ("best_val", False)])
 def test_a_protocol_name_fixes_its_select_flag(name, select):
-    from sclbench.config import TaskCard
+    from sclbench.cards import TaskCard
     from sclbench.errors import ConfigError
 
     card = TaskCard("t", {"family": "x", "splits": {"train": "train", "val": "val", "test": "test"},

@@ -9,7 +9,7 @@ import pytest
 import typer
 
 from sclbench.app.reproduce import render_guide, split_label
-from sclbench.config import load_card, packaged_cards_dir
+from sclbench.cards import load_card, packaged_cards_dir
 from sclbench.results.paper import card_paper_numbers
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "reproduce.md"

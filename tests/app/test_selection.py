@@ -3,7 +3,7 @@
 import pytest
 
 from sclbench.app.selection import apply_selection, selection_protocol
-from sclbench.config import TaskCard, load_card
+from sclbench.cards import TaskCard, load_card
 from sclbench.errors import ConfigError
 
 

@@ -109,7 +109,7 @@ def test_user_cards_folder_overrides_and_adds(tmp_path, capsys, monkeypatch):
     import yaml
 
     monkeypatch.setenv("SCLBENCH_TASKS_DIR", "")  # restored after the test (--cards sets it for the process)
-    from sclbench.config import packaged_cards_dir
+    from sclbench.cards import packaged_cards_dir
 
     card = yaml.safe_load((packaged_cards_dir() / "nlvr2.yaml").read_text())
     card["name"], card["description"] = "nlvr2-mine", "my own NLVR2 card"

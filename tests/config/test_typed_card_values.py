@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sclbench.config import available_cards, load_card
+from sclbench.cards import available_cards, load_card
 from sclbench.config_rules import RULES, packaged_rules, rule_for
 from sclbench.errors import ConfigError
 from sclbench.tasks.base import settings_read_by_code

@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from engine_toy import ToyDataset, collate, tiny_model
-from sclbench.config import load_card
+from sclbench.cards import load_card
 from sclbench.engine import loader as L
 from sclbench.engine.optim import build_optimizer
 from sclbench.engine.sampler import SeededDataset, TrainSampler

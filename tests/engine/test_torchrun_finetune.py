@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from sclbench.config import available_cards, load_card
+from sclbench.cards import available_cards, load_card
 
 from sclbench.model.config import SCLConfig
 from sclbench.tasks.base import get_task

@@ -37,7 +37,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from sclbench.config import load_card
+from sclbench.cards import load_card
 from sclbench.engine.optim import group_of
 from torchrun_util import env, torchrun, train_log
 

@@ -24,7 +24,7 @@ SIGNED_INTS = {("explain", "layer")}
 
 def _override_keys(verb: str) -> list[str]:
     """Dotted setting names of the card a job verb reads (overrides are fuzzed against real keys)."""
-    from sclbench.config import leaf_keys, load_card
+    from sclbench.cards import leaf_keys, load_card
 
     card = {"eval": "f30k", "finetune": "f30k", "pretrain": "pretrain"}.get(verb)
     if card is None:

@@ -17,7 +17,7 @@ JOBS = {"eval": "f30k", "finetune": "vqa", "pretrain": "pretrain"}
 
 
 def _numeric_keys(card: str) -> list[str]:
-    from sclbench.config import leaf_keys, load_card
+    from sclbench.cards import leaf_keys, load_card
 
     data = load_card(card).data
 

@@ -39,7 +39,7 @@ def test_weights_scale_the_terms():
 
 
 def test_card_keys_reach_the_objective():
-    from sclbench.config import load_card
+    from sclbench.cards import load_card
 
     # what PretrainTask.objective builds its CompletionConfig from
     card = load_card("pretrain", ["completion.global_weight=0.1", "completion.local_weight=0.02"])

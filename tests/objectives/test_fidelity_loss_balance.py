@@ -6,7 +6,7 @@ mean a gathered term weighs 1/8 of its card weight). The negatives per step are 
 import pytest
 import torch
 
-from sclbench.config import load_card
+from sclbench.cards import load_card
 from sclbench.objectives.balance import describe, loss_balance
 from sclbench.objectives.completion import CompletionConfig, completion_contrast
 from sclbench.objectives.itc import itc_loss

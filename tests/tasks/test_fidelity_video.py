@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from sclbench.config import load_card
+from sclbench.cards import load_card
 from sclbench.data.transforms import CLIP_MEAN, CLIP_STD, build_transform
 from sclbench.data.video import sample_frame_indices
 

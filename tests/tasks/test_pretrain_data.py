@@ -4,7 +4,7 @@ the sample's own corpus, video at the official resolution with the CVPR video ob
 import pytest
 import torch
 
-from sclbench.config import load_card
+from sclbench.cards import load_card
 from sclbench.data import shards as S
 from sclbench.data.streaming import StreamingBatches
 from sclbench.model import SCLConfig

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sclbench.config import (apply_overrides, available_cards, cards_dirs, check_override_keys, leaf_keys, load_card,
+from sclbench.cards import (apply_overrides, available_cards, cards_dirs, check_override_keys, leaf_keys, load_card,
                              packaged_cards_dir)
 from sclbench.errors import ConfigError
 from sclbench.tasks.base import get_task, settings_read_by_code

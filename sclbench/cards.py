@@ -11,23 +11,18 @@ from __future__ import annotations
 
 import copy
 import os
-from importlib import resources
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from sclbench.assets import packaged_cards_dir
 from sclbench.common.values import check_value
 from sclbench.config_rules import FREE_FORM_SECTIONS, rule_for
 from sclbench.errors import ConfigError
 
 CARDS_ENV = "SCLBENCH_TASKS_DIR"
-
-
-def packaged_cards_dir() -> Path:
-    """The cards shipped inside the package (`sclbench/assets/tasks`, found through importlib.resources)."""
-    return Path(str(resources.files("sclbench.assets") / "tasks"))
 
 
 def cards_dirs(extra: str | Path | None = None) -> list[Path]:
