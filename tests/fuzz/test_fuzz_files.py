@@ -262,16 +262,8 @@ SLOW_KINDS = [
 # Failures this suite found in other owners' code that were still open when it was written (issue 21):
 # each is an xfail that passes (XPASS) once fixed; its reason names the owner's area and the defect.
 OPEN = {
-    "tokenizer_config.json": "tokenizer loading (sclbench/data/tokenizer.py): a tokenizer_config.json of {} loads "
-                             "without a pad token and `encode` raises transformers' ValueError",
     "sentences file": "predict (sclbench/app/predict.py read_sentences): a sentences file that is not UTF-8 "
                       "(UTF-16 from another tool, random bytes) raises UnicodeDecodeError",
-    "result record (table)": "records (sclbench/results/record.py _read_json): a record that is not UTF-8 raises "
-                             "UnicodeDecodeError",
-    "result record (check)": "records (sclbench/results/record.py _read_json): a record that is not UTF-8 raises "
-                             "UnicodeDecodeError",
-    "result record (plot)": "records (sclbench/results/record.py _read_json): a record that is not UTF-8 raises "
-                            "UnicodeDecodeError",
 }
 
 
