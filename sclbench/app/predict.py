@@ -11,7 +11,6 @@ probability for a pre-trained checkpoint, or the contrastive cosine with `scorer
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 import torch
 
+from sclbench.common.textfile import load_json, read_text
 from sclbench.errors import CheckpointError, ConfigError, DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -55,8 +55,11 @@ class Predictor:
         """[1, F, 3, H, W] for one image (F = 1) or clip, as the evaluation's batches hold it."""
         from PIL import Image
 
+        from sclbench.data.records import to_rgb
+
         if isinstance(media, Image.Image):
-            tensor = self.visuals.transform(media.convert("RGB")).unsqueeze(0)
+            # The datasets' own decoder: 16-bit greyscale scaled, palette and CMYK converted, alpha dropped.
+            tensor = self.visuals.transform(to_rgb(media)).unsqueeze(0)
         else:
             path = Path(media)
             if not path.is_file():
@@ -231,14 +234,32 @@ def rank_texts(p: Predictor | str | Path, image: Media, sentences: Sequence[str]
 
 
 def read_sentences(path: str | Path) -> list[str]:
-    """One sentence per line (blank lines skipped), or a JSON list of strings."""
+    """One sentence per line (blank lines skipped), or a JSON list of strings (a `.json` file).
+
+    Read exactly (common/textfile), as the format readers read annotations: UTF-8, or UTF-8/16/32 behind
+    a byte-order mark (removed, so the first sentence does not start with U+FEFF); bytes in another
+    encoding, an empty file, NUL characters (UTF-16 saved without its mark, or a binary file) and a JSON
+    entry that is not a sentence are one DataError naming the file and the line or entry."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"sentence file {path} does not exist")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".json":
-        data = json.loads(text)
-        if not isinstance(data, list) or not all(isinstance(s, str) for s in data):
-            raise DataError(f"{path}: expected a JSON list of strings")
+    if path.suffix.lower() == ".json":
+        fix = "save it as a UTF-8 JSON list of strings"
+        data = load_json(path, fix=fix)
+        if not isinstance(data, list) or not data:
+            raise DataError(f"{path}: expected a JSON list of sentences (strings), got "
+                            f"{'an empty list' if data == [] else type(data).__name__}; {fix}")
+        for index, sentence in enumerate(data):
+            if not isinstance(sentence, str) or not sentence.strip() or "\x00" in sentence:
+                raise DataError(f"{path}, entry {index}: expected a sentence, got {sentence!r:.60}; {fix}")
         return data
-    return [line.strip() for line in text.splitlines() if line.strip()]
+    fix = "save it as UTF-8 text, one sentence per line"
+    text = read_text(path, fix=fix, empty_fix=fix)
+    sentences = []
+    for lineno, line in enumerate(text.split("\n"), 1):
+        if "\x00" in line:
+            raise DataError(f"{path}, line {lineno}: NUL characters: the file is UTF-16 without a byte-order "
+                            f"mark, or not text at all; {fix}")
+        if line.strip():
+            sentences.append(line.strip())
+    return sentences
