@@ -34,7 +34,7 @@ from benchmarks.common import eager_attention_everywhere, machine_info
 from sclbench.model import SCLConfig, SCLModel
 from sclbench.model.factory import assemble
 from sclbench.tasks.precision import EvalPrecision
-from sclbench.tasks.retrieval_engine import Features, RetrievalOptions, candidate_pairs, retrieval_scores, score_pairs
+from sclbench.tasks.retrieval_scoring import Features, RetrievalOptions, candidate_pairs, retrieval_scores, score_pairs
 
 PEAK_BF16_TFLOPS = (("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.0), ("H200", 989.0),
                     ("GH200", 989.0), ("A100", 312.0), ("L40S", 362.0))

@@ -19,7 +19,7 @@ from benchmarks.common import HashTokenizer, SeededImages, f30k_links, ratio, sy
 from sclbench.metrics import retrieval_recall
 from sclbench.model import SCLConfig, SCLModel
 from sclbench.model.factory import assemble
-from sclbench.tasks.retrieval_engine import (
+from sclbench.tasks.retrieval_scoring import (
     Features, RetrievalOptions, candidate_pairs, encode_features, retrieval_scores, score_pairs,
 )
 

@@ -30,7 +30,7 @@ from sclbench.metrics import retrieval_recall
 from sclbench.model import SCLConfig, SCLModel
 from sclbench.model.factory import assemble
 from sclbench.tasks.precision import EvalPrecision
-from sclbench.tasks.retrieval_engine import Features, RetrievalOptions, candidate_pairs, score_chunks, score_pairs
+from sclbench.tasks.retrieval_scoring import Features, RetrievalOptions, candidate_pairs, score_chunks, score_pairs
 
 HERE = Path(__file__).resolve().parent
 PER_IMAGE = 5

@@ -4,7 +4,7 @@ Training (official `irtr`): each caption with K random captions of other images 
 cross-encoder's `rank_output`, cross-entropy on the positive; plus a contrastive term weighted by
 `con_weight`. The official contrastive term assumed one image per GPU and keys no `infer` returned
 (scl-official.md §8.6); here it is the in-batch symmetric ITC over the gathered batch.
-Evaluation: see `retrieval_engine` (exhaustive or two-stage, recorded in the result). A checkpoint
+Evaluation: see `retrieval_scoring` (exhaustive or two-stage, recorded in the result). A checkpoint
 without retrieval fine-tuning is scored zero-shot through its ITM "match" logit, as officially.
 """
 
@@ -22,7 +22,7 @@ from sclbench.model import SCLModel
 from sclbench.data.formats.arrow import read_family_arrow
 from sclbench.objectives.itc import itc_loss
 from sclbench.tasks.base import Evaluation, Task, register
-from sclbench.tasks.retrieval_engine import RetrievalOptions, encode_features, retrieval_scores
+from sclbench.tasks.retrieval_scoring import RetrievalOptions, encode_features, retrieval_scores
 
 
 @register("image_retrieval")

@@ -2,7 +2,7 @@
 
 import torch
 
-from sclbench.tasks.retrieval_engine import Features, RetrievalOptions, candidate_pairs
+from sclbench.tasks.retrieval_scoring import Features, RetrievalOptions, candidate_pairs
 
 
 def random_features(hidden: int, n_img: int, n_txt: int, length: int, pad_every: int, seed: int):

@@ -7,7 +7,7 @@ import torch
 from sclbench.model import SCLConfig, VisionFeatures
 from sclbench.model.factory import assemble
 from sclbench.tasks.precision import EvalPrecision
-from sclbench.tasks.retrieval_engine import RetrievalOptions, score_pairs
+from sclbench.tasks.retrieval_scoring import RetrievalOptions, score_pairs
 from tests.tasks.random_features import random_features
 
 

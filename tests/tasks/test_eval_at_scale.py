@@ -16,7 +16,7 @@ from sclbench.app import jobs
 from sclbench.cli import main
 from sclbench.engine import distributed as D
 from sclbench.errors import ConfigError
-from sclbench.tasks import retrieval_engine as engine
+from sclbench.tasks import retrieval_scoring as engine
 from sclbench.tasks.precision import EvalPrecision
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,7 +4,7 @@ retrieval engine's shared-fusion scoring = per-pair `fuse` scoring."""
 import torch
 
 from sclbench.model import SCLConfig, SCLModel, VisionFeatures
-from sclbench.tasks.retrieval_engine import RetrievalOptions, score_pairs
+from sclbench.tasks.retrieval_scoring import RetrievalOptions, score_pairs
 from tests.tasks.random_features import random_features
 
 

@@ -9,7 +9,7 @@ import torch
 
 from sclbench.model import SCLConfig, SCLModel, VisionFeatures
 from sclbench.tasks.precision import EvalPrecision
-from sclbench.tasks.retrieval_engine import Features, RetrievalOptions, candidate_pairs, score_pairs
+from sclbench.tasks.retrieval_scoring import Features, RetrievalOptions, candidate_pairs, score_pairs
 from sclbench.tasks.retrieval_fusion import fused_cls
 
 
