@@ -49,7 +49,7 @@ _TASKS: dict[str, dict[str, Any]] = {
     "lsmdc": dict(heads=("itm", "con", "rank"), image_size=224, num_token_types=2,
                   use_visual_mask_token=False, use_temporal_embed=True),
 }
-TASKS = tuple(_TASKS)
+MODEL_TASKS = tuple(_TASKS)  # what SCLConfig.for_task accepts: head sets and sizes, not the task cards
 
 _SIZE, _ID, _EPS = Rule("int", low=1), Rule("int", low=0), Rule("float", low=0, low_open=True)
 _TEXT, _FLAG = Rule("str"), Rule("bool")
@@ -236,5 +236,5 @@ class SCLConfig:
 
 def _task_fields(task: str) -> dict[str, Any]:
     if task not in _TASKS:
-        raise ConfigError(f"unknown task {task!r}; known tasks: {', '.join(TASKS)}")
+        raise ConfigError(f"unknown task {task!r}; known tasks: {', '.join(MODEL_TASKS)}")
     return dict(_TASKS[task])
