@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from sclbench.data.collate import collate_captions
 from sclbench.data.datasets import CaptionDataset, Visuals
 from sclbench.data.formats import read_karpathy, read_msrvtt
-from sclbench.data.tokenizer import load_tokenizer
+from sclbench.common.tokenizer import load_tokenizer
 from sclbench.data.transforms import build_transform
 
 

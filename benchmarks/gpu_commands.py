@@ -147,7 +147,7 @@ def record(results: Path, task: str) -> dict:
 def mean_caption_tokens(data: Path, preset: str) -> int:
     """Mean RoBERTa-tokenised length of the F30K test captions (what a pair's text costs)."""
     from sclbench.data.formats import karpathy
-    from sclbench.data.tokenizer import encode, load_tokenizer
+    from sclbench.common.tokenizer import encode, load_tokenizer
     from sclbench.model import SCLConfig
 
     records = karpathy.read_karpathy(data / "f30k", "f30k", "test")

@@ -29,7 +29,7 @@ from sclbench.data import shards as S
 from sclbench.data.collate import collate
 from sclbench.data.datasets import CaptionDataset, Visuals
 from sclbench.data.streaming import Corpus, StreamingBatches
-from sclbench.data.tokenizer import load_tokenizer
+from sclbench.common.tokenizer import load_tokenizer
 from sclbench.data.transforms import build_transform
 
 

@@ -35,6 +35,6 @@ def synth_root(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def synth_tokenizer(synth_root):
-    from sclbench.data.tokenizer import load_tokenizer
+    from sclbench.common.tokenizer import load_tokenizer
 
     return load_tokenizer(synth_root / "tokenizer")

@@ -73,7 +73,7 @@ class Predictor:
         return tensor.unsqueeze(0).to(self.device)
 
     def text(self, sentences: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        from sclbench.data.tokenizer import encode
+        from sclbench.common.tokenizer import encode
 
         enc = encode(list(sentences), self.tokenizer, self.max_len)
         return enc["ids"].to(self.device), enc["masks"].to(self.device)

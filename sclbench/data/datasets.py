@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 
 from sclbench.data.formats.vqa import AnswerVocab
 from sclbench.data.records import CaptionRecord, ImageSource, NLVR2Record, SkipCounter, VideoRecord, VQARecord
-from sclbench.data.tokenizer import encode
+from sclbench.common.tokenizer import encode
 from sclbench.data.transforms import ClipTransform
 from sclbench.data.video import read_clip
 from sclbench.errors import DataError

@@ -33,7 +33,7 @@ from sclbench.common.seeding import derive_seed, seeded_call
 from sclbench.data import shards as S
 from sclbench.data.collate import collate
 from sclbench.data.datasets import CaptionDataset, Visuals
-from sclbench.data.tokenizer import encode
+from sclbench.common.tokenizer import encode
 from sclbench.engine import distributed as D
 from sclbench.errors import ConfigError, DataError
 

@@ -375,7 +375,7 @@ def generate(out_dir: str | Path, seed: int = 0, scale: float = 1.0, *, tokenize
         if formats[name].arrow_writer:
             formats[name].hook("arrow_writer")(out, cards[name])
     if tokenizer:
-        from sclbench.data.tokenizer import train_tokenizer
+        from sclbench.common.tokenizer import train_tokenizer
 
         train_tokenizer(texts, out / "tokenizer", vocab_size=600)
     info = {"generator": "sclbench.data.synthetic", "seed": seed, "scale": scale,

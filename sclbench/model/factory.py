@@ -83,7 +83,7 @@ def configure(config: SCLConfig, task: str, model_overrides: dict[str, Any] | No
 
 def load_tokenizer_for(config: SCLConfig, ckpt_dir: Path | None, explicit: str | None) -> Any:
     """The tokenizer that travels with the weights (see the module docstring)."""
-    from sclbench.data.tokenizer import load_tokenizer
+    from sclbench.common.tokenizer import load_tokenizer
 
     if explicit:
         return load_tokenizer(explicit)

@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from sclbench.data.tokenizer import encode
+from sclbench.common.tokenizer import encode
 from sclbench.engine import distributed as D
 from sclbench.engine.sampler import shard_bounds
 from sclbench.model import SCLModel, VisionFeatures

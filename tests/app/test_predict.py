@@ -68,7 +68,7 @@ def test_retrieval_rankings_use_the_rank_head(synth_root, tiny_checkpoint, tmp_p
     # the top score recomputed through the evaluation's dataset tensors
     dataset = task.build_dataset("test", train=False)
     visuals = task.visuals(train=False)
-    from sclbench.data.tokenizer import encode
+    from sclbench.common.tokenizer import encode
 
     enc = encode([sentence], task.tokenizer, task.max_len)
     best = int(ranked[0]["image"].rsplit("/", 1)[1].split(".")[0])

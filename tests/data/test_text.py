@@ -5,7 +5,7 @@ import torch
 from transformers import AutoTokenizer
 
 from sclbench.data.masking import MaskSpec, mlm_mask, scl_text_mask
-from sclbench.data.tokenizer import encode, load_tokenizer
+from sclbench.common.tokenizer import encode, load_tokenizer
 from sclbench.errors import DataError
 
 

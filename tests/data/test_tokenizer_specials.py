@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from sclbench.data.tokenizer import encode, load_tokenizer, train_tokenizer
+from sclbench.common.tokenizer import encode, load_tokenizer, train_tokenizer
 from sclbench.errors import DataError
 
 CAPTIONS = [f"a {c} {a} on a {p}" for c in ("red", "blue") for a in ("cat", "dog") for p in ("mat", "log")]

@@ -219,7 +219,7 @@ def test_registry_names_the_encoder_inits():
 
 def test_fresh_model_from_the_factory_starts_from_both_encoders(tmp_path):
     """The lead's factory path: a tiny fresh model whose encoders come from transformers folders."""
-    from sclbench.data.tokenizer import load_tokenizer, train_tokenizer
+    from sclbench.common.tokenizer import load_tokenizer, train_tokenizer
     from sclbench.model.factory import create_model
 
     train_tokenizer([f"a photo of {i} red cats and dogs" for i in range(200)], tmp_path / "tok", vocab_size=300)

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sclbench.data.tokenizer import load_tokenizer, train_tokenizer
+from sclbench.common.tokenizer import load_tokenizer, train_tokenizer
 from sclbench.errors import DataError, SCLBenchError
 
 BUDGET = settings(max_examples=15, deadline=None, derandomize=True,

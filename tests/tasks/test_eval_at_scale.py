@@ -125,7 +125,7 @@ def test_each_rank_encodes_its_share_and_the_shares_make_the_whole(synth_root, f
     model = loaded.model.eval()
     records = task.split_records("test")[:5]  # an odd count: the two shards differ in size
     texts = [c for r in records for c in r.captions]
-    from sclbench.data.tokenizer import encode
+    from sclbench.common.tokenizer import encode
 
     enc = encode(texts, task.tokenizer, model.config.max_text_len)
     opts = engine.RetrievalOptions(encode_batch_size=3)
