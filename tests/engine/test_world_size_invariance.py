@@ -40,6 +40,7 @@ from safetensors.torch import load_file
 from sclbench.cards import load_card
 from sclbench.engine.optim import group_of
 from torchrun_util import env, torchrun, train_log
+from zero_gradient import zero_gradient_mask
 
 pytestmark = pytest.mark.slow
 
@@ -68,20 +69,6 @@ def finetune(card: str, synth_root: Path, out: Path, nproc: int, per_device: int
 def weights(out: Path) -> dict[str, torch.Tensor]:
     (path,) = (out / "final").glob("*.safetensors")
     return load_file(str(path))
-
-
-def zero_gradient_mask(name: str, tensor: torch.Tensor) -> torch.Tensor:
-    """Coordinates whose gradient is zero in exact arithmetic, because the loss is invariant to adding
-    a constant there: attention KEY biases (softmax over keys; BERT-style `key.bias`, and the middle
-    third of torch MultiheadAttention's fused `in_proj_bias`, laid out q, k, v) and `rank_output.bias`
-    (one constant on all 1 + K candidate scores of an image; listwise softmax cross-entropy)."""
-    mask = torch.zeros_like(tensor, dtype=torch.bool)
-    if name.endswith("key.bias") or name == "rank_output.bias":
-        mask[:] = True
-    elif name.endswith("in_proj_bias"):
-        third = tensor.shape[0] // 3
-        mask[third:2 * third] = True
-    return mask
 
 
 def step_sizes(card: str, names: list[str], tensors: dict[str, torch.Tensor]) -> dict[str, float]:
