@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sclbench.cli import main
 from sclbench.cards import available_cards, deep_merge, load_card
+from sclbench.cli import main
 from sclbench.errors import ConfigError
 
 
