@@ -176,10 +176,7 @@ def _nlvr2_pair(rng: random.Random, truths, targets):
 
 
 def write_nlvr2(out: Path, card, scale: float, rng: random.Random, texts: list[str]) -> None:
-    # 4 statements per set; test-P of 200 statements, so that a number ~10 points above chance is
-    # significant (p < 0.01) and not just lucky. 800 training sets (3,200 statements): the pair
-    # head starts from scratch, and with 200 sets it fitted the training statements without
-    # generalising.
+    # 4 statements per set (two image pairs x two statements); the sets per split and why: the nlvr2 card
     for split, sets in _sizes(card, scale).items():
         lines = []
         for s in range(sets):
