@@ -31,10 +31,6 @@ CASES = {
 }
 
 
-# Found by this suite and still open when it was written (issue 21): xfail until fixed, naming the area.
-OPEN: dict[str, str] = {}
-
-
 @pytest.fixture
 def no_demo(monkeypatch):
     """The demo's work replaced by a recorder: its variables are read before any work starts."""
@@ -46,8 +42,7 @@ def no_demo(monkeypatch):
     return calls
 
 
-@pytest.mark.parametrize("variable", [pytest.param(v, marks=[pytest.mark.xfail(reason=OPEN[v], strict=False)]
-                                                   if v in OPEN else []) for v in sorted(CASES)])
+@pytest.mark.parametrize("variable", sorted(CASES))
 @settings(FUZZ, max_examples=8)
 @given(data=st.data())
 def test_environment_variable(variable, data, workspace, scratch, monkeypatch, no_demo):

@@ -259,19 +259,6 @@ SLOW_KINDS = [
 ]
 
 
-# Failures this suite found in other owners' code that were still open when it was written (issue 21):
-# each is an xfail that passes (XPASS) once fixed; its reason names the owner's area and the defect.
-OPEN = {
-    "sentences file": "predict (sclbench/app/predict.py read_sentences): a sentences file that is not UTF-8 "
-                      "(UTF-16 from another tool, random bytes) raises UnicodeDecodeError",
-}
-
-
-def _params(kinds: list[Kind]) -> list:
-    return [pytest.param(k, id=k.name, marks=[pytest.mark.xfail(reason=OPEN[k.name], strict=False)]
-                         if k.name in OPEN else []) for k in kinds]
-
-
 def _pretrain_shards(ws: Workspace, out: Path) -> list:
     return ["pretrain", "--preset", "tiny", "--tokenizer", ws.synth / "tokenizer", "--precision", "fp32",
             "--random-init", "--max-steps", "1", "--data-root", ws.shards.parent, "--out", out / "pre",
@@ -314,7 +301,7 @@ def _fuzz_file(kind: Kind, data, ws: Workspace, scratch: Path) -> None:
         os.utime(target)
 
 
-@pytest.mark.parametrize("kind", _params(KINDS))
+@pytest.mark.parametrize("kind", KINDS, ids=[k.name for k in KINDS])
 @settings(FUZZ, max_examples=10)
 @given(data=st.data())
 def test_damaged_file(kind, data, workspace, scratch):
@@ -322,7 +309,7 @@ def test_damaged_file(kind, data, workspace, scratch):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", _params(SLOW_KINDS))
+@pytest.mark.parametrize("kind", SLOW_KINDS, ids=[k.name for k in SLOW_KINDS])
 @settings(FUZZ, max_examples=10)
 @given(data=st.data())
 def test_damaged_file_slow(kind, data, workspace, scratch):
