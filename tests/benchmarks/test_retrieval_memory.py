@@ -35,8 +35,11 @@ def test_tensor_gather_peaks_lower_than_pickling(tmp_path):
     before = RM.measure("before", "fp32", 2, scale, tmp_path)
     after = RM.measure("after", "fp32", 2, scale, tmp_path)
     kept = before["kept"]
-    # both end holding the other rank's half (the own half was in the base)
+    # Both end holding the other rank's half (the own half was in the base): exactly the gathered features
+    # less the own shard, as counted from the tensors, up to the resident noise of small allocations (a
+    # warm-up gather keeps the first collective's one-time 5-15 MB, which grow on a busy machine, out of it).
     for m in (before, after):
-        assert 0.35 * kept < m["held"] < 0.75 * kept, m
+        assert 0.45 * kept < m["expected_held"] < 0.55 * kept, m
+        assert abs(m["held"] - m["expected_held"]) < 0.05 * kept, m
     # pickling holds shard, pickled buffers, unpickled copies and the concatenation at once
     assert before["peak"] > 1.5 * after["peak"], (before, after)
