@@ -112,7 +112,8 @@ def _read_yaml(path: Path) -> Any:
 
 def _read_with_includes(path: Path, chain: tuple[Path, ...]) -> Any:
     """A card's mapping with its `include: OTHER` resolved: OTHER (a card name, or a .yaml path relative
-    to the including card) deep-merged under it, the including card's keys winning; a cycle is refused."""
+    to the including card) deep-merged under it, the including card's keys winning; a cycle is refused.
+    A user's card may include the packaged card of its own name (`f30k.yaml` with `include: f30k`)."""
     data = _read_yaml(path)
     if not isinstance(data, dict) or "include" not in data:
         return data
@@ -120,8 +121,7 @@ def _read_with_includes(path: Path, chain: tuple[Path, ...]) -> Any:
     target = data.pop("include")
     if not isinstance(target, str) or not target:
         raise ConfigError(f"task card {path}: include should name one card (a name or a .yaml path), not {target!r}")
-    base_path = path.parent / target if Path(target).suffix in (".yaml", ".yml") else \
-        (path.parent / f"{target}.yaml" if (path.parent / f"{target}.yaml").is_file() else find_card(target))
+    base_path = path.parent / target if Path(target).suffix in (".yaml", ".yml") else _included_card(path, target)
     if base_path is None or not base_path.is_file():
         raise ConfigError(f"task card {path}: include {target!r} names no card (known: {', '.join(available_cards())})")
     if base_path.resolve() in chain:
@@ -130,8 +130,20 @@ def _read_with_includes(path: Path, chain: tuple[Path, ...]) -> Any:
     base = _read_with_includes(base_path, chain)
     if not isinstance(base, dict):
         raise ConfigError(f"task card {base_path} (included by {path}) must be a mapping")
-    inherited = {k: v for k, v in base.items() if k not in NOT_INHERITED}
+    # the same name (a user's f30k.yaml over the packaged one) is the same benchmark: everything inherited
+    inherited = base if base_path.stem == path.stem else {k: v for k, v in base.items() if k not in NOT_INHERITED}
     return deep_merge(inherited, data)
+
+
+def _included_card(path: Path, name: str) -> Path | None:
+    """The card `include: NAME` means: the including card's folder first, then the search path; a card
+    including its own name (your f30k.yaml over the packaged one) gets the next card of that name."""
+    candidates = [path.parent / f"{name}.yaml", *(d / f"{name}.yaml" for d in cards_dirs())]
+    found = [c for c in candidates if c.is_file()]
+    if name == path.stem:
+        later = [c for c in found if c.resolve() != path.resolve()]
+        return later[0] if later else path  # no other card of that name: the cycle on itself is refused
+    return found[0] if found else None
 
 
 def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:

@@ -52,6 +52,20 @@ def test_includes_chain_and_overrides_apply_last(cards):
     assert top.name == "top"
 
 
+def load_card_packaged(name: str):
+    from sclbench.cards import packaged_cards_dir
+
+    return load_card(packaged_cards_dir() / f"{name}.yaml")
+
+
+def test_a_users_card_may_include_the_packaged_card_of_its_own_name(cards):
+    cards("f30k", "include: f30k\ntrain: {lr: 1.0e-5}\n")
+    mine = load_card("f30k")
+    assert mine.get("train.lr") == 1e-5 and mine.get("format") == "karpathy" and mine.get("eval.k") == 128
+    # the same benchmark re-tuned: its paper numbers, guide facts and demo place come along
+    assert all(mine.get(k) == load_card_packaged("f30k").get(k) for k in ("paper", "reproduce", "demo"))
+
+
 def test_a_path_include_is_relative_to_the_including_card(tmp_path):
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "base.yaml").write_text("family: vqa\nformat: vqa\ntrain: {lr: 1.0e-4}\n")
