@@ -1,8 +1,9 @@
 """The embedded default: the whole suite on a synthetic mini-benchmark, no data and no weights needed.
 
 `sclbench demo` generates the benchmark in the published formats, pre-trains a tiny SCL model with
-the semantic-completion objectives on images and videos, fine-tunes it on each of the six tasks
-(selecting on validation splits), evaluates each on its held-out split and prints the leaderboard
+the semantic-completion objectives on images and videos, fine-tunes it on each task whose card has a
+`demo:` section (the six published ones; their order, steps and overrides are there), selecting on
+validation splits, evaluates each on its held-out split and prints the leaderboard
 with chance beside every number. `--ablation` adds a model pre-trained without MGSC/MLTC and compares
 the two sample by sample (paired bootstrap), with the test size that comparison would need to see a
 2-point effect. Everything is seeded: the same seed gives the same numbers, whatever the number of
