@@ -42,6 +42,11 @@ EVAL_HEADS = {"vqa": ("vqa",), "nlvr2": ("nlvr2",)}
 JOB_ROLES = {"finetune": ["train", "val"], "pretrain": ["train"]}
 
 
+def is_main_process() -> bool:
+    """True on the process that prints (rank 0 under torchrun, the only process otherwise)."""
+    return D.is_main()
+
+
 def encoder_init_of(task: Task, ckpt: str | None, preset: str) -> dict[str, str | None] | None:
     """The card's `encoder_init` (pre-training: CLIP + RoBERTa, as the official code starts) for a fresh
     base model; the tiny preset and continued pre-training (`--ckpt`) start from what they have."""

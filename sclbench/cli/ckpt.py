@@ -17,9 +17,9 @@ app = typer.Typer(no_args_is_help=True)
 def list_(as_json: bool = typer.Option(False, "--json", help="print machine-readable JSON")) -> None:
     """Registered checkpoints and encoder initialisations: aliases, source, cache status (offline)."""
     from sclbench.app.catalog import print_registry
-    from sclbench.model.hub import registry_status
+    from sclbench.app.checkpoints import registry_rows
 
-    rows = registry_status()
+    rows = registry_rows()
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
     else:
@@ -29,7 +29,7 @@ def list_(as_json: bool = typer.Option(False, "--json", help="print machine-read
 @app.command()
 def fetch(name: str = typer.Argument(..., help="a registered name (`sclbench ckpt list`)")) -> None:
     """Download a registered checkpoint into the cache and verify its sha256 (recorded on first download)."""
-    from sclbench.model.hub import fetch as run
+    from sclbench.app.checkpoints import fetch as run
 
     resolved = run(name)
     typer.echo(f"{resolved.name}: {resolved.path} (sha256 {resolved.sha256})")
@@ -45,7 +45,7 @@ def inspect(
     from rich.console import Console
     from rich.table import Table
 
-    from sclbench.model.inspect import inspect_checkpoint
+    from sclbench.app.checkpoints import inspect as inspect_checkpoint
 
     info = inspect_checkpoint(path)
     if as_json:
@@ -78,28 +78,7 @@ def convert(
     ),
 ) -> None:
     """Official .ckpt -> sclbench directory, or sclbench directory -> official .ckpt."""
-    from sclbench.errors import ConfigError
-    from sclbench.model.checkpoint import export_official
-    from sclbench.model.factory import create_model
+    from sclbench.app.checkpoints import convert as run
 
-    if path.is_dir():
-        if out.suffix not in (".ckpt", ".pt", ".pth"):
-            raise ConfigError("converting an sclbench directory writes an official .ckpt: name OUT *.ckpt")
-        loaded = create_model(path, task=_own_task(path), require_tokenizer=False)
-        export_official(loaded.model, out)
-        typer.echo(f"wrote official-format checkpoint {out}")
-        return
-    loaded = create_model(path, task=task, preset=preset, tokenizer=tokenizer, trust_pickle=trust_pickle,
-                          model_overrides={"image_size": image_size} if image_size else None,
-                          require_tokenizer=False)
-    typer.echo(loaded.report)
-    loaded.model.save_pretrained(out, tokenizer=loaded.tokenizer, meta={"converted_from": str(path), "task": task})
-    typer.echo(f"wrote {out}" + ("" if loaded.tokenizer is not None else " (no tokenizer travels with this file: "
-                                 "pass --tokenizer to save one beside the weights)"))
-
-
-def _own_task(directory: Path) -> str:
-    from sclbench.model.checkpoint import CONFIG_NAME
-    from sclbench.model.config import SCLConfig
-
-    return SCLConfig.load(directory / CONFIG_NAME).task
+    run(path, out, task=task, image_size=image_size, preset=preset, tokenizer=tokenizer, trust_pickle=trust_pickle,
+        say=typer.echo)

@@ -19,7 +19,7 @@ def synth(out: Path = typer.Argument(..., help="Folder to write the mini-benchma
           scale: float = typer.Option(1.0, help="Multiply every split size by this.",
                                       parser=finite_float(above=0.0, maximum=100.0))) -> None:
     """Write a synthetic mini-benchmark: each card with a synth: section in its layout (+ arrow, tokenizer)."""
-    from sclbench.data.synthetic import generate
+    from sclbench.app.data import synth as generate
 
     generate(out, seed=seed, scale=scale)
     typer.echo(f"wrote the synthetic benchmark (seed {seed}, scale {scale}) to {out}")
@@ -38,7 +38,7 @@ def check(task: str = typer.Argument(..., help=f"A task card: {task_names()}; yo
           decode: bool = typer.Option(False, "--decode", help="Also decode every image and clip (slow); list "
                                       "those that do not decode.")) -> None:
     """Report what a data layout is missing; exit code 1 when something required is missing."""
-    from sclbench.data.check import check_layout
+    from sclbench.app.data import check as check_layout
 
     report = check_layout(task, _data_root(data_root, root), decode=decode)
     typer.echo(report.render())
@@ -62,9 +62,9 @@ def shard(corpus: str = typer.Argument(..., help="coco, f30k, vg, sbu, cc3m or w
     """Write webdataset shards (img2dataset layout: KEY.jpg/KEY.mp4 + KEY.txt + KEY.json) of a corpus.
 
     Use them in the pretrain card as `{name: CORPUS, root: OUT, format: shards}`."""
-    from sclbench.data.shards import corpus_records, write_shards
+    from sclbench.app.data import shard as write_shards
 
-    records = corpus_records(corpus, data_root, split=split, layout=layout, meta=meta, videos=videos)
-    index = write_shards(records, out, corpus, shard_size=shard_size)
+    index = write_shards(corpus, data_root, out, split=split, layout=layout, shard_size=shard_size, meta=meta,
+                         videos=videos)
     typer.echo(f"wrote {len(index.shards)} shards of {corpus} ({index.samples} {index.kind}s, {index.pairs} "
                f"caption pairs) to {out}")

@@ -38,7 +38,7 @@ def baseline(
                             **OUTPUT_DIR),
 ) -> None:
     """Replace a drift baseline with fresh records: the explicit, reviewable way to accept a change."""
-    from sclbench.results.baseline import replace_baseline
+    from sclbench.app.results import replace_baseline
 
     count = replace_baseline(results, to)
     typer.echo(f"baseline {to}: {count} records from {results}")
@@ -55,11 +55,6 @@ def plot(
     out: Path = typer.Option(Path("plots"), "--out", help="folder for the PNG files", **OUTPUT_DIR),
 ) -> None:
     """Training curves of a run, or recall@K curves of retrieval records, as PNG files."""
-    from sclbench.results import collect
-    from sclbench.results.plots import plot_recall, plot_training
+    from sclbench.app.results import plot as run
 
-    if (source / "log.jsonl").is_file():
-        path = plot_training(source, out / f"{source.name}_training.png")
-    else:
-        path = plot_recall(collect(source), out / "recall_at_k.png")
-    typer.echo(f"wrote {path}")
+    typer.echo(f"wrote {run(source, out)}")

@@ -120,14 +120,14 @@ def evaluate(
 ) -> None:
     """Evaluate a checkpoint: print the metrics and write a result record (+ per-sample predictions)."""
     from sclbench.app.jobs import evaluate as run
-    from sclbench.engine import distributed as D
+    from sclbench.app.jobs import is_main_process
 
     ev, path = run(task, ckpt, split, _text(data_root), results, overrides=overrides, preset=preset,
                    tokenizer=tokenizer, limit=limit, batch_size=batch_size, num_workers=num_workers,
                    checkpoint_name=name, submission_dir=submission, skip_corrupt=skip_corrupt,
                    skip_existing=skip_existing, precision=precision, tf32=tf32, mode=mode, k=k, fusion=fusion,
                    ties=ties, cache_dir=_text(cache_dir), trust_pickle=trust_pickle, compile=compile)
-    if D.is_main():
+    if is_main_process():
         if ev is None:
             typer.echo(f"skipped: {path} already holds this evaluation (--skip-existing)")
         else:

@@ -9,7 +9,6 @@ import typer
 
 from sclbench.cli._click import ClickException
 from sclbench.cli._params import INPUT_PATH, OUTPUT_FILE, SEED, finite_float, parse_finite
-from sclbench.common.io import atomic_write
 from sclbench.errors import ConfigError, DataError
 
 
@@ -33,9 +32,7 @@ def table(
                                    help="95% bootstrap interval (and p vs chance) from the saved predictions."),
 ) -> None:
     """Render every result next to the paper's numbers (generated, never hand-edited)."""
-    from sclbench.results import build_table, collect
-    from sclbench.results.renderers import FORMATS, render
-    from sclbench.results.table import footnotes, rich_tables
+    from sclbench.app.results import FORMATS, print_rich, render_table, table_rows, write_table
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
@@ -43,25 +40,15 @@ def table(
         raise ConfigError("--baseline is shown by --format html only (use `sclbench check` for the drift table)")
     if baseline is not None and not baseline.exists():
         raise DataError(f"baseline path {baseline} does not exist")
-    records = collect(results_dir)
-    if not records:
-        raise DataError(f"no result records under {results_dir} (run `sclbench eval` first)")
-    rows = build_table(records, with_stats=intervals)
+    rows = table_rows(results_dir, intervals)
     html_options = {"results_dir": results_dir, "baseline": baseline} if fmt == "html" else {}
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(out, render(rows, fmt, **html_options))  # type: ignore[arg-type]
+        write_table(out, rows, fmt, **html_options)
         typer.echo(f"wrote {len(rows)} rows to {out}")
     elif fmt == "rich":
-        from rich.console import Console
-
-        console = Console()
-        for t in rich_tables(rows):
-            console.print(t)
-        for note in footnotes(rows):
-            console.print(note, markup=False)
+        print_rich(rows)
     else:
-        typer.echo(render(rows, fmt, **html_options), nl=False)  # type: ignore[arg-type]
+        typer.echo(render_table(rows, fmt, **html_options), nl=False)
 
 
 def _parse_tolerances(items: list[str]) -> dict[str, float]:
@@ -97,18 +84,10 @@ def check(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON here.", **OUTPUT_FILE),
 ) -> None:
     """Compare results with a baseline; exit 1 when a metric drifts beyond its tolerance."""
-    import json
+    from sclbench.app.results import check as run_check
 
-    from sclbench.results import check as run_check
-
-    for path, what in ((results, "results"), (baseline, "baseline")):
-        if not path.exists():
-            raise DataError(f"{what} path {path} does not exist")
     report = run_check(results, baseline, tolerance, _parse_tolerances(metric_tolerance), resamples, seed,
-                       expected_protocol=expect_protocol)
-    report.print()
-    if json_out is not None:
-        atomic_write(json_out, json.dumps(report.to_dict(), indent=2) + "\n")
+                       expected_protocol=expect_protocol, json_out=json_out)
     if not report.passed:
         raise DriftFound(report.summary())
 
