@@ -56,12 +56,15 @@ def _env_int(name: str, minimum: int) -> int | None:
     return int(text)
 
 
-def torchrun_environment() -> TorchrunEnv | None:
-    """RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT, checked before anything reads them.
+def torchrun_environment(rendezvous: bool = True) -> TorchrunEnv | None:
+    """RANK / WORLD_SIZE / LOCAL_RANK (and, with `rendezvous`, MASTER_ADDR / MASTER_PORT), checked before
+    anything reads them.
 
     None when neither RANK nor WORLD_SIZE is set (a plain process). A half-set, malformed or
     inconsistent launch is one ConfigError naming the variable, not a ValueError from deep inside
-    init_process_group (or a rendezvous that waits for peers that will never come)."""
+    init_process_group (or a rendezvous that waits for peers that will never come). Code that only
+    asks for its rank before the process group exists passes rendezvous=False: the address is
+    init_distributed's to need."""
     rank_, world = _env_int("RANK", 0), _env_int("WORLD_SIZE", 1)
     if rank_ is None and world is None:
         return None
@@ -72,11 +75,11 @@ def torchrun_environment() -> TorchrunEnv | None:
     assert rank_ is not None and world is not None
     if rank_ >= world:
         raise ConfigError(f"environment variable RANK={rank_} is not below WORLD_SIZE={world}; {_LAUNCH_HINT}")
-    for name in ("MASTER_ADDR", "MASTER_PORT"):
+    for name in ("MASTER_ADDR", "MASTER_PORT") if rendezvous else ():
         if not os.environ.get(name, "").strip():
             raise ConfigError(f"environment variables RANK and WORLD_SIZE are set but {name} is "
                               f"{'empty' if name in os.environ else 'not'}; {_LAUNCH_HINT}")
-    port = _env_int("MASTER_PORT", 1)
+    port = _env_int("MASTER_PORT", 1) if rendezvous else None
     if port is not None and port > 65535:
         raise ConfigError(f"environment variable MASTER_PORT={port} is not a port (1 to 65535); {_LAUNCH_HINT}")
     local = _env_int("LOCAL_RANK", 0)
@@ -84,23 +87,23 @@ def torchrun_environment() -> TorchrunEnv | None:
 
 
 def launched_by_torchrun() -> bool:
-    return torchrun_environment() is not None
+    return torchrun_environment(rendezvous=False) is not None
 
 
 def launch_rank() -> int:
     """This process's rank before (or without) the process group: torchrun's RANK, checked; 0 alone."""
-    env = torchrun_environment()
+    env = torchrun_environment(rendezvous=False)
     return 0 if env is None else env.rank
 
 
 def launch_world_size() -> int:
     """The world size before (or without) the process group: torchrun's WORLD_SIZE, checked; 1 alone."""
-    env = torchrun_environment()
+    env = torchrun_environment(rendezvous=False)
     return 1 if env is None else env.world_size
 
 
 def local_rank() -> int:
-    env = torchrun_environment()
+    env = torchrun_environment(rendezvous=False)
     if env is not None:
         return env.local_rank
     local = _env_int("LOCAL_RANK", 0)  # some launchers set only this one for a single process

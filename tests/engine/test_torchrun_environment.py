@@ -69,6 +69,17 @@ def test_a_half_set_launch_is_named(launch, missing, how):
         D.torchrun_environment()
 
 
+def test_the_rank_alone_needs_no_rendezvous_address(launch):
+    """A dataset asks for its rank before the trainer joins the group: the address is not its concern
+    (init_distributed checks it), but the rank and world size still are."""
+    launch.delenv("MASTER_ADDR")
+    launch.delenv("MASTER_PORT")
+    assert (D.launch_rank(), D.launch_world_size(), D.local_rank(), D.launched_by_torchrun()) == (1, 2, 1, True)
+    launch.setenv("RANK", "2")
+    with pytest.raises(ConfigError, match="RANK=2 is not below WORLD_SIZE=2"):
+        D.launch_rank()
+
+
 def test_init_distributed_refuses_before_the_process_group(launch):
     """The check comes first in init_distributed: no process group is started with a bad environment."""
     launch.delenv("MASTER_ADDR")
