@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import machine_info
-from sclbench.app.demo import TASKS
+from sclbench.app.demo import demo_tasks
 from sclbench.results import ResultRecord, collect
 from sclbench.results.check import DEFAULT_TOLERANCE
 
@@ -241,7 +241,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--work", type=Path, default=None,
                         help="copies, result folders and check reports (default: DEMO_OUT-precision beside it)")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="where precision_check.{json,md} go")
-    parser.add_argument("--tasks", nargs="*", choices=TASKS, default=list(TASKS))
+    demo = list(demo_tasks())  # the cards with a demo: section, in leaderboard order
+    parser.add_argument("--tasks", nargs="*", choices=demo, default=demo)
     parser.add_argument("--reuse", action="store_true",
                         help="keep the result folders of a previous run under --work (re-check and re-report only)")
     args = parser.parse_args(argv)
