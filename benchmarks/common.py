@@ -9,8 +9,9 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -31,8 +32,11 @@ def machine_info() -> dict[str, Any]:
         pass
     info = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "cpu": cpu, "cpu_count": os.cpu_count(), "python": platform.python_version(),
-        "torch": torch.__version__, "transformers": transformers.__version__,
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "load_avg_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
     }
@@ -62,8 +66,7 @@ def median_step_time(step: Callable[[], Any], steps: int, warmup: int) -> tuple[
     return statistics.median(times), times
 
 
-def eager_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
-                    enable_gqa=False):
+def eager_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
     """softmax(Q K^T * scale + mask) V written out, as `nn.MultiheadAttention` computes it (the
     official code's choice): the full score matrix is materialised, nothing is fused."""
     if enable_gqa and key.shape[-3] != query.shape[-3]:
@@ -135,8 +138,10 @@ def hash_word(word: str) -> int:
     return h
 
 
-_WORDS = ("a man woman dog child red blue street runs sits holds near with the on in of playing "
-          "ball water grass two people young old white black car bike riding standing").split()
+_WORDS = (
+    "a man woman dog child red blue street runs sits holds near with the on in of playing "
+    "ball water grass two people young old white black car bike riding standing"
+).split()
 
 
 def synthetic_captions(n: int, seed: int = 0, min_words: int = 6, max_words: int = 18) -> list[str]:
@@ -146,7 +151,7 @@ def synthetic_captions(n: int, seed: int = 0, min_words: int = 6, max_words: int
     picks = torch.randint(0, len(_WORDS), (int(lengths.sum()),), generator=g).tolist()
     out, pos = [], 0
     for length in lengths.tolist():
-        out.append(" ".join(_WORDS[i] for i in picks[pos:pos + length]))
+        out.append(" ".join(_WORDS[i] for i in picks[pos : pos + length]))
         pos += length
     return out
 

@@ -31,13 +31,20 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import eager_attention_everywhere, machine_info
-from sclbench.model import SCLConfig, SCLModel
+from sclbench.model import SCLConfig
 from sclbench.model.factory import assemble
 from sclbench.tasks.precision import EvalPrecision
 from sclbench.tasks.retrieval_scoring import Features, RetrievalOptions, candidate_pairs, retrieval_scores, score_pairs
 
-PEAK_BF16_TFLOPS = (("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.0), ("H200", 989.0),
-                    ("GH200", 989.0), ("A100", 312.0), ("L40S", 362.0))
+PEAK_BF16_TFLOPS = (
+    ("H100 PCIe", 756.0),
+    ("H100 NVL", 835.0),
+    ("H100", 989.0),
+    ("H200", 989.0),
+    ("GH200", 989.0),
+    ("A100", 312.0),
+    ("L40S", 362.0),
+)
 
 
 def peak_tflops(device_name: str | None) -> float | None:
@@ -57,7 +64,9 @@ def analytic_train_flops(cfg: SCLConfig, batch: int, text_len: int) -> float:
     fc = cfg.cross_intermediate_size
 
     def stream(n_self: int, n_other: int) -> int:
-        return 2 * n_self * (6 * d**2 + 2 * d * fc) + 2 * n_other * 2 * d**2 + 4 * n_self**2 * d + 4 * n_self * n_other * d
+        return (
+            2 * n_self * (6 * d**2 + 2 * d * fc) + 2 * n_other * 2 * d**2 + 4 * n_self**2 * d + 4 * n_self * n_other * d
+        )
 
     fusion = cfg.num_top_layer * (stream(nv, nt) + stream(nt, nv))
     rest = 2 * nt * d * d + 2 * nv * dv * d + 2 * 2 * d * d + 2 * (2 * d * 2 * d + 2 * d * cfg.num_answers)
@@ -74,13 +83,18 @@ def _batch(cfg: SCLConfig, batch: int, device: torch.device) -> dict:
     lengths = torch.randint(cfg.max_text_len // 3, cfg.max_text_len + 1, (batch,), generator=g)
     masks = (torch.arange(cfg.max_text_len)[None] < lengths[:, None]).long()
     ids = torch.randint(4, cfg.vocab_size, (batch, cfg.max_text_len), generator=g) * masks + (1 - masks)
-    b = {"ids": ids, "masks": masks, "images": torch.randn(batch, 3, cfg.image_size, cfg.image_size, generator=g),
-         "targets": (torch.rand(batch, cfg.num_answers, generator=g) < 0.002).float()}
+    b = {
+        "ids": ids,
+        "masks": masks,
+        "images": torch.randn(batch, 3, cfg.image_size, cfg.image_size, generator=g),
+        "targets": (torch.rand(batch, cfg.num_answers, generator=g) < 0.002).float(),
+    }
     return {k: v.to(device) for k, v in b.items()}
 
 
-def train_section(preset: str, image_size: int | None, batch: int | None, steps: int, warmup: int,
-                  device: torch.device, eager: bool) -> dict:
+def train_section(
+    preset: str, image_size: int | None, batch: int | None, steps: int, warmup: int, device: torch.device, eager: bool
+) -> dict:
     torch.manual_seed(0)
     cfg = SCLConfig.preset(preset, "vqa", **({"image_size": image_size} if image_size else {}))
     model = assemble(cfg)[0].to(device).train()
@@ -95,6 +109,7 @@ def train_section(preset: str, image_size: int | None, batch: int | None, steps:
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
+
         return step
 
     def timed_steps(step, n: int, n_warm: int) -> float:
@@ -137,11 +152,18 @@ def train_section(preset: str, image_size: int | None, batch: int | None, steps:
         (F.binary_cross_entropy_with_logits(logits.float(), b["targets"]) * logits.shape[1]).backward()
     opt.zero_grad(set_to_none=True)
     flops = float(counter.get_total_flops())
-    result = {"preset": preset, "image_size": cfg.image_size, "batch": batch, "text_len": cfg.max_text_len,
-              "params_m": round(model.num_parameters() / 1e6, 1), "step_s": round(step_s, 4),
-              "samples_per_s": round(batch / step_s, 2), "flops_per_step": flops,
-              "flops_per_step_analytic": analytic_train_flops(cfg, batch, cfg.max_text_len),
-              "achieved_tflops": round(flops / step_s / 1e12, 2)}
+    result = {
+        "preset": preset,
+        "image_size": cfg.image_size,
+        "batch": batch,
+        "text_len": cfg.max_text_len,
+        "params_m": round(model.num_parameters() / 1e6, 1),
+        "step_s": round(step_s, 4),
+        "samples_per_s": round(batch / step_s, 2),
+        "flops_per_step": flops,
+        "flops_per_step_analytic": analytic_train_flops(cfg, batch, cfg.max_text_len),
+        "achieved_tflops": round(flops / step_s / 1e12, 2),
+    }
     if device.type == "cuda":
         result["peak_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
     if eager:  # same weights, same batch: SDPA against softmax(QK^T)V written out
@@ -150,8 +172,12 @@ def train_section(preset: str, image_size: int | None, batch: int | None, steps:
             try:
                 with eager_attention_everywhere() as calls:
                     eager_s = timed_steps(make_step(b), n, 1)
-                result.update(eager_step_s=round(eager_s, 4), eager_batch=cmp_batch,
-                              sdpa_speedup_vs_eager=round(eager_s / sdpa_s, 2), eager_attention_calls=calls["n"])
+                result.update(
+                    eager_step_s=round(eager_s, 4),
+                    eager_batch=cmp_batch,
+                    sdpa_speedup_vs_eager=round(eager_s / sdpa_s, 2),
+                    eager_attention_calls=calls["n"],
+                )
             except torch.OutOfMemoryError:
                 # The eager score matrices (B x heads x N x N, kept for backward) need far more memory
                 # than SDPA: compare both at a smaller batch instead.
@@ -163,12 +189,13 @@ def train_section(preset: str, image_size: int | None, batch: int | None, steps:
                 cmp_batch //= 2
                 b = _batch(cfg, cmp_batch, device)
                 sdpa_s = timed_steps(make_step(b), n, 1)
-    del model, opt
+    model = opt = None  # let the training section's memory go before the caller's next section
     return result
 
 
-def eval_section(preset: str, image_size: int | None, n_img: int, k: int, pair_batch: int,
-                 device: torch.device, budget_s: float) -> dict:
+def eval_section(
+    preset: str, image_size: int | None, n_img: int, k: int, pair_batch: int, device: torch.device, budget_s: float
+) -> dict:
     """Two-stage retrieval of n_img images x 5 n_img texts on synthetic unimodal features, scored by
     the library's engine as `sclbench eval --precision bf16` scores them: fp32 weights under bf16
     autocast, bf16 features (what autocast's encoders return) resident on the device, pair-independent
@@ -185,14 +212,26 @@ def eval_section(preset: str, image_size: int | None, n_img: int, k: int, pair_b
     # Contrastive features shaped like a trained model's: each caption near its image.
     v_proj = F.normalize(torch.randn(n_img, 256, generator=g), dim=-1)
     t_proj = F.normalize(v_proj.repeat_interleave(5, 0) + 0.8 * torch.randn(n_txt, 256, generator=g) / 16, dim=-1)
-    feats = Features(torch.randn(n_txt, cfg.max_text_len, cfg.hidden_size, generator=g).to(device, dtype), masks,
-                     t_proj, torch.randn(n_img, cfg.num_patches + 1, cfg.hidden_size, generator=g).to(device, dtype),
-                     v_proj, 1)
+    feats = Features(
+        torch.randn(n_txt, cfg.max_text_len, cfg.hidden_size, generator=g).to(device, dtype),
+        masks,
+        t_proj,
+        torch.randn(n_img, cfg.num_patches + 1, cfg.hidden_size, generator=g).to(device, dtype),
+        v_proj,
+        1,
+    )
     opts = RetrievalOptions(mode="two-stage", k=k, pair_batch_size=pair_batch)
     pairs, _, _ = candidate_pairs(v_proj @ t_proj.t(), opts)
-    result = {"n_images": n_img, "n_texts": n_txt, "k": k, "pair_batch_size": pair_batch,
-              "image_tokens": cfg.num_patches + 1, "dtype": str(dtype), "precision": precision.protocol(),
-              "cross_encoder_passes": int(len(pairs))}
+    result = {
+        "n_images": n_img,
+        "n_texts": n_txt,
+        "k": k,
+        "pair_batch_size": pair_batch,
+        "image_tokens": cfg.num_patches + 1,
+        "dtype": str(dtype),
+        "precision": precision.protocol(),
+        "cross_encoder_passes": int(len(pairs)),
+    }
     # Probe: a few chunks give the rate (and warm the kernels); a run that would overrun the budget
     # is extrapolated from a longer prefix instead, and says so.
     probe = pairs[: min(len(pairs), 8 * pair_batch)]
@@ -213,17 +252,21 @@ def eval_section(preset: str, image_size: int | None, n_img: int, k: int, pair_b
         start = time.perf_counter()
         res = retrieval_scores(model, feats, opts, precision)
         _sync(device)
-        result.update(wall_s=round(time.perf_counter() - start, 2), extrapolated=False,
-                      pairs_per_s=round(res["pairs_per_s"], 1),
-                      scores_finite=bool(torch.isfinite(res["i2t"][res["i2t"] > float("-inf")]).all()),
-                      passes_match=res["cross_encoder_passes"] == len(pairs))
+        result.update(
+            wall_s=round(time.perf_counter() - start, 2),
+            extrapolated=False,
+            pairs_per_s=round(res["pairs_per_s"], 1),
+            scores_finite=bool(torch.isfinite(res["i2t"][res["i2t"] > float("-inf")]).all()),
+            passes_match=res["cross_encoder_passes"] == len(pairs),
+        )
     else:
         result.update(wall_s=round(len(pairs) / rate, 2), extrapolated=True, pairs_per_s=round(rate, 1))
     # Agreement on a corner of the set: k covering all candidates must reproduce exhaustive exactly.
     small = Features(feats.text_embeds[:40], masks[:40], t_proj[:40], feats.vision_embeds[:8], v_proj[:8], 1)
     exh = retrieval_scores(model, small, RetrievalOptions(mode="exhaustive", pair_batch_size=pair_batch), precision)
-    cov = retrieval_scores(model, small, RetrievalOptions(mode="two-stage", k=40, pair_batch_size=pair_batch),
-                           precision)
+    cov = retrieval_scores(
+        model, small, RetrievalOptions(mode="two-stage", k=40, pair_batch_size=pair_batch), precision
+    )
     result["covering_k_identical"] = torch.equal(exh["i2t"], cov["i2t"]) and torch.equal(exh["t2i"], cov["t2i"])
     return result
 
@@ -238,15 +281,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-images", type=int, default=1000)
     parser.add_argument("--k", type=int, default=128)
     parser.add_argument("--pair-batch", type=int, default=256)
-    parser.add_argument("--eval-budget-s", type=float, default=170.0,
-                        help="extrapolate the evaluation instead of running it when projected past this")
+    parser.add_argument(
+        "--eval-budget-s",
+        type=float,
+        default=170.0,
+        help="extrapolate the evaluation instead of running it when projected past this",
+    )
     parser.add_argument("--no-eager", action="store_true", help="skip the eager-attention comparison")
     parser.add_argument("--out", help="also write the JSON summary to this file")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available() and not args.cpu_smoke:
-        print("benchmarks/gpu.py: no CUDA GPU is available (torch.cuda.is_available() is False). This "
-              "benchmark measures GPU throughput only; run `python -m benchmarks.gpu --cpu-smoke` to check "
-              "the code on CPU, or `python -m benchmarks.run` for the CPU suite.", file=sys.stderr)
+        print(
+            "benchmarks/gpu.py: no CUDA GPU is available (torch.cuda.is_available() is False). This "
+            "benchmark measures GPU throughput only; run `python -m benchmarks.gpu --cpu-smoke` to check "
+            "the code on CPU, or `python -m benchmarks.run` for the CPU suite.",
+            file=sys.stderr,
+        )
         return 2
     smoke = args.cpu_smoke
     device = torch.device("cpu" if smoke else "cuda")
@@ -275,11 +325,20 @@ def main(argv: list[str] | None = None) -> int:
     }
     targets = None
     if not smoke:
-        targets = {"mfu_ge_45pct": train["mfu"] is not None and train["mfu"] >= 0.45,
-                   "f30k_two_stage_le_180s": evaluation["wall_s"] <= 180}
-    summary = {"benchmark": "gpu", "mode": "cpu-smoke" if smoke else "gpu", "machine": info, "train": train,
-               "eval": evaluation, "checks": checks, "targets": targets,
-               "total_wall_s": round(time.perf_counter() - began, 1)}
+        targets = {
+            "mfu_ge_45pct": train["mfu"] is not None and train["mfu"] >= 0.45,
+            "f30k_two_stage_le_180s": evaluation["wall_s"] <= 180,
+        }
+    summary = {
+        "benchmark": "gpu",
+        "mode": "cpu-smoke" if smoke else "gpu",
+        "machine": info,
+        "train": train,
+        "eval": evaluation,
+        "checks": checks,
+        "targets": targets,
+        "total_wall_s": round(time.perf_counter() - began, 1),
+    }
     text = json.dumps(summary, indent=2)
     print(text)
     if args.out:

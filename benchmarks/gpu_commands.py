@@ -33,15 +33,36 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TEST_DEV_QUESTIONS = 107_394
 LIMITS = {"f30k_two_stage_s": (46.0, 55.0), "vqa_test_dev_s": (13.0, 21.0)}
-DRY = {"preset": "tiny", "f30k_scale": 0.25, "vqa_scale": 0.5, "steps": 4, "log_every": 2, "batch": 4, "k": 4,
-       "workers": 0}
-FULL = {"preset": "base", "f30k_scale": 25.0, "vqa_scale": 8.0, "steps": 30, "log_every": 10, "batch": 64,
-        "k": 128, "workers": 8}
+DRY = {
+    "preset": "tiny",
+    "f30k_scale": 0.25,
+    "vqa_scale": 0.5,
+    "steps": 4,
+    "log_every": 2,
+    "batch": 4,
+    "k": 4,
+    "workers": 0,
+}
+FULL = {
+    "preset": "base",
+    "f30k_scale": 25.0,
+    "vqa_scale": 8.0,
+    "steps": 30,
+    "log_every": 10,
+    "batch": 64,
+    "k": 128,
+    "workers": 8,
+}
 
 
 def _env() -> dict:
-    return {**os.environ, "SCLBENCH_NO_PROGRESS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    return {
+        **os.environ,
+        "SCLBENCH_NO_PROGRESS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
 
 
 def sclbench(args: list[str], log: Path, dry: bool = False) -> float:
@@ -51,8 +72,9 @@ def sclbench(args: list[str], log: Path, dry: bool = False) -> float:
     began = time.perf_counter()
     env = {**_env(), **({"TORCHDYNAMO_DISABLE": "1"} if dry and "--compile" in args else {})}
     with open(log, "w") as out:
-        rc = subprocess.run([sys.executable, "-m", "sclbench", *args], cwd=ROOT, env=env, stdout=out,
-                            stderr=subprocess.STDOUT).returncode
+        rc = subprocess.run(
+            [sys.executable, "-m", "sclbench", *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        ).returncode
     if rc != 0:
         tail = log.read_text()[-3000:]
         raise SystemExit(f"gpu benchmark: `sclbench {' '.join(args)}` failed (exit {rc}); end of {log}:\n{tail}")
@@ -60,8 +82,10 @@ def sclbench(args: list[str], log: Path, dry: bool = False) -> float:
 
 
 def write_data(out: Path, part: str, scale: float, background: bool):
-    code = (f"from sclbench.data.synthetic import generate; "
-            f"generate({str(out)!r}, seed=0, scale={scale}, parts=({part!r},))")
+    code = (
+        f"from sclbench.data.synthetic import generate; "
+        f"generate({str(out)!r}, seed=0, scale={scale}, parts=({part!r},))"
+    )
     cmd = [sys.executable, "-c", code]
     if background:
         return subprocess.Popen(cmd, cwd=ROOT, env=_env())
@@ -116,8 +140,9 @@ def model_flops(preset: str, device: str, image_size: int | None, text_len: int)
     return out
 
 
-def images_that_fit(eager_wall_s: float, left_s: float, n_images: int = 1000, compile_s: float = 60.0,
-                    margin_s: float = 15.0) -> int | None:
+def images_that_fit(
+    eager_wall_s: float, left_s: float, n_images: int = 1000, compile_s: float = 60.0, margin_s: float = 15.0
+) -> int | None:
     """None when the compiled evaluation of all `n_images` fits in `left_s` (its eager time plus
     `compile_s` of compilation); else the first N images (a multiple of 50, at least 100) that do."""
     room = left_s - margin_s
@@ -146,8 +171,8 @@ def record(results: Path, task: str) -> dict:
 
 def mean_caption_tokens(data: Path, preset: str) -> int:
     """Mean RoBERTa-tokenised length of the F30K test captions (what a pair's text costs)."""
-    from sclbench.data.formats import karpathy
     from sclbench.common.tokenizer import encode, load_tokenizer
+    from sclbench.data.formats import karpathy
     from sclbench.model import SCLConfig
 
     records = karpathy.read_karpathy(data / "f30k", "f30k", "test")
@@ -174,18 +199,52 @@ def run(work: Path, dry: bool, budget_s: float, image_size: int | None) -> dict:
     train = {}
     for variant in ("eager", "compile"):
         run_dir = work / f"vqa_{variant}"
-        args = ["finetune", "vqa", f"train.global_batch_size={s['batch']}", f"train.per_device_batch_size={s['batch']}",
-                f"train.log_every={s['log_every']}", "data.minival_images=8", *size_override,
-                "--data-root", str(vqa_data / "vqa"), "--tokenizer", str(vqa_data / "tokenizer"), "--out", str(run_dir),
-                "--max-steps", str(s["steps"]), "--eval-every", str(10 * s["steps"]), "--no-resume",
-                "--num-workers", str(s["workers"]), *model_args, *(["--compile"] if variant == "compile" else [])]
+        args = [
+            "finetune",
+            "vqa",
+            f"train.global_batch_size={s['batch']}",
+            f"train.per_device_batch_size={s['batch']}",
+            f"train.log_every={s['log_every']}",
+            "data.minival_images=8",
+            *size_override,
+            "--data-root",
+            str(vqa_data / "vqa"),
+            "--tokenizer",
+            str(vqa_data / "tokenizer"),
+            "--out",
+            str(run_dir),
+            "--max-steps",
+            str(s["steps"]),
+            "--eval-every",
+            str(10 * s["steps"]),
+            "--no-resume",
+            "--num-workers",
+            str(s["workers"]),
+            *model_args,
+            *(["--compile"] if variant == "compile" else []),
+        ]
         wall = sclbench(args, logs / f"finetune_{variant}.log", dry)
         train[variant] = {"wall_s": round(wall, 1), "samples_per_s": round(steady_samples_per_s(run_dir), 2)}
         out["commands"][f"finetune_{variant}"] = "sclbench " + " ".join(args)
     # VQA evaluation (eager) of the synthetic test-dev split: questions/s, projected to the real one.
-    args = ["eval", "vqa", *size_override, "--split", "test", "--data-root",
-            str(vqa_data / "vqa"), "--tokenizer", str(vqa_data / "tokenizer"), "--results", str(work / "results_vqa"),
-            "--batch-size", str(s["batch"]), "--num-workers", str(s["workers"]), *model_args]
+    args = [
+        "eval",
+        "vqa",
+        *size_override,
+        "--split",
+        "test",
+        "--data-root",
+        str(vqa_data / "vqa"),
+        "--tokenizer",
+        str(vqa_data / "tokenizer"),
+        "--results",
+        str(work / "results_vqa"),
+        "--batch-size",
+        str(s["batch"]),
+        "--num-workers",
+        str(s["workers"]),
+        *model_args,
+    ]
     vqa_wall = sclbench(args, logs / "eval_vqa.log")
     vqa_rec = record(work / "results_vqa", "vqa")
     out["commands"]["eval_vqa"] = "sclbench " + " ".join(args)
@@ -198,17 +257,41 @@ def run(work: Path, dry: bool, budget_s: float, image_size: int | None) -> dict:
         if variant == "compile" and not dry:
             n_images = images_that_fit(evals["eager"]["wall_s"], budget_s - (time.perf_counter() - began))
             limit = [] if n_images is None else ["--limit", str(n_images)]
-        args = ["eval", "f30k", *size_override, "--split", "test", "--mode", "two-stage", "--k", str(s["k"]),
-                "--data-root", str(f30k_data / "f30k"), "--tokenizer", str(f30k_data / "tokenizer"),
-                "--results", str(work / f"results_f30k_{variant}"), "--batch-size", str(s["batch"]),
-                "--num-workers", str(s["workers"]), *model_args, *limit,
-                *(["--compile"] if variant == "compile" else [])]
+        args = [
+            "eval",
+            "f30k",
+            *size_override,
+            "--split",
+            "test",
+            "--mode",
+            "two-stage",
+            "--k",
+            str(s["k"]),
+            "--data-root",
+            str(f30k_data / "f30k"),
+            "--tokenizer",
+            str(f30k_data / "tokenizer"),
+            "--results",
+            str(work / f"results_f30k_{variant}"),
+            "--batch-size",
+            str(s["batch"]),
+            "--num-workers",
+            str(s["workers"]),
+            *model_args,
+            *limit,
+            *(["--compile"] if variant == "compile" else []),
+        ]
         wall = sclbench(args, logs / f"eval_f30k_{variant}.log", dry)
         rec = record(work / f"results_f30k_{variant}", "f30k")
-        evals[variant] = {"wall_s": round(wall, 1), "scoring_s": round(rec["wall_time_s"], 1),
-                          "pairs": rec["protocol"]["cross_encoder_passes"], "pairs_per_s": round(rec["throughput"], 1),
-                          "images": rec["protocol"]["num_images"], "texts": rec["protocol"]["num_texts"],
-                          "limited": bool(limit)}
+        evals[variant] = {
+            "wall_s": round(wall, 1),
+            "scoring_s": round(rec["wall_time_s"], 1),
+            "pairs": rec["protocol"]["cross_encoder_passes"],
+            "pairs_per_s": round(rec["throughput"], 1),
+            "images": rec["protocol"]["num_images"],
+            "texts": rec["protocol"]["num_texts"],
+            "limited": bool(limit),
+        }
         out["commands"][f"eval_f30k_{variant}"] = "sclbench " + " ".join(args)
 
     import torch
@@ -232,45 +315,66 @@ def summarise(train: dict, evals: dict, vqa_rec: dict, vqa_wall: float, flops: d
         t["mfu"] = mfu(t["samples_per_s"] * flops["vqa_train_per_sample"])
         t["times_physical_limit"] = round(1 / t["mfu"], 2) if t["mfu"] else None
     for e in evals.values():
-        total = (e["images"] * flops["f30k_per_image"] + e["texts"] * flops["f30k_per_caption"]
-                 + e["pairs"] * flops["f30k_per_pair"])
+        total = (
+            e["images"] * flops["f30k_per_image"]
+            + e["texts"] * flops["f30k_per_caption"]
+            + e["pairs"] * flops["f30k_per_pair"]
+        )
         e["model_tflop"] = round(total / 1e12, 2)
         e["mfu"] = mfu(total / e["wall_s"])
         e["mfu_scoring_only"] = mfu(e["pairs"] * flops["f30k_per_pair"] / max(e["scoring_s"], 1e-9))
         # Full F30K 1K time: measured, or (a run on the first N images) scaled by the model FLOPs.
         full = e["wall_s"] if not e["limited"] else e["wall_s"] * evals["eager"]["model_tflop"] / e["model_tflop"]
         e["full_size_s"] = round(full, 1)
-        e["times_physical_limit"] = [round(full / LIMITS["f30k_two_stage_s"][1], 2),
-                                     round(full / LIMITS["f30k_two_stage_s"][0], 2)]
+        e["times_physical_limit"] = [
+            round(full / LIMITS["f30k_two_stage_s"][1], 2),
+            round(full / LIMITS["f30k_two_stage_s"][0], 2),
+        ]
     questions = vqa_rec["questions"]
     per_s = questions / max(vqa_rec["wall_time_s"], 1e-9)
     test_dev_s = TEST_DEV_QUESTIONS / per_s
-    vqa_eval = {"questions": questions, "questions_per_s": round(per_s, 1), "command_wall_s": round(vqa_wall, 1),
-                "projected_test_dev_s": round(test_dev_s, 1),
-                "mfu": mfu(per_s * flops["vqa_eval_per_question"]),
-                "times_physical_limit": [round(test_dev_s / LIMITS["vqa_test_dev_s"][1], 2),
-                                         round(test_dev_s / LIMITS["vqa_test_dev_s"][0], 2)]}
-    return {"finetune_vqa": train, "eval_f30k": evals, "eval_vqa": vqa_eval,
-            # the keys docs/reproduce.md reads
-            "train": {"samples_per_s": train["eager"]["samples_per_s"]},
-            "eval": {"pairs_per_s": evals["eager"]["pairs_per_s"]}}
+    vqa_eval = {
+        "questions": questions,
+        "questions_per_s": round(per_s, 1),
+        "command_wall_s": round(vqa_wall, 1),
+        "projected_test_dev_s": round(test_dev_s, 1),
+        "mfu": mfu(per_s * flops["vqa_eval_per_question"]),
+        "times_physical_limit": [
+            round(test_dev_s / LIMITS["vqa_test_dev_s"][1], 2),
+            round(test_dev_s / LIMITS["vqa_test_dev_s"][0], 2),
+        ],
+    }
+    return {
+        "finetune_vqa": train,
+        "eval_f30k": evals,
+        "eval_vqa": vqa_eval,
+        # the keys docs/reproduce.md reads
+        "train": {"samples_per_s": train["eager"]["samples_per_s"]},
+        "eval": {"pairs_per_s": evals["eager"]["pairs_per_s"]},
+    }
 
 
 def lines(result: dict) -> list[str]:
     s = result["summary"]
     out = [f"peak bf16: {result['peak_bf16_tflops']} TFLOP/s   (MFU = model FLOP/s / peak)"]
     for variant, t in s["finetune_vqa"].items():
-        out.append(f"finetune vqa [{variant:7}] {t['samples_per_s']:9.1f} samples/s  {t['tflops']:8.2f} TFLOP/s  "
-                   f"MFU {t['mfu']}  x{t['times_physical_limit']} the physical limit  (command {t['wall_s']} s)")
+        out.append(
+            f"finetune vqa [{variant:7}] {t['samples_per_s']:9.1f} samples/s  {t['tflops']:8.2f} TFLOP/s  "
+            f"MFU {t['mfu']}  x{t['times_physical_limit']} the physical limit  (command {t['wall_s']} s)"
+        )
     for variant, e in s["eval_f30k"].items():
-        out.append(f"eval f30k    [{variant:7}] {e['pairs_per_s']:9.1f} pairs/s  {e['pairs']} pairs  "
-                   f"{e['images']}x{e['texts']}  command {e['wall_s']} s (scoring {e['scoring_s']} s)  MFU {e['mfu']}  "
-                   f"full 1K {e['full_size_s']} s = x{e['times_physical_limit'][0]}-{e['times_physical_limit'][1]} "
-                   f"of 46-55 s{'  (first N images, scaled)' if e['limited'] else ''}")
+        out.append(
+            f"eval f30k    [{variant:7}] {e['pairs_per_s']:9.1f} pairs/s  {e['pairs']} pairs  "
+            f"{e['images']}x{e['texts']}  command {e['wall_s']} s (scoring {e['scoring_s']} s)  MFU {e['mfu']}  "
+            f"full 1K {e['full_size_s']} s = x{e['times_physical_limit'][0]}-{e['times_physical_limit'][1]} "
+            f"of 46-55 s{'  (first N images, scaled)' if e['limited'] else ''}"
+        )
     v = s["eval_vqa"]
-    out.append(f"eval vqa     [eager  ] {v['questions_per_s']:9.1f} questions/s  test-dev projected "
-               f"{v['projected_test_dev_s']} s = x{v['times_physical_limit'][0]}-{v['times_physical_limit'][1]} of 13-21 s"
-               f"  MFU {v['mfu']}")
+    out.append(
+        f"eval vqa     [eager  ] {v['questions_per_s']:9.1f} questions/s  test-dev projected "
+        f"{v['projected_test_dev_s']} s = x{v['times_physical_limit'][0]}-{v['times_physical_limit'][1]} of 13-21 s"
+        f"  MFU {v['mfu']}"
+    )
     return out
 
 
@@ -284,9 +388,11 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     if not dry and not torch.cuda.is_available():
-        print("benchmarks/gpu_commands.py: no CUDA GPU is available (torch.cuda.is_available() is False). This "
-              "benchmark times the real commands on a GPU; GPU_BENCH_DRYRUN=1 runs its logic on CPU (no figures).",
-              file=sys.stderr)
+        print(
+            "benchmarks/gpu_commands.py: no CUDA GPU is available (torch.cuda.is_available() is False). This "
+            "benchmark times the real commands on a GPU; GPU_BENCH_DRYRUN=1 runs its logic on CPU (no figures).",
+            file=sys.stderr,
+        )
         return 2
     result = run(Path(args.work), dry, float(os.environ.get("GPU_BENCH_BUDGET_S", "290")), args.image_size)
     from benchmarks.common import machine_info

@@ -26,15 +26,21 @@ import json
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 aten = torch.ops.aten
-DATA_DEPENDENT = {aten.nonzero.default, aten.masked_select.default, aten._unique2.default,
-                  aten.unique_consecutive.default, aten.unique_dim.default}
+DATA_DEPENDENT = {
+    aten.nonzero.default,
+    aten.masked_select.default,
+    aten._unique2.default,
+    aten.unique_consecutive.default,
+    aten.unique_dim.default,
+}
 
 
 class SyncCounter(TorchDispatchMode):
@@ -143,8 +149,9 @@ class _Collated:
         return iter(self.batches)
 
 
-def count_syncs(task: str, steps: int = 6, log_every: int = 3, out_dir: str | None = None,
-                device: str = "cpu") -> dict[str, Any]:
+def count_syncs(
+    task: str, steps: int = 6, log_every: int = 3, out_dir: str | None = None, device: str = "cpu"
+) -> dict[str, Any]:
     """Host syncs in `steps` optimizer steps of Trainer.fit (logging every `log_every`); checkpoint
     writes (device-to-host copies by nature) are left out. On a CUDA `device` the count includes
     device-to-host copies, and torch's own sync detector (`torch.cuda.set_sync_debug_mode`) counts too."""
@@ -153,11 +160,20 @@ def count_syncs(task: str, steps: int = 6, log_every: int = 3, out_dir: str | No
 
     model, loss, samples = build(task)
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = TrainConfig(lr=1e-4, warmup=1, max_steps=steps, global_batch_size=BATCH, per_device_batch_size=BATCH,
-                          log_every=log_every, tensorboard=False, device=device, out_dir=out_dir or tmp,
-                          max_grad_norm=1.0)
+        cfg = TrainConfig(
+            lr=1e-4,
+            warmup=1,
+            max_steps=steps,
+            global_batch_size=BATCH,
+            per_device_batch_size=BATCH,
+            log_every=log_every,
+            tensorboard=False,
+            device=device,
+            out_dir=out_dir or tmp,
+            max_grad_norm=1.0,
+        )
         trainer = Trainer(model, loss, samples, collate, cfg)
-        trainer.loader = _Collated([collate(samples[i:i + BATCH]) for i in range(0, steps * BATCH, BATCH)])
+        trainer.loader = _Collated([collate(samples[i : i + BATCH]) for i in range(0, steps * BATCH, BATCH)])
 
         def optimizer_steps() -> list[torch.Tensor]:
             return [s["step"] for s in trainer.optimizer.state.values() if "step" in s]
@@ -187,9 +203,16 @@ def count_syncs(task: str, steps: int = 6, log_every: int = 3, out_dir: str | No
                 if cuda:
                     torch.cuda.set_sync_debug_mode(0)
     cuda_syncs = [w for w in caught if "synchroniz" in str(w.message)] if cuda else None
-    return {"task": task, "device": device, "steps": steps, "log_every": log_every, "syncs": len(counter.events),
-            "per_step": round(len(counter.events) / steps, 2), "kinds": sorted(set(counter.events)),
-            "cuda_sync_warnings": None if cuda_syncs is None else len(cuda_syncs)}
+    return {
+        "task": task,
+        "device": device,
+        "steps": steps,
+        "log_every": log_every,
+        "syncs": len(counter.events),
+        "per_step": round(len(counter.events) / steps, 2),
+        "kinds": sorted(set(counter.events)),
+        "cuda_sync_warnings": None if cuda_syncs is None else len(cuda_syncs),
+    }
 
 
 # ---- graph breaks in the model's forward -------------------------------------------------------------
@@ -209,8 +232,11 @@ def graph_breaks() -> dict[str, Any]:
         images = torch.rand((2, 3, 32, 32) if frames == 1 else (2, frames, 3, 32, 32), generator=g)
         torch._dynamo.reset()
         report = torch._dynamo.explain(model)(ids, masks, images)
-        out[f"{task}_forward"] = {"graphs": report.graph_count, "graph_breaks": report.graph_break_count,
-                                  "reasons": sorted({str(r.reason).splitlines()[0] for r in report.break_reasons})}
+        out[f"{task}_forward"] = {
+            "graphs": report.graph_count,
+            "graph_breaks": report.graph_break_count,
+            "reasons": sorted({str(r.reason).splitlines()[0] for r in report.break_reasons}),
+        }
     return out
 
 
@@ -241,9 +267,15 @@ def step_timing(task: str = "vqa", repeats: int = 20) -> dict[str, Any]:
             loss_step(model, loss, batch)
             times[name].append(time.perf_counter() - t)
     med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
-    return {"task": task, "threads": torch.get_num_threads(), "compile_s": round(compile_s, 1),
-            "eager_ms": round(1e3 * med["eager"], 2), "compiled_ms": round(1e3 * med["compiled"], 2),
-            "compiled_over_eager": round(med["compiled"] / med["eager"], 3), "repeats": repeats}
+    return {
+        "task": task,
+        "threads": torch.get_num_threads(),
+        "compile_s": round(compile_s, 1),
+        "eager_ms": round(1e3 * med["eager"], 2),
+        "compiled_ms": round(1e3 * med["compiled"], 2),
+        "compiled_over_eager": round(med["compiled"] / med["eager"], 3),
+        "repeats": repeats,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

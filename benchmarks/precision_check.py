@@ -54,7 +54,7 @@ def binomial_upper(k: int, n: int, confidence: float = 0.95) -> float:
         return 1.0
 
     def cdf(p: float) -> float:
-        return sum(math.comb(n, i) * p ** i * (1 - p) ** (n - i) for i in range(k + 1))
+        return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k + 1))
 
     lo, hi = k / n, 1.0
     for _ in range(60):
@@ -65,13 +65,24 @@ def binomial_upper(k: int, n: int, confidence: float = 0.95) -> float:
 
 def _env() -> dict[str, str]:
     # One thread, as the demo evaluates (float reductions, and so the last digits, depend on it).
-    return {**os.environ, "OMP_NUM_THREADS": "1", "SCLBENCH_NO_PROGRESS": "1", "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1"}
+    return {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "SCLBENCH_NO_PROGRESS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }
 
 
 def sclbench(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sclbench", *args], cwd=HERE.parent, env=_env(),
-                          capture_output=True, text=True, timeout=1800)
+    return subprocess.run(
+        [sys.executable, "-m", "sclbench", *args],
+        cwd=HERE.parent,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
 
 
 def demo_records(demo_out: Path, tasks: list[str]) -> dict[str, ResultRecord]:
@@ -79,8 +90,10 @@ def demo_records(demo_out: Path, tasks: list[str]) -> dict[str, ResultRecord]:
     found = {r.task: r for r in collect(demo_out / "results") if r.checkpoint_name == CHECKPOINT}
     missing = [t for t in tasks if t not in found]
     if missing:
-        raise SystemExit(f"{demo_out / 'results'} has no {CHECKPOINT} record for {', '.join(missing)}: "
-                         "run `sclbench demo --quick --out DIR` to the end first")
+        raise SystemExit(
+            f"{demo_out / 'results'} has no {CHECKPOINT} record for {', '.join(missing)}: "
+            "run `sclbench demo --quick --out DIR` to the end first"
+        )
     return {t: found[t] for t in tasks}
 
 
@@ -111,9 +124,25 @@ def copy_inputs(demo_out: Path, records: dict[str, ResultRecord], work: Path) ->
 
 def evaluate(task: str, rec: ResultRecord, model: Path, data: Path, results: Path, precision: str) -> None:
     overrides = list((rec.config or {}).get("overrides") or [])
-    proc = sclbench("eval", task, *overrides, "--ckpt", str(model), "--split", "test", "--data-root",
-                    str(data / task), "--results", str(results), "--name", CHECKPOINT, "--preset", "tiny",
-                    "--precision", precision)
+    proc = sclbench(
+        "eval",
+        task,
+        *overrides,
+        "--ckpt",
+        str(model),
+        "--split",
+        "test",
+        "--data-root",
+        str(data / task),
+        "--results",
+        str(results),
+        "--name",
+        CHECKPOINT,
+        "--preset",
+        "tiny",
+        "--precision",
+        precision,
+    )
     if proc.returncode:
         raise SystemExit(f"sclbench eval {task} --precision {precision} failed:\n{proc.stderr[-3000:]}")
 
@@ -123,8 +152,12 @@ def run_check(results: Path, baseline: Path, json_path: Path, *options: str) -> 
     proc = sclbench("check", str(results), "--baseline", str(baseline), "--json", str(json_path), *options)
     if proc.returncode not in (0, 1):
         raise SystemExit(f"sclbench check failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-    return {"command": ["sclbench", "check", str(results), "--baseline", str(baseline), *options],
-            "exit_code": proc.returncode, "table": proc.stdout, "report": json.loads(json_path.read_text())}
+    return {
+        "command": ["sclbench", "check", str(results), "--baseline", str(baseline), *options],
+        "exit_code": proc.returncode,
+        "table": proc.stdout,
+        "report": json.loads(json_path.read_text()),
+    }
 
 
 def summary_rows(report: dict, records: dict[str, ResultRecord]) -> list[dict]:
@@ -137,24 +170,40 @@ def summary_rows(report: dict, records: dict[str, ResultRecord]) -> list[dict]:
     rows = []
     for row in metric_rows:
         task, metric = row["record"].split("/")[0], row["metric"]
-        n = row.get("paired") or next((n_of.get((row["record"], p + "r1")) for p in SAMPLE_PREFIXES
-                                       if metric.startswith(p)), None)
+        n = row.get("paired") or next(
+            (n_of.get((row["record"], p + "r1")) for p in SAMPLE_PREFIXES if metric.startswith(p)), None
+        )
         if n is None and metric.startswith("accuracy"):  # VQA per-type accuracies: the whole set (stricter)
             n = n_of.get((row["record"], "accuracy"))
         tol = bf16_tolerance(n) if n else None
         if metric in ("rsum", "r_mean"):
-            parts = [bf16_tolerance(n_of[(row["record"], p + "r1")])
-                     for p in ("tr_", "ir_") for _ in range(3) if n_of.get((row["record"], p + "r1"))]
+            parts = [
+                bf16_tolerance(n_of[(row["record"], p + "r1")])
+                for p in ("tr_", "ir_")
+                for _ in range(3)
+                if n_of.get((row["record"], p + "r1"))
+            ]
             tol = (sum(parts) if metric == "rsum" else sum(parts) / len(parts)) if len(parts) == 6 else None
         if metric.endswith(("medr", "meanr")):  # ranks, not points
             n = tol = None
-        rows.append({"task": task, "split": records[task].split, "metric": metric,
-                     "fp32": row["baseline"], "bf16": row["now"], "delta": row["delta"], "ci": row["ci"],
-                     "n": n, "paired": row.get("paired"), "changed_samples": row.get("changed_samples"),
-                     "one_sample_points": round(100 / n, 2) if n else None,
-                     "bf16_tolerance": None if tol is None else round(tol, 2),
-                     "within_bf16_tolerance": None if tol is None else abs(row["delta"]) <= tol + 1e-9,
-                     "status": row["status"]})
+        rows.append(
+            {
+                "task": task,
+                "split": records[task].split,
+                "metric": metric,
+                "fp32": row["baseline"],
+                "bf16": row["now"],
+                "delta": row["delta"],
+                "ci": row["ci"],
+                "n": n,
+                "paired": row.get("paired"),
+                "changed_samples": row.get("changed_samples"),
+                "one_sample_points": round(100 / n, 2) if n else None,
+                "bf16_tolerance": None if tol is None else round(tol, 2),
+                "within_bf16_tolerance": None if tol is None else abs(row["delta"]) <= tol + 1e-9,
+                "status": row["status"],
+            }
+        )
     return rows
 
 
@@ -162,8 +211,13 @@ def flip_rate(changes: dict[str, dict]) -> dict[str, Any]:
     """Test samples whose per-sample outcome (R@1/R@5 hit, accuracy) bf16 changed, over all tasks."""
     k = sum(c["outcome_changed"] for c in changes.values())
     n = sum(c["samples"] for c in changes.values())
-    return {"changed": k, "samples": n, "rate": round(k / n, 5), "upper_95": round(binomial_upper(k, n), 5),
-            "rule_flip_rate": FLIP_RATE}
+    return {
+        "changed": k,
+        "samples": n,
+        "rate": round(k / n, 5),
+        "upper_95": round(binomial_upper(k, n), 5),
+        "rule_flip_rate": FLIP_RATE,
+    }
 
 
 def prediction_changes(base: ResultRecord, now: ResultRecord) -> dict[str, Any]:
@@ -184,7 +238,12 @@ def prediction_changes(base: ResultRecord, now: ResultRecord) -> dict[str, Any]:
                 max_diff[name] = max(max_diff.get(name, 0.0), abs(value - other))
             else:
                 changed[name] = changed.get(name, 0) + int(value != other)
-    return {"samples": len(shared), "outcome_changed": outcome, "changed": changed, "max_abs_diff": {k: float(f"{v:.3g}") for k, v in max_diff.items()}}
+    return {
+        "samples": len(shared),
+        "outcome_changed": outcome,
+        "changed": changed,
+        "max_abs_diff": {k: float(f"{v:.3g}") for k, v in max_diff.items()},
+    }
 
 
 def protocol_notes(report: dict) -> list[str]:
@@ -193,37 +252,56 @@ def protocol_notes(report: dict) -> list[str]:
 
 def markdown(rep: dict) -> str:
     b, repro = rep["bf16_vs_fp32"], rep["fp32_reproduces_demo"]
-    out = [f"# bf16 vs fp32 on the demo models ({rep['machine']['date']})", "",
-           f"Machine: {rep['machine']['cpu']}, torch {rep['machine']['torch']}, 1 thread, load average "
-           f"{rep['machine']['load_avg_1m']} at start. Demo output: `{rep['demo_out']}`.", "",
-           f"fp32 reproduces the demo's records (`sclbench check` at `--tolerance 0`): "
-           f"{'yes' if repro['exit_code'] == 0 else 'NO'} ({repro['report'] and _summary(repro['report'])}).", "",
-           "| task | split | metric | fp32 | bf16 | Δ (points) | 95% paired CI | samples changed / paired | "
-           "one sample = | bf16 tolerance | within |", "|---|---|---|---:|---:|---:|---|---:|---:|---:|---|"]
+    out = [
+        f"# bf16 vs fp32 on the demo models ({rep['machine']['date']})",
+        "",
+        f"Machine: {rep['machine']['cpu']}, torch {rep['machine']['torch']}, 1 thread, load average "
+        f"{rep['machine']['load_avg_1m']} at start. Demo output: `{rep['demo_out']}`.",
+        "",
+        f"fp32 reproduces the demo's records (`sclbench check` at `--tolerance 0`): "
+        f"{'yes' if repro['exit_code'] == 0 else 'NO'} ({repro['report'] and _summary(repro['report'])}).",
+        "",
+        "| task | split | metric | fp32 | bf16 | Δ (points) | 95% paired CI | samples changed / paired | "
+        "one sample = | bf16 tolerance | within |",
+        "|---|---|---|---:|---:|---:|---|---:|---:|---:|---|",
+    ]
     for r in rep["rows"]:
         ci = "–" if r["ci"] is None else f"[{r['ci'][0]:+.2f}, {r['ci'][1]:+.2f}]"
         changed = "–" if r["paired"] is None else f"{r['changed_samples']} / {r['paired']}"
         one = "–" if r["one_sample_points"] is None else f"{r['one_sample_points']:g}"
         tol = "–" if r["bf16_tolerance"] is None else f"{r['bf16_tolerance']:.2f}"
         within = {None: "–", True: "yes", False: "**no**"}[r["within_bf16_tolerance"]]
-        out.append(f"| {r['task']} | {r['split']} | {r['metric']} | {r['fp32']:.2f} | {r['bf16']:.2f} | "
-                   f"{r['delta']:+.2f} | {ci} | {changed} | {one} | {tol} | {within} |")
+        out.append(
+            f"| {r['task']} | {r['split']} | {r['metric']} | {r['fp32']:.2f} | {r['bf16']:.2f} | "
+            f"{r['delta']:+.2f} | {ci} | {changed} | {one} | {tol} | {within} |"
+        )
     f = rep["flip_rate"]
-    out += ["", f"Samples whose outcome bf16 changed: {f['changed']} of {f['samples']} ({100 * f['rate']:.2f}%, "
-            f"one-sided 95% upper bound {100 * f['upper_95']:.2f}%); the rule uses {100 * f['rule_flip_rate']:g}%: "
-            f"bf16 tolerance = {DEFAULT_TOLERANCE} + 1.96 x 100 x sqrt({f['rule_flip_rate']:g} / N) points."]
-    out += ["", f"`{' '.join(b['command'])}` exit {b['exit_code']}: {_summary(b['report'])}; protocol: "
-            + "; ".join(sorted(set(rep["protocol_notes"]))), "",
-            "Predictions bf16 changed, per task (ranks / answers / labels that differ; largest change of "
-            "each float field), and each evaluation's wall time in its record (s, 1 thread):", "",
-            "| task | test samples | outcome changed | changed | largest float change | fp32 s | bf16 s |",
-            "|---|---:|---:|---|---|---:|---:|"]
+    out += [
+        "",
+        f"Samples whose outcome bf16 changed: {f['changed']} of {f['samples']} ({100 * f['rate']:.2f}%, "
+        f"one-sided 95% upper bound {100 * f['upper_95']:.2f}%); the rule uses {100 * f['rule_flip_rate']:g}%: "
+        f"bf16 tolerance = {DEFAULT_TOLERANCE} + 1.96 x 100 x sqrt({f['rule_flip_rate']:g} / N) points.",
+    ]
+    out += [
+        "",
+        f"`{' '.join(b['command'])}` exit {b['exit_code']}: {_summary(b['report'])}; protocol: "
+        + "; ".join(sorted(set(rep["protocol_notes"]))),
+        "",
+        "Predictions bf16 changed, per task (ranks / answers / labels that differ; largest change of "
+        "each float field), and each evaluation's wall time in its record (s, 1 thread):",
+        "",
+        "| task | test samples | outcome changed | changed | largest float change | fp32 s | bf16 s |",
+        "|---|---:|---:|---|---|---:|---:|",
+    ]
     walls = {(w["task"], w["precision"]): w["wall_time_s"] for w in rep["evaluations"]}
     for t in rep["tasks"]:
         c = rep["prediction_changes"][t]
         changed = ", ".join(f"{k} {v}" for k, v in c["changed"].items()) or "–"
         floats = ", ".join(f"{k} {v:g}" for k, v in c["max_abs_diff"].items()) or "–"
-        out.append(f"| {t} | {c['samples']} | {c['outcome_changed']} | {changed} | {floats} | {walls[(t, 'fp32')]} | {walls[(t, 'bf16')]} |")
+        out.append(
+            f"| {t} | {c['samples']} | {c['outcome_changed']} | {changed} | {floats} "
+            f"| {walls[(t, 'fp32')]} | {walls[(t, 'bf16')]} |"
+        )
     out += ["", "`sclbench check` output:", "", "```", b["table"].rstrip(), "```", ""]
     return "\n".join(out)
 
@@ -232,26 +310,39 @@ def _summary(report: dict) -> str:
     compared = [r for r in report["rows"] if r["status"] != "new"]
     failed = [r for r in compared if r["status"] in ("drift", "missing", "changed")]
     return f"{len(compared) - len(failed)} of {len(compared)} checks ok" + (
-        f", failed: {', '.join(sorted({r['record'] + ' ' + r['metric'] for r in failed}))}" if failed else "")
+        f", failed: {', '.join(sorted({r['record'] + ' ' + r['metric'] for r in failed}))}" if failed else ""
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--demo-out", type=Path, required=True, help="the --out folder of `sclbench demo`")
-    parser.add_argument("--work", type=Path, default=None,
-                        help="copies, result folders and check reports (default: DEMO_OUT-precision beside it)")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="copies, result folders and check reports (default: DEMO_OUT-precision beside it)",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results", help="where precision_check.{json,md} go")
     demo = list(demo_tasks())  # the cards with a demo: section, in leaderboard order
     parser.add_argument("--tasks", nargs="*", choices=demo, default=demo)
-    parser.add_argument("--reuse", action="store_true",
-                        help="keep the result folders of a previous run under --work (re-check and re-report only)")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the result folders of a previous run under --work (re-check and re-report only)",
+    )
     args = parser.parse_args(argv)
     demo_out = args.demo_out.resolve()
     work = (args.work or demo_out.with_name(demo_out.name + "-precision")).resolve()
     records = demo_records(demo_out, args.tasks)
-    rep: dict[str, Any] = {"benchmark": "bf16 vs fp32 evaluation of the demo models", "machine": machine_info(),
-                           "demo_out": str(demo_out), "work": str(work), "tasks": args.tasks,
-                           "evaluations": []}
+    rep: dict[str, Any] = {
+        "benchmark": "bf16 vs fp32 evaluation of the demo models",
+        "machine": machine_info(),
+        "demo_out": str(demo_out),
+        "work": str(work),
+        "tasks": args.tasks,
+        "evaluations": [],
+    }
     models = copy_inputs(demo_out, records, work)
     folders = {p: work / f"results-{p}" for p in PRECISIONS}
     for task in args.tasks:
@@ -263,15 +354,18 @@ def main(argv: list[str] | None = None) -> dict:
                 shutil.rmtree(folders[precision] / task)
             print(f"precision_check: {task} {precision}", file=sys.stderr, flush=True)
             evaluate(task, records[task], models[task], work / "data", folders[precision], precision)
-    rep["fp32_reproduces_demo"] = run_check(folders["fp32"], work / "demo-records", work / "check-fp32-vs-demo.json",
-                                            "--tolerance", "0")
-    rep["bf16_vs_fp32"] = run_check(folders["bf16"], folders["fp32"], work / "check-bf16-vs-fp32.json",
-                                    "--bootstrap", "2000")
+    rep["fp32_reproduces_demo"] = run_check(
+        folders["fp32"], work / "demo-records", work / "check-fp32-vs-demo.json", "--tolerance", "0"
+    )
+    rep["bf16_vs_fp32"] = run_check(
+        folders["bf16"], folders["fp32"], work / "check-bf16-vs-fp32.json", "--bootstrap", "2000"
+    )
     rep["protocol_notes"] = protocol_notes(rep["bf16_vs_fp32"]["report"])
     rep["rows"] = summary_rows(rep["bf16_vs_fp32"]["report"], records)
     by_task = {p: {r.task: r for r in collect(folders[p])} for p in PRECISIONS}
-    rep["evaluations"] = [{"task": t, "precision": p, "wall_time_s": by_task[p][t].wall_time_s}
-                          for t in args.tasks for p in PRECISIONS]
+    rep["evaluations"] = [
+        {"task": t, "precision": p, "wall_time_s": by_task[p][t].wall_time_s} for t in args.tasks for p in PRECISIONS
+    ]
     rep["prediction_changes"] = {t: prediction_changes(by_task["fp32"][t], by_task["bf16"][t]) for t in args.tasks}
     rep["flip_rate"] = flip_rate(rep["prediction_changes"])
     args.out.mkdir(parents=True, exist_ok=True)

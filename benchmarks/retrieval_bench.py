@@ -20,7 +20,12 @@ from sclbench.metrics import retrieval_recall
 from sclbench.model import SCLConfig, SCLModel
 from sclbench.model.factory import assemble
 from sclbench.tasks.retrieval_scoring import (
-    Features, RetrievalOptions, candidate_pairs, encode_features, retrieval_scores, score_pairs,
+    Features,
+    RetrievalOptions,
+    candidate_pairs,
+    encode_features,
+    retrieval_scores,
+    score_pairs,
 )
 
 os.environ.setdefault("SCLBENCH_NO_PROGRESS", "1")  # a progress bar would only add noise to timings
@@ -35,8 +40,17 @@ def tiny_model(task: str = "f30k") -> SCLModel:
 def encode(model: SCLModel, n_img: int, opts: RetrievalOptions, key: str | None = None) -> tuple[Features, float]:
     cfg = model.config
     texts = synthetic_captions(n_img * PER_IMAGE, seed=1)
-    return timed(lambda: encode_features(model, texts, HashTokenizer(cfg.vocab_size), list(range(n_img)),
-                                         SeededImages(cfg.image_size), opts, cache_key=key))
+    return timed(
+        lambda: encode_features(
+            model,
+            texts,
+            HashTokenizer(cfg.vocab_size),
+            list(range(n_img)),
+            SeededImages(cfg.image_size),
+            opts,
+            cache_key=key,
+        )
+    )
 
 
 def recall(res: dict[str, Any], n_img: int) -> dict[str, float]:
@@ -45,9 +59,15 @@ def recall(res: dict[str, Any], n_img: int) -> dict[str, float]:
 
 
 def _row(name: str, passes: int, encode_s: float, scoring_s: float, wall_s: float, **extra: Any) -> dict:
-    return {"mode": name, "cross_encoder_passes": passes, "encode_s": round(encode_s, 3),
-            "scoring_s": round(scoring_s, 3), "wall_s": round(wall_s, 3),
-            "pairs_per_s": round(passes / scoring_s, 1) if scoring_s else None, **extra}
+    return {
+        "mode": name,
+        "cross_encoder_passes": passes,
+        "encode_s": round(encode_s, 3),
+        "scoring_s": round(scoring_s, 3),
+        "wall_s": round(wall_s, 3),
+        "pairs_per_s": round(passes / scoring_s, 1) if scoring_s else None,
+        **extra,
+    }
 
 
 def compare_modes(model: SCLModel, n_img: int, k: int, pair_batch: int, exhaustive_max_pairs: int) -> dict:
@@ -64,30 +84,63 @@ def compare_modes(model: SCLModel, n_img: int, k: int, pair_batch: int, exhausti
         # Cold: features are computed (and written to the cache); warm: they are read back.
         for name in ("two-stage", "two-stage (cached features)"):
             feats, enc_s = encode(model, n_img, cached, key=f"bench-{n_img}")
-            res, wall = timed(lambda: retrieval_scores(model, feats, two))
+            res, wall = timed(lambda: retrieval_scores(model, feats, two))  # noqa: B023 (called at once)
             results[name] = res
-            rows.append(_row(name, res["cross_encoder_passes"], enc_s, res["scoring_time_s"], enc_s + wall,
-                             recall=recall(res, n_img)))
+            rows.append(
+                _row(
+                    name,
+                    res["cross_encoder_passes"],
+                    enc_s,
+                    res["scoring_time_s"],
+                    enc_s + wall,
+                    recall=recall(res, n_img),
+                )
+            )
     feats, enc_s = encode(model, n_img, RetrievalOptions(encode_batch_size=two.encode_batch_size))
     total = n_img * n_txt
     exh = RetrievalOptions(mode="exhaustive", pair_batch_size=pair_batch)
     if total <= exhaustive_max_pairs:
         res, wall = timed(lambda: retrieval_scores(model, feats, exh))
-        rows.insert(0, _row("exhaustive", total, enc_s, res["scoring_time_s"], enc_s + wall, recall=recall(res, n_img),
-                            extrapolated=False))
+        rows.insert(
+            0,
+            _row(
+                "exhaustive",
+                total,
+                enc_s,
+                res["scoring_time_s"],
+                enc_s + wall,
+                recall=recall(res, n_img),
+                extrapolated=False,
+            ),
+        )
     else:
         # Whole chunks only, so the subset runs exactly the batches the full run would start with.
         subset = max(pair_batch, exhaustive_max_pairs // pair_batch * pair_batch)
         pairs = torch.cartesian_prod(torch.arange(n_img), torch.arange(n_txt))[:subset]
         _, sub_s = timed(lambda: score_pairs(model, feats, pairs, exh))
         scoring = sub_s * total / subset
-        rows.insert(0, _row("exhaustive", total, enc_s, scoring, enc_s + scoring, extrapolated=True,
-                            measured_pairs=subset, measured_scoring_s=round(sub_s, 3)))
+        rows.insert(
+            0,
+            _row(
+                "exhaustive",
+                total,
+                enc_s,
+                scoring,
+                enc_s + scoring,
+                extrapolated=True,
+                measured_pairs=subset,
+                measured_scoring_s=round(sub_s, 3),
+            ),
+        )
     cold, warm = results["two-stage"], results["two-stage (cached features)"]
     same = torch.equal(cold["i2t"], warm["i2t"]) and torch.equal(cold["t2i"], warm["t2i"])
     e, t, c = rows
     return {
-        "n_images": n_img, "n_texts": n_txt, "k": k, "pair_batch_size": pair_batch, "rows": rows,
+        "n_images": n_img,
+        "n_texts": n_txt,
+        "k": k,
+        "pair_batch_size": pair_batch,
+        "rows": rows,
         "passes_ratio": ratio(e["cross_encoder_passes"], t["cross_encoder_passes"]),
         "wall_ratio": ratio(e["wall_s"], t["wall_s"]),
         "wall_ratio_cached": ratio(e["wall_s"], c["wall_s"]),
@@ -105,11 +158,17 @@ def agreement(model: SCLModel, n_img: int, k_small: int, pair_batch: int) -> dic
     full = retrieval_scores(model, feats, RetrievalOptions(mode="two-stage", k=n_txt, pair_batch_size=pair_batch))
     small = retrieval_scores(model, feats, RetrievalOptions(mode="two-stage", k=k_small, pair_batch_size=pair_batch))
     r_exh, r_full, r_small = recall(exh, n_img), recall(full, n_img), recall(small, n_img)
-    out["covering_k"] = {"k": n_txt, "scores_identical": torch.equal(exh["i2t"], full["i2t"])
-                         and torch.equal(exh["t2i"], full["t2i"]), "recall_identical": r_exh == r_full}
-    out["small_k"] = {"k": k_small, "passes": small["cross_encoder_passes"],
-                      "recall_identical": r_exh == r_small,
-                      "max_recall_diff": round(max(abs(r_exh[m] - r_small[m]) for m in r_exh), 3)}
+    out["covering_k"] = {
+        "k": n_txt,
+        "scores_identical": torch.equal(exh["i2t"], full["i2t"]) and torch.equal(exh["t2i"], full["t2i"]),
+        "recall_identical": r_exh == r_full,
+    }
+    out["small_k"] = {
+        "k": k_small,
+        "passes": small["cross_encoder_passes"],
+        "recall_identical": r_exh == r_small,
+        "max_recall_diff": round(max(abs(r_exh[m] - r_small[m]) for m in r_exh), 3),
+    }
     out["recall_exhaustive"] = r_exh
     return out
 
@@ -132,8 +191,15 @@ def scaling(model: SCLModel, sizes: list[int], k: int, pair_batch: int, count_si
         sim = torch.nn.functional.normalize(torch.randn(n, 32, generator=g), dim=-1)
         sim = sim @ torch.nn.functional.normalize(torch.randn(n * PER_IMAGE, 32, generator=g), dim=-1).t()
         pairs, _, _ = candidate_pairs(sim, RetrievalOptions(mode="two-stage", k=k))
-        rows.append({"n_images": n, "n_texts": n * PER_IMAGE, "measured": False,
-                     "exhaustive": {"passes": n * n * PER_IMAGE}, "two-stage": {"passes": int(len(pairs))}})
+        rows.append(
+            {
+                "n_images": n,
+                "n_texts": n * PER_IMAGE,
+                "measured": False,
+                "exhaustive": {"passes": n * n * PER_IMAGE},
+                "two-stage": {"passes": int(len(pairs))},
+            }
+        )
 
     def slope(mode: str, key: str, subset: list[dict]) -> float | None:
         pts = [(r["n_images"], r[mode][key]) for r in subset if r[mode].get(key)]
@@ -143,12 +209,16 @@ def scaling(model: SCLModel, sizes: list[int], k: int, pair_batch: int, count_si
         return round(math.log(y1 / y0) / math.log(x1 / x0), 2)
 
     measured = [r for r in rows if r["measured"]]
-    return {"k": k, "rows": rows, "growth_exponent": {
-        "exhaustive_passes": slope("exhaustive", "passes", rows),
-        "two_stage_passes": slope("two-stage", "passes", [r for r in rows if r["n_images"] * PER_IMAGE > k]),
-        "exhaustive_time": slope("exhaustive", "scoring_s", measured),
-        "two_stage_time": slope("two-stage", "scoring_s", [r for r in measured if r["n_images"] * PER_IMAGE > k]),
-    }}
+    return {
+        "k": k,
+        "rows": rows,
+        "growth_exponent": {
+            "exhaustive_passes": slope("exhaustive", "passes", rows),
+            "two_stage_passes": slope("two-stage", "passes", [r for r in rows if r["n_images"] * PER_IMAGE > k]),
+            "exhaustive_time": slope("exhaustive", "scoring_s", measured),
+            "two_stage_time": slope("two-stage", "scoring_s", [r for r in measured if r["n_images"] * PER_IMAGE > k]),
+        },
+    }
 
 
 def base_fusion(image_size: int, n_pairs: int, pair_batch: int, passes: dict[str, int]) -> dict:
@@ -161,14 +231,24 @@ def base_fusion(image_size: int, n_pairs: int, pair_batch: int, passes: dict[str
     g = torch.Generator().manual_seed(0)
     lengths = torch.randint(12, 24, (n_pairs,), generator=g)  # F30K captions: ~12-24 RoBERTa tokens
     masks = (torch.arange(cfg.max_text_len)[None] < lengths[:, None]).long()
-    feats = Features(torch.randn(n_pairs, cfg.max_text_len, cfg.hidden_size, generator=g), masks,
-                     torch.zeros(n_pairs, 1), torch.randn(n_pairs, n_tok, cfg.hidden_size, generator=g),
-                     torch.zeros(n_pairs, 1), 1)
+    feats = Features(
+        torch.randn(n_pairs, cfg.max_text_len, cfg.hidden_size, generator=g),
+        masks,
+        torch.zeros(n_pairs, 1),
+        torch.randn(n_pairs, n_tok, cfg.hidden_size, generator=g),
+        torch.zeros(n_pairs, 1),
+        1,
+    )
     pairs = torch.stack([torch.arange(n_pairs), torch.arange(n_pairs)], 1)
     opts = RetrievalOptions(pair_batch_size=pair_batch)
     score_pairs(model, feats, pairs[:pair_batch], opts)  # warm-up: first-call allocations
     _, secs = timed(lambda: score_pairs(model, feats, pairs, opts))
     rate = n_pairs / secs
-    return {"image_size": image_size, "image_tokens": n_tok, "pairs": n_pairs, "pair_batch_size": pair_batch,
-            "pairs_per_s": round(rate, 3),
-            "projected_hours": {mode: round(p / rate / 3600, 1) for mode, p in passes.items()}}
+    return {
+        "image_size": image_size,
+        "image_tokens": n_tok,
+        "pairs": n_pairs,
+        "pair_batch_size": pair_batch,
+        "pairs_per_s": round(rate, 3),
+        "projected_hours": {mode: round(p / rate / 3600, 1) for mode, p in passes.items()},
+    }

@@ -41,11 +41,16 @@ COCO = {"texts": 25_000, "images": 5_000, "text_len": 50, "tokens": 577, "hidden
 GB = 1e9
 
 
-def kept_bytes(texts: int, images: int, itemsize: int, text_len: int = 50, tokens: int = 577, hidden: int = 768,
-               proj: int = 512) -> dict[str, int]:
+def kept_bytes(
+    texts: int, images: int, itemsize: int, text_len: int = 50, tokens: int = 577, hidden: int = 768, proj: int = 512
+) -> dict[str, int]:
     """Bytes of the features the engine keeps (every rank keeps them all: any rank scores any pair)."""
-    return {"text_tokens": texts * text_len * hidden * itemsize, "image_tokens": images * tokens * hidden * itemsize,
-            "masks": texts * text_len * 8, "projections": (texts + images) * proj * 4}
+    return {
+        "text_tokens": texts * text_len * hidden * itemsize,
+        "image_tokens": images * tokens * hidden * itemsize,
+        "masks": texts * text_len * 8,
+        "projections": (texts + images) * proj * 4,
+    }
 
 
 def _rss() -> int:
@@ -92,10 +97,13 @@ def _worker(rank: int, world: int, port: int, path: str, dtype_name: str, scale:
     t0, t1 = shard_bounds(n_t, rank, world)
     i0, i1 = shard_bounds(n_i, rank, world)
     # Filled in place (no fp32 temporary for the bf16 case): the shard is all the process holds.
-    local = (torch.empty(t1 - t0, COCO["text_len"], COCO["hidden"], dtype=dtype).normal_(),
-             torch.empty(t1 - t0, COCO["proj"]).normal_(),
-             torch.empty(i1 - i0, COCO["tokens"], COCO["hidden"], dtype=dtype).normal_(),
-             torch.empty(i1 - i0, COCO["proj"]).normal_(), torch.tensor(1))
+    local = (
+        torch.empty(t1 - t0, COCO["text_len"], COCO["hidden"], dtype=dtype).normal_(),
+        torch.empty(t1 - t0, COCO["proj"]).normal_(),
+        torch.empty(i1 - i0, COCO["tokens"], COCO["hidden"], dtype=dtype).normal_(),
+        torch.empty(i1 - i0, COCO["proj"]).normal_(),
+        torch.tensor(1),
+    )
 
     def gather(shard: tuple, texts: int, images: int) -> list[torch.Tensor]:
         if path == "before":  # the old engine: pickle the shard tuple to every rank, then concatenate
@@ -121,11 +129,17 @@ def _worker(rank: int, world: int, port: int, path: str, dtype_name: str, scale:
     del local  # as the engine does once gathered (the shard's rows live on in the result)
     held = _rss() - base
     dist.barrier()
-    record = {"rank": rank, "peak_over_base": peak - base, "held": held,
-              # what "held" must be: the gathered features less the own shard (released, counted in the base)
-              "expected_held": sum(t.numel() * t.element_size() for t in result) - own,
-              "seconds": seconds, "texts": n_t, "images": n_i,
-              "kept": sum(kept_bytes(n_t, n_i, torch.empty(0, dtype=dtype).element_size()).values())}
+    record = {
+        "rank": rank,
+        "peak_over_base": peak - base,
+        "held": held,
+        # what "held" must be: the gathered features less the own shard (released, counted in the base)
+        "expected_held": sum(t.numel() * t.element_size() for t in result) - own,
+        "seconds": seconds,
+        "texts": n_t,
+        "images": n_i,
+        "kept": sum(kept_bytes(n_t, n_i, torch.empty(0, dtype=dtype).element_size()).values()),
+    }
     Path(out, f"{path}-{dtype_name}-{world}-{scale}-{rank}.json").write_text(json.dumps(record))
     dist.destroy_process_group()
 
@@ -139,9 +153,13 @@ def measure(path: str, dtype: str, world: int, scale: float, out: Path) -> dict:
     # fork: the children start with torch imported (spawning 8 fresh interpreters costs ~a minute)
     mp.start_processes(_worker, args=(world, port, path, dtype, scale, str(out)), nprocs=world, start_method="fork")
     ranks = [json.loads(Path(out, f"{path}-{dtype}-{world}-{scale}-{r}.json").read_text()) for r in range(world)]
-    return {"peak": max(r["peak_over_base"] for r in ranks), "held": max(r["held"] for r in ranks),
-            "expected_held": max(r["expected_held"] for r in ranks),
-            "kept": ranks[0]["kept"], "seconds": max(r["seconds"] for r in ranks)}
+    return {
+        "peak": max(r["peak_over_base"] for r in ranks),
+        "held": max(r["held"] for r in ranks),
+        "expected_held": max(r["expected_held"] for r in ranks),
+        "kept": ranks[0]["kept"],
+        "seconds": max(r["seconds"] for r in ranks),
+    }
 
 
 def run(scales: list[float], worlds: list[int], out: Path) -> dict:
@@ -157,24 +175,38 @@ def run(scales: list[float], worlds: list[int], out: Path) -> dict:
                     slope = {k: points[0][1][k] / points[0][0] for k in ("peak", "held")}
                 itemsize = 4 if dtype == "fp32" else 2
                 kept = sum(kept_bytes(COCO["texts"], COCO["images"], itemsize).values())
-                token_bytes = kept - kept_bytes(COCO["texts"], COCO["images"], itemsize)["projections"] \
+                token_bytes = (
+                    kept
+                    - kept_bytes(COCO["texts"], COCO["images"], itemsize)["projections"]
                     - kept_bytes(COCO["texts"], COCO["images"], itemsize)["masks"]
-                rows.append({"world": world, "dtype": dtype, "path": path, "kept_gb": round(kept / GB, 2),
-                             "peak_gb": round(slope["peak"] / GB, 2), "held_gb": round(slope["held"] / GB, 2),
-                             "peak_over_kept": round(slope["peak"] / kept, 2),
-                             # after: on a GPU the token features are device memory, the host keeps the rest
-                             "host_gb_on_gpu": round((kept - token_bytes) / GB, 3) if path == "after" else
-                             round(slope["peak"] / GB, 2),
-                             "measured": [{"scale": s, **{k: v for k, v in p.items()}} for s, p in points]})
+                )
+                rows.append(
+                    {
+                        "world": world,
+                        "dtype": dtype,
+                        "path": path,
+                        "kept_gb": round(kept / GB, 2),
+                        "peak_gb": round(slope["peak"] / GB, 2),
+                        "held_gb": round(slope["held"] / GB, 2),
+                        "peak_over_kept": round(slope["peak"] / kept, 2),
+                        # after: on a GPU the token features are device memory, the host keeps the rest
+                        "host_gb_on_gpu": round((kept - token_bytes) / GB, 3)
+                        if path == "after"
+                        else round(slope["peak"] / GB, 2),
+                        "measured": [{"scale": s, **{k: v for k, v in p.items()}} for s, p in points],
+                    }
+                )
     return {"benchmark": "retrieval_memory", "coco": COCO, "scales": scales, "worlds": worlds, "rows": rows}
 
 
 def table(result: dict) -> str:
     """Per rank, at COCO 5K base size. The measured figures are above a base that holds the rank's own
     shard (~kept / W), which is added back here: "resident" = what the rank holds in all."""
-    lines = ["| W | features | path | kept (GB, exact) | resident at the gather's peak (GB) | peak / kept | "
-             "resident after (GB) | on a GPU run: host (GB) | on a GPU run: device, peak (GB) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| W | features | path | kept (GB, exact) | resident at the gather's peak (GB) | peak / kept | "
+        "resident after (GB) | on a GPU run: host (GB) | on a GPU run: device, peak (GB) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in result["rows"]:
         shard = r["kept_gb"] / r["world"]
         peak, after = r["peak_gb"] + shard, r["held_gb"] + shard
@@ -186,8 +218,10 @@ def table(result: dict) -> str:
         else:  # token features on the device: all of them, the own shard and one gather round at the peak
             rounds = (r["world"] + 1) * 64 * 2**20 / GB if r["world"] > 1 else 0.0
             host, device = r["host_gb_on_gpu"], f"{tokens * (1 + 1 / r['world'] * (r['world'] > 1)) + rounds:.2f}"
-        lines.append(f"| {r['world']} | {r['dtype']} | {r['path']} | {r['kept_gb']:.2f} | {peak:.2f} | "
-                     f"{peak / r['kept_gb']:.2f} | {after:.2f} | {host} | {device} |")
+        lines.append(
+            f"| {r['world']} | {r['dtype']} | {r['path']} | {r['kept_gb']:.2f} | {peak:.2f} | "
+            f"{peak / r['kept_gb']:.2f} | {after:.2f} | {host} | {device} |"
+        )
     return "\n".join(lines)
 
 

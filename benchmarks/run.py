@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from benchmarks import report, retrieval_bench as rb, train_bench
+from benchmarks import report, train_bench
+from benchmarks import retrieval_bench as rb
 from benchmarks.common import machine_info
 
 HERE = Path(__file__).resolve().parent
@@ -33,8 +34,14 @@ PLANS = {
         "base_fusion": dict(image_size=224, n_pairs=8, pair_batch=4),
         "train": [
             dict(preset="tiny", image_size=None, batch=32, steps=10, warmup=3),
-            dict(preset="base", image_size=224, batch=2, steps=2, warmup=1,
-                 skip={"sdpa+compile": "skipped: compiling the 350M model on this CPU takes many minutes"}),
+            dict(
+                preset="base",
+                image_size=224,
+                batch=2,
+                steps=2,
+                warmup=1,
+                skip={"sdpa+compile": "skipped: compiling the 350M model on this CPU takes many minutes"},
+            ),
         ],
         "compile_timeout": 240,
         "dataloader": ["--batches", "10", "--batch-size", "16", "--workers", "0", "2", "4"],
@@ -44,8 +51,16 @@ PLANS = {
         "agreement": dict(n_img=12, k_small=4),
         "scaling": dict(sizes=[8, 16, 32], k=8, count_sizes=[64, 128]),
         "base_fusion": None,
-        "train": [dict(preset="tiny", image_size=None, batch=16, steps=3, warmup=1,
-                       skip={"sdpa+compile": "skipped in --quick (compilation takes minutes on CPU)"})],
+        "train": [
+            dict(
+                preset="tiny",
+                image_size=None,
+                batch=16,
+                steps=3,
+                warmup=1,
+                skip={"sdpa+compile": "skipped in --quick (compilation takes minutes on CPU)"},
+            )
+        ],
         "compile_timeout": 60,
         "dataloader": ["--batches", "2", "--batch-size", "4", "--workers", "0", "2", "4"],
     },
@@ -71,27 +86,47 @@ def targets(rep: dict) -> list[dict]:
     main = rep["retrieval"]["main"]
     f30k = main["n_images"] == 1000 and main["n_texts"] == 5000 and main["k"] == 128
     where = "" if f30k else f" (measured at {main['n_images']}x{main['n_texts']}, k={main['k']}, not the target size)"
-    out.append({"target": "two-stage: >= 6x fewer cross-encoder passes (1k x 5k, k=128)",
-                "measured": f"{main['passes_ratio']}x{where}", "met": main["passes_ratio"] >= 6 if f30k else None})
+    out.append(
+        {
+            "target": "two-stage: >= 6x fewer cross-encoder passes (1k x 5k, k=128)",
+            "measured": f"{main['passes_ratio']}x{where}",
+            "met": main["passes_ratio"] >= 6 if f30k else None,
+        }
+    )
     extra = " (exhaustive extrapolated)" if main["rows"][0].get("extrapolated") else ""
-    out.append({"target": "two-stage: >= 5x less wall time on CPU, tiny model",
-                "measured": f"{main['wall_ratio']}x fresh, {main['wall_ratio_cached']}x cached{extra}{where}",
-                "met": main["wall_ratio"] >= 5 if f30k else None})
+    out.append(
+        {
+            "target": "two-stage: >= 5x less wall time on CPU, tiny model",
+            "measured": f"{main['wall_ratio']}x fresh, {main['wall_ratio_cached']}x cached{extra}{where}",
+            "met": main["wall_ratio"] >= 5 if f30k else None,
+        }
+    )
     agree = rep["retrieval"]["agreement"]["covering_k"]
-    out.append({"target": "identical R@K when k covers the candidates",
-                "measured": f"scores identical: {agree['scores_identical']}, R@K identical: {agree['recall_identical']}",
-                "met": agree["scores_identical"] and agree["recall_identical"]})
+    out.append(
+        {
+            "target": "identical R@K when k covers the candidates",
+            "measured": f"scores identical: {agree['scores_identical']}, R@K identical: {agree['recall_identical']}",
+            "met": agree["scores_identical"] and agree["recall_identical"],
+        }
+    )
     base = rep["train"]["throughput_vs_sdpa"].get("base", {})
     if base.get("eager"):
         speed = round(1 / base["eager"], 2)
         row = next(r for r in rep["train"]["rows"] if r["preset"] == "base")
-        out.append({"target": "base fwd+bwd >= 1.3x eager (nn.MultiheadAttention math), same hardware",
-                    "measured": f"SDPA {speed}x eager on this CPU ({row['image_size']} px, batch {row['batch']})",
-                    "met": speed >= 1.3})
-    for gpu_target in ("one H100: fine-tuning step >= 45% bf16 MFU",
-                       "one H100: F30K-size two-stage evaluation <= 3 min"):
-        out.append({"target": gpu_target, "measured": "not measurable here (no GPU): run benchmarks/gpu.sh",
-                    "met": None})
+        out.append(
+            {
+                "target": "base fwd+bwd >= 1.3x eager (nn.MultiheadAttention math), same hardware",
+                "measured": f"SDPA {speed}x eager on this CPU ({row['image_size']} px, batch {row['batch']})",
+                "met": speed >= 1.3,
+            }
+        )
+    for gpu_target in (
+        "one H100: fine-tuning step >= 45% bf16 MFU",
+        "one H100: F30K-size two-stage evaluation <= 3 min",
+    ):
+        out.append(
+            {"target": gpu_target, "measured": "not measurable here (no GPU): run benchmarks/gpu.sh", "met": None}
+        )
     return out
 
 
@@ -100,8 +135,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, < 1 minute")
     parser.add_argument("--name", help="report name (default: cpu, or quick with --quick)")
     parser.add_argument("--out", type=Path, default=HERE / "results")
-    parser.add_argument("--readme", type=Path, help="Markdown file whose generated block to rewrite "
-                        "(default: benchmarks/README.md for a full run, none for --quick)")
+    parser.add_argument(
+        "--readme",
+        type=Path,
+        help="Markdown file whose generated block to rewrite "
+        "(default: benchmarks/README.md for a full run, none for --quick)",
+    )
     parser.add_argument("--skip", nargs="*", default=[], choices=["retrieval", "train", "dataloader"])
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
@@ -119,7 +158,8 @@ def main(argv: list[str] | None = None) -> dict:
         main_case = rb.compare_modes(model, **plan["main"])
         print("retrieval: agreement and scaling", flush=True)
         rep["retrieval"] = {
-            "model": "tiny (f30k)", "main": main_case,
+            "model": "tiny (f30k)",
+            "main": main_case,
             "agreement": rb.agreement(model, pair_batch=plan["main"]["pair_batch"], **plan["agreement"]),
             "scaling": rb.scaling(model, pair_batch=plan["main"]["pair_batch"], **plan["scaling"]),
         }

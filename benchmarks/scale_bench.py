@@ -57,8 +57,14 @@ def synthetic_features(model: SCLModel, n_img: int, seed: int = 0) -> Features:
     masks = (torch.arange(cfg.max_text_len)[None] < lengths[:, None]).long()
     v_proj = F.normalize(torch.randn(n_img, 32, generator=g), dim=-1)
     t_proj = F.normalize(v_proj.repeat_interleave(PER_IMAGE, 0) + 0.1 * torch.randn(n_txt, 32, generator=g), dim=-1)
-    return Features(torch.randn(n_txt, cfg.max_text_len, cfg.hidden_size, generator=g), masks, t_proj,
-                    torch.randn(n_img, cfg.num_patches + 1, cfg.hidden_size, generator=g), v_proj, 1)
+    return Features(
+        torch.randn(n_txt, cfg.max_text_len, cfg.hidden_size, generator=g),
+        masks,
+        t_proj,
+        torch.randn(n_img, cfg.num_patches + 1, cfg.hidden_size, generator=g),
+        v_proj,
+        1,
+    )
 
 
 def _rate(fn: Any, n: int, repeats: int) -> float:
@@ -88,8 +94,14 @@ def _flops(fn: Any) -> int:
 
 def _spread(values: list[float]) -> dict:
     q = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
-    return {"median": round(statistics.median(values), 3), "q1": round(q[0], 3), "q3": round(q[2], 3),
-            "min": round(min(values), 3), "max": round(max(values), 3), "n": len(values)}
+    return {
+        "median": round(statistics.median(values), 3),
+        "q1": round(q[0], 3),
+        "q3": round(q[2], 3),
+        "min": round(min(values), 3),
+        "max": round(max(values), 3),
+        "n": len(values),
+    }
 
 
 def shared_fusion(size: str, n_img: int, k: int, pair_batch: int, rounds: int) -> dict:
@@ -103,12 +115,17 @@ def shared_fusion(size: str, n_img: int, k: int, pair_batch: int, rounds: int) -
     model = model_of(size)
     feats = synthetic_features(model, n_img)
     pairs = pairs_of(feats, k)
-    batches = [pairs[s:s + pair_batch] for s in range(0, len(pairs), pair_batch)]
-    out: dict[str, Any] = {"size": size, "image_tokens": model.config.num_patches + 1,
-                           "fusion_layers": model.config.num_top_layer, "pairs": len(pairs), "pair_batch": pair_batch,
-                           "distinct_images_per_batch": round(statistics.mean(b[:, 0].unique().numel() for b in batches), 1),
-                           "distinct_texts_per_batch": round(statistics.mean(b[:, 1].unique().numel() for b in batches), 1),
-                           "rounds": rounds}
+    batches = [pairs[s : s + pair_batch] for s in range(0, len(pairs), pair_batch)]
+    out: dict[str, Any] = {
+        "size": size,
+        "image_tokens": model.config.num_patches + 1,
+        "fusion_layers": model.config.num_top_layer,
+        "pairs": len(pairs),
+        "pair_batch": pair_batch,
+        "distinct_images_per_batch": round(statistics.mean(b[:, 0].unique().numel() for b in batches), 1),
+        "distinct_texts_per_batch": round(statistics.mean(b[:, 1].unique().numel() for b in batches), 1),
+        "rounds": rounds,
+    }
     names = ("before_per_pair", "after_shared")
     opts = {name: RetrievalOptions(pair_batch_size=pair_batch, shared_fusion=name == "after_shared") for name in names}
     for name in names:
@@ -118,7 +135,7 @@ def shared_fusion(size: str, n_img: int, k: int, pair_batch: int, rounds: int) -
     for r in range(rounds):
         for i, batch in enumerate(batches):
             took: dict[str, tuple[float, float]] = {}
-            for name in (names if (r + i) % 2 == 0 else names[::-1]):
+            for name in names if (r + i) % 2 == 0 else names[::-1]:
                 start, start_cpu = time.perf_counter(), time.thread_time()
                 scores[name][i] = score_pairs(model, feats, batch, opts[name])
                 took[name] = (time.perf_counter() - start, time.thread_time() - start_cpu)
@@ -133,7 +150,7 @@ def shared_fusion(size: str, n_img: int, k: int, pair_batch: int, rounds: int) -
     out["speedup_spread"] = _spread(ratios)
     out["cpu_time_speedup"] = round(statistics.median(cpu_ratios), 3)
     out["cpu_time_speedup_spread"] = _spread(cpu_ratios)
-    flops = {name: _flops(lambda: score_pairs(model, feats, pairs, opts[name])) for name in names}
+    flops = {name: _flops(lambda: score_pairs(model, feats, pairs, opts[name])) for name in names}  # noqa: B023
     out["flop_ratio"] = ratio(flops["before_per_pair"], flops["after_shared"], 3)
     out["gflops_per_pass"] = {name: round(flops[name] / len(pairs) / 1e9, 4) for name in names}
     diff = torch.cat(scores["after_shared"]) - torch.cat(scores["before_per_pair"])
@@ -152,8 +169,14 @@ def precision(size: str, n_img: int, k: int, pair_batch: int, repeats: int) -> d
     for name in ("fp32", "bf16"):
         prec = EvalPrecision(name)
         score_pairs(model, feats, pairs[:pair_batch], opts, precision=prec)
-        out[f"{name}_pairs_per_s"] = round(_rate(lambda: scores.__setitem__(
-            name, score_pairs(model, feats, pairs, opts, precision=prec)), len(pairs), repeats), 1)
+        out[f"{name}_pairs_per_s"] = round(
+            _rate(
+                lambda: scores.__setitem__(name, score_pairs(model, feats, pairs, opts, precision=prec)),  # noqa: B023
+                len(pairs),
+                repeats,
+            ),
+            1,
+        )
     out["bf16_over_fp32"] = ratio(out["bf16_pairs_per_s"], out["fp32_pairs_per_s"])
     out["fidelity"] = fidelity(feats, pairs, scores["fp32"], scores["bf16"])
     return out
@@ -173,11 +196,14 @@ def fidelity(feats: Features, pairs: torch.Tensor, a: torch.Tensor, b: torch.Ten
     img2txt = [list(range(i * PER_IMAGE, (i + 1) * PER_IMAGE)) for i in range(n_img)]
     ra, rb = retrieval_recall(i2t_a, t2i_a, txt2img, img2txt), retrieval_recall(i2t_b, t2i_b, txt2img, img2txt)
     spread = float(a.std())
-    return {"max_abs_score_diff": round(float((a - b).abs().max()), 5), "score_std": round(spread, 5),
-            "top1_text_changed": round(float((i2t_a.argmax(1) != i2t_b.argmax(1)).float().mean()), 4),
-            "top1_image_changed": round(float((t2i_a.argmax(1) != t2i_b.argmax(1)).float().mean()), 4),
-            "recall_fp32": {k: round(v, 2) for k, v in ra.items()},
-            "recall_delta_max": round(max(abs(ra[k] - rb[k]) for k in ra), 2)}
+    return {
+        "max_abs_score_diff": round(float((a - b).abs().max()), 5),
+        "score_std": round(spread, 5),
+        "top1_text_changed": round(float((i2t_a.argmax(1) != i2t_b.argmax(1)).float().mean()), 4),
+        "top1_image_changed": round(float((t2i_a.argmax(1) != t2i_b.argmax(1)).float().mean()), 4),
+        "recall_fp32": {k: round(v, 2) for k, v in ra.items()},
+        "recall_delta_max": round(max(abs(ra[k] - rb[k]) for k in ra), 2),
+    }
 
 
 # ---- peak memory at COCO-5K size (in a subprocess, so that its peak RSS is its own) ----------------
@@ -206,31 +232,56 @@ def _peak_memory_child(n_img: int, k: int, pair_batch: int, chunk_pairs: int, ch
     cfg = model.config
     n_tok = cfg.num_patches + 1 + cfg.max_text_len
     all_pairs_gb = n_pairs * n_tok * cfg.hidden_size * 4 / 1e9  # one fp32 activation of every pair at once
-    return {"n_images": n_img, "n_texts": n_img * PER_IMAGE, "k": k, "cross_encoder_passes": n_pairs,
-            "chunk_pairs": opts.chunk_size, "pair_batch": pair_batch, "chunks_scored": chunks,
-            "scored_pairs_per_s": round(len(scored) / secs, 1),
-            "projected_scoring_min": round(n_pairs / (len(scored) / secs) / 60, 1),
-            "peak_rss_mb": round(peak / 1024, 1), "rss_after_imports_mb": round(base / 1024, 1),
-            "features_rss_mb": round((after_features - base) / 1024, 1),
-            "one_activation_of_all_pairs_gb": round(all_pairs_gb, 1)}
+    return {
+        "n_images": n_img,
+        "n_texts": n_img * PER_IMAGE,
+        "k": k,
+        "cross_encoder_passes": n_pairs,
+        "chunk_pairs": opts.chunk_size,
+        "pair_batch": pair_batch,
+        "chunks_scored": chunks,
+        "scored_pairs_per_s": round(len(scored) / secs, 1),
+        "projected_scoring_min": round(n_pairs / (len(scored) / secs) / 60, 1),
+        "peak_rss_mb": round(peak / 1024, 1),
+        "rss_after_imports_mb": round(base / 1024, 1),
+        "features_rss_mb": round((after_features - base) / 1024, 1),
+        "one_activation_of_all_pairs_gb": round(all_pairs_gb, 1),
+    }
 
 
 def peak_memory(n_img: int, k: int, pair_batch: int, chunk_pairs: int, chunks: int) -> dict:
-    code = ("import json, sys; from benchmarks.scale_bench import _peak_memory_child as f; "
-            f"print(json.dumps(f({n_img}, {k}, {pair_batch}, {chunk_pairs}, {chunks})))")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=HERE.parent, capture_output=True, text=True,
-                          timeout=600, env={**__import__("os").environ, "OMP_NUM_THREADS": "1",
-                                            "SCLBENCH_NO_PROGRESS": "1"})
+    code = (
+        "import json, sys; from benchmarks.scale_bench import _peak_memory_child as f; "
+        f"print(json.dumps(f({n_img}, {k}, {pair_batch}, {chunk_pairs}, {chunks})))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=HERE.parent,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1", "SCLBENCH_NO_PROGRESS": "1"},
+    )
     if proc.returncode:
         return {"skipped": f"failed: {(proc.stderr.strip().splitlines() or ['?'])[-1][:300]}"}
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 PLANS = {  # sized for a few minutes on a shared 2-CPU machine (bf16 autocast is slow on CPUs without AMX)
-    "full": dict(shared=[("tiny", 40, 8, 256), ("mid", 12, 4, 64)], precision=[("tiny", 24, 4, 256),
-                 ("mid", 8, 2, 64)], memory=(5000, 256, 256, 4096, 2), repeats=2, interleaved=(10, 3)),
-    "quick": dict(shared=[("tiny", 12, 4, 32)], precision=[("tiny", 12, 4, 32)], memory=(200, 16, 64, 256, 2),
-                  repeats=1, interleaved=(2,)),
+    "full": dict(
+        shared=[("tiny", 40, 8, 256), ("mid", 12, 4, 64)],
+        precision=[("tiny", 24, 4, 256), ("mid", 8, 2, 64)],
+        memory=(5000, 256, 256, 4096, 2),
+        repeats=2,
+        interleaved=(10, 3),
+    ),
+    "quick": dict(
+        shared=[("tiny", 12, 4, 32)],
+        precision=[("tiny", 12, 4, 32)],
+        memory=(200, 16, 64, 256, 2),
+        repeats=1,
+        interleaved=(2,),
+    ),
 }
 SECTIONS = ("shared_fusion", "precision", "peak_memory")
 
@@ -256,13 +307,19 @@ def main(argv: list[str] | None = None) -> dict:
     plan = PLANS["quick" if args.quick else "full"]
     torch.set_num_threads(1)  # 2 shared CPUs: one thread measured faster and steadier (see run.py)
     began = time.perf_counter()
-    rep: dict[str, Any] = {"benchmark": "evaluation at scale", "mode": "quick" if args.quick else "full",
-                           "machine": machine_info(), "torch_threads": 1}
+    rep: dict[str, Any] = {
+        "benchmark": "evaluation at scale",
+        "mode": "quick" if args.quick else "full",
+        "machine": machine_info(),
+        "torch_threads": 1,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     name = "scale_quick" if args.quick else "scale"
-    runs = {"shared_fusion": lambda: [shared_fusion(*c, rounds=n) for c, n in zip(plan["shared"], plan["interleaved"])],
-            "precision": lambda: [precision(*c, repeats=plan["repeats"]) for c in plan["precision"]],
-            "peak_memory": lambda: peak_memory(*plan["memory"])}
+    runs = {
+        "shared_fusion": lambda: [shared_fusion(*c, rounds=n) for c, n in zip(plan["shared"], plan["interleaved"])],
+        "precision": lambda: [precision(*c, repeats=plan["repeats"]) for c in plan["precision"]],
+        "peak_memory": lambda: peak_memory(*plan["memory"]),
+    }
     path = args.out / f"{name}.json"
     # --only keeps the other sections of the last report, each with the machine facts it was measured on.
     kept = _previous_sections(path, set(SECTIONS) - set(args.only))
@@ -272,8 +329,9 @@ def main(argv: list[str] | None = None) -> dict:
         rep.setdefault("measured", {})[section] = rep["machine"]
         rep["total_wall_s"] = round(time.perf_counter() - began, 1)
         # Written after every section, so that a run stopped early keeps what it measured.
-        path.write_text(json.dumps({**kept, **rep, "measured": {**kept.get("measured", {}), **rep["measured"]}},
-                                   indent=2) + "\n")
+        path.write_text(
+            json.dumps({**kept, **rep, "measured": {**kept.get("measured", {}), **rep["measured"]}}, indent=2) + "\n"
+        )
     print(json.dumps(rep, indent=2))
     return rep
 

@@ -25,11 +25,11 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from sclbench.common.tokenizer import load_tokenizer
 from sclbench.data import shards as S
 from sclbench.data.collate import collate
 from sclbench.data.datasets import CaptionDataset, Visuals
 from sclbench.data.streaming import Corpus, StreamingBatches
-from sclbench.common.tokenizer import load_tokenizer
 from sclbench.data.transforms import build_transform
 
 
@@ -49,16 +49,25 @@ def timed_batches(loader, batches: int, warmup: int) -> tuple[int, float]:
 
 
 def loose_loader(dataset, batch_size: int, workers: int) -> DataLoader:
-    return DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers, collate_fn=collate,
-                      drop_last=True, generator=torch.Generator().manual_seed(0))
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=True,
+        num_workers=workers,
+        collate_fn=collate,
+        drop_last=True,
+        generator=torch.Generator().manual_seed(0),
+    )
 
 
 def raw_rates(records, shard_dir: Path, min_seconds: float = 1.0) -> dict[str, float]:
     """Encoded samples/s read without decoding (1 process; passes repeated for >= min_seconds):
     one file open per image vs tar streaming through webdataset. Both hit the page cache here."""
     urls = [s.url for s in S.read_index(shard_dir).shards]
-    passes = {"loose_files": lambda: sum(len(r.image.read_bytes()) > 0 for r in records),
-              "shards": lambda: sum(1 for _ in S.iter_raw(urls))}
+    passes = {
+        "loose_files": lambda: sum(len(r.image.read_bytes()) > 0 for r in records),
+        "shards": lambda: sum(1 for _ in S.iter_raw(urls)),
+    }
     rates = {}
     for name, one_pass in passes.items():
         n, start = 0, time.perf_counter()
@@ -99,29 +108,57 @@ def main(argv: list[str] | None = None) -> dict:
         for workers in args.workers:
             for kind in ("loose files", "shards"):
                 if kind == "shards":
-                    stream = StreamingBatches([Corpus("coco", "image", index=index)], {"image": visuals},
-                                              tokenizer, 50, {"image": args.batch_size}, rank=0, world=1,
-                                              shuffle_buffer=256, negative_pool=64)
+                    stream = StreamingBatches(
+                        [Corpus("coco", "image", index=index)],
+                        {"image": visuals},
+                        tokenizer,
+                        50,
+                        {"image": args.batch_size},
+                        rank=0,
+                        world=1,
+                        shuffle_buffer=256,
+                        negative_pool=64,
+                    )
                     if len(index.shards) < max(1, workers):
                         continue
                     loader = DataLoader(stream, batch_size=None, num_workers=workers)
                 else:
                     loader = loose_loader(loose, args.batch_size, workers)
                 samples, seconds = timed_batches(loader, args.batches, args.warmup)
-                rows.append({"input": kind, "workers": workers, "samples": samples, "seconds": round(seconds, 3),
-                             "per_second": round(samples / seconds, 1)})
+                rows.append(
+                    {
+                        "input": kind,
+                        "workers": workers,
+                        "samples": samples,
+                        "seconds": round(seconds, 3),
+                        "per_second": round(samples / seconds, 1),
+                    }
+                )
                 print(f"{kind:12s} workers={workers}: {rows[-1]['per_second']:8.1f} samples/s")
         raw = raw_rates(records, shard_dir)
         print(f"bytes only: loose files {raw['loose_files']} samples/s, shards {raw['shards']} samples/s")
     report = {
-        "benchmark": "shards", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "benchmark": "shards",
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "data": "synthetic COCO train+restval (sclbench data synth, seed 0)" if synth else str(args.coco_root),
-        "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-                    "python": platform.python_version(), "torch": torch.__version__},
-        "settings": {"size": args.size, "batch_size": args.batch_size, "batches": args.batches,
-                     "images": index.samples, "pairs": index.pairs, "shards": len(index.shards),
-                     "transform": "pretrain_train (official clip)", "itm_negatives": True},
-        "results": rows, "bytes_only": raw,
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "processor": platform.processor() or platform.machine(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+        },
+        "settings": {
+            "size": args.size,
+            "batch_size": args.batch_size,
+            "batches": args.batches,
+            "images": index.samples,
+            "pairs": index.pairs,
+            "shards": len(index.shards),
+            "transform": "pretrain_train (official clip)",
+            "itm_negatives": True,
+        },
+        "results": rows,
+        "bytes_only": raw,
     }
     by = {(r["input"], r["workers"]): r["per_second"] for r in rows}
     for r in rows:
@@ -129,12 +166,19 @@ def main(argv: list[str] | None = None) -> dict:
             r["ratio_vs_loose"] = round(r["per_second"] / by[("loose files", r["workers"])], 2)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "shards.json").write_text(json.dumps(report, indent=2) + "\n")
-    lines = [f"Pre-training input: shards vs loose files ({report['data']}, {report['machine']['cpu_count']} CPUs, "
-             f"{args.size} px, batch {args.batch_size}, {report['date']})", "",
-             "| input | workers | samples/s | shards / loose |", "|---|---:|---:|---:|"]
+    lines = [
+        f"Pre-training input: shards vs loose files ({report['data']}, {report['machine']['cpu_count']} CPUs, "
+        f"{args.size} px, batch {args.batch_size}, {report['date']})",
+        "",
+        "| input | workers | samples/s | shards / loose |",
+        "|---|---:|---:|---:|",
+    ]
     lines += [f"| {r['input']} | {r['workers']} | {r['per_second']} | {r.get('ratio_vs_loose', '')} |" for r in rows]
-    lines += ["", f"Bytes only (no decode, 1 process): loose files {raw['loose_files']} samples/s, "
-              f"shards {raw['shards']} samples/s."]
+    lines += [
+        "",
+        f"Bytes only (no decode, 1 process): loose files {raw['loose_files']} samples/s, "
+        f"shards {raw['shards']} samples/s.",
+    ]
     (args.out / "shards.md").write_text("\n".join(lines) + "\n")
     return report
 

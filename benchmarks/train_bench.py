@@ -37,15 +37,18 @@ def _batch(cfg, batch: int, seed: int = 0) -> dict:
     lengths = torch.randint(cfg.max_text_len // 3, cfg.max_text_len, (batch,), generator=g)
     masks = (torch.arange(cfg.max_text_len)[None] < lengths[:, None]).long()
     ids = torch.randint(4, cfg.vocab_size, (batch, cfg.max_text_len), generator=g) * masks + (1 - masks)
-    return {"text_ids": ids, "text_masks": masks,
-            "images": torch.randn(batch, 3, cfg.image_size, cfg.image_size, generator=g),
-            "vqa_targets": (torch.rand(batch, cfg.num_answers, generator=g) < 0.002).float()}
+    return {
+        "text_ids": ids,
+        "text_masks": masks,
+        "images": torch.randn(batch, 3, cfg.image_size, cfg.image_size, generator=g),
+        "vqa_targets": (torch.rand(batch, cfg.num_answers, generator=g) < 0.002).float(),
+    }
 
 
 def build(preset: str, image_size: int | None):
     import torch
 
-    from sclbench.model import SCLConfig, SCLModel
+    from sclbench.model import SCLConfig
     from sclbench.model.factory import assemble
 
     torch.manual_seed(0)  # every variant starts from the same weights
@@ -90,7 +93,7 @@ def worker(spec: dict) -> dict:
     step_model = model
     if "compile" in variant:
         step_model = torch.compile(model)
-    autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if "bf16" in variant else contextlib.nullcontext())
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if "bf16" in variant else contextlib.nullcontext()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
 
     def step():
@@ -109,9 +112,15 @@ def worker(spec: dict) -> dict:
         rss_before = _status_mb("VmRSS")
         med, times = median_step_time(step, spec["steps"], spec["warmup"])
     peak = _status_mb("VmHWM")
-    result.update({"step_s": round(med, 4), "samples_per_s": round(spec["batch"] / med, 2),
-                   "step_times_s": [round(t, 4) for t in times], "peak_rss_mb": round(peak),
-                   "peak_over_start_mb": round(max(peak - rss_before, 0.0))})
+    result.update(
+        {
+            "step_s": round(med, 4),
+            "samples_per_s": round(spec["batch"] / med, 2),
+            "step_times_s": [round(t, 4) for t in times],
+            "peak_rss_mb": round(peak),
+            "peak_over_start_mb": round(max(peak - rss_before, 0.0)),
+        }
+    )
     return result
 
 
@@ -140,15 +149,22 @@ def run_suite(configs: list[dict], variants: tuple[str, ...] = VARIANTS, timeout
                 continue
             row = run_variant(spec, timeout)
             rows.append(row)
-            print(f"  train {cfg['preset']:4s} {variant:13s} "
-                  + (f"{row['samples_per_s']:8.2f} samples/s  peak {row['peak_rss_mb']} MB"
-                     if "samples_per_s" in row else row.get("skipped", "")), flush=True)
+            print(
+                f"  train {cfg['preset']:4s} {variant:13s} "
+                + (
+                    f"{row['samples_per_s']:8.2f} samples/s  peak {row['peak_rss_mb']} MB"
+                    if "samples_per_s" in row
+                    else row.get("skipped", "")
+                ),
+                flush=True,
+            )
     speedups = {}
     for cfg in configs:
         by = {r["variant"]: r for r in rows if r["preset"] == cfg["preset"] and "samples_per_s" in r}
         if "sdpa" in by:
-            speedups[cfg["preset"]] = {v: round(r["samples_per_s"] / by["sdpa"]["samples_per_s"], 2)
-                                       for v, r in by.items()}
+            speedups[cfg["preset"]] = {
+                v: round(r["samples_per_s"] / by["sdpa"]["samples_per_s"], 2) for v, r in by.items()
+            }
     return {"rows": rows, "throughput_vs_sdpa": speedups}
 
 

@@ -69,8 +69,9 @@ class TaskCard:
         return dict(self.data.get(name) or {})
 
 
-def load_card(name_or_path: str | Path, overrides: list[str] | None = None,
-              valid_keys: set[str] | None = None) -> TaskCard:
+def load_card(
+    name_or_path: str | Path, overrides: list[str] | None = None, valid_keys: set[str] | None = None
+) -> TaskCard:
     """Read `tasks/<name>.yaml` (or a path to a card) and apply `a.b=value` overrides.
 
     A card may `include: OTHER` (another card's name): OTHER's settings deep-merged under its own.
@@ -84,8 +85,10 @@ def load_card(name_or_path: str | Path, overrides: list[str] | None = None,
         path = find_card(str(name_or_path)) or Path(f"{name_or_path}.yaml")
     if not path.is_file():
         known = ", ".join(available_cards()) or "none"
-        raise ConfigError(f"no task card {str(name_or_path)!r} (known tasks: {known}; add your own cards with "
-                          f"${CARDS_ENV}=DIR or pass a path to a .yaml card)")
+        raise ConfigError(
+            f"no task card {str(name_or_path)!r} (known tasks: {known}; add your own cards with "
+            f"${CARDS_ENV}=DIR or pass a path to a .yaml card)"
+        )
     data = _read_with_includes(path, ())
     if not isinstance(data, dict) or "family" not in data:
         raise ConfigError(f"task card {path} must be a mapping with a 'family' entry")

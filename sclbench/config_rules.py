@@ -35,7 +35,10 @@ _SPLIT = Rule("str", alternatives=(_TEXTS,), nullable=True)  # one published spl
 
 RULES: dict[str, Rule] = {
     # identity
-    "name": _TEXT, "family": _TEXT, "model_task": _TEXT, "description": _TEXT,
+    "name": _TEXT,
+    "family": _TEXT,
+    "model_task": _TEXT,
+    "description": _TEXT,
     # train.* (sclbench.engine.trainer.TrainConfig, plus the task adapters' own)
     "train.lr": _POSITIVE,
     "train.weight_decay": _NON_NEGATIVE,
@@ -79,7 +82,10 @@ RULES: dict[str, Rule] = {
     "train.itm_negatives": _TEXT,
     "train.batch_forming": _TEXT,
     # eval.*
-    "eval.transform": _TEXT, "eval.mode": _TEXT, "eval.fusion": _TEXT, "eval.ties": _TEXT,
+    "eval.transform": _TEXT,
+    "eval.mode": _TEXT,
+    "eval.fusion": _TEXT,
+    "eval.ties": _TEXT,
     "eval.k": _INT1,
     "eval.precision": Rule("str", choices=("fp32", "bf16", "fp16")),
     "eval.tf32": _BOOL,
@@ -90,9 +96,16 @@ RULES: dict[str, Rule] = {
     "eval.cache_dir": Rule("str", nullable=True),
     "eval.shared_fusion": _BOOL,
     # data.*
-    "data.root": _TEXT, "data.format": _TEXT, "data.captions": _TEXT, "data.dataset": _TEXT,
-    "data.layout": _TEXT, "data.media": _TEXT, "data.vocab_file": _TEXT,
-    "data.cache_images": _BOOL, "data.dedup_captions": _BOOL, "data.train_with_restval": _BOOL,
+    "data.root": _TEXT,
+    "data.format": _TEXT,
+    "data.captions": _TEXT,
+    "data.dataset": _TEXT,
+    "data.layout": _TEXT,
+    "data.media": _TEXT,
+    "data.vocab_file": _TEXT,
+    "data.cache_images": _BOOL,
+    "data.dedup_captions": _BOOL,
+    "data.train_with_restval": _BOOL,
     "data.num_frames": _INT1,
     "data.vocab_min_count": _INT1,
     "data.minival_images": _INT1,
@@ -101,11 +114,15 @@ RULES: dict[str, Rule] = {
     "data.negative_pool": _INT1,
     "data.corpora": Rule("list", items="dict"),
     # splits, metrics, protocol
-    "splits.train": _SPLIT, "splits.val": _SPLIT, "splits.test": _SPLIT,  # null: the card has no such split
+    "splits.train": _SPLIT,
+    "splits.val": _SPLIT,
+    "splits.test": _SPLIT,  # null: the card has no such split
     "metrics.main": Rule("str", nullable=True),  # null: the family's main metric "metrics.report": _TEXTS,
-    "protocol.selection": _TEXT, "protocol.selections": Rule("dict"),
+    "protocol.selection": _TEXT,
+    "protocol.selections": Rule("dict"),
     # pre-training
-    "objectives": _TEXTS, "video_objectives": _TEXTS,
+    "objectives": _TEXTS,
+    "video_objectives": _TEXTS,
     "mlm_prob": Rule("float", low=0, high=1, low_open=True, high_open=True),
     "con_weight": _NON_NEGATIVE,
     "encoder_init": Rule("dict", nullable=True),
@@ -173,8 +190,11 @@ def packaged_rules() -> dict[str, Rule]:
         first, *rest = sorted(found)
         element = items.get(key, set())
         item_kind = next(iter(element)) if len(element) == 1 and "any" not in element else None
-        rules[key] = Rule(first, items=item_kind if first == "list" else None,
-                          alternatives=tuple(Rule(k, items=item_kind if k == "list" else None) for k in rest))
+        rules[key] = Rule(
+            first,
+            items=item_kind if first == "list" else None,
+            alternatives=tuple(Rule(k, items=item_kind if k == "list" else None) for k in rest),
+        )
     return rules
 
 
@@ -203,8 +223,9 @@ def train_field_rules() -> dict[str, Rule]:
             continue  # an annotation we do not read: no rule rather than a wrong one
         if kinds == ["int", "float"]:
             kinds = ["float"]
-        rules[f"train.{f.name}"] = Rule(kinds[0], nullable="None" in parts,
-                                        alternatives=tuple(Rule(k) for k in kinds[1:]))
+        rules[f"train.{f.name}"] = Rule(
+            kinds[0], nullable="None" in parts, alternatives=tuple(Rule(k) for k in kinds[1:])
+        )
     return rules
 
 
@@ -216,7 +237,7 @@ def rule_for(key: str) -> Rule | None:
     if key in RULES:
         return RULES[key]
     if key.startswith("model.") and key.count(".") == 1:
-        field_rule = _model_field_rules().get(key[len("model."):])
+        field_rule = _model_field_rules().get(key[len("model.") :])
         if field_rule is not None:
             return field_rule
     if key.startswith("train.") and key not in packaged_rules():

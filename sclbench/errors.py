@@ -16,8 +16,12 @@ class SCLBenchError(Exception):
     def __init__(self, *args) -> None:
         # torch's DataLoader re-raises a worker's exception as type(err)("Caught X in DataLoader worker
         # process N.\nOriginal Traceback ...\nsclbench.errors.X: message"): keep the one-line message.
-        if len(args) == 1 and isinstance(args[0], str) and args[0].startswith("Caught ") \
-                and "\nOriginal Traceback" in args[0]:
+        if (
+            len(args) == 1
+            and isinstance(args[0], str)
+            and args[0].startswith("Caught ")
+            and "\nOriginal Traceback" in args[0]
+        ):
             marker = f"{type(self).__module__}.{type(self).__qualname__}: "
             if marker in args[0]:
                 args = (args[0].rsplit(marker, 1)[1].strip(),)

@@ -18,8 +18,9 @@ COMMIT = "cd0d819"
 
 
 def facts(git_dir: str) -> list[tuple[int, str, object]]:
-    text = subprocess.run(["git", "--git-dir", git_dir, "show", f"{COMMIT}:scl/config.py"],
-                          capture_output=True, text=True, check=True).stdout
+    text = subprocess.run(
+        ["git", "--git-dir", git_dir, "show", f"{COMMIT}:scl/config.py"], capture_output=True, text=True, check=True
+    ).stdout
     rows = []
     for number, line in enumerate(text.splitlines(), start=1):
         name, sep, raw = line.strip().partition(":")

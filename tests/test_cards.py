@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from sclbench.cards import (apply_overrides, available_cards, cards_dirs, check_override_keys, leaf_keys, load_card,
-                             packaged_cards_dir)
+from sclbench.cards import (
+    apply_overrides,
+    available_cards,
+    cards_dirs,
+    check_override_keys,
+    leaf_keys,
+    load_card,
+    packaged_cards_dir,
+)
 from sclbench.errors import ConfigError
 from sclbench.tasks.base import get_task, settings_read_by_code
 
@@ -35,16 +42,26 @@ def test_overrides_parse_yaml_scalars_and_numbers():
     assert data["train"]["lr"] == 1e-5 and data["splits"]["train"] == ["train", "val"] and data["eval"]["k"] == 16
 
 
-@pytest.mark.parametrize("typo, nearest", [("train.lrr=1e-5", "train.lr"), ("eval.kk=3", "eval.k"),
-                                           ("splits.tset=test", "splits.test"), ("model.image_szie=224", "model.image_size")])
+@pytest.mark.parametrize(
+    "typo, nearest",
+    [
+        ("train.lrr=1e-5", "train.lr"),
+        ("eval.kk=3", "eval.k"),
+        ("splits.tset=test", "splits.test"),
+        ("model.image_szie=224", "model.image_size"),
+    ],
+)
 def test_a_typo_is_refused_with_the_nearest_key(typo, nearest, synth_root):
     with pytest.raises(ConfigError, match=f"did you mean {nearest}\\?"):
         get_task("f30k", [typo], data_root=str(synth_root / "f30k"))
 
 
 def test_settings_the_code_reads_are_accepted(synth_root):
-    task = get_task("f30k", ["train.max_grad_norm=1.0", "eval.ties=index", "paper.scl.test.tr_r1=1"],
-                    data_root=str(synth_root / "f30k"))
+    task = get_task(
+        "f30k",
+        ["train.max_grad_norm=1.0", "eval.ties=index", "paper.scl.test.tr_r1=1"],
+        data_root=str(synth_root / "f30k"),
+    )
     assert task.card.get("train.max_grad_norm") == 1.0 and task.card.get("eval.ties") == "index"
 
 
@@ -70,5 +87,6 @@ def test_every_card_setting_is_read_by_the_code():
             if key.startswith("paper") or key in declared or "." not in key and key in ("name", "family"):
                 continue
             last = key.rsplit(".", 1)[-1]
-            assert re.search(rf"[\"'.{{]{re.escape(last)}[\"'}}]|\b{re.escape(last)}\b\s*[:=]", source), \
+            assert re.search(rf"[\"'.{{]{re.escape(last)}[\"'}}]|\b{re.escape(last)}\b\s*[:=]", source), (
                 f"{name}.yaml: {key} is read by no code"
+            )

@@ -74,23 +74,27 @@ OFFICIAL = [
     ("coco", "model.image_size", 384, "scl/config.py:373"),
     ("coco", "eval.k", 256, "scl/config.py:433 (candidate_N)"),
     # LSMDC: _config_lsmdc (MSRVTT has no official config; the LSMDC one is its recipe)
-    *[(card, key, value, source) for card in ("lsmdc", "msrvtt") for key, value, source in [
-        ("train.lr", 5e-6, "scl/config.py:495"),
-        ("train.lr_mult_head", 5, "scl/config.py:497"),
-        ("train.lr_mult_cross_modal", 5, "scl/config.py:498"),
-        ("train.weight_decay", 0.01, "scl/config.py:492"),
-        ("train.max_epochs", 10, "scl/config.py:499"),
-        ("train.max_steps", None, "scl/config.py:500"),
-        ("train.warmup", 0.05, "scl/config.py:501"),
-        ("train.global_batch_size", 256, "scl/config.py:454"),
-        ("train.val_check_interval", 1.0, "scl/config.py:496"),
-        ("train.neg_texts", 15, "scl/config.py:474 (draw_false_text)"),
-        ("train.con_weight", 1.0, "scl/config.py:521"),
-        ("train.schedule", "linear", "scl/config.py:493-494 (decay_power 1, end_lr 0)"),
-        ("model.image_size", 224, "scl/config.py:457"),
-        ("data.num_frames", 4, "scl/config.py:462"),
-        ("eval.k", 128, "scl/config.py:525 (candidate_N)"),
-    ]],
+    *[
+        (card, key, value, source)
+        for card in ("lsmdc", "msrvtt")
+        for key, value, source in [
+            ("train.lr", 5e-6, "scl/config.py:495"),
+            ("train.lr_mult_head", 5, "scl/config.py:497"),
+            ("train.lr_mult_cross_modal", 5, "scl/config.py:498"),
+            ("train.weight_decay", 0.01, "scl/config.py:492"),
+            ("train.max_epochs", 10, "scl/config.py:499"),
+            ("train.max_steps", None, "scl/config.py:500"),
+            ("train.warmup", 0.05, "scl/config.py:501"),
+            ("train.global_batch_size", 256, "scl/config.py:454"),
+            ("train.val_check_interval", 1.0, "scl/config.py:496"),
+            ("train.neg_texts", 15, "scl/config.py:474 (draw_false_text)"),
+            ("train.con_weight", 1.0, "scl/config.py:521"),
+            ("train.schedule", "linear", "scl/config.py:493-494 (decay_power 1, end_lr 0)"),
+            ("model.image_size", 224, "scl/config.py:457"),
+            ("data.num_frames", 4, "scl/config.py:462"),
+            ("eval.k", 128, "scl/config.py:525 (candidate_N)"),
+        ]
+    ],
     # Pre-training: _config_pretrain
     ("pretrain", "train.lr", 2e-5, "scl/config.py:63"),
     ("pretrain", "train.lr_mult_head", 5, "scl/config.py:65"),
@@ -112,11 +116,15 @@ OFFICIAL = [
 # Card values that differ from the official ones on purpose: (card, key) -> (card value, why).
 DEVIATIONS = {
     ("pretrain", "train.max_steps"): (
-        100000, "the released checkpoints are step 99,999 (the fine-tuning configs' load_path "
-                "epoch=41-step=99999.ckpt, scl/config.py:168); the config's own default is 15,000"),
+        100000,
+        "the released checkpoints are step 99,999 (the fine-tuning configs' load_path "
+        "epoch=41-step=99999.ckpt, scl/config.py:168); the config's own default is 15,000",
+    ),
     ("f30k", "train.seed"): (
-        0, "the seed (official 1919) is sclbench's --seed (default 0, one seed for every task); a seed "
-           "does not reproduce another implementation's random draws anyway"),
+        0,
+        "the seed (official 1919) is sclbench's --seed (default 0, one seed for every task); a seed "
+        "does not reproduce another implementation's random draws anyway",
+    ),
 }
 
 
@@ -130,17 +138,20 @@ def card_value(card, key: str):
     return None if value is missing else value
 
 
-@pytest.mark.parametrize("card_name, key, official, source", OFFICIAL,
-                         ids=[f"{c}:{k}" for c, k, _, _ in OFFICIAL])
+@pytest.mark.parametrize("card_name, key, official, source", OFFICIAL, ids=[f"{c}:{k}" for c, k, _, _ in OFFICIAL])
 def test_card_matches_the_official_config(card_name, key, official, source):
     value = card_value(load_card(card_name), key)
     if (card_name, key) in DEVIATIONS:
         expected, why = DEVIATIONS[(card_name, key)]
-        assert value == expected, f"{card_name} {key}: documented deviation {expected!r} ({why}) but the card has {value!r}"
+        assert value == expected, (
+            f"{card_name} {key}: documented deviation {expected!r} ({why}) but the card has {value!r}"
+        )
         assert value != official, f"{card_name} {key} now equals the official value: drop it from DEVIATIONS"
         return
     if isinstance(official, float):
-        assert value == pytest.approx(official, rel=1e-9), f"{card_name} {key}: card {value!r}, official {official!r} ({source})"
+        assert value == pytest.approx(official, rel=1e-9), (
+            f"{card_name} {key}: card {value!r}, official {official!r} ({source})"
+        )
     else:
         assert value == official, f"{card_name} {key}: card {value!r}, official {official!r} ({source})"
 
@@ -158,14 +169,28 @@ def test_the_table_holds_only_values_the_official_config_has():
 
 
 OFFICIAL_NAMES = {
-    "train.lr": "learning_rate", "train.lr_mult_head": "lr_mult_head", "train.lr_mult_cross_modal": "lr_mult_cross_modal",
-    "train.weight_decay": "weight_decay", "train.max_epochs": "max_epoch", "train.max_steps": "max_steps",
-    "train.warmup": "warmup_steps", "train.global_batch_size": "batch_size", "global batch in samples": "batch_size",
-    "train.val_check_interval": "val_check_interval", "train.neg_texts": "draw_false_text",
-    "train.con_weight": "con_weight", "con_weight": "con_weight", "train.seed": "seed", "model.image_size": "image_size",
-    "eval.k": "candidate_N", "data.num_frames": "num_frames", "mlm_prob": "mlm_prob",
-    "completion.image_drop_ratio": "mask_ratio", "completion.text_mask_ratio": "mtm_ratio",
-    "completion.image_token_mask_ratio": "image_token_mask_ratio", "train.schedule": "decay_power",
+    "train.lr": "learning_rate",
+    "train.lr_mult_head": "lr_mult_head",
+    "train.lr_mult_cross_modal": "lr_mult_cross_modal",
+    "train.weight_decay": "weight_decay",
+    "train.max_epochs": "max_epoch",
+    "train.max_steps": "max_steps",
+    "train.warmup": "warmup_steps",
+    "train.global_batch_size": "batch_size",
+    "global batch in samples": "batch_size",
+    "train.val_check_interval": "val_check_interval",
+    "train.neg_texts": "draw_false_text",
+    "train.con_weight": "con_weight",
+    "con_weight": "con_weight",
+    "train.seed": "seed",
+    "model.image_size": "image_size",
+    "eval.k": "candidate_N",
+    "data.num_frames": "num_frames",
+    "mlm_prob": "mlm_prob",
+    "completion.image_drop_ratio": "mask_ratio",
+    "completion.text_mask_ratio": "mtm_ratio",
+    "completion.image_token_mask_ratio": "image_token_mask_ratio",
+    "train.schedule": "decay_power",
 }
 # The numeric settings of the official config, one `line<TAB>name<TAB>value` row each, extracted from the
 # official repository by scripts/official_config_facts.py (facts only, so the test runs in any clone).

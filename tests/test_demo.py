@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from sclbench.cli import main
 from sclbench.app.demo import leaderboard
+from sclbench.cli import main
 from sclbench.results import collect
 
 BASELINE = Path(__file__).resolve().parents[1] / "results" / "demo"
@@ -30,8 +30,9 @@ def quick_demo(tmp_path_factory):
         return Path(given)
     out = tmp_path_factory.mktemp("demo")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "SCLBENCH_NO_PROGRESS": "1", "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "sclbench", "demo", "--quick", "--out", str(out)], check=True, env=env,
-                   timeout=900)
+    subprocess.run(
+        [sys.executable, "-m", "sclbench", "demo", "--quick", "--out", str(out)], check=True, env=env, timeout=900
+    )
     return out
 
 
@@ -42,7 +43,9 @@ def test_quick_demo_beats_chance_on_every_task(quick_demo):
     rows = leaderboard(records)
     for row in rows:
         assert row["chance"] is not None, row
-        assert row["demo-scl"] > row["chance"], f"{row['task']} {row['metric']}: {row['demo-scl']} <= chance {row['chance']}"
+        assert row["demo-scl"] > row["chance"], (
+            f"{row['task']} {row['metric']}: {row['demo-scl']} <= chance {row['chance']}"
+        )
 
 
 @pytest.mark.slow

@@ -25,7 +25,8 @@ def _is_type_checking(node: ast.AST) -> bool:
     test = getattr(node, "test", None)
     return isinstance(node, ast.If) and (
         (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING")
-        or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"))
+        or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+    )
 
 
 def _nodes(tree: ast.AST):
@@ -147,6 +148,11 @@ def test_the_command_line_calls_only_app():
     # common/ is the ground floor every floor may use (its option checks: output folders are writable);
     # what the CLI must not reach is a working floor (model, data, results, engine, tasks, ...).
     allowed = {"sclbench.cli", "sclbench.app", "sclbench.errors", "sclbench.common"}
-    outside = sorted(f"{name} -> {target}" for name, targets in graph().items() if _room(name) == "sclbench.cli"
-                     for target in targets if _room(target) not in allowed and target != "sclbench")
+    outside = sorted(
+        f"{name} -> {target}"
+        for name, targets in graph().items()
+        if _room(name) == "sclbench.cli"
+        for target in targets
+        if _room(target) not in allowed and target != "sclbench"
+    )
     assert outside == []

@@ -86,13 +86,47 @@ def test_a_seventh_card_runs_end_to_end_without_code_changes(name, cards, synth,
     assert f"{name} at {synth / name}: OK" in capsys.readouterr().out
 
     run_dir = tmp_path / "run"
-    assert run(cards, "finetune", name, "--data-root", str(synth / name), "--preset", "tiny", "--tokenizer",
-               str(synth / "tokenizer"), "--out", str(run_dir), "--max-steps", "2", "--no-resume", *SMALL) == 0
+    assert (
+        run(
+            cards,
+            "finetune",
+            name,
+            "--data-root",
+            str(synth / name),
+            "--preset",
+            "tiny",
+            "--tokenizer",
+            str(synth / "tokenizer"),
+            "--out",
+            str(run_dir),
+            "--max-steps",
+            "2",
+            "--no-resume",
+            *SMALL,
+        )
+        == 0
+    )
     assert (run_dir / "final").is_dir()
 
     results = tmp_path / "results"
-    assert run(cards, "eval", name, "--ckpt", str(run_dir / "final"), "--data-root", str(synth / name), "--split",
-               "test", "--results", str(results), "--mode", "exhaustive") == 0
+    assert (
+        run(
+            cards,
+            "eval",
+            name,
+            "--ckpt",
+            str(run_dir / "final"),
+            "--data-root",
+            str(synth / name),
+            "--split",
+            "test",
+            "--results",
+            str(results),
+            "--mode",
+            "exhaustive",
+        )
+        == 0
+    )
     (record,) = collect(results)
     assert record.task == name and record.split == "test"
     assert METRICS[name] <= set(record.metrics)
@@ -114,6 +148,11 @@ def test_the_seventh_card_is_seen_everywhere_the_cards_are_listed(cards):
     assert "f8k" in task_names()
     # help texts list the cards found when the CLI starts ($SCLBENCH_TASKS_DIR's included)
     env = {**os.environ, "SCLBENCH_TASKS_DIR": str(cards), "COLUMNS": "200"}
-    shown = subprocess.run([sys.executable, "-m", "sclbench", "data", "check", "--help"], env=env,
-                           capture_output=True, text=True, timeout=120)
+    shown = subprocess.run(
+        [sys.executable, "-m", "sclbench", "data", "check", "--help"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert shown.returncode == 0 and "f8k" in shown.stdout, shown.stdout + shown.stderr

@@ -22,14 +22,21 @@ def task_catalog() -> list[dict[str, Any]]:
     for name in available_cards():
         card = load_card(name)
         splits = card.section("splits")
-        rows.append({
-            "name": card.name, "family": card.family, "description": card.get("description", ""),
-            "card": str(find_card(name)),
-            "splits": {role: splits.get(role) for role in ("train", "val", "test") if role in splits},
-            "main_metric": card.get("metrics.main"), "report": card.get("metrics.report") or [],
-            "paper": [{"model": r.model, "split": r.split, "metric": r.metric, "value": r.value,
-                       "verified": r.verified} for r in card_paper_numbers(card.name, card.section("paper"))],
-        })
+        rows.append(
+            {
+                "name": card.name,
+                "family": card.family,
+                "description": card.get("description", ""),
+                "card": str(find_card(name)),
+                "splits": {role: splits.get(role) for role in ("train", "val", "test") if role in splits},
+                "main_metric": card.get("metrics.main"),
+                "report": card.get("metrics.report") or [],
+                "paper": [
+                    {"model": r.model, "split": r.split, "metric": r.metric, "value": r.value, "verified": r.verified}
+                    for r in card_paper_numbers(card.name, card.section("paper"))
+                ],
+            }
+        )
     return rows
 
 
@@ -56,6 +63,7 @@ def print_registry(rows: list[dict[str, Any]]) -> None:
     for col in ("name", "aliases", "kind", "description", "source", "cache"):
         table.add_column(col, overflow="fold")
     for row in rows:
-        table.add_row(row["name"], ", ".join(row["aliases"]) or "-", row["kind"], row["description"], row["source"],
-                      row["cache"])
+        table.add_row(
+            row["name"], ", ".join(row["aliases"]) or "-", row["kind"], row["description"], row["source"], row["cache"]
+        )
     Console().print(table)

@@ -4,8 +4,9 @@ Thin on purpose: the CLI calls these, and they call the model floor (hub, inspec
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from sclbench.errors import ConfigError
 from sclbench.model import hub
@@ -32,8 +33,17 @@ def inspect(path: str | Path) -> dict[str, Any]:
     return inspect_checkpoint(path)
 
 
-def convert(path: Path, out: Path, *, task: str = "pretrain", image_size: int | None = None, preset: str = "base",
-            tokenizer: str | None = None, trust_pickle: bool = False, say: Callable[[str], Any] = print) -> None:
+def convert(
+    path: Path,
+    out: Path,
+    *,
+    task: str = "pretrain",
+    image_size: int | None = None,
+    preset: str = "base",
+    tokenizer: str | None = None,
+    trust_pickle: bool = False,
+    say: Callable[[str], Any] = print,
+) -> None:
     """Official .ckpt -> sclbench directory, or sclbench directory -> official .ckpt; `say` prints progress
     (the key report as soon as the weights are loaded, before the write)."""
     if path.is_dir():
@@ -43,13 +53,25 @@ def convert(path: Path, out: Path, *, task: str = "pretrain", image_size: int | 
         export_official(loaded.model, out)
         say(f"wrote official-format checkpoint {out}")
         return
-    loaded = create_model(path, task=task, preset=preset, tokenizer=tokenizer, trust_pickle=trust_pickle,
-                          model_overrides={"image_size": image_size} if image_size else None,
-                          require_tokenizer=False)
+    loaded = create_model(
+        path,
+        task=task,
+        preset=preset,
+        tokenizer=tokenizer,
+        trust_pickle=trust_pickle,
+        model_overrides={"image_size": image_size} if image_size else None,
+        require_tokenizer=False,
+    )
     say(loaded.report)
     loaded.model.save_pretrained(out, tokenizer=loaded.tokenizer, meta={"converted_from": str(path), "task": task})
-    say(f"wrote {out}" + ("" if loaded.tokenizer is not None else " (no tokenizer travels with this file: "
-                          "pass --tokenizer to save one beside the weights)"))
+    say(
+        f"wrote {out}"
+        + (
+            ""
+            if loaded.tokenizer is not None
+            else " (no tokenizer travels with this file: pass --tokenizer to save one beside the weights)"
+        )
+    )
 
 
 def _own_task(directory: Path) -> str:

@@ -21,8 +21,17 @@ def check(task: str, root: str | Path, decode: bool = False) -> LayoutReport:
     return check_layout(task, root, decode=decode)
 
 
-def shard(corpus: str, root: str | Path, out: str | Path, *, split: str = "train", layout: str = "files",
-          shard_size: int = 1000, meta: str = "webvid_train.tsv", videos: str = "videos") -> ShardIndex:
+def shard(
+    corpus: str,
+    root: str | Path,
+    out: str | Path,
+    *,
+    split: str = "train",
+    layout: str = "files",
+    shard_size: int = 1000,
+    meta: str = "webvid_train.tsv",
+    videos: str = "videos",
+) -> ShardIndex:
     """Webdataset shards (img2dataset layout) of a corpus, with their index."""
     records = corpus_records(corpus, root, split=split, layout=layout, meta=meta, videos=videos)
     return write_shards(records, out, corpus, shard_size=shard_size)

@@ -30,6 +30,7 @@ VARIANTS = {"scl": ["objectives=[mlm,itm,itc,mgsc,mltc]"], "no-completion": ["ob
 @dataclass(frozen=True)
 class DemoTask:
     """A task's place and settings in the demo: its card's `demo:` section (see the packaged cards)."""
+
     name: str
     order: float
     shown: tuple[str, ...]  # what the leaderboard shows (the record holds every metric)
@@ -55,8 +56,16 @@ def demo_tasks() -> dict[str, DemoTask]:
         if not isinstance(section, dict) or card.family == "pretrain":
             continue
         try:
-            found.append(DemoTask(name=name, **{**section, "shown": tuple(section.get("shown") or ()),
-                                                "overrides": tuple(section.get("overrides") or ())}))
+            found.append(
+                DemoTask(
+                    name=name,
+                    **{
+                        **section,
+                        "shown": tuple(section.get("shown") or ()),
+                        "overrides": tuple(section.get("overrides") or ()),
+                    },
+                )
+            )
         except TypeError as err:  # a key DemoTask does not have, or a required one missing
             raise ConfigError(f"task card {name!r}: demo section: {err}") from None
     return {t.name: t for t in sorted(found, key=lambda t: (t.order, t.name))}
@@ -85,8 +94,13 @@ class DemoPlan:
         # The completion terms at a tenth of their official weights: at full weight MGSC/MLTC (~13 of
         # the ~20 loss) stall ITC and ITM at this size; at a tenth they speed ITC up (measured against
         # the same run without them). Recorded in each record's recipe, like every override here.
-        return [f"train.chunk_size={self.chunk}", *self.common, "train.video_transform=eval",
-                "completion.global_weight=0.1", "completion.local_weight=0.02"]
+        return [
+            f"train.chunk_size={self.chunk}",
+            *self.common,
+            "train.video_transform=eval",
+            "completion.global_weight=0.1",
+            "completion.local_weight=0.02",
+        ]
 
     @property
     def common(self) -> list[str]:
@@ -98,8 +112,15 @@ class DemoPlan:
         # (chance) for the whole budget and costs every fine-tune recall.
         # Measured with gathered terms at full weight on one process (local_slice; the cards' default
         # scales them to the official 8-process weight, 1/8 here).
-        return ["train.transform=eval", "data.cache_images=true", "train.frame_mode=uniform", "data.num_frames=2",
-                "model.text_init_std=0.1", "model.drop_rate=0", "train.gather_grad=local_slice"]
+        return [
+            "train.transform=eval",
+            "data.cache_images=true",
+            "train.frame_mode=uniform",
+            "data.num_frames=2",
+            "model.text_init_std=0.1",
+            "model.drop_rate=0",
+            "train.gather_grad=local_slice",
+        ]
 
     def train_overrides(self, task: str) -> list[str]:
         # A higher lr than the official (pre-trained, 350M-param) recipe, one lr for every group, and
@@ -111,10 +132,18 @@ class DemoPlan:
         spec = demo_tasks()[task]
         batch = self.batch // 2 if spec.half_batch else self.batch
         lr, head = self.lr / spec.lr_divisor if spec.lr_divisor != 1 else self.lr, spec.lr_mult_head
-        return [*self.common, f"train.global_batch_size={batch}", f"train.per_device_batch_size={batch}",
-                f"train.lr={lr}", f"train.lr_mult_head={head}", "train.lr_mult_cross_modal=1", "train.warmup=0.1",
-                *([f"train.neg_texts={spec.neg_texts}"] if spec.neg_texts is not None else []),
-                *([f"protocol.selection={spec.selection}"] if spec.selection else [])]
+        return [
+            *self.common,
+            f"train.global_batch_size={batch}",
+            f"train.per_device_batch_size={batch}",
+            f"train.lr={lr}",
+            f"train.lr_mult_head={head}",
+            "train.lr_mult_cross_modal=1",
+            "train.warmup=0.1",
+            *([f"train.neg_texts={spec.neg_texts}"] if spec.neg_texts is not None else []),
+            *([f"protocol.selection={spec.selection}"] if spec.selection else []),
+        ]
+
 
 QUICK = DemoPlan(scale=1.0, pretrain_steps=150, finetune_steps=200)
 FULL = DemoPlan(scale=2.0, pretrain_steps=300, finetune_steps=400)
@@ -153,29 +182,64 @@ def _pretrain_variant(variant: str, plan: DemoPlan, data: Path, out: Path, seed:
     objectives = VARIANTS[variant][0].split("=")[1].strip("[]")
     _log(f"pre-training a tiny SCL model ({variant}: {objectives}), {plan.pretrain_steps} steps")
     pre_dir = out / "runs" / f"pretrain-{variant}"
-    pretrain("pretrain", None, str(data / "pretrain"), pre_dir, tokenizer=str(data / "tokenizer"),
-             overrides=pretrain_overrides() + VARIANTS[variant] + plan.pretrain_overrides(),
-             preset="tiny", max_steps=plan.pretrain_steps, global_batch_size=2, per_device_batch_size=1,
-             lr=plan.lr, lr_mult_head=1, lr_mult_cross_modal=1, warmup=0.1, seed=seed, resume=False, log_every=20)
+    pretrain(
+        "pretrain",
+        None,
+        str(data / "pretrain"),
+        pre_dir,
+        tokenizer=str(data / "tokenizer"),
+        overrides=pretrain_overrides() + VARIANTS[variant] + plan.pretrain_overrides(),
+        preset="tiny",
+        max_steps=plan.pretrain_steps,
+        global_batch_size=2,
+        per_device_batch_size=1,
+        lr=plan.lr,
+        lr_mult_head=1,
+        lr_mult_cross_modal=1,
+        warmup=0.1,
+        seed=seed,
+        resume=False,
+        log_every=20,
+    )
     return pre_dir / "final"
 
 
-def _finetune_task(task: str, variant: str, plan: DemoPlan, data: Path, out: Path, results: Path, seed: int,
-                   started: float) -> Path | None:
+def _finetune_task(
+    task: str, variant: str, plan: DemoPlan, data: Path, out: Path, results: Path, seed: int, started: float
+) -> Path | None:
     from sclbench.app.jobs import evaluate, finetune
     from sclbench.data.synthetic import synthetic_marker
 
     _threads()
-    _log(f"fine-tuning {task} from pretrain-{variant}, {plan.steps(task)} steps "
-         f"({time.time() - started:.0f} s so far)")
+    _log(f"fine-tuning {task} from pretrain-{variant}, {plan.steps(task)} steps ({time.time() - started:.0f} s so far)")
     run_dir = out / "runs" / variant / task
     overrides = task_overrides(task, plan)
-    finetune(task, str(out / "runs" / f"pretrain-{variant}" / "final"), str(data / task), run_dir,
-             overrides=overrides, preset="tiny", max_steps=plan.steps(task),
-             eval_every_steps=max(plan.steps(task) // 2, 1), seed=seed, resume=False, log_every=20)
+    finetune(
+        task,
+        str(out / "runs" / f"pretrain-{variant}" / "final"),
+        str(data / task),
+        run_dir,
+        overrides=overrides,
+        preset="tiny",
+        max_steps=plan.steps(task),
+        eval_every_steps=max(plan.steps(task) // 2, 1),
+        seed=seed,
+        resume=False,
+        log_every=20,
+    )
     best = run_dir / "best" if (run_dir / "best" / "config.json").is_file() else run_dir / "final"
-    _, path = evaluate(task, str(best), "test", str(data / task), results, overrides=overrides,
-                       preset="tiny", checkpoint_name=f"demo-{variant}", seed=seed, device="cpu")
+    _, path = evaluate(
+        task,
+        str(best),
+        "test",
+        str(data / task),
+        results,
+        overrides=overrides,
+        preset="tiny",
+        checkpoint_name=f"demo-{variant}",
+        seed=seed,
+        device="cpu",
+    )
     if path is not None:
         mark_synthetic(path, synthetic_marker(data / task))
     return path
@@ -194,9 +258,15 @@ def task_overrides(task: str, plan: DemoPlan) -> list[str]:
     return list(demo_tasks()[task].overrides) + plan.train_overrides(task)
 
 
-def run_demo(out: str | Path = "demo_out", quick: bool = False, seed: int = 0, ablation: bool = False,
-             results_dir: str | Path | None = None, tasks: tuple[str, ...] | None = None,
-             workers: int | None = None) -> list[ResultRecord]:
+def run_demo(
+    out: str | Path = "demo_out",
+    quick: bool = False,
+    seed: int = 0,
+    ablation: bool = False,
+    results_dir: str | Path | None = None,
+    tasks: tuple[str, ...] | None = None,
+    workers: int | None = None,
+) -> list[ResultRecord]:
     """Run everything; returns the result records (also written under `results_dir`).
 
     tasks: a subset of the demo's tasks (`demo_tasks()`) to fine-tune (tests build just the model they need).
@@ -256,8 +326,13 @@ def leaderboard(records: list[ResultRecord]) -> list[dict[str, Any]]:
     return rows
 
 
-def ablation_comparison(records: list[ResultRecord], with_: str = "demo-scl", without: str = "demo-no-completion",
-                        resamples: int = 2000, seed: int = 0) -> list[dict[str, Any]]:
+def ablation_comparison(
+    records: list[ResultRecord],
+    with_: str = "demo-scl",
+    without: str = "demo-no-completion",
+    resamples: int = 2000,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
     """Per shown metric: (with MGSC/MLTC) - (without), its paired 95% bootstrap interval over the test
     samples (the same samples on both sides, matched by id) and a plain verdict."""
     from sclbench.results.check import paired_bootstrap
@@ -272,8 +347,13 @@ def ablation_comparison(records: list[ResultRecord], with_: str = "demo-scl", wi
         for metric in spec.shown:
             if metric not in a.metrics or metric not in b.metrics:
                 continue
-            row: dict[str, Any] = {"task": task, "metric": metric, "with": a.metrics[metric],
-                                   "without": b.metrics[metric], "delta": a.metrics[metric] - b.metrics[metric]}
+            row: dict[str, Any] = {
+                "task": task,
+                "metric": metric,
+                "with": a.metrics[metric],
+                "without": b.metrics[metric],
+                "delta": a.metrics[metric] - b.metrics[metric],
+            }
             va, vb = _by_id(preds_a, metric), _by_id(preds_b, metric)
             shared = sorted(set(va) & set(vb))
             ci = paired_bootstrap([va[i] for i in shared], [vb[i] for i in shared], resamples, seed) if shared else None
@@ -295,8 +375,9 @@ def ablation_comparison(records: list[ResultRecord], with_: str = "demo-scl", wi
 EFFECT_POINTS = 2.0
 
 
-def queries_needed(diffs: list[float], effect_points: float = EFFECT_POINTS, z_alpha: float = 1.96,
-                   z_power: float = 0.84) -> int | None:
+def queries_needed(
+    diffs: list[float], effect_points: float = EFFECT_POINTS, z_alpha: float = 1.96, z_power: float = 0.84
+) -> int | None:
     """Paired test samples needed to detect a mean difference of `effect_points` (two-sided 5%, 80%
     power), from the spread of the per-sample differences measured here: n = ((z_a + z_b) sd / effect)^2.
     For 0/1 hits the variance is about the fraction of discordant samples. None if nothing differed."""
@@ -338,10 +419,21 @@ def print_ablation(records: list[ResultRecord]) -> None:
     for r in rows:
         ci = "-" if r["ci"] is None else f"\\[{r['ci'][0]:+.1f}, {r['ci'][1]:+.1f}]"
         needed = "-" if r.get("queries_needed") is None else f"{r['queries_needed']:,}"
-        table.add_row(r["task"], r["metric"], f"{r['with']:.1f}", f"{r['without']:.1f}", f"{r['delta']:+.1f}", ci,
-                      str(r["n"]), needed, r["verdict"])
-    table.caption = (f"n for {EFFECT_POINTS:g} pts: paired test samples that would detect a {EFFECT_POINTS:g}-point "
-                     "difference (5%, 80% power) given the per-sample spread measured here")
+        table.add_row(
+            r["task"],
+            r["metric"],
+            f"{r['with']:.1f}",
+            f"{r['without']:.1f}",
+            f"{r['delta']:+.1f}",
+            ci,
+            str(r["n"]),
+            needed,
+            r["verdict"],
+        )
+    table.caption = (
+        f"n for {EFFECT_POINTS:g} pts: paired test samples that would detect a {EFFECT_POINTS:g}-point "
+        "difference (5%, 80% power) given the per-sample spread measured here"
+    )
     Console().print(table)
 
 
@@ -351,8 +443,10 @@ def print_leaderboard(records: list[ResultRecord]) -> None:
 
     rows = leaderboard(records)
     variants = sorted({r.checkpoint_name for r in records})
-    table = Table(title="sclbench demo: tiny SCL model on the synthetic mini-benchmark (test splits)",
-                  caption="\\[a, b]: 95% bootstrap interval; p: one-sided vs chance (bold: p < 0.01)")
+    table = Table(
+        title="sclbench demo: tiny SCL model on the synthetic mini-benchmark (test splits)",
+        caption="\\[a, b]: 95% bootstrap interval; p: one-sided vs chance (bold: p < 0.01)",
+    )
     for col in ("task", "split", "metric", *variants, "chance"):
         table.add_column(col, justify="left" if col in ("task", "split", "metric") else "right")
     fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731

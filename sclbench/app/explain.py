@@ -91,15 +91,23 @@ def _token_words(tokenizer: Any, sentence: str, max_len: int) -> tuple[list[list
 
 
 @torch.no_grad()
-def alignment_maps(p: Predictor, media: Media, sentence: str, word: str | None = None,
-                   space: str = "contrastive", layer: int = 0, stride: int | None = None) -> AlignmentMaps:
+def alignment_maps(
+    p: Predictor,
+    media: Media,
+    sentence: str,
+    word: str | None = None,
+    space: str = "contrastive",
+    layer: int = 0,
+    stride: int | None = None,
+) -> AlignmentMaps:
     """The three alignments of one image (or clip) and one sentence (see the module docstring)."""
     if space not in SPACES:
         raise ConfigError(f"space {space!r}: choose one of {', '.join(SPACES)}")
     model = p.model
     if space == "contrastive" and "con" not in model.config.heads:
-        raise ConfigError(f"{p.name} has no contrastive head (its heads: {', '.join(model.config.heads)}); "
-                          "use --space fused")
+        raise ConfigError(
+            f"{p.name} has no contrastive head (its heads: {', '.join(model.config.heads)}); use --space fused"
+        )
     token_pos, words = _token_words(p.tokenizer, sentence, p.max_len)
     if not words:
         raise ConfigError(f"no words in {sentence!r}")
@@ -149,6 +157,7 @@ def _choose_word(words: list[str], word: str) -> int:
 def _attention_probs(module: torch.nn.Module, store: dict, key: str):
     """A forward hook for a `SelfAttention` that computes the attention explicitly (the same softmax
     SDPA computes) and keeps the probabilities, with their gradient, in `store[key]`."""
+
     def hook(mod, args, _out):
         x, context, mask = args
         q, k, v = mod._split(mod.query(x)), mod._split(mod.key(context)), mod._split(mod.value(context))
@@ -162,16 +171,26 @@ def _attention_probs(module: torch.nn.Module, store: dict, key: str):
     return module.register_forward_hook(hook)
 
 
-def _gradcam_maps(p: Predictor, ids: torch.Tensor, masks: torch.Tensor, pixels: torch.Tensor,
-                  token_pos: list[list[int]], words: list[str], word: str | None, layer: int) -> AlignmentMaps:
+def _gradcam_maps(
+    p: Predictor,
+    ids: torch.Tensor,
+    masks: torch.Tensor,
+    pixels: torch.Tensor,
+    token_pos: list[list[int]],
+    words: list[str],
+    word: str | None,
+    layer: int,
+) -> AlignmentMaps:
     model = p.model
     _require_match_head(p)
     n_layers = len(model.cross_modal_text_layers)
     if not -n_layers <= layer < n_layers:
         raise ConfigError(f"layer {layer}: the model has {n_layers} co-attention layers")
     store: dict[str, torch.Tensor] = {}
-    hooks = [_attention_probs(model.cross_modal_text_layers[layer].crossattention.self, store, "text"),
-             _attention_probs(model.cross_modal_image_layers[layer].crossattention.self, store, "image")]
+    hooks = [
+        _attention_probs(model.cross_modal_text_layers[layer].crossattention.self, store, "text"),
+        _attention_probs(model.cross_modal_image_layers[layer].crossattention.self, store, "image"),
+    ]
     try:
         with torch.enable_grad():
             vision = model.encode_vision(pixels)
@@ -218,9 +237,17 @@ def _fused_scores(model: Any, text: torch.Tensor, masks: torch.Tensor, vision: V
     return _match_score(model, model.fuse(text, masks, vision).cls_feats)
 
 
-def _occlusion_maps(p: Predictor, ids: torch.Tensor, masks: torch.Tensor, pixels: torch.Tensor,
-                    token_pos: list[list[int]], words: list[str], word: str | None, stride: int | None,
-                    chunk: int = 32) -> AlignmentMaps:
+def _occlusion_maps(
+    p: Predictor,
+    ids: torch.Tensor,
+    masks: torch.Tensor,
+    pixels: torch.Tensor,
+    token_pos: list[list[int]],
+    words: list[str],
+    word: str | None,
+    stride: int | None,
+    chunk: int = 32,
+) -> AlignmentMaps:
     model = p.model
     _require_match_head(p)
     if word and "con" not in model.config.heads:
@@ -238,7 +265,7 @@ def _occlusion_maps(p: Predictor, ids: torch.Tensor, masks: torch.Tensor, pixels
     def occluded(chunk_boxes: list[tuple[int, int]]) -> torch.Tensor:
         batch = pixels.repeat(len(chunk_boxes), 1, 1, 1, 1)
         for k, (r, c) in enumerate(chunk_boxes):
-            batch[k, :, :, r:r + window, c:c + window] = fill
+            batch[k, :, :, r : r + window, c : c + window] = fill
         return batch
 
     text = model.encode_text(ids, masks)
@@ -254,7 +281,7 @@ def _occlusion_maps(p: Predictor, ids: torch.Tensor, masks: torch.Tensor, pixels
     full_word = word_cosine(vision)[0] if word_feature is not None else None
     drops, word_drops = [], []
     for start in range(0, len(boxes), chunk):
-        part = model.encode_vision(occluded(boxes[start:start + chunk]))
+        part = model.encode_vision(occluded(boxes[start : start + chunk]))
         drops.append(full_score - _fused_scores(model, text, masks, part))
         if word_feature is not None:
             word_drops.append(full_word - word_cosine(part))
@@ -268,9 +295,10 @@ def _occlusion_maps(p: Predictor, ids: torch.Tensor, masks: torch.Tensor, pixels
     for k, pos in enumerate(token_pos):
         masked[k, pos] = model.config.mask_token_id
     batch_masks = masks.repeat(len(token_pos), 1)
-    word_weights = (full_score - _fused_scores(model, model.encode_text(masked, batch_masks), batch_masks, vision))
-    return AlignmentMaps(sentence_map, word_map, chosen, words, word_weights.cpu().numpy(),
-                         _display_image(pixels[0, 0]), "occlusion")
+    word_weights = full_score - _fused_scores(model, model.encode_text(masked, batch_masks), batch_masks, vision)
+    return AlignmentMaps(
+        sentence_map, word_map, chosen, words, word_weights.cpu().numpy(), _display_image(pixels[0, 0]), "occlusion"
+    )
 
 
 def occlusion_stride(size: int, window: int) -> int:
@@ -283,8 +311,8 @@ def _window_average(values: torch.Tensor, boxes: list[tuple[int, int]], window: 
     """Per pixel, the mean of `values` over the occlusion windows that cover it: [1, size, size]."""
     total, count = torch.zeros(size, size), torch.zeros(size, size)
     for v, (r, c) in zip(values.float().cpu(), boxes):
-        total[r:r + window, c:c + window] += v
-        count[r:r + window, c:c + window] += 1
+        total[r : r + window, c : c + window] += v
+        count[r : r + window, c : c + window] += 1
     return (total / count.clamp(min=1))[None].numpy()
 
 
@@ -315,8 +343,12 @@ def render_png(maps: AlignmentMaps, sentence: str, out: str | Path, show_size: i
     panels = [("sentence → patches", maps.upsampled("sentence", (show_size, show_size)))]
     if maps.word_map is not None:
         panels.append((f"“{maps.word}” → patches", maps.upsampled("word", (show_size, show_size))))
-    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(3.0 * (len(panels) + 1), 3.3),
-                             gridspec_kw={"width_ratios": [1] * len(panels) + [1.2]})
+    fig, axes = plt.subplots(
+        1,
+        len(panels) + 1,
+        figsize=(3.0 * (len(panels) + 1), 3.3),
+        gridspec_kw={"width_ratios": [1] * len(panels) + [1.2]},
+    )
     for ax, (title, heat) in zip(axes, panels):
         ax.imshow(big)
         ax.imshow(_scaled(heat), cmap="jet", alpha=0.45, vmin=0, vmax=1)
@@ -337,9 +369,17 @@ def render_png(maps: AlignmentMaps, sentence: str, out: str | Path, show_size: i
     return save_figure(plt, fig, out, dpi=100)
 
 
-def explain_alignment(ckpt: Predictor | str | Path, media: Media, sentence: str, out: str | Path,
-                      word: str | None = None, space: str = "contrastive", layer: int = 0,
-                      stride: int | None = None, **load: Any) -> tuple[Path, AlignmentMaps]:
+def explain_alignment(
+    ckpt: Predictor | str | Path,
+    media: Media,
+    sentence: str,
+    out: str | Path,
+    word: str | None = None,
+    space: str = "contrastive",
+    layer: int = 0,
+    stride: int | None = None,
+    **load: Any,
+) -> tuple[Path, AlignmentMaps]:
     """Write the alignment figure of `media` and `sentence` to `out` (PNG); returns it and the maps."""
     p = ckpt if isinstance(ckpt, Predictor) else load_predictor(ckpt, **load)
     maps = alignment_maps(p, media, sentence, word, space, layer, stride)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -20,7 +21,7 @@ from sclbench.common.io import check_output_dir
 from sclbench.common.runlock import run_folder_lock
 from sclbench.engine import distributed as D
 from sclbench.engine.loader import loader_settings
-from sclbench.engine.trainer import Trainer, TrainConfig
+from sclbench.engine.trainer import TrainConfig, Trainer
 from sclbench.engine.utils import seed_everything
 from sclbench.errors import ConfigError
 from sclbench.model import SCLModel
@@ -32,8 +33,16 @@ from sclbench.tasks.base import Evaluation, Task, get_task
 
 TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)}
 
-SELECTION_KEYS = ("select_metric", "best_metric", "selected_from", "selected_step", "selected_epoch",
-                  "val_check_interval", "val_interval_steps", "history")
+SELECTION_KEYS = (
+    "select_metric",
+    "best_metric",
+    "selected_from",
+    "selected_step",
+    "selected_epoch",
+    "val_check_interval",
+    "val_interval_steps",
+    "history",
+)
 
 # Heads an evaluated checkpoint must bring trained (retrieval may score a pre-trained model zero-shot).
 EVAL_HEADS = {"vqa": ("vqa",), "nlvr2": ("nlvr2",)}
@@ -54,15 +63,26 @@ def encoder_init_of(task: Task, ckpt: str | None, preset: str) -> dict[str, str 
     if ckpt is not None or preset != "base" or not init:
         return None
     if not isinstance(init, dict) or set(init) - {"vision", "text"}:
-        raise ConfigError(f"task card {task.name}: encoder_init must be {{vision: NAME, text: NAME}} (or null "
-                          f"for random encoders), got {init!r}")
+        raise ConfigError(
+            f"task card {task.name}: encoder_init must be {{vision: NAME, text: NAME}} (or null "
+            f"for random encoders), got {init!r}"
+        )
     return {k: (str(v) if v else None) for k, v in init.items()}
 
 
-def prepare(task_name: str, ckpt: str | None, data_root: str | None, overrides: list[str] | None = None,
-            preset: str = "base", tokenizer: str | None = None, seed: int = 0, limit: int | None = None,
-            skip_corrupt: bool = False, roles: list[str] | None = None,
-            trust_pickle: bool = False) -> tuple[Task, LoadedModel]:
+def prepare(
+    task_name: str,
+    ckpt: str | None,
+    data_root: str | None,
+    overrides: list[str] | None = None,
+    preset: str = "base",
+    tokenizer: str | None = None,
+    seed: int = 0,
+    limit: int | None = None,
+    skip_corrupt: bool = False,
+    roles: list[str] | None = None,
+    trust_pickle: bool = False,
+) -> tuple[Task, LoadedModel]:
     """The task (card + overrides, strict) and its model. The data of `roles` is read and checked
     first, so that a data problem surfaces before a checkpoint is resolved, hashed or loaded."""
     task = get_task(task_name, overrides, data_root=data_root, seed=seed, skip_corrupt=skip_corrupt)
@@ -73,10 +93,16 @@ def prepare(task_name: str, ckpt: str | None, data_root: str | None, overrides: 
         task.validate_data(roles)
     seed_everything(seed)  # freshly initialised weights (a new model, new heads) depend on the seed
     evaluating = bool(roles) and "train" not in roles
-    loaded = create_model(ckpt, task=task.model_task, preset=preset, model_overrides=task.model_overrides(),
-                          tokenizer=tokenizer, encoder_init=encoder_init_of(task, ckpt, preset),
-                          require_heads=EVAL_HEADS.get(task.card.family, ()) if evaluating else (),
-                          trust_pickle=trust_pickle)
+    loaded = create_model(
+        ckpt,
+        task=task.model_task,
+        preset=preset,
+        model_overrides=task.model_overrides(),
+        tokenizer=tokenizer,
+        encoder_init=encoder_init_of(task, ckpt, preset),
+        require_heads=EVAL_HEADS.get(task.card.family, ()) if evaluating else (),
+        trust_pickle=trust_pickle,
+    )
     task.tokenizer, task.model_config = loaded.tokenizer, loaded.model.config
     return task, loaded
 
@@ -84,11 +110,16 @@ def prepare(task_name: str, ckpt: str | None, data_root: str | None, overrides: 
 def recipe(task: Task, overrides: list[str] | None, loaded: LoadedModel, world: int | None = None) -> dict[str, Any]:
     """What a run record says about how its numbers were made (see docs/fidelity.md); a training run
     (`world` = its process count) adds its loss balance: per-term weights and negatives."""
-    out = {"card": task.card.name, "overrides": list(overrides or []), "init": loaded.init,
-           "init_detail": loaded.meta.get("encoder_init"),
-           "train": task.card.section("train"), "eval": task.card.section("eval"),
-           "data": {k: v for k, v in task.card.section("data").items() if k != "root"},
-           "protocol": task.card.section("protocol")}
+    out = {
+        "card": task.card.name,
+        "overrides": list(overrides or []),
+        "init": loaded.init,
+        "init_detail": loaded.meta.get("encoder_init"),
+        "train": task.card.section("train"),
+        "eval": task.card.section("eval"),
+        "data": {k: v for k, v in task.card.section("data").items() if k != "root"},
+        "protocol": task.card.section("protocol"),
+    }
     if world is not None:
         out["loss_balance"] = loss_balance(task.card, world)
     return out
@@ -121,27 +152,53 @@ def _owns_run_folder(job: Callable[..., dict[str, Any]]) -> Callable[..., dict[s
 
 
 @_owns_run_folder
-def finetune(task_name: str, ckpt: str | None, data_root: str | None, out_dir: str | Path,
-             overrides: list[str] | None = None, preset: str = "base", tokenizer: str | None = None,
-             limit: int | None = None, eval_batch_size: int = 32, resume: bool = True, skip_corrupt: bool = False,
-             trust_pickle: bool = False, **train_options: Any) -> dict[str, Any]:
+def finetune(
+    task_name: str,
+    ckpt: str | None,
+    data_root: str | None,
+    out_dir: str | Path,
+    overrides: list[str] | None = None,
+    preset: str = "base",
+    tokenizer: str | None = None,
+    limit: int | None = None,
+    eval_batch_size: int = 32,
+    resume: bool = True,
+    skip_corrupt: bool = False,
+    trust_pickle: bool = False,
+    **train_options: Any,
+) -> dict[str, Any]:
     """Fine-tune on the card's train split, select on its val split; returns the trainer summary."""
     seed = int(train_options.get("seed") or 0)
-    task, loaded = prepare(task_name, ckpt, data_root, overrides, preset, tokenizer, seed, limit, skip_corrupt,
-                           roles=JOB_ROLES["finetune"], trust_pickle=trust_pickle)
+    task, loaded = prepare(
+        task_name,
+        ckpt,
+        data_root,
+        overrides,
+        preset,
+        tokenizer,
+        seed,
+        limit,
+        skip_corrupt,
+        roles=JOB_ROLES["finetune"],
+        trust_pickle=trust_pickle,
+    )
     _log_init(task, loaded)
     cfg = train_config(task, out_dir, **train_options)
     train_set = task.build_dataset("train", train=True)
 
     def evaluate_fn(model: SCLModel) -> dict[str, float]:  # in-training validation, at the training precision
-        return task.evaluate(model, "val", batch_size=eval_batch_size, num_workers=cfg.num_workers,
-                             precision=cfg.precision).metrics
+        return task.evaluate(
+            model, "val", batch_size=eval_batch_size, num_workers=cfg.num_workers, precision=cfg.precision
+        ).metrics
 
     selection = task.selection
     selectable = selection.select and task.card.get("splits.val") != task.card.get("splits.test")
     if not selectable:  # MSRVTT 1k-A (val is test), or a protocol that trains on its val split (F30K official)
-        why = ("the val split is the test split" if selection.select else
-               f"protocol {selection.name} trains on {'+'.join(selection.train)}")
+        why = (
+            "the val split is the test split"
+            if selection.select
+            else f"protocol {selection.name} trains on {'+'.join(selection.train)}"
+        )
         print(f"{task.name}: {why}; no checkpoint selection (final weights are used)")
         cfg.select_metric = None
     trainer = Trainer(loaded.model, task.loss, train_set, task.collate, cfg, evaluate_fn if selectable else None)
@@ -155,11 +212,18 @@ def finetune(task_name: str, ckpt: str | None, data_root: str | None, out_dir: s
                 loaded.tokenizer.save_pretrained(str(out / sub))
                 if hasattr(task, "vocab"):  # VQA: the answer list travels with the classifier it indexes
                     task.vocab.save(out / sub / "answer_vocab.json")
-        _write_run_meta(out, {"task": task.name, "recipe": recipe(task, overrides, loaded, D.world_size()),
-                              "selection": {"protocol": selection.to_dict(), **{k: summary.get(k) for k in SELECTION_KEYS}},
-                              "steps": summary.get("step"), "compile": bool(cfg.compile),
-                              # precision, TF32, loader, optimizer, DDP settings, frozen parameters
-                              "runtime": summary.get("runtime")})
+        _write_run_meta(
+            out,
+            {
+                "task": task.name,
+                "recipe": recipe(task, overrides, loaded, D.world_size()),
+                "selection": {"protocol": selection.to_dict(), **{k: summary.get(k) for k in SELECTION_KEYS}},
+                "steps": summary.get("step"),
+                "compile": bool(cfg.compile),
+                # precision, TF32, loader, optimizer, DDP settings, frozen parameters
+                "runtime": summary.get("runtime"),
+            },
+        )
     summary["selection"] = selection.to_dict()
     summary["load_report"] = loaded.report
     summary["init"] = loaded.init
@@ -207,14 +271,28 @@ def _checkpoint_meta(loaded: LoadedModel) -> dict[str, Any]:
     return {}
 
 
-def evaluate(task_name: str, ckpt: str | None, split: str, data_root: str | None,
-             results_dir: str | Path = "results", overrides: list[str] | None = None, preset: str = "base",
-             tokenizer: str | None = None, limit: int | None = None, batch_size: int = 32,
-             num_workers: int | None = None, checkpoint_name: str | None = None,
-             submission_dir: str | Path | None = None,
-             device: str | None = None, seed: int = 0, skip_corrupt: bool = False, skip_existing: bool = False,
-             trust_pickle: bool = False, compile: bool = False,
-             **eval_options: Any) -> tuple[Evaluation | None, Path | None]:
+def evaluate(
+    task_name: str,
+    ckpt: str | None,
+    split: str,
+    data_root: str | None,
+    results_dir: str | Path = "results",
+    overrides: list[str] | None = None,
+    preset: str = "base",
+    tokenizer: str | None = None,
+    limit: int | None = None,
+    batch_size: int = 32,
+    num_workers: int | None = None,
+    checkpoint_name: str | None = None,
+    submission_dir: str | Path | None = None,
+    device: str | None = None,
+    seed: int = 0,
+    skip_corrupt: bool = False,
+    skip_existing: bool = False,
+    trust_pickle: bool = False,
+    compile: bool = False,
+    **eval_options: Any,
+) -> tuple[Evaluation | None, Path | None]:
     """Evaluate on the card's `split` role (val / test), write the record (rank 0); returns both.
     With `skip_existing`, an existing record of the same task, split, checkpoint and protocol options
     is returned as (None, its path) and nothing is computed."""
@@ -229,15 +307,33 @@ def evaluate(task_name: str, ckpt: str | None, split: str, data_root: str | None
         if done is not None:
             return None, done
     device_obj = D.init_distributed() if device is None else torch.device(device)
-    task, loaded = prepare(task_name, ckpt, data_root, overrides, preset, tokenizer, seed, limit, skip_corrupt,
-                           roles=[split], trust_pickle=trust_pickle)
+    task, loaded = prepare(
+        task_name,
+        ckpt,
+        data_root,
+        overrides,
+        preset,
+        tokenizer,
+        seed,
+        limit,
+        skip_corrupt,
+        roles=[split],
+        trust_pickle=trust_pickle,
+    )
     model = loaded.model.to(device_obj)
     if compile:  # torch.compile the model's stages (SCLModel.compile_stages)
         model.compile_stages()
     sha = loaded.checkpoint.sha256 if loaded.checkpoint else None
     started = time.perf_counter()
-    ev = task.evaluate(model, split, batch_size=batch_size, num_workers=num_workers, zero_shot=loaded.zero_shot,
-                       checkpoint_sha256=sha, **eval_options)
+    ev = task.evaluate(
+        model,
+        split,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        zero_shot=loaded.zero_shot,
+        checkpoint_sha256=sha,
+        **eval_options,
+    )
     wall = time.perf_counter() - started
     published = task.card.get(f"splits.{split}", split)
     published = "+".join(published) if isinstance(published, list) else str(published)
@@ -245,17 +341,35 @@ def evaluate(task_name: str, ckpt: str | None, split: str, data_root: str | None
     if checkpoint_name:
         ckpt_record["name"] = checkpoint_name
     record = ResultRecord(
-        task=task.name, split=published, metrics=ev.metrics, scorer=ev.scorer,
+        task=task.name,
+        split=published,
+        metrics=ev.metrics,
+        scorer=ev.scorer,
         # compile changes float rounding only: in the protocol when on (older records lack the key).
-        protocol={"role": split, **ev.protocol, "limit": limit, "skipped": ev.skipped or None,
-                  **({"compile": True} if compile else {})},
-        config={"model": model.config.to_dict(), "card": task.card.data, "overrides": overrides or [],
-                "recipe": recipe(task, overrides, loaded), "eval_options": eval_options,
-                "trained_with": _checkpoint_meta(loaded).get("recipe"), "compile": bool(compile),
-                "trained_runtime": _checkpoint_meta(loaded).get("runtime"),
-                "runtime": {"device": str(device_obj), "loader": loader_settings(device_obj, num_workers).to_dict()}},
-        checkpoint=ckpt_record, data_fingerprint=fingerprint_files(task.annotation_files()),
-        world_size=D.world_size(), wall_time_s=round(wall, 3), throughput=round(ev.throughput, 3), seed=seed,
+        protocol={
+            "role": split,
+            **ev.protocol,
+            "limit": limit,
+            "skipped": ev.skipped or None,
+            **({"compile": True} if compile else {}),
+        },
+        config={
+            "model": model.config.to_dict(),
+            "card": task.card.data,
+            "overrides": overrides or [],
+            "recipe": recipe(task, overrides, loaded),
+            "eval_options": eval_options,
+            "trained_with": _checkpoint_meta(loaded).get("recipe"),
+            "compile": bool(compile),
+            "trained_runtime": _checkpoint_meta(loaded).get("runtime"),
+            "runtime": {"device": str(device_obj), "loader": loader_settings(device_obj, num_workers).to_dict()},
+        },
+        checkpoint=ckpt_record,
+        data_fingerprint=fingerprint_files(task.annotation_files()),
+        world_size=D.world_size(),
+        wall_time_s=round(wall, 3),
+        throughput=round(ev.throughput, 3),
+        seed=seed,
         extra=_synthetic_extra(task),
         **environment_info(),
     )
@@ -267,9 +381,16 @@ def evaluate(task_name: str, ckpt: str | None, split: str, data_root: str | None
     return ev, path
 
 
-def existing_record(results_dir: str | Path, task_name: str, role: str, ckpt: str | None,
-                    checkpoint_name: str | None, overrides: list[str] | None,
-                    eval_options: dict[str, Any], limit: int | None = None) -> Path | None:
+def existing_record(
+    results_dir: str | Path,
+    task_name: str,
+    role: str,
+    ckpt: str | None,
+    checkpoint_name: str | None,
+    overrides: list[str] | None,
+    eval_options: dict[str, Any],
+    limit: int | None = None,
+) -> Path | None:
     """The record of an evaluation made with the same task, split role, checkpoint name, overrides,
     protocol options and limit, if one exists under `results_dir`."""
     from sclbench.results import collect
@@ -283,11 +404,14 @@ def existing_record(results_dir: str | Path, task_name: str, role: str, ckpt: st
     want_name = checkpoint_name or (entry["name"] if entry else Path(ckpt).name if ckpt else "untrained")
     for record in collect(root):
         config = record.config or {}
-        same = (record.task == task_name and record.protocol.get("role") == role
-                and record.protocol.get("limit") == limit
-                and record.checkpoint_name == want_name
-                and list(config.get("overrides") or []) == list(overrides or [])
-                and _protocol_options(config.get("eval_options")) == _protocol_options(eval_options))
+        same = (
+            record.task == task_name
+            and record.protocol.get("role") == role
+            and record.protocol.get("limit") == limit
+            and record.checkpoint_name == want_name
+            and list(config.get("overrides") or []) == list(overrides or [])
+            and _protocol_options(config.get("eval_options")) == _protocol_options(eval_options)
+        )
         if same and record.source is not None:
             return record.source
     return None
@@ -299,22 +423,47 @@ def _protocol_options(options: dict[str, Any] | None) -> dict[str, Any]:
 
 
 @_owns_run_folder
-def pretrain(card: str, ckpt: str | None, data_root: str | None, out_dir: str | Path,
-             overrides: list[str] | None = None, preset: str = "base", tokenizer: str | None = None,
-             limit: int | None = None, resume: bool = True, trust_pickle: bool = False,
-             **train_options: Any) -> dict[str, Any]:
+def pretrain(
+    card: str,
+    ckpt: str | None,
+    data_root: str | None,
+    out_dir: str | Path,
+    overrides: list[str] | None = None,
+    preset: str = "base",
+    tokenizer: str | None = None,
+    limit: int | None = None,
+    resume: bool = True,
+    trust_pickle: bool = False,
+    **train_options: Any,
+) -> dict[str, Any]:
     """Pre-train (or continue pre-training) with the SCL objectives; the card lists the corpora."""
     seed = int(train_options.get("seed") or 0)
-    task, loaded = prepare(card, ckpt, data_root, overrides, preset, tokenizer, seed, limit,
-                           roles=JOB_ROLES["pretrain"], trust_pickle=trust_pickle)
+    task, loaded = prepare(
+        card,
+        ckpt,
+        data_root,
+        overrides,
+        preset,
+        tokenizer,
+        seed,
+        limit,
+        roles=JOB_ROLES["pretrain"],
+        trust_pickle=trust_pickle,
+    )
     _log_init(task, loaded)
     cfg = train_config(task, out_dir, **train_options)
     cfg.select_metric = None  # no validation split: the official "val" was augmented training data
     trainer = Trainer(loaded.model, task.loss, task.build_dataset("train"), task.collate, cfg)
     summary = trainer.fit(resume=resume, trust_pickle=trust_pickle)
     if D.is_main():
-        loaded.model.save_pretrained(Path(out_dir) / "final", tokenizer=loaded.tokenizer,
-                                     meta={"objectives": task.card.get("objectives"), "steps": summary.get("step"),
-                                           "recipe": recipe(task, overrides, loaded, D.world_size())})
+        loaded.model.save_pretrained(
+            Path(out_dir) / "final",
+            tokenizer=loaded.tokenizer,
+            meta={
+                "objectives": task.card.get("objectives"),
+                "steps": summary.get("step"),
+                "recipe": recipe(task, overrides, loaded, D.world_size()),
+            },
+        )
     summary["init"] = loaded.init
     return summary

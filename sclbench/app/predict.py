@@ -44,8 +44,9 @@ class Predictor:
         from sclbench.data.transforms import build_transform
 
         self.model.eval()
-        self.visuals = Visuals(build_transform("eval", self.model.config.image_size), num_frames=self.num_frames,
-                               frame_mode="uniform")
+        self.visuals = Visuals(
+            build_transform("eval", self.model.config.image_size), num_frames=self.num_frames, frame_mode="uniform"
+        )
 
     @property
     def max_len(self) -> int:
@@ -100,9 +101,14 @@ def find_answers(ckpt_dir: Path | None, answers: str | Path | None) -> list[str]
     return None
 
 
-def load_predictor(ckpt: str | Path, task: str | None = None, tokenizer: str | None = None,
-                   answers: str | Path | None = None, num_frames: int | None = None,
-                   device: str | None = None) -> Predictor:
+def load_predictor(
+    ckpt: str | Path,
+    task: str | None = None,
+    tokenizer: str | None = None,
+    answers: str | Path | None = None,
+    num_frames: int | None = None,
+    device: str | None = None,
+) -> Predictor:
     """A Predictor for a checkpoint sclbench loads (registered name, sclbench folder, official file).
 
     task: the model task (vqa, nlvr2, f30k, coco, msrvtt, lsmdc, pretrain); default: the one the
@@ -117,14 +123,18 @@ def load_predictor(ckpt: str | Path, task: str | None = None, tokenizer: str | N
     ckpt_dir = resolved.path if resolved.path.is_dir() else None
     if task is None:
         if ckpt_dir is None or not (ckpt_dir / CONFIG_NAME).is_file():
-            raise ConfigError(f"{ckpt}: an official checkpoint file does not say its task; pass --task "
-                              "(vqa, nlvr2, f30k, coco, msrvtt, lsmdc or pretrain)")
+            raise ConfigError(
+                f"{ckpt}: an official checkpoint file does not say its task; pass --task "
+                "(vqa, nlvr2, f30k, coco, msrvtt, lsmdc or pretrain)"
+            )
         task = SCLConfig.load(ckpt_dir / CONFIG_NAME).task
     loaded = create_model(str(ckpt), task=task, tokenizer=tokenizer)
     vocab = find_answers(ckpt_dir, answers) if "vqa" in loaded.model.config.heads else None
     if vocab is not None and len(vocab) != loaded.model.config.num_answers:
-        raise DataError(f"the answer vocabulary has {len(vocab)} answers but the checkpoint's VQA head "
-                        f"{loaded.model.config.num_answers}: pass the vocabulary it was fine-tuned with (--answers)")
+        raise DataError(
+            f"the answer vocabulary has {len(vocab)} answers but the checkpoint's VQA head "
+            f"{loaded.model.config.num_answers}: pass the vocabulary it was fine-tuned with (--answers)"
+        )
     if num_frames is None:
         num_frames = 1
         if task in VIDEO_TASKS:
@@ -211,8 +221,13 @@ def list_media(folder: str | Path) -> list[Path]:
 
 
 @torch.no_grad()
-def rank_images(p: Predictor | str | Path, sentence: str, images: str | Path | Sequence[Media], top_k: int = 5,
-                scorer: str | None = None) -> list[dict[str, Any]]:
+def rank_images(
+    p: Predictor | str | Path,
+    sentence: str,
+    images: str | Path | Sequence[Media],
+    top_k: int = 5,
+    scorer: str | None = None,
+) -> list[dict[str, Any]]:
     """Text -> image retrieval: the top-k images (or clips) of a folder or list for one sentence."""
     p = _as_predictor(p)
     media = list_media(images) if isinstance(images, (str, Path)) else list(images)
@@ -222,8 +237,9 @@ def rank_images(p: Predictor | str | Path, sentence: str, images: str | Path | S
 
 
 @torch.no_grad()
-def rank_texts(p: Predictor | str | Path, image: Media, sentences: Sequence[str], top_k: int = 5,
-               scorer: str | None = None) -> list[dict[str, Any]]:
+def rank_texts(
+    p: Predictor | str | Path, image: Media, sentences: Sequence[str], top_k: int = 5, scorer: str | None = None
+) -> list[dict[str, Any]]:
     """Image -> text retrieval: the top-k sentences for one image (or clip)."""
     p = _as_predictor(p)
     if not sentences:
@@ -247,8 +263,10 @@ def read_sentences(path: str | Path) -> list[str]:
         fix = "save it as a UTF-8 JSON list of strings"
         data = load_json(path, fix=fix)
         if not isinstance(data, list) or not data:
-            raise DataError(f"{path}: expected a JSON list of sentences (strings), got "
-                            f"{'an empty list' if data == [] else type(data).__name__}; {fix}")
+            raise DataError(
+                f"{path}: expected a JSON list of sentences (strings), got "
+                f"{'an empty list' if data == [] else type(data).__name__}; {fix}"
+            )
         for index, sentence in enumerate(data):
             if not isinstance(sentence, str) or not sentence.strip() or "\x00" in sentence:
                 raise DataError(f"{path}, entry {index}: expected a sentence, got {sentence!r:.60}; {fix}")
@@ -258,8 +276,10 @@ def read_sentences(path: str | Path) -> list[str]:
     sentences = []
     for lineno, line in enumerate(text.split("\n"), 1):
         if "\x00" in line:
-            raise DataError(f"{path}, line {lineno}: NUL characters: the file is UTF-16 without a byte-order "
-                            f"mark, or not text at all; {fix}")
+            raise DataError(
+                f"{path}, line {lineno}: NUL characters: the file is UTF-16 without a byte-order "
+                f"mark, or not text at all; {fix}"
+            )
         if line.strip():
             sentences.append(line.strip())
     return sentences

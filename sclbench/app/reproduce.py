@@ -85,13 +85,17 @@ def _registry() -> dict[str, dict[str, Any]]:
 def _checkpoints_intro(registry: dict[str, dict[str, Any]]) -> str:
     alias = (registry.get("scl-pretrain") or {}).get("alias", "scl-pretrain")
     target, mgsc = registry.get(alias, {}), registry.get("scl-mgsc-100k", {})
-    lines = ["## Checkpoints", "",
-             f"SCL numbers start from the released pre-trained weights: `scl-pretrain` = `{alias}` "
-             f"({target.get('description', 'see checkpoints.yaml')}); `--ckpt scl-mgsc-100k` "
-             f"({mgsc.get('description', 'see checkpoints.yaml')}) is the CVPR version's objective set. "
-             "The cards do not record which released file produced which published table. METER numbers "
-             "are evaluated directly from METER's released fine-tuned weights (no fine-tuning). "
-             "`sclbench ckpt list` shows them all; `sclbench ckpt fetch NAME` downloads one ahead of a run.", ""]
+    lines = [
+        "## Checkpoints",
+        "",
+        f"SCL numbers start from the released pre-trained weights: `scl-pretrain` = `{alias}` "
+        f"({target.get('description', 'see checkpoints.yaml')}); `--ckpt scl-mgsc-100k` "
+        f"({mgsc.get('description', 'see checkpoints.yaml')}) is the CVPR version's objective set. "
+        "The cards do not record which released file produced which published table. METER numbers "
+        "are evaluated directly from METER's released fine-tuned weights (no fine-tuning). "
+        "`sclbench ckpt list` shows them all; `sclbench ckpt fetch NAME` downloads one ahead of a run.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -118,8 +122,9 @@ def _meter_checkpoint(task: str, registry: dict[str, dict[str, Any]]) -> tuple[s
     return None
 
 
-def _commands(card: TaskCard, rep: dict[str, Any], model: str, split: str,
-              registry: dict[str, dict[str, Any]]) -> list[str]:
+def _commands(
+    card: TaskCard, rep: dict[str, Any], model: str, split: str, registry: dict[str, dict[str, Any]]
+) -> list[str]:
     task, root = card.name, f"data/{card.name}"
     proto = _protocol(rep, task, split)
     extra_args = shlex.split(str(proto.get("eval_args") or ""))
@@ -133,25 +138,74 @@ def _commands(card: TaskCard, rep: dict[str, Any], model: str, split: str,
         size = entry.get("image_size")
         if size and size != card.get("model.image_size"):
             overrides.append(f"model.image_size={size}")  # the resolution METER fine-tuned and evaluated at
-        return [f"sclbench ckpt fetch {name}",
-                _shell([*LAUNCH.split(), "eval", task, *overrides, "--ckpt", name, "--data-root", root,
-                        *split_args, "--results", RESULTS, *extra_args]),
-                f"sclbench table {RESULTS} --format markdown"]
+        return [
+            f"sclbench ckpt fetch {name}",
+            _shell(
+                [
+                    *LAUNCH.split(),
+                    "eval",
+                    task,
+                    *overrides,
+                    "--ckpt",
+                    name,
+                    "--data-root",
+                    root,
+                    *split_args,
+                    "--results",
+                    RESULTS,
+                    *extra_args,
+                ]
+            ),
+            f"sclbench table {RESULTS} --format markdown",
+        ]
     run_dir = f"runs/{task}/{rep.get('eval_ckpt', 'best')}"
-    return [f"# after the fine-tuning run above ({run_dir})",
-            _shell([*LAUNCH.split(), "eval", task, *overrides, "--ckpt", run_dir,
-                    "--data-root", root, *split_args, "--results", RESULTS, *extra_args]),
-            f"sclbench table {RESULTS} --format markdown"]
+    return [
+        f"# after the fine-tuning run above ({run_dir})",
+        _shell(
+            [
+                *LAUNCH.split(),
+                "eval",
+                task,
+                *overrides,
+                "--ckpt",
+                run_dir,
+                "--data-root",
+                root,
+                *split_args,
+                "--results",
+                RESULTS,
+                *extra_args,
+            ]
+        ),
+        f"sclbench table {RESULTS} --format markdown",
+    ]
 
 
 def _finetune_lines(card: TaskCard, rep: dict[str, Any]) -> list[str]:
     """One fine-tuning run per task serves every SCL number of the card."""
     overrides = [str(o) for o in rep.get("finetune_overrides") or []]
-    command = _shell([*LAUNCH.split(), "finetune", card.name, *overrides, "--ckpt", "scl-pretrain",
-                      "--data-root", f"data/{card.name}", "--precision", PRECISION, "--num-workers", "8"])
+    command = _shell(
+        [
+            *LAUNCH.split(),
+            "finetune",
+            card.name,
+            *overrides,
+            "--ckpt",
+            "scl-pretrain",
+            "--data-root",
+            f"data/{card.name}",
+            "--precision",
+            PRECISION,
+            "--num-workers",
+            "8",
+        ]
+    )
     kept = rep.get("eval_ckpt", "best")
-    why = ("the final weights are evaluated (`final/`)" if kept == "final"
-           else f"the checkpoint selected on the `{card.get('splits.val')}` split is evaluated (`best/`)")
+    why = (
+        "the final weights are evaluated (`final/`)"
+        if kept == "final"
+        else f"the checkpoint selected on the `{card.get('splits.val')}` split is evaluated (`best/`)"
+    )
     lines = ["### Fine-tune (SCL)", "", f"From the released pre-trained weights, with the card's schedule; {why}."]
     if overrides:
         lines.append(f"Overrides for the official recipe: {', '.join(f'`{o}`' for o in overrides)}.")
@@ -162,8 +216,10 @@ def _data_lines(rep: dict[str, Any]) -> list[str]:
     lines = ["### Data", ""]
     for item in rep.get("data") or []:
         files = ", ".join(f"`{f}`" for f in item.get("files") or [])
-        lines.append(f"- {item.get('what', '')}: <{item.get('url', '')}>; files {files}. "
-                     f"Licence / access: {item.get('licence', 'not stated')}.")
+        lines.append(
+            f"- {item.get('what', '')}: <{item.get('url', '')}>; files {files}. "
+            f"Licence / access: {item.get('licence', 'not stated')}."
+        )
     if not rep.get("data"):
         lines.append("- (no `reproduce.data` in this card)")
     return lines + [""]
@@ -186,14 +242,18 @@ def _cost_lines(card: TaskCard, rep: dict[str, Any]) -> list[str]:
         lines.append(f"- training samples: {_fmt(size)} {rep.get('train_unit', '')} ({rep.get('train_size_note', '')})")
     chunk = card.get("train.chunk_size")  # pre-training batches count chunks of samples
     unit = f" chunks of {chunk} = {_fmt(int(batch) * int(chunk))} samples" if chunk and batch else ""
-    lines += [f"- global batch {batch}{unit}, {card.get('model.image_size')} px; optimizer steps: {how}",
-              f"- training GPU-hours on {GPUS} GPUs = {_fmt(steps)} x t x {GPUS} / 3600 = "
-              f"**{steps * GPUS / 3600:,.2f} x t** (t: seconds per step on {GPUS} GPUs, not measured; see Cost above)"]
+    lines += [
+        f"- global batch {batch}{unit}, {card.get('model.image_size')} px; optimizer steps: {how}",
+        f"- training GPU-hours on {GPUS} GPUs = {_fmt(steps)} x t x {GPUS} / 3600 = "
+        f"**{steps * GPUS / 3600:,.2f} x t** (t: seconds per step on {GPUS} GPUs, not measured; see Cost above)",
+    ]
     if rep.get("test_pairs"):
         k = card.get("eval.k")
-        lines.append(f"- exhaustive test evaluation: P = {_fmt(rep['test_pairs'])} cross-encoder passes, GPU-hours "
-                     f"~ P / (R x 3600) (R not measured); the card's default `--mode {card.get('eval.mode')}"
-                     f" --k {k}` scores k candidates per query instead")
+        lines.append(
+            f"- exhaustive test evaluation: P = {_fmt(rep['test_pairs'])} cross-encoder passes, GPU-hours "
+            f"~ P / (R x 3600) (R not measured); the card's default `--mode {card.get('eval.mode')}"
+            f" --k {k}` scores k candidates per query instead"
+        )
     return lines + [""]
 
 
@@ -201,14 +261,20 @@ def _balance_lines(card: TaskCard) -> list[str]:
     """Per-term loss weights and negatives on the official 8 processes and on one (objectives/balance.py)."""
     if not loss_balance(card, GPUS):
         return []
-    return ["### Loss balance", "",
-            f"Each term's weight in the averaged gradient (against a local term of weight 1) and the samples its "
-            f"negatives come from per step, with the card's `train.gather_grad: "
-            f"{card.get('train.gather_grad', 'official')}`:", "",
-            f"- {GPUS} processes: {describe(loss_balance(card, GPUS))}",
-            f"- 1 process: {describe(loss_balance(card, 1))}", "",
-            "The weights equal the official ones on any number of processes; the negatives per step are the "
-            "official ones only on 8 processes x the official per-device batch.", ""]
+    return [
+        "### Loss balance",
+        "",
+        f"Each term's weight in the averaged gradient (against a local term of weight 1) and the samples its "
+        f"negatives come from per step, with the card's `train.gather_grad: "
+        f"{card.get('train.gather_grad', 'official')}`:",
+        "",
+        f"- {GPUS} processes: {describe(loss_balance(card, GPUS))}",
+        f"- 1 process: {describe(loss_balance(card, 1))}",
+        "",
+        "The weights equal the official ones on any number of processes; the negatives per step are the "
+        "official ones only on 8 processes x the official per-device batch.",
+        "",
+    ]
 
 
 def _weights_kept(card: TaskCard, model: str) -> str:
@@ -224,9 +290,14 @@ def _protocol_line(card: TaskCard, rep: dict[str, Any], model: str, split: str) 
     """Which split, scorer, evaluation mode and weights make the number (every block names them)."""
     proto = _protocol(rep, card.name, split)
     args = str(proto.get("eval_args") or "")
-    parts = [f"split `{split}` (`--split {_role(card, split)}`"
-             + (f" with {', '.join(f'`{o}`' for o in proto.get('eval_overrides') or [])})" if proto.get("eval_overrides")
-                else ")")]
+    parts = [
+        f"split `{split}` (`--split {_role(card, split)}`"
+        + (
+            f" with {', '.join(f'`{o}`' for o in proto.get('eval_overrides') or [])})"
+            if proto.get("eval_overrides")
+            else ")"
+        )
+    ]
     if card.family in ("image_retrieval", "video_retrieval"):
         mode = "exhaustive" if "--mode exhaustive" in args else f"{card.get('eval.mode')} (k {card.get('eval.k')})"
         parts.append(f"retrieval mode {mode}")
@@ -237,15 +308,26 @@ def _protocol_line(card: TaskCard, rep: dict[str, Any], model: str, split: str) 
     return "Protocol: " + "; ".join(parts) + (f". Note: {note}." if note else ".")
 
 
-def _number_block(card: TaskCard, rep: dict[str, Any], model: str, split: str, rows: list[PaperNumber],
-                  registry: dict[str, dict[str, Any]]) -> list[str]:
+def _number_block(
+    card: TaskCard,
+    rep: dict[str, Any],
+    model: str,
+    split: str,
+    rows: list[PaperNumber],
+    registry: dict[str, dict[str, Any]],
+) -> list[str]:
     first = rows[0]
     kind = "zero-shot" if first.zero_shot else ("released fine-tuned weights" if model == "meter" else "fine-tuned")
     label = split_label(card, split)
-    lines = [f"#### {MODEL_NAMES.get(model, model)} · {card.name} · {label} ({kind})", "",
-             "Numbers: " + ", ".join(f"{r.metric} {r.value:g}" for r in rows) + ".",
-             f"Source: {first.source} (checked against the paper: {'yes' if first.verified else 'no'}).", "",
-             _protocol_line(card, rep, model, split), ""]
+    lines = [
+        f"#### {MODEL_NAMES.get(model, model)} · {card.name} · {label} ({kind})",
+        "",
+        "Numbers: " + ", ".join(f"{r.metric} {r.value:g}" for r in rows) + ".",
+        f"Source: {first.source} (checked against the paper: {'yes' if first.verified else 'no'}).",
+        "",
+        _protocol_line(card, rep, model, split),
+        "",
+    ]
     return lines + ["```bash", *_commands(card, rep, model, split, registry), "```", ""]
 
 
@@ -258,10 +340,28 @@ def _card_section(card: TaskCard, registry: dict[str, dict[str, Any]]) -> list[s
     lines = [f"## {card.name}: {card.get('description', '')}", ""]
     lines += _data_lines(rep) + _cost_lines(card, rep) + _balance_lines(card)
     if card.family == "pretrain":
-        lines += ["### Commands", "", "The released checkpoints make this step optional; to pre-train anew "
-                  "(CLIP ViT-B/16 + RoBERTa-base initialisation by default):", "", "```bash",
-                  _shell([*LAUNCH.split(), "pretrain", "--data-root", f"data/{card.name}", "--precision", PRECISION,
-                          "--num-workers", "8"]), "```", ""]
+        lines += [
+            "### Commands",
+            "",
+            "The released checkpoints make this step optional; to pre-train anew "
+            "(CLIP ViT-B/16 + RoBERTa-base initialisation by default):",
+            "",
+            "```bash",
+            _shell(
+                [
+                    *LAUNCH.split(),
+                    "pretrain",
+                    "--data-root",
+                    f"data/{card.name}",
+                    "--precision",
+                    PRECISION,
+                    "--num-workers",
+                    "8",
+                ]
+            ),
+            "```",
+            "",
+        ]
     if any(model == "scl" for model, _ in groups):
         lines += _finetune_lines(card, rep)
     for (model, split), group in sorted(groups.items(), key=lambda kv: (kv[0][0] != "scl", kv[0])):
@@ -288,8 +388,10 @@ def _summary(cards: list[TaskCard]) -> list[str]:
 def render_guide() -> str:
     """docs/reproduce.md as markdown, from the packaged cards and checkpoint registry."""
     # the shipped cards, not $SCLBENCH_TASKS_DIR's, in their `reproduce.order` (the papers' table order)
-    cards = sorted((load_card(p) for p in packaged_cards_dir().glob("*.yaml")),
-                   key=lambda c: (c.get("reproduce.order", float("inf")), c.name))
+    cards = sorted(
+        (load_card(p) for p in packaged_cards_dir().glob("*.yaml")),
+        key=lambda c: (c.get("reproduce.order", float("inf")), c.name),
+    )
     registry = _registry()
     parts = [HEADER, _checkpoints_intro(registry), *_summary([c for c in cards if c.family != "pretrain"])]
     for card in cards:

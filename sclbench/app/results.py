@@ -12,7 +12,8 @@ from typing import Any
 from sclbench.common.io import atomic_write
 from sclbench.errors import DataError
 from sclbench.results import baseline, build_table, collect, plots, renderers
-from sclbench.results.check import CheckReport, check as run_check
+from sclbench.results.check import CheckReport
+from sclbench.results.check import check as run_check
 from sclbench.results.table import TableRow, footnotes, rich_tables
 
 FORMATS = renderers.FORMATS
@@ -47,8 +48,16 @@ def print_rich(rows: list[TableRow]) -> None:
         console.print(note, markup=False)
 
 
-def check(results: Path, against: Path, tolerance: float, per_metric: dict[str, float], resamples: int, seed: int,
-          expected_protocol: list[str] | None = None, json_out: Path | None = None) -> CheckReport:
+def check(
+    results: Path,
+    against: Path,
+    tolerance: float,
+    per_metric: dict[str, float],
+    resamples: int,
+    seed: int,
+    expected_protocol: list[str] | None = None,
+    json_out: Path | None = None,
+) -> CheckReport:
     """Compare `results` with the baseline `against`; the report is printed (and written as JSON)."""
     for path, what in ((results, "results"), (against, "baseline")):
         if not path.exists():

@@ -78,22 +78,31 @@ def selection_protocol(card: TaskCard) -> Selection:
     choices = card.get("protocol.selections") or {}
     if not isinstance(choices, dict) or str(name) not in choices:
         known = ", ".join(sorted(choices)) if isinstance(choices, dict) else "none"
-        raise ConfigError(f"task card {card.name}: protocol.selection {name!r} is not one of its selections "
-                          f"({known}); set protocol.selection=<one of them>")
+        raise ConfigError(
+            f"task card {card.name}: protocol.selection {name!r} is not one of its selections "
+            f"({known}); set protocol.selection=<one of them>"
+        )
     spec = choices[str(name)]
     if not isinstance(spec, dict) or "train" not in spec or not isinstance(spec.get("select"), bool):
-        raise ConfigError(f"task card {card.name}: protocol.selections.{name} must be "
-                          "{train: [split, ...], select: true|false}")
+        raise ConfigError(
+            f"task card {card.name}: protocol.selections.{name} must be {{train: [split, ...], select: true|false}}"
+        )
     select = spec["select"]
     if NAMED_SELECT.get(str(name), select) != select:
-        raise ConfigError(f"task card {card.name}: protocol.selections.{name} must have select: "
-                          f"{str(NAMED_SELECT[str(name)]).lower()} (the name says whether it selects)")
+        raise ConfigError(
+            f"task card {card.name}: protocol.selections.{name} must have select: "
+            f"{str(NAMED_SELECT[str(name)]).lower()} (the name says whether it selects)"
+        )
     if select and card.get("splits.val") == card.get("splits.test"):
-        raise ConfigError(f"task card {card.name}: protocol.selections.{name} selects on val, but the val split "
-                          "is the test split; selecting on test is not allowed")
+        raise ConfigError(
+            f"task card {card.name}: protocol.selections.{name} selects on val, but the val split "
+            "is the test split; selecting on test is not allowed"
+        )
     if select and str(card.get("splits.val")) in _as_list(spec["train"]):
-        raise ConfigError(f"task card {card.name}: protocol.selections.{name} trains on the val split "
-                          f"{card.get('splits.val')!r} and selects on it; set select: false")
+        raise ConfigError(
+            f"task card {card.name}: protocol.selections.{name} trains on the val split "
+            f"{card.get('splits.val')!r} and selects on it; set select: false"
+        )
     return Selection(str(name), _as_list(spec["train"]), select)
 
 

@@ -31,20 +31,26 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     epilog="Errors you can fix are one `error:` line (exit 2). An internal error says it is a bug (exit 1); "
-           "SCLBENCH_DEBUG=1 prints its traceback.",
+    "SCLBENCH_DEBUG=1 prints its traceback.",
 )
 
 
 @app.callback()
 def _options(
-    cards: str = typer.Option(None, "--cards", metavar="DIR", envvar="SCLBENCH_TASKS_DIR",
-                              help="a folder of your own task cards (*.yaml): they override or add to the packaged ones"),
+    cards: str = typer.Option(
+        None,
+        "--cards",
+        metavar="DIR",
+        envvar="SCLBENCH_TASKS_DIR",
+        help="a folder of your own task cards (*.yaml): they override or add to the packaged ones",
+    ),
 ) -> None:
     """SCL vision-language model: fine-tune, evaluate, pre-train, reproduce tables, check drift."""
     if cards:
         if not Path(cards).expanduser().is_dir():  # checked here: the card loader would only see no cards
-            raise typer.BadParameter(f"{cards!r} is not a folder (of task cards *.yaml)",
-                                     param_hint="'--cards' / SCLBENCH_TASKS_DIR")
+            raise typer.BadParameter(
+                f"{cards!r} is not a folder (of task cards *.yaml)", param_hint="'--cards' / SCLBENCH_TASKS_DIR"
+            )
         os.environ["SCLBENCH_TASKS_DIR"] = cards
 
 
@@ -129,8 +135,12 @@ def _report_bug(err: BaseException) -> int:
     if os.environ.get("SCLBENCH_DEBUG", "") not in ("", "0"):
         traceback.print_exception(err)
     message = " ".join(str(err).split())[:300]
-    typer.secho(f"error: internal error ({type(err).__name__}: {message}); this is a bug in sclbench, please report "
-                "it with the command you ran (SCLBENCH_DEBUG=1 prints the traceback)", fg=typer.colors.RED, err=True)
+    typer.secho(
+        f"error: internal error ({type(err).__name__}: {message}); this is a bug in sclbench, please report "
+        "it with the command you ran (SCLBENCH_DEBUG=1 prints the traceback)",
+        fg=typer.colors.RED,
+        err=True,
+    )
     return 1
 
 

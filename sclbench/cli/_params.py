@@ -8,8 +8,8 @@ Spread these into `typer.Option(...)` / `typer.Argument(...)`: `typer.Option(Non
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import typer
 
@@ -51,8 +51,9 @@ OUTPUT_FILE = {"dir_okay": False, "callback": _output_target("file")}
 OUTPUT_PATH = {"callback": _output_target("path")}  # a folder, or a file where the name has a suffix
 
 
-def finite_float(minimum: Optional[float] = None, *, above: Optional[float] = None,
-                 maximum: Optional[float] = None) -> Callable[[object], float]:
+def finite_float(
+    minimum: float | None = None, *, above: float | None = None, maximum: float | None = None
+) -> Callable[[object], float]:
     """A `parser=` for float options. click's FloatRange lets NaN through (every comparison with NaN is
     false) and typer's `min=` lets +inf through, so finiteness is checked here, then the range
     (`minimum` inclusive, `above` exclusive, `maximum` inclusive)."""
@@ -75,7 +76,7 @@ def finite_float(minimum: Optional[float] = None, *, above: Optional[float] = No
     return parse
 
 
-def parse_finite(text: str, what: str, minimum: Optional[float] = None) -> float:
+def parse_finite(text: str, what: str, minimum: float | None = None) -> float:
     """A finite float from `text` (inside a compound value such as NAME=POINTS), else ValueError saying why."""
     number = float(text)
     if not math.isfinite(number):
@@ -85,7 +86,7 @@ def parse_finite(text: str, what: str, minimum: Optional[float] = None) -> float
     return number
 
 
-def device_name(value: object) -> Optional[str]:
+def device_name(value: object) -> str | None:
     """A `parser=` for --device: a torch device string this machine has (cpu, cuda, cuda:1, mps)."""
     if value is None:
         return None
@@ -115,6 +116,8 @@ def utf8_text(value: object) -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise typer.BadParameter(f"{text.encode('utf-8', 'backslashreplace').decode()!r} is not valid "
-                                 "UTF-8 text (a byte of another encoding?)") from None
+        raise typer.BadParameter(
+            f"{text.encode('utf-8', 'backslashreplace').decode()!r} is not valid "
+            "UTF-8 text (a byte of another encoding?)"
+        ) from None
     return text

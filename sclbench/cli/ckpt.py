@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -37,8 +36,9 @@ def fetch(name: str = typer.Argument(..., help="a registered name (`sclbench ckp
 
 @app.command()
 def inspect(
-    path: Path = typer.Argument(..., help="an official .ckpt, a state-dict file, or an sclbench directory",
-                                **INPUT_PATH),
+    path: Path = typer.Argument(
+        ..., help="an official .ckpt, a state-dict file, or an sclbench directory", **INPUT_PATH
+    ),
     as_json: bool = typer.Option(False, "--json", help="print machine-readable JSON"),
 ) -> None:
     """Format, step, task heads, stored config and parameter counts of a checkpoint."""
@@ -66,13 +66,15 @@ def inspect(
 @app.command()
 def convert(
     path: Path = typer.Argument(..., help="checkpoint to convert", **INPUT_PATH),
-    out: Path = typer.Argument(..., help="output: a directory (sclbench format) or a .ckpt file (official format)",
-                               **OUTPUT_PATH),
+    out: Path = typer.Argument(
+        ..., help="output: a directory (sclbench format) or a .ckpt file (official format)", **OUTPUT_PATH
+    ),
     task: str = typer.Option("pretrain", "--task", help="model task whose heads/sizes the model is built for"),
-    image_size: Optional[int] = typer.Option(None, "--image-size", help="resize the position table to this resolution",
-                                             **COUNT),
+    image_size: int | None = typer.Option(
+        None, "--image-size", help="resize the position table to this resolution", **COUNT
+    ),
     preset: str = typer.Option("base", "--preset", help="base (official sizes) or tiny"),
-    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="tokenizer to save beside the weights"),
+    tokenizer: str | None = typer.Option(None, "--tokenizer", help="tokenizer to save beside the weights"),
     trust_pickle: bool = typer.Option(
         False, "--trust-pickle", help="allow arbitrary pickled objects (only for files you trust)"
     ),
@@ -80,5 +82,13 @@ def convert(
     """Official .ckpt -> sclbench directory, or sclbench directory -> official .ckpt."""
     from sclbench.app.checkpoints import convert as run
 
-    run(path, out, task=task, image_size=image_size, preset=preset, tokenizer=tokenizer, trust_pickle=trust_pickle,
-        say=typer.echo)
+    run(
+        path,
+        out,
+        task=task,
+        image_size=image_size,
+        preset=preset,
+        tokenizer=tokenizer,
+        trust_pickle=trust_pickle,
+        say=typer.echo,
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -15,13 +14,16 @@ def demo(
     quick: bool = typer.Option(False, "--quick", help="smaller data and fewer steps (about 5 minutes on 2 CPU cores)"),
     ablation: bool = typer.Option(False, "--ablation", help="also pre-train without MGSC/MLTC and compare"),
     seed: int = typer.Option(0, help="the same seed gives the same numbers", **SEED),
-    results: Optional[Path] = typer.Option(None, "--results", help="where records go (default OUT/results)",
-                                           **OUTPUT_DIR),
+    results: Path | None = typer.Option(None, "--results", help="where records go (default OUT/results)", **OUTPUT_DIR),
     # The environment variable is read here too, so that it is checked like the option (the library
     # reads it only when no count is passed).
-    workers: Optional[int] = typer.Option(None, "--workers", envvar="SCLBENCH_DEMO_WORKERS", **COUNT,
-                                          help="processes side by side, one thread each (default: CPUs, at most 2); "
-                                               "the numbers do not depend on it"),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        envvar="SCLBENCH_DEMO_WORKERS",
+        **COUNT,
+        help="processes side by side, one thread each (default: CPUs, at most 2); the numbers do not depend on it",
+    ),
 ) -> None:
     """Synthetic mini-benchmark -> tiny SCL pre-training -> six fine-tunes -> leaderboard with chance."""
     from sclbench.app.demo import print_ablation, print_leaderboard, run_demo
@@ -34,8 +36,9 @@ def demo(
 
 def baseline(
     results: Path = typer.Argument(..., help="fresh result records (e.g. demo_out/results)", **INPUT_DIR),
-    to: Path = typer.Option(Path("results/demo"), "--to", help="the committed baseline folder to replace",
-                            **OUTPUT_DIR),
+    to: Path = typer.Option(
+        Path("results/demo"), "--to", help="the committed baseline folder to replace", **OUTPUT_DIR
+    ),
 ) -> None:
     """Replace a drift baseline with fresh records: the explicit, reviewable way to accept a change."""
     from sclbench.app.results import replace_baseline

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -17,21 +16,27 @@ DATA_ROOT_HELP = "folder with the benchmark's published files (default: the card
 PRESET_HELP = "model size when no --ckpt is given: base (official sizes) or tiny (tests, demo)"
 TOKENIZER_HELP = "tokenizer folder or hub id (default: the one saved with the checkpoint / named by its config)"
 PRECISION_HELP = "fp32, bf16 (autocast) or fp16 (CUDA only); default bf16 on CUDA, fp32 on CPU"
-TRUST_HELP = ("read --ckpt and the run folder's checkpoints even when they pickle more than tensors and plain "
-              "containers: that can run code, so only for files you trust")
+TRUST_HELP = (
+    "read --ckpt and the run folder's checkpoints even when they pickle more than tensors and plain "
+    "containers: that can run code, so only for files you trust"
+)
 SKIP_HELP = "skip (and count in the record) unreadable or missing images/videos instead of stopping"
-WORKERS_HELP = ("data-loading worker processes (default: on CUDA the CPUs of this process per local rank, minus one, "
-                "at most 8; 0 on CPU)")
-COMPILE_HELP = ("torch.compile the model's stages (compiling takes minutes; recorded): faster steps on a GPU, the "
-                "same numbers up to float rounding")
+WORKERS_HELP = (
+    "data-loading worker processes (default: on CUDA the CPUs of this process per local rank, minus one, "
+    "at most 8; 0 on CPU)"
+)
+COMPILE_HELP = (
+    "torch.compile the model's stages (compiling takes minutes; recorded): faster steps on a GPU, the "
+    "same numbers up to float rounding"
+)
 
 
-def _text(path: Optional[Path]) -> Optional[str]:
+def _text(path: Path | None) -> str | None:
     """The library takes folders as text (a card's data.root is text too)."""
     return None if path is None else str(path)
 
 
-def _print_metrics(title: str, metrics: dict, path: Optional[Path]) -> None:
+def _print_metrics(title: str, metrics: dict, path: Path | None) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -49,25 +54,28 @@ def _print_metrics(title: str, metrics: dict, path: Optional[Path]) -> None:
 
 def finetune(
     task: str = typer.Argument(..., help=TASK_HELP),
-    overrides: Optional[List[str]] = typer.Argument(None, help=OVERRIDES_HELP),
-    ckpt: Optional[str] = typer.Option(None, "--ckpt", help=CKPT_HELP + "; none = train from scratch"),
-    data_root: Optional[Path] = typer.Option(None, "--data-root", help=DATA_ROOT_HELP, **INPUT_DIR),
-    out: Optional[Path] = typer.Option(None, "--out", help="run folder (default runs/<task>)", **OUTPUT_DIR),
+    overrides: list[str] | None = typer.Argument(None, help=OVERRIDES_HELP),
+    ckpt: str | None = typer.Option(None, "--ckpt", help=CKPT_HELP + "; none = train from scratch"),
+    data_root: Path | None = typer.Option(None, "--data-root", help=DATA_ROOT_HELP, **INPUT_DIR),
+    out: Path | None = typer.Option(None, "--out", help="run folder (default runs/<task>)", **OUTPUT_DIR),
     preset: str = typer.Option("base", "--preset", help=PRESET_HELP),
-    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help=TOKENIZER_HELP),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="stop after this many optimizer steps", **COUNT),
-    max_epochs: Optional[int] = typer.Option(None, "--max-epochs", help="epochs (default: the card's train.max_epochs)",
-                                             **COUNT),
-    limit: Optional[int] = typer.Option(None, "--limit", help="use only the first N records of each split", **COUNT),
-    precision: Optional[str] = typer.Option(None, "--precision", help=PRECISION_HELP + " for training"),
-    grad_checkpointing: Optional[bool] = typer.Option(None, "--grad-checkpointing/--no-grad-checkpointing",
-                                                      help="recompute activations in backward (less memory)"),
-    eval_every: Optional[int] = typer.Option(None, "--eval-every",
-                                             help="validate every N steps (default: the card's val_check_interval)",
-                                             **COUNT),
-    save_every: Optional[int] = typer.Option(None, "--save-every", help="checkpoint every N steps (and at the end)",
-                                             **COUNT),
-    num_workers: Optional[int] = typer.Option(None, "--num-workers", help=WORKERS_HELP, **NON_NEGATIVE),
+    tokenizer: str | None = typer.Option(None, "--tokenizer", help=TOKENIZER_HELP),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="stop after this many optimizer steps", **COUNT),
+    max_epochs: int | None = typer.Option(
+        None, "--max-epochs", help="epochs (default: the card's train.max_epochs)", **COUNT
+    ),
+    limit: int | None = typer.Option(None, "--limit", help="use only the first N records of each split", **COUNT),
+    precision: str | None = typer.Option(None, "--precision", help=PRECISION_HELP + " for training"),
+    grad_checkpointing: bool | None = typer.Option(
+        None, "--grad-checkpointing/--no-grad-checkpointing", help="recompute activations in backward (less memory)"
+    ),
+    eval_every: int | None = typer.Option(
+        None, "--eval-every", help="validate every N steps (default: the card's val_check_interval)", **COUNT
+    ),
+    save_every: int | None = typer.Option(
+        None, "--save-every", help="checkpoint every N steps (and at the end)", **COUNT
+    ),
+    num_workers: int | None = typer.Option(None, "--num-workers", help=WORKERS_HELP, **NON_NEGATIVE),
     seed: int = typer.Option(0, "--seed", help="random seed (recorded; the same seed gives the same run)", **SEED),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="continue from the run folder's last checkpoint"),
     skip_corrupt: bool = typer.Option(False, "--skip-corrupt", help=SKIP_HELP),
@@ -77,43 +85,63 @@ def finetune(
     """Fine-tune on a benchmark with the card's official hyper-parameters; select on its val split."""
     from sclbench.app.jobs import finetune as run
 
-    summary = run(task, ckpt, _text(data_root), out or Path("runs") / task, overrides=overrides, preset=preset,
-                  tokenizer=tokenizer, limit=limit, resume=resume, max_steps=max_steps, max_epochs=max_epochs,
-                  precision=precision, grad_checkpointing=grad_checkpointing, eval_every_steps=eval_every,
-                  save_every_steps=save_every, num_workers=num_workers, seed=seed, skip_corrupt=skip_corrupt,
-                  trust_pickle=trust_pickle, compile=compile or None)
-    typer.echo(f"done: {summary.get('step')} steps; best {summary.get('select_metric')} = "
-               f"{summary.get('best_metric')} (step {summary.get('best_step')}); best checkpoint: "
-               f"{summary.get('best_dir')}")
+    summary = run(
+        task,
+        ckpt,
+        _text(data_root),
+        out or Path("runs") / task,
+        overrides=overrides,
+        preset=preset,
+        tokenizer=tokenizer,
+        limit=limit,
+        resume=resume,
+        max_steps=max_steps,
+        max_epochs=max_epochs,
+        precision=precision,
+        grad_checkpointing=grad_checkpointing,
+        eval_every_steps=eval_every,
+        save_every_steps=save_every,
+        num_workers=num_workers,
+        seed=seed,
+        skip_corrupt=skip_corrupt,
+        trust_pickle=trust_pickle,
+        compile=compile or None,
+    )
+    typer.echo(
+        f"done: {summary.get('step')} steps; best {summary.get('select_metric')} = "
+        f"{summary.get('best_metric')} (step {summary.get('best_step')}); best checkpoint: "
+        f"{summary.get('best_dir')}"
+    )
 
 
 def evaluate(
     task: str = typer.Argument(..., help=TASK_HELP),
-    overrides: Optional[List[str]] = typer.Argument(None, help="card overrides KEY=VALUE, e.g. eval.k=256"),
-    ckpt: Optional[str] = typer.Option(None, "--ckpt", help=CKPT_HELP),
+    overrides: list[str] | None = typer.Argument(None, help="card overrides KEY=VALUE, e.g. eval.k=256"),
+    ckpt: str | None = typer.Option(None, "--ckpt", help=CKPT_HELP),
     split: str = typer.Option("test", "--split", help="val (selection) or test (report once)"),
-    data_root: Optional[Path] = typer.Option(None, "--data-root", help=DATA_ROOT_HELP, **INPUT_DIR),
-    results: Path = typer.Option(Path("results"), "--results", help="where result records are written",
-                                 **OUTPUT_DIR),
-    name: Optional[str] = typer.Option(None, "--name", help="checkpoint name in the record (default: file name)"),
+    data_root: Path | None = typer.Option(None, "--data-root", help=DATA_ROOT_HELP, **INPUT_DIR),
+    results: Path = typer.Option(Path("results"), "--results", help="where result records are written", **OUTPUT_DIR),
+    name: str | None = typer.Option(None, "--name", help="checkpoint name in the record (default: file name)"),
     preset: str = typer.Option("base", "--preset", help=PRESET_HELP),
-    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help=TOKENIZER_HELP),
-    limit: Optional[int] = typer.Option(None, "--limit", help="use only the first N records of the split", **COUNT),
+    tokenizer: str | None = typer.Option(None, "--tokenizer", help=TOKENIZER_HELP),
+    limit: int | None = typer.Option(None, "--limit", help="use only the first N records of the split", **COUNT),
     batch_size: int = typer.Option(32, "--batch-size", help="evaluation batch size per process", **COUNT),
-    num_workers: Optional[int] = typer.Option(None, "--num-workers", help=WORKERS_HELP, **NON_NEGATIVE),
-    precision: Optional[str] = typer.Option(None, "--precision",
-                                            help=PRECISION_HELP + " unless the card sets eval.precision"),
-    tf32: Optional[bool] = typer.Option(None, "--tf32/--no-tf32", help="TF32 matmuls for fp32 on CUDA (default on)"),
-    mode: Optional[str] = typer.Option(None, "--mode", help="retrieval: exhaustive or two-stage (card default)"),
-    k: Optional[int] = typer.Option(None, "--k", help="retrieval: candidates re-ranked per query", **COUNT),
-    fusion: Optional[str] = typer.Option(None, "--fusion", help="retrieval: itm or itm+itc"),
+    num_workers: int | None = typer.Option(None, "--num-workers", help=WORKERS_HELP, **NON_NEGATIVE),
+    precision: str | None = typer.Option(
+        None, "--precision", help=PRECISION_HELP + " unless the card sets eval.precision"
+    ),
+    tf32: bool | None = typer.Option(None, "--tf32/--no-tf32", help="TF32 matmuls for fp32 on CUDA (default on)"),
+    mode: str | None = typer.Option(None, "--mode", help="retrieval: exhaustive or two-stage (card default)"),
+    k: int | None = typer.Option(None, "--k", help="retrieval: candidates re-ranked per query", **COUNT),
+    fusion: str | None = typer.Option(None, "--fusion", help="retrieval: itm or itm+itc"),
     ties: str = typer.Option("gt_last", "--ties", help="retrieval tie rule: gt_last, gt_first, index"),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", **OUTPUT_DIR,
-                                             help="retrieval: on-disk feature and score cache (resumable)"),
-    skip_existing: bool = typer.Option(False, "--skip-existing",
-                                       help="do nothing when a record of this task, split, checkpoint and protocol exists"),
-    submission: Optional[Path] = typer.Option(None, "--submission", help="folder for EvalAI / NLVR2 files",
-                                            **OUTPUT_DIR),
+    cache_dir: Path | None = typer.Option(
+        None, "--cache-dir", **OUTPUT_DIR, help="retrieval: on-disk feature and score cache (resumable)"
+    ),
+    skip_existing: bool = typer.Option(
+        False, "--skip-existing", help="do nothing when a record of this task, split, checkpoint and protocol exists"
+    ),
+    submission: Path | None = typer.Option(None, "--submission", help="folder for EvalAI / NLVR2 files", **OUTPUT_DIR),
     skip_corrupt: bool = typer.Option(False, "--skip-corrupt", help=SKIP_HELP),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help=TRUST_HELP),
     compile: bool = typer.Option(False, "--compile/--no-compile", help=COMPILE_HELP),
@@ -122,11 +150,32 @@ def evaluate(
     from sclbench.app.jobs import evaluate as run
     from sclbench.app.jobs import is_main_process
 
-    ev, path = run(task, ckpt, split, _text(data_root), results, overrides=overrides, preset=preset,
-                   tokenizer=tokenizer, limit=limit, batch_size=batch_size, num_workers=num_workers,
-                   checkpoint_name=name, submission_dir=submission, skip_corrupt=skip_corrupt,
-                   skip_existing=skip_existing, precision=precision, tf32=tf32, mode=mode, k=k, fusion=fusion,
-                   ties=ties, cache_dir=_text(cache_dir), trust_pickle=trust_pickle, compile=compile)
+    ev, path = run(
+        task,
+        ckpt,
+        split,
+        _text(data_root),
+        results,
+        overrides=overrides,
+        preset=preset,
+        tokenizer=tokenizer,
+        limit=limit,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        checkpoint_name=name,
+        submission_dir=submission,
+        skip_corrupt=skip_corrupt,
+        skip_existing=skip_existing,
+        precision=precision,
+        tf32=tf32,
+        mode=mode,
+        k=k,
+        fusion=fusion,
+        ties=ties,
+        cache_dir=_text(cache_dir),
+        trust_pickle=trust_pickle,
+        compile=compile,
+    )
     if is_main_process():
         if ev is None:
             typer.echo(f"skipped: {path} already holds this evaluation (--skip-existing)")
@@ -135,27 +184,32 @@ def evaluate(
 
 
 def pretrain(
-    overrides: Optional[List[str]] = typer.Argument(None, help="card overrides, e.g. objectives=[mlm,itm,itc,mgsc]"),
+    overrides: list[str] | None = typer.Argument(None, help="card overrides, e.g. objectives=[mlm,itm,itc,mgsc]"),
     card: str = typer.Option("pretrain", "--config", help="pre-training card name or path (tasks/pretrain.yaml)"),
-    ckpt: Optional[str] = typer.Option(None, "--ckpt", help=CKPT_HELP + "; to continue pre-training"),
-    data_root: Optional[Path] = typer.Option(None, "--data-root", help="folder holding the corpora of the card",
-                                             **INPUT_DIR),
+    ckpt: str | None = typer.Option(None, "--ckpt", help=CKPT_HELP + "; to continue pre-training"),
+    data_root: Path | None = typer.Option(
+        None, "--data-root", help="folder holding the corpora of the card", **INPUT_DIR
+    ),
     out: Path = typer.Option(Path("runs/pretrain"), "--out", help="run folder", **OUTPUT_DIR),
     preset: str = typer.Option("base", "--preset", help=PRESET_HELP),
-    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help=TOKENIZER_HELP),
-    vision_init: Optional[str] = typer.Option(None, "--vision-init",
-                                              help="vision encoder start (registered name or path; card default CLIP)"),
-    text_init: Optional[str] = typer.Option(None, "--text-init",
-                                            help="text encoder start (registered name or path; card default roberta-base)"),
+    tokenizer: str | None = typer.Option(None, "--tokenizer", help=TOKENIZER_HELP),
+    vision_init: str | None = typer.Option(
+        None, "--vision-init", help="vision encoder start (registered name or path; card default CLIP)"
+    ),
+    text_init: str | None = typer.Option(
+        None, "--text-init", help="text encoder start (registered name or path; card default roberta-base)"
+    ),
     random_init: bool = typer.Option(False, "--random-init", help="random encoders instead of CLIP + RoBERTa"),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="stop after this many optimizer steps", **COUNT),
-    limit: Optional[int] = typer.Option(None, "--limit", help="use only the first N records of each corpus", **COUNT),
-    precision: Optional[str] = typer.Option(None, "--precision", help=PRECISION_HELP),
-    grad_checkpointing: Optional[bool] = typer.Option(None, "--grad-checkpointing/--no-grad-checkpointing",
-                                                      help="recompute activations in backward (less memory)"),
-    save_every: Optional[int] = typer.Option(None, "--save-every", help="checkpoint every N steps (and at the end)",
-                                             **COUNT),
-    num_workers: Optional[int] = typer.Option(None, "--num-workers", help=WORKERS_HELP, **NON_NEGATIVE),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="stop after this many optimizer steps", **COUNT),
+    limit: int | None = typer.Option(None, "--limit", help="use only the first N records of each corpus", **COUNT),
+    precision: str | None = typer.Option(None, "--precision", help=PRECISION_HELP),
+    grad_checkpointing: bool | None = typer.Option(
+        None, "--grad-checkpointing/--no-grad-checkpointing", help="recompute activations in backward (less memory)"
+    ),
+    save_every: int | None = typer.Option(
+        None, "--save-every", help="checkpoint every N steps (and at the end)", **COUNT
+    ),
+    num_workers: int | None = typer.Option(None, "--num-workers", help=WORKERS_HELP, **NON_NEGATIVE),
     seed: int = typer.Option(0, "--seed", help="random seed", **SEED),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="continue from the run folder's last checkpoint"),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help=TRUST_HELP),
@@ -169,16 +223,31 @@ def pretrain(
         overrides.append("encoder_init=null")
     overrides += [f"encoder_init.vision={vision_init}"] if vision_init else []
     overrides += [f"encoder_init.text={text_init}"] if text_init else []
-    summary = run(card, ckpt, _text(data_root), out, overrides=overrides, preset=preset, tokenizer=tokenizer,
-                  limit=limit, resume=resume, max_steps=max_steps, precision=precision,
-                  grad_checkpointing=grad_checkpointing, save_every_steps=save_every, num_workers=num_workers,
-                  seed=seed, trust_pickle=trust_pickle, compile=compile or None)
+    summary = run(
+        card,
+        ckpt,
+        _text(data_root),
+        out,
+        overrides=overrides,
+        preset=preset,
+        tokenizer=tokenizer,
+        limit=limit,
+        resume=resume,
+        max_steps=max_steps,
+        precision=precision,
+        grad_checkpointing=grad_checkpointing,
+        save_every_steps=save_every,
+        num_workers=num_workers,
+        seed=seed,
+        trust_pickle=trust_pickle,
+        compile=compile or None,
+    )
     typer.echo(f"done: {summary.get('step')} steps; weights in {Path(out) / 'final'}")
 
 
 def tasks(as_json: bool = typer.Option(False, "--json", help="print machine-readable JSON")) -> None:
     """Every task card: description, splits by role, main metric, the papers' numbers."""
-    from sclbench.app.catalog import task_catalog, print_task_catalog
+    from sclbench.app.catalog import print_task_catalog, task_catalog
 
     rows = task_catalog()
     if as_json:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -23,13 +22,15 @@ def table(
     # Not checked here: the library's "does not exist" says to run `sclbench eval` first.
     results_dir: Path = typer.Argument(Path("results"), help="Folder of result records (searched recursively)."),
     fmt: str = typer.Option("rich", "--format", "-f", help="rich (terminal), markdown, csv or html (one page)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the table to this file instead of the screen.",
-                                       **OUTPUT_FILE),
-    baseline: Optional[Path] = typer.Option(
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Write the table to this file instead of the screen.", **OUTPUT_FILE
+    ),
+    baseline: Path | None = typer.Option(
         None, "--baseline", "-b", help="html: show the drift status against these baseline records.", **INPUT_PATH
     ),
-    intervals: bool = typer.Option(True, "--intervals/--no-intervals",
-                                   help="95% bootstrap interval (and p vs chance) from the saved predictions."),
+    intervals: bool = typer.Option(
+        True, "--intervals/--no-intervals", help="95% bootstrap interval (and p vs chance) from the saved predictions."
+    ),
 ) -> None:
     """Render every result next to the paper's numbers (generated, never hand-edited)."""
     from sclbench.app.results import FORMATS, print_rich, render_table, table_rows, write_table
@@ -60,34 +61,46 @@ def _parse_tolerances(items: list[str]) -> dict[str, float]:
         try:  # a NaN tolerance would pass every drift (every comparison with NaN is false)
             out[name.strip()] = parse_finite(value, "POINTS", minimum=0.0)
         except ValueError:
-            raise ConfigError(f"--metric-tolerance {item!r}: POINTS must be a finite number >= 0 "
-                              "(e.g. ir_r1=1.0)") from None
+            raise ConfigError(
+                f"--metric-tolerance {item!r}: POINTS must be a finite number >= 0 (e.g. ir_r1=1.0)"
+            ) from None
     return out
 
 
 def check(
     results: Path = typer.Argument(..., help="Folder (or file) of result records to check.", **INPUT_PATH),
     baseline: Path = typer.Option(..., "--baseline", "-b", help="Folder (or file) of baseline records.", **INPUT_PATH),
-    tolerance: float = typer.Option(0.5, "--tolerance", "-t", help="Allowed |change| in points; 0 = exact.",
-                                    parser=finite_float(0.0)),
+    tolerance: float = typer.Option(
+        0.5, "--tolerance", "-t", help="Allowed |change| in points; 0 = exact.", parser=finite_float(0.0)
+    ),
     metric_tolerance: list[str] = typer.Option(
         [], "--metric-tolerance", "-m", help="Per-metric tolerance NAME=POINTS (glob names allowed); repeatable."
     ),
     # At least one resample (the interval is a quantile of them); a million already takes minutes.
-    resamples: int = typer.Option(1000, "--bootstrap", help="Paired bootstrap resamples when predictions exist.",
-                                  min=1, max=1_000_000),
+    resamples: int = typer.Option(
+        1000, "--bootstrap", help="Paired bootstrap resamples when predictions exist.", min=1, max=1_000_000
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap.", **SEED),
     expect_protocol: list[str] = typer.Option(
-        [], "--expect-protocol", help="A protocol key meant to differ (e.g. precision for bf16 vs fp32): listed, "
-        "not failed; repeatable."
+        [],
+        "--expect-protocol",
+        help="A protocol key meant to differ (e.g. precision for bf16 vs fp32): listed, not failed; repeatable.",
     ),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON here.", **OUTPUT_FILE),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the report as JSON here.", **OUTPUT_FILE),
 ) -> None:
     """Compare results with a baseline; exit 1 when a metric drifts beyond its tolerance."""
     from sclbench.app.results import check as run_check
 
-    report = run_check(results, baseline, tolerance, _parse_tolerances(metric_tolerance), resamples, seed,
-                       expected_protocol=expect_protocol, json_out=json_out)
+    report = run_check(
+        results,
+        baseline,
+        tolerance,
+        _parse_tolerances(metric_tolerance),
+        resamples,
+        seed,
+        expected_protocol=expect_protocol,
+        json_out=json_out,
+    )
     if not report.passed:
         raise DriftFound(report.summary())
 

@@ -6,19 +6,21 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator
+from typing import IO, Any
 
 from sclbench.common.textfile import read_jsonl as read_exactly
 from sclbench.errors import SCLBenchError
-
 
 # What each write failure means for the user, by errno, and what to do (the message names the file too).
 _WHY = {
     errno.ENOSPC: ("no space left on the device", "free some space or write elsewhere"),
     errno.EDQUOT: ("the disk quota is exhausted", "free some space or write elsewhere"),
-    errno.EFBIG: ("the file is larger than this system or process allows (file-size limit)",
-                  "raise the limit (ulimit -f) or write to another file system"),
+    errno.EFBIG: (
+        "the file is larger than this system or process allows (file-size limit)",
+        "raise the limit (ulimit -f) or write to another file system",
+    ),
     errno.EROFS: ("the file system is read-only", "write elsewhere"),
     errno.EACCES: ("permission denied", "fix the permissions or write elsewhere"),
     errno.EPERM: ("operation not permitted", "fix the permissions or write elsewhere"),
@@ -37,8 +39,9 @@ def _why(err: OSError) -> tuple[str, str]:
 def write_error(err: OSError, path: str | Path, doing: str = "writing") -> SCLBenchError:
     """One clear error for an OSError met while `doing` `path` (the caller raises it `from None`)."""
     why, todo = _why(err)
-    return SCLBenchError(f"{why} while {doing} {path} [Errno {err.errno}]: {todo}; the previous file, if any, "
-                         "is unchanged")
+    return SCLBenchError(
+        f"{why} while {doing} {path} [Errno {err.errno}]: {todo}; the previous file, if any, is unchanged"
+    )
 
 
 class _WriteTracker:
@@ -151,12 +154,14 @@ def _check_writable(folder: Path, option: str, target: Path) -> None:
     except OSError as err:
         why = _why(err)[0]
         where = "" if folder == target else f" (its folder {folder})"
-        raise SCLBenchError(f"{option} {target} is not writable{where}: {why}; choose another path or fix "
-                            "the permissions") from None
+        raise SCLBenchError(
+            f"{option} {target} is not writable{where}: {why}; choose another path or fix the permissions"
+        ) from None
 
 
-def read_jsonl(path: str | Path, fix: str = "re-create it (re-run the command that wrote it)"
-               ) -> Iterator[tuple[int, dict]]:
+def read_jsonl(
+    path: str | Path, fix: str = "re-create it (re-run the command that wrote it)"
+) -> Iterator[tuple[int, dict]]:
     """(line number, object) for each non-empty line of a JSON-lines file sclbench wrote (predictions, logs),
     read exactly (common/textfile): bytes that are not UTF-8, malformed lines and an object repeating a key
     are one DataError naming the file and the line, then `fix`. An empty file holds no rows."""

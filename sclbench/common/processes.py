@@ -19,8 +19,8 @@ def run_calls(calls: Sequence[tuple], workers: int, start_order: Sequence[int] |
 
     order = list(start_order) if start_order is not None else list(range(len(calls)))
     # spawn: a fresh interpreter per worker (forking a process that holds torch's thread pools is unsafe)
-    with ProcessPoolExecutor(max_workers=min(workers, len(calls)),
-                             mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(calls)), mp_context=multiprocessing.get_context("spawn")
+    ) as pool:
         futures = {i: pool.submit(*calls[i]) for i in order}
         return [futures[i].result() for i in range(len(calls))]
-

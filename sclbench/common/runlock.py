@@ -18,8 +18,8 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from sclbench.common.io import write_error
 from sclbench.errors import SCLBenchError
@@ -45,12 +45,18 @@ def run_folder_lock(out_dir: str | Path, option: str = "--out") -> Iterator[Path
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RunFolderBusy(f"{option} {out_dir} is in use by another run ({_holder(fd)}); wait for it to end, "
-                                "or choose another folder") from None
+            raise RunFolderBusy(
+                f"{option} {out_dir} is in use by another run ({_holder(fd)}); wait for it to end, "
+                "or choose another folder"
+            ) from None
         except OSError as err:  # a file system without flock: say so rather than run unguarded silently
             raise write_error(err, path, f"locking the run folder {option}") from None
-        info = {"pid": os.getpid(), "host": socket.gethostname(),
-                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": " ".join(sys.argv)}
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "command": " ".join(sys.argv),
+        }
         try:  # in place (the lock is on this inode): truncate, then write who we are
             os.ftruncate(fd, 0)
             os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
@@ -69,5 +75,7 @@ def _holder(fd: int) -> str:
         info = {}
     if not isinstance(info, dict) or "pid" not in info:
         return "its details are not written yet"
-    return (f"pid {info.get('pid')} on {info.get('host')}, started {info.get('started')}: "
-            f"{str(info.get('command', ''))[:200]}")
+    return (
+        f"pid {info.get('pid')} on {info.get('host')}, started {info.get('started')}: "
+        f"{str(info.get('command', ''))[:200]}"
+    )

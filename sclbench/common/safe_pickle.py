@@ -22,8 +22,9 @@ from __future__ import annotations
 import io
 import pickle
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from sclbench.errors import CheckpointError, DataError, SCLBenchError
 
@@ -39,9 +40,17 @@ class PickleRefused(SCLBenchError):
 
 
 # ---- torch files ---------------------------------------------------------------------------------
-def load_torch(path: str | Path, what: str = "file", *, trust: bool = False, extra_globals: Iterable[Any] = (),
-               mmap: bool = False, map_location: Any = "cpu", hint: str = TRUST_HINT,
-               error: type[SCLBenchError] = CheckpointError) -> Any:
+def load_torch(
+    path: str | Path,
+    what: str = "file",
+    *,
+    trust: bool = False,
+    extra_globals: Iterable[Any] = (),
+    mmap: bool = False,
+    map_location: Any = "cpu",
+    hint: str = TRUST_HINT,
+    error: type[SCLBenchError] = CheckpointError,
+) -> Any:
     """`torch.load` restricted to tensors and plain containers (plus `extra_globals`, pairs or classes
     for `torch.serialization.safe_globals`). A refused global raises `error` naming the file, the global
     and `hint`; other failures (damaged, truncated files) propagate for the caller to word."""
@@ -56,8 +65,9 @@ def load_torch(path: str | Path, what: str = "file", *, trust: bool = False, ext
         name = refused_global(err)
         if name is None:  # an opcode or structure the safe reader rejects: damage, for the caller to word
             raise
-        raise error(f"cannot read {what} {path} safely: it pickles the global {name}, which could run code "
-                    f"when loaded; {hint}") from None
+        raise error(
+            f"cannot read {what} {path} safely: it pickles the global {name}, which could run code when loaded; {hint}"
+        ) from None
 
 
 def short_reason(err: BaseException) -> str:
@@ -74,8 +84,7 @@ def short_reason(err: BaseException) -> str:
 
 
 # torch words it "Unsupported global: GLOBAL os.system was not ..." or "... GLOBAL posix.system whose module ...".
-_GLOBAL_PATTERNS = [re.compile(p) for p in (r"GLOBAL ([\w.]+)", r"Unsupported class ([\w.]+)",
-                                            r"[Gg]lobal:? ([\w.]+)")]
+_GLOBAL_PATTERNS = [re.compile(p) for p in (r"GLOBAL ([\w.]+)", r"Unsupported class ([\w.]+)", r"[Gg]lobal:? ([\w.]+)")]
 
 
 def refused_global(err: BaseException) -> str | None:
@@ -96,7 +105,7 @@ class _Node:
 
     name = "?"
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> "_Node":
+    def __new__(cls, *args: Any, **kwargs: Any) -> _Node:
         node = object.__new__(cls)
         node.args, node.state = args + ((kwargs,) if kwargs else ()), None
         return node
@@ -143,19 +152,45 @@ def _codecs_encode(text: Any, encoding: str = "utf-8") -> bytes:
 
 
 # Globals that name data structures; each becomes an inert _Node class (never the real object).
-_NUMPY = ("numpy", "numpy.core", "numpy._core", "numpy.core.multiarray", "numpy._core.multiarray",
-          "numpy.core.numeric", "numpy._core.numeric")
+_NUMPY = (
+    "numpy",
+    "numpy.core",
+    "numpy._core",
+    "numpy.core.multiarray",
+    "numpy._core.multiarray",
+    "numpy.core.numeric",
+    "numpy._core.numeric",
+)
 _DATA_GLOBALS = {f"{m}.{n}" for m in _NUMPY for n in ("ndarray", "dtype", "_reconstruct", "_frombuffer", "scalar")}
 _DATA_GLOBALS |= {f"{m}.{n}" for m in ("pandas", "pandas.core.series") for n in ("Series",)}
-_DATA_GLOBALS |= {f"{m}.{n}" for m in ("pandas", "pandas.core.indexes.base", "pandas.core.indexes.numeric",
-                                        "pandas.core.indexes.range")
-                  for n in ("Index", "Int64Index", "RangeIndex", "_new_Index")}
-_DATA_GLOBALS |= {f"pandas.core.internals{m}.{n}" for m in ("", ".managers", ".blocks")
-                  for n in ("SingleBlockManager", "BlockManager", "new_block", "Block", "_unpickle_block",
-                            "NumpyBlock", "ObjectBlock", "IntBlock")}
-_DATA_GLOBALS |= {"pyarrow.lib._restore_array", "pyarrow.lib.type_for_alias", "pyarrow.lib.py_buffer",
-                  "pandas.arrays.ArrowStringArray", "pandas.core.arrays.string_arrow.ArrowStringArray",
-                  "pandas.StringDtype", "pandas.core.arrays.string_.StringDtype"}
+_DATA_GLOBALS |= {
+    f"{m}.{n}"
+    for m in ("pandas", "pandas.core.indexes.base", "pandas.core.indexes.numeric", "pandas.core.indexes.range")
+    for n in ("Index", "Int64Index", "RangeIndex", "_new_Index")
+}
+_DATA_GLOBALS |= {
+    f"pandas.core.internals{m}.{n}"
+    for m in ("", ".managers", ".blocks")
+    for n in (
+        "SingleBlockManager",
+        "BlockManager",
+        "new_block",
+        "Block",
+        "_unpickle_block",
+        "NumpyBlock",
+        "ObjectBlock",
+        "IntBlock",
+    )
+}
+_DATA_GLOBALS |= {
+    "pyarrow.lib._restore_array",
+    "pyarrow.lib.type_for_alias",
+    "pyarrow.lib.py_buffer",
+    "pandas.arrays.ArrowStringArray",
+    "pandas.core.arrays.string_arrow.ArrowStringArray",
+    "pandas.StringDtype",
+    "pandas.core.arrays.string_.StringDtype",
+}
 _BUILTINS = {"dict", "list", "tuple", "set", "frozenset", "bytearray", "slice", "complex", "object"}
 _PLAIN_DTYPES = set("biuf")  # bool, signed and unsigned int, float
 
@@ -164,8 +199,17 @@ class _SkeletonUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         full = f"{module}.{name}"
         if module in ("builtins", "__builtin__") and name in _BUILTINS:
-            return {"dict": dict, "list": list, "tuple": tuple, "set": set, "frozenset": frozenset,
-                    "bytearray": bytearray, "slice": slice, "complex": complex, "object": object}[name]
+            return {
+                "dict": dict,
+                "list": list,
+                "tuple": tuple,
+                "set": set,
+                "frozenset": frozenset,
+                "bytearray": bytearray,
+                "slice": slice,
+                "complex": complex,
+                "object": object,
+            }[name]
         if full in ("copyreg.__newobj__", "copy_reg.__newobj__", "copyreg.__newobj_ex__"):
             return _newobj
         if full in ("copyreg._reconstructor", "copy_reg._reconstructor"):
@@ -193,8 +237,10 @@ def load_plain(path: str | Path, what: str = "file", hint: str = "") -> Any:
         # latin1: a Python 2 pickle's byte strings (numpy's raw data among them) arrive as text, undamaged
         return _decode(_SkeletonUnpickler(io.BytesIO(data), encoding="latin1").load())
     except PickleRefused as err:
-        raise DataError(f"{path}: {err} (a {what} holds plain data only; nothing in it may be called, so the "
-                        f"file was not loaded){'; ' + hint if hint else ''}") from None
+        raise DataError(
+            f"{path}: {err} (a {what} holds plain data only; nothing in it may be called, so the "
+            f"file was not loaded){'; ' + hint if hint else ''}"
+        ) from None
     except Exception as err:  # truncation and byte flips raise anything from EOFError to ValueError
         raise DataError(f"cannot read {what} {path}: {type(err).__name__}: {err}; re-download it") from None
 
@@ -253,8 +299,9 @@ def _dtype(node: Any) -> str:
     if spec == "O8" or spec == "O4" or spec == "O":
         return "O"
     if not re.fullmatch(r"[biuf]\d{1,2}", spec) or node.state and len(node.state) > 2 and node.state[2] is not None:
-        raise PickleRefused(f"refused numpy dtype {spec!r} (only bool, int, uint and float arrays are data)",
-                            "numpy.dtype")
+        raise PickleRefused(
+            f"refused numpy dtype {spec!r} (only bool, int, uint and float arrays are data)", "numpy.dtype"
+        )
     return (order if order in "<>" else "|") + spec
 
 
@@ -331,5 +378,5 @@ def _arrow_strings(node: Any) -> list:
     out = []
     for i in range(offset, offset + length):
         valid = validity is None or validity[i // 8] >> (i % 8) & 1
-        out.append(data[ends[i]:ends[i + 1]].decode("utf-8") if valid else None)
+        out.append(data[ends[i] : ends[i + 1]].decode("utf-8") if valid else None)
     return out

@@ -21,8 +21,13 @@ from sclbench.errors import DataError
 
 # Byte-order marks a saving tool may put first (Excel's "CSV UTF-8", Notepad, PowerShell). UTF-32's come
 # before UTF-16's: FF FE 00 00 also starts with UTF-16-LE's FF FE.
-_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
-         (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
 
 
 DOWNLOADED = "re-download it (or save it as UTF-8)"  # what to do, for a file that came from elsewhere
@@ -46,16 +51,20 @@ def read_text(path: Path, *, allow_empty: bool = False, fix: str = DOWNLOADED, e
     try:
         text = data[start:].decode(encoding)
     except UnicodeDecodeError as err:
-        line = data[start:start + err.start].decode(encoding, "replace").count("\n") + 1
-        raise DataError(f"{path}, line {line}: bytes that are not {encoding.upper()} ({err.reason}); the file "
-                        f"is damaged or in another encoding: {fix}") from None
+        line = data[start : start + err.start].decode(encoding, "replace").count("\n") + 1
+        raise DataError(
+            f"{path}, line {line}: bytes that are not {encoding.upper()} ({err.reason}); the file "
+            f"is damaged or in another encoding: {fix}"
+        ) from None
     if not allow_empty and not text.strip():
         raise DataError(f"{path} is empty ({len(data)} bytes{', only white space' if data else ''}); {empty_fix}")
     stray = text.find("\ufeff")
     if stray >= 0 and (stray == 0 or text[stray - 1] == "\n"):
         line = text.count("\n", 0, stray) + 1
-        raise DataError(f"{path}, line {line}: a byte-order mark (U+FEFF) starts this line: two files were "
-                        "joined together (each with its own mark); re-create the file from its parts")
+        raise DataError(
+            f"{path}, line {line}: a byte-order mark (U+FEFF) starts this line: two files were "
+            "joined together (each with its own mark); re-create the file from its parts"
+        )
     return text
 
 
@@ -109,9 +118,11 @@ def parse_json(text: str, path: Path, line: int | None = None, fix: str = "re-do
         raise DataError(f"malformed JSON in {at}: nested too deeply to be data; {fix}") from None
     if repeated:  # only then is the tree walked, to say where
         where, key = _find_repeated(doc)
-        raise DataError(f"{at}: key {key!r} occurs twice in the object at {where}; a JSON reader keeps one "
-                        "copy silently, so the file is damaged or was edited by hand: fix it, or "
-                        f"{fix}")
+        raise DataError(
+            f"{at}: key {key!r} occurs twice in the object at {where}; a JSON reader keeps one "
+            "copy silently, so the file is damaged or was edited by hand: fix it, or "
+            f"{fix}"
+        )
     return doc
 
 
@@ -125,8 +136,11 @@ def load_json(path: Path, *, fix: str | None = None):
 def read_jsonl(path: Path, *, allow_empty: bool = False, fix: str | None = None) -> Iterator[tuple[int, dict]]:
     """(line number, object) for each non-empty line of a JSON-lines file, each line read exactly."""
     path = Path(path)
-    text = read_text(path, allow_empty=allow_empty) if fix is None else \
-        read_text(path, allow_empty=allow_empty, fix=fix, empty_fix=fix)
+    text = (
+        read_text(path, allow_empty=allow_empty)
+        if fix is None
+        else read_text(path, allow_empty=allow_empty, fix=fix, empty_fix=fix)
+    )
     for lineno, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue

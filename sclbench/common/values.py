@@ -53,9 +53,15 @@ class Rule:
         return text + (" (or null)" if self.nullable else "")
 
     def _describe_one(self) -> str:
-        noun = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a text",
-                "list": f"a list of {_plural(self.items)}" if self.items else "a list",
-                "dict": "a mapping", "any": "a value"}[self.kind]
+        noun = {
+            "int": "an integer",
+            "float": "a number",
+            "bool": "true or false",
+            "str": "a text",
+            "list": f"a list of {_plural(self.items)}" if self.items else "a list",
+            "dict": "a mapping",
+            "any": "a value",
+        }[self.kind]
         if self.choices:
             noun = "one of " + ", ".join(self.choices)
         if self.low is not None and self.high is not None:
@@ -221,7 +227,10 @@ def loads_json_exact(text: str, where: str, allow_non_finite: bool = False) -> A
     silently) and, unless allowed, the non-standard NaN / Infinity literals. Errors are SCLBenchError
     naming `where` (the caller re-raises its own subclass when it wants one)."""
     try:
-        return json.loads(text, object_pairs_hook=_no_repeats(where),
-                          **({} if allow_non_finite else {"parse_constant": _no_constant(where)}))
+        return json.loads(
+            text,
+            object_pairs_hook=_no_repeats(where),
+            **({} if allow_non_finite else {"parse_constant": _no_constant(where)}),
+        )
     except json.JSONDecodeError as err:
         raise SCLBenchError(f"{where} is not valid JSON (line {err.lineno}: {err.msg})") from None

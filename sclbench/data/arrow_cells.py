@@ -24,8 +24,10 @@ def open_table(path: str | Path) -> pa.Table:
     try:
         stat = os.stat(key)
     except FileNotFoundError:
-        raise DataError(f"arrow table {key} not found; write it with the ViLT scripts (or `sclbench data "
-                        "arrow`) or pass the folder holding the *.arrow files") from None
+        raise DataError(
+            f"arrow table {key} not found; write it with the ViLT scripts (or `sclbench data "
+            "arrow`) or pass the folder holding the *.arrow files"
+        ) from None
     except OSError as err:
         raise DataError(f"cannot read arrow table {key}: {err.strerror}") from None
     cache_key = (key, stat.st_size, stat.st_mtime_ns)
@@ -34,8 +36,9 @@ def open_table(path: str | Path) -> pa.Table:
             table = pa.ipc.open_file(pa.memory_map(key, "r")).read_all()
             table.validate(full=True)  # offsets and UTF-8 checked once, so no cell read can crash later
         except (pa.ArrowException, OSError, ValueError) as err:
-            raise DataError(f"{key} is not an Arrow IPC file or is damaged ({type(err).__name__}: "
-                            f"{str(err)[:200]}); re-create it") from None
+            raise DataError(
+                f"{key} is not an Arrow IPC file or is damaged ({type(err).__name__}: {str(err)[:200]}); re-create it"
+            ) from None
         forget_table(key)
         _TABLES[cache_key] = table
     return _TABLES[cache_key]

@@ -33,12 +33,12 @@ SHOW = 5
 class LayoutReport:
     task: str
     root: Path
-    found: dict[str, int] = field(default_factory=dict)          # split/corpus -> samples found
-    missing: dict[str, int] = field(default_factory=dict)        # split/corpus -> media files missing
+    found: dict[str, int] = field(default_factory=dict)  # split/corpus -> samples found
+    missing: dict[str, int] = field(default_factory=dict)  # split/corpus -> media files missing
     examples: dict[str, list[str]] = field(default_factory=dict)  # split/corpus -> first missing paths
-    problems: list[str] = field(default_factory=list)            # required files absent or malformed
-    corrupt: dict[str, int] = field(default_factory=dict)        # split/corpus -> media that do not decode
-    notes: list[str] = field(default_factory=list)               # optional parts absent
+    problems: list[str] = field(default_factory=list)  # required files absent or malformed
+    corrupt: dict[str, int] = field(default_factory=dict)  # split/corpus -> media that do not decode
+    notes: list[str] = field(default_factory=list)  # optional parts absent
     corrupt_examples: dict[str, list[str]] = field(default_factory=dict)
 
     @property
@@ -50,8 +50,11 @@ class LayoutReport:
         for name, count in self.found.items():
             miss = self.missing.get(name, 0)
             bad = self.corrupt.get(name, 0)
-            lines.append(f"  {name}: {count} samples" + (f", {miss} samples lack their image/video" if miss else "")
-                         + (f", {bad} images/videos do not decode" if bad else ""))
+            lines.append(
+                f"  {name}: {count} samples"
+                + (f", {miss} samples lack their image/video" if miss else "")
+                + (f", {bad} images/videos do not decode" if bad else "")
+            )
             lines += [f"    missing: {p}" for p in self.examples.get(name, [])[:SHOW]]
             if miss > SHOW:
                 lines.append(f"    ... and {miss - SHOW} more")
@@ -106,25 +109,33 @@ def _run(report: LayoutReport, name: str, read, required: bool = True, decode: b
 
 
 def check_pretrain(report: LayoutReport, root: Path, card: TaskCard, decode: bool = False) -> None:
-    corpora = {"coco": lambda s: pretrain.read_coco_pretrain(root / "coco", skip=s),
-               "vg": lambda s: pretrain.read_vg(root / "vg", skip=s),
-               "sbu": lambda s: pretrain.read_sbu(root / "sbu", skip=s),
-               "cc3m": lambda s: pretrain.read_cc3m(root / "cc3m", skip=s)}
+    corpora = {
+        "coco": lambda s: pretrain.read_coco_pretrain(root / "coco", skip=s),
+        "vg": lambda s: pretrain.read_vg(root / "vg", skip=s),
+        "sbu": lambda s: pretrain.read_sbu(root / "sbu", skip=s),
+        "cc3m": lambda s: pretrain.read_cc3m(root / "cc3m", skip=s),
+    }
     for name, read in corpora.items():
         if (root / name).is_dir():
             _run(report, name, read, decode=decode)
     webvid = root / "webvid"
     for meta in sorted(webvid.glob("*.tsv")) + sorted(webvid.glob("*.csv")) if webvid.is_dir() else []:
-        _run(report, f"webvid/{meta.name}", lambda s, m=meta: pretrain.read_webvid(m, webvid / "videos", skip=s),
-             decode=decode)
+        _run(
+            report,
+            f"webvid/{meta.name}",
+            lambda s, m=meta: pretrain.read_webvid(m, webvid / "videos", skip=s),
+            decode=decode,
+        )
     # shard folders (`sclbench data shard` output, or img2dataset's): every shard read through and held
     # to its index, so a shard cut short is found here rather than mid-run
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in corpora):
         if (folder / INDEX_NAME).is_file() or any(folder.glob("*.tar")):
             _run(report, f"{folder.name} (shards)", lambda s, f=folder: check_shards(f).samples)
     if not report.found and not report.problems:
-        report.problems.append(f"no pre-training corpus under {root}; expected one or more of coco/, vg/, "
-                               "sbu/, cc3m/, webvid/ or a shard folder (see sclbench/data/formats/pretrain.py)")
+        report.problems.append(
+            f"no pre-training corpus under {root}; expected one or more of coco/, vg/, "
+            "sbu/, cc3m/, webvid/ or a shard folder (see sclbench/data/formats/pretrain.py)"
+        )
 
 
 def check_layout(task: str, root: str | Path, decode: bool = False) -> LayoutReport:
@@ -164,9 +175,15 @@ def _arrow(report: LayoutReport, fmt: Format, card: TaskCard, root: Path, decode
         if not path.is_file():
             (report.problems if split in tables.required else report.notes).append(f"{split} (arrow): {path} not found")
             continue
-        _run(report, f"{split} (arrow)", lambda k, s=split: arrow.read_family_arrow(
-            tables.family, root, s, dataset=dataset if tables.family == "image_retrieval" else None),
-            split in tables.required, decode)
+        _run(
+            report,
+            f"{split} (arrow)",
+            lambda k, s=split: arrow.read_family_arrow(
+                tables.family, root, s, dataset=dataset if tables.family == "image_retrieval" else None
+            ),
+            split in tables.required,
+            decode,
+        )
 
 
 def _run_all(report: LayoutReport, runs: list, decode: bool) -> None:
@@ -176,13 +193,17 @@ def _run_all(report: LayoutReport, runs: list, decode: bool) -> None:
 
 def check_karpathy(report: LayoutReport, root: Path, card: TaskCard, decode: bool = False) -> None:
     dataset = _dataset(card)
-    _run_all(report, [(s, lambda k, s=s: karpathy.read_karpathy(root, dataset, s, skip=k), True)
-                      for s in ("train", "val", "test")], decode)
+    _run_all(
+        report,
+        [(s, lambda k, s=s: karpathy.read_karpathy(root, dataset, s, skip=k), True) for s in ("train", "val", "test")],
+        decode,
+    )
 
 
 def check_vqa(report: LayoutReport, root: Path, card: TaskCard, decode: bool = False) -> None:
-    _run_all(report, [(s, lambda k, s=s: vqa.read_vqa(root, s, skip=k), s in ("train", "val"))
-                      for s in vqa.SUBSETS], decode)
+    _run_all(
+        report, [(s, lambda k, s=s: vqa.read_vqa(root, s, skip=k), s in ("train", "val")) for s in vqa.SUBSETS], decode
+    )
 
 
 def check_nlvr2(report: LayoutReport, root: Path, card: TaskCard, decode: bool = False) -> None:
@@ -208,6 +229,8 @@ def _msrvtt(root: Path) -> list:
     except DataError:
         return runs  # neither layout: the reader's message names what is missing
     if default == "json" and csv_present:
-        runs += [(f"{s} (csv layout)", lambda k, s=s: msrvtt.read_msrvtt(root, s, layout="csv", skip=SkipCounter()),
-                  False) for s in msrvtt.SPLITS]  # not required: a damaged file is still a problem (see _run)
+        runs += [
+            (f"{s} (csv layout)", lambda k, s=s: msrvtt.read_msrvtt(root, s, layout="csv", skip=SkipCounter()), False)
+            for s in msrvtt.SPLITS
+        ]  # not required: a damaged file is still a problem (see _run)
     return runs

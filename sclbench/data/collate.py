@@ -17,9 +17,17 @@ from __future__ import annotations
 import torch
 
 # per-sample key -> batch key
-_RENAME = {"text": "texts", "image": "images", "image_0": "images_0", "image_1": "images_1",
-           "neg_image": "neg_images", "vqa_target": "vqa_targets", "question_id": "question_ids",
-           "label": "labels", "identifier": "identifiers"}
+_RENAME = {
+    "text": "texts",
+    "image": "images",
+    "image_0": "images_0",
+    "image_1": "images_1",
+    "neg_image": "neg_images",
+    "vqa_target": "vqa_targets",
+    "question_id": "question_ids",
+    "label": "labels",
+    "identifier": "identifiers",
+}
 
 REQUIRED = {
     "captions": ("index", "texts", "text_ids", "text_masks", "images"),

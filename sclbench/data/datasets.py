@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from sclbench.common.tokenizer import encode
 from sclbench.data.formats.vqa import AnswerVocab
 from sclbench.data.records import CaptionRecord, ImageSource, NLVR2Record, SkipCounter, VideoRecord, VQARecord
-from sclbench.common.tokenizer import encode
 from sclbench.data.transforms import ClipTransform
 from sclbench.data.video import read_clip
 from sclbench.errors import DataError
@@ -82,8 +82,13 @@ def drop_undecodable(records: list, visuals: Visuals, skip: SkipCounter) -> list
     """
     kept = []
     for record in records:
-        sources = [record.image_0, record.image_1] if isinstance(record, NLVR2Record) else \
-            [record.image] if isinstance(record, VQARecord) else [_media(record)]
+        sources = (
+            [record.image_0, record.image_1]
+            if isinstance(record, NLVR2Record)
+            else [record.image]
+            if isinstance(record, VQARecord)
+            else [_media(record)]
+        )
         try:
             for source in sources:
                 visuals(source)
@@ -113,9 +118,20 @@ class CaptionDataset(_Base):
     always for the text negatives) excludes the positive image.
     """
 
-    def __init__(self, records: list[CaptionRecord | VideoRecord], visuals: Visuals, tokenizer,
-                 max_len: int = 50, *, per_caption: bool = True, neg_images: bool = False,
-                 neg_texts: int = 0, seed: int = 0, skip_corrupt: bool = False, neg_distinct: bool = True) -> None:
+    def __init__(
+        self,
+        records: list[CaptionRecord | VideoRecord],
+        visuals: Visuals,
+        tokenizer,
+        max_len: int = 50,
+        *,
+        per_caption: bool = True,
+        neg_images: bool = False,
+        neg_texts: int = 0,
+        seed: int = 0,
+        skip_corrupt: bool = False,
+        neg_distinct: bool = True,
+    ) -> None:
         super().__init__(tokenizer, max_len, skip_corrupt, seed)
         if not records:
             raise DataError("no records to build a caption dataset from; check the split and data root")
@@ -123,8 +139,11 @@ class CaptionDataset(_Base):
             raise DataError("negatives need at least two different images/videos in the split")
         self.records, self.visuals = records, visuals
         self.neg_images, self.neg_texts, self.neg_distinct = neg_images, neg_texts, neg_distinct
-        self.items = [(r, c) for r, rec in enumerate(records)
-                      for c in (range(len(rec.captions)) if per_caption else range(min(1, len(rec.captions))))]
+        self.items = [
+            (r, c)
+            for r, rec in enumerate(records)
+            for c in (range(len(rec.captions)) if per_caption else range(min(1, len(rec.captions))))
+        ]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -165,9 +184,18 @@ def caption_index(records: list[CaptionRecord | VideoRecord]) -> tuple[list[str]
 class VQADataset(_Base):
     """One sample per question: image, question text, soft-score target over the vocabulary."""
 
-    def __init__(self, records: list[VQARecord], vocab: AnswerVocab, visuals: Visuals, tokenizer,
-                 max_len: int = 50, *, drop_unanswerable: bool = False, seed: int = 0,
-                 skip_corrupt: bool = False) -> None:
+    def __init__(
+        self,
+        records: list[VQARecord],
+        vocab: AnswerVocab,
+        visuals: Visuals,
+        tokenizer,
+        max_len: int = 50,
+        *,
+        drop_unanswerable: bool = False,
+        seed: int = 0,
+        skip_corrupt: bool = False,
+    ) -> None:
         super().__init__(tokenizer, max_len, skip_corrupt, seed)
         # The official training set drops questions none of whose answers is in the vocabulary.
         self.records = [r for r in records if vocab.scores(r)] if drop_unanswerable else list(records)
@@ -178,15 +206,28 @@ class VQADataset(_Base):
 
     def sample(self, index: int) -> dict:
         r = self.records[index]
-        return {"index": index, **self._text(r.question), "image": self.visuals(r.image),
-                "vqa_target": self.vocab.target(r), "question_id": r.question_id}
+        return {
+            "index": index,
+            **self._text(r.question),
+            "image": self.visuals(r.image),
+            "vqa_target": self.vocab.target(r),
+            "question_id": r.question_id,
+        }
 
 
 class NLVR2Dataset(_Base):
     """One sample per statement: both images, the sentence, the label (-100 when unknown)."""
 
-    def __init__(self, records: list[NLVR2Record], visuals: Visuals, tokenizer, max_len: int = 50, *,
-                 seed: int = 0, skip_corrupt: bool = False) -> None:
+    def __init__(
+        self,
+        records: list[NLVR2Record],
+        visuals: Visuals,
+        tokenizer,
+        max_len: int = 50,
+        *,
+        seed: int = 0,
+        skip_corrupt: bool = False,
+    ) -> None:
         super().__init__(tokenizer, max_len, skip_corrupt, seed)
         self.records, self.visuals = list(records), visuals
 
@@ -196,5 +237,11 @@ class NLVR2Dataset(_Base):
     def sample(self, index: int) -> dict:
         r = self.records[index]
         label = -100 if r.label is None else int(r.label)
-        return {"index": index, **self._text(r.sentence), "image_0": self.visuals(r.image_0),
-                "image_1": self.visuals(r.image_1), "label": label, "identifier": r.identifier}
+        return {
+            "index": index,
+            **self._text(r.sentence),
+            "image_0": self.visuals(r.image_0),
+            "image_1": self.visuals(r.image_1),
+            "label": label,
+            "identifier": r.identifier,
+        }

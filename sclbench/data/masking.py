@@ -43,8 +43,13 @@ def _real_tokens(ids: torch.Tensor, masks: torch.Tensor, spec: MaskSpec) -> torc
     return masks.bool() & ~special
 
 
-def mlm_mask(text_ids: torch.Tensor, text_masks: torch.Tensor, spec: MaskSpec, prob: float = 0.15,
-             generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def mlm_mask(
+    text_ids: torch.Tensor,
+    text_masks: torch.Tensor,
+    spec: MaskSpec,
+    prob: float = 0.15,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(input ids with MLM corruption, labels with -100 where no prediction is asked)."""
     real = _real_tokens(text_ids, text_masks, spec)
     rand = lambda: torch.rand(text_ids.shape, generator=generator, device=text_ids.device)  # noqa: E731
@@ -63,8 +68,13 @@ def mlm_mask(text_ids: torch.Tensor, text_masks: torch.Tensor, spec: MaskSpec, p
     return ids, labels
 
 
-def scl_text_mask(text_ids: torch.Tensor, text_masks: torch.Tensor, mask_id: int, ratio: float = 0.4,
-                  generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def scl_text_mask(
+    text_ids: torch.Tensor,
+    text_masks: torch.Tensor,
+    mask_id: int,
+    ratio: float = 0.4,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(masked ids, Bool[B,L] masked positions): int((n-2)*ratio)+1 distinct positions in 1..n-2 -> mask_id.
 
     n = number of attended tokens (incl. `<s>` and `</s>`); rows with n <= 2 are left unchanged.

@@ -20,8 +20,8 @@ DataLoader's per-worker seeding covers it, and `ClipTransform` replays it for ev
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps

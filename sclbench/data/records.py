@@ -30,9 +30,20 @@ from sclbench.errors import DataError
 # DecompressionBombError, or DecompressionBombWarning where warnings are turned into errors. All of
 # them are a bad file, never a bug of ours: they become one DataError naming the file, which the
 # datasets' skip option (`--skip-corrupt`) catches like any other corrupt sample.
-IMAGE_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, IndexError,
-                       KeyError, TypeError, ZeroDivisionError, Image.DecompressionBombError,
-                       Image.DecompressionBombWarning)
+IMAGE_DECODE_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    struct.error,
+    zlib.error,
+    IndexError,
+    KeyError,
+    TypeError,
+    ZeroDivisionError,
+    Image.DecompressionBombError,
+    Image.DecompressionBombWarning,
+)
 
 
 def _grey_to_rgb(img: Image.Image) -> Image.Image:
@@ -76,15 +87,17 @@ def to_rgb(img: Image.Image) -> Image.Image:
         return img.convert("RGB")
 
 
-def decode_rgb(data: bytes, where: str, fix: str = "replace the file or re-run with the skip option "
-               "to leave it out") -> Image.Image:
+def decode_rgb(
+    data: bytes, where: str, fix: str = "replace the file or re-run with the skip option to leave it out"
+) -> Image.Image:
     """Decode encoded image bytes to RGB (`to_rgb`); any decode failure is a DataError naming `where`."""
     try:
         with Image.open(io.BytesIO(data)) as img:
             return to_rgb(img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise DataError(f"image {where} refused as a decompression bomb ({err}); it is not a real "
-                        f"picture of the dataset: {fix}") from None
+        raise DataError(
+            f"image {where} refused as a decompression bomb ({err}); it is not a real picture of the dataset: {fix}"
+        ) from None
     except IMAGE_DECODE_ERRORS as err:
         reason = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
         raise DataError(f"corrupt image {where}: {reason}; {fix}") from None
@@ -125,8 +138,10 @@ class ImageSource:
         try:
             return self.path.read_bytes()
         except OSError as err:
-            raise DataError(f"cannot read image {self.path}: {err.strerror}; restore the file or "
-                            "re-run with the skip option to leave it out") from None
+            raise DataError(
+                f"cannot read image {self.path}: {err.strerror}; restore the file or "
+                "re-run with the skip option to leave it out"
+            ) from None
 
     def open(self) -> Image.Image:
         """Decode to an RGB PIL image; a corrupt image is a DataError naming where it lives."""

@@ -70,8 +70,13 @@ def _tar_writer(fileobj):
     return wds.TarWriter(fileobj, encoder=False, mtime=0.0, user="sclbench", group="sclbench")
 
 
-def write_shards(records: list[CaptionRecord | VideoRecord], out_dir: str | Path, corpus: str,
-                 shard_size: int = 1000, prefix: str | None = None) -> ShardIndex:
+def write_shards(
+    records: list[CaptionRecord | VideoRecord],
+    out_dir: str | Path,
+    corpus: str,
+    shard_size: int = 1000,
+    prefix: str | None = None,
+) -> ShardIndex:
     """Write `records` (one reader's output) as shards `<prefix>-000000.tar`, ... + index.json."""
     if shard_size < 1:
         raise DataError(f"shard size {shard_size}: use at least 1 sample per shard")
@@ -83,7 +88,7 @@ def write_shards(records: list[CaptionRecord | VideoRecord], out_dir: str | Path
     kind = "video" if isinstance(records[0], VideoRecord) else "image"
     shards: list[ShardInfo] = []
     for start in range(0, len(records), shard_size):
-        chunk = records[start:start + shard_size]
+        chunk = records[start : start + shard_size]
         name = f"{prefix}-{len(shards):06d}.tar"
         samples = [_sample(record, f"{start + offset:09d}") for offset, record in enumerate(chunk)]
 
@@ -95,9 +100,14 @@ def write_shards(records: list[CaptionRecord | VideoRecord], out_dir: str | Path
 
         atomic_write(out / name, write)  # a reader never sees a half-written shard
         shards.append(ShardInfo(name, len(chunk), sum(len(r.captions) for r in chunk)))
-    doc = {"corpus": corpus, "kind": kind, "format": "webdataset (img2dataset layout)",
-           "samples": sum(s.samples for s in shards), "pairs": sum(s.pairs for s in shards),
-           "shards": [{"url": s.url, "samples": s.samples, "pairs": s.pairs} for s in shards]}
+    doc = {
+        "corpus": corpus,
+        "kind": kind,
+        "format": "webdataset (img2dataset layout)",
+        "samples": sum(s.samples for s in shards),
+        "pairs": sum(s.pairs for s in shards),
+        "shards": [{"url": s.url, "samples": s.samples, "pairs": s.pairs} for s in shards],
+    }
     atomic_write(out / INDEX_NAME, json.dumps(doc, indent=1) + "\n")  # names relative: the folder can move
     return read_index(out)
 
@@ -112,8 +122,10 @@ def _sample(record: CaptionRecord | VideoRecord, key: str) -> dict[str, bytes | 
         try:
             sample[Path(record.video).suffix.lstrip(".").lower() or "mp4"] = Path(record.video).read_bytes()
         except (IsADirectoryError, OSError) as err:
-            raise DataError(f"cannot shard clip {record.video}: {getattr(err, 'strerror', err)} (frame "
-                            "folders cannot be sharded; only video files)") from None
+            raise DataError(
+                f"cannot shard clip {record.video}: {getattr(err, 'strerror', err)} (frame "
+                "folders cannot be sharded; only video files)"
+            ) from None
     else:
         meta["id"] = record.image_id
         data = record.image.read_bytes()
@@ -128,8 +140,10 @@ def read_index(folder: str | Path, corpus: str | None = None) -> ShardIndex:
     """The shards under `folder`: index.json (sclbench), else img2dataset stats, else a scan."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise DataError(f"shard folder {folder} not found; write it with `sclbench data shard CORPUS "
-                        f"--data-root DIR --out {folder}`")
+        raise DataError(
+            f"shard folder {folder} not found; write it with `sclbench data shard CORPUS "
+            f"--data-root DIR --out {folder}`"
+        )
     path = folder / INDEX_NAME
     if path.is_file():
         return _parse_index(path, folder, corpus)
@@ -150,8 +164,9 @@ def _parse_index(path: Path, folder: Path, corpus: str | None) -> ShardIndex:
     redo = "delete it and re-run `sclbench data shard`"
     kind = doc.get("kind") if isinstance(doc, dict) else None
     if kind not in ("image", "video") or not isinstance(doc.get("shards"), list):
-        raise DataError(f"{path}: not a shard index (expected an object with 'kind' image|video and a 'shards' "
-                        f"list); {redo}")
+        raise DataError(
+            f"{path}: not a shard index (expected an object with 'kind' image|video and a 'shards' list); {redo}"
+        )
     not_empty(doc["shards"], path, "shards")
     shards = []
     for i, entry in enumerate(doc["shards"]):
@@ -159,12 +174,15 @@ def _parse_index(path: Path, folder: Path, corpus: str | None) -> ShardIndex:
         url = field(entry, "url", path, where, str)
         counts = [field(entry, key, path, where, int) for key in ("samples", "pairs")]
         if counts[0] < 1 or counts[1] < counts[0]:
-            raise DataError(f"{path}, {where}: {counts[0]} samples and {counts[1]} caption pairs (a shard holds at "
-                            f"least one sample, each with a caption); {redo}")
+            raise DataError(
+                f"{path}, {where}: {counts[0]} samples and {counts[1]} caption pairs (a shard holds at "
+                f"least one sample, each with a caption); {redo}"
+            )
         shard = folder / url
         if not shard.is_file():
-            raise DataError(f"{path}, {where}: shard {shard} is missing (the folder was copied only in part); "
-                            f"copy it, or {redo}")
+            raise DataError(
+                f"{path}, {where}: shard {shard} is missing (the folder was copied only in part); copy it, or {redo}"
+            )
         shards.append(ShardInfo(str(shard), *counts))
     return ShardIndex(doc.get("corpus", corpus or folder.name), doc["kind"], tuple(shards))
 
@@ -212,12 +230,15 @@ def shard_samples(urls: list[str], expected: dict[str, int] | None = None) -> It
             raise
         except Exception as err:  # noqa: BLE001  (tarfile.ReadError, OSError, EOFError...: a damaged shard)
             reason = next((str(a) for a in getattr(err, "args", ()) if isinstance(a, str)), type(err).__name__)
-            raise DataError(f"shard {url} cannot be read after {count} samples ({type(err).__name__}: "
-                            f"{reason[:120]}): it is cut short or damaged; copy it again or re-write the shards") \
-                from None
+            raise DataError(
+                f"shard {url} cannot be read after {count} samples ({type(err).__name__}: "
+                f"{reason[:120]}): it is cut short or damaged; copy it again or re-write the shards"
+            ) from None
         if expected is not None and url in expected and count != expected[url]:
-            raise DataError(f"shard {url} holds {count} samples but its {INDEX_NAME} says {expected[url]}: it "
-                            "is cut short or was replaced; copy it again or re-write the shards")
+            raise DataError(
+                f"shard {url} holds {count} samples but its {INDEX_NAME} says {expected[url]}: it "
+                "is cut short or was replaced; copy it again or re-write the shards"
+            )
 
 
 def iter_raw(urls: list[str], expected: dict[str, int] | None = None) -> Iterator[dict]:
@@ -247,8 +268,10 @@ def shuffled_pairs(urls: list[str], buffer: int, seed: int, expected: dict[str, 
 def slot_shards(urls: list[str], slot: int, slots: int, seed: int, epoch: int, shuffle: bool = True) -> list[str]:
     """The shards slot `slot` of `slots` reads in `epoch`: every slot sees the same seeded order."""
     if len(urls) < slots:
-        raise DataError(f"{len(urls)} shards cannot be split over {slots} readers (ranks x dataloader "
-                        f"workers): re-write the corpus with a smaller --shard-size (at least {slots} shards)")
+        raise DataError(
+            f"{len(urls)} shards cannot be split over {slots} readers (ranks x dataloader "
+            f"workers): re-write the corpus with a smaller --shard-size (at least {slots} shards)"
+        )
     order = list(urls)
     if shuffle:
         random.Random(f"shards/{seed}/{epoch}").shuffle(order)
@@ -259,8 +282,9 @@ def media_key(raw: dict, where: str) -> tuple[str, bytes]:
     for ext in (*IMAGE_EXTENSIONS, *VIDEO_EXTENSIONS):
         if ext in raw:
             return ext, raw[ext]
-    raise DataError(f"{where}: sample {raw.get('__key__')!r} has no image or video member "
-                    f"(expected KEY.jpg/.png/.webp or KEY.mp4)")
+    raise DataError(
+        f"{where}: sample {raw.get('__key__')!r} has no image or video member (expected KEY.jpg/.png/.webp or KEY.mp4)"
+    )
 
 
 def captions_of(raw: dict, where: str) -> list[str]:
@@ -312,8 +336,14 @@ def clip_file(raw: dict) -> io.BytesIO:
 SHARDABLE = ("coco", "f30k", "vg", "sbu", "cc3m", "webvid")
 
 
-def corpus_records(corpus: str, root: str | Path, split: str = "train", layout: str = "files",
-                   meta: str = "webvid_train.tsv", videos: str = "videos") -> list[CaptionRecord | VideoRecord]:
+def corpus_records(
+    corpus: str,
+    root: str | Path,
+    split: str = "train",
+    layout: str = "files",
+    meta: str = "webvid_train.tsv",
+    videos: str = "videos",
+) -> list[CaptionRecord | VideoRecord]:
     """Records of one corpus in its published layout (`files`) or as ViLT arrow tables (`arrow`:
     coco/f30k `<dataset>_caption_karpathy_<split>.arrow`). COCO split train includes restval."""
     from sclbench.data.formats import arrow, karpathy
@@ -326,8 +356,12 @@ def corpus_records(corpus: str, root: str | Path, split: str = "train", layout: 
         if corpus not in ("coco", "f30k"):
             raise DataError(f"--format arrow reads the ViLT caption tables of coco and f30k, not {corpus}")
         splits = ["train", "restval"] if corpus == "coco" and split == "train" else [split]
-        return [r for s in splits if (s == split or arrow.caption_table(root, corpus, s).is_file())
-                for r in arrow.read_caption_arrow(root, corpus, s)]
+        return [
+            r
+            for s in splits
+            if (s == split or arrow.caption_table(root, corpus, s).is_file())
+            for r in arrow.read_caption_arrow(root, corpus, s)
+        ]
     if layout != "files":
         raise DataError(f"layout {layout!r}: choose files (the published layout) or arrow (ViLT tables)")
     if corpus in ("coco", "f30k"):

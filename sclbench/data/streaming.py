@@ -11,8 +11,9 @@ Everything is a function of (seed, epoch, rank, world, num_workers): batch j of 
 made by reader j % num_workers (its shards, its streams). A run resumed at batch b of an epoch hands
 reader (b + w) % num_workers to worker w (the DataLoader asks workers in turn, from worker 0); each
 replays its share of the first b batches *without decoding them* (tar bytes are read, images are
-not) and then yields exactly the batches the interrupted run would have, in the same order. ITM negatives come from the sample's own
-corpus: file corpora draw uniformly over the whole corpus (CaptionDataset, official); shard corpora
+not) and then yields exactly the batches the interrupted run would have, in the same order. ITM
+negatives come from the sample's own corpus: file corpora draw uniformly over the whole corpus
+(CaptionDataset, official); shard corpora
 draw from a look-ahead window of the same stream (`negative_pool` pairs: a stream cannot seek).
 """
 
@@ -30,10 +31,10 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from sclbench.common.seeding import derive_seed, seeded_call
+from sclbench.common.tokenizer import encode
 from sclbench.data import shards as S
 from sclbench.data.collate import collate
 from sclbench.data.datasets import CaptionDataset, Visuals
-from sclbench.common.tokenizer import encode
 from sclbench.engine import distributed as D
 from sclbench.errors import ConfigError, DataError
 
@@ -53,10 +54,22 @@ class Corpus:
 
 
 class StreamingBatches(IterableDataset):
-    def __init__(self, corpora: list[Corpus], visuals: dict[str, Visuals], tokenizer, max_len: int,
-                 batch_sizes: dict[str, int], *, seed: int = 0, shuffle_buffer: int = 1000,
-                 negative_pool: int = 256, neg_distinct: bool = False, skip_corrupt: bool = False,
-                 rank: int | None = None, world: int | None = None):
+    def __init__(
+        self,
+        corpora: list[Corpus],
+        visuals: dict[str, Visuals],
+        tokenizer,
+        max_len: int,
+        batch_sizes: dict[str, int],
+        *,
+        seed: int = 0,
+        shuffle_buffer: int = 1000,
+        negative_pool: int = 256,
+        neg_distinct: bool = False,
+        skip_corrupt: bool = False,
+        rank: int | None = None,
+        world: int | None = None,
+    ):
         if not corpora:
             raise ConfigError("no corpora to stream")
         self.corpora, self.visuals, self.tokenizer, self.max_len = corpora, visuals, tokenizer, max_len
@@ -93,8 +106,9 @@ class StreamingBatches(IterableDataset):
         """Batches EVERY rank yields per epoch (equal across ranks: DDP steps stay in lock-step)."""
         n = sum(self.per_group.values())
         if n == 0:
-            raise ConfigError(f"the corpora hold fewer samples than one batch per rank ({self.batch_sizes}, "
-                              f"{self.world} ranks)")
+            raise ConfigError(
+                f"the corpora hold fewer samples than one batch per rank ({self.batch_sizes}, {self.world} ranks)"
+            )
         return n
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
@@ -162,8 +176,11 @@ class StreamingBatches(IterableDataset):
 
         def emit() -> tuple:
             pair = window.popleft()
-            candidates = [w for w in window if not (self.neg_distinct and w["__key__"] == pair["__key__"]
-                                                    and w["__url__"] == pair["__url__"])]
+            candidates = [
+                w
+                for w in window
+                if not (self.neg_distinct and w["__key__"] == pair["__key__"] and w["__url__"] == pair["__url__"])
+            ]
             if not self.neg_distinct:
                 candidates.append(pair)  # official: a coincidental positive is possible
             negative = rng.choice(candidates) if candidates else pair
@@ -185,8 +202,9 @@ class StreamingBatches(IterableDataset):
                 return seeded_call(seed, lambda: corpus.dataset.sample(index))
             _, corpus, pair, negative = pending
             uid = zlib.crc32(f"{pair['__url__']}/{pair['__key__']}/{pair['__pair__']}".encode())
-            return seeded_call(derive_seed(self.seed, self.epoch, uid),
-                               lambda: self._shard_sample(corpus, pair, negative, position))
+            return seeded_call(
+                derive_seed(self.seed, self.epoch, uid), lambda: self._shard_sample(corpus, pair, negative, position)
+            )
         except DataError as err:
             if not self.skip_corrupt:
                 raise
@@ -194,9 +212,14 @@ class StreamingBatches(IterableDataset):
 
     def _shard_sample(self, corpus: Corpus, pair: dict, negative: dict, position: int) -> dict:
         enc = encode([pair["__caption__"]], self.tokenizer, self.max_len)
-        return {"index": position, "text": pair["__caption__"], "text_ids": enc["ids"][0],
-                "text_masks": enc["masks"][0], "image": self._media(corpus, pair),
-                "neg_image": self._media(corpus, negative)}
+        return {
+            "index": position,
+            "text": pair["__caption__"],
+            "text_ids": enc["ids"][0],
+            "text_masks": enc["masks"][0],
+            "image": self._media(corpus, pair),
+            "neg_image": self._media(corpus, negative),
+        }
 
     def _media(self, corpus: Corpus, raw: dict) -> torch.Tensor:
         visuals = self.visuals[corpus.kind]

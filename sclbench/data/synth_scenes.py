@@ -13,12 +13,22 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw
 
-COLOURS = {"red": (220, 40, 40), "green": (40, 180, 60), "blue": (50, 90, 230), "yellow": (230, 210, 40),
-           "purple": (150, 60, 200), "white": (235, 235, 235)}
+COLOURS = {
+    "red": (220, 40, 40),
+    "green": (40, 180, 60),
+    "blue": (50, 90, 230),
+    "yellow": (230, 210, 40),
+    "purple": (150, 60, 200),
+    "white": (235, 235, 235),
+}
 SHAPES = ("circle", "square", "triangle")
 CENTRES = {"left": (17, 32), "right": (47, 32), "top": (32, 17), "bottom": (32, 47), "middle": (32, 32)}
-DIRECTIONS = {"left to right": ((8, 32), (56, 32)), "right to left": ((56, 32), (8, 32)),
-              "top to bottom": ((32, 8), (32, 56)), "bottom to top": ((32, 56), (32, 8))}
+DIRECTIONS = {
+    "left to right": ((8, 32), (56, 32)),
+    "right to left": ((56, 32), (8, 32)),
+    "top to bottom": ((32, 8), (32, 56)),
+    "bottom to top": ((32, 56), (32, 8)),
+}
 SIZE = 64
 MOTION_RADIUS = 10  # moving shapes: about 5 px at the demo's 32 px input, like the still ones
 
@@ -67,8 +77,13 @@ def render_motion(colour: str, shape: str, direction: str, num_frames: int, rng:
     for t in range(num_frames):
         a = t / max(num_frames - 1, 1)
         img = Image.new("RGB", (SIZE, SIZE), background)
-        _draw_shape(ImageDraw.Draw(img), shape, (round(x0 + a * (x1 - x0)), round(y0 + a * (y1 - y0))),
-                    MOTION_RADIUS, COLOURS[colour])
+        _draw_shape(
+            ImageDraw.Draw(img),
+            shape,
+            (round(x0 + a * (x1 - x0)), round(y0 + a * (y1 - y0))),
+            MOTION_RADIUS,
+            COLOURS[colour],
+        )
         frames.append(img)
     return frames
 
@@ -81,15 +96,21 @@ def captions(scene: list[Shape]) -> list[str]:
     """Five captions, each true of the scene."""
     if len(scene) == 1:
         s = scene[0]
-        return [f"A {s.colour} {s.shape} {_where(s.position)}.", f"A {s.colour} {s.shape}.",
-                f"There is a {s.colour} {s.shape} {_where(s.position)} of the image.",
-                f"One {s.colour} {s.shape} on a dark background.", f"A {s.shape} that is {s.colour}."]
+        return [
+            f"A {s.colour} {s.shape} {_where(s.position)}.",
+            f"A {s.colour} {s.shape}.",
+            f"There is a {s.colour} {s.shape} {_where(s.position)} of the image.",
+            f"One {s.colour} {s.shape} on a dark background.",
+            f"A {s.shape} that is {s.colour}.",
+        ]
     a, b = scene
-    return [f"A {a.colour} {a.shape} and a {b.colour} {b.shape}.",
-            f"A {a.colour} {a.shape} {_where(a.position)} and a {b.colour} {b.shape} {_where(b.position)}.",
-            f"Two shapes: a {a.colour} {a.shape} and a {b.colour} {b.shape}.",
-            f"A {b.colour} {b.shape} next to a {a.colour} {a.shape}.",
-            f"Two shapes, one {a.colour} and one {b.colour}."]
+    return [
+        f"A {a.colour} {a.shape} and a {b.colour} {b.shape}.",
+        f"A {a.colour} {a.shape} {_where(a.position)} and a {b.colour} {b.shape} {_where(b.position)}.",
+        f"Two shapes: a {a.colour} {a.shape} and a {b.colour} {b.shape}.",
+        f"A {b.colour} {b.shape} next to a {a.colour} {a.shape}.",
+        f"Two shapes, one {a.colour} and one {b.colour}.",
+    ]
 
 
 def _answers(correct: str, alternatives: list[str], rng: random.Random, noise: float = 0.15) -> list[str]:
@@ -115,13 +136,17 @@ def questions(scene: list[Shape], rng: random.Random, k: int = 3) -> list[dict]:
     pool.append((f"How many {c} shapes are there?", "how many", "number", _answers(nc, ["0", "1", "2"], rng)))
     s = rng.choice(scene)
     if sum(x.shape == s.shape for x in scene) == 1:
-        pool.append((f"What color is the {s.shape}?", "what color is the", "other",
-                     _answers(s.colour, list(COLOURS), rng)))
-    pool.append((f"What shape is {_where(s.position)}?", "what shape is", "other",
-                 _answers(s.shape, list(SHAPES), rng)))
+        pool.append(
+            (f"What color is the {s.shape}?", "what color is the", "other", _answers(s.colour, list(COLOURS), rng))
+        )
+    pool.append(
+        (f"What shape is {_where(s.position)}?", "what shape is", "other", _answers(s.shape, list(SHAPES), rng))
+    )
     chosen = rng.sample(pool, min(k, len(pool)))
-    return [{"question": q, "question_type": qt, "answer_type": at, "answers": ans,
-             "multiple_choice_answer": majority(ans)} for q, qt, at, ans in chosen]
+    return [
+        {"question": q, "question_type": qt, "answer_type": at, "answers": ans, "multiple_choice_answer": majority(ans)}
+        for q, qt, at, ans in chosen
+    ]
 
 
 def majority(answers: list[str]) -> str:
@@ -140,8 +165,10 @@ def statement(rng: random.Random):
     """
     c = rng.choice(list(COLOURS))
     has = lambda scene: any(x.colour == c for x in scene)  # noqa: E731
-    return rng.choice([
-        (f"The left image contains a {c} shape.", lambda a, b: has(a)),
-        (f"The right image contains a {c} shape.", lambda a, b: has(b)),
-        (f"Both images contain a {c} shape.", lambda a, b: has(a) and has(b)),
-    ])
+    return rng.choice(
+        [
+            (f"The left image contains a {c} shape.", lambda a, b: has(a)),
+            (f"The right image contains a {c} shape.", lambda a, b: has(b)),
+            (f"Both images contain a {c} shape.", lambda a, b: has(a) and has(b)),
+        ]
+    )

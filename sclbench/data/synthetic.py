@@ -29,17 +29,17 @@ import io
 import json
 import pickle
 import random
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image
 
-from sclbench.common.processes import run_calls
 from sclbench.cards import TaskCard, available_cards, load_card
+from sclbench.common.processes import run_calls
 from sclbench.data import synth_scenes as S
-from sclbench.errors import ConfigError
 from sclbench.data.formats import arrow, card_format, karpathy, nlvr2, vqa
+from sclbench.errors import ConfigError
 
 MARKER = "SCLBENCH_SYNTHETIC"  # no .json suffix: it stays out of the tasks' data fingerprints
 VQA_MIN_COUNT = 3  # the synthetic vocabulary threshold (official: 9, on 440k questions)
@@ -117,8 +117,11 @@ def write_karpathy(out: Path, card, scale: float, rng: random.Random, texts: lis
             scene = S.random_scene(rng)
             if folders:
                 folder = folders[split]
-                entry = {"filepath": folder, "filename": f"COCO_{folder}_{100000 + idx:012d}.jpg",
-                         "cocoid": 100000 + idx}
+                entry = {
+                    "filepath": folder,
+                    "filename": f"COCO_{folder}_{100000 + idx:012d}.jpg",
+                    "cocoid": 100000 + idx,
+                }
                 path = out / folder / entry["filename"]
             else:
                 entry = {"filename": f"{1000000 + idx}.jpg", **({"filepath": image_dir} if image_dir else {})}
@@ -126,10 +129,16 @@ def write_karpathy(out: Path, card, scale: float, rng: random.Random, texts: lis
             _save_image(S.render(scene, rng), path)
             caps = S.captions(scene)
             texts += caps
-            sentences = [{"tokens": c.lower().strip(".").replace(":", "").replace(",", "").split(),
-                          "raw": c, "imgid": idx, "sentid": sent_id + j} for j, c in enumerate(caps)]
-            entry.update(imgid=idx, split=split, sentences=sentences,
-                         sentids=[s["sentid"] for s in sentences])
+            sentences = [
+                {
+                    "tokens": c.lower().strip(".").replace(":", "").replace(",", "").split(),
+                    "raw": c,
+                    "imgid": idx,
+                    "sentid": sent_id + j,
+                }
+                for j, c in enumerate(caps)
+            ]
+            entry.update(imgid=idx, split=split, sentences=sentences, sentids=[s["sentid"] for s in sentences])
             sent_id += len(caps)
             images.append(entry)
     _write_json(out / "karpathy" / karpathy.json_name(dataset), {"images": images, "dataset": dataset})
@@ -148,22 +157,39 @@ def write_vqa(out: Path, card, scale: float, rng: random.Random, texts: list[str
                 texts.append(q["question"])
                 texts += q["answers"]
                 questions.append({"image_id": image_id, "question": q["question"], "question_id": qid})
-                annotations.append({"question_type": q["question_type"], "multiple_choice_answer":
-                                    q["multiple_choice_answer"], "answers": [
-                                        {"answer": a, "answer_confidence": "yes", "answer_id": j + 1}
-                                        for j, a in enumerate(q["answers"])],
-                                    "image_id": image_id, "answer_type": q["answer_type"], "question_id": qid})
+                annotations.append(
+                    {
+                        "question_type": q["question_type"],
+                        "multiple_choice_answer": q["multiple_choice_answer"],
+                        "answers": [
+                            {"answer": a, "answer_confidence": "yes", "answer_id": j + 1}
+                            for j, a in enumerate(q["answers"])
+                        ],
+                        "image_id": image_id,
+                        "answer_type": q["answer_type"],
+                        "question_id": qid,
+                    }
+                )
         subsets = ["test2015", "test-dev2015"] if split == "test" else [vqa.SUBSETS[split]]
         for sub in subsets:
             # test-dev is a subset of test (every other question here), both without annotations
             qs = questions[::2] if sub == "test-dev2015" else questions
-            _write_json(out / f"v2_OpenEnded_mscoco_{sub}_questions.json",
-                        {"info": {}, "task_type": "Open-Ended", "data_type": "mscoco",
-                         "license": {}, "data_subtype": sub, "questions": qs})
+            _write_json(
+                out / f"v2_OpenEnded_mscoco_{sub}_questions.json",
+                {
+                    "info": {},
+                    "task_type": "Open-Ended",
+                    "data_type": "mscoco",
+                    "license": {},
+                    "data_subtype": sub,
+                    "questions": qs,
+                },
+            )
         if split != "test":
-            _write_json(out / f"v2_mscoco_{vqa.SUBSETS[split]}_annotations.json",
-                        {"info": {}, "license": {}, "data_subtype": vqa.SUBSETS[split],
-                         "annotations": annotations})
+            _write_json(
+                out / f"v2_mscoco_{vqa.SUBSETS[split]}_annotations.json",
+                {"info": {}, "license": {}, "data_subtype": vqa.SUBSETS[split], "annotations": annotations},
+            )
 
 
 def _nlvr2_pair(rng: random.Random, truths, targets):
@@ -194,8 +220,13 @@ def write_nlvr2(out: Path, card, scale: float, rng: random.Random, texts: list[s
                 _save_image(S.render(right, rng), img1)
                 for k, (sentence, truth) in enumerate(stmts):
                     texts.append(sentence)
-                    line = {"identifier": f"{pair_id}-{k}", "sentence": sentence,
-                            "label": str(truth(left, right)), "synset": "shapes", "query": "shapes"}
+                    line = {
+                        "identifier": f"{pair_id}-{k}",
+                        "sentence": sentence,
+                        "label": str(truth(left, right)),
+                        "synset": "shapes",
+                        "query": "shapes",
+                    }
                     if split == "train":
                         line["directory"] = directory
                     lines.append(line)
@@ -206,9 +237,13 @@ def write_nlvr2(out: Path, card, scale: float, rng: random.Random, texts: list[s
 
 def _motion(rng: random.Random):
     colour, shape, direction = rng.choice(list(S.COLOURS)), rng.choice(S.SHAPES), rng.choice(list(S.DIRECTIONS))
-    caps = [f"A {colour} {shape} moves from {direction}.", f"A {shape} moving from {direction}.",
-            f"The {colour} {shape} slides across the screen.", f"A {colour} shape moves from {direction}.",
-            f"Video of a {colour} {shape} moving."]
+    caps = [
+        f"A {colour} {shape} moves from {direction}.",
+        f"A {shape} moving from {direction}.",
+        f"The {colour} {shape} slides across the screen.",
+        f"A {colour} shape moves from {direction}.",
+        f"Video of a {colour} {shape} moving.",
+    ]
     return S.render_motion(colour, shape, direction, FRAMES, rng), caps
 
 
@@ -276,9 +311,23 @@ def write_pretrain(out: Path, card, scale: float, rng: random.Random, texts: lis
         _save_image(S.render(scene, rng), out / "vg" / "images" / "VG_100K" / f"{i + 1}.jpg")
         phrases = [f"{s.colour} {s.shape} {S._where(s.position)}" for s in scene]
         texts += phrases
-        regions.append({"id": i + 1, "regions": [{"region_id": 10 * (i + 1) + j, "image_id": i + 1,
-                                                  "phrase": p, "x": 0, "y": 0, "width": 64, "height": 64}
-                                                 for j, p in enumerate(phrases)]})
+        regions.append(
+            {
+                "id": i + 1,
+                "regions": [
+                    {
+                        "region_id": 10 * (i + 1) + j,
+                        "image_id": i + 1,
+                        "phrase": p,
+                        "x": 0,
+                        "y": 0,
+                        "width": 64,
+                        "height": 64,
+                    }
+                    for j, p in enumerate(phrases)
+                ],
+            }
+        )
     _write_json(out / "vg" / "annotations" / "region_descriptions.json", regions)
     for corpus, base, annot in (("sbu", "images_train", "annot.json"), ("cc3m", "images_train", "train_annot.json")):
         pairs = []
@@ -345,8 +394,15 @@ def _make_part(card: TaskCard, out: Path, seed: int, scale: float) -> list[str]:
     return texts
 
 
-def generate(out_dir: str | Path, seed: int = 0, scale: float = 1.0, *, tokenizer: bool = True,
-             workers: int = 1, parts: Sequence[str] | None = None) -> Path:
+def generate(
+    out_dir: str | Path,
+    seed: int = 0,
+    scale: float = 1.0,
+    *,
+    tokenizer: bool = True,
+    workers: int = 1,
+    parts: Sequence[str] | None = None,
+) -> Path:
     """Write the whole mini-benchmark under `out_dir`; returns it. ~seconds, a few MB at scale 1.
 
     workers > 1 writes the parts in that many processes; the files are the same bytes either way.
@@ -375,8 +431,14 @@ def generate(out_dir: str | Path, seed: int = 0, scale: float = 1.0, *, tokenize
         from sclbench.common.tokenizer import train_tokenizer
 
         train_tokenizer(texts, out / "tokenizer", vocab_size=600)
-    info = {"generator": "sclbench.data.synthetic", "seed": seed, "scale": scale,
-            "vqa_min_count": VQA_MIN_COUNT, "video_frames": FRAMES, "tasks": sorted(chosen)}
+    info = {
+        "generator": "sclbench.data.synthetic",
+        "seed": seed,
+        "scale": scale,
+        "vqa_min_count": VQA_MIN_COUNT,
+        "video_frames": FRAMES,
+        "tasks": sorted(chosen),
+    }
     _write_json(out / "synth.json", info)
     marker = json.dumps({"synthetic": True, "generator": info["generator"], "seed": seed, "scale": scale}) + "\n"
     for folder in (out, *(out / name for name in chosen)):

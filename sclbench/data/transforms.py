@@ -35,8 +35,13 @@ from sclbench.data.randaug import RandAugment
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 NAMES = ("clip_randaug", "video_randaug", "timm_randaug", "finetune_train", "eval", "video_eval", "pretrain_train")
-ALIASES = {"finetune_train": "clip_randaug", "video_randaug": "clip_randaug", "clip": "pretrain_train",
-           "clip_test": "eval", "video_test": "video_eval"}
+ALIASES = {
+    "finetune_train": "clip_randaug",
+    "video_randaug": "clip_randaug",
+    "clip": "pretrain_train",
+    "clip_test": "eval",
+    "video_test": "video_eval",
+}
 
 
 def build_transform(name: str, size: int):
@@ -49,8 +54,9 @@ def build_transform(name: str, size: int):
     if name == "video_eval":  # shorter side to `size`, then the centre square: the aspect ratio is kept
         return T.Compose([T.Resize(size, interpolation=bicubic), T.CenterCrop(size), *tail])
     if name == "pretrain_train":
-        return T.Compose([T.RandomResizedCrop(size, scale=(0.8, 1.0), interpolation=bicubic),
-                          T.RandomHorizontalFlip(), *tail])
+        return T.Compose(
+            [T.RandomResizedCrop(size, scale=(0.8, 1.0), interpolation=bicubic), T.RandomHorizontalFlip(), *tail]
+        )
     crop = T.RandomResizedCrop(size, scale=(0.9, 1.0), interpolation=bicubic)
     if name == "clip_randaug":
         return T.Compose([RandAugment(2, 9), crop, *tail])
@@ -62,8 +68,10 @@ def build_transform(name: str, size: int):
         return T.Compose([randaug, crop, *tail])
     from sclbench.errors import ConfigError
 
-    raise ConfigError(f"train.transform / eval.transform: unknown transform {name!r}; use one of "
-                      f"{', '.join(NAMES)} (or the official keys {', '.join(k for k in ALIASES if k not in NAMES)})")
+    raise ConfigError(
+        f"train.transform / eval.transform: unknown transform {name!r}; use one of "
+        f"{', '.join(NAMES)} (or the official keys {', '.join(k for k in ALIASES if k not in NAMES)})"
+    )
 
 
 class ClipTransform:

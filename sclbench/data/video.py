@@ -33,8 +33,9 @@ from sclbench.errors import ConfigError, DataError
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
-def sample_frame_indices(num_frames_total: int, num_frames: int, mode: str = "uniform",
-                         generator: torch.Generator | None = None) -> list[int]:
+def sample_frame_indices(
+    num_frames_total: int, num_frames: int, mode: str = "uniform", generator: torch.Generator | None = None
+) -> list[int]:
     """`num_frames` indices into a clip of `num_frames_total` frames (repeats if the clip is short)."""
     n, f = num_frames_total, num_frames
     if n < 1:
@@ -78,13 +79,16 @@ def video_backend(requested: str | None = None) -> str:
     """The decoder to use: `requested`, else $SCLBENCH_VIDEO_BACKEND, else decord if importable, else PyAV."""
     choice = (requested or os.environ.get("SCLBENCH_VIDEO_BACKEND") or "auto").lower()
     if choice not in BACKENDS:
-        raise ConfigError(f"unknown video backend {choice!r} (SCLBENCH_VIDEO_BACKEND); use one of "
-                          f"{', '.join(BACKENDS)}")
+        raise ConfigError(
+            f"unknown video backend {choice!r} (SCLBENCH_VIDEO_BACKEND); use one of {', '.join(BACKENDS)}"
+        )
     if choice == "auto":
         return "decord" if _decord_importable() else "pyav"
     if choice == "decord" and not _decord_importable():
-        raise ConfigError("video backend 'decord' asked for but decord is not installed: `pip install "
-                          "decord`, or use SCLBENCH_VIDEO_BACKEND=pyav")
+        raise ConfigError(
+            "video backend 'decord' asked for but decord is not installed: `pip install "
+            "decord`, or use SCLBENCH_VIDEO_BACKEND=pyav"
+        )
     return choice
 
 
@@ -140,8 +144,10 @@ def _decord_frames(path: Path, num_frames: int, mode: str, generator) -> list[np
     except Exception as err:  # noqa: BLE001
         raise _corrupt(path, err, f"cannot decode frames {idx}: ") from None
     if len(frames) != len(idx) or any(f.ndim != 3 or f.shape[-1] != 3 or 0 in f.shape for f in frames):
-        raise DataError(f"corrupt video {path}: frames {idx} decoded to {len(frames)} RGB pictures; re-download "
-                        "or re-encode it, or pass the skip option")
+        raise DataError(
+            f"corrupt video {path}: frames {idx} decoded to {len(frames)} RGB pictures; re-download "
+            "or re-encode it, or pass the skip option"
+        )
     return frames
 
 
@@ -154,8 +160,7 @@ def _pyav_decode(path: Path, wanted: set[int] | None):
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
-                raise DataError(f"{path} holds no video stream; re-download or re-encode it, or pass the skip "
-                                "option")
+                raise DataError(f"{path} holds no video stream; re-download or re-encode it, or pass the skip option")
             stream = container.streams.video[0]
             stream.thread_type = "NONE"  # one thread per dataloader worker, like decord's num_threads=1
             for frame in container.decode(stream):
@@ -180,13 +185,20 @@ def _pyav_frames(path: Path, num_frames: int, mode: str, generator) -> list[np.n
     idx = sample_frame_indices(_pyav_count(path), num_frames, mode, generator)
     _, picked = _pyav_decode(path, set(idx))
     if len(picked) < len(set(idx)):  # a second decode that ends early: the file changed or is damaged
-        raise DataError(f"corrupt video {path}: frames {sorted(set(idx) - set(picked))} did not decode; "
-                        "re-download or re-encode it, or pass the skip option")
+        raise DataError(
+            f"corrupt video {path}: frames {sorted(set(idx) - set(picked))} did not decode; "
+            "re-download or re-encode it, or pass the skip option"
+        )
     return [picked[i] for i in idx]
 
 
-def read_clip(clip: str | Path, num_frames: int, mode: str = "uniform",
-              generator: torch.Generator | None = None, backend: str | None = None) -> list[Image.Image]:
+def read_clip(
+    clip: str | Path,
+    num_frames: int,
+    mode: str = "uniform",
+    generator: torch.Generator | None = None,
+    backend: str | None = None,
+) -> list[Image.Image]:
     """`num_frames` RGB frames of a video file or a frame folder, as PIL images."""
     clip = Path(clip)
     if clip.is_dir():

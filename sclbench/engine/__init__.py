@@ -13,7 +13,20 @@ from sclbench.engine.schedule import build_scheduler, lr_multiplier, total_steps
 from sclbench.engine.trainer import LossModule, StepContext, TrainConfig, Trainer
 
 __all__ = [
-    "LossModule", "SeededDataset", "ShardedEvalSampler", "StepContext", "TrainConfig", "TrainSampler",
-    "TrainState", "Trainer", "build_optimizer", "build_scheduler", "gather_in_order", "latest",
-    "lr_multiplier", "param_groups", "reassemble", "total_steps",
+    "LossModule",
+    "SeededDataset",
+    "ShardedEvalSampler",
+    "StepContext",
+    "TrainConfig",
+    "TrainSampler",
+    "TrainState",
+    "Trainer",
+    "build_optimizer",
+    "build_scheduler",
+    "gather_in_order",
+    "latest",
+    "lr_multiplier",
+    "param_groups",
+    "reassemble",
+    "total_steps",
 ]

@@ -34,8 +34,10 @@ from sclbench.errors import CheckpointError
 CKPT_DIR = "checkpoints"
 BEST_DIR = "best"
 _NAME = re.compile(r"^step-(\d+)\.pt$")
-RESUME_HINT = ("if this run folder and the file are yours (a checkpoint of an older sclbench), pass --trust-pickle "
-               "to resume from it (it can run code); otherwise delete it or choose another --out")
+RESUME_HINT = (
+    "if this run folder and the file are yours (a checkpoint of an older sclbench), pass --trust-pickle "
+    "to resume from it (it can run code); otherwise delete it or choose another --out"
+)
 
 
 @dataclass
@@ -59,10 +61,17 @@ def rng_state() -> dict[str, Any]:
     """This process's python, numpy, torch (CPU) and CUDA generator states, as tensors and plain
     containers (what the safe loader reads back)."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    state = {"python": random.getstate(),
-             "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                       "has_gauss": int(has_gauss), "cached_gaussian": float(gauss)},
-             "torch": torch.get_rng_state()}
+    state = {
+        "python": random.getstate(),
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(gauss),
+        },
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -109,27 +118,39 @@ def save_checkpoint(out_dir: str | Path, payload: dict[str, Any], step: int, kee
     return path
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
-                    trust_pickle: bool = False) -> dict[str, Any]:
+def load_checkpoint(
+    path: str | Path, map_location: str | torch.device = "cpu", trust_pickle: bool = False
+) -> dict[str, Any]:
     """A training checkpoint through the safe loader; refused globals and damaged files name the file."""
     try:
-        payload = load_torch(path, "training checkpoint", trust=trust_pickle, map_location=map_location,
-                             hint=RESUME_HINT)
+        payload = load_torch(
+            path, "training checkpoint", trust=trust_pickle, map_location=map_location, hint=RESUME_HINT
+        )
     except CheckpointError:
         raise
     except Exception as err:  # truncated or damaged: anything from OSError to RuntimeError or EOFError
-        raise CheckpointError(f"cannot read training checkpoint {path}: {short_reason(err)}; the file is damaged: "
-                              "delete it to resume from the one before, or choose another --out") from None
+        raise CheckpointError(
+            f"cannot read training checkpoint {path}: {short_reason(err)}; the file is damaged: "
+            "delete it to resume from the one before, or choose another --out"
+        ) from None
     if not isinstance(payload, dict):
-        raise CheckpointError(f"{path} is not a training checkpoint of sclbench (it holds a "
-                              f"{type(payload).__name__}); remove it from the run folder's checkpoints/")
+        raise CheckpointError(
+            f"{path} is not a training checkpoint of sclbench (it holds a "
+            f"{type(payload).__name__}); remove it from the run folder's checkpoints/"
+        )
     return payload
 
 
 # ---- full training state ----------------------------------------------------------------------------
-def training_payload(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-                     scaler: Any, state: TrainState, rng_states: list[dict[str, Any]],
-                     config: dict[str, Any]) -> dict[str, Any]:
+def training_payload(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    scaler: Any,
+    state: TrainState,
+    rng_states: list[dict[str, Any]],
+    config: dict[str, Any],
+) -> dict[str, Any]:
     """Everything `restore` needs. `rng_states` holds one entry per rank (see Trainer)."""
     model_config = getattr(model, "config", None)
     return {
@@ -144,16 +165,24 @@ def training_payload(model: torch.nn.Module, optimizer: torch.optim.Optimizer, s
     }
 
 
-def restore(payload: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-            scheduler: Any, scaler: Any, rank: int = 0) -> TrainState:
+def restore(
+    payload: dict[str, Any],
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    scaler: Any,
+    rank: int = 0,
+) -> TrainState:
     """Load a `training_payload` into live objects; set this rank's RNG states; return the TrainState.
 
     With a different world size than the saved run, ranks without a saved RNG state take rank 0's
     (the run continues correctly but is no longer bit-identical to an uninterrupted one)."""
     missing = [k for k in ("model", "optimizer", "scheduler", "rng", "state") if k not in payload]
     if missing:
-        raise CheckpointError(f"the training checkpoint lacks {', '.join(missing)}: it was not written by sclbench's "
-                              "trainer; remove it from the run folder's checkpoints/ or choose another --out")
+        raise CheckpointError(
+            f"the training checkpoint lacks {', '.join(missing)}: it was not written by sclbench's "
+            "trainer; remove it from the run folder's checkpoints/ or choose another --out"
+        )
     model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])
     scheduler.load_state_dict(payload["scheduler"])

@@ -51,8 +51,9 @@ def _env_int(name: str, minimum: int) -> int | None:
         return None
     text = raw.strip()
     if not (text.isascii() and text.isdigit()) or int(text) < minimum or int(text) > _MAX_INT:
-        raise ConfigError(f"environment variable {name}={raw!r} is not a whole number from {minimum} to {_MAX_INT}; "
-                          f"{_LAUNCH_HINT}")
+        raise ConfigError(
+            f"environment variable {name}={raw!r} is not a whole number from {minimum} to {_MAX_INT}; {_LAUNCH_HINT}"
+        )
     return int(text)
 
 
@@ -77,8 +78,10 @@ def torchrun_environment(rendezvous: bool = True) -> TorchrunEnv | None:
         raise ConfigError(f"environment variable RANK={rank_} is not below WORLD_SIZE={world}; {_LAUNCH_HINT}")
     for name in ("MASTER_ADDR", "MASTER_PORT") if rendezvous else ():
         if not os.environ.get(name, "").strip():
-            raise ConfigError(f"environment variables RANK and WORLD_SIZE are set but {name} is "
-                              f"{'empty' if name in os.environ else 'not'}; {_LAUNCH_HINT}")
+            raise ConfigError(
+                f"environment variables RANK and WORLD_SIZE are set but {name} is "
+                f"{'empty' if name in os.environ else 'not'}; {_LAUNCH_HINT}"
+            )
     port = _env_int("MASTER_PORT", 1) if rendezvous else None
     if port is not None and port > 65535:
         raise ConfigError(f"environment variable MASTER_PORT={port} is not a port (1 to 65535); {_LAUNCH_HINT}")
@@ -125,14 +128,17 @@ def init_distributed(device: str | torch.device | None = None, timeout_minutes: 
     if cuda:
         index = local_rank() if wanted is None or wanted.index is None else wanted.index
         if index >= torch.cuda.device_count():
-            raise ConfigError(f"{'LOCAL_RANK' if wanted is None or wanted.index is None else 'the device'} asks for "
-                              f"GPU {index}, but this machine shows {torch.cuda.device_count()} "
-                              "(CUDA_VISIBLE_DEVICES); start at most that many processes per node")
+            raise ConfigError(
+                f"{'LOCAL_RANK' if wanted is None or wanted.index is None else 'the device'} asks for "
+                f"GPU {index}, but this machine shows {torch.cuda.device_count()} "
+                "(CUDA_VISIBLE_DEVICES); start at most that many processes per node"
+            )
         device = torch.device("cuda", index)
         torch.cuda.set_device(device)
     if env is not None and not is_initialized():
         dist.init_process_group(
-            backend="nccl" if cuda else "gloo", init_method="env://",
+            backend="nccl" if cuda else "gloo",
+            init_method="env://",
             timeout=timedelta(minutes=timeout_minutes),
             # Binding NCCL to the device avoids the "guessing device" warnings and a wrong-GPU hang.
             **({"device_id": device} if cuda else {}),
@@ -183,7 +189,7 @@ class _AllGatherWithGrad(torch.autograd.Function):
         grad = grad.contiguous()
         dist.all_reduce(grad, op=dist.ReduceOp.SUM)
         start = dist.get_rank() * ctx.rows
-        return grad[start:start + ctx.rows]
+        return grad[start : start + ctx.rows]
 
 
 class _AllGatherLocalGrad(_AllGatherWithGrad):
@@ -194,7 +200,7 @@ class _AllGatherLocalGrad(_AllGatherWithGrad):
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         start = dist.get_rank() * ctx.rows
-        return grad[start:start + ctx.rows]
+        return grad[start : start + ctx.rows]
 
 
 def all_gather_with_grad(tensor: torch.Tensor, mode: str = "exact") -> torch.Tensor:
@@ -267,8 +273,9 @@ def all_reduce_max(values: list[int]) -> list[int]:
     return [int(v) for v in t.tolist()]
 
 
-def all_gather_rows(local: torch.Tensor, out: torch.Tensor, counts: list[int] | None = None,
-                    chunk_rows: int | None = None) -> torch.Tensor:
+def all_gather_rows(
+    local: torch.Tensor, out: torch.Tensor, counts: list[int] | None = None, chunk_rows: int | None = None
+) -> torch.Tensor:
     """Write every rank's rows of `local` ([n_r, ...], n_r may differ by rank) into `out`
     ([sum n_r, ...], any device, e.g. pinned host memory), in rank order, on every rank.
 
@@ -280,8 +287,9 @@ def all_gather_rows(local: torch.Tensor, out: torch.Tensor, counts: list[int] | 
     counts = all_gather_counts(len(local)) if counts is None else [int(c) for c in counts]
     world = len(counts)
     if len(out) != sum(counts) or tuple(out.shape[1:]) != tuple(local.shape[1:]):
-        raise ValueError(f"all_gather_rows: out {tuple(out.shape)} does not hold {sum(counts)} rows of "
-                         f"{tuple(local.shape[1:])}")
+        raise ValueError(
+            f"all_gather_rows: out {tuple(out.shape)} does not hold {sum(counts)} rows of {tuple(local.shape[1:])}"
+        )
     if world == 1:
         if len(local):
             out.copy_(local)
@@ -293,13 +301,13 @@ def all_gather_rows(local: torch.Tensor, out: torch.Tensor, counts: list[int] | 
     for begin in range(0, most, step):
         n = min(step, most - begin)
         send = torch.zeros((n, *local.shape[1:]), dtype=local.dtype, device=device)
-        mine = local[begin:begin + n]
+        mine = local[begin : begin + n]
         if len(mine):
-            send[:len(mine)].copy_(mine)
+            send[: len(mine)].copy_(mine)
         recv = torch.empty((world * n, *local.shape[1:]), dtype=local.dtype, device=device)
         dist.all_gather_into_tensor(recv, send)
         for r in range(world):
             valid = max(0, min(n, counts[r] - begin))
             if valid:
-                out[starts[r] + begin:starts[r] + begin + valid].copy_(recv[r * n:r * n + valid])
+                out[starts[r] + begin : starts[r] + begin + valid].copy_(recv[r * n : r * n + valid])
     return out

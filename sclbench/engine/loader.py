@@ -63,13 +63,17 @@ class LoaderSettings:
         return asdict(self)
 
 
-def loader_settings(device: torch.device | str, num_workers: int | None = None, *, streaming: bool = False,
-                    persistent: bool = False) -> LoaderSettings:
+def loader_settings(
+    device: torch.device | str, num_workers: int | None = None, *, streaming: bool = False, persistent: bool = False
+) -> LoaderSettings:
     """Settings for a loader feeding `device`. `num_workers` None: `auto_workers`. `persistent`: keep
     the workers between epochs (a training loader over a map-style dataset: its items carry their
     epoch, so a worker's copy of the dataset never needs refreshing)."""
     device = torch.device(device)
     workers = auto_workers(device, streaming) if num_workers is None else int(num_workers)
-    return LoaderSettings(num_workers=workers, pin_memory=device.type == "cuda",
-                          persistent_workers=bool(persistent and workers > 0 and not streaming),
-                          prefetch_factor=PREFETCH_FACTOR if workers > 0 else None)
+    return LoaderSettings(
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=bool(persistent and workers > 0 and not streaming),
+        prefetch_factor=PREFETCH_FACTOR if workers > 0 else None,
+    )

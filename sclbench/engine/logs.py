@@ -35,8 +35,11 @@ def truncate_log(path: Path, max_step: int) -> None:
     resumed run's log has each step once."""
     if not path.is_file():
         return
-    kept = [line for line in path.read_text().splitlines() if line.strip()
-            and _step_of(line) is not None and _step_of(line) <= max_step]
+    kept = [
+        line
+        for line in path.read_text().splitlines()
+        if line.strip() and _step_of(line) is not None and _step_of(line) <= max_step
+    ]
     atomic_write(path, "".join(line + "\n" for line in kept))  # a kill here keeps the old log whole
 
 
@@ -50,8 +53,9 @@ def _step_of(line: str) -> int | None:
 class MetricLogger:
     """Writes records on the main process; a no-op elsewhere."""
 
-    def __init__(self, out_dir: str | Path, enabled: bool, total_steps: int, start_step: int = 0,
-                 tensorboard: bool = True):
+    def __init__(
+        self, out_dir: str | Path, enabled: bool, total_steps: int, start_step: int = 0, tensorboard: bool = True
+    ):
         self.enabled = enabled
         self.path = Path(out_dir) / LOG_NAME
         self._file = self._tb = self._progress = None
@@ -68,12 +72,23 @@ class MetricLogger:
             except ImportError:  # tensorboard is optional
                 self._tb = None
         if progress_enabled():
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeElapsedColumn, TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
             self._progress = Progress(
-                TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+                TextColumn("[bold]train"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[info]}"),
             )
             self._task = self._progress.add_task("train", total=total_steps, completed=start_step, info="")
             self._progress.start()
@@ -89,8 +104,10 @@ class MetricLogger:
                 if isinstance(value, (int, float)) and key not in ("step", "epoch"):
                     self._tb.add_scalar(f"{prefix}/{key}", value, record["step"])
         if self._progress is not None and record.get("kind") == "train":
-            info = (f"loss {record.get('loss', float('nan')):.4f}  lr {record.get('lr', 0):.2e}  "
-                    f"{record.get('samples_per_s', 0):.1f} samples/s")
+            info = (
+                f"loss {record.get('loss', float('nan')):.4f}  lr {record.get('lr', 0):.2e}  "
+                f"{record.get('samples_per_s', 0):.1f} samples/s"
+            )
             self._progress.update(self._task, info=info)
 
     def advance(self, step: int) -> None:

@@ -26,8 +26,17 @@ from typing import Any
 import torch
 from torch import nn
 
-NO_DECAY = ["bias", "LayerNorm.bias", "LayerNorm.weight", "norm.bias", "norm.weight", "norm1.bias",
-            "norm1.weight", "norm2.bias", "norm2.weight"]
+NO_DECAY = [
+    "bias",
+    "LayerNorm.bias",
+    "LayerNorm.weight",
+    "norm.bias",
+    "norm.weight",
+    "norm1.bias",
+    "norm1.weight",
+    "norm2.bias",
+    "norm2.weight",
+]
 HEAD_NAMES = ["vqa_classifier", "nlvr2_classifier", "snli_classifier", "mlm_score", "itm_score"]
 CROSS_MODAL_NAMES = ["cross_modal"]
 # Our fix (fixed_groups=True): heads that the official list forgot.
@@ -35,8 +44,7 @@ EXTRA_HEAD_NAMES = ["vision_proj", "language_proj", "rank_output"]
 
 # Group order is the official one: decay-base, nodecay-base, decay-head, nodecay-head,
 # decay-cross, nodecay-cross.
-GROUP_NAMES = ("decay", "no_decay", "decay_head", "no_decay_head", "decay_cross_modal",
-               "no_decay_cross_modal")
+GROUP_NAMES = ("decay", "no_decay", "decay_head", "no_decay_head", "decay_cross_modal", "no_decay_cross_modal")
 
 
 def _matches(name: str, patterns: list[str]) -> bool:
@@ -58,16 +66,26 @@ def group_of(name: str, param: torch.Tensor, fixed_groups: bool = False) -> str:
 
 
 def param_groups(
-    model: nn.Module, lr: float, weight_decay: float = 0.01, lr_mult_head: float = 1.0,
-    lr_mult_cross_modal: float = 1.0, fixed_groups: bool = False,
+    model: nn.Module,
+    lr: float,
+    weight_decay: float = 0.01,
+    lr_mult_head: float = 1.0,
+    lr_mult_cross_modal: float = 1.0,
+    fixed_groups: bool = False,
 ) -> list[dict[str, Any]]:
     """The six optimizer groups (empty ones dropped), each with `name`, `params`, `lr`, `weight_decay`
     and `param_names` (kept for reports and tests; torch ignores unknown keys)."""
     lrs = {"": lr, "_head": lr * lr_mult_head, "_cross_modal": lr * lr_mult_cross_modal}
-    groups = {g: {"name": g, "params": [], "param_names": [], "weight_decay":
-                  0.0 if g.startswith("no_decay") else weight_decay,
-                  "lr": lrs[g.removeprefix("no_decay").removeprefix("decay")]}
-              for g in GROUP_NAMES}
+    groups = {
+        g: {
+            "name": g,
+            "params": [],
+            "param_names": [],
+            "weight_decay": 0.0 if g.startswith("no_decay") else weight_decay,
+            "lr": lrs[g.removeprefix("no_decay").removeprefix("decay")],
+        }
+        for g in GROUP_NAMES
+    }
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
@@ -86,8 +104,18 @@ def build_optimizer(model: nn.Module, cfg: Any, fused: bool = False) -> torch.op
     default multi-tensor (foreach) path launches a few kernels per parameter group.
     """
     groups = param_groups(
-        model, cfg.lr, cfg.weight_decay, cfg.lr_mult_head, cfg.lr_mult_cross_modal,
+        model,
+        cfg.lr,
+        cfg.weight_decay,
+        cfg.lr_mult_head,
+        cfg.lr_mult_cross_modal,
         fixed_groups=getattr(cfg, "fixed_groups", False),
     )
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-8,
-                             weight_decay=cfg.weight_decay, **({"fused": True} if fused else {}))
+    return torch.optim.AdamW(
+        groups,
+        lr=cfg.lr,
+        betas=(0.9, 0.98),
+        eps=1e-8,
+        weight_decay=cfg.weight_decay,
+        **({"fused": True} if fused else {}),
+    )

@@ -37,14 +37,25 @@ class TrainSampler(Sampler[list[int]]):
     One process keeps the plain permutation (its micro-steps need no agreement).
     """
 
-    def __init__(self, num_samples: int, global_batch: int, micro_batch: int, seed: int = 0,
-                 rank: int | None = None, world: int | None = None, shuffle: bool = True,
-                 with_epoch: bool = False, kinds: Sequence[int] | None = None):
+    def __init__(
+        self,
+        num_samples: int,
+        global_batch: int,
+        micro_batch: int,
+        seed: int = 0,
+        rank: int | None = None,
+        world: int | None = None,
+        shuffle: bool = True,
+        with_epoch: bool = False,
+        kinds: Sequence[int] | None = None,
+    ):
         self.rank = D.rank() if rank is None else rank
         self.world = D.world_size() if world is None else world
         if global_batch % (micro_batch * self.world):
-            raise ValueError(f"global batch {global_batch} is not a multiple of per-device batch "
-                             f"{micro_batch} x world size {self.world}")
+            raise ValueError(
+                f"global batch {global_batch} is not a multiple of per-device batch "
+                f"{micro_batch} x world size {self.world}"
+            )
         self.num_samples, self.global_batch, self.micro_batch = num_samples, global_batch, micro_batch
         self.accumulation = global_batch // (micro_batch * self.world)
         self.seed, self.shuffle, self.with_epoch = seed, shuffle, with_epoch
@@ -76,7 +87,7 @@ class TrainSampler(Sampler[list[int]]):
             if self.shuffle:
                 g = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch, 1 + kind))
                 items = [items[j] for j in torch.randperm(len(items), generator=g).tolist()]
-            blocks += [items[s:s + group] for s in range(0, len(items) - group + 1, group)]
+            blocks += [items[s : s + group] for s in range(0, len(items) - group + 1, group)]
         if self.shuffle:
             g = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch))
             blocks = [blocks[j] for j in torch.randperm(len(blocks), generator=g).tolist()]
@@ -93,10 +104,10 @@ class TrainSampler(Sampler[list[int]]):
         order = self._order()
         group = self.micro_batch * self.world
         for b in range(self.start_batch, self.steps_per_epoch):
-            batch = order[b * self.global_batch:(b + 1) * self.global_batch]
+            batch = order[b * self.global_batch : (b + 1) * self.global_batch]
             for m in range(self.accumulation):
                 start = m * group + self.rank * self.micro_batch
-                micro = batch[start:start + self.micro_batch]
+                micro = batch[start : start + self.micro_batch]
                 yield [(self.epoch, i) for i in micro] if self.with_epoch else micro
 
 

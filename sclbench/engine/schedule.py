@@ -15,16 +15,19 @@ from torch.optim.lr_scheduler import LambdaLR
 from sclbench.errors import ConfigError
 
 
-def total_steps(max_steps: int | None = None, batches_per_epoch: int = 0, epochs: int = 0,
-                accumulation: int = 1) -> int:
+def total_steps(
+    max_steps: int | None = None, batches_per_epoch: int = 0, epochs: int = 0, accumulation: int = 1
+) -> int:
     """Optimizer steps of a run: `max_steps` if set, else (per-rank micro-batches per epoch x epochs)
     // accumulation, as the official trainer computes it."""
     if max_steps:
         return int(max_steps)
     steps = (batches_per_epoch * epochs) // max(1, accumulation)
     if steps <= 0:
-        raise ConfigError("the run has no optimizer step: set max_steps, or max_epochs with a train split "
-                          "holding at least one global batch")
+        raise ConfigError(
+            "the run has no optimizer step: set max_steps, or max_epochs with a train split "
+            "holding at least one global batch"
+        )
     return steps
 
 
@@ -52,8 +55,9 @@ def lr_multiplier(step: int, total: int, warmup: int, kind: str = "linear", powe
     return remaining**power
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, total: int, warmup: int | float = 0.1,
-                    kind: str = "linear", power: float = 1.0) -> LambdaLR:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, total: int, warmup: int | float = 0.1, kind: str = "linear", power: float = 1.0
+) -> LambdaLR:
     """A LambdaLR over `optimizer`; `warmup` as in `warmup_steps`."""
     n_warm = warmup_steps(warmup, total)
     return LambdaLR(optimizer, lambda step: lr_multiplier(step, total, n_warm, kind, power))

@@ -40,9 +40,10 @@ import dataclasses
 import random
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,8 +53,17 @@ from torch.utils.data import DataLoader, IterableDataset, default_collate
 from sclbench.common.io import read_jsonl
 from sclbench.common.seeding import derive_seed
 from sclbench.engine import distributed as D
-from sclbench.engine.checkpointing import (TrainState, export_best, latest, load_checkpoint, recover_best,
-                                           restore, rng_state, save_checkpoint, training_payload)
+from sclbench.engine.checkpointing import (
+    TrainState,
+    export_best,
+    latest,
+    load_checkpoint,
+    recover_best,
+    restore,
+    rng_state,
+    save_checkpoint,
+    training_payload,
+)
 from sclbench.engine.loader import loader_settings
 from sclbench.engine.logs import MetricLogger
 from sclbench.engine.optim import build_optimizer
@@ -150,15 +160,29 @@ def validation_interval(val_check_interval: float | None, steps_per_epoch: int) 
     if val_check_interval is None:
         return None
     if isinstance(val_check_interval, bool) or not 0 < float(val_check_interval) <= 1:
-        raise ConfigError(f"train.val_check_interval {val_check_interval!r}: a fraction of an epoch in (0, 1] "
-                          "(1.0 = every epoch); for a number of steps use eval_every_steps")
+        raise ConfigError(
+            f"train.val_check_interval {val_check_interval!r}: a fraction of an epoch in (0, 1] "
+            "(1.0 = every epoch); for a number of steps use eval_every_steps"
+        )
     return max(1, int(steps_per_epoch * float(val_check_interval)))
 
 
 def _changed_settings(saved: dict[str, Any], cfg: TrainConfig, world: int) -> list[str]:
     """Settings whose change makes a resumed run differ from the interrupted one."""
-    keys = ("lr", "lr_mult_head", "lr_mult_cross_modal", "weight_decay", "warmup", "schedule", "max_steps",
-            "max_epochs", "global_batch_size", "seed", "precision", "num_workers")
+    keys = (
+        "lr",
+        "lr_mult_head",
+        "lr_mult_cross_modal",
+        "weight_decay",
+        "warmup",
+        "schedule",
+        "max_steps",
+        "max_epochs",
+        "global_batch_size",
+        "seed",
+        "precision",
+        "num_workers",
+    )
     old = saved.get("train", {})
     changed = [f"{k}: {old[k]} -> {getattr(cfg, k)}" for k in keys if k in old and old[k] != getattr(cfg, k)]
     if saved.get("world_size", world) != world:
@@ -167,8 +191,15 @@ def _changed_settings(saved: dict[str, Any], cfg: TrainConfig, world: int) -> li
 
 
 class Trainer:
-    def __init__(self, model: nn.Module, loss_fn: LossFn, train_dataset: Any, collate_fn: Callable | None,
-                 config: TrainConfig, evaluate_fn: Callable[[nn.Module], dict[str, float]] | None = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: LossFn,
+        train_dataset: Any,
+        collate_fn: Callable | None,
+        config: TrainConfig,
+        evaluate_fn: Callable[[nn.Module], dict[str, float]] | None = None,
+    ):
         cfg = self.config = config
         if cfg.precision not in (None, "fp32", "bf16", "fp16"):
             raise ConfigError(f"precision {cfg.precision!r}: choose fp32, bf16 or fp16")
@@ -184,8 +215,10 @@ class Trainer:
         self.rank, self.world = D.rank(), D.world_size()
         micro_total = cfg.per_device_batch_size * self.world
         if cfg.global_batch_size % micro_total:
-            raise ConfigError(f"global_batch_size {cfg.global_batch_size} is not a multiple of "
-                              f"per_device_batch_size {cfg.per_device_batch_size} x {self.world} processes")
+            raise ConfigError(
+                f"global_batch_size {cfg.global_batch_size} is not a multiple of "
+                f"per_device_batch_size {cfg.per_device_batch_size} x {self.world} processes"
+            )
         self.accumulation = cfg.global_batch_size // micro_total
 
         self.model, self.evaluate_fn = model.to(self.device), evaluate_fn
@@ -193,30 +226,45 @@ class Trainer:
         # rank and worker and resumes itself: set_epoch(epoch, start_batch), batches_per_epoch.
         self.streaming = isinstance(train_dataset, IterableDataset)
         if self.streaming and cfg.per_device_batch_size != 1:
-            raise ConfigError("a streamed training set yields whole batches: set per_device_batch_size 1 "
-                              "(its batch size is the stream's)")
+            raise ConfigError(
+                "a streamed training set yields whole batches: set per_device_batch_size 1 "
+                "(its batch size is the stream's)"
+            )
         if self.streaming:
             self.dataset, self.sampler = train_dataset, None
             self.steps_per_epoch = train_dataset.batches_per_epoch // self.accumulation
         else:
-            self.dataset = train_dataset if isinstance(train_dataset, SeededDataset) else SeededDataset(
-                train_dataset, cfg.seed)
+            self.dataset = (
+                train_dataset if isinstance(train_dataset, SeededDataset) else SeededDataset(train_dataset, cfg.seed)
+            )
             kinds = getattr(self.dataset, "item_kinds", None)  # batches of several kinds: one kind per micro-step
-            self.sampler = TrainSampler(len(self.dataset), cfg.global_batch_size, cfg.per_device_batch_size,
-                                        cfg.seed, self.rank, self.world, with_epoch=True,
-                                        kinds=kinds() if callable(kinds) else None)
+            self.sampler = TrainSampler(
+                len(self.dataset),
+                cfg.global_batch_size,
+                cfg.per_device_batch_size,
+                cfg.seed,
+                self.rank,
+                self.world,
+                with_epoch=True,
+                kinds=kinds() if callable(kinds) else None,
+            )
             self.steps_per_epoch = self.sampler.steps_per_epoch
         if self.steps_per_epoch == 0:
-            raise ConfigError(f"the train split has {len(self.dataset)} samples, fewer than one global "
-                              f"batch ({cfg.global_batch_size}): lower global_batch_size")
+            raise ConfigError(
+                f"the train split has {len(self.dataset)} samples, fewer than one global "
+                f"batch ({cfg.global_batch_size}): lower global_batch_size"
+            )
         self.val_interval = validation_interval(cfg.val_check_interval, self.steps_per_epoch)
-        self.total_steps = total_steps(cfg.max_steps, self.steps_per_epoch * self.accumulation,
-                                       cfg.max_epochs, self.accumulation)
-        self.loader_settings = loader_settings(self.device, cfg.num_workers, streaming=self.streaming,
-                                               persistent=True)
+        self.total_steps = total_steps(
+            cfg.max_steps, self.steps_per_epoch * self.accumulation, cfg.max_epochs, self.accumulation
+        )
+        self.loader_settings = loader_settings(self.device, cfg.num_workers, streaming=self.streaming, persistent=True)
         self.loader = DataLoader(
             # Streamed: batch_sampler None and the default batch_size 1, so collate_fn gets [batch].
-            self.dataset, batch_sampler=self.sampler, collate_fn=collate_fn, **self.loader_settings.kwargs(),
+            self.dataset,
+            batch_sampler=self.sampler,
+            collate_fn=collate_fn,
+            **self.loader_settings.kwargs(),
             # Its own generator: creating an iterator must not consume the global (dropout) RNG.
             generator=torch.Generator().manual_seed(cfg.seed),
         )
@@ -234,13 +282,19 @@ class Trainer:
         self.ddp = self._ddp_settings()
         if self.world > 1:
             self.module = nn.parallel.DistributedDataParallel(
-                self.module, device_ids=[self.device.index] if self.device.type == "cuda" else None, **self.ddp)
+                self.module, device_ids=[self.device.index] if self.device.type == "cuda" else None, **self.ddp
+            )
         self.runtime = {
-            "device": str(self.device), "world_size": self.world, "accumulation": self.accumulation,
-            "precision": cfg.precision, "tf32": bool(cfg.tf32) and self.device.type == "cuda",
+            "device": str(self.device),
+            "world_size": self.world,
+            "accumulation": self.accumulation,
+            "precision": cfg.precision,
+            "tf32": bool(cfg.tf32) and self.device.type == "cuda",
             "compile": bool(cfg.compile),
-            "loader": self.loader_settings.to_dict(), "optimizer": "AdamW (fused)" if fused else "AdamW (foreach)",
-            "ddp": dict(self.ddp) if self.world > 1 else None, "parameters": self.parameter_use.to_dict(),
+            "loader": self.loader_settings.to_dict(),
+            "optimizer": "AdamW (fused)" if fused else "AdamW (foreach)",
+            "ddp": dict(self.ddp) if self.world > 1 else None,
+            "parameters": self.parameter_use.to_dict(),
         }
         self.out_dir = Path(cfg.out_dir)
         # First non-finite step and value per row (loss, gradient norm), -1 = none: see _note_non_finite.
@@ -252,9 +306,11 @@ class Trainer:
         (`probe_items()`: pre-training's images and clips), one batch of each kind; built lazily."""
         collate = collate_fn or default_collate
         if self.streaming:
+
             def first_streamed() -> Any:
                 self.dataset.set_epoch(0, 0)
                 return collate([next(iter(self.dataset))])
+
             return [first_streamed]
         self.dataset.set_epoch(0)
         self.sampler.set_epoch(0, 0)
@@ -290,11 +346,16 @@ class Trainer:
         on torch 2.14.1 the first no_sync backward fails an `expect_autograd_hooks_` INTERNAL ASSERT)."""
         cfg, varying = self.config, self.parameter_use.varying
         if varying and self.world > 1 and not cfg.find_unused_parameters and D.is_main():
-            print(f"the loss reaches some parameters on some batches only ({_short_list(varying)}): DDP looks for "
-                  "unused parameters every step (find_unused_parameters)")
+            print(
+                f"the loss reaches some parameters on some batches only ({_short_list(varying)}): DDP looks for "
+                "unused parameters every step (find_unused_parameters)"
+            )
         find_unused = bool(cfg.find_unused_parameters or varying)
-        return {"find_unused_parameters": find_unused, "gradient_as_bucket_view": True,
-                "static_graph": not find_unused and self.accumulation == 1}
+        return {
+            "find_unused_parameters": find_unused,
+            "gradient_as_bucket_view": True,
+            "static_graph": not find_unused and self.accumulation == 1,
+        }
 
     # ---- one optimizer step ----------------------------------------------------------------------
     def _autocast(self) -> contextlib.AbstractContextManager:
@@ -350,7 +411,8 @@ class Trainer:
                 f"step {ctx.step}: the previous step's loss left trainable parameters without a gradient, although "
                 f"the probe of the first batches reached them ({self.parameter_use.probes} probes; parameters "
                 "reached by some batches only are handled): this job's loss uses different parameters on "
-                "different batches. Set train.find_unused_parameters=true") from err
+                "different batches. Set train.find_unused_parameters=true"
+            ) from err
 
     # ---- non-finite loss: flagged on the device every step, read once per log interval ---------------
     def _note_non_finite(self, value: torch.Tensor, row: int, state: TrainState) -> torch.Tensor:
@@ -393,8 +455,9 @@ class Trainer:
         where = f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
         loss_first = loss_step >= 0 and (grad_step < 0 or loss_step <= grad_step)
         if loss_step >= 0 or grad_step >= 0:
-            what, step, value = (("loss", loss_step, loss_value) if loss_first
-                                 else ("gradient norm", grad_step, grad_value))
+            what, step, value = (
+                ("loss", loss_step, loss_value) if loss_first else ("gradient norm", grad_step, grad_value)
+            )
             seen, step = f"{value}", int(step)
         else:
             what, seen, step = "loss", "finite here but not on another rank", state.step
@@ -404,7 +467,8 @@ class Trainer:
         raise NonFiniteLossError(
             f"training {what} is {seen} at step {step} (epoch {epoch}): stopped at step {state.step} before "
             f"writing anything, so no NaN weights were saved ({memory}); {where}. Resume from it with a lower lr, "
-            "bf16 instead of fp16 or max_grad_norm set, or check that step's data")
+            "bf16 instead of fp16 or max_grad_norm set, or check that step's data"
+        )
 
     def current_lr(self) -> float:
         """The base-group lr the NEXT step uses (config lr x schedule multiplier)."""
@@ -441,17 +505,33 @@ class Trainer:
         if self._is_better(metrics[name], state.best_metric):
             state.best_metric, state.best_step, state.best_epoch = metrics[name], state.step, state.epoch
             if D.is_main():
-                export_best(self.model, self.out_dir, meta={
-                    "step": state.step, "epoch": state.epoch, "select_metric": name,
-                    "value": metrics[name], "split": "validation", "metrics": metrics})
+                export_best(
+                    self.model,
+                    self.out_dir,
+                    meta={
+                        "step": state.step,
+                        "epoch": state.epoch,
+                        "select_metric": name,
+                        "value": metrics[name],
+                        "split": "validation",
+                        "metrics": metrics,
+                    },
+                )
             D.barrier()
 
     def save(self, state: TrainState) -> Path:
         rngs = D.gather_objects(rng_state())  # every rank's generators: all resume exactly
         path = None
         if D.is_main():
-            payload = training_payload(self.model, self.optimizer, self.scheduler, self.scaler, state, rngs,
-                                       {"train": self.config.to_dict(), "world_size": self.world})
+            payload = training_payload(
+                self.model,
+                self.optimizer,
+                self.scheduler,
+                self.scaler,
+                state,
+                rngs,
+                {"train": self.config.to_dict(), "world_size": self.world},
+            )
             path = save_checkpoint(self.out_dir, payload, state.step, self.config.keep_last)
         D.barrier()
         return D.broadcast_object(path)
@@ -468,8 +548,10 @@ class Trainer:
         state, resumed_from = TrainState(), None
         ckpt = latest(self.out_dir)
         if ckpt is not None and not resume:
-            raise ConfigError(f"{self.out_dir} holds checkpoints of an earlier run ({ckpt.name}): resume it, "
-                              "or choose another out_dir")
+            raise ConfigError(
+                f"{self.out_dir} holds checkpoints of an earlier run ({ckpt.name}): resume it, "
+                "or choose another out_dir"
+            )
         if ckpt is not None:
             payload = load_checkpoint(ckpt, trust_pickle=trust_pickle)  # --trust-pickle: a file the user trusts
             state = restore(payload, self.model, self.optimizer, self.scheduler, self.scaler, self.rank)
@@ -483,11 +565,12 @@ class Trainer:
         if resumed_from:
             logger.print(f"resumed from {resumed_from} at step {state.step}")
             if changed:
-                logger.print(f"warning: settings differ from the checkpointed run ({', '.join(changed)}); "
-                             "the run continues but is not the one that was interrupted")
+                logger.print(
+                    f"warning: settings differ from the checkpointed run ({', '.join(changed)}); "
+                    "the run continues but is not the one that was interrupted"
+                )
         self.model.train()
-        window = {"loss": torch.zeros((), device=self.device), "logs": defaultdict(float), "n": 0,
-                  "t": time.time()}
+        window = {"loss": torch.zeros((), device=self.device), "logs": defaultdict(float), "n": 0, "t": time.time()}
         try:
             while state.step < self.total_steps:
                 if self.streaming:  # it skips the consumed micro-batches itself
@@ -513,15 +596,24 @@ class Trainer:
         best = self.out_dir / "best"
         selected = state.best_step is not None and cfg.select_metric is not None
         return {
-            "step": state.step, "epoch": state.epoch, "total_steps": self.total_steps,
-            "select_metric": cfg.select_metric, "best_metric": state.best_metric, "best_step": state.best_step,
-            "best_dir": str(best) if best.is_dir() else None, "last_checkpoint": str(last) if last else None,
+            "step": state.step,
+            "epoch": state.epoch,
+            "total_steps": self.total_steps,
+            "select_metric": cfg.select_metric,
+            "best_metric": state.best_metric,
+            "best_step": state.best_step,
+            "best_dir": str(best) if best.is_dir() else None,
+            "last_checkpoint": str(last) if last else None,
             "selected_from": "best" if selected else "final",
             "selected_step": state.best_step if selected else state.step,
             "selected_epoch": state.best_epoch if selected else state.epoch,
-            "val_check_interval": cfg.val_check_interval, "val_interval_steps": self._eval_every(),
+            "val_check_interval": cfg.val_check_interval,
+            "val_interval_steps": self._eval_every(),
             "history": self._history(logger.path),
-            "log": str(logger.path), "resumed_from": resumed_from, "world_size": self.world, "runtime": self.runtime,
+            "log": str(logger.path),
+            "resumed_from": resumed_from,
+            "world_size": self.world,
+            "runtime": self.runtime,
             "wall_s": time.time() - t_start,
         }
 
@@ -546,12 +638,22 @@ class Trainer:
         """Every validation of this run (resumed segments included) from the log, on every rank."""
         rows = None
         if D.is_main() and log_path.is_file():
-            rows = [{k: v for k, v in rec.items() if k != "kind"} for _, rec in read_jsonl(log_path)
-                    if rec.get("kind") == "eval"]
+            rows = [
+                {k: v for k, v in rec.items() if k != "kind"}
+                for _, rec in read_jsonl(log_path)
+                if rec.get("kind") == "eval"
+            ]
         return D.broadcast_object(rows or [])
 
-    def _after_step(self, state: TrainState, lr: float, loss: torch.Tensor, logs: dict[str, Any],
-                    window: dict[str, Any], logger: MetricLogger) -> None:
+    def _after_step(
+        self,
+        state: TrainState,
+        lr: float,
+        loss: torch.Tensor,
+        logs: dict[str, Any],
+        window: dict[str, Any],
+        logger: MetricLogger,
+    ) -> None:
         cfg, step, final = self.config, state.step, state.step == self.total_steps
         window["loss"] += loss
         for key, value in logs.items():
@@ -563,16 +665,29 @@ class Trainer:
         if step % max(1, cfg.log_every) == 0 or final:
             keys = sorted(window["logs"])
             # The one host read of the interval: mean loss, every log and the non-finite flag together.
-            local = torch.stack([window["loss"].float()] + [
-                torch.as_tensor(window["logs"][k], dtype=torch.float32).to(self.device, non_blocking=True)
-                for k in keys] + [self._non_finite_flag() * window["n"]])
+            local = torch.stack(
+                [window["loss"].float()]
+                + [
+                    torch.as_tensor(window["logs"][k], dtype=torch.float32).to(self.device, non_blocking=True)
+                    for k in keys
+                ]
+                + [self._non_finite_flag() * window["n"]]
+            )
             values = (D.all_reduce_mean(local) / window["n"]).tolist()
             self._check_finite(state, values[-1])
             checked = True
             elapsed = max(time.time() - window["t"], 1e-9)
-            logger.write({"kind": "train", "step": step, "epoch": state.epoch, "lr": lr, "loss": values[0],
-                          **dict(zip(keys, values[1:-1])),
-                          "samples_per_s": window["n"] * cfg.global_batch_size / elapsed})
+            logger.write(
+                {
+                    "kind": "train",
+                    "step": step,
+                    "epoch": state.epoch,
+                    "lr": lr,
+                    "loss": values[0],
+                    **dict(zip(keys, values[1:-1])),
+                    "samples_per_s": window["n"] * cfg.global_batch_size / elapsed,
+                }
+            )
             window.update(loss=torch.zeros((), device=self.device), logs=defaultdict(float), n=0, t=time.time())
         validate = self._should_validate(state)
         save = final or (cfg.save_every_steps and step % cfg.save_every_steps == 0)

@@ -26,8 +26,9 @@ resumed run freezes the same parameters and its optimizer groups match the check
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -71,8 +72,13 @@ def reached_parameters(loss: torch.Tensor, params: Iterable[nn.Parameter]) -> se
     return found
 
 
-def probe_parameter_use(module: nn.Module, model: nn.Module, batches: list[Callable[[], Any]],
-                        run: Callable[[nn.Module, Any], torch.Tensor], device: torch.device) -> ParameterUse:
+def probe_parameter_use(
+    module: nn.Module,
+    model: nn.Module,
+    batches: list[Callable[[], Any]],
+    run: Callable[[nn.Module, Any], torch.Tensor],
+    device: torch.device,
+) -> ParameterUse:
     """Run `run(module, batch)` -> loss for each lazily built probe batch (the same number on every
     rank: the losses may run collectives), find the trainable parameters of `model` each loss
     reaches, agree over ranks, freeze the ones no loss reaches and return the verdict."""

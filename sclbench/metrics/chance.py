@@ -48,8 +48,14 @@ def binomial_tail(successes: int, trials: int, p: float) -> float:
         return 0.0
     if p >= 1.0:
         return 1.0
-    logs = [math.lgamma(trials + 1) - math.lgamma(i + 1) - math.lgamma(trials - i + 1)
-            + i * math.log(p) + (trials - i) * math.log1p(-p) for i in range(successes, trials + 1)]
+    logs = [
+        math.lgamma(trials + 1)
+        - math.lgamma(i + 1)
+        - math.lgamma(trials - i + 1)
+        + i * math.log(p)
+        + (trials - i) * math.log1p(-p)
+        for i in range(successes, trials + 1)
+    ]
     top = max(logs)
     return min(1.0, math.exp(top) * sum(math.exp(v - top) for v in logs))
 
@@ -73,8 +79,9 @@ def p_value_vs_chance(values: Sequence[float], chance: float, resamples: int = 1
     return float((1 + np.sum(means >= x.mean())) / (resamples + 1))
 
 
-def bootstrap_interval(values: Sequence[float], confidence: float = 0.95, resamples: int = 2000,
-                       seed: int = 0) -> tuple[float, float]:
+def bootstrap_interval(
+    values: Sequence[float], confidence: float = 0.95, resamples: int = 2000, seed: int = 0
+) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of per-sample scores, in percent."""
     x = np.asarray(values, dtype=float)
     if x.size == 0:

@@ -26,7 +26,12 @@ from sclbench.common.io import atomic_write
 from sclbench.errors import CheckpointError
 from sclbench.model.config import SCLConfig
 from sclbench.model.readers import (  # noqa: F401  (re-exported: the readers' public home was this module)
-    _first_line, extract_state_dict, official_config, read_checkpoint, read_safetensors, sniff_format,
+    _first_line,
+    extract_state_dict,
+    official_config,
+    read_checkpoint,
+    read_safetensors,
+    sniff_format,
 )
 from sclbench.model.vision import resize_position_table
 
@@ -45,15 +50,19 @@ BENIGN_UNEXPECTED: list[tuple[str, str]] = [
     (r"^vision_transformer\.visual\.temporal_embed$", "video temporal table: this image model has none"),
     (r"^(mlm_score|itm_score|vision_proj|language_proj|cl_temp|rank_output)\b", "head not used by this task"),
     (r"^(vqa_classifier|nlvr2_classifier|snli_classifier)\.", "head of another task"),
-    (r"^vision_transformer\.(positional_embedding$|ln_final\.)",
-     "METER's CLIP: the unused CLIP text tower's position table and final LayerNorm"),
+    (
+        r"^vision_transformer\.(positional_embedding$|ln_final\.)",
+        "METER's CLIP: the unused CLIP text tower's position table and final LayerNorm",
+    ),
 ]
 BENIGN_MISSING: list[tuple[str, str]] = [
     (r"^(vqa_classifier|nlvr2_classifier)\.", "task head: freshly initialised for fine-tuning"),
     (r"^rank_output\.", "initialised from the ITM 'match' row"),
     (r"^vision_transformer\.visual\.temporal_embed$", "image checkpoint: temporal table freshly initialised"),
-    (r"^vision_transformer\.visual\.visual_mask_token$",
-     "video or METER checkpoint: MLTC mask token freshly initialised (only MLTC pre-training uses it)"),
+    (
+        r"^vision_transformer\.visual\.visual_mask_token$",
+        "video or METER checkpoint: MLTC mask token freshly initialised (only MLTC pre-training uses it)",
+    ),
     (r"^(mlm_score|itm_score|vision_proj|language_proj|cl_temp)\b", "head absent from the checkpoint"),
 ]
 # Below this fraction of parameters (by element count) found in the file, refuse: it is not an SCL
@@ -79,8 +88,10 @@ class KeyReport:
 
     def summary(self) -> str:
         lines = [f"loaded {len(self.loaded)} tensors ({self.loaded_fraction:.1%} of parameters)"]
-        for title, keys, table in (("missing", self.missing, BENIGN_MISSING),
-                                   ("unexpected", self.unexpected, BENIGN_UNEXPECTED)):
+        for title, keys, table in (
+            ("missing", self.missing, BENIGN_MISSING),
+            ("unexpected", self.unexpected, BENIGN_UNEXPECTED),
+        ):
             groups: dict[str, list[str]] = {}
             for k in keys:
                 groups.setdefault(self.explain(k, table) or "NOT EXPLAINED", []).append(k)
@@ -96,15 +107,13 @@ def _strip_prefix(sd: dict[str, torch.Tensor], model_keys: set[str]) -> tuple[di
     if len(model_keys & sd.keys()) > 0.5 * len(model_keys):
         return sd, ""
     for prefix in ("module.", "model.", "module.model.", "_orig_mod."):
-        stripped = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+        stripped = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
         if len(model_keys & stripped.keys()) > 0.5 * len(model_keys):
             return stripped, prefix
     return sd, ""
 
 
-def adapt_state_dict(
-    sd: dict[str, torch.Tensor], model: SCLModel, report: KeyReport
-) -> dict[str, torch.Tensor]:
+def adapt_state_dict(sd: dict[str, torch.Tensor], model: SCLModel, report: KeyReport) -> dict[str, torch.Tensor]:
     """Fit official weights to this model: position table resolution, NLVR2 token-type rows."""
     config = model.config
     sd = dict(sd)
@@ -123,8 +132,12 @@ def adapt_state_dict(
 
 
 HEAD_PREFIXES = {
-    "mlm": "mlm_score.", "itm": "itm_score.", "con": "vision_proj.", "vqa": "vqa_classifier.",
-    "nlvr2": "nlvr2_classifier.", "rank": "rank_output.",
+    "mlm": "mlm_score.",
+    "itm": "itm_score.",
+    "con": "vision_proj.",
+    "vqa": "vqa_classifier.",
+    "nlvr2": "nlvr2_classifier.",
+    "rank": "rank_output.",
 }
 WORD_KEY = "text_transformer.embeddings.word_embeddings.weight"
 
@@ -148,8 +161,10 @@ def describe_weights(sd: dict[str, torch.Tensor]) -> str:
 
 def describe_model(config: SCLConfig) -> str:
     heads = [f"vqa ({config.num_answers} answers)" if h == "vqa" else h for h in config.heads]
-    return (f"the {config.preset} {config.task} model (hidden {config.hidden_size}, vocabulary {config.vocab_size}, "
-            f"heads {', '.join(heads)}, {config.image_size}px)")
+    return (
+        f"the {config.preset} {config.task} model (hidden {config.hidden_size}, vocabulary {config.vocab_size}, "
+        f"heads {', '.join(heads)}, {config.image_size}px)"
+    )
 
 
 def check_finite(sd: dict[str, torch.Tensor], source: str) -> None:
@@ -157,8 +172,10 @@ def check_finite(sd: dict[str, torch.Tensor], source: str) -> None:
     for key, value in sd.items():
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             bad = int((~torch.isfinite(value)).sum())
-            raise CheckpointError(f"{source}: tensor {key} holds {bad} NaN/Inf value(s) of {value.numel()}; the "
-                                  "checkpoint is corrupt (saved from a diverged run?): use an earlier checkpoint")
+            raise CheckpointError(
+                f"{source}: tensor {key} holds {bad} NaN/Inf value(s) of {value.numel()}; the "
+                "checkpoint is corrupt (saved from a diverged run?): use an earlier checkpoint"
+            )
 
 
 def check_dtypes(sd: dict[str, torch.Tensor], own: dict[str, torch.Tensor], source: str) -> None:
@@ -171,8 +188,10 @@ def check_dtypes(sd: dict[str, torch.Tensor], own: dict[str, torch.Tensor], sour
             continue
         want = own[key]
         if not isinstance(value, torch.Tensor):
-            raise CheckpointError(f"{source}: entry {key} is a {type(value).__name__} where the model holds a tensor "
-                                  "(not a state dict of this model)")
+            raise CheckpointError(
+                f"{source}: entry {key} is a {type(value).__name__} where the model holds a tensor "
+                "(not a state dict of this model)"
+            )
         if want.is_floating_point():
             fits = value.is_floating_point()
         elif want.is_complex():
@@ -182,9 +201,11 @@ def check_dtypes(sd: dict[str, torch.Tensor], own: dict[str, torch.Tensor], sour
         else:  # an integer buffer (ids, counters)
             fits = not (value.is_floating_point() or value.is_complex() or value.dtype == torch.bool)
         if not fits:
-            raise CheckpointError(f"{source}: tensor {key} is {_dtype_name(value.dtype)} where the model holds "
-                                  f"{_dtype_name(want.dtype)} values; refused rather than cast (the file is not "
-                                  "a checkpoint of this model's weights, or was converted wrongly)")
+            raise CheckpointError(
+                f"{source}: tensor {key} is {_dtype_name(value.dtype)} where the model holds "
+                f"{_dtype_name(want.dtype)} values; refused rather than cast (the file is not "
+                "a checkpoint of this model's weights, or was converted wrongly)"
+            )
 
 
 def _dtype_name(dtype: torch.dtype) -> str:
@@ -207,8 +228,9 @@ def rename_meter(sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], 
     return out, True
 
 
-def load_into(model: SCLModel, sd: dict[str, torch.Tensor], source: str = "checkpoint",
-              require_heads: tuple[str, ...] = ()) -> KeyReport:
+def load_into(
+    model: SCLModel, sd: dict[str, torch.Tensor], source: str = "checkpoint", require_heads: tuple[str, ...] = ()
+) -> KeyReport:
     """Load official-named weights into `model` with a full key report; refuse foreign files.
 
     require_heads: heads (`vqa`, `nlvr2`, ...) the file must provide; evaluation passes its task head,
@@ -286,8 +308,9 @@ def export_official(model: SCLModel, path: str | Path) -> Path:
 WEIGHTS_NAME, CONFIG_NAME, META_NAME = "model.safetensors", "config.json", "sclbench.json"
 
 
-def save_pretrained(model: SCLModel, directory: str | Path, tokenizer: Any = None,
-                    meta: dict[str, Any] | None = None) -> Path:
+def save_pretrained(
+    model: SCLModel, directory: str | Path, tokenizer: Any = None, meta: dict[str, Any] | None = None
+) -> Path:
     from safetensors.torch import save_file
 
     directory = Path(directory)

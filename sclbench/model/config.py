@@ -32,22 +32,54 @@ HEAD_NAMES = ("mlm", "itm", "con", "vqa", "nlvr2", "rank")
 # two optional vision parameters the official model of that task has (HEAD image model: the MLTC mask
 # token; video model: the 8-row temporal table).
 _TASKS: dict[str, dict[str, Any]] = {
-    "pretrain": dict(heads=("mlm", "itm", "con"), image_size=288, num_token_types=2,
-                     use_visual_mask_token=True, use_temporal_embed=False),
-    "pretrain_video": dict(heads=("mlm", "itm", "con"), image_size=288, num_token_types=2,
-                           use_visual_mask_token=True, use_temporal_embed=True),
-    "vqa": dict(heads=("vqa",), image_size=384, num_token_types=2,
-                use_visual_mask_token=True, use_temporal_embed=False),
-    "nlvr2": dict(heads=("nlvr2",), image_size=288, num_token_types=3,
-                  use_visual_mask_token=True, use_temporal_embed=False),
-    "f30k": dict(heads=("itm", "con", "rank"), image_size=384, num_token_types=2,
-                 use_visual_mask_token=True, use_temporal_embed=False),
-    "coco": dict(heads=("itm", "con", "rank"), image_size=384, num_token_types=2,
-                 use_visual_mask_token=True, use_temporal_embed=False),
-    "msrvtt": dict(heads=("itm", "con", "rank"), image_size=224, num_token_types=2,
-                   use_visual_mask_token=False, use_temporal_embed=True),
-    "lsmdc": dict(heads=("itm", "con", "rank"), image_size=224, num_token_types=2,
-                  use_visual_mask_token=False, use_temporal_embed=True),
+    "pretrain": dict(
+        heads=("mlm", "itm", "con"),
+        image_size=288,
+        num_token_types=2,
+        use_visual_mask_token=True,
+        use_temporal_embed=False,
+    ),
+    "pretrain_video": dict(
+        heads=("mlm", "itm", "con"),
+        image_size=288,
+        num_token_types=2,
+        use_visual_mask_token=True,
+        use_temporal_embed=True,
+    ),
+    "vqa": dict(
+        heads=("vqa",), image_size=384, num_token_types=2, use_visual_mask_token=True, use_temporal_embed=False
+    ),
+    "nlvr2": dict(
+        heads=("nlvr2",), image_size=288, num_token_types=3, use_visual_mask_token=True, use_temporal_embed=False
+    ),
+    "f30k": dict(
+        heads=("itm", "con", "rank"),
+        image_size=384,
+        num_token_types=2,
+        use_visual_mask_token=True,
+        use_temporal_embed=False,
+    ),
+    "coco": dict(
+        heads=("itm", "con", "rank"),
+        image_size=384,
+        num_token_types=2,
+        use_visual_mask_token=True,
+        use_temporal_embed=False,
+    ),
+    "msrvtt": dict(
+        heads=("itm", "con", "rank"),
+        image_size=224,
+        num_token_types=2,
+        use_visual_mask_token=False,
+        use_temporal_embed=True,
+    ),
+    "lsmdc": dict(
+        heads=("itm", "con", "rank"),
+        image_size=224,
+        num_token_types=2,
+        use_visual_mask_token=False,
+        use_temporal_embed=True,
+    ),
 }
 MODEL_TASKS = tuple(_TASKS)  # what SCLConfig.for_task accepts: head sets and sizes, not the task cards
 
@@ -56,17 +88,41 @@ _TEXT, _FLAG = Rule("str"), Rule("bool")
 # What each field accepts: checked on every construction (presets, `model.*` card settings through
 # `for_task`, config.json), so a string, a negative size or a NaN never reaches a layer constructor.
 FIELD_RULES: dict[str, Rule] = {
-    "vocab_size": _SIZE, "hidden_size": _SIZE, "num_heads": _SIZE, "text_layers": _SIZE,
-    "text_intermediate_size": _SIZE, "max_position_embeddings": _SIZE, "text_layer_norm_eps": _EPS,
-    "pad_token_id": _ID, "bos_token_id": _ID, "eos_token_id": _ID, "mask_token_id": _ID,
+    "vocab_size": _SIZE,
+    "hidden_size": _SIZE,
+    "num_heads": _SIZE,
+    "text_layers": _SIZE,
+    "text_intermediate_size": _SIZE,
+    "max_position_embeddings": _SIZE,
+    "text_layer_norm_eps": _EPS,
+    "pad_token_id": _ID,
+    "bos_token_id": _ID,
+    "eos_token_id": _ID,
+    "mask_token_id": _ID,
     "max_text_len": Rule("int", low=2),  # <s> and </s> at least
-    "tokenizer": _TEXT, "text_encoder": Rule("str", nullable=True), "text_init_std": _EPS,
-    "image_size": _SIZE, "patch_size": _SIZE, "vision_width": _SIZE, "vision_layers": _SIZE, "vision_heads": _SIZE,
-    "max_frames": _SIZE, "use_temporal_embed": _FLAG, "use_visual_mask_token": _FLAG,
-    "num_top_layer": _SIZE, "cross_intermediate_size": _SIZE, "cross_layer_norm_eps": _EPS,
-    "drop_rate": Rule("float", low=0, high=1, high_open=True), "num_token_types": _SIZE,
-    "heads": Rule("list", items="str"), "num_answers": _SIZE, "contrastive_dim": _SIZE, "cl_temp_init": _EPS,
-    "task": _TEXT, "preset": _TEXT, "extra": Rule("dict"),
+    "tokenizer": _TEXT,
+    "text_encoder": Rule("str", nullable=True),
+    "text_init_std": _EPS,
+    "image_size": _SIZE,
+    "patch_size": _SIZE,
+    "vision_width": _SIZE,
+    "vision_layers": _SIZE,
+    "vision_heads": _SIZE,
+    "max_frames": _SIZE,
+    "use_temporal_embed": _FLAG,
+    "use_visual_mask_token": _FLAG,
+    "num_top_layer": _SIZE,
+    "cross_intermediate_size": _SIZE,
+    "cross_layer_norm_eps": _EPS,
+    "drop_rate": Rule("float", low=0, high=1, high_open=True),
+    "num_token_types": _SIZE,
+    "heads": Rule("list", items="str"),
+    "num_answers": _SIZE,
+    "contrastive_dim": _SIZE,
+    "cl_temp_init": _EPS,
+    "task": _TEXT,
+    "preset": _TEXT,
+    "extra": Rule("dict"),
 }
 # config.json fields a reader may do without (added after the first saves, or informational): every
 # other field decides a weight's shape or the computation, and a file without it is refused.
@@ -162,15 +218,28 @@ class SCLConfig:
         fields = _task_fields(task)
         fields.update(image_size=32)
         sizes = dict(
-            vocab_size=1000, hidden_size=64, num_heads=4, text_layers=2, text_intermediate_size=128,
-            max_position_embeddings=64, max_text_len=24, mask_token_id=999, patch_size=8,
-            vision_width=64, vision_layers=2, vision_heads=4, num_top_layer=2,
-            cross_intermediate_size=128, num_answers=32, contrastive_dim=32, tokenizer="",
+            vocab_size=1000,
+            hidden_size=64,
+            num_heads=4,
+            text_layers=2,
+            text_intermediate_size=128,
+            max_position_embeddings=64,
+            max_text_len=24,
+            mask_token_id=999,
+            patch_size=8,
+            vision_width=64,
+            vision_layers=2,
+            vision_heads=4,
+            num_top_layer=2,
+            cross_intermediate_size=128,
+            num_answers=32,
+            contrastive_dim=32,
+            tokenizer="",
         )
         return cls(**{**fields, **sizes, "task": task, "preset": "tiny", **overrides})
 
     @classmethod
-    def preset(cls, name: str, task: str = "pretrain", **overrides: Any) -> SCLConfig:
+    def preset(cls, name: str, task: str = "pretrain", **overrides: Any) -> SCLConfig:  # noqa: F811 (see __post_init__)
         if name not in ("base", "tiny"):
             raise ConfigError(f"unknown preset {name!r}; choose 'base' or 'tiny'")
         return getattr(cls, name)(task, **overrides)
@@ -216,18 +285,23 @@ class SCLConfig:
         except SCLBenchError as err:
             raise ConfigError(str(err)) from None
         if not isinstance(data, dict):
-            raise ConfigError(f"model config {path} must hold a JSON object of SCLConfig fields, "
-                              f"got {type(data).__name__}")
+            raise ConfigError(
+                f"model config {path} must hold a JSON object of SCLConfig fields, got {type(data).__name__}"
+            )
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - fields)
         if unknown:
-            raise ConfigError(f"model config {path}: unknown key {unknown[0]!r} (not an SCLConfig field; written by "
-                              "another program or a newer sclbench?)")
+            raise ConfigError(
+                f"model config {path}: unknown key {unknown[0]!r} (not an SCLConfig field; written by "
+                "another program or a newer sclbench?)"
+            )
         missing = sorted(fields - set(data) - OPTIONAL_FIELDS)
         if missing:
-            raise ConfigError(f"model config {path}: key {missing[0]!r} is missing"
-                              + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
-                              + "; the file is damaged or not an sclbench config.json")
+            raise ConfigError(
+                f"model config {path}: key {missing[0]!r} is missing"
+                + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+                + "; the file is damaged or not an sclbench config.json"
+            )
         try:
             return cls(**data)
         except ConfigError as err:

@@ -22,11 +22,18 @@ from typing import Any
 
 from sclbench.errors import CheckpointError, ConfigError
 from sclbench.model.checkpoint import (
-    CONFIG_NAME, WEIGHTS_NAME, KeyReport, check_dtypes, check_finite, describe_model, describe_weights, load_into,
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    KeyReport,
+    check_dtypes,
+    check_finite,
+    describe_model,
+    describe_weights,
+    load_into,
 )
-from sclbench.model.readers import extract_state_dict, read_checkpoint, read_safetensors
 from sclbench.model.config import SCLConfig
 from sclbench.model.hub import ResolvedCheckpoint, resolve
+from sclbench.model.readers import extract_state_dict, read_checkpoint, read_safetensors
 from sclbench.model.scl import SCLModel
 
 TOKENIZER_FILES = ("tokenizer.json", "vocab.json")
@@ -49,8 +56,12 @@ class LoadedModel:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def assemble(config: SCLConfig, state_dict: dict[str, Any] | None = None, source: str = "checkpoint",
-             require_heads: tuple[str, ...] = ()) -> tuple[SCLModel, Any]:
+def assemble(
+    config: SCLConfig,
+    state_dict: dict[str, Any] | None = None,
+    source: str = "checkpoint",
+    require_heads: tuple[str, ...] = (),
+) -> tuple[SCLModel, Any]:
     """The one place a model is constructed: `SCLModel(config)`, then (when given) its weights, loaded
     with the key report. Every path (create_model, load_official / load_pretrained behind `SCLModel.from_*`,
     benchmarks) comes through here."""
@@ -76,8 +87,10 @@ def configure(config: SCLConfig, task: str, model_overrides: dict[str, Any] | No
         overrides.pop("image_size", None)
     unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(SCLConfig)})
     if unknown:
-        raise ConfigError(f"unknown model setting(s) {', '.join('model.' + u for u in unknown)} in the card or "
-                          "overrides; see sclbench.model.SCLConfig for the valid names")
+        raise ConfigError(
+            f"unknown model setting(s) {', '.join('model.' + u for u in unknown)} in the card or "
+            "overrides; see sclbench.model.SCLConfig for the valid names"
+        )
     return config.for_task(task, **overrides)
 
 
@@ -92,23 +105,37 @@ def load_tokenizer_for(config: SCLConfig, ckpt_dir: Path | None, explicit: str |
     if config.tokenizer:
         return load_tokenizer(config.tokenizer)
     where = f"{ckpt_dir} holds no tokenizer files" if ckpt_dir else f"the {config.preset} preset names no tokenizer"
-    raise CheckpointError(f"no tokenizer for this model: {where}. Pass --tokenizer DIR (a folder saved with "
-                          "tokenizer.save_pretrained; `sclbench data synth OUT` writes one to OUT/tokenizer)")
+    raise CheckpointError(
+        f"no tokenizer for this model: {where}. Pass --tokenizer DIR (a folder saved with "
+        "tokenizer.save_pretrained; `sclbench data synth OUT` writes one to OUT/tokenizer)"
+    )
 
 
 def fit_vocab(config: SCLConfig, tokenizer: Any) -> SCLConfig:
     """A fresh model takes its vocabulary size and special ids from its tokenizer."""
     if len(tokenizer) != config.vocab_size or tokenizer.mask_token_id != config.mask_token_id:
-        config = dataclasses.replace(config, vocab_size=len(tokenizer), mask_token_id=tokenizer.mask_token_id,
-                                     pad_token_id=tokenizer.pad_token_id)
+        config = dataclasses.replace(
+            config,
+            vocab_size=len(tokenizer),
+            mask_token_id=tokenizer.mask_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
     return config
 
 
-def create_model(ckpt: str | Path | None = None, *, task: str = "pretrain", preset: str = "base",
-                 model_overrides: dict[str, Any] | None = None, tokenizer: str | None = None,
-                 encoder_init: dict[str, str | None] | None = None, verify: bool = True,
-                 trust_pickle: bool = False, require_tokenizer: bool = True,
-                 require_heads: tuple[str, ...] = ()) -> LoadedModel:
+def create_model(
+    ckpt: str | Path | None = None,
+    *,
+    task: str = "pretrain",
+    preset: str = "base",
+    model_overrides: dict[str, Any] | None = None,
+    tokenizer: str | None = None,
+    encoder_init: dict[str, str | None] | None = None,
+    verify: bool = True,
+    trust_pickle: bool = False,
+    require_tokenizer: bool = True,
+    require_heads: tuple[str, ...] = (),
+) -> LoadedModel:
     """A ready model for `task` (a model task: pretrain, vqa, nlvr2, irtr, ...).
 
     ckpt: a registered name, an official `.ckpt`/state-dict file, an sclbench directory, or None for a
@@ -129,12 +156,15 @@ def create_model(ckpt: str | Path | None = None, *, task: str = "pretrain", pres
     path = resolved.path
     if path.is_dir():
         if not (path / CONFIG_NAME).is_file() or not (path / WEIGHTS_NAME).is_file():
-            raise CheckpointError(f"{path} is a directory without {CONFIG_NAME} and {WEIGHTS_NAME}: not an "
-                                  "sclbench checkpoint (convert an official file with `sclbench ckpt convert`)")
+            raise CheckpointError(
+                f"{path} is a directory without {CONFIG_NAME} and {WEIGHTS_NAME}: not an "
+                "sclbench checkpoint (convert an official file with `sclbench ckpt convert`)"
+            )
         base = SCLConfig.load(path / CONFIG_NAME)
         tok = _tokenizer(base, path, tokenizer, require_tokenizer)
-        model, report = assemble(configure(base, task, model_overrides), read_safetensors(path / WEIGHTS_NAME),
-                                 str(path), require_heads)
+        model, report = assemble(
+            configure(base, task, model_overrides), read_safetensors(path / WEIGHTS_NAME), str(path), require_heads
+        )
     else:
         state_dict = extract_state_dict(read_checkpoint(path, trust_pickle=trust_pickle), str(path))
         if resolved.entry and resolved.entry.get("image_size"):
@@ -144,8 +174,9 @@ def create_model(ckpt: str | Path | None = None, *, task: str = "pretrain", pres
         config = configure(fit_vocab(base, tok) if tok is not None else base, task, model_overrides)
         model, report = assemble(config, state_dict, str(path), require_heads)
     zero_shot = any("rank_output :=" in a for a in report.adapted)
-    return LoadedModel(model, tok, resolved, zero_shot=zero_shot, report=report.summary(),
-                       init=f"checkpoint {resolved.name} ({path})")
+    return LoadedModel(
+        model, tok, resolved, zero_shot=zero_shot, report=report.summary(), init=f"checkpoint {resolved.name} ({path})"
+    )
 
 
 def _tokenizer(config: SCLConfig, ckpt_dir: Path | None, explicit: str | None, required: bool) -> Any:
@@ -157,8 +188,13 @@ def _tokenizer(config: SCLConfig, ckpt_dir: Path | None, explicit: str | None, r
         return None
 
 
-def _fresh(task: str, preset: str, model_overrides: dict[str, Any] | None, tokenizer: str | None,
-           encoder_init: dict[str, str | None] | None) -> LoadedModel:
+def _fresh(
+    task: str,
+    preset: str,
+    model_overrides: dict[str, Any] | None,
+    tokenizer: str | None,
+    encoder_init: dict[str, str | None] | None,
+) -> LoadedModel:
     base = SCLConfig.preset(preset, task)
     tok = load_tokenizer_for(base, None, tokenizer)
     model, _ = assemble(configure(fit_vocab(base, tok), task, model_overrides))
@@ -168,16 +204,19 @@ def _fresh(task: str, preset: str, model_overrides: dict[str, Any] | None, token
 
         report = init_encoders(model, vision, text)
         init = f"encoders from vision={vision or 'random'}, text={text or 'random'}; fusion and heads random"
-        return LoadedModel(model, tok, None, report=str(report), init=init,
-                           meta={"encoder_init": report.as_record()})
-    return LoadedModel(model, tok, None, report="freshly initialised",
-                       init=f"random ({preset} preset: encoders, fusion and heads)")
+        return LoadedModel(model, tok, None, report=str(report), init=init, meta={"encoder_init": report.as_record()})
+    return LoadedModel(
+        model, tok, None, report="freshly initialised", init=f"random ({preset} preset: encoders, fusion and heads)"
+    )
 
 
 # ---- the loaders behind SCLModel.from_official_checkpoint / SCLModel.from_pretrained ------------------
 def load_official(
-    path_or_state_dict: str | Path | dict, task: str = "pretrain", image_size: int | None = None,
-    config: SCLConfig | None = None, strict_report: bool = False,
+    path_or_state_dict: str | Path | dict,
+    task: str = "pretrain",
+    image_size: int | None = None,
+    config: SCLConfig | None = None,
+    strict_report: bool = False,
 ) -> tuple[SCLModel, KeyReport]:
     """Build the model for `task` (official `base` sizes unless `config` is given) and load weights."""
     if isinstance(path_or_state_dict, (str, Path)):
@@ -198,8 +237,9 @@ def load_official(
     return model, report
 
 
-def load_pretrained(directory: str | Path, task: str | None = None, map_location: str = "cpu",
-                    **config_overrides: Any) -> SCLModel:
+def load_pretrained(
+    directory: str | Path, task: str | None = None, map_location: str = "cpu", **config_overrides: Any
+) -> SCLModel:
     """Load a `save_pretrained` directory; `task` re-targets the heads for fine-tuning another task."""
     directory = Path(directory)
     if not (directory / CONFIG_NAME).is_file() or not (directory / WEIGHTS_NAME).is_file():
@@ -217,8 +257,11 @@ def load_pretrained(directory: str | Path, task: str | None = None, map_location
     if task is None or task == SCLConfig.load(directory / CONFIG_NAME).task:
         own = model.state_dict()
         missing, unexpected = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
-        wrong = [f"{k}: file {list(sd[k].shape)} vs config {list(own[k].shape)}"
-                 for k in sorted(set(sd) & set(own)) if tuple(sd[k].shape) != tuple(own[k].shape)]
+        wrong = [
+            f"{k}: file {list(sd[k].shape)} vs config {list(own[k].shape)}"
+            for k in sorted(set(sd) & set(own))
+            if tuple(sd[k].shape) != tuple(own[k].shape)
+        ]
         if missing or unexpected or wrong:
             raise CheckpointError(
                 f"{weights} does not match {directory / CONFIG_NAME}: missing {missing[:3]}, unexpected "

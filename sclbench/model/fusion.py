@@ -38,8 +38,9 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor | None) -> torch.Tensor:
         return self.attend(self.query(x), self.key(context), self.value(context), context_mask)
 
-    def attend(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-               context_mask: torch.Tensor | None) -> torch.Tensor:
+    def attend(
+        self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, context_mask: torch.Tensor | None
+    ) -> torch.Tensor:
         """Attention from projected queries [B, Lq, D] to projected keys/values [B, Lk, D] (so that
         keys/values of a context shared by many queries can be projected once, see `fuse_prepared`)."""
         q, k, v = self._split(query), self._split(key), self._split(value)
@@ -72,8 +73,14 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor | None) -> torch.Tensor:
         return self.output(self.self(x, context, context_mask), x)
 
-    def forward_projected(self, x: torch.Tensor, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                          context_mask: torch.Tensor | None) -> torch.Tensor:
+    def forward_projected(
+        self,
+        x: torch.Tensor,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        context_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
         """`forward` with the query projection of `x` and the context's key/value projections given
         (each computed once for a text or an image shared by many pairs)."""
         return self.output(self.self.attend(query, key, value, context_mask), x)
@@ -107,8 +114,14 @@ class CrossLayer(nn.Module):
         h = self.crossattention(h, y, y_mask)
         return self.output(self.intermediate(h), h)
 
-    def forward_after_self_attention(self, h: torch.Tensor, h_query: torch.Tensor, y_key: torch.Tensor,
-                                     y_value: torch.Tensor, y_mask: torch.Tensor | None) -> torch.Tensor:
+    def forward_after_self_attention(
+        self,
+        h: torch.Tensor,
+        h_query: torch.Tensor,
+        y_key: torch.Tensor,
+        y_value: torch.Tensor,
+        y_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
         """The rest of `forward` from this stream's self-attention output `h`, its cross-attention query
         projection and the other stream's key/value projections (the pair-dependent part of a first layer)."""
         h = self.crossattention.forward_projected(h, h_query, y_key, y_value, y_mask)

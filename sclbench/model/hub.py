@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from importlib import resources
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +40,10 @@ def load_registry(path: Path | None = None) -> dict[str, dict[str, Any]]:
         origin = f"{REGISTRY_ENV}=" if os.environ.get(REGISTRY_ENV) else ""
         if origin and not path.is_file():
             what = "is a folder" if path.is_dir() else "does not exist"
-            raise CheckpointError(f"{REGISTRY_ENV}={path} {what}: it must name a checkpoints.yaml file "
-                                  "(unset it to use the packaged registry)")
+            raise CheckpointError(
+                f"{REGISTRY_ENV}={path} {what}: it must name a checkpoints.yaml file "
+                "(unset it to use the packaged registry)"
+            )
     if not path.is_file():
         return {}
     return read_registry(path, origin)
@@ -164,8 +166,9 @@ def resolve(ckpt: str, verify: bool = True) -> ResolvedCheckpoint:
     """A local path as is, or a registered name: cache hit (verified) or hub download (verified)."""
     path = Path(ckpt).expanduser()
     if path.exists():
-        return ResolvedCheckpoint(path, path.name if path.is_file() else path.name or str(path),
-                                  checkpoint_sha256(path) if verify else None)
+        return ResolvedCheckpoint(
+            path, path.name if path.is_file() else path.name or str(path), checkpoint_sha256(path) if verify else None
+        )
     entry = registry_entry(ckpt)
     if entry is None:
         import difflib
@@ -173,20 +176,26 @@ def resolve(ckpt: str, verify: bool = True) -> ResolvedCheckpoint:
         names = sorted(load_registry())
         near = difflib.get_close_matches(ckpt, names, n=1)
         hint = f"; did you mean {near[0]}?" if near else ""
-        raise CheckpointError(f"checkpoint {ckpt!r} is neither an existing path nor a registered name{hint} "
-                              f"(registered: {', '.join(names) or 'none'}; `sclbench ckpt list` shows them)")
+        raise CheckpointError(
+            f"checkpoint {ckpt!r} is neither an existing path nor a registered name{hint} "
+            f"(registered: {', '.join(names) or 'none'}; `sclbench ckpt list` shows them)"
+        )
     if "file" not in entry:
-        raise CheckpointError(f"{entry['name']} is an encoder initialisation loaded with transformers "
-                              f"({entry.get('repo')}), not a checkpoint file: use it as an encoder init")
+        raise CheckpointError(
+            f"{entry['name']} is an encoder initialisation loaded with transformers "
+            f"({entry.get('repo')}), not a checkpoint file: use it as an encoder init"
+        )
     target = cache_target(entry)
     if not target.is_file():
         target = _download(entry, target)
     expected, where = expected_sha256(entry)
     digest = memo_sha256(target) if verify or expected else None
     if expected and digest != expected:
-        raise CheckpointError(f"{target} has sha256 {digest}, but {where} records {expected} for {entry['name']}: "
-                              f"the file is corrupt or not {entry['file']}; delete it and fetch it again "
-                              f"(sclbench ckpt fetch {entry['name']})")
+        raise CheckpointError(
+            f"{target} has sha256 {digest}, but {where} records {expected} for {entry['name']}: "
+            f"the file is corrupt or not {entry['file']}; delete it and fetch it again "
+            f"(sclbench ckpt fetch {entry['name']})"
+        )
     if digest and not expected:
         record_download(entry, digest, entry.get("revision"))
     return ResolvedCheckpoint(target, entry["name"], digest, entry)
@@ -225,10 +234,18 @@ def registry_status() -> list[dict[str, Any]]:
             cached = str(target) if target.is_file() else "not cached"
         else:
             cached = "transformers cache (hub id " + str(full.get("repo")) + ")"
-        rows.append({"name": name, "aliases": aliases.get(name, []), "kind": full.get("kind", "checkpoint"),
-                     "description": full.get("description", ""), "source": direct_url(full) if "file" in full
-                     else f"hf:{full.get('repo')}", "revision": full.get("revision"), "cache": cached,
-                     "sha256": expected_sha256(full)[0] if "file" in full else None})
+        rows.append(
+            {
+                "name": name,
+                "aliases": aliases.get(name, []),
+                "kind": full.get("kind", "checkpoint"),
+                "description": full.get("description", ""),
+                "source": direct_url(full) if "file" in full else f"hf:{full.get('repo')}",
+                "revision": full.get("revision"),
+                "cache": cached,
+                "sha256": expected_sha256(full)[0] if "file" in full else None,
+            }
+        )
     return rows
 
 
@@ -253,16 +270,21 @@ def _download(entry: dict[str, Any], target: Path) -> Path:
     offline = os.environ.get("HF_HUB_OFFLINE") == "1"
     where = direct_url(entry)
     if offline:
-        raise CheckpointError(f"{entry['name']} is not in the cache and HF_HUB_OFFLINE=1: download {where} "
-                              f"and put it at {target} (or pass --ckpt /path/to/{entry['file']})")
+        raise CheckpointError(
+            f"{entry['name']} is not in the cache and HF_HUB_OFFLINE=1: download {where} "
+            f"and put it at {target} (or pass --ckpt /path/to/{entry['file']})"
+        )
     from huggingface_hub import hf_hub_download
 
     try:
-        downloaded = hf_hub_download(repo_id=entry["repo"], filename=entry["file"], local_dir=target.parent,
-                                     revision=entry.get("revision"))
+        downloaded = hf_hub_download(
+            repo_id=entry["repo"], filename=entry["file"], local_dir=target.parent, revision=entry.get("revision")
+        )
     except Exception as err:  # network, auth or missing-file errors of the hub client
-        raise CheckpointError(f"cannot download {entry['name']} ({where}): {str(err).splitlines()[0]}. "
-                              f"Download it by hand and put it at {target}") from err
+        raise CheckpointError(
+            f"cannot download {entry['name']} ({where}): {str(err).splitlines()[0]}. "
+            f"Download it by hand and put it at {target}"
+        ) from err
     return Path(downloaded)
 
 

@@ -6,8 +6,16 @@ from pathlib import Path
 from typing import Any
 
 from sclbench.model.checkpoint import (
-    CONFIG_NAME, HEAD_PREFIXES, POS_KEY, TOKEN_TYPE_KEY, WEIGHTS_NAME, extract_state_dict, official_config,
-    read_checkpoint, read_safetensors, rename_meter,
+    CONFIG_NAME,
+    HEAD_PREFIXES,
+    POS_KEY,
+    TOKEN_TYPE_KEY,
+    WEIGHTS_NAME,
+    extract_state_dict,
+    official_config,
+    read_checkpoint,
+    read_safetensors,
+    rename_meter,
 )
 from sclbench.model.config import SCLConfig
 
@@ -35,8 +43,10 @@ def inspect_checkpoint(path: str | Path) -> dict[str, Any]:
             info["layout"] = "METER (vit_model.* read as vision_transformer.*)"
         lightning = "pytorch-lightning_version" in obj
         info["format"] = (
-            f"PyTorch Lightning {obj['pytorch-lightning_version']} checkpoint" if lightning
-            else "plain state dict" if "state_dict" not in obj and "model" not in obj
+            f"PyTorch Lightning {obj['pytorch-lightning_version']} checkpoint"
+            if lightning
+            else "plain state dict"
+            if "state_dict" not in obj and "model" not in obj
             else "state dict export"
         )
         for key in ("epoch", "global_step"):
@@ -45,16 +55,33 @@ def inspect_checkpoint(path: str | Path) -> dict[str, Any]:
         info["optimizer_state"] = bool(obj.get("optimizer_states"))
         cfg_dict = official_config(obj) or obj.get("sclbench_config")
         if cfg_dict:
-            keep = ("exp_name", "loss_names", "image_size", "max_steps", "learning_rate", "datasets",
-                    "batch_size", "per_gpu_batchsize", "mask_ratio", "mtm_ratio", "image_token_mask_ratio",
-                    "task", "preset", "heads")
+            keep = (
+                "exp_name",
+                "loss_names",
+                "image_size",
+                "max_steps",
+                "learning_rate",
+                "datasets",
+                "batch_size",
+                "per_gpu_batchsize",
+                "mask_ratio",
+                "mtm_ratio",
+                "image_token_mask_ratio",
+                "task",
+                "preset",
+                "heads",
+            )
             info["config"] = {k: cfg_dict[k] for k in keep if k in cfg_dict}
     info["heads"] = [h for h, p in HEAD_PREFIXES.items() if any(k.startswith(p) for k in sd)]
     visual = "vision_transformer.visual."
     info["vision_variant"] = [n for n in ("visual_mask_token", "temporal_embed") if visual + n in sd]
     if POS_KEY in sd:
         rows = sd[POS_KEY].shape[-2]
-        patch = sd["vision_transformer.visual.conv1.weight"].shape[-1] if "vision_transformer.visual.conv1.weight" in sd else 16
+        patch = (
+            sd["vision_transformer.visual.conv1.weight"].shape[-1]
+            if "vision_transformer.visual.conv1.weight" in sd
+            else 16
+        )
         info["image_size"] = int(round((rows - 1) ** 0.5)) * patch
     if TOKEN_TYPE_KEY in sd:
         info["token_types"] = int(sd[TOKEN_TYPE_KEY].shape[0])

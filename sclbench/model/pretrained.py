@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import re
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -45,8 +46,12 @@ KEPT_INIT = {
     VISION_PREFIX + "temporal_embed": "no such tensor in CLIP: random init",
 }
 # Weight files looked for in a folder that has no transformers config.json (open_clip downloads).
-FOLDER_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin", "model.safetensors",
-                  "pytorch_model.bin")
+FOLDER_WEIGHTS = (
+    "open_clip_model.safetensors",
+    "open_clip_pytorch_model.bin",
+    "model.safetensors",
+    "pytorch_model.bin",
+)
 
 Converted = tuple[dict[str, torch.Tensor], dict[str, str]]  # (mapped state dict, dropped key -> why)
 
@@ -58,7 +63,7 @@ def _unwrap(sd: dict[str, Any], marker: str) -> dict[str, torch.Tensor]:
     hit = next((k for k in sd if k.endswith(marker)), None)
     prefix = hit[: -len(marker)] if hit else ""
     if prefix and all(k.startswith(prefix) for k in sd):
-        sd = {k[len(prefix):]: v for k, v in sd.items()}
+        sd = {k[len(prefix) :]: v for k, v in sd.items()}
     return sd
 
 
@@ -72,7 +77,7 @@ def clip_openai_filter_fn(state_dict: dict[str, Any]) -> Converted:
         if key == "visual.proj":
             dropped[key] = "CLIP's image projection: the official model has none"
         elif key.startswith("visual."):
-            out[VISION_PREFIX + key[len("visual."):]] = value
+            out[VISION_PREFIX + key[len("visual.") :]] = value
         else:
             dropped[key] = "CLIP text tower, logit scale or metadata: the text side is RoBERTa"
     return out, dropped
@@ -111,7 +116,7 @@ def clip_hf_filter_fn(state_dict: dict[str, Any]) -> Converted:
         if not key.startswith(prefix):
             dropped[key] = "CLIP text tower / projections / logit scale: not part of the vision encoder"
             continue
-        sub = key[len(prefix):]
+        sub = key[len(prefix) :]
         if match := _HF_QKV.match(sub):
             qkv.setdefault((int(match[1]), match[3]), {})[match[2]] = value
             continue
@@ -125,7 +130,8 @@ def clip_hf_filter_fn(state_dict: dict[str, Any]) -> Converted:
         if set(parts) != {"q", "k", "v"}:
             raise ValueError(f"layer {layer}: {kind} of q/k/v projections incomplete ({sorted(parts)})")
         out[f"{VISION_PREFIX}transformer.resblocks.{layer}.attn.in_proj_{kind}"] = torch.cat(
-            [parts["q"], parts["k"], parts["v"]], dim=0)
+            [parts["q"], parts["k"], parts["v"]], dim=0
+        )
     return out, dropped
 
 
@@ -133,11 +139,14 @@ def roberta_filter_fn(state_dict: dict[str, Any]) -> Converted:
     """transformers `RobertaModel` / `RobertaForMaskedLM` layout -> `text_transformer.*`."""
     sd = _unwrap(state_dict, "embeddings.word_embeddings.weight")
     if "embeddings.word_embeddings.weight" not in sd:
-        stripped = {k[len("roberta."):]: v for k, v in sd.items() if k.startswith("roberta.")}
+        stripped = {k[len("roberta.") :]: v for k, v in sd.items() if k.startswith("roberta.")}
         if "embeddings.word_embeddings.weight" not in stripped:
             raise ValueError("no `embeddings.word_embeddings.weight`: not a RoBERTa state dict")
-        dropped = {k: "RoBERTa's own MLM head: SCL's mlm_score is a new head (official)"
-                   for k in sd if not k.startswith("roberta.")}
+        dropped = {
+            k: "RoBERTa's own MLM head: SCL's mlm_score is a new head (official)"
+            for k in sd
+            if not k.startswith("roberta.")
+        }
         sd = stripped
     else:
         dropped = {}
@@ -197,9 +206,15 @@ class EncoderInit:
         return "\n".join(lines)
 
     def as_record(self) -> dict[str, Any]:
-        return {"source": self.source, "location": self.location, "layout": self.layout,
-                "loaded": len(self.loaded), "dropped": len(self.dropped), "kept_init": sorted(self.kept_init),
-                "adapted": self.adapted}
+        return {
+            "source": self.source,
+            "location": self.location,
+            "layout": self.layout,
+            "loaded": len(self.loaded),
+            "dropped": len(self.dropped),
+            "kept_init": sorted(self.kept_init),
+            "adapted": self.adapted,
+        }
 
 
 @dataclass
@@ -208,8 +223,9 @@ class EncoderInitReport:
     text: EncoderInit | None = None
 
     def summary(self) -> str:
-        return "\n".join(e.summary() if e else f"{name}: random init"
-                         for name, e in (("vision", self.vision), ("text", self.text)))
+        return "\n".join(
+            e.summary() if e else f"{name}: random init" for name, e in (("vision", self.vision), ("text", self.text))
+        )
 
     __str__ = summary
 
@@ -235,8 +251,9 @@ def read_file(path: Path) -> dict[str, Any]:
         try:
             return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
         except Exception as err:  # a damaged archive: torch raises RuntimeError and friends
-            raise CheckpointError(f"cannot read TorchScript archive {path}: {str(err).strip().splitlines()[0]}. "
-                                  "Re-download it.") from err
+            raise CheckpointError(
+                f"cannot read TorchScript archive {path}: {str(err).strip().splitlines()[0]}. Re-download it."
+            ) from err
     obj = read_checkpoint(path)
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
@@ -262,7 +279,7 @@ def _from_transformers(source: str, encoder: str) -> tuple[dict[str, torch.Tenso
     cls = CLIPVisionModel if encoder == "vision" else RobertaModel
     try:
         model = cls.from_pretrained(source)
-    except (OSError, ValueError, EnvironmentError) as err:
+    except (OSError, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(
             f"cannot load {encoder} encoder weights {source!r} with transformers ({first}). Offline: run once "
@@ -272,8 +289,10 @@ def _from_transformers(source: str, encoder: str) -> tuple[dict[str, torch.Tenso
     if encoder == "vision":
         act, eps = model.config.hidden_act, model.config.layer_norm_eps
         if act != "quick_gelu" or abs(eps - 1e-5) > 1e-12:
-            raise CheckpointError(f"{source}: CLIP vision config has hidden_act={act!r}, layer_norm_eps={eps}; "
-                                  "sclbench's CLIP blocks compute QuickGELU with eps 1e-5 (OpenAI CLIP)")
+            raise CheckpointError(
+                f"{source}: CLIP vision config has hidden_act={act!r}, layer_norm_eps={eps}; "
+                "sclbench's CLIP blocks compute QuickGELU with eps 1e-5 (OpenAI CLIP)"
+            )
     return model.state_dict(), f"transformers {cls.__name__}.from_pretrained({source!r})"
 
 
@@ -287,26 +306,31 @@ def load_source(source: str | Path, encoder: str) -> tuple[dict[str, Any], str]:
         entry = registry_entry(text)
         if entry is not None:
             if entry.get("kind") != "encoder-init":
-                raise CheckpointError(f"{text!r} is a registered SCL/METER checkpoint, not an encoder "
-                                      "initialisation (checkpoints.yaml kind: encoder-init)")
+                raise CheckpointError(
+                    f"{text!r} is a registered SCL/METER checkpoint, not an encoder "
+                    "initialisation (checkpoints.yaml kind: encoder-init)"
+                )
             if entry.get("encoder") != encoder:
-                raise CheckpointError(f"{text!r} initialises the {entry.get('encoder')} encoder, "
-                                      f"not the {encoder} encoder")
+                raise CheckpointError(
+                    f"{text!r} initialises the {entry.get('encoder')} encoder, not the {encoder} encoder"
+                )
             if entry.get("loader") == "transformers":
                 return _from_transformers(entry["repo"], encoder)
             path = resolve(text).path
         elif re.fullmatch(r"[\w.-]+(/[\w.-]+)?", text) and not text.endswith((".pt", ".pth", ".bin", ".safetensors")):
             return _from_transformers(text, encoder)
         else:
-            raise CheckpointError(f"{encoder} encoder source {text!r}: no such file or folder, and not a "
-                                  "registered name or hub id")
+            raise CheckpointError(
+                f"{encoder} encoder source {text!r}: no such file or folder, and not a registered name or hub id"
+            )
     if path.is_dir():
         if (path / "config.json").is_file():
             return _from_transformers(str(path), encoder)
         found = next((path / f for f in FOLDER_WEIGHTS if (path / f).is_file()), None)
         if found is None:
-            raise CheckpointError(f"{path} holds neither a transformers config.json nor one of "
-                                  f"{', '.join(FOLDER_WEIGHTS)}")
+            raise CheckpointError(
+                f"{path} holds neither a transformers config.json nor one of {', '.join(FOLDER_WEIGHTS)}"
+            )
         path = found
     return read_file(path), str(path)
 
@@ -327,20 +351,25 @@ def load_encoder(model: SCLModel, source: str | Path, encoder: str) -> EncoderIn
         before = tuple(mapped[POS_KEY].shape)
         mapped[POS_KEY] = resize_position_table(mapped[POS_KEY], model.config.image_size, model.config.patch_size)
         if tuple(mapped[POS_KEY].shape) != before:
-            info.adapted.append(f"{POS_KEY}: {list(before)} -> {list(mapped[POS_KEY].shape)} (bicubic, "
-                                f"{model.config.image_size}px)")
+            info.adapted.append(
+                f"{POS_KEY}: {list(before)} -> {list(mapped[POS_KEY].shape)} (bicubic, {model.config.image_size}px)"
+            )
     depth = model.config.vision_layers
     loadable = {}
     for key, value in mapped.items():
         if key not in own:
             block = re.match(re.escape(VISION_PREFIX) + r"transformer\.resblocks\.(\d+)\.", key)
-            info.dropped[key] = (f"block beyond the model's {depth} (the official model keeps CLIP's first 11)"
-                                 if block and int(block[1]) >= depth else "no such parameter in this model")
+            info.dropped[key] = (
+                f"block beyond the model's {depth} (the official model keeps CLIP's first 11)"
+                if block and int(block[1]) >= depth
+                else "no such parameter in this model"
+            )
         elif tuple(value.shape) != tuple(own[key].shape):
             raise CheckpointError(
                 f"{location}: {key} has shape {list(value.shape)} in the file but {list(own[key].shape)} in this "
                 f"{model.config.preset} model: the {encoder} weights are of another size (the released CLIP "
-                "ViT-B/16 and roberta-base fit the base preset only)")
+                "ViT-B/16 and roberta-base fit the base preset only)"
+            )
         elif value.is_floating_point() and not torch.isfinite(value).all():
             raise CheckpointError(f"{location}: tensor {key} holds NaN/Inf values; the file is corrupt")
         else:
@@ -349,8 +378,10 @@ def load_encoder(model: SCLModel, source: str | Path, encoder: str) -> EncoderIn
     info.kept_init = {k: KEPT_INIT[k] for k in missing if k in KEPT_INIT}
     absent = [k for k in missing if k not in KEPT_INIT]
     if absent:
-        raise CheckpointError(f"{location} lacks {len(absent)} {encoder} encoder tensor(s) this model needs, e.g. "
-                              f"{absent[0]} (a shallower encoder than the model's, or another architecture)")
+        raise CheckpointError(
+            f"{location} lacks {len(absent)} {encoder} encoder tensor(s) this model needs, e.g. "
+            f"{absent[0]} (a shallower encoder than the model's, or another architecture)"
+        )
     with torch.no_grad():
         for key, value in loadable.items():
             own[key].copy_(value.to(own[key].dtype))

@@ -19,8 +19,10 @@ import torch
 from sclbench.common.safe_pickle import load_torch, short_reason
 from sclbench.errors import CheckpointError
 
-TRUST_CKPT_HINT = ("if you trust its source, pass --trust-pickle (or convert it once: `sclbench ckpt convert FILE "
-                   "OUT --trust-pickle`), which lets it run code")
+TRUST_CKPT_HINT = (
+    "if you trust its source, pass --trust-pickle (or convert it once: `sclbench ckpt convert FILE "
+    "OUT --trust-pickle`), which lets it run code"
+)
 # Classes of other libraries (Lightning's AttributeDict, sacred's ReadOnlyDict, callback classes used as
 # dict keys) get inert stand-ins; a global of the standard library or of numpy / pandas / torch, or any
 # function (a lower-case name), is refused by name: os.system, builtins.exec, functools.partial, ...
@@ -36,8 +38,9 @@ def read_checkpoint(path: str | Path, trust_pickle: bool = False) -> dict[str, A
     """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint file {path} does not exist"
-                              + (" (it is a directory)" if path.is_dir() else ""))
+        raise CheckpointError(
+            f"checkpoint file {path} does not exist" + (" (it is a directory)" if path.is_dir() else "")
+        )
     kind = sniff_format(path)
     if kind == "safetensors" or (path.suffix == ".safetensors" and kind == "unknown"):
         return {"state_dict": read_safetensors(path)}
@@ -51,8 +54,9 @@ def read_checkpoint(path: str | Path, trust_pickle: bool = False) -> dict[str, A
         # Official Lightning checkpoints name a few container classes: inert stand-ins rebuild them.
         names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path)) if zipped and not trust_pickle else []
         stand_ins = [(_stand_in(n), n) for n in names if _stand_in_allowed(n)]
-        return load_torch(path, "checkpoint", trust=trust_pickle, extra_globals=stand_ins, mmap=zipped,
-                          hint=TRUST_CKPT_HINT)
+        return load_torch(
+            path, "checkpoint", trust=trust_pickle, extra_globals=stand_ins, mmap=zipped, hint=TRUST_CKPT_HINT
+        )
     except CheckpointError:
         raise
     except Exception as err:  # damaged files raise anything from RuntimeError to KeyError or UnicodeError

@@ -11,9 +11,10 @@ that released checkpoints load with `from_official_checkpoint` and can be export
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -24,10 +25,16 @@ from sclbench.model.heads import build_heads, init_weights
 from sclbench.model.text import build_text_encoder
 from sclbench.model.vision import VisionEncoder, VisualTokens
 
-
 # The methods `SCLModel.compile_stages` compiles: every tensor-heavy entry point.
-COMPILED_STAGES = ("encode_text", "encode_images", "vision_tower", "fuse", "fuse_prepared", "text_stream_inputs",
-                   "vision_stream_inputs")
+COMPILED_STAGES = (
+    "encode_text",
+    "encode_images",
+    "vision_tower",
+    "fuse",
+    "fuse_prepared",
+    "text_stream_inputs",
+    "vision_stream_inputs",
+)
 
 
 @dataclass
@@ -64,8 +71,9 @@ class StreamInputs:
 
     states: the stream's input with token types [B, L, D]; mask: its additive key mask (None for image
     tokens); self_out: the first layer's self-attention block output; query: its cross-attention query
-    projection; key / value: the OTHER stream's first-layer cross-attention projections of `states`. Everything here depends on one text or one
-    image only, so retrieval computes it once per text / image instead of once per pair.
+    projection; key / value: the OTHER stream's first-layer cross-attention projections of `states`.
+    Everything here depends on one text or one image only, so retrieval computes it once per text / image
+    instead of once per pair.
     """
 
     states: torch.Tensor
@@ -77,8 +85,9 @@ class StreamInputs:
 
     def index(self, idx: torch.Tensor) -> StreamInputs:
         sel = lambda t: None if t is None else t[idx]  # noqa: E731
-        return StreamInputs(sel(self.states), sel(self.mask), sel(self.self_out), sel(self.query), sel(self.key),
-                            sel(self.value))
+        return StreamInputs(
+            sel(self.states), sel(self.mask), sel(self.self_out), sel(self.query), sel(self.key), sel(self.value)
+        )
 
 
 @dataclass
@@ -130,9 +139,13 @@ class SCLModel(nn.Module):
         self.cross_modal_image_pooler = Pooler(h)
         self.cross_modal_text_pooler = Pooler(h)
         for module in (
-            self.cross_modal_text_transform, self.cross_modal_image_transform, self.token_type_embeddings,
-            self.cross_modal_image_layers, self.cross_modal_text_layers,
-            self.cross_modal_image_pooler, self.cross_modal_text_pooler,
+            self.cross_modal_text_transform,
+            self.cross_modal_image_transform,
+            self.token_type_embeddings,
+            self.cross_modal_image_layers,
+            self.cross_modal_text_layers,
+            self.cross_modal_image_pooler,
+            self.cross_modal_text_pooler,
         ):
             module.apply(init_weights)
         build_heads(self, config)
@@ -183,15 +196,20 @@ class SCLModel(nn.Module):
 
     @classmethod
     def from_official_checkpoint(
-        cls, path_or_state_dict: str | Path | dict, task: str = "pretrain", image_size: int | None = None,
-        config: SCLConfig | None = None, **kwargs: Any,
+        cls,
+        path_or_state_dict: str | Path | dict,
+        task: str = "pretrain",
+        image_size: int | None = None,
+        config: SCLConfig | None = None,
+        **kwargs: Any,
     ) -> SCLModel:
         """Build the `base` model of `task` and load an official SCL Lightning checkpoint into it.
 
         See `sclbench.model.factory.load_official` for what is loaded and reported.
         """
-        model, _ = cls._builder("official")(path_or_state_dict, task=task, image_size=image_size, config=config,
-                                            **kwargs)
+        model, _ = cls._builder("official")(
+            path_or_state_dict, task=task, image_size=image_size, config=config, **kwargs
+        )
         return model
 
     @classmethod
@@ -211,7 +229,10 @@ class SCLModel(nn.Module):
         return self.cross_modal_text_transform(hidden)
 
     def encode_vision(
-        self, images: torch.Tensor, mask_mode: str | None = None, mask_ratio: float = 0.0,
+        self,
+        images: torch.Tensor,
+        mask_mode: str | None = None,
+        mask_ratio: float = 0.0,
         generator: torch.Generator | None = None,
     ) -> VisionFeatures:
         """CLIP ViT over frames then cross_modal_image_transform (see VisualTransformer.embed)."""
@@ -232,7 +253,10 @@ class SCLModel(nn.Module):
         return self.cross_modal_image_transform(self.vision_transformer(tokens))
 
     def fuse(
-        self, text_embeds: torch.Tensor, text_masks: torch.Tensor, vision: VisionFeatures,
+        self,
+        text_embeds: torch.Tensor,
+        text_masks: torch.Tensor,
+        vision: VisionFeatures,
         image_token_type_idx: int = 1,
     ) -> SCLOutput:
         """Token types, co-attention layers and poolers. Image tokens are never padded."""
@@ -241,16 +265,25 @@ class SCLModel(nn.Module):
         y = vision.embeds + self.token_type_embeddings(image_type)
         # Image tokens are never padded: their key mask is None (the official all-ones mask adds 0).
         x, y = co_attention(
-            self.cross_modal_text_layers, self.cross_modal_image_layers, x, y,
-            additive_mask(text_masks, x.dtype), None,
+            self.cross_modal_text_layers,
+            self.cross_modal_image_layers,
+            x,
+            y,
+            additive_mask(text_masks, x.dtype),
+            None,
             checkpointing=self.gradient_checkpointing and self.training,
         )
         cls_text = self.cross_modal_text_pooler(x)
         cls_image = self.cross_modal_image_pooler(y, vision.num_frames)
         return SCLOutput(
-            text_feats=x, image_feats=y, cls_feats=torch.cat([cls_text, cls_image], dim=-1),
-            cls_feats_text=cls_text, cls_feats_image=cls_image, num_frames=vision.num_frames,
-            ids_mask=vision.ids_mask, ids_keep=vision.ids_keep,
+            text_feats=x,
+            image_feats=y,
+            cls_feats=torch.cat([cls_text, cls_image], dim=-1),
+            cls_feats_text=cls_text,
+            cls_feats_image=cls_image,
+            num_frames=vision.num_frames,
+            ids_mask=vision.ids_mask,
+            ids_keep=vision.ids_keep,
         )
 
     # ---- fusion split into pair-independent and pair-dependent parts (retrieval scoring) ------------
@@ -277,21 +310,34 @@ class SCLModel(nn.Module):
         first_text, first_image = self.cross_modal_text_layers[0], self.cross_modal_image_layers[0]
         x = first_text.forward_after_self_attention(text.self_out, text.query, image.key, image.value, image.mask)
         y = first_image.forward_after_self_attention(image.self_out, image.query, text.key, text.value, text.mask)
-        x, y = co_attention(self.cross_modal_text_layers[1:], self.cross_modal_image_layers[1:], x, y,
-                            text.mask, image.mask)
+        x, y = co_attention(
+            self.cross_modal_text_layers[1:], self.cross_modal_image_layers[1:], x, y, text.mask, image.mask
+        )
         cls_text = self.cross_modal_text_pooler(x)
         cls_image = self.cross_modal_image_pooler(y, num_frames)
-        return SCLOutput(text_feats=x, image_feats=y, cls_feats=torch.cat([cls_text, cls_image], dim=-1),
-                         cls_feats_text=cls_text, cls_feats_image=cls_image, num_frames=num_frames)
+        return SCLOutput(
+            text_feats=x,
+            image_feats=y,
+            cls_feats=torch.cat([cls_text, cls_image], dim=-1),
+            cls_feats_text=cls_text,
+            cls_feats_image=cls_image,
+            num_frames=num_frames,
+        )
 
     def forward(
-        self, text_ids: torch.Tensor, text_masks: torch.Tensor, images: torch.Tensor | VisionFeatures,
-        image_token_type_idx: int = 1, mask_mode: str | None = None, mask_ratio: float = 0.0,
+        self,
+        text_ids: torch.Tensor,
+        text_masks: torch.Tensor,
+        images: torch.Tensor | VisionFeatures,
+        image_token_type_idx: int = 1,
+        mask_mode: str | None = None,
+        mask_ratio: float = 0.0,
         generator: torch.Generator | None = None,
     ) -> SCLOutput:
         """Full pass: images [B,3,H,W] or clips [B,F,3,H,W] (or precomputed VisionFeatures)."""
         vision = (
-            images if isinstance(images, VisionFeatures)
+            images
+            if isinstance(images, VisionFeatures)
             else self.encode_vision(images, mask_mode, mask_ratio, generator)
         )
         return self.fuse(self.encode_text(text_ids, text_masks), text_masks, vision, image_token_type_idx)
@@ -334,4 +380,3 @@ class SCLModel(nn.Module):
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
-

@@ -53,16 +53,38 @@ class TextSizes:
 
     @classmethod
     def of(cls, config: SCLConfig) -> TextSizes:
-        return cls(config.vocab_size, config.hidden_size, config.text_layers, config.num_heads,
-                   config.text_intermediate_size, config.max_position_embeddings, 1, config.text_layer_norm_eps,
-                   config.drop_rate, config.drop_rate, config.pad_token_id, config.text_init_std)
+        return cls(
+            config.vocab_size,
+            config.hidden_size,
+            config.text_layers,
+            config.num_heads,
+            config.text_intermediate_size,
+            config.max_position_embeddings,
+            1,
+            config.text_layer_norm_eps,
+            config.drop_rate,
+            config.drop_rate,
+            config.pad_token_id,
+            config.text_init_std,
+        )
 
     @classmethod
     def of_hf(cls, rc: Any) -> TextSizes:
         """From a transformers RobertaConfig (pretrained weights bring their own sizes)."""
-        return cls(rc.vocab_size, rc.hidden_size, rc.num_hidden_layers, rc.num_attention_heads,
-                   rc.intermediate_size, rc.max_position_embeddings, rc.type_vocab_size, rc.layer_norm_eps,
-                   rc.hidden_dropout_prob, rc.attention_probs_dropout_prob, rc.pad_token_id, rc.initializer_range)
+        return cls(
+            rc.vocab_size,
+            rc.hidden_size,
+            rc.num_hidden_layers,
+            rc.num_attention_heads,
+            rc.intermediate_size,
+            rc.max_position_embeddings,
+            rc.type_vocab_size,
+            rc.layer_norm_eps,
+            rc.hidden_dropout_prob,
+            rc.attention_probs_dropout_prob,
+            rc.pad_token_id,
+            rc.initializer_range,
+        )
 
 
 @dataclass
@@ -112,8 +134,15 @@ class RobertaSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         b, n, _ = x.shape
         q, k, v = (proj(x).view(b, n, -1, self.head_dim).transpose(1, 2) for proj in (self.query, self.key, self.value))
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout.p if self.training else 0.0,
-                                             scale=self.scaling, is_causal=False)
+        out = F.scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            attn_mask=mask,
+            dropout_p=self.dropout.p if self.training else 0.0,
+            scale=self.scaling,
+            is_causal=False,
+        )
         return out.transpose(1, 2).reshape(b, n, -1)
 
 

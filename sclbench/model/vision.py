@@ -249,7 +249,12 @@ def resize_position_table(table: torch.Tensor, image_size: int, patch_size: int)
     new_grid = image_size // patch_size
     if new_grid != old_grid:
         posemb = resample_abs_pos_embed(
-            posemb.float(), new_size=[new_grid, new_grid], old_size=[old_grid, old_grid],
-            num_prefix_tokens=1, interpolation="bicubic", antialias=False, verbose=False,
+            posemb.float(),
+            new_size=[new_grid, new_grid],
+            old_size=[old_grid, old_grid],
+            num_prefix_tokens=1,
+            interpolation="bicubic",
+            antialias=False,
+            verbose=False,
         ).to(table.dtype)
     return posemb[0] if squeeze else posemb

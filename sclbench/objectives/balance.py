@@ -32,6 +32,7 @@ def term_scale(mode: str, world: int) -> float:
     (No torch here: the reproduction guide renders from this module.)"""
     return int(world) / OFFICIAL_WORLD_SIZE if check_gather_grad(mode) == "official" else 1.0
 
+
 # Per-process micro-batch of the official configs (scl/config.py): per_gpu_batchsize 16 for images,
 # video_per_gpu_batchsize 6 for pre-training clips, 1 for video fine-tuning.
 OFFICIAL_BATCH = {"pretrain_image": 16, "pretrain_video": 6, "image_retrieval": 16, "video_retrieval": 1}
@@ -44,16 +45,25 @@ def effective_weight(weight: float, gathered: bool, mode: str, world: int) -> fl
     return float(weight) * term_scale(mode, world) / world  # local slice: 1/world, then rescaled
 
 
-def _term(weight: float, gathered: dict[str, bool], mode: str, world: int, batch: int, official_batch: int,
-          unit: str = "samples") -> dict[str, Any]:
+def _term(
+    weight: float,
+    gathered: dict[str, bool],
+    mode: str,
+    world: int,
+    batch: int,
+    official_batch: int,
+    unit: str = "samples",
+) -> dict[str, Any]:
     """gathered: mode -> whether the term gathers its negatives from every process in that mode."""
     here, there = gathered["exact" if mode == "exact" else "official"], gathered["official"]
-    return {"card_weight": float(weight),
-            "weight": round(effective_weight(weight, here, mode, world), 6),
-            "official_weight": round(effective_weight(weight, there, "official", OFFICIAL_WORLD_SIZE), 6),
-            "negatives_from": batch * world if here else batch,
-            "official_negatives_from": official_batch * OFFICIAL_WORLD_SIZE if there else official_batch,
-            "unit": unit}
+    return {
+        "card_weight": float(weight),
+        "weight": round(effective_weight(weight, here, mode, world), 6),
+        "official_weight": round(effective_weight(weight, there, "official", OFFICIAL_WORLD_SIZE), 6),
+        "negatives_from": batch * world if here else batch,
+        "official_negatives_from": official_batch * OFFICIAL_WORLD_SIZE if there else official_batch,
+        "unit": unit,
+    }
 
 
 def _pretrain_terms(card: Any, mode: str, world: int, video: bool) -> dict[str, dict[str, Any]]:
@@ -65,8 +75,11 @@ def _pretrain_terms(card: Any, mode: str, world: int, video: bool) -> dict[str, 
     terms: dict[str, dict[str, Any]] = {}
     for name in ("mlm", "itm"):  # local, and no in-batch negatives (ITM draws its negative from the corpus)
         if name in on:
-            terms[name] = {**_term(1.0, {"official": False, "exact": False}, mode, world, batch, official),
-                           "negatives_from": None, "official_negatives_from": None}
+            terms[name] = {
+                **_term(1.0, {"official": False, "exact": False}, mode, world, batch, official),
+                "negatives_from": None,
+                "official_negatives_from": None,
+            }
     if "itc" in on:
         terms["itc"] = _term(float(card.get("con_weight", 0.5)), both, mode, world, batch, official)
     if "mgsc" in on:
@@ -86,8 +99,12 @@ def _retrieval_terms(card: Any, mode: str, world: int) -> dict[str, dict[str, An
     negs = int(card.get("train.neg_texts", 15))
     rank = _term(1.0, {"official": False, "exact": False}, mode, world, 1, 1, "captions")
     rank["negatives_from"] = rank["official_negatives_from"] = negs + 1  # per sample: positive + negatives
-    return {"rank": rank, "itc": _term(float(card.get("train.con_weight", 0.5)), {"official": True, "exact": True},
-                                       mode, world, batch, official)}
+    return {
+        "rank": rank,
+        "itc": _term(
+            float(card.get("train.con_weight", 0.5)), {"official": True, "exact": True}, mode, world, batch, official
+        ),
+    }
 
 
 def loss_balance(card: Any, world: int) -> dict[str, Any]:
@@ -96,27 +113,40 @@ def loss_balance(card: Any, world: int) -> dict[str, Any]:
     mode = check_gather_grad(str(card.get("train.gather_grad", "official")))
     world = max(int(world), 1)
     if card.family == "pretrain":
-        groups = {"image": _pretrain_terms(card, mode, world, video=False),
-                  "video": _pretrain_terms(card, mode, world, video=True)}
+        groups = {
+            "image": _pretrain_terms(card, mode, world, video=False),
+            "video": _pretrain_terms(card, mode, world, video=True),
+        }
     elif card.family in ("image_retrieval", "video_retrieval"):
         groups = {"batch": _retrieval_terms(card, mode, world)}
     else:
         return {}
     same = all(t["weight"] == t["official_weight"] for terms in groups.values() for t in terms.values())
-    return {"gather_grad": mode, "world_size": world, "official_world_size": OFFICIAL_WORLD_SIZE,
-            "gathered_term_scale": term_scale(mode, world), "terms": groups,
-            "official_weights": same,
-            "note": "weights: each term's weight in the averaged gradient against a local term of weight 1; "
-                    "negatives_from: the samples (or their masked tokens) a term draws negatives from per "
-                    "step, which only 8 processes reproduce"}
+    return {
+        "gather_grad": mode,
+        "world_size": world,
+        "official_world_size": OFFICIAL_WORLD_SIZE,
+        "gathered_term_scale": term_scale(mode, world),
+        "terms": groups,
+        "official_weights": same,
+        "note": "weights: each term's weight in the averaged gradient against a local term of weight 1; "
+        "negatives_from: the samples (or their masked tokens) a term draws negatives from per "
+        "step, which only 8 processes reproduce",
+    }
 
 
 def describe(balance: dict[str, Any]) -> str:
     """One line per kind of batch: `term weight (official w), negatives from N (official M)`."""
     parts = []
     for kind, terms in balance.get("terms", {}).items():
-        cells = [f"{name} {t['weight']:g} (official {t['official_weight']:g})" + (
-                 "" if t["negatives_from"] is None else f", negatives from {t['negatives_from']} "
-                 f"(official {t['official_negatives_from']}) {t['unit']}") for name, t in terms.items()]
+        cells = [
+            f"{name} {t['weight']:g} (official {t['official_weight']:g})"
+            + (
+                ""
+                if t["negatives_from"] is None
+                else f", negatives from {t['negatives_from']} (official {t['official_negatives_from']}) {t['unit']}"
+            )
+            for name, t in terms.items()
+        ]
         parts.append(f"{kind}: " + "; ".join(cells))
     return " | ".join(parts)

@@ -42,8 +42,14 @@ from sclbench.data.masking import scl_text_mask
 from sclbench.model import SCLModel
 from sclbench.model.scl import VisionFeatures
 from sclbench.model.vision import token_mask_count
-from sclbench.objectives.losses import (check_gather_grad, gather, gathered_term_scale, masked_norm_softmax_loss,
-                                       norm_softmax_loss, normalize)
+from sclbench.objectives.losses import (
+    check_gather_grad,
+    gather,
+    gathered_term_scale,
+    masked_norm_softmax_loss,
+    norm_softmax_loss,
+    normalize,
+)
 
 
 @dataclass
@@ -61,8 +67,15 @@ class CompletionConfig:
         check_gather_grad(self.gather_grad)
 
 
-def _token_nce(pred: torch.Tensor, target: torch.Tensor, selected: torch.Tensor, temperature: float,
-               gathered: bool, mode: str, per_row: int | None = None) -> torch.Tensor:
+def _token_nce(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    selected: torch.Tensor,
+    temperature: float,
+    gathered: bool,
+    mode: str,
+    per_row: int | None = None,
+) -> torch.Tensor:
     """NSL between predicted and target tokens at the selected positions of the (gathered) batch.
 
     Static shapes, no host read: each row's selected positions (at most `per_row` of them, None = any
@@ -74,8 +87,7 @@ def _token_nce(pred: torch.Tensor, target: torch.Tensor, selected: torch.Tensor,
     order = torch.sort(rows.to(torch.int8), dim=1, descending=True, stable=True).indices[:, :k]
     valid = rows.gather(1, order).flatten()
     index = order[..., None]
-    pred, target = (x.flatten(0, -3).gather(1, index.expand(-1, -1, x.shape[-1])).flatten(0, 1)
-                    for x in (pred, target))
+    pred, target = (x.flatten(0, -3).gather(1, index.expand(-1, -1, x.shape[-1])).flatten(0, 1) for x in (pred, target))
     if gathered:
         pred, target, valid = gather(pred, mode), gather(target, mode), gather(valid, mode)
     return masked_norm_softmax_loss(normalize(pred) @ normalize(target).t(), valid, temperature)
@@ -88,7 +100,11 @@ def text_mask_limit(length: int, ratio: float) -> int:
 
 
 def completion_contrast(
-    v_hat: torch.Tensor, v: torch.Tensor, t_hat: torch.Tensor, t: torch.Tensor, cfg: CompletionConfig,
+    v_hat: torch.Tensor,
+    v: torch.Tensor,
+    t_hat: torch.Tensor,
+    t: torch.Tensor,
+    cfg: CompletionConfig,
     text_tokens: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     image_tokens: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -126,8 +142,14 @@ def completion_contrast(
 
 
 def completion_losses(
-    model: SCLModel, text_ids: torch.Tensor, text_masks: torch.Tensor, images: torch.Tensor,
-    text_embeds: torch.Tensor, vision: VisionFeatures, mask_id: int, cfg: CompletionConfig,
+    model: SCLModel,
+    text_ids: torch.Tensor,
+    text_masks: torch.Tensor,
+    images: torch.Tensor,
+    text_embeds: torch.Tensor,
+    vision: VisionFeatures,
+    mask_id: int,
+    cfg: CompletionConfig,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """MGSC (+ MLTC) loss for one batch. `text_embeds` / `vision` are the full views, already encoded."""
@@ -141,18 +163,33 @@ def completion_losses(
 
     text_tokens = image_tokens = None
     if cfg.local:
-        text_tokens = (out_b.text_feats, out_a.text_feats, text_masked_pos,
-                       text_mask_limit(text_ids.shape[1], cfg.text_mask_ratio))
+        text_tokens = (
+            out_b.text_feats,
+            out_a.text_feats,
+            text_masked_pos,
+            text_mask_limit(text_ids.shape[1], cfg.text_mask_ratio),
+        )
         # c: mask-token patches + full text; compare patch tokens with pass b's full-image tokens
         tokened = model.encode_vision(images, "token", cfg.image_token_mask_ratio, generator)
         out_c = model.fuse(text_embeds, text_masks, tokened)
         b = images.shape[0]
         patches = lambda out: out.image_feats[:, frames:].reshape(b, frames, -1, out.image_feats.shape[-1])  # noqa: E731
         selected = tokened.ids_mask[:, None, :].expand(-1, frames, -1)
-        image_tokens = (patches(out_c), patches(out_b), selected,
-                        token_mask_count(selected.shape[-1], cfg.image_token_mask_ratio))
-    loss, terms = completion_contrast(out_a.frame_cls_feats, out_b.frame_cls_feats, out_b.cross_text_feat,
-                                      out_a.cross_text_feat, cfg, text_tokens, image_tokens)
+        image_tokens = (
+            patches(out_c),
+            patches(out_b),
+            selected,
+            token_mask_count(selected.shape[-1], cfg.image_token_mask_ratio),
+        )
+    loss, terms = completion_contrast(
+        out_a.frame_cls_feats,
+        out_b.frame_cls_feats,
+        out_b.cross_text_feat,
+        out_a.cross_text_feat,
+        cfg,
+        text_tokens,
+        image_tokens,
+    )
     # Detached device tensors: the trainer reads the logs once per log interval (no sync per step).
     logs = {name: value.detach() for name, value in terms.items()}
     logs["scl_loss"] = loss.detach()

@@ -9,8 +9,13 @@ from sclbench.model.scl import VisionFeatures
 from sclbench.objectives.losses import gather, gathered_term_scale, norm_softmax_loss, normalize
 
 
-def itc_loss(model: SCLModel, text_embeds: torch.Tensor, vision: VisionFeatures,
-             weight: float = 0.5, gather_grad: str = "official") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def itc_loss(
+    model: SCLModel,
+    text_embeds: torch.Tensor,
+    vision: VisionFeatures,
+    weight: float = 0.5,
+    gather_grad: str = "official",
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """weight x NormSoftmax(cos(text, image) / cl_temp) over the batch gathered from all ranks.
 
     Negatives are the other samples of the global (all-rank) micro-batch in both modes, as in the

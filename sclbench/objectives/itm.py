@@ -9,9 +9,14 @@ from sclbench.model import SCLModel
 from sclbench.model.scl import VisionFeatures
 
 
-def itm_loss(model: SCLModel, text_embeds: torch.Tensor, text_masks: torch.Tensor, vision: VisionFeatures,
-             neg_images: torch.Tensor, generator: torch.Generator | None = None,
-             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def itm_loss(
+    model: SCLModel,
+    text_embeds: torch.Tensor,
+    text_masks: torch.Tensor,
+    vision: VisionFeatures,
+    neg_images: torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Exactly floor(B/2) matched pairs in a random order; the rest are paired with `neg_images`.
 
     The negatives are known without reading the labels: the last B - B//2 entries of the random order,
@@ -22,7 +27,7 @@ def itm_loss(model: SCLModel, text_embeds: torch.Tensor, text_masks: torch.Tenso
     order = torch.randperm(b, generator=generator, device=generator.device if generator else "cpu")
     order = order.to(labels.device)
     labels[order[: b // 2]] = 1
-    negatives = order[b // 2:].sort().values  # = (labels == 0).nonzero(), in the same ascending order
+    negatives = order[b // 2 :].sort().values  # = (labels == 0).nonzero(), in the same ascending order
     embeds = vision.embeds.clone()
     if b - b // 2:
         neg = model.encode_vision(neg_images[negatives.to(neg_images.device)].to(vision.embeds.device))

@@ -10,9 +10,15 @@ from sclbench.model import SCLModel
 from sclbench.model.scl import VisionFeatures
 
 
-def mlm_loss(model: SCLModel, text_ids: torch.Tensor, text_masks: torch.Tensor, vision: VisionFeatures,
-             spec: MaskSpec, prob: float = 0.15, generator: torch.Generator | None = None,
-             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def mlm_loss(
+    model: SCLModel,
+    text_ids: torch.Tensor,
+    text_masks: torch.Tensor,
+    vision: VisionFeatures,
+    spec: MaskSpec,
+    prob: float = 0.15,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     ids, labels = mlm_mask(text_ids, text_masks, spec, prob, generator)
     out = model.fuse(model.encode_text(ids, text_masks), text_masks, vision)
     # The head reads every position and the loss ignores the unselected ones (labels -100), as the

@@ -80,8 +80,9 @@ class PretrainObjective:
             loss, log = mlm_loss(model, ids, masks, vision, self.spec, self.cfg.mlm_prob, gen)
             total, logs = total + loss, {**logs, **log}
         if "mgsc" in on:
-            loss, log = completion_losses(model, ids, masks, images, text, vision, self.spec.mask_id,
-                                          self.cfg.completion, gen)
+            loss, log = completion_losses(
+                model, ids, masks, images, text, vision, self.spec.mask_id, self.cfg.completion, gen
+            )
             total, logs = total + loss, {**logs, **log}
         logs["loss"] = total.detach()  # every log a device tensor: the trainer reads them per log interval
         return total, logs

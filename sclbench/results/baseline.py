@@ -44,10 +44,10 @@ def replace_baseline(results: str | Path, to: str | Path) -> int:
         kept = _copy_unmanaged(to, new)
         for record, preds in zip(records, predictions):
             record.save(new, predictions=preds)
-        written = sorted(str(p.relative_to(new)) for p in new.rglob("*") if not p.is_dir()
-                         and str(p.relative_to(new)) not in kept)
-        atomic_write(new / MANIFEST, json.dumps({"written_by": "sclbench baseline", "files": written},
-                                                indent=1) + "\n")
+        written = sorted(
+            str(p.relative_to(new)) for p in new.rglob("*") if not p.is_dir() and str(p.relative_to(new)) not in kept
+        )
+        atomic_write(new / MANIFEST, json.dumps({"written_by": "sclbench baseline", "files": written}, indent=1) + "\n")
         _swap_in(new, to)
     except OSError as err:
         raise write_error(err, getattr(err, "filename", None) or to, "replacing the baseline") from None
@@ -63,8 +63,10 @@ def _managed(to: Path) -> set[str]:
         try:
             listed = json.loads(manifest.read_text(encoding="utf-8")).get("files", [])
         except (ValueError, OSError, AttributeError):
-            raise SCLBenchError(f"{manifest} is damaged; restore it (or remove it: the result records are then "
-                                "recognised by their contents)") from None
+            raise SCLBenchError(
+                f"{manifest} is damaged; restore it (or remove it: the result records are then "
+                "recognised by their contents)"
+            ) from None
         return {str(p) for p in listed} | {MANIFEST}
     managed = set()
     for record in _own_records(to) if to.is_dir() else []:

@@ -8,10 +8,9 @@ a confidence interval of the change, so a reader can tell a real change from res
 
 from __future__ import annotations
 
-import sys
-
 import fnmatch
 import json
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,13 +213,15 @@ def _label(key: Any) -> str:
     return key if isinstance(key, str) else " ".join(key)
 
 
-def _protocol_rows(label: str, base: Mapping[str, Any], now: Mapping[str, Any],
-                   expected: Sequence[str]) -> list[CheckRow]:
+def _protocol_rows(
+    label: str, base: Mapping[str, Any], now: Mapping[str, Any], expected: Sequence[str]
+) -> list[CheckRow]:
     """The (protocol) row: "changed" naming each differing key with both values, or "ok" when only
     `expected` keys differ (the subject of the comparison, e.g. precision for bf16 vs fp32)."""
     keys = sorted(k for k in base.keys() | now.keys() if base.get(k) != now.get(k))
     if not keys:
         return []
+
     def what(ks: list[str]) -> str:
         return ", ".join(f"{k}: {base.get(k)!r} -> {now.get(k)!r}" for k in ks)
 
@@ -267,7 +268,9 @@ def check(
             report.rows.append(CheckRow(label, "*", None, None, None, "missing", note="no such record in results"))
             continue
         if r.scorer != b.scorer:
-            report.rows.append(CheckRow(label, "(scorer)", None, None, None, "changed", note=f"{b.scorer} -> {r.scorer}"))
+            report.rows.append(
+                CheckRow(label, "(scorer)", None, None, None, "changed", note=f"{b.scorer} -> {r.scorer}")
+            )
         report.rows += _protocol_rows(label, b.protocol, r.protocol, expected_protocol)
         samples = (_per_sample(b), _per_sample(r))
         for metric, b_val in b.metrics.items():
@@ -285,12 +288,14 @@ def check(
             row = CheckRow(label, metric, float(b_val), float(r_val), tol, status)
             if samples[0] and samples[1] and metric in samples[0] and metric in samples[1]:
                 row.ci, row.note, row.paired, row.changed_samples = _bootstrap_row(
-                    samples[0][metric], samples[1][metric], n_resamples, seed, confidence)
+                    samples[0][metric], samples[1][metric], n_resamples, seed, confidence
+                )
             report.rows.append(row)
         for metric in sorted(set(r.metrics) - set(b.metrics)):
             value = r.metrics[metric]
-            report.rows.append(CheckRow(label, metric, None, _as_float(value), None, "new",
-                                        note=_not_a_metric(value, "results") or ""))
+            report.rows.append(
+                CheckRow(label, metric, None, _as_float(value), None, "new", note=_not_a_metric(value, "results") or "")
+            )
     for key in sorted(set(now) - set(base), key=str):
         report.rows.append(CheckRow(_label(key), "*", None, None, None, "new", note="not in baseline"))
     return report

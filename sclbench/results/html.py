@@ -16,7 +16,12 @@ from typing import Any
 
 from sclbench.results.stats import format_p, per_sample
 from sclbench.results.table import (
-    SYNTHETIC_NOTE, TableRow, paper_sources, protocol_cell, protocol_notes, run_label,
+    SYNTHETIC_NOTE,
+    TableRow,
+    paper_sources,
+    protocol_cell,
+    protocol_notes,
+    run_label,
 )
 
 _CSS = """
@@ -43,8 +48,20 @@ def _num(value: float | None, signed: bool = False) -> str:
 
 
 def _leaderboard(rows: list[TableRow], notes: dict[str, int]) -> str:
-    head = ["task", "split", "checkpoint", "scorer", "protocol", "metric", "reproduced", "95% interval", "chance",
-            "p vs chance", "paper", "Δ"]
+    head = [
+        "task",
+        "split",
+        "checkpoint",
+        "scorer",
+        "protocol",
+        "metric",
+        "reproduced",
+        "95% interval",
+        "chance",
+        "p vs chance",
+        "paper",
+        "Δ",
+    ]
     out = ["<table id='leaderboard'><thead><tr>"]
     out += [f"<th class='{'l' if i < 6 else ''}'>{escape(h)}</th>" for i, h in enumerate(head)]
     out.append("</tr></thead><tbody>")
@@ -56,13 +73,23 @@ def _leaderboard(rows: list[TableRow], notes: dict[str, int]) -> str:
             p_cell = "" if p is None else f"<span class='{'sig' if p < 0.01 else 'nsig'}'>{escape(format_p(p))}</span>"
             paper = r.paper.get(metric)
             delta = r.delta(metric)
-            delta_cell = "" if delta is None else f"<span class='{'pos' if delta >= 0 else 'neg'}'>{_num(delta, True)}</span>"
+            delta_cell = (
+                "" if delta is None else f"<span class='{'pos' if delta >= 0 else 'neg'}'>{_num(delta, True)}</span>"
+            )
             label = escape(r.checkpoint) + (" <span class='syn'>synthetic</span>" if r.synthetic else "")
-            cells = [escape(r.task), escape(r.split), label, escape(r.scorer), escape(protocol_cell(r, notes)),
-                     escape(metric)]
+            cells = [
+                escape(r.task),
+                escape(r.split),
+                label,
+                escape(r.scorer),
+                escape(protocol_cell(r, notes)),
+                escape(metric),
+            ]
             out.append("<tr>" + "".join(f"<td class='l'>{c}</td>" for c in cells))
-            out.append(f"<td>{_num(value)}</td><td>{ci}</td><td>{_num(st.chance if st else None)}</td><td>{p_cell}</td>"
-                       f"<td>{'' if paper is None else _num(paper.value)}</td><td>{delta_cell}</td></tr>")
+            out.append(
+                f"<td>{_num(value)}</td><td>{ci}</td><td>{_num(st.chance if st else None)}</td><td>{p_cell}</td>"
+                f"<td>{'' if paper is None else _num(paper.value)}</td><td>{delta_cell}</td></tr>"
+            )
     out.append("</tbody></table>")
     return "".join(out)
 
@@ -77,14 +104,18 @@ def recall_curves(row: TableRow) -> dict[str, list[tuple[int, float]]]:
         predictions = None
     curves: dict[str, list[tuple[int, float]]] = {}
     for prefix in _DIRECTIONS:
-        ks = sorted(int(m.split("_r")[1]) for m in metrics if m.startswith(prefix + "_r") and m.split("_r")[1].isdigit())
+        ks = sorted(
+            int(m.split("_r")[1]) for m in metrics if m.startswith(prefix + "_r") and m.split("_r")[1].isdigit()
+        )
         if not ks:
             continue
         hits = per_sample(predictions, f"{prefix}_r1") if predictions else None
         ranked = [p["rank"] for p in predictions or [] if isinstance(p.get("rank"), int)]
         if hits and ranked and max(ks) > 1:
-            full = [(k, 100.0 * sum(per_sample(predictions, f"{prefix}_r{k}") or [0]) / len(hits))
-                    for k in range(1, max(ks) + 1)]
+            full = [
+                (k, 100.0 * sum(per_sample(predictions, f"{prefix}_r{k}") or [0]) / len(hits))
+                for k in range(1, max(ks) + 1)
+            ]
             # Use the dense curve only when it passes through the record's own numbers.
             if all(abs(dict(full)[k] - float(metrics[f"{prefix}_r{k}"])) < 1e-6 for k in ks):
                 curves[prefix] = full
@@ -99,9 +130,12 @@ def _svg(curves: dict[str, list[tuple[int, float]]], title: str) -> str:
     kmax = max(k for pts in curves.values() for k, _ in pts)
     x = lambda k: left + (k - 1) / max(kmax - 1, 1) * (w - left - right)  # noqa: E731
     y = lambda v: top + (100.0 - v) / 100.0 * (h - top - bottom)  # noqa: E731
-    parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h}' role='img' "
-             f"aria-label='{escape(title)}' font-size='10'>",
-             f"<rect x='{left}' y='{top}' width='{w - left - right}' height='{h - top - bottom}' fill='none' stroke='#ccc'/>"]
+    parts = [
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h}' role='img' "
+        f"aria-label='{escape(title)}' font-size='10'>",
+        f"<rect x='{left}' y='{top}' width='{w - left - right}' height='{h - top - bottom}' "
+        "fill='none' stroke='#ccc'/>",
+    ]
     for v in (0, 25, 50, 75, 100):
         parts.append(f"<text x='{left - 4}' y='{y(v) + 3:.1f}' text-anchor='end'>{v}</text>")
     for k in sorted({1, kmax, *(k for pts in curves.values() for k, _ in pts if len(pts) <= 4)}):
@@ -131,48 +165,72 @@ def _curves_section(rows: list[TableRow]) -> str:
 
 def _drift_section(results_dir: Path | None, baseline: Path | None) -> str:
     if baseline is None or results_dir is None:
-        return ("<h2 id='drift'>Drift</h2><p class='note'>No baseline given "
-                "(<code>sclbench table --format html --baseline FOLDER</code>).</p>")
+        return (
+            "<h2 id='drift'>Drift</h2><p class='note'>No baseline given "
+            "(<code>sclbench table --format html --baseline FOLDER</code>).</p>"
+        )
     from sclbench.results.check import DEFAULT_TOLERANCE, check
 
     report = check(results_dir, baseline, DEFAULT_TOLERANCE)
     cls = {"ok": "ok", "new": "new"}
-    out = [f"<h2 id='drift'>Drift against {escape(str(baseline))}</h2>",
-           f"<p class='{'ok' if report.passed else 'bad'}'>{escape(report.summary())}</p>",
-           "<table id='drift-table'><thead><tr>"]
+    out = [
+        f"<h2 id='drift'>Drift against {escape(str(baseline))}</h2>",
+        f"<p class='{'ok' if report.passed else 'bad'}'>{escape(report.summary())}</p>",
+        "<table id='drift-table'><thead><tr>",
+    ]
     out += [f"<th class='l'>{h}</th>" for h in ("record", "metric")]
     out += [f"<th>{h}</th>" for h in ("baseline", "now", "Δ", "tolerance", "status", "95% CI of Δ")]
     out.append("</tr></thead><tbody>")
     for r in report.rows:
         ci = "" if r.ci is None else f"[{r.ci[0]:+.2f}, {r.ci[1]:+.2f}]"
         status = escape(r.status + (f" ({r.note})" if r.note else ""))
-        out.append(f"<tr><td class='l'>{escape(r.record)}</td><td class='l'>{escape(r.metric)}</td>"
-                   f"<td>{_num(r.baseline)}</td><td>{_num(r.now)}</td><td>{_num(r.delta, True)}</td>"
-                   f"<td>{_num(r.tolerance)}</td><td class='{cls.get(r.status, 'bad')}'>{status}</td><td>{ci}</td></tr>")
+        out.append(
+            f"<tr><td class='l'>{escape(r.record)}</td><td class='l'>{escape(r.metric)}</td>"
+            f"<td>{_num(r.baseline)}</td><td>{_num(r.now)}</td><td>{_num(r.delta, True)}</td>"
+            f"<td>{_num(r.tolerance)}</td><td class='{cls.get(r.status, 'bad')}'>{status}</td><td>{ci}</td></tr>"
+        )
     out.append("</tbody></table>")
     return "".join(out)
 
 
-def render_html(rows: list[TableRow], results_dir: str | Path | None = None, baseline: str | Path | None = None,
-                title: str = "sclbench leaderboard", **_: Any) -> str:
+def render_html(
+    rows: list[TableRow],
+    results_dir: str | Path | None = None,
+    baseline: str | Path | None = None,
+    title: str = "sclbench leaderboard",
+    **_: Any,
+) -> str:
     """The whole page as one string."""
     notes = protocol_notes(rows)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    body = [f"<h1>{escape(title)}</h1>",
-            f"<p class='note'>Generated by <code>sclbench table --format html</code> on {stamp} from "
-            f"{len(rows)} result records; do not edit by hand. Intervals: 95% percentile bootstrap over the "
-            "split's samples; p: one-sided test against a uniformly random scorer (exact binomial for 0/1 "
-            "scores, bootstrap for graded ones); green when p &lt; 0.01.</p>"]
+    body = [
+        f"<h1>{escape(title)}</h1>",
+        f"<p class='note'>Generated by <code>sclbench table --format html</code> on {stamp} from "
+        f"{len(rows)} result records; do not edit by hand. Intervals: 95% percentile bootstrap over the "
+        "split's samples; p: one-sided test against a uniformly random scorer (exact binomial for 0/1 "
+        "scores, bootstrap for graded ones); green when p &lt; 0.01.</p>",
+    ]
     if any(r.synthetic for r in rows):
         body.append(f"<p class='note'><span class='syn'>synthetic</span> {escape(SYNTHETIC_NOTE)}.</p>")
-    body += ["<h2 id='board'>Leaderboard</h2>", _leaderboard(rows, notes), _curves_section(rows),
-             _drift_section(Path(results_dir) if results_dir else None, Path(baseline) if baseline else None)]
+    body += [
+        "<h2 id='board'>Leaderboard</h2>",
+        _leaderboard(rows, notes),
+        _curves_section(rows),
+        _drift_section(Path(results_dir) if results_dir else None, Path(baseline) if baseline else None),
+    ]
     if notes:
-        body.append("<h2 id='protocols'>Protocols</h2><ol>" + "".join(
-            f"<li value='{i}'><code>{escape(text)}</code></li>" for text, i in notes.items()) + "</ol>")
+        body.append(
+            "<h2 id='protocols'>Protocols</h2><ol>"
+            + "".join(f"<li value='{i}'><code>{escape(text)}</code></li>" for text, i in notes.items())
+            + "</ol>"
+        )
     sources = paper_sources(rows)
     if sources:
-        body.append("<h2 id='sources'>Paper numbers</h2><ul>" + "".join(f"<li>{escape(s)}</li>" for s in sources) + "</ul>")
-    return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+        body.append(
+            "<h2 id='sources'>Paper numbers</h2><ul>" + "".join(f"<li>{escape(s)}</li>" for s in sources) + "</ul>"
+        )
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )

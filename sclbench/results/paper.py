@@ -38,8 +38,18 @@ def card_paper_numbers(card_name: str, paper: dict) -> list[PaperNumber]:
             zero_shot = bool(metrics.get("zero_shot", block.get("zero_shot", False)))
             for metric, value in metrics.items():
                 if metric != "zero_shot":
-                    rows.append(PaperNumber(card_name, canonical_split(card_name, str(split)), str(metric), float(value), source, verified,
-                                            zero_shot, str(model)))
+                    rows.append(
+                        PaperNumber(
+                            card_name,
+                            canonical_split(card_name, str(split)),
+                            str(metric),
+                            float(value),
+                            source,
+                            verified,
+                            zero_shot,
+                            str(model),
+                        )
+                    )
     return rows
 
 

@@ -60,8 +60,16 @@ def plot_training(run: str | Path, out: str | Path) -> Path:
             ax_loss.plot(*zip(*points), label=key, lw=2 if key == "loss" else 1)
     ax_loss.set(xlabel="step", ylabel="loss", title="training losses")
     ax_loss.legend(fontsize=7)
-    metric_keys = sorted({k for r in evals for k in r if k not in ("kind", "step", "epoch")
-                          and isinstance(r[k], (int, float)) and not k.endswith(("medr", "meanr", "rsum"))})
+    metric_keys = sorted(
+        {
+            k
+            for r in evals
+            for k in r
+            if k not in ("kind", "step", "epoch")
+            and isinstance(r[k], (int, float))
+            and not k.endswith(("medr", "meanr", "rsum"))
+        }
+    )
     for key in metric_keys:
         ax_eval.plot([r["step"] for r in evals if key in r], [r[key] for r in evals if key in r], marker="o", label=key)
     ax_eval.set(xlabel="step", ylabel="%", title="validation")
@@ -78,11 +86,18 @@ def plot_recall(records: list[ResultRecord], out: str | Path) -> Path:
     drawn = 0
     for record in records:
         for prefix in ("tr", "ir", "t2v", "v2t"):
-            ks = sorted(int(m.split("_r")[1]) for m in record.metrics
-                        if m.startswith(prefix + "_r") and m.split("_r")[1].isdigit())
+            ks = sorted(
+                int(m.split("_r")[1])
+                for m in record.metrics
+                if m.startswith(prefix + "_r") and m.split("_r")[1].isdigit()
+            )
             if ks:
-                ax.plot(ks, [record.metrics[f"{prefix}_r{k}"] for k in ks], marker="o",
-                        label=f"{record.task}/{record.split} {record.checkpoint_name} {prefix}")
+                ax.plot(
+                    ks,
+                    [record.metrics[f"{prefix}_r{k}"] for k in ks],
+                    marker="o",
+                    label=f"{record.task}/{record.split} {record.checkpoint_name} {prefix}",
+                )
                 drawn += 1
     if not drawn:
         plt.close(fig)

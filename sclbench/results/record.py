@@ -24,9 +24,9 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
 import platform
 import re
+import shutil
 import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -56,11 +56,23 @@ _TEXT, _MAYBE_TEXT, _MAPPING = Rule("str"), Rule("str", nullable=True), Rule("di
 # used to vanish from both, one check fewer and still PASS). Metrics are numbers; NaN is kept (the check
 # fails it and the table shows it), a text, a bool or null is refused.
 FIELD_RULES: dict[str, Rule] = {
-    "task": _TEXT, "split": _TEXT, "scorer": _TEXT, "schema": _TEXT, "created_at": _TEXT, "notes": _TEXT,
-    "metrics": _MAPPING, "protocol": _MAPPING, "config": _MAPPING, "checkpoint": _MAPPING, "versions": _MAPPING,
+    "task": _TEXT,
+    "split": _TEXT,
+    "scorer": _TEXT,
+    "schema": _TEXT,
+    "created_at": _TEXT,
+    "notes": _TEXT,
+    "metrics": _MAPPING,
+    "protocol": _MAPPING,
+    "config": _MAPPING,
+    "checkpoint": _MAPPING,
+    "versions": _MAPPING,
     "extra": _MAPPING,
-    "data_fingerprint": _MAYBE_TEXT, "git_commit": _MAYBE_TEXT, "device": _MAYBE_TEXT,
-    "predictions_file": _MAYBE_TEXT, "predictions_sha256": _MAYBE_TEXT,
+    "data_fingerprint": _MAYBE_TEXT,
+    "git_commit": _MAYBE_TEXT,
+    "device": _MAYBE_TEXT,
+    "predictions_file": _MAYBE_TEXT,
+    "predictions_sha256": _MAYBE_TEXT,
     "world_size": Rule("int", low=1),
     "wall_time_s": Rule("float", low=0, nullable=True),
     "throughput": Rule("float", low=0, nullable=True),
@@ -89,12 +101,15 @@ def _checked_fields(data: dict[str, Any], where: str) -> dict[str, Any]:
         if not isinstance(metric, str) or not metric:
             raise DataError(f"result record{where}: metric name {metric!r} is not a non-empty text")
         if not is_metric_value(value):
-            raise DataError(f"result record{where}: metric {metric!r} needs a number, got {value!r} (a record "
-                            "the check and the table cannot read is an error, never skipped)")
+            raise DataError(
+                f"result record{where}: metric {metric!r} needs a number, got {value!r} (a record "
+                "the check and the table cannot read is an error, never skipped)"
+            )
     preds = out.get("predictions_file")
     if preds is not None and (not preds or Path(preds).name != preds or preds in (".", "..")):
-        raise DataError(f"result record{where}: field 'predictions_file' must name a file beside the record, "
-                        f"got {preds!r}")
+        raise DataError(
+            f"result record{where}: field 'predictions_file' must name a file beside the record, got {preds!r}"
+        )
     return out
 
 
@@ -171,7 +186,7 @@ def _keep_replaced(path: Path) -> None:
         stale.unlink(missing_ok=True)
     # Predictions whose record never followed (a writer killed in between; we hold the lock now).
     for orphan in history.glob(f"{path.stem}.*{PREDICTIONS_SUFFIX}"):
-        if not orphan.with_name(orphan.name[:-len(PREDICTIONS_SUFFIX)] + ".json").exists():
+        if not orphan.with_name(orphan.name[: -len(PREDICTIONS_SUFFIX)] + ".json").exists():
             orphan.unlink(missing_ok=True)
 
 
@@ -272,8 +287,10 @@ class ResultRecord:
         if self.predictions_sha256:
             digest = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
             if digest != self.predictions_sha256:
-                raise DataError(f"{path} does not match its record {self.source} (sha256 differs: written by another "
-                                "run, or a write was interrupted); re-run the evaluation")
+                raise DataError(
+                    f"{path} does not match its record {self.source} (sha256 differs: written by another "
+                    "run, or a write was interrupted); re-run the evaluation"
+                )
         from sclbench.common.io import read_jsonl
 
         return [row for _, row in read_jsonl(path)]

@@ -41,13 +41,17 @@ def per_sample(predictions: list[dict[str, Any]] | None, metric: str) -> list[fl
     if k is None or prefix not in _QUERY:
         return None
     kinds = _QUERY[prefix]
-    hits = [float(p["rank"] < k) for p in predictions
-            if isinstance(p.get("rank"), int) and str(p.get("id", "")).startswith(kinds)]
+    hits = [
+        float(p["rank"] < k)
+        for p in predictions
+        if isinstance(p.get("rank"), int) and str(p.get("id", "")).startswith(kinds)
+    ]
     return hits or None
 
 
-def number_stats(record: ResultRecord, metric: str, predictions: list[dict[str, Any]] | None = None,
-                 seed: int = 0) -> NumberStats:
+def number_stats(
+    record: ResultRecord, metric: str, predictions: list[dict[str, Any]] | None = None, seed: int = 0
+) -> NumberStats:
     """Interval and p-value of one metric of a record (predictions read from disk unless given)."""
     value = float(record.metrics[metric])
     chance = chance_level(record.task, metric, record.protocol)

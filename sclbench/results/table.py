@@ -94,8 +94,9 @@ class TableRow:
         return self.metrics[metric] - self.paper[metric].value
 
 
-def build_table(records: Iterable[ResultRecord], paper: list[PaperNumber] | None = None,
-                with_stats: bool = False) -> list[TableRow]:
+def build_table(
+    records: Iterable[ResultRecord], paper: list[PaperNumber] | None = None, with_stats: bool = False
+) -> list[TableRow]:
     """One row per (task, split, checkpoint); the newest record wins when a key appears twice.
 
     with_stats: also compute each number's bootstrap interval and p-value vs chance (reads predictions).
@@ -111,7 +112,9 @@ def build_table(records: Iterable[ResultRecord], paper: list[PaperNumber] | None
         rec = newest[key]
         zero_shot = bool(rec.protocol.get("zero_shot", False))
         synthetic = is_synthetic(rec)
-        numbers = {} if synthetic else index.get((rec.task.lower(), canonical_split(rec.task, rec.split), zero_shot), {})
+        numbers = (
+            {} if synthetic else index.get((rec.task.lower(), canonical_split(rec.task, rec.split), zero_shot), {})
+        )
         names = main_metrics(rec.metrics)
         names += [m for m in numbers if m in rec.metrics and m not in names]
         rows.append(
@@ -229,8 +232,25 @@ def render_csv(rows: list[TableRow]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     # New columns go last, so readers of the older layout keep working.
-    writer.writerow(["task", "split", "checkpoint", "scorer", "protocol", "metric", "value", "paper", "delta",
-                     "paper_source", "synthetic", "ci_low", "ci_high", "chance", "p_value"])
+    writer.writerow(
+        [
+            "task",
+            "split",
+            "checkpoint",
+            "scorer",
+            "protocol",
+            "metric",
+            "value",
+            "paper",
+            "delta",
+            "paper_source",
+            "synthetic",
+            "ci_low",
+            "ci_high",
+            "chance",
+            "p_value",
+        ]
+    )
     opt = lambda v: "" if v is None else repr(v)  # noqa: E731
     for r in rows:
         for m, v in r.metrics.items():
@@ -281,5 +301,6 @@ def rich_tables(rows: list[TableRow]) -> list[Any]:
 
 def footnotes(rows: list[TableRow]) -> list[str]:
     """Plain-text notes printed under the rich tables: protocols, then the paper's sources."""
-    return ([f"[{i}] protocol: {text}" for text, i in protocol_notes(rows).items()]
-            + [f"paper: {n}" for n in paper_sources(rows)])
+    return [f"[{i}] protocol: {text}" for text, i in protocol_notes(rows).items()] + [
+        f"paper: {n}" for n in paper_sources(rows)
+    ]

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -48,12 +49,34 @@ def get_task(name: str, overrides: list[str] | None = None, **kwargs: Any) -> Ta
 
 # Settings the code reads with a default, so that a card may leave them out and an override may still
 # set them; every setting a card holds is valid too. Anything else is a typo (see cards.load_card).
-OPTIONAL_SETTINGS = frozenset({
-    "data.root", "data.cache_images", "data.num_frames", "data.format", "train.transform", "train.frame_mode",
-    "train.neg_texts", "train.con_weight", "train.chunk_size", "eval.transform", "eval.mode", "eval.k",
-    "eval.fusion", "eval.ties", "train.gather_grad", "data.captions", "data.dedup_captions", "eval.precision", "eval.tf32", "eval.chunk_pairs", "eval.pair_batch_size",
-    "eval.shared_fusion", "metrics.main", "description",
-})
+OPTIONAL_SETTINGS = frozenset(
+    {
+        "data.root",
+        "data.cache_images",
+        "data.num_frames",
+        "data.format",
+        "train.transform",
+        "train.frame_mode",
+        "train.neg_texts",
+        "train.con_weight",
+        "train.chunk_size",
+        "eval.transform",
+        "eval.mode",
+        "eval.k",
+        "eval.fusion",
+        "eval.ties",
+        "train.gather_grad",
+        "data.captions",
+        "data.dedup_captions",
+        "eval.precision",
+        "eval.tf32",
+        "eval.chunk_pairs",
+        "eval.pair_batch_size",
+        "eval.shared_fusion",
+        "metrics.main",
+        "description",
+    }
+)
 
 
 def settings_read_by_code() -> set[str]:
@@ -61,8 +84,11 @@ def settings_read_by_code() -> set[str]:
 
     from sclbench.engine.trainer import TrainConfig
 
-    return (set(OPTIONAL_SETTINGS) | {f"train.{f.name}" for f in dataclasses.fields(TrainConfig)}
-            | {f"model.{f.name}" for f in dataclasses.fields(SCLConfig)})
+    return (
+        set(OPTIONAL_SETTINGS)
+        | {f"train.{f.name}" for f in dataclasses.fields(TrainConfig)}
+        | {f"model.{f.name}" for f in dataclasses.fields(SCLConfig)}
+    )
 
 
 @dataclass
@@ -90,8 +116,15 @@ class Task(ABC):
     model_task: str = "pretrain"  # which SCLConfig task preset gives the heads
     default_main_metric: str = "accuracy"  # when the card names no metrics.main
 
-    def __init__(self, card: TaskCard, data_root: str | Path | None = None, tokenizer: Any = None,
-                 model_config: SCLConfig | None = None, seed: int = 0, skip_corrupt: bool = False):
+    def __init__(
+        self,
+        card: TaskCard,
+        data_root: str | Path | None = None,
+        tokenizer: Any = None,
+        model_config: SCLConfig | None = None,
+        seed: int = 0,
+        skip_corrupt: bool = False,
+    ):
         self.card = card
         self.name = card.name
         root = data_root or card.get("data.root")
@@ -101,8 +134,10 @@ class Task(ABC):
         # Checked here, first: otherwise a mistyped --data-root surfaces later as an unrelated error
         # (e.g. "cannot load tokenizer 'roberta-base'", since the tokenizer is looked for under it).
         if not self.root.is_dir():
-            raise DataError(f"data root {self.root} for {self.name} does not exist or is not a folder: "
-                            "pass --data-root DIR (the folder holding the benchmark's published files)")
+            raise DataError(
+                f"data root {self.root} for {self.name} does not exist or is not a folder: "
+                "pass --data-root DIR (the folder holding the benchmark's published files)"
+            )
         self.tokenizer = tokenizer
         self.model_config = model_config
         self.seed = seed
@@ -156,8 +191,9 @@ class Task(ABC):
         # data.cache_images: keep decoded tensors in memory when they cannot change between epochs.
         deterministic = name == "eval" and (frames == 1 or mode == "uniform")
         cache = bool(self.card.get("data.cache_images", False)) and deterministic
-        return Visuals(build_transform(name, self.model_config.image_size), num_frames=frames, frame_mode=mode,
-                       cache=cache)
+        return Visuals(
+            build_transform(name, self.model_config.image_size), num_frames=frames, frame_mode=mode, cache=cache
+        )
 
     # ---- data ------------------------------------------------------------------------------------
     def records(self, split: str) -> list:
@@ -187,15 +223,18 @@ class Task(ABC):
 
     def annotation_files(self) -> list[Path]:
         """Files whose content defines the benchmark (hashed into the result's data fingerprint)."""
-        return sorted(p for p in self.root.rglob("*") if p.suffix in (".json", ".jsonl", ".csv", ".txt", ".tsv", ".pkl"))
+        return sorted(
+            p for p in self.root.rglob("*") if p.suffix in (".json", ".jsonl", ".csv", ".txt", ".tsv", ".pkl")
+        )
 
     # ---- training and evaluation ---------------------------------------------------------------
     @abstractmethod
     def loss(self, model: SCLModel, batch: dict, ctx: Any = None) -> tuple[torch.Tensor, dict[str, float]]:
         """Mean loss over the micro-batch and float logs, for the trainer."""
 
-    def evaluate(self, model: SCLModel, split: str, batch_size: int = 32, num_workers: int | None = None,
-                 **options: Any) -> Evaluation:
+    def evaluate(
+        self, model: SCLModel, split: str, batch_size: int = 32, num_workers: int | None = None, **options: Any
+    ) -> Evaluation:
         raise ConfigError(f"task {self.name} has no evaluation protocol (evaluate a fine-tuning task instead)")
 
     def submission(self, evaluation: Evaluation, out_dir: Path) -> Path | None:
@@ -203,14 +242,20 @@ class Task(ABC):
         return None
 
     # ---- shared evaluation loop ----------------------------------------------------------------
-    def eval_loader(self, dataset: Dataset, batch_size: int, num_workers: int | None,
-                    device: torch.device | str = "cpu") -> DataLoader:
+    def eval_loader(
+        self, dataset: Dataset, batch_size: int, num_workers: int | None, device: torch.device | str = "cpu"
+    ) -> DataLoader:
         """num_workers None: the device's default (engine/loader.py: CPUs per local rank on CUDA, 0 on CPU)."""
         from sclbench.engine.loader import loader_settings
         from sclbench.engine.sampler import ShardedEvalSampler
 
-        return DataLoader(dataset, batch_size=batch_size, sampler=ShardedEvalSampler(len(dataset)),
-                          collate_fn=self.collate, **loader_settings(device, num_workers).kwargs())
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=ShardedEvalSampler(len(dataset)),
+            collate_fn=self.collate,
+            **loader_settings(device, num_workers).kwargs(),
+        )
 
     def eval_precision(self, model: SCLModel, options: dict[str, Any]) -> EvalPrecision:
         """The evaluate options `precision` / `tf32`, else the card's eval.precision / eval.tf32."""
@@ -221,9 +266,15 @@ class Task(ABC):
         (for skipping an evaluation whose record exists: compare them with the record's protocol)."""
         return resolve_precision(options, self.card, device_type).protocol()
 
-    def run_eval(self, model: SCLModel, dataset: Dataset, batch_size: int, num_workers: int | None,
-                 step: Callable[[SCLModel, dict], list[dict]],
-                 precision: EvalPrecision | None = None) -> tuple[list[dict], float]:
+    def run_eval(
+        self,
+        model: SCLModel,
+        dataset: Dataset,
+        batch_size: int,
+        num_workers: int | None,
+        step: Callable[[SCLModel, dict], list[dict]],
+        precision: EvalPrecision | None = None,
+    ) -> tuple[list[dict], float]:
         """Run `step` over this rank's shard (no grad, eval mode, under `precision`'s autocast / TF32
         setting; fp32 when None); all ranks' outputs, in order."""
         from sclbench.engine.sampler import gather_in_order

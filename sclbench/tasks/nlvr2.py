@@ -35,8 +35,14 @@ class NLVR2Task(Task):
 
     def build_dataset(self, split: str, train: bool) -> NLVR2Dataset:
         records = self.role_records(split)
-        return NLVR2Dataset(records, self.visuals(train), self.tokenizer, self.max_len, seed=self.seed,
-                            skip_corrupt=self.skip is not None)
+        return NLVR2Dataset(
+            records,
+            self.visuals(train),
+            self.tokenizer,
+            self.max_len,
+            seed=self.seed,
+            skip_corrupt=self.skip is not None,
+        )
 
     @staticmethod
     def logits(model: SCLModel, batch: dict) -> torch.Tensor:
@@ -49,8 +55,9 @@ class NLVR2Task(Task):
         acc = (logits.detach().argmax(1) == batch["labels"]).float().mean()  # device tensors: no sync per step
         return loss, {"nlvr2_loss": loss.detach(), "nlvr2_acc": acc}
 
-    def evaluate(self, model: SCLModel, split: str, batch_size: int = 32, num_workers: int | None = None,
-                 **options: Any) -> Evaluation:
+    def evaluate(
+        self, model: SCLModel, split: str, batch_size: int = 32, num_workers: int | None = None, **options: Any
+    ) -> Evaluation:
         dataset = self.build_dataset(split, train=False)
 
         def step(m: SCLModel, batch: dict) -> list[dict]:
@@ -65,8 +72,10 @@ class NLVR2Task(Task):
             out1 = m.fuse(text, masks, vision.index(slice(b, 2 * b)), image_token_type_idx=2)
             logits = m.nlvr2_classifier(torch.cat([out0.cls_feats, out1.cls_feats], dim=-1))
             prob = logits.float().softmax(1)[:, 1]  # fp32 probabilities under autocast too
-            return [{"id": i, "identifier": i, "prediction": p > 0.5, "prob_true": p}
-                    for i, p in zip(batch["identifiers"], prob.tolist())]
+            return [
+                {"id": i, "identifier": i, "prediction": p > 0.5, "prob_true": p}
+                for i, p in zip(batch["identifiers"], prob.tolist())
+            ]
 
         precision = self.eval_precision(model, options)
         preds, wall = self.run_eval(model, dataset, batch_size, num_workers, step, precision)
@@ -77,11 +86,17 @@ class NLVR2Task(Task):
             metrics = nlvr2_metrics(predictions, labels)
             for p in preds:
                 p["scores"] = {"accuracy": float(p["prediction"] == labels[p["identifier"]])}
-        return Evaluation(self.name, split, metrics, "nlvr2-official", preds,
-                          {"split_file": self.card.get(f"splits.{split}", split), "passes": "pair",
-                           **precision.protocol()},
-                          num_samples=len(preds), wall_time_s=wall,
-                          skipped=self.skip.as_dict() if self.skip else {})
+        return Evaluation(
+            self.name,
+            split,
+            metrics,
+            "nlvr2-official",
+            preds,
+            {"split_file": self.card.get(f"splits.{split}", split), "passes": "pair", **precision.protocol()},
+            num_samples=len(preds),
+            wall_time_s=wall,
+            skipped=self.skip.as_dict() if self.skip else {},
+        )
 
     def submission(self, evaluation: Evaluation, out_dir: Path) -> Path:
         """The official prediction CSV: `identifier,prediction` with True/False."""

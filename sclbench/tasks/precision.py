@@ -12,8 +12,9 @@ PyTorch-documented way to run fp32 math at tensor-core speed. On CPU nothing cha
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
@@ -31,11 +32,14 @@ class EvalPrecision:
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision {self.precision!r}: choose one of {', '.join(PRECISIONS)} "
-                              "(--precision / eval.precision)")
+            raise ConfigError(
+                f"precision {self.precision!r}: choose one of {', '.join(PRECISIONS)} (--precision / eval.precision)"
+            )
         if self.precision == "fp16" and self.device_type != "cuda":
-            raise ConfigError(f"precision fp16 needs a CUDA device (this evaluation runs on {self.device_type}): "
-                              "use --precision bf16 (or fp32)")
+            raise ConfigError(
+                f"precision fp16 needs a CUDA device (this evaluation runs on {self.device_type}): "
+                "use --precision bf16 (or fp32)"
+            )
 
     @property
     def uses_tf32(self) -> bool:

@@ -57,8 +57,9 @@ class ChunkedDataset(Dataset):
         self.epoch = -1
         self.set_epoch(0)
         if not self.chunks:
-            raise ConfigError("every modality has fewer samples than one batch "
-                              f"({ {k: size for k, (_, size) in groups.items()} })")
+            raise ConfigError(
+                f"every modality has fewer samples than one batch ({ {k: size for k, (_, size) in groups.items()} })"
+            )
 
     def set_epoch(self, epoch: int) -> None:
         for datasets, _ in self.groups.values():
@@ -74,7 +75,7 @@ class ChunkedDataset(Dataset):
         for kind, (datasets, size) in self.groups.items():
             items = [(d, i) for d, dataset in enumerate(datasets) for i in range(len(dataset))]
             rng.shuffle(items)
-            self.chunks.extend((kind, items[s:s + size]) for s in range(0, len(items) - size + 1, size))
+            self.chunks.extend((kind, items[s : s + size]) for s in range(0, len(items) - size + 1, size))
 
     def __len__(self) -> int:
         return len(self.chunks)
@@ -127,7 +128,9 @@ class PretrainTask(Task):
             raise ConfigError(f"task card {self.name}: list the corpora under data.corpora")
         for c in corpora:
             if c.get("name") not in (*IMAGE_READERS, *VIDEO_CORPORA):
-                raise ConfigError(f"unknown corpus {c.get('name')!r}; known: {sorted(IMAGE_READERS) + list(VIDEO_CORPORA)}")
+                raise ConfigError(
+                    f"unknown corpus {c.get('name')!r}; known: {sorted(IMAGE_READERS) + list(VIDEO_CORPORA)}"
+                )
             if c.get("format", "files") not in FORMATS:
                 raise ConfigError(f"corpus {c['name']}: format {c.get('format')!r}; choose {' or '.join(FORMATS)}")
         return corpora
@@ -172,8 +175,9 @@ class PretrainTask(Task):
     def _read_corpus(self, corpus: dict[str, Any]) -> list:
         root = self.corpus_root(corpus)
         if corpus["name"] == "webvid":
-            records = fmt.read_webvid(root / corpus.get("meta", "webvid_train.tsv"),
-                                      root / corpus.get("videos", "videos"), skip=self.skip)
+            records = fmt.read_webvid(
+                root / corpus.get("meta", "webvid_train.tsv"), root / corpus.get("videos", "videos"), skip=self.skip
+            )
         else:
             records = IMAGE_READERS[corpus["name"]](root, skip=self.skip)
         return records[: self.limit] if self.limit else records
@@ -183,8 +187,11 @@ class PretrainTask(Task):
             return Visuals(transform, num_frames=1, frame_mode="uniform")
         # clips: the official video_train_transform_keys ["video_randaug"], card key train.video_transform
         clip = build_transform(self.card.get("train.video_transform", "video_randaug"), self.model_config.image_size)
-        return Visuals(clip, num_frames=int(self.card.get("data.num_frames", 4)),
-                       frame_mode=self.card.get("train.frame_mode", "random"))
+        return Visuals(
+            clip,
+            num_frames=int(self.card.get("data.num_frames", 4)),
+            frame_mode=self.card.get("train.frame_mode", "random"),
+        )
 
     def batch_sizes(self) -> dict[str, int]:
         """Per-device batch of each kind: official per_gpu_batchsize 16, video_per_gpu_batchsize 6."""
@@ -202,8 +209,13 @@ class PretrainTask(Task):
             if c.get("format", "files") == "shards":
                 corpora.append(Corpus(c["name"], kind, index=S.read_index(self.corpus_root(c), c["name"])))
             else:
-                corpora.append(Corpus(c["name"], kind, dataset=self._caption_dataset(
-                    self.corpus_records(c), kind, transform, distinct)))
+                corpora.append(
+                    Corpus(
+                        c["name"],
+                        kind,
+                        dataset=self._caption_dataset(self.corpus_records(c), kind, transform, distinct),
+                    )
+                )
         if pool == "modality" and not streamed:  # one negative pool per kind (sclbench < 0.3)
             merged = {}
             for kind in {c.kind for c in corpora}:
@@ -211,15 +223,24 @@ class PretrainTask(Task):
                 merged[kind] = Corpus(kind, kind, dataset=self._caption_dataset(records, kind, transform, distinct))
             corpora = list(merged.values())
         elif pool == "modality":
-            raise ConfigError("train.itm_negatives: modality is not available with shard corpora (a stream "
-                              "draws negatives from its own corpus); use corpus")
+            raise ConfigError(
+                "train.itm_negatives: modality is not available with shard corpora (a stream "
+                "draws negatives from its own corpus); use corpus"
+            )
         sizes = self.batch_sizes()
         if streamed:
             return StreamingBatches(
-                corpora, {k: self._visuals(k, transform) for k in ("image", "video")}, self.tokenizer,
-                self.max_len, sizes, seed=self.seed, shuffle_buffer=int(self.card.get("data.shuffle_buffer", 1000)),
-                negative_pool=int(self.card.get("data.negative_pool", 256)), neg_distinct=distinct,
-                skip_corrupt=self.skip is not None)
+                corpora,
+                {k: self._visuals(k, transform) for k in ("image", "video")},
+                self.tokenizer,
+                self.max_len,
+                sizes,
+                seed=self.seed,
+                shuffle_buffer=int(self.card.get("data.shuffle_buffer", 1000)),
+                negative_pool=int(self.card.get("data.negative_pool", 256)),
+                neg_distinct=distinct,
+                skip_corrupt=self.skip is not None,
+            )
         groups: dict[str, tuple[list[Dataset], int]] = {}
         for corpus in corpora:
             groups.setdefault(corpus.kind, ([], sizes[corpus.kind]))[0].append(corpus.dataset)
@@ -227,9 +248,17 @@ class PretrainTask(Task):
         return PretrainBatches(ChunkedDataset(groups, self.seed, reform_every_epoch=reform), self.seed)
 
     def _caption_dataset(self, records: list, kind: str, transform, distinct: bool) -> CaptionDataset:
-        return CaptionDataset(records, self._visuals(kind, transform), self.tokenizer, self.max_len,
-                              per_caption=True, neg_images=True, seed=self.seed,
-                              skip_corrupt=self.skip is not None, neg_distinct=distinct)
+        return CaptionDataset(
+            records,
+            self._visuals(kind, transform),
+            self.tokenizer,
+            self.max_len,
+            per_caption=True,
+            neg_images=True,
+            seed=self.seed,
+            skip_corrupt=self.skip is not None,
+            neg_distinct=distinct,
+        )
 
     def collate(self, samples: list[dict]) -> dict:
         return samples[0]  # items are already whole batches
@@ -240,8 +269,13 @@ class PretrainTask(Task):
         completion = CompletionConfig(**self.card.section("completion"))
         # train.gather_grad (official | exact, objectives/losses.py): passed only when the card sets it.
         gather = {"gather_grad": str(v)} if (v := self.card.get("train.gather_grad")) is not None else {}
-        cfg = PretrainConfig(objectives=objectives, mlm_prob=float(self.card.get("mlm_prob", 0.15)),
-                             con_weight=float(self.card.get("con_weight", 0.5)), completion=completion, **gather)
+        cfg = PretrainConfig(
+            objectives=objectives,
+            mlm_prob=float(self.card.get("mlm_prob", 0.15)),
+            con_weight=float(self.card.get("con_weight", 0.5)),
+            completion=completion,
+            **gather,
+        )
         return PretrainObjective(cfg, MaskSpec.from_tokenizer(self.tokenizer))
 
     def loss(self, model: SCLModel, batch: dict, ctx: Any = None) -> tuple[torch.Tensor, dict[str, float]]:
@@ -252,5 +286,6 @@ class PretrainTask(Task):
         return self._objectives[video](model, batch, ctx)
 
     def annotation_files(self) -> list[Path]:
-        return sorted(p for c in self.corpora for p in self.corpus_root(c).rglob("*")
-                      if p.suffix in (".json", ".csv", ".tsv"))
+        return sorted(
+            p for c in self.corpora for p in self.corpus_root(c).rglob("*") if p.suffix in (".json", ".csv", ".tsv")
+        )

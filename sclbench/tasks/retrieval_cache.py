@@ -16,8 +16,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -69,9 +70,12 @@ def load_tensors(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        saved = load_torch(path, "retrieval cache file", error=DataError,
-                           hint="sclbench never writes such a cache file; delete it (or the whole --cache-dir) "
-                                "and rerun")
+        saved = load_torch(
+            path,
+            "retrieval cache file",
+            error=DataError,
+            hint="sclbench never writes such a cache file; delete it (or the whole --cache-dir) and rerun",
+        )
     except DataError:
         raise
     except Exception:  # noqa: BLE001 - any damaged cache entry is a miss

@@ -62,7 +62,9 @@ class RetrievalOptions:
     @property
     def chunk_size(self) -> int:
         """Pairs per score chunk: whole pair batches, so resumed and uninterrupted runs batch alike."""
-        return -(-self.chunk_pairs // (self.pair_batch_size or CPU_PAIR_BATCH)) * (self.pair_batch_size or CPU_PAIR_BATCH)
+        return -(-self.chunk_pairs // (self.pair_batch_size or CPU_PAIR_BATCH)) * (
+            self.pair_batch_size or CPU_PAIR_BATCH
+        )
 
 
 @dataclass
@@ -77,8 +79,9 @@ class Features:
     reused: bool = field(default=False, compare=False)  # read from the cache rather than computed
 
 
-def pair_batch_for(device: torch.device, text_len: int, media_tokens: int, hidden: int, intermediate: int,
-                   itemsize: int) -> int:
+def pair_batch_for(
+    device: torch.device, text_len: int, media_tokens: int, hidden: int, intermediate: int, itemsize: int
+) -> int:
     """Pairs per cross-encoder batch: 64 on CPU; on CUDA, the power of two whose activations (per
     pair: the five indexed first-layer stream tensors, ~6 layer temporaries of width D and the FFN's
     width-F block, over both streams' tokens) take about an eighth of the device's memory, within
@@ -121,7 +124,7 @@ class _Rows:
             shape = (self.n, *part.shape[1:])
             where = self.home(math.prod(shape) * part.element_size()) if self.home else "device"
             self.tensor = _empty(shape, part.dtype, part.device, where)
-        self.tensor[self.filled:self.filled + len(part)] = part
+        self.tensor[self.filled : self.filled + len(part)] = part
         self.filled += len(part)
 
     def result(self) -> torch.Tensor:
@@ -129,8 +132,9 @@ class _Rows:
 
 
 @torch.no_grad()
-def encode_shard(model: Any, enc: dict, media: Sequence[Any], visuals: Any,
-                 opts: RetrievalOptions) -> tuple[torch.Tensor, ...]:
+def encode_shard(
+    model: Any, enc: dict, media: Sequence[Any], visuals: Any, opts: RetrievalOptions
+) -> tuple[torch.Tensor, ...]:
     """Features of this rank's 1/W of the texts and of the media (contiguous shards): the token
     features on the model's device in the encoder's output precision, the normalised projections
     fp32 on the host; and the number of frames."""
@@ -147,8 +151,11 @@ def encode_shard(model: Any, enc: dict, media: Sequence[Any], visuals: Any,
         t_emb.add(emb)
         t_proj.add(normalize(model.language_proj(emb[:, 0]).float()).cpu() if has_con else emb[:, 0].float().cpu())
     v_emb, v_proj, frames = _Rows(m1 - m0, home), _Rows(m1 - m0), 1
-    loader = DataLoader(_Media(list(media[m0:m1]), visuals), batch_size=opts.encode_batch_size,
-                        **loader_settings(device, opts.num_workers).kwargs())
+    loader = DataLoader(
+        _Media(list(media[m0:m1]), visuals),
+        batch_size=opts.encode_batch_size,
+        **loader_settings(device, opts.num_workers).kwargs(),
+    )
     for images in loader:
         vision = model.encode_vision(images.to(device, non_blocking=True))
         frames = vision.num_frames
@@ -174,8 +181,9 @@ def _empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device, hom
     return torch.empty(shape, dtype=dtype, device=device)
 
 
-def _gather(local: torch.Tensor, n: int, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device,
-            home: str) -> torch.Tensor:
+def _gather(
+    local: torch.Tensor, n: int, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device, home: str
+) -> torch.Tensor:
     """The rows of every rank's shard of `n` items (shard_bounds), in order, at `home`."""
     world = D.world_size()
     if not len(local):  # an empty shard: zero rows of the agreed shape
@@ -191,24 +199,38 @@ def _gather(local: torch.Tensor, n: int, shape: tuple[int, ...], dtype: torch.dt
     return D.all_gather_rows(local.to(dtype), out, counts, chunk_rows=max(1, GATHER_CHUNK_BYTES // row_bytes))
 
 
-def gather_features(local: tuple[torch.Tensor, ...], n_texts: int, n_media: int, text_len: int,
-                    device: torch.device, opts: RetrievalOptions) -> tuple[tuple[torch.Tensor, ...], int]:
+def gather_features(
+    local: tuple[torch.Tensor, ...],
+    n_texts: int,
+    n_media: int,
+    text_len: int,
+    device: torch.device,
+    opts: RetrievalOptions,
+) -> tuple[tuple[torch.Tensor, ...], int]:
     """Every rank's shards (`encode_shard`) -> the whole features, in order, on every rank; placed by
     `feature_home`. Shapes a rank with an empty shard cannot know come from one small max-reduction."""
     t_emb, t_proj, v_emb, v_proj, frames = local
-    dims = [t_emb.shape[-1] if t_emb.numel() else 0, t_proj.shape[-1] if t_proj.numel() else 0,
-            v_emb.shape[1] if v_emb.numel() else 0, v_emb.shape[-1] if v_emb.numel() else 0,
-            v_proj.shape[-1] if v_proj.numel() else 0, int(frames), _dtype_code(t_emb, v_emb)]
+    dims = [
+        t_emb.shape[-1] if t_emb.numel() else 0,
+        t_proj.shape[-1] if t_proj.numel() else 0,
+        v_emb.shape[1] if v_emb.numel() else 0,
+        v_emb.shape[-1] if v_emb.numel() else 0,
+        v_proj.shape[-1] if v_proj.numel() else 0,
+        int(frames),
+        _dtype_code(t_emb, v_emb),
+    ]
     d_text, c_text, n_tokens, d_vision, c_vision, frames, code = D.all_reduce_max(dims)
     dtype = _DTYPE_CODES[code]
     itemsize = torch.empty(0, dtype=dtype).element_size()
     nbytes = itemsize * (n_texts * text_len * d_text + n_media * n_tokens * d_vision)
     home = feature_home(nbytes, device, opts.feature_memory)
     cpu = torch.device("cpu")
-    return (_gather(t_emb, n_texts, (text_len, d_text), dtype, device, home),
-            _gather(t_proj, n_texts, (c_text,), torch.float32, cpu, "device"),
-            _gather(v_emb, n_media, (n_tokens, d_vision), dtype, device, home),
-            _gather(v_proj, n_media, (c_vision,), torch.float32, cpu, "device")), frames
+    return (
+        _gather(t_emb, n_texts, (text_len, d_text), dtype, device, home),
+        _gather(t_proj, n_texts, (c_text,), torch.float32, cpu, "device"),
+        _gather(v_emb, n_media, (n_tokens, d_vision), dtype, device, home),
+        _gather(v_proj, n_media, (c_vision,), torch.float32, cpu, "device"),
+    ), frames
 
 
 _DTYPE_CODES = (torch.float32, torch.bfloat16, torch.float16)
@@ -230,4 +252,3 @@ def place(feats: Features, device: torch.device, opts: RetrievalOptions) -> Feat
     move = (lambda t: t.pin_memory()) if home == "pinned" else (lambda t: t.to(device))  # noqa: E731
     feats.text_embeds, feats.vision_embeds = move(feats.text_embeds), move(feats.vision_embeds)
     return feats
-

@@ -24,12 +24,20 @@ from sclbench.model.fusion import co_attention
 from sclbench.model.scl import StreamInputs
 
 
-def _layer_rows(layer: nn.Module, x: torch.Tensor, y: torch.Tensor, x_mask: torch.Tensor | None,
-                y_mask: torch.Tensor | None, rows: int) -> torch.Tensor:
+def _layer_rows(
+    layer: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    x_mask: torch.Tensor | None,
+    y_mask: torch.Tensor | None,
+    rows: int,
+) -> torch.Tensor:
     """`CrossLayer.forward(x, y, x_mask, y_mask)[:, :rows]`, without computing the other rows."""
     attention, queries = layer.attention, x[:, :rows]
-    h = attention.output(attention.self.attend(attention.self.query(queries), attention.self.key(x),
-                                               attention.self.value(x), x_mask), queries)
+    h = attention.output(
+        attention.self.attend(attention.self.query(queries), attention.self.key(x), attention.self.value(x), x_mask),
+        queries,
+    )
     h = layer.crossattention(h, y, y_mask)
     return layer.output(layer.intermediate(h), h)
 
@@ -41,8 +49,15 @@ def _pick(t: torch.Tensor | None, of: torch.Tensor, rows: int | None = None) -> 
     return (t if rows is None else t[:, :rows])[of]
 
 
-def fused_cls(model: SCLModel, text: StreamInputs, txt_of: torch.Tensor, image: StreamInputs,
-              img_of: torch.Tensor, num_frames: int, readout_only: bool = True) -> torch.Tensor:
+def fused_cls(
+    model: SCLModel,
+    text: StreamInputs,
+    txt_of: torch.Tensor,
+    image: StreamInputs,
+    img_of: torch.Tensor,
+    num_frames: int,
+    readout_only: bool = True,
+) -> torch.Tensor:
     """cls_feats [P, 2D] of the pairs (text txt_of[p], image img_of[p]), from the stream inputs of the
     distinct texts and images. `readout_only` False computes every position of the last layer (the
     `SCLModel.fuse_prepared` path), for comparison."""
@@ -51,18 +66,28 @@ def fused_cls(model: SCLModel, text: StreamInputs, txt_of: torch.Tensor, image: 
     # When the first layer is also the last, its pair part is already cut to the read positions.
     rows_t, rows_i = (1, num_frames) if readout_only and last == 0 else (None, None)
     x = text_layers[0].forward_after_self_attention(
-        _pick(text.self_out, txt_of, rows_t), _pick(text.query, txt_of, rows_t), _pick(image.key, img_of),
-        _pick(image.value, img_of), _pick(image.mask, img_of))
+        _pick(text.self_out, txt_of, rows_t),
+        _pick(text.query, txt_of, rows_t),
+        _pick(image.key, img_of),
+        _pick(image.value, img_of),
+        _pick(image.mask, img_of),
+    )
     y = image_layers[0].forward_after_self_attention(
-        _pick(image.self_out, img_of, rows_i), _pick(image.query, img_of, rows_i), _pick(text.key, txt_of),
-        _pick(text.value, txt_of), _pick(text.mask, txt_of))
+        _pick(image.self_out, img_of, rows_i),
+        _pick(image.query, img_of, rows_i),
+        _pick(text.key, txt_of),
+        _pick(text.value, txt_of),
+        _pick(text.mask, txt_of),
+    )
     x_mask, y_mask = _pick(text.mask, txt_of), _pick(image.mask, img_of)
     if last > 0:
         middle = last if readout_only else last + 1
         x, y = co_attention(text_layers[1:middle], image_layers[1:middle], x, y, x_mask, y_mask)
         if readout_only:
-            x, y = (_layer_rows(text_layers[last], x, y, x_mask, y_mask, 1),
-                    _layer_rows(image_layers[last], y, x, y_mask, x_mask, num_frames))
+            x, y = (
+                _layer_rows(text_layers[last], x, y, x_mask, y_mask, 1),
+                _layer_rows(image_layers[last], y, x, y_mask, x_mask, num_frames),
+            )
     cls_text = model.cross_modal_text_pooler(x)
     cls_image = model.cross_modal_image_pooler(y, num_frames)
     return torch.cat([cls_text, cls_image], dim=-1)

@@ -38,7 +38,14 @@ from sclbench.model import SCLModel, VisionFeatures
 from sclbench.tasks.precision import EvalPrecision
 from sclbench.tasks.retrieval_cache import ScoreChunks, digest, load_tensors, media_fingerprint, save_tensors
 from sclbench.tasks.retrieval_features import (  # noqa: F401  (re-exported: the engine's public names)
-    FUSIONS, MODES, Features, RetrievalOptions, encode_shard, gather_features, pair_batch_for, place,
+    FUSIONS,
+    MODES,
+    Features,
+    RetrievalOptions,
+    encode_shard,
+    gather_features,
+    pair_batch_for,
+    place,
 )
 from sclbench.tasks.retrieval_fusion import fused_cls
 
@@ -51,9 +58,16 @@ _encode_shard = encode_shard  # (the older private name)
 
 
 @torch.no_grad()
-def encode_features(model: SCLModel, texts: list[str], tokenizer: Any, media: Sequence[Any], visuals: Any,
-                    opts: RetrievalOptions, cache_key: Any = None,
-                    precision: EvalPrecision | None = None) -> Features:
+def encode_features(
+    model: SCLModel,
+    texts: list[str],
+    tokenizer: Any,
+    media: Sequence[Any],
+    visuals: Any,
+    opts: RetrievalOptions,
+    cache_key: Any = None,
+    precision: EvalPrecision | None = None,
+) -> Features:
     """Unimodal features of every text and image/clip: each rank encodes 1/W of them, gathered once in
     order as tensors (see retrieval_features). With `opts.cache_dir` and a `cache_key` (the caller's
     identity of checkpoint + data), they are cached on disk under a key that also hashes the token
@@ -63,16 +77,23 @@ def encode_features(model: SCLModel, texts: list[str], tokenizer: Any, media: Se
     enc = encode(texts, tokenizer, model.config.max_text_len)
     key = None
     if cache_key is not None:
-        key = digest(cache_key, enc["ids"], enc["masks"], media_fingerprint(media), precision.protocol(),
-                     getattr(visuals, "num_frames", None))
+        key = digest(
+            cache_key,
+            enc["ids"],
+            enc["masks"],
+            media_fingerprint(media),
+            precision.protocol(),
+            getattr(visuals, "num_frames", None),
+        )
     path = Path(opts.cache_dir) / f"features-{key}.pt" if opts.cache_dir and key else None
     saved = load_tensors(path) if path else None
     if saved is not None:
         return place(Features(**{**saved, "key": key, "reused": True}), device, opts)
     with precision.context():
         local = encode_shard(model, enc, media, visuals, opts)
-    (t_emb, t_proj, v_emb, v_proj), frames = gather_features(local, len(texts), len(media), enc["ids"].shape[1],
-                                                             device, opts)
+    (t_emb, t_proj, v_emb, v_proj), frames = gather_features(
+        local, len(texts), len(media), enc["ids"].shape[1], device, opts
+    )
     del local
     feats = Features(t_emb, enc["masks"], t_proj, v_emb, v_proj, frames, key)
     if path and D.is_main():
@@ -98,8 +119,9 @@ def _rows(t: torch.Tensor, idx: torch.Tensor, device: torch.device) -> torch.Ten
     return t[idx.to(t.device)].to(device, non_blocking=True)
 
 
-def _fused_cls(model: SCLModel, feats: Features, img: torch.Tensor, txt: torch.Tensor, length: int,
-               opts: RetrievalOptions) -> torch.Tensor:
+def _fused_cls(
+    model: SCLModel, feats: Features, img: torch.Tensor, txt: torch.Tensor, length: int, opts: RetrievalOptions
+) -> torch.Tensor:
     """cls_feats of the pairs (img[b], txt[b]); texts cut to `length` tokens."""
     device = next(model.parameters()).device
     if not opts.shared_fusion:
@@ -110,8 +132,9 @@ def _fused_cls(model: SCLModel, feats: Features, img: torch.Tensor, txt: torch.T
     uimg, img_of = torch.unique(img, return_inverse=True)
     utxt, txt_of = torch.unique(txt, return_inverse=True)
     image = model.vision_stream_inputs(VisionFeatures(_rows(feats.vision_embeds, uimg, device), feats.num_frames))
-    text = model.text_stream_inputs(_rows(feats.text_embeds, utxt, device)[:, :length],
-                                    feats.text_masks[utxt, :length].to(device))
+    text = model.text_stream_inputs(
+        _rows(feats.text_embeds, utxt, device)[:, :length], feats.text_masks[utxt, :length].to(device)
+    )
     return fused_cls(model, text, txt_of.to(device), image, img_of.to(device), feats.num_frames, opts.readout_only)
 
 
@@ -134,49 +157,79 @@ def sized(opts: RetrievalOptions, model: SCLModel, feats: Features) -> Retrieval
     if opts.pair_batch_size is not None:
         return opts
     cfg = model.config
-    size = pair_batch_for(next(model.parameters()).device, feats.text_embeds.shape[1], feats.vision_embeds.shape[1],
-                          cfg.hidden_size, cfg.cross_intermediate_size, feats.vision_embeds.element_size())
+    size = pair_batch_for(
+        next(model.parameters()).device,
+        feats.text_embeds.shape[1],
+        feats.vision_embeds.shape[1],
+        cfg.hidden_size,
+        cfg.cross_intermediate_size,
+        feats.vision_embeds.element_size(),
+    )
     return dataclasses.replace(opts, pair_batch_size=size)
 
 
 @torch.no_grad()
-def score_pairs(model: SCLModel, feats: Features, pairs: torch.Tensor, opts: RetrievalOptions,
-                progress: Any = None, precision: EvalPrecision | None = None) -> torch.Tensor:
+def score_pairs(
+    model: SCLModel,
+    feats: Features,
+    pairs: torch.Tensor,
+    opts: RetrievalOptions,
+    progress: Any = None,
+    precision: EvalPrecision | None = None,
+) -> torch.Tensor:
     """Cross-encoder score (rank_output of the fused pair) for each (image, text) pair, in order."""
     opts = sized(opts, model, feats)
     out = torch.empty(len(pairs))
     with _fp32(precision, model).context():
         for start in range(0, len(pairs), opts.pair_batch_size):
-            chunk = pairs[start:start + opts.pair_batch_size]
+            chunk = pairs[start : start + opts.pair_batch_size]
             img, txt = chunk[:, 0], chunk[:, 1]
             # Cut the batch's texts to its longest one: padded positions are masked keys everywhere and
             # padded queries feed nothing that is read (only the CLS is pooled), so the scores do not
             # change, while the co-attention stops paying for padding (~30% of tiny-model scoring time).
             length = int(feats.text_masks[txt].any(0).nonzero().max()) + 1  # trailing all-padding columns only
             cls = _fused_cls(model, feats, img, txt, length, opts)
-            out[start:start + len(chunk)] = _itm_scores(model, cls)
+            out[start : start + len(chunk)] = _itm_scores(model, cls)
             if progress is not None:
                 progress(len(chunk))
     return out
 
 
-def score_chunks(model: SCLModel, feats: Features, pairs: torch.Tensor, opts: RetrievalOptions,
-                 precision: EvalPrecision | None = None) -> tuple[torch.Tensor, dict[str, int]]:
+def score_chunks(
+    model: SCLModel,
+    feats: Features,
+    pairs: torch.Tensor,
+    opts: RetrievalOptions,
+    precision: EvalPrecision | None = None,
+) -> tuple[torch.Tensor, dict[str, int]]:
     """Scores of all `pairs` (every rank gets them all): fixed chunks dealt to ranks in order, each
     read from / written to the score cache when there is one. Returns (scores, resume statistics)."""
     precision, opts = _fp32(precision, model), sized(opts, model, feats)
     size = opts.chunk_size
     n_chunks = -(-len(pairs) // size)
-    key = None if feats.key is None else digest(feats.key, opts.mode, opts.k, opts.pair_batch_size, size,
-                                                opts.shared_fusion, opts.readout_only, precision.protocol(),
-                                                SCORE_HEAD, pairs)
+    key = (
+        None
+        if feats.key is None
+        else digest(
+            feats.key,
+            opts.mode,
+            opts.k,
+            opts.pair_batch_size,
+            size,
+            opts.shared_fusion,
+            opts.readout_only,
+            precision.protocol(),
+            SCORE_HEAD,
+            pairs,
+        )
+    )
     store = ScoreChunks(opts.cache_dir if key else None, key or "", n_chunks)
     c0, c1 = shard_bounds(n_chunks, D.rank(), D.world_size())
     local, reused, reused_pairs = [], 0, 0
     todo = sum(min(size, len(pairs) - c * size) for c in range(c0, c1))
     with _Progress(todo, "cross-encoder pairs") as bar:
         for c in range(c0, c1):
-            chunk = pairs[c * size:(c + 1) * size]
+            chunk = pairs[c * size : (c + 1) * size]
             scores = store.load(c, len(chunk))
             if scores is None:
                 scores = score_pairs(model, feats, chunk, opts, bar.advance, precision)
@@ -188,16 +241,23 @@ def score_chunks(model: SCLModel, feats: Features, pairs: torch.Tensor, opts: Re
     mine = torch.cat(local) if local else torch.empty(0)
     world = D.world_size()
     # Every rank's pair count is known from the chunk deal: the scores gather as one tensor.
-    counts = [min(b * size, len(pairs)) - min(a * size, len(pairs))
-              for a, b in (shard_bounds(n_chunks, r, world) for r in range(world))]
+    counts = [
+        min(b * size, len(pairs)) - min(a * size, len(pairs))
+        for a, b in (shard_bounds(n_chunks, r, world) for r in range(world))
+    ]
     scores = D.all_gather_rows(mine, torch.empty(len(pairs)), counts) if world > 1 else mine
-    stats = {"chunks": n_chunks, "chunk_pairs": size, "reused_chunks": sum(D.all_gather_counts(reused)),
-             "reused_pairs": sum(D.all_gather_counts(reused_pairs))}
+    stats = {
+        "chunks": n_chunks,
+        "chunk_pairs": size,
+        "reused_chunks": sum(D.all_gather_counts(reused)),
+        "reused_pairs": sum(D.all_gather_counts(reused_pairs)),
+    }
     return scores, stats
 
 
-def retrieval_scores(model: SCLModel, feats: Features, opts: RetrievalOptions,
-                     precision: EvalPrecision | None = None) -> dict[str, Any]:
+def retrieval_scores(
+    model: SCLModel, feats: Features, opts: RetrievalOptions, precision: EvalPrecision | None = None
+) -> dict[str, Any]:
     """Score matrices `i2t` [I, T] (text retrieval) and `t2i` [T, I] (image retrieval) + statistics."""
     opts = sized(opts, model, feats)
     sim = feats.vision_proj.float() @ feats.text_proj.float().t()
@@ -210,9 +270,16 @@ def retrieval_scores(model: SCLModel, feats: Features, opts: RetrievalOptions,
     full[pairs[:, 0], pairs[:, 1]] = scores + (sim[pairs[:, 0], pairs[:, 1]] if opts.fusion == "itm+itc" else 0.0)
     i2t = torch.where(i2t_mask, full, torch.tensor(float("-inf")))
     t2i = torch.where(t2i_mask, full, torch.tensor(float("-inf"))).t()
-    return {"i2t": i2t, "t2i": t2i, "itc": sim, "cross_encoder_passes": len(pairs),
-            "computed_passes": int(computed), "score_cache": stats,
-            "pairs_per_s": computed / elapsed if elapsed else 0.0, "scoring_time_s": elapsed}
+    return {
+        "i2t": i2t,
+        "t2i": t2i,
+        "itc": sim,
+        "cross_encoder_passes": len(pairs),
+        "computed_passes": int(computed),
+        "score_cache": stats,
+        "pairs_per_s": computed / elapsed if elapsed else 0.0,
+        "scoring_time_s": elapsed,
+    }
 
 
 def features_cache_key(*parts: Any) -> str:
@@ -231,9 +298,14 @@ class _Progress:
         if D.is_main() and os.environ.get("SCLBENCH_NO_PROGRESS") != "1" and sys.stderr.isatty():
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[rate]}"),
-                                TimeRemainingColumn(), transient=True)
+            self.bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeRemainingColumn(),
+                transient=True,
+            )
             self.bar.start()
             self.task = self.bar.add_task(self.label, total=self.total, rate="")
             self.start = time.perf_counter()

@@ -15,7 +15,6 @@ from sclbench.metrics.video import rank_metrics
 from sclbench.tasks.base import register
 from sclbench.tasks.retrieval import RetrievalTask
 
-
 VIDEO_FORMATS = {"msrvtt": msrvtt, "lsmdc": lsmdc}  # format name -> its reader module
 
 
@@ -26,17 +25,21 @@ class VideoRetrievalTask(RetrievalTask):
     def read_records(self, split: str) -> list:
         captions = self.captions_protocol()
         if self._format() == "msrvtt":
-            return msrvtt.read_msrvtt(self.root, split, layout=self.card.get("data.layout", "auto"), captions=captions,
-                                      skip=self.skip)
-        return lsmdc.read_lsmdc(self.root, split, media=self.card.get("data.media", "auto"), captions=captions,
-                                skip=self.skip)
+            return msrvtt.read_msrvtt(
+                self.root, split, layout=self.card.get("data.layout", "auto"), captions=captions, skip=self.skip
+            )
+        return lsmdc.read_lsmdc(
+            self.root, split, media=self.card.get("data.media", "auto"), captions=captions, skip=self.skip
+        )
 
     def _format(self) -> str:
         """The card's data format (`format:`): msrvtt or lsmdc, the two video layouts."""
         name = format_name(self.card)
         if name not in VIDEO_FORMATS:
-            raise ConfigError(f"task card {self.card.name!r}: a video retrieval card's format is one of "
-                              f"{', '.join(VIDEO_FORMATS)}, not {name!r}")
+            raise ConfigError(
+                f"task card {self.card.name!r}: a video retrieval card's format is one of "
+                f"{', '.join(VIDEO_FORMATS)}, not {name!r}"
+            )
         return name
 
     def captions_protocol(self) -> str:

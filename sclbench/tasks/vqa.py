@@ -13,12 +13,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from sclbench.common.io import atomic_write
 from sclbench.data.datasets import VQADataset
 from sclbench.data.formats import vqa as fmt
-from sclbench.common.io import atomic_write
 from sclbench.errors import ConfigError, DataError
 from sclbench.metrics import vqa_accuracy, vqa_evaluate, vqa_scores
-from sclbench.model import SCLConfig, SCLModel
+from sclbench.model import SCLModel
 from sclbench.tasks.base import Evaluation, Task, register
 from sclbench.tasks.encode_once import encode_images_once, source_key
 
@@ -70,8 +70,16 @@ class VQATask(Task):
 
     # ---- data, loss, evaluation ----------------------------------------------------------------
     def build_dataset(self, split: str, train: bool) -> VQADataset:
-        return VQADataset(self.split_records(split), self.vocab, self.visuals(train), self.tokenizer, self.max_len,
-                          drop_unanswerable=train, seed=self.seed, skip_corrupt=self.skip is not None)
+        return VQADataset(
+            self.split_records(split),
+            self.vocab,
+            self.visuals(train),
+            self.tokenizer,
+            self.max_len,
+            drop_unanswerable=train,
+            seed=self.seed,
+            skip_corrupt=self.skip is not None,
+        )
 
     def loss(self, model: SCLModel, batch: dict, ctx: Any = None) -> tuple[torch.Tensor, dict[str, float]]:
         self.observe(batch)
@@ -84,8 +92,9 @@ class VQATask(Task):
         proxy = batch["vqa_targets"].gather(1, logits.detach().argmax(1, keepdim=True)).float().mean() * 100.0
         return loss, {"vqa_loss": loss.detach(), "vqa_soft_score_proxy": proxy}
 
-    def evaluate(self, model: SCLModel, split: str, batch_size: int = 32, num_workers: int | None = None,
-                 **options: Any) -> Evaluation:
+    def evaluate(
+        self, model: SCLModel, split: str, batch_size: int = 32, num_workers: int | None = None, **options: Any
+    ) -> Evaluation:
         dataset = self.build_dataset(split, train=False)
         answers = self.vocab.answers
 
@@ -97,8 +106,10 @@ class VQATask(Task):
             best = logits.argmax(1)
             proxy = batch["vqa_targets"].gather(1, best[:, None]).squeeze(1)
             # One host read per list (not one per question).
-            return [{"id": q, "question_id": q, "answer": answers[a], "soft_score": s}
-                    for q, a, s in zip(batch["question_ids"].tolist(), best.tolist(), proxy.float().tolist())]
+            return [
+                {"id": q, "question_id": q, "answer": answers[a], "soft_score": s}
+                for q, a, s in zip(batch["question_ids"].tolist(), best.tolist(), proxy.float().tolist())
+            ]
 
         precision = self.eval_precision(model, options)
         preds, wall = self.run_eval(model, dataset, batch_size, num_workers, step, precision)
@@ -106,8 +117,15 @@ class VQATask(Task):
         labelled = [r for r in records if r.answers]
         metrics: dict[str, float] = {}
         if labelled:
-            questions = [{"question_id": r.question_id, "answers": r.answers, "answer_type": r.answer_type,
-                          "question_type": r.question_type} for r in labelled]
+            questions = [
+                {
+                    "question_id": r.question_id,
+                    "answers": r.answers,
+                    "answer_type": r.answer_type,
+                    "question_type": r.question_type,
+                }
+                for r in labelled
+            ]
             answered = {p["question_id"]: p["answer"] for p in preds}
             result = vqa_evaluate(answered, questions, extra="ignore")
             metrics = {k: float(v) for k, v in result.items() if k.startswith("accuracy")}
@@ -124,9 +142,17 @@ class VQATask(Task):
         if split in ("val",) or "minival" in str(split_desc):
             protocol["minival"] = {k: v for k, v in self._val_parts()[2].items() if k != "image_ids"}
             protocol["minival"]["num_image_ids"] = len(self._val_parts()[2]["image_ids"])
-        return Evaluation(self.name, split, metrics, "vqaEval-official" if metrics else "none (submit to EvalAI)",
-                          preds, protocol, num_samples=len(preds), wall_time_s=wall,
-                          skipped=self.skip.as_dict() if self.skip else {})
+        return Evaluation(
+            self.name,
+            split,
+            metrics,
+            "vqaEval-official" if metrics else "none (submit to EvalAI)",
+            preds,
+            protocol,
+            num_samples=len(preds),
+            wall_time_s=wall,
+            skipped=self.skip.as_dict() if self.skip else {},
+        )
 
     def chance_accuracy(self, records: list) -> float:
         """Official accuracy (%) of answering each question with a uniformly random vocabulary answer.
@@ -170,13 +196,19 @@ class VQATask(Task):
             doc = json.loads(qpath.read_text())
             ids = [int(q["question_id"]) for q in doc["questions"]]
         except (OSError, ValueError, TypeError, KeyError) as err:
-            raise DataError(f"{qpath}: cannot read the test2015 question ids ({type(err).__name__}: {err}); "
-                            "EvalAI needs an answer for each of them, re-download the questions zip") from None
+            raise DataError(
+                f"{qpath}: cannot read the test2015 question ids ({type(err).__name__}: {err}); "
+                "EvalAI needs an answer for each of them, re-download the questions zip"
+            ) from None
         stray = set(answered) - set(ids)
         if stray:
-            raise DataError(f"{len(stray)} predicted {published} question ids are not in {qpath} (e.g. "
-                            f"{min(stray)}): the questions files do not belong together; re-download them")
+            raise DataError(
+                f"{len(stray)} predicted {published} question ids are not in {qpath} (e.g. "
+                f"{min(stray)}): the questions files do not belong together; re-download them"
+            )
         filled = sum(q not in answered for q in ids)
-        print(f"vqa: submission answers {len(ids) - filled} {published} questions and fills {filled} other "
-              f"test2015 questions with \"\" (EvalAI expects every test2015 question)")
+        print(
+            f"vqa: submission answers {len(ids) - filled} {published} questions and fills {filled} other "
+            f'test2015 questions with "" (EvalAI expects every test2015 question)'
+        )
         return [{"question_id": q, "answer": answered.get(q, "")} for q in ids]

@@ -29,8 +29,9 @@ def tiny_checkpoint(synth_root, tmp_path_factory):
         if task not in made:
             torch.manual_seed(0)
             data = synth_root / ("pretrain" if task == "pretrain" else task)
-            _, loaded = jobs.prepare(task, None, str(data), card_overrides(task), preset="tiny",
-                                     tokenizer=str(synth_root / "tokenizer"))
+            _, loaded = jobs.prepare(
+                task, None, str(data), card_overrides(task), preset="tiny", tokenizer=str(synth_root / "tokenizer")
+            )
             made[task] = loaded.model.save_pretrained(root / task, tokenizer=loaded.tokenizer)
         return made[task]
 

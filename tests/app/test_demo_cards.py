@@ -10,13 +10,23 @@ from sclbench.errors import ConfigError
 
 # The tables as sclbench.app.demo held them before the cards carried them (commit 5381505).
 OLD_TASKS = ("vqa", "nlvr2", "f30k", "coco", "msrvtt", "lsmdc")
-OLD_SHOWN = {"vqa": ("accuracy",), "nlvr2": ("accuracy",), "f30k": ("tr_r1", "ir_r1"), "coco": ("tr_r1", "ir_r1"),
-             "msrvtt": ("t2v_r1", "v2t_r1"), "lsmdc": ("t2v_r1", "v2t_r1")}
+OLD_SHOWN = {
+    "vqa": ("accuracy",),
+    "nlvr2": ("accuracy",),
+    "f30k": ("tr_r1", "ir_r1"),
+    "coco": ("tr_r1", "ir_r1"),
+    "msrvtt": ("t2v_r1", "v2t_r1"),
+    "lsmdc": ("t2v_r1", "v2t_r1"),
+}
 OLD_SYNTH_OVERRIDES = {
     "vqa": ["data.minival_images=10", "splits.train=[train]", "splits.test=trainable_val"],
     "msrvtt": ["data.captions=all"],
-    "pretrain": [("data.corpora=[{name: coco, root: ../coco}, {name: vg, root: vg}, {name: sbu, root: sbu},"
-                  " {name: cc3m, root: cc3m}, {name: webvid, root: webvid}]")],
+    "pretrain": [
+        (
+            "data.corpora=[{name: coco, root: ../coco}, {name: vg, root: vg}, {name: sbu, root: sbu},"
+            " {name: cc3m, root: cc3m}, {name: webvid, root: webvid}]"
+        )
+    ],
 }
 OLD_RETRIEVAL = ("f30k", "coco", "msrvtt", "lsmdc")
 OLD_STEP_FACTOR = {"vqa": 1.0, "nlvr2": 2.0, "f30k": 2.0, "coco": 2.0, "msrvtt": 3.0, "lsmdc": 3.0}
@@ -26,10 +36,17 @@ OLD_COST = {"msrvtt": 150, "lsmdc": 150, "nlvr2": 70, "coco": 65, "f30k": 65, "v
 def old_train_overrides(plan: demo.DemoPlan, task: str) -> list[str]:
     batch = plan.batch // 2 if task in OLD_RETRIEVAL or task == "nlvr2" else plan.batch
     lr, head = (plan.lr / 10, 10) if task == "nlvr2" else (plan.lr, 1)
-    return [*plan.common, f"train.global_batch_size={batch}", f"train.per_device_batch_size={batch}",
-            f"train.lr={lr}", f"train.lr_mult_head={head}", "train.lr_mult_cross_modal=1", "train.warmup=0.1",
-            *(["train.neg_texts=1"] if task in OLD_RETRIEVAL else []),
-            *(["protocol.selection=best_val"] if task in ("coco", "lsmdc") else [])]
+    return [
+        *plan.common,
+        f"train.global_batch_size={batch}",
+        f"train.per_device_batch_size={batch}",
+        f"train.lr={lr}",
+        f"train.lr_mult_head={head}",
+        "train.lr_mult_cross_modal=1",
+        "train.warmup=0.1",
+        *(["train.neg_texts=1"] if task in OLD_RETRIEVAL else []),
+        *(["protocol.selection=best_val"] if task in ("coco", "lsmdc") else []),
+    ]
 
 
 @pytest.fixture(autouse=True)

@@ -23,11 +23,26 @@ def free_port() -> int:
 
 
 def torchrun_eval(args: list[str], log: Path) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "SCLBENCH_NO_PROGRESS": "1", "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": "",  # CPU + gloo even on a GPU machine
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
-           "-m", "sclbench", "eval", *args]
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "SCLBENCH_NO_PROGRESS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "CUDA_VISIBLE_DEVICES": "",  # CPU + gloo even on a GPU machine
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={free_port()}",
+        "-m",
+        "sclbench",
+        "eval",
+        *args,
+    ]
     with open(log, "w") as out:
         rc = subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=300).returncode
     assert rc == 0, log.read_text()[-3000:]
@@ -43,13 +58,28 @@ def predictions(results: Path, task: str) -> list[dict]:
     return [json.loads(line) for line in (results / task / rec["predictions_file"]).read_text().splitlines()]
 
 
-@pytest.mark.parametrize("task,limit,extra", [
-    ("nlvr2", 7, []),  # 7 dev statements: shards of 4 and 3
-    ("f30k", 3, ["--mode", "exhaustive"]),  # 3 images x 5 captions: 45 pairs, shards of 23 and 22
-])
+@pytest.mark.parametrize(
+    "task,limit,extra",
+    [
+        ("nlvr2", 7, []),  # 7 dev statements: shards of 4 and 3
+        ("f30k", 3, ["--mode", "exhaustive"]),  # 3 images x 5 captions: 45 pairs, shards of 23 and 22
+    ],
+)
 def test_two_process_eval_equals_one_process(synth_root, tiny_checkpoint, tmp_path, task, limit, extra):
-    args = [task, "--ckpt", str(tiny_checkpoint(task)), "--data-root", str(synth_root / task), "--split", "val",
-            "--limit", str(limit), "--batch-size", "2", *extra]
+    args = [
+        task,
+        "--ckpt",
+        str(tiny_checkpoint(task)),
+        "--data-root",
+        str(synth_root / task),
+        "--split",
+        "val",
+        "--limit",
+        str(limit),
+        "--batch-size",
+        "2",
+        *extra,
+    ]
     assert main(["eval", *args, "--results", str(tmp_path / "one")]) == 0
     torchrun_eval(args + ["--results", str(tmp_path / "two")], tmp_path / "torchrun.log")
 

@@ -14,8 +14,22 @@ from sclbench.cli import main
 def nlvr2_results(synth_root, tiny_checkpoint, tmp_path_factory):
     """One NLVR2 dev record (+ per-sample predictions) from the CLI, in-process."""
     results = tmp_path_factory.mktemp("results")
-    rc = main(["eval", "nlvr2", "--ckpt", str(tiny_checkpoint("nlvr2")), "--data-root", str(synth_root / "nlvr2"),
-               "--split", "val", "--results", str(results), "--name", "tiny-nlvr2"])
+    rc = main(
+        [
+            "eval",
+            "nlvr2",
+            "--ckpt",
+            str(tiny_checkpoint("nlvr2")),
+            "--data-root",
+            str(synth_root / "nlvr2"),
+            "--split",
+            "val",
+            "--results",
+            str(results),
+            "--name",
+            "tiny-nlvr2",
+        ]
+    )
     assert rc == 0
     return results
 
@@ -34,7 +48,9 @@ def test_eval_writes_a_complete_record(nlvr2_results):
     preds = [json.loads(line) for line in lines]
     assert len({p["id"] for p in preds}) == len(preds) > 0
     assert all(p["scores"]["accuracy"] in (0.0, 1.0) for p in preds)
-    assert sum(p["scores"]["accuracy"] for p in preds) / len(preds) * 100 == pytest.approx(record["metrics"]["accuracy"])
+    assert sum(p["scores"]["accuracy"] for p in preds) / len(preds) * 100 == pytest.approx(
+        record["metrics"]["accuracy"]
+    )
 
 
 def test_table_reads_the_record(nlvr2_results, capsys):
@@ -77,8 +93,21 @@ def test_check_passes_against_itself_and_fails_on_edited_baseline(nlvr2_results,
 def test_skip_existing_skips_the_same_evaluation_only(nlvr2_results, synth_root, tiny_checkpoint, capsys):
     record = nlvr2_results / "nlvr2" / "nlvr2_dev_tiny-nlvr2.json"
     before = record.stat().st_mtime_ns
-    args = ["eval", "nlvr2", "--ckpt", str(tiny_checkpoint("nlvr2")), "--data-root", str(synth_root / "nlvr2"),
-            "--split", "val", "--results", str(nlvr2_results), "--name", "tiny-nlvr2", "--skip-existing"]
+    args = [
+        "eval",
+        "nlvr2",
+        "--ckpt",
+        str(tiny_checkpoint("nlvr2")),
+        "--data-root",
+        str(synth_root / "nlvr2"),
+        "--split",
+        "val",
+        "--results",
+        str(nlvr2_results),
+        "--name",
+        "tiny-nlvr2",
+        "--skip-existing",
+    ]
     assert main(args) == 0
     assert "skipped" in capsys.readouterr().out and record.stat().st_mtime_ns == before
     # Another protocol (here: a limit) is another evaluation: it runs and replaces the record.

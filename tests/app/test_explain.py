@@ -11,8 +11,14 @@ import typer
 from PIL import Image
 from typer.testing import CliRunner
 
-from sclbench.app.explain import (_token_words, alignment_maps, explain_alignment, mass_ratio, occlusion_stride,
-                                  word_spans)
+from sclbench.app.explain import (
+    _token_words,
+    alignment_maps,
+    explain_alignment,
+    mass_ratio,
+    occlusion_stride,
+    word_spans,
+)
 from sclbench.app.predict import load_predictor
 from sclbench.data import synth_scenes as S
 from sclbench.errors import ConfigError
@@ -131,14 +137,29 @@ def test_png_and_cli(tiny_checkpoint, tmp_path):
     from sclbench.cli.predict import register
 
     path, _ = scene_image(tmp_path, [S.Shape("blue", "square", "right")])
-    out, _ = explain_alignment(tiny_checkpoint("f30k"), path, "A blue square.", tmp_path / "a.png", word="square",
-                               device="cpu")
+    out, _ = explain_alignment(
+        tiny_checkpoint("f30k"), path, "A blue square.", tmp_path / "a.png", word="square", device="cpu"
+    )
     with Image.open(out) as im:
         assert im.format == "PNG" and im.width > 400
     app = typer.Typer()
     register(app)
-    res = CliRunner().invoke(app, ["explain", str(path), "A blue square.", "--ckpt", str(tiny_checkpoint("f30k")),
-                                   "--word", "blue", "--out", str(tmp_path / "b.png"), "--device", "cpu"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "explain",
+            str(path),
+            "A blue square.",
+            "--ckpt",
+            str(tiny_checkpoint("f30k")),
+            "--word",
+            "blue",
+            "--out",
+            str(tmp_path / "b.png"),
+            "--device",
+            "cpu",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert (tmp_path / "b.png").is_file() and "closest to the image" in res.output
 
@@ -163,8 +184,13 @@ def demo_retrieval_model(tmp_path_factory):
 # maps do: over the same 16 scenes the median ratio is ~12 for the sentence and the word, above 1.5 in
 # 15 and 16 of them; for the two scenes below 13.7 / 25.5 and 11.8 / 13.6 (sentence / word).
 @pytest.mark.slow
-@pytest.mark.parametrize("target,other", [(("red", "circle", "left"), ("blue", "square", "right")),
-                                          (("yellow", "triangle", "top"), ("green", "circle", "bottom"))])
+@pytest.mark.parametrize(
+    "target,other",
+    [
+        (("red", "circle", "left"), ("blue", "square", "right")),
+        (("yellow", "triangle", "top"), ("green", "circle", "bottom")),
+    ],
+)
 def test_heatmap_lies_on_the_named_object(demo_retrieval_model, tmp_path, target, other):
     colour, shape, where = target
     path, img = scene_image(tmp_path, [S.Shape(*target), S.Shape(*other)])

@@ -34,7 +34,11 @@ def test_no_internal_source_is_cited(guide):
 
 def test_every_number_names_its_source_check_and_protocol(guide):
     blocks = _number_blocks(guide)
-    rows = [r for p in packaged_cards_dir().glob("*.yaml") for r in card_paper_numbers(p.stem, load_card(p).section("paper"))]
+    rows = [
+        r
+        for p in packaged_cards_dir().glob("*.yaml")
+        for r in card_paper_numbers(p.stem, load_card(p).section("paper"))
+    ]
     assert len(blocks) == len({(r.task, r.model, r.split) for r in rows}) >= 13  # 6 cards, SCL + METER
     for head, body in blocks.items():
         model = "meter" if head.startswith("#### METER") else "scl"
@@ -42,11 +46,16 @@ def test_every_number_names_its_source_check_and_protocol(guide):
         assert PUBLIC[model] in source and re.search(r"\(checked against the paper: (yes|no)\)\.$", source), head
         protocol = re.search(r"^Protocol: (.*)$", body, flags=re.M).group(1)
         assert "split `" in protocol and "--split " in protocol, head
-        assert ("weights" in protocol or "checkpoint best on" in protocol), head
+        assert "weights" in protocol or "checkpoint best on" in protocol, head
     for row in rows:  # a number not checked against the paper says so in its block
         label = {"test1": "test1 (test-P)"}.get(row.split, row.split)
-        heads = [h for h in blocks if f" · {row.task} · " in h and (f"· {label} (" in h or f"· {row.split} (" in h)
-                 and h.startswith(f"#### {'METER' if row.model == 'meter' else 'SCL'}")]
+        heads = [
+            h
+            for h in blocks
+            if f" · {row.task} · " in h
+            and (f"· {label} (" in h or f"· {row.split} (" in h)
+            and h.startswith(f"#### {'METER' if row.model == 'meter' else 'SCL'}")
+        ]
         assert heads and f"(checked against the paper: {'yes' if row.verified else 'no'})" in blocks[heads[0]], row
 
 

@@ -67,7 +67,13 @@ def test_a_protocol_name_fixes_its_select_flag(name, select):
     from sclbench.cards import TaskCard
     from sclbench.errors import ConfigError
 
-    card = TaskCard("t", {"family": "x", "splits": {"train": "train", "val": "val", "test": "test"},
-                          "protocol": {"selection": name, "selections": {name: {"train": ["train"], "select": select}}}})
+    card = TaskCard(
+        "t",
+        {
+            "family": "x",
+            "splits": {"train": "train", "val": "val", "test": "test"},
+            "protocol": {"selection": name, "selections": {name: {"train": ["train"], "select": select}}},
+        },
+    )
     with pytest.raises(ConfigError, match=f"protocol.selections.{name} must have select"):
         selection_protocol(card)

@@ -11,8 +11,8 @@ import torch
 import typer
 from typer.testing import CliRunner
 
-from sclbench.app import predict as P
 from sclbench.app import jobs
+from sclbench.app import predict as P
 from sclbench.errors import CheckpointError, DataError
 from tests.app.conftest import card_overrides
 
@@ -45,8 +45,9 @@ def test_nlvr2_probability_matches_the_evaluation(synth_root, tiny_checkpoint):
     record, batch = dataset.records[0], task.collate([dataset[0]])
     with torch.no_grad():
         expected = float(task.logits(model, batch).float().softmax(1)[0, 1])
-    out = P.verify_statement(P.load_predictor(ckpt, device="cpu"), record.image_0.path, record.image_1.path,
-                             record.sentence)
+    out = P.verify_statement(
+        P.load_predictor(ckpt, device="cpu"), record.image_0.path, record.image_1.path, record.sentence
+    )
     assert out["prob_true"] == pytest.approx(expected, abs=1e-5) and out["prediction"] == (expected > 0.5)
     with pytest.raises(CheckpointError, match="no VQA head"):
         P.answer_question(P.load_predictor(ckpt, device="cpu"), record.image_0.path, "what?")
@@ -98,8 +99,20 @@ def test_cli_prints_json(synth_root, tiny_checkpoint, tmp_path):
     records = jobs.get_task("f30k", data_root=str(synth_root / "f30k")).split_records("test")[:3]
     sentences = tmp_path / "s.txt"
     sentences.write_text("a red circle\n\na blue square\n")
-    result = CliRunner().invoke(app, ["predict", "texts", str(records[0].image.path), str(sentences), "--ckpt",
-                                      str(ckpt), "--json", "--device", "cpu"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            "texts",
+            str(records[0].image.path),
+            str(sentences),
+            "--ckpt",
+            str(ckpt),
+            "--json",
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
     assert {r["text"] for r in out} == {"a red circle", "a blue square"}

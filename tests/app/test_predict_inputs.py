@@ -51,11 +51,18 @@ def test_a_damaged_sentences_file_is_one_error(tmp_path, damage):
         assert word in message, message
 
 
-@pytest.mark.parametrize("data, words", [
-    (b'["a", "a"', ["malformed JSON"]), (b'{"a": 1}', ["expected a JSON list", "dict"]), (b"[]", ["empty list"]),
-    (b'["a", 3]', ["entry 1", "3"]), (b'["a", " "]', ["entry 1"]), (b'[{"t": 1, "t": 2}]', ["occurs twice"]),
-    ("[\"é\"]".encode("latin-1"), ["not UTF-8"]),
-])
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        (b'["a", "a"', ["malformed JSON"]),
+        (b'{"a": 1}', ["expected a JSON list", "dict"]),
+        (b"[]", ["empty list"]),
+        (b'["a", 3]', ["entry 1", "3"]),
+        (b'["a", " "]', ["entry 1"]),
+        (b'[{"t": 1, "t": 2}]', ["occurs twice"]),
+        ('["é"]'.encode("latin-1"), ["not UTF-8"]),
+    ],
+)
 def test_a_damaged_json_sentences_file_is_one_error(tmp_path, data, words):
     path = tmp_path / "sentences.json"
     path.write_bytes(data)

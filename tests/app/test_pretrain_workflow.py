@@ -21,11 +21,25 @@ def pretrained(synth_root, tmp_path_factory):
     torch.manual_seed(0)
     out = tmp_path_factory.mktemp("pretrain") / "run"
     summary = jobs.pretrain(
-        "pretrain", None, str(synth_root / "pretrain"), out, preset="tiny", max_steps=STEPS, seed=0,
+        "pretrain",
+        None,
+        str(synth_root / "pretrain"),
+        out,
+        preset="tiny",
+        max_steps=STEPS,
+        seed=0,
         tokenizer=str(synth_root / "tokenizer"),
         # one kind of data per chunk; 3 chunks per optimizer step (accumulation)
-        overrides=[CORPORA, "train.chunk_size=4", "train.video_chunk_size=4", "train.global_batch_size=3", "train.per_device_batch_size=1",
-                   "train.log_every=1", "train.transform=eval"])
+        overrides=[
+            CORPORA,
+            "train.chunk_size=4",
+            "train.video_chunk_size=4",
+            "train.global_batch_size=3",
+            "train.per_device_batch_size=1",
+            "train.log_every=1",
+            "train.transform=eval",
+        ],
+    )
     return out, summary
 
 
@@ -42,9 +56,14 @@ def test_mixed_corpus_pretraining_gives_finite_losses(pretrained, synth_root):
 
     # Both kinds of data are in the training set, in modality-pure chunks (1 frame vs 4 frames),
     # and the model got the video extras (temporal table).
-    task, loaded = jobs.prepare("pretrain", None, str(synth_root / "pretrain"),
-                                     [CORPORA, "train.chunk_size=4", "train.video_chunk_size=4"], preset="tiny",
-                                tokenizer=str(synth_root / "tokenizer"))
+    task, loaded = jobs.prepare(
+        "pretrain",
+        None,
+        str(synth_root / "pretrain"),
+        [CORPORA, "train.chunk_size=4", "train.video_chunk_size=4"],
+        preset="tiny",
+        tokenizer=str(synth_root / "tokenizer"),
+    )
     assert task.model_task == "pretrain_video" and loaded.model.config.use_temporal_embed
     dataset = task.build_dataset("train")
     frames = sorted(dataset[i]["images"].shape[1] for i in range(len(dataset)))
@@ -67,10 +86,21 @@ def test_final_directory_loads_and_fine_tunes_another_task(pretrained, synth_roo
             assert torch.equal(tensor, theirs[name]), name
     assert not loaded.zero_shot or "rank_output" in loaded.report  # rank_output adapted from ITM
 
-    summary = jobs.finetune("msrvtt", str(out / "final"), str(synth_root / "msrvtt"), tmp_path / "ft",
-                                 overrides=["train.global_batch_size=4", "train.per_device_batch_size=4",
-                                            "train.neg_texts=1", "train.transform=eval"],
-                                 preset="tiny", max_steps=2, seed=0)
+    summary = jobs.finetune(
+        "msrvtt",
+        str(out / "final"),
+        str(synth_root / "msrvtt"),
+        tmp_path / "ft",
+        overrides=[
+            "train.global_batch_size=4",
+            "train.per_device_batch_size=4",
+            "train.neg_texts=1",
+            "train.transform=eval",
+        ],
+        preset="tiny",
+        max_steps=2,
+        seed=0,
+    )
     assert summary["step"] == 2
     tuned = SCLModel.from_pretrained(tmp_path / "ft" / "final")
     assert hasattr(tuned, "rank_output") and tuned.config.task == "msrvtt"

@@ -35,8 +35,10 @@ def _command_lines(text: str) -> list[str]:
 
 def test_committed_guide_is_the_generated_one(guide):
     assert DOC.is_file(), "docs/reproduce.md missing: python -m sclbench.app.reproduce > docs/reproduce.md"
-    assert DOC.read_text() == guide, "docs/reproduce.md drifted from the cards: regenerate it with " \
-                                     "python -m sclbench.app.reproduce > docs/reproduce.md"
+    assert DOC.read_text() == guide, (
+        "docs/reproduce.md drifted from the cards: regenerate it with "
+        "python -m sclbench.app.reproduce > docs/reproduce.md"
+    )
 
 
 def test_every_paper_number_has_a_block_with_an_eval_command(guide):

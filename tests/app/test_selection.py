@@ -25,16 +25,25 @@ def test_a_card_without_the_section_selects_on_its_val_split():
 
 
 def card(selection, selections, val="val", test="test"):
-    return TaskCard("t", {"family": "x", "splits": {"train": "train", "val": val, "test": test},
-                          "protocol": {"selection": selection, "selections": selections}})
+    return TaskCard(
+        "t",
+        {
+            "family": "x",
+            "splits": {"train": "train", "val": val, "test": test},
+            "protocol": {"selection": selection, "selections": selections},
+        },
+    )
 
 
-@pytest.mark.parametrize("bad, message", [
-    (card("nope", {"official": {"train": ["train"], "select": False}}), "not one of its selections"),
-    (card("a", {"a": {"train": ["train"]}}), "must be"),
-    (card("a", {"a": {"train": ["train"], "select": True}}, val="test"), "selecting on test"),
-    (card("a", {"a": {"train": ["train", "val"], "select": True}}), "trains on the val split"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (card("nope", {"official": {"train": ["train"], "select": False}}), "not one of its selections"),
+        (card("a", {"a": {"train": ["train"]}}), "must be"),
+        (card("a", {"a": {"train": ["train"], "select": True}}, val="test"), "selecting on test"),
+        (card("a", {"a": {"train": ["train", "val"], "select": True}}), "trains on the val split"),
+    ],
+)
 def test_bad_protocols_are_one_clear_error(bad, message):
     with pytest.raises(ConfigError, match=message):
         selection_protocol(bad)

@@ -8,9 +8,23 @@ from sclbench.cli import main
 
 def test_vqa_test_dev_writes_the_evalai_submission(synth_root, tiny_checkpoint, tmp_path, capsys):
     sub = tmp_path / "submission"
-    rc = main(["eval", "vqa", "--ckpt", str(tiny_checkpoint("vqa")), "--data-root", str(synth_root / "vqa"),
-               "--split", "test", "--results", str(tmp_path / "results"), "--submission", str(sub),
-               "data.minival_images=4"])
+    rc = main(
+        [
+            "eval",
+            "vqa",
+            "--ckpt",
+            str(tiny_checkpoint("vqa")),
+            "--data-root",
+            str(synth_root / "vqa"),
+            "--split",
+            "test",
+            "--results",
+            str(tmp_path / "results"),
+            "--submission",
+            str(sub),
+            "data.minival_images=4",
+        ]
+    )
     assert rc == 0
     entries = json.loads((sub / "vqa_submission_test-dev.json").read_text())
     questions = json.loads((synth_root / "vqa" / "v2_OpenEnded_mscoco_test-dev2015_questions.json").read_text())
@@ -28,8 +42,22 @@ def test_vqa_test_dev_writes_the_evalai_submission(synth_root, tiny_checkpoint, 
 
 def test_nlvr2_writes_the_official_csv(synth_root, tiny_checkpoint, tmp_path):
     sub = tmp_path / "submission"
-    rc = main(["eval", "nlvr2", "--ckpt", str(tiny_checkpoint("nlvr2")), "--data-root", str(synth_root / "nlvr2"),
-               "--split", "test", "--results", str(tmp_path / "results"), "--submission", str(sub)])
+    rc = main(
+        [
+            "eval",
+            "nlvr2",
+            "--ckpt",
+            str(tiny_checkpoint("nlvr2")),
+            "--data-root",
+            str(synth_root / "nlvr2"),
+            "--split",
+            "test",
+            "--results",
+            str(tmp_path / "results"),
+            "--submission",
+            str(sub),
+        ]
+    )
     assert rc == 0
     rows = list(csv.reader((sub / "nlvr2_predictions_test1.csv").open()))
     lines = (synth_root / "nlvr2" / "data" / "test1.json").read_text().splitlines()
@@ -40,8 +68,10 @@ def test_nlvr2_writes_the_official_csv(synth_root, tiny_checkpoint, tmp_path):
 
 def test_missing_data_root_is_one_clear_line(tiny_checkpoint, tmp_path, capsys):
     missing = tmp_path / "no-such-folder"
-    for argv in (["eval", "nlvr2", "--ckpt", str(tiny_checkpoint("nlvr2")), "--split", "val"],
-                 ["finetune", "vqa", "--preset", "tiny", "--out", str(tmp_path / "run"), "--max-steps", "1"]):
+    for argv in (
+        ["eval", "nlvr2", "--ckpt", str(tiny_checkpoint("nlvr2")), "--split", "val"],
+        ["finetune", "vqa", "--preset", "tiny", "--out", str(tmp_path / "run"), "--max-steps", "1"],
+    ):
         assert main(argv + ["--data-root", str(missing)]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and str(missing) in err and "Traceback" not in err

@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # `benchmarks` is a top-level folder, not part of the installed package
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import common, gpu, report, retrieval_bench as rb, run, train_bench  # noqa: E402
+from benchmarks import common, gpu, report, run, train_bench  # noqa: E402
+from benchmarks import retrieval_bench as rb  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -87,8 +88,9 @@ def test_scaling_exponents():
 
 
 def test_train_variant_worker_eager():
-    row = train_bench.run_variant({"preset": "tiny", "image_size": None, "batch": 4, "steps": 1, "warmup": 0,
-                                   "variant": "eager"}, timeout=120)
+    row = train_bench.run_variant(
+        {"preset": "tiny", "image_size": None, "batch": 4, "steps": 1, "warmup": 0, "variant": "eager"}, timeout=120
+    )
     assert "skipped" not in row, row
     assert row["samples_per_s"] > 0 and row["peak_rss_mb"] > 0
     assert row["max_abs_diff_vs_sdpa"] < 1e-4 and row["eager_calls_per_forward"] > 0
@@ -106,11 +108,24 @@ def test_run_quick_writes_json_and_keeps_readme_prose(tmp_path):
 
 
 def test_targets_report_gpu_targets_unmeasured():
-    rep = {"retrieval": {"main": {"n_images": 1000, "n_texts": 5000, "k": 128, "passes_ratio": 6.5,
-                                  "wall_ratio": 6.0, "wall_ratio_cached": 6.1, "rows": [{"extrapolated": True}]},
-                         "agreement": {"covering_k": {"scores_identical": True, "recall_identical": True}}},
-           "train": {"throughput_vs_sdpa": {"base": {"sdpa": 1.0, "eager": 0.5}},
-                     "rows": [{"preset": "base", "image_size": 224, "batch": 2}]}}
+    rep = {
+        "retrieval": {
+            "main": {
+                "n_images": 1000,
+                "n_texts": 5000,
+                "k": 128,
+                "passes_ratio": 6.5,
+                "wall_ratio": 6.0,
+                "wall_ratio_cached": 6.1,
+                "rows": [{"extrapolated": True}],
+            },
+            "agreement": {"covering_k": {"scores_identical": True, "recall_identical": True}},
+        },
+        "train": {
+            "throughput_vs_sdpa": {"base": {"sdpa": 1.0, "eager": 0.5}},
+            "rows": [{"preset": "base", "image_size": 224, "batch": 2}],
+        },
+    }
     got = {t["target"]: t["met"] for t in run.targets(rep)}
     assert list(got.values()) == [True, True, True, True, None, None]
 

@@ -16,8 +16,13 @@ if str(ROOT) not in sys.path:
 
 from benchmarks import gpu_commands as G  # noqa: E402
 
-FLOPS = {"vqa_train_per_sample": 3e9, "vqa_eval_per_question": 1e9, "f30k_per_image": 2e9,
-         "f30k_per_caption": 1e8, "f30k_per_pair": 5e8}
+FLOPS = {
+    "vqa_train_per_sample": 3e9,
+    "vqa_eval_per_question": 1e9,
+    "f30k_per_image": 2e9,
+    "f30k_per_caption": 1e8,
+    "f30k_per_pair": 5e8,
+}
 
 
 def _env(**extra: str) -> dict:
@@ -28,29 +33,49 @@ def _env(**extra: str) -> dict:
 def test_without_a_gpu_it_fails_loudly():
     env = _env()
     env.pop("GPU_BENCH_DRYRUN", None)
-    run = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh")], env=env, capture_output=True, text=True,
-                         timeout=120)
+    run = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "gpu.sh")], env=env, capture_output=True, text=True, timeout=120
+    )
     assert run.returncode == 2
     assert "no CUDA GPU" in run.stderr and "nothing was measured" in run.stderr
     assert G.main(["--work", "/nonexistent"]) == 2  # the driver refuses too, before writing anything
 
 
-@pytest.mark.parametrize("eager_s,left_s,expected", [
-    (100.0, 290.0, None),  # 100 + 60 s compile fits
-    (200.0, 200.0, 600),  # 200 - 15 - 60 = 125 s of eager time: 625 images, down to a multiple of 50
-    (400.0, 100.0, 100),  # hardly any room: the floor of 100 images
-    (150.0, 200.0, 800),  # 125 s of the 150 s eager time: 833 images, down to a multiple of 50
-])
+@pytest.mark.parametrize(
+    "eager_s,left_s,expected",
+    [
+        (100.0, 290.0, None),  # 100 + 60 s compile fits
+        (200.0, 200.0, 600),  # 200 - 15 - 60 = 125 s of eager time: 625 images, down to a multiple of 50
+        (400.0, 100.0, 100),  # hardly any room: the floor of 100 images
+        (150.0, 200.0, 800),  # 125 s of the 150 s eager time: 833 images, down to a multiple of 50
+    ],
+)
 def test_compiled_eval_fits_the_budget(eager_s, left_s, expected):
     assert G.images_that_fit(eager_s, left_s) == expected
 
 
 def test_summary_arithmetic():
     train = {"eager": {"samples_per_s": 100.0, "wall_s": 50.0}, "compile": {"samples_per_s": 150.0, "wall_s": 90.0}}
-    evals = {"eager": {"wall_s": 100.0, "scoring_s": 80.0, "pairs": 700_000, "pairs_per_s": 8750.0, "images": 1000,
-                       "texts": 5000, "limited": False},
-             "compile": {"wall_s": 30.0, "scoring_s": 20.0, "pairs": 175_000, "pairs_per_s": 8750.0, "images": 250,
-                         "texts": 5000, "limited": True}}
+    evals = {
+        "eager": {
+            "wall_s": 100.0,
+            "scoring_s": 80.0,
+            "pairs": 700_000,
+            "pairs_per_s": 8750.0,
+            "images": 1000,
+            "texts": 5000,
+            "limited": False,
+        },
+        "compile": {
+            "wall_s": 30.0,
+            "scoring_s": 20.0,
+            "pairs": 175_000,
+            "pairs_per_s": 8750.0,
+            "images": 250,
+            "texts": 5000,
+            "limited": True,
+        },
+    }
     vqa = {"questions": 1000, "wall_time_s": 2.0}
     s = G.summarise(train, evals, vqa, 5.0, FLOPS, peak=1000.0)
     assert s["finetune_vqa"]["eager"]["mfu"] == pytest.approx(100 * 3e9 / 1e15, abs=1e-4)
@@ -70,8 +95,14 @@ def test_summary_arithmetic():
 def test_dry_run_runs_the_real_commands(tmp_path):
     out = tmp_path / "gpu.json"
     env = _env(GPU_BENCH_DRYRUN="1", SCLBENCH_PEAK_TFLOPS="1", GPU_BENCH_WORK=str(tmp_path / "work"))
-    run = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh"), "--out", str(out)], env=env,
-                         capture_output=True, text=True, timeout=1200, cwd=ROOT)
+    run = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "gpu.sh"), "--out", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        cwd=ROOT,
+    )
     assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
     result = json.loads(out.read_text())
     assert result["mode"].startswith("dry-run")

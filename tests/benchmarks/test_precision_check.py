@@ -22,13 +22,16 @@ def test_bf16_tolerance_shrinks_with_the_number_of_samples():
 
 
 def retrieval(root, ranks_img, ranks_txt, precision):
-    metrics = {"tr_r1": 100 * sum(r < 1 for r in ranks_img) / len(ranks_img),
-               "ir_r1": 100 * sum(r < 1 for r in ranks_txt) / len(ranks_txt)}
+    metrics = {
+        "tr_r1": 100 * sum(r < 1 for r in ranks_img) / len(ranks_img),
+        "ir_r1": 100 * sum(r < 1 for r in ranks_txt) / len(ranks_txt),
+    }
     metrics["tr_r10"] = metrics["tr_r1"]
     preds = [{"id": f"image/{i}", "rank": r, "scores": {"tr_r1": float(r < 1)}} for i, r in enumerate(ranks_img)]
     preds += [{"id": f"text/{i}", "rank": r, "scores": {"ir_r1": float(r < 1)}} for i, r in enumerate(ranks_txt)]
-    rec = ResultRecord("f30k", "test", metrics, "recall-gt_last", protocol={"precision": precision},
-                       checkpoint={"name": "demo-scl"})
+    rec = ResultRecord(
+        "f30k", "test", metrics, "recall-gt_last", protocol={"precision": precision}, checkpoint={"name": "demo-scl"}
+    )
     rec.save(root, predictions=preds)
     return ResultRecord.load(rec.source)
 

@@ -22,8 +22,15 @@ def test_kept_bytes_of_coco_at_base_size():
 
 
 def test_table_adds_back_the_own_shard():
-    row = {"world": 2, "dtype": "bf16", "path": "after", "kept_gb": 6.42, "peak_gb": 3.0, "held_gb": 3.21,
-           "host_gb_on_gpu": 0.071}
+    row = {
+        "world": 2,
+        "dtype": "bf16",
+        "path": "after",
+        "kept_gb": 6.42,
+        "peak_gb": 3.0,
+        "held_gb": 3.21,
+        "host_gb_on_gpu": 0.071,
+    }
     line = RM.table({"rows": [row]}).splitlines()[-1]
     cells = [c.strip() for c in line.strip("|").split("|")]
     assert cells[:5] == ["2", "bf16", "after", "6.42", f"{3.0 + 3.21:.2f}"]

@@ -27,8 +27,20 @@ VERBS = list(_commands())
 
 def test_every_verb_is_listed():
     names = {" ".join(p) for p, _ in VERBS}
-    assert {"finetune", "eval", "pretrain", "tasks", "table", "check", "demo", "ckpt list", "ckpt fetch",
-            "ckpt inspect", "ckpt convert", "data synth"} <= names
+    assert {
+        "finetune",
+        "eval",
+        "pretrain",
+        "tasks",
+        "table",
+        "check",
+        "demo",
+        "ckpt list",
+        "ckpt fetch",
+        "ckpt inspect",
+        "ckpt convert",
+        "data synth",
+    } <= names
 
 
 @pytest.mark.parametrize("argv", [p for p, _ in VERBS], ids=[" ".join(p) for p, _ in VERBS])
@@ -53,15 +65,20 @@ def test_unknown_verb_and_the_real_console_script():
     proc = subprocess.run([sys.executable, "-m", "sclbench", "nosuchverb"], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "No such command 'nosuchverb'" in proc.stderr and "Traceback" not in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "sclbench", "eval", "f30k", "--precison", "bf16"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sclbench", "eval", "f30k", "--precison", "bf16"], capture_output=True, text=True
+    )
     assert proc.returncode == 2 and "--precison" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_every_option_has_help():
     # Arguments and options alike: every parameter says what it is for.
-    undocumented = [f"{' '.join(p)} {x.name}" for p, c in VERBS for x in c.params
-                    if x.name != "help" and not getattr(x, "help", None)]
+    undocumented = [
+        f"{' '.join(p)} {x.name}"
+        for p, c in VERBS
+        for x in c.params
+        if x.name != "help" and not getattr(x, "help", None)
+    ]
     assert not undocumented
 
 

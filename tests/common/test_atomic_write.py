@@ -22,6 +22,7 @@ OLD = b"old contents \x00\xff" * 100
 def _fail(code):
     def raise_(*args, **kwargs):
         raise OSError(code, os.strerror(code))
+
     return raise_
 
 
@@ -31,8 +32,9 @@ def inject(monkeypatch, step, code):
         monkeypatch.setattr(sio.Path, "mkdir", _fail(code))
     elif step == "open":
         real_open = os.open
-        monkeypatch.setattr(sio.os, "open", lambda p, *a, **k: _fail(code)() if ".tmp-" in str(p)
-                            else real_open(p, *a, **k))
+        monkeypatch.setattr(
+            sio.os, "open", lambda p, *a, **k: _fail(code)() if ".tmp-" in str(p) else real_open(p, *a, **k)
+        )
     elif step == "fsync":
         monkeypatch.setattr(sio.os, "fsync", _fail(code))
     elif step == "replace":
@@ -58,6 +60,7 @@ def test_every_errno_at_every_step_keeps_the_old_file(tmp_path, monkeypatch, ste
                 fh = real_fdopen(fd, *a, **k)
                 fh.write = _fail(code)
                 return fh
+
             monkeypatch.setattr(sio.os, "fdopen", fdopen)
     else:
         inject(monkeypatch, step, code)

@@ -50,8 +50,9 @@ class Finder(ast.NodeVisitor):
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
-            self.aliases[alias.asname or alias.name.split(".")[0]] = alias.name if alias.asname else \
-                alias.name.split(".")[0]
+            self.aliases[alias.asname or alias.name.split(".")[0]] = (
+                alias.name if alias.asname else alias.name.split(".")[0]
+            )
             if alias.name.split(".")[0] in {"dill", "cloudpickle", "shelve"}:
                 self.flag(node, f"import {alias.name}")
         self.generic_visit(node)
@@ -141,7 +142,11 @@ def test_the_scanner_catches_each_forbidden_form(tmp_path, monkeypatch):
         monkeypatch.setattr(Path, "read_text", lambda self, encoding=None, _s=source: _s)
         problems = scan(path).problems
         assert any(expected in p for p in problems), (source, problems)
-    for source in ("import torch\ntorch.load('f', weights_only=True)", "import numpy as np\nnp.load('f')",
-                   "import numpy as np\nnp.load('f', allow_pickle=False)", "import json\njson.loads('{}')"):
+    for source in (
+        "import torch\ntorch.load('f', weights_only=True)",
+        "import numpy as np\nnp.load('f')",
+        "import numpy as np\nnp.load('f', allow_pickle=False)",
+        "import json\njson.loads('{}')",
+    ):
         monkeypatch.setattr(Path, "read_text", lambda self, encoding=None, _s=source: _s)
         assert scan(PACKAGE / "_scanner_probe.py").problems == [], source

@@ -70,13 +70,21 @@ def test_a_file_given_for_a_folder_is_refused(tmp_path, capsys, template, option
 
 @pytest.mark.parametrize("code", [errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT])
 @pytest.mark.parametrize("template,option,kind", TARGETS)
-def test_an_unwritable_target_is_refused_naming_option_and_why(tmp_path, capsys, monkeypatch, template, option, kind,
-                                                               code):
+def test_an_unwritable_target_is_refused_naming_option_and_why(
+    tmp_path, capsys, monkeypatch, template, option, kind, code
+):
     """Read-only mounts, permissions, a full disk: simulated at the probe (tests run as root, which
     chmod cannot stop), so each reason is seen through every verb's option."""
     real_open = os.open
-    monkeypatch.setattr(sio.os, "open", lambda p, *a, **k: (_ for _ in ()).throw(OSError(code, os.strerror(code)))
-                        if ".sclbench-probe-" in str(p) else real_open(p, *a, **k))
+    monkeypatch.setattr(
+        sio.os,
+        "open",
+        lambda p, *a, **k: (
+            (_ for _ in ()).throw(OSError(code, os.strerror(code)))
+            if ".sclbench-probe-" in str(p)
+            else real_open(p, *a, **k)
+        ),
+    )
     out = tmp_path / "target"
     if kind == "dir":
         out.mkdir()
@@ -111,11 +119,17 @@ def test_a_real_permission_denied_as_an_unprivileged_user():
         readonly = os.path.join(base, "ro")
         os.mkdir(readonly, 0o555)
         os.chmod(readonly, 0o555)
-        code = ("import os, sys\nfrom sclbench.common.io import check_output_dir\nos.setgid(65534); os.setuid(65534)\n"
-                "for target in sys.argv[1:]:\n    try:\n        check_output_dir(target, '--out')\n"
-                "    except Exception as e:\n        print(e)\n")
-        proc = subprocess.run([sys.executable, "-c", code, os.path.join(readonly, "run"), readonly, base],
-                              capture_output=True, text=True, timeout=120)
+        code = (
+            "import os, sys\nfrom sclbench.common.io import check_output_dir\nos.setgid(65534); os.setuid(65534)\n"
+            "for target in sys.argv[1:]:\n    try:\n        check_output_dir(target, '--out')\n"
+            "    except Exception as e:\n        print(e)\n"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", code, os.path.join(readonly, "run"), readonly, base],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         lines = proc.stdout.splitlines()
         assert proc.returncode == 0 and len(lines) == 3, (proc.stdout, proc.stderr)
         assert all(line.startswith("--out ") and "permission denied" in line for line in lines), lines

@@ -11,9 +11,10 @@ import shutil
 
 import pytest
 import torch
-
 from pickle_payloads import PAYLOADS, state_dict_with
+
 from sclbench.cli import main
+
 
 def run_cli(args, capsys) -> tuple[int, list[str]]:
     capsys.readouterr()
@@ -39,8 +40,21 @@ def test_caption_index_payload_refused_by_eval_and_data_check(synth_root, tmp_pa
     pkl.unlink()
     marker = tmp_path / "ran"
     pkl.write_bytes(pickle.dumps({**index, "zz": PAYLOADS[name](marker)}, protocol=2))
-    rc, errors = run_cli(["eval", "msrvtt", "--preset", "tiny", "--tokenizer", synth_root / "tokenizer",
-                          "--data-root", root, "--results", tmp_path / "results"], capsys)
+    rc, errors = run_cli(
+        [
+            "eval",
+            "msrvtt",
+            "--preset",
+            "tiny",
+            "--tokenizer",
+            synth_root / "tokenizer",
+            "--data-root",
+            root,
+            "--results",
+            tmp_path / "results",
+        ],
+        capsys,
+    )
     assert_refused(rc, errors, pkl, marker)
     assert "refused global" in errors[0]
     # `data check` reports it as the split's problem (exit 1: a checker's "incomplete"), running nothing
@@ -64,8 +78,21 @@ def test_ckpt_file_payload_refused_by_inspect(tmp_path, capsys, name, legacy):
 def test_ckpt_file_payload_refused_by_eval(synth_root, tmp_path, capsys, name):
     marker, path = tmp_path / "ran", tmp_path / "model.ckpt"
     torch.save(state_dict_with(PAYLOADS[name](marker)), path)
-    rc, errors = run_cli(["eval", "f30k", "--ckpt", path, "--data-root", synth_root / "f30k", "--limit", "4",
-                          "--results", tmp_path / "results"], capsys)
+    rc, errors = run_cli(
+        [
+            "eval",
+            "f30k",
+            "--ckpt",
+            path,
+            "--data-root",
+            synth_root / "f30k",
+            "--limit",
+            "4",
+            "--results",
+            tmp_path / "results",
+        ],
+        capsys,
+    )
     assert_refused(rc, errors, path, marker)
     assert not (tmp_path / "results").exists()
 
@@ -75,12 +102,29 @@ def test_planted_resume_checkpoint_refused_by_finetune(synth_root, tmp_path, cap
     out, marker = tmp_path / "run", tmp_path / "ran"
     planted = out / "checkpoints" / "step-00000007.pt"
     planted.parent.mkdir(parents=True)
-    torch.save({"model": {}, "optimizer": {}, "scheduler": {}, "rng": [], "state": {},
-                "x": PAYLOADS[name](marker)}, planted)
-    rc, errors = run_cli(["finetune", "vqa", "--preset", "tiny", "--tokenizer", synth_root / "tokenizer",
-                          "--data-root", synth_root / "vqa", "--out", out, "--max-steps", "1",
-                          "data.minival_images=4", "train.global_batch_size=4", "train.per_device_batch_size=2"],
-                         capsys)
+    torch.save(
+        {"model": {}, "optimizer": {}, "scheduler": {}, "rng": [], "state": {}, "x": PAYLOADS[name](marker)}, planted
+    )
+    rc, errors = run_cli(
+        [
+            "finetune",
+            "vqa",
+            "--preset",
+            "tiny",
+            "--tokenizer",
+            synth_root / "tokenizer",
+            "--data-root",
+            synth_root / "vqa",
+            "--out",
+            out,
+            "--max-steps",
+            "1",
+            "data.minival_images=4",
+            "train.global_batch_size=4",
+            "train.per_device_batch_size=2",
+        ],
+        capsys,
+    )
     assert_refused(rc, errors, planted, marker)
     assert "--trust-pickle" in errors[0]
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-00000007.pt"]  # nothing trained
@@ -101,8 +145,20 @@ def tiny_f30k_ckpt(synth_root, tmp_path_factory):
 @pytest.mark.parametrize("name", sorted(PAYLOADS))
 def test_retrieval_cache_payload_refused_by_eval(synth_root, tiny_f30k_ckpt, tmp_path, capsys, name):
     cache, marker = tmp_path / "cache", tmp_path / "ran"
-    args = ["eval", "f30k", "--ckpt", tiny_f30k_ckpt, "--data-root", synth_root / "f30k", "--limit", "4",
-            "--results", tmp_path / "results", "--cache-dir", cache]
+    args = [
+        "eval",
+        "f30k",
+        "--ckpt",
+        tiny_f30k_ckpt,
+        "--data-root",
+        synth_root / "f30k",
+        "--limit",
+        "4",
+        "--results",
+        tmp_path / "results",
+        "--cache-dir",
+        cache,
+    ]
     rc, _ = run_cli(args, capsys)
     assert rc == 0
     entries = sorted(cache.rglob("*.pt"))

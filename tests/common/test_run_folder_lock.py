@@ -14,10 +14,17 @@ import pytest
 
 from sclbench.common.runlock import LOCK_NAME, RunFolderBusy, run_folder_lock
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-       "SCLBENCH_NO_PROGRESS": "1"}
-HOLD = ("import sys, time; from pathlib import Path; from sclbench.common.runlock import run_folder_lock\n"
-        "with run_folder_lock(sys.argv[1]):\n    Path(sys.argv[2]).write_text('held')\n    time.sleep(600)\n")
+ENV = {
+    **os.environ,
+    "OMP_NUM_THREADS": "1",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "SCLBENCH_NO_PROGRESS": "1",
+}
+HOLD = (
+    "import sys, time; from pathlib import Path; from sclbench.common.runlock import run_folder_lock\n"
+    "with run_folder_lock(sys.argv[1]):\n    Path(sys.argv[2]).write_text('held')\n    time.sleep(600)\n"
+)
 
 
 def wait_for(predicate, proc, timeout=120.0):
@@ -29,10 +36,27 @@ def wait_for(predicate, proc, timeout=120.0):
 
 
 def finetune_args(synth_root, out, steps):
-    return [sys.executable, "-m", "sclbench", "finetune", "vqa", "--preset", "tiny", "--tokenizer",
-            str(synth_root / "tokenizer"), "--data-root", str(synth_root / "vqa"), "--out", str(out),
-            "--max-steps", str(steps), "data.minival_images=4", "train.global_batch_size=4",
-            "train.per_device_batch_size=2", "train.log_every=1"]
+    return [
+        sys.executable,
+        "-m",
+        "sclbench",
+        "finetune",
+        "vqa",
+        "--preset",
+        "tiny",
+        "--tokenizer",
+        str(synth_root / "tokenizer"),
+        "--data-root",
+        str(synth_root / "vqa"),
+        "--out",
+        str(out),
+        "--max-steps",
+        str(steps),
+        "data.minival_images=4",
+        "train.global_batch_size=4",
+        "train.per_device_batch_size=2",
+        "train.log_every=1",
+    ]
 
 
 def test_a_held_folder_refuses_a_second_process_and_a_dead_holder_is_taken_over(tmp_path):
@@ -57,13 +81,15 @@ def test_a_held_folder_refuses_a_second_process_and_a_dead_holder_is_taken_over(
 @pytest.mark.slow
 def test_two_finetunes_into_one_out_the_second_refuses_naming_the_first(synth_root, tmp_path):
     out = tmp_path / "run"
-    first = subprocess.Popen(finetune_args(synth_root, out, 40), env=ENV, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
+    first = subprocess.Popen(
+        finetune_args(synth_root, out, 40), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         # The lock is taken before any work, so the second starts while the first is still training.
         wait_for(lambda: (out / LOCK_NAME).is_file() and (out / LOCK_NAME).read_text().strip(), first)
-        second = subprocess.run(finetune_args(synth_root, out, 40), env=ENV, capture_output=True, text=True,
-                                timeout=300)
+        second = subprocess.run(
+            finetune_args(synth_root, out, 40), env=ENV, capture_output=True, text=True, timeout=300
+        )
         running = first.poll() is None
         assert second.returncode == 2, second.stderr[-2000:]
         errors = [line for line in second.stderr.splitlines() if line.startswith("error:")]

@@ -12,8 +12,8 @@ import sys
 import numpy as np
 import pytest
 import torch
-
 from pickle_payloads import PAYLOADS, state_dict_with
+
 from sclbench.common.safe_pickle import load_plain, load_torch
 from sclbench.engine.checkpointing import load_checkpoint
 from sclbench.errors import CheckpointError, DataError
@@ -28,8 +28,13 @@ def test_each_payload_is_live_when_unpickled_without_restriction(tmp_path, name)
     """The payloads really run code (so the refusals below are meaningful): plain pickle.loads in a child."""
     marker = tmp_path / "ran"
     data = pickle.dumps({"a": PAYLOADS[name](marker)})
-    subprocess.run([sys.executable, "-c", "import pickle, sys; pickle.loads(sys.stdin.buffer.read())"],
-                   input=data, check=False, capture_output=True, timeout=60)
+    subprocess.run(
+        [sys.executable, "-c", "import pickle, sys; pickle.loads(sys.stdin.buffer.read())"],
+        input=data,
+        check=False,
+        capture_output=True,
+        timeout=60,
+    )
     assert marker.exists(), name
 
 
@@ -72,8 +77,20 @@ def test_trust_pickle_is_the_one_way_to_load_such_a_file(tmp_path):
 
 
 @pytest.mark.parametrize("protocol", [0, 2, 4, 5])
-@pytest.mark.parametrize("case", ["dict", "dict-numpy-ints", "series-object-index", "series-str-index",
-                                  "series-int32", "series-range-index", "series-uint8", "list", "nested"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "dict",
+        "dict-numpy-ints",
+        "series-object-index",
+        "series-str-index",
+        "series-int32",
+        "series-range-index",
+        "series-uint8",
+        "list",
+        "nested",
+    ],
+)
 def test_plain_data_reads_exactly(tmp_path, case, protocol):
     ids = [f"video{i}" for i in range(7000, 7012)]
     values = list(range(12))
@@ -86,25 +103,35 @@ def test_plain_data_reads_exactly(tmp_path, case, protocol):
         "series-range-index": (pd.Series(values), dict(enumerate(values))),
         "series-uint8": (pd.Series(np.array(values, dtype=np.uint8), index=ids), dict(zip(ids, values))),
         "list": (ids, ids),
-        "nested": ({"a": (1, 2.5, None, True), "b": [b"x", {"c": -3}], "d": np.arange(6).reshape(2, 3)},
-                   {"a": (1, 2.5, None, True), "b": [b"x", {"c": -3}], "d": [[0, 1, 2], [3, 4, 5]]}),
+        "nested": (
+            {"a": (1, 2.5, None, True), "b": [b"x", {"c": -3}], "d": np.arange(6).reshape(2, 3)},
+            {"a": (1, 2.5, None, True), "b": [b"x", {"c": -3}], "d": [[0, 1, 2], [3, 4, 5]]},
+        ),
     }[case]
     path = tmp_path / "data.pkl"
     path.write_bytes(pickle.dumps(obj, protocol=protocol))
     got = load_plain(path, "caption index")
     assert got == expected and type(got) is type(expected)
-    assert all(type(v) is type(e) for v, e in zip(list(got.values()) if isinstance(got, dict) else got,
-                                                  list(expected.values()) if isinstance(expected, dict) else expected))
+    assert all(
+        type(v) is type(e)
+        for v, e in zip(
+            list(got.values()) if isinstance(got, dict) else got,
+            list(expected.values()) if isinstance(expected, dict) else expected,
+        )
+    )
 
 
-@pytest.mark.parametrize("obj,refused", [
-    (np.array(["a", "b"]), "dtype"),  # unicode arrays: not a plain dtype
-    (np.array([1 + 2j]), "dtype"),
-    (np.zeros(2, dtype=[("a", "i4")]), "dtype"),  # structured dtype
-    (pd.Timestamp("2020-01-01"), "global"),
-    (pd.DataFrame({"a": [1]}), "global"),
-    (io.BytesIO(b"x"), "global"),
-])
+@pytest.mark.parametrize(
+    "obj,refused",
+    [
+        (np.array(["a", "b"]), "dtype"),  # unicode arrays: not a plain dtype
+        (np.array([1 + 2j]), "dtype"),
+        (np.zeros(2, dtype=[("a", "i4")]), "dtype"),  # structured dtype
+        (pd.Timestamp("2020-01-01"), "global"),
+        (pd.DataFrame({"a": [1]}), "global"),
+        (io.BytesIO(b"x"), "global"),
+    ],
+)
 def test_data_outside_the_allowlist_is_refused(tmp_path, obj, refused):
     path = tmp_path / "data.pkl"
     path.write_bytes(pickle.dumps(obj, protocol=4))
@@ -134,14 +161,22 @@ def test_resume_state_is_read_by_the_safe_loader_and_restores_rng_exactly(tmp_pa
     torch.manual_seed(5)
     path = tmp_path / "state.pt"
     atomic_write(path, lambda fh: torch.save({"rng": [rng_state()]}, fh))
-    expected = (random.random(), np.random.standard_normal(3).tolist(), np.random.randint(0, 1 << 30, 4).tolist(),
-                torch.rand(3).tolist())
+    expected = (
+        random.random(),
+        np.random.standard_normal(3).tolist(),
+        np.random.randint(0, 1 << 30, 4).tolist(),
+        torch.rand(3).tolist(),
+    )
     random.seed(0)
     np.random.seed(0)
     torch.manual_seed(0)
     set_rng_state(load_torch(path, "training checkpoint")["rng"][0])
-    assert (random.random(), np.random.standard_normal(3).tolist(), np.random.randint(0, 1 << 30, 4).tolist(),
-            torch.rand(3).tolist()) == expected
+    assert (
+        random.random(),
+        np.random.standard_normal(3).tolist(),
+        np.random.randint(0, 1 << 30, 4).tolist(),
+        torch.rand(3).tolist(),
+    ) == expected
 
 
 def test_a_python2_pickle_of_a_numpy_array_reads_exactly(tmp_path):
@@ -152,9 +187,18 @@ def test_a_python2_pickle_of_a_numpy_array_reads_exactly(tmp_path):
     def short(b):
         return b"U" + bytes([len(b)]) + b
 
-    data = (b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85" + short(b"b") + b"\x87R"
-            + b"(K\x01K\x03\x85cnumpy\ndtype\n" + short(b"i8") + b"K\x00K\x01\x87R(K\x03" + short(b"<")
-            + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89" + short(raw) + b"tb.")
+    data = (
+        b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85"
+        + short(b"b")
+        + b"\x87R"
+        + b"(K\x01K\x03\x85cnumpy\ndtype\n"
+        + short(b"i8")
+        + b"K\x00K\x01\x87R(K\x03"
+        + short(b"<")
+        + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89"
+        + short(raw)
+        + b"tb."
+    )
     path = tmp_path / "py2.pkl"
     path.write_bytes(data)
     assert load_plain(path, "caption index") == [3, 200, -7]
@@ -186,9 +230,13 @@ def test_damaged_torch_files_are_a_cache_miss_and_one_line_checkpoint_errors(tmp
     torch.save({"scores": torch.zeros(100)}, tmp_path / "zip.pt")
     torch.save({"scores": torch.zeros(100)}, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
     zipped, legacy = (tmp_path / "zip.pt").read_bytes(), (tmp_path / "legacy.pt").read_bytes()
-    data = {"garbage": rng.bytes(500), "pickle-garbage": b"\x80\x02" + rng.bytes(500),
-            "cut-zip": zipped[:len(zipped) // 2], "cut-legacy": legacy[:len(legacy) // 2],
-            "cut-legacy-head": legacy[:60]}[damage]
+    data = {
+        "garbage": rng.bytes(500),
+        "pickle-garbage": b"\x80\x02" + rng.bytes(500),
+        "cut-zip": zipped[: len(zipped) // 2],
+        "cut-legacy": legacy[: len(legacy) // 2],
+        "cut-legacy-head": legacy[:60],
+    }[damage]
     path = tmp_path / "damaged.pt"
     path.write_bytes(data)
     assert load_tensors(path) is None

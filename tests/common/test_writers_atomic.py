@@ -26,6 +26,7 @@ def fail_replace(monkeypatch, code, only=None):
         if only is None or os.path.basename(dst) == only:
             raise OSError(code, os.strerror(code))
         return real_replace(src, dst, *args, **kwargs)
+
     monkeypatch.setattr(sio.os, "replace", replace)
 
 
@@ -41,9 +42,11 @@ def records(tmp_path):
 def test_cli_report_files(records, tmp_path, capsys, monkeypatch, code, verb):
     target = tmp_path / ("report.json" if verb == "check-json" else "table.out")
     target.write_bytes(OLD)
-    args = {"table-md": ["table", str(records), "--format", "markdown", "--out", str(target)],
-            "table-html": ["table", str(records), "--format", "html", "--out", str(target)],
-            "check-json": ["check", str(records), "--baseline", str(records), "--json", str(target)]}[verb]
+    args = {
+        "table-md": ["table", str(records), "--format", "markdown", "--out", str(target)],
+        "table-html": ["table", str(records), "--format", "html", "--out", str(target)],
+        "check-json": ["check", str(records), "--baseline", str(records), "--json", str(target)],
+    }[verb]
     fail_replace(monkeypatch, code)
     capsys.readouterr()
     rc = main(args)

@@ -16,6 +16,7 @@ def cards(tmp_path, monkeypatch):
     def write(name: str, text: str):
         (tmp_path / f"{name}.yaml").write_text(text)
         return tmp_path / f"{name}.yaml"
+
     return write
 
 
@@ -74,11 +75,14 @@ def test_a_path_include_is_relative_to_the_including_card(tmp_path):
     assert card.family == "vqa" and card.get("train.lr") == 1e-4 and card.get("train.max_epochs") == 2
 
 
-@pytest.mark.parametrize("loop", [
-    {"a": "include: a\nfamily: vqa\n"},  # itself
-    {"a": "include: b\n", "b": "include: a\nfamily: vqa\n"},
-    {"a": "include: b\n", "b": "include: c\n", "c": "include: a\nfamily: vqa\n"},
-])
+@pytest.mark.parametrize(
+    "loop",
+    [
+        {"a": "include: a\nfamily: vqa\n"},  # itself
+        {"a": "include: b\n", "b": "include: a\nfamily: vqa\n"},
+        {"a": "include: b\n", "b": "include: c\n", "c": "include: a\nfamily: vqa\n"},
+    ],
+)
 def test_an_include_cycle_is_one_error_naming_the_cycle(cards, loop):
     for name, text in loop.items():
         cards(name, text)
@@ -87,10 +91,15 @@ def test_an_include_cycle_is_one_error_naming_the_cycle(cards, loop):
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("target, match", [
-    ("no_such_card", "names no card"), ("[f30k, coco]", "should name one card"), ("''", "should name one card"),
-    ("missing.yaml", "names no card"),
-])
+@pytest.mark.parametrize(
+    "target, match",
+    [
+        ("no_such_card", "names no card"),
+        ("[f30k, coco]", "should name one card"),
+        ("''", "should name one card"),
+        ("missing.yaml", "names no card"),
+    ],
+)
 def test_a_bad_include_is_refused_naming_the_card(cards, target, match):
     path = cards("bad", f"include: {target}\nfamily: vqa\n")
     with pytest.raises(ConfigError, match=match) as info:

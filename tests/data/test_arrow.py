@@ -5,14 +5,22 @@ import pickle
 import pyarrow as pa
 import pytest
 
-from sclbench.data.formats import (AnswerVocab, read_caption_arrow, read_karpathy, read_nlvr2, read_nlvr2_arrow,
-                                   read_vqa, read_vqa_arrow)
+from sclbench.data.formats import (
+    AnswerVocab,
+    read_caption_arrow,
+    read_karpathy,
+    read_nlvr2,
+    read_nlvr2_arrow,
+    read_vqa,
+    read_vqa_arrow,
+)
 from sclbench.data.formats.arrow import write_table
 from sclbench.errors import DataError
 
 
-@pytest.mark.parametrize("dataset,splits", [("f30k", ("train", "val", "test")),
-                                            ("coco", ("train", "restval", "val", "test"))])
+@pytest.mark.parametrize(
+    "dataset,splits", [("f30k", ("train", "val", "test")), ("coco", ("train", "restval", "val", "test"))]
+)
 def test_caption_tables_equal_raw(synth_root, dataset, splits):
     for split in splits:
         raw = read_karpathy(synth_root / dataset, dataset, split, coco_train_with_restval=False)
@@ -36,11 +44,14 @@ def test_arrow_is_ipc_file_and_records_pickle_small(synth_root):
 
 
 def test_official_tables_without_extra_columns(synth_root, tmp_path):
-    for name, extras in (("vqav2_val", ("raw_answers", "answer_types", "question_types", "multiple_choice_answers")),
-                         ("nlvr2_dev", ("identifiers",))):
+    for name, extras in (
+        ("vqav2_val", ("raw_answers", "answer_types", "question_types", "multiple_choice_answers")),
+        ("nlvr2_dev", ("identifiers",)),
+    ):
         table = pa.ipc.open_file(pa.memory_map(str(synth_root / "arrow" / f"{name}.arrow"))).read_all()
-        write_table({c: table.column(c).to_pylist() for c in table.column_names if c not in extras},
-                    tmp_path / f"{name}.arrow")
+        write_table(
+            {c: table.column(c).to_pylist() for c in table.column_names if c not in extras}, tmp_path / f"{name}.arrow"
+        )
     vocab = AnswerVocab.load(synth_root / "vqa" / "answer_vocab.json")
     raw = read_vqa(synth_root / "vqa", "val")
     official = read_vqa_arrow(tmp_path, "val")
@@ -59,12 +70,15 @@ def test_missing_table(tmp_path):
         read_vqa_arrow(tmp_path, "train")
 
 
-@pytest.mark.parametrize("family,dataset,split,raw", [
-    ("image_retrieval", "f30k", "test", lambda r: read_karpathy(r / "f30k", "f30k", "test")),
-    ("image_retrieval", "coco", "train", lambda r: read_karpathy(r / "coco", "coco", "train")),  # + restval
-    ("vqa", None, "val", lambda r: read_vqa(r / "vqa", "val")),
-    ("nlvr2", None, "dev", lambda r: read_nlvr2(r / "nlvr2", "dev")),
-])
+@pytest.mark.parametrize(
+    "family,dataset,split,raw",
+    [
+        ("image_retrieval", "f30k", "test", lambda r: read_karpathy(r / "f30k", "f30k", "test")),
+        ("image_retrieval", "coco", "train", lambda r: read_karpathy(r / "coco", "coco", "train")),  # + restval
+        ("vqa", None, "val", lambda r: read_vqa(r / "vqa", "val")),
+        ("nlvr2", None, "dev", lambda r: read_nlvr2(r / "nlvr2", "dev")),
+    ],
+)
 def test_family_dispatch_gives_the_raw_readers_records(synth_root, family, dataset, split, raw):
     """`data.format: arrow` cards read through read_family_arrow: the same records as the raw layout."""
     from sclbench.data.formats.arrow import read_family_arrow

@@ -52,18 +52,27 @@ def test_the_synthetic_order_is_the_published_one():
     assert list(synth_cards())[:7] == ["f30k", "coco", "vqa", "nlvr2", "msrvtt", "lsmdc", "pretrain"]
 
 
-@pytest.mark.parametrize("data, expected", [
-    ({"family": "image_retrieval"}, "karpathy"),  # a card written before `format:`: its family's
-    ({"family": "vqa"}, "vqa"),
-    ({"family": "video_retrieval", "data": {"dataset": "lsmdc"}}, "lsmdc"),  # the dataset names the format
-    ({"family": "video_retrieval", "format": "msrvtt", "data": {"dataset": "msvd"}}, "msrvtt"),
-])
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        ({"family": "image_retrieval"}, "karpathy"),  # a card written before `format:`: its family's
+        ({"family": "vqa"}, "vqa"),
+        ({"family": "video_retrieval", "data": {"dataset": "lsmdc"}}, "lsmdc"),  # the dataset names the format
+        ({"family": "video_retrieval", "format": "msrvtt", "data": {"dataset": "msvd"}}, "msrvtt"),
+    ],
+)
 def test_a_card_without_format_falls_back_to_its_dataset_or_family(data, expected):
     assert format_name(TaskCard("mine", data)) == expected
 
 
-@pytest.mark.parametrize("data", [{"family": "video_retrieval", "data": {"dataset": "msvd"}},
-                                  {"family": "vqa", "format": "parquet"}, {"family": "unknown"}])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"family": "video_retrieval", "data": {"dataset": "msvd"}},
+        {"family": "vqa", "format": "parquet"},
+        {"family": "unknown"},
+    ],
+)
 def test_an_unknown_or_missing_format_is_one_error_naming_the_card(data):
     with pytest.raises(ConfigError, match="task card 'mine'.*format") as info:
         card_format(TaskCard("mine", data))

@@ -48,8 +48,9 @@ def test_negative_captions_come_from_other_images(synth_root, synth_tokenizer, v
 
 def test_video_batches(synth_root, synth_tokenizer):
     records = read_msrvtt(synth_root / "msrvtt", "train")
-    ds = CaptionDataset(records, Visuals(build_transform("pretrain_train", SIZE), 4, "random"),
-                        synth_tokenizer, L, neg_images=True)
+    ds = CaptionDataset(
+        records, Visuals(build_transform("pretrain_train", SIZE), 4, "random"), synth_tokenizer, L, neg_images=True
+    )
     loader = DataLoader(ds, batch_size=2, collate_fn=collate_captions)
     batch = next(iter(loader))
     assert batch["images"].shape == batch["neg_images"].shape == (2, 4, 3, SIZE, SIZE)

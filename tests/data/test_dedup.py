@@ -40,8 +40,11 @@ def test_arrow_and_coco_files_dedup_like_the_raw_reader(tmp_path):
     build_arrow(tmp_path / "arrow")  # row 0 holds "a cat" twice
     rows = arrow.read_caption_arrow(tmp_path / "arrow", "f30k", "test")
     assert rows[0].captions == ["a cat", "a dog"]
-    assert arrow.read_caption_arrow(tmp_path / "arrow", "f30k", "test", dedup_captions=False)[0].captions == \
-        ["a cat", "a cat", "a dog"]
+    assert arrow.read_caption_arrow(tmp_path / "arrow", "f30k", "test", dedup_captions=False)[0].captions == [
+        "a cat",
+        "a cat",
+        "a dog",
+    ]
     build_coco_captions(tmp_path / "coco")  # image 10 has "caption 0 of 0" twice
     first = coco_captions.read_coco_captions(tmp_path / "coco", "val2014")[0]
     assert first.captions == ["caption 0 of 0", "caption 1 of 0"]

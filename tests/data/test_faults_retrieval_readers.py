@@ -8,9 +8,22 @@ import pickle
 import re
 
 import pytest
-from retrieval_builders import (build_arrow, build_cc3m_tsv, build_coco_captions, build_karpathy, build_lsmdc,
-                                build_msrvtt_csv, build_msrvtt_json, build_sbu, build_vg, build_webvid,
-                                caption_columns, karpathy_doc, nlvr2_columns, vqa_columns)
+from retrieval_builders import (
+    build_arrow,
+    build_cc3m_tsv,
+    build_coco_captions,
+    build_karpathy,
+    build_lsmdc,
+    build_msrvtt_csv,
+    build_msrvtt_json,
+    build_sbu,
+    build_vg,
+    build_webvid,
+    caption_columns,
+    karpathy_doc,
+    nlvr2_columns,
+    vqa_columns,
+)
 
 from sclbench.data.formats import arrow, coco_captions, karpathy, lsmdc, msrvtt, pretrain
 from sclbench.errors import ConfigError, DataError
@@ -47,13 +60,16 @@ def test_msrvtt_duplicated_video_in_split_list(tmp_path):
         msrvtt.read_msrvtt(tmp_path, "test", layout="json")
 
 
-@pytest.mark.parametrize("index,match", [
-    ({"video3": 1}, r"val_list_jsfusion.txt, line 2: test video video4 has no integer caption index"),
-    ({"video3": 1, "video4": 0, "video9": 0}, r"caption index for video\(s\) not in .*val_list_jsfusion.txt"),
-    ({"video3": 1, "video4": "2"}, r"line 2: test video video4 has no integer caption index"),
-    ({"video3": 1, "video4": 7}, r"caption index 7 of test video video4 .* outside its 3 captions"),
-    (["video3"], r"expected a mapping video id -> caption index, got list"),
-])
+@pytest.mark.parametrize(
+    "index,match",
+    [
+        ({"video3": 1}, r"val_list_jsfusion.txt, line 2: test video video4 has no integer caption index"),
+        ({"video3": 1, "video4": 0, "video9": 0}, r"caption index for video\(s\) not in .*val_list_jsfusion.txt"),
+        ({"video3": 1, "video4": "2"}, r"line 2: test video video4 has no integer caption index"),
+        ({"video3": 1, "video4": 7}, r"caption index 7 of test video video4 .* outside its 3 captions"),
+        (["video3"], r"expected a mapping video id -> caption index, got list"),
+    ],
+)
 def test_msrvtt_caption_index_joined_both_ways(tmp_path, index, match):
     build_msrvtt_json(tmp_path)
     (tmp_path / msrvtt.LISTS / "jsfusion_val_caption_idx.pkl").write_bytes(pickle.dumps(index))
@@ -64,6 +80,7 @@ def test_msrvtt_caption_index_joined_both_ways(tmp_path, index, match):
 def test_msrvtt_caption_index_that_runs_code_is_refused(tmp_path):
     build_msrvtt_json(tmp_path)
     import os
+
     (tmp_path / msrvtt.LISTS / "jsfusion_val_caption_idx.pkl").write_bytes(pickle.dumps(os.getcwd))
     with raises(r"jsfusion_val_caption_idx.pkl: .*refused"):
         msrvtt.read_msrvtt(tmp_path, "test", layout="json")
@@ -114,14 +131,25 @@ def test_msrvtt_caption_protocol_is_a_checked_option(tmp_path):
 
 
 # ---- Karpathy -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("dataset,edit,match", [
-    ("f30k", lambda d: d["images"][1].update(split="holdout"), r"images\[1\]: split 'holdout' is not a Karpathy"),
-    ("f30k", lambda d: d["images"][2].update(filename="img0.jpg"), r"images\[2\]: duplicated image .*img0.jpg.* \(first at images\[0\]\)"),
-    ("f30k", lambda d: d["images"][0].update(sentences=[]), r"images\[0\]: no sentences"),
-    ("f30k", lambda d: d["images"][0]["sentences"][1].update(raw=5), r"images\[0\].sentences\[1\]: field 'raw' should be str, got int"),
-    ("f30k", lambda d: d["images"].append("img9.jpg"), r"images\[3\]: expected an object, got str"),
-    ("coco", lambda d: d["images"][3].pop("filepath"), r"images\[3\]: missing field 'filepath'"),
-])
+@pytest.mark.parametrize(
+    "dataset,edit,match",
+    [
+        ("f30k", lambda d: d["images"][1].update(split="holdout"), r"images\[1\]: split 'holdout' is not a Karpathy"),
+        (
+            "f30k",
+            lambda d: d["images"][2].update(filename="img0.jpg"),
+            r"images\[2\]: duplicated image .*img0.jpg.* \(first at images\[0\]\)",
+        ),
+        ("f30k", lambda d: d["images"][0].update(sentences=[]), r"images\[0\]: no sentences"),
+        (
+            "f30k",
+            lambda d: d["images"][0]["sentences"][1].update(raw=5),
+            r"images\[0\].sentences\[1\]: field 'raw' should be str, got int",
+        ),
+        ("f30k", lambda d: d["images"].append("img9.jpg"), r"images\[3\]: expected an object, got str"),
+        ("coco", lambda d: d["images"][3].pop("filepath"), r"images\[3\]: missing field 'filepath'"),
+    ],
+)
 def test_karpathy_defects(tmp_path, dataset, edit, match):
     doc = karpathy_doc(dataset)
     edit(doc)
@@ -134,7 +162,7 @@ def test_karpathy_non_utf8_names_the_line(tmp_path):
     case = build_karpathy(tmp_path, "f30k")
     data = case.files[0].read_bytes().replace(b"another caption 1", b"another \xff caption 1")
     case.files[0].write_bytes(data)
-    line = data[:data.index(b"\xff")].count(b"\n") + 1
+    line = data[: data.index(b"\xff")].count(b"\n") + 1
     with raises(rf"dataset_flickr30k.json, line {line}: bytes that are not UTF-8"):
         karpathy.read_karpathy(tmp_path, "f30k", "train")
 
@@ -201,15 +229,22 @@ def test_webvid_defects(tmp_path):
 
 
 # ---- COCO's own caption files ----------------------------------------------------------------------
-@pytest.mark.parametrize("edit,match", [
-    (lambda d: d["annotations"].append({"id": 5000, "image_id": 77, "caption": "x"}),
-     r", annotations\[7\]: image_id 77 is not in 'images'"),
-    (lambda d: d["images"].append({"id": 99, "file_name": "lonely.jpg"}),
-     r": 1 image\(s\) without any caption \(first: id 99"),
-    (lambda d: d["annotations"][1].update(id=100), r", annotations\[1\]: duplicated annotation id 100"),
-    (lambda d: d["images"][0].pop("file_name"), r", images\[0\]: missing field 'file_name'"),
-    (lambda d: d["annotations"][0].update(caption=None), r", annotations\[0\]: field 'caption' should be str"),
-])
+@pytest.mark.parametrize(
+    "edit,match",
+    [
+        (
+            lambda d: d["annotations"].append({"id": 5000, "image_id": 77, "caption": "x"}),
+            r", annotations\[7\]: image_id 77 is not in 'images'",
+        ),
+        (
+            lambda d: d["images"].append({"id": 99, "file_name": "lonely.jpg"}),
+            r": 1 image\(s\) without any caption \(first: id 99",
+        ),
+        (lambda d: d["annotations"][1].update(id=100), r", annotations\[1\]: duplicated annotation id 100"),
+        (lambda d: d["images"][0].pop("file_name"), r", images\[0\]: missing field 'file_name'"),
+        (lambda d: d["annotations"][0].update(caption=None), r", annotations\[0\]: field 'caption' should be str"),
+    ],
+)
 def test_coco_captions_defects(tmp_path, edit, match):
     case = build_coco_captions(tmp_path)
     doc = json.loads(case.files[1].read_text())
@@ -232,26 +267,74 @@ def test_arrow_truncated_and_foreign_files(tmp_path):
         arrow.read_caption_arrow(tmp_path, "f30k", "test")
 
 
-@pytest.mark.parametrize("name,split,family,edit,match", [
-    ("f30k_caption_karpathy_test.arrow", "test", "image_retrieval",
-     lambda c: c.update(image_id=["0.jpg", "0.jpg"]), r"row 1: duplicated image id '0.jpg'"),
-    ("f30k_caption_karpathy_test.arrow", "test", "image_retrieval",
-     lambda c: c.update(caption=[["a"], []]), r"column 'caption' row 1: no caption"),
-    ("f30k_caption_karpathy_test.arrow", "test", "image_retrieval",
-     lambda c: c.update(caption=["a cat", "a car"]), r"column 'caption' should hold lists of captions, holds (large_)?string"),
-    ("vqav2_val.arrow", "val", "vqa",
-     lambda c: c.update(question_id=[[50], [60]]), r"column 'question_id' row 0: 1 entries where the row has 2 questions"),
-    ("vqav2_val.arrow", "val", "vqa",
-     lambda c: c.update(question_id=[[50, 51], [50]]), r"row 1: duplicated question_id 50"),
-    ("vqav2_val.arrow", "val", "vqa",
-     lambda c: c.update(answer_scores=[[[1.0], [0.6]], [[1.0]]]), r"column 'answer_scores' row 0: question 51: 2 answers, 1 scores"),
-    ("nlvr2_dev.arrow", "dev", "nlvr2",
-     lambda c: c.update(answers=[["True", "yes"], ["True"]]), r"column 'answers' row 0: expected 2 answers, each 'True', 'False' or null"),
-    ("nlvr2_dev.arrow", "dev", "nlvr2",
-     lambda c: c.update(answers=[["True"], ["True"]]), r"column 'answers' row 0: expected 2 answers"),
-    ("nlvr2_dev.arrow", "dev", "nlvr2",
-     lambda c: c.update(image_0=["l0", "l1"]), r"column 'image_0' should hold image bytes"),
-])
+@pytest.mark.parametrize(
+    "name,split,family,edit,match",
+    [
+        (
+            "f30k_caption_karpathy_test.arrow",
+            "test",
+            "image_retrieval",
+            lambda c: c.update(image_id=["0.jpg", "0.jpg"]),
+            r"row 1: duplicated image id '0.jpg'",
+        ),
+        (
+            "f30k_caption_karpathy_test.arrow",
+            "test",
+            "image_retrieval",
+            lambda c: c.update(caption=[["a"], []]),
+            r"column 'caption' row 1: no caption",
+        ),
+        (
+            "f30k_caption_karpathy_test.arrow",
+            "test",
+            "image_retrieval",
+            lambda c: c.update(caption=["a cat", "a car"]),
+            r"column 'caption' should hold lists of captions, holds (large_)?string",
+        ),
+        (
+            "vqav2_val.arrow",
+            "val",
+            "vqa",
+            lambda c: c.update(question_id=[[50], [60]]),
+            r"column 'question_id' row 0: 1 entries where the row has 2 questions",
+        ),
+        (
+            "vqav2_val.arrow",
+            "val",
+            "vqa",
+            lambda c: c.update(question_id=[[50, 51], [50]]),
+            r"row 1: duplicated question_id 50",
+        ),
+        (
+            "vqav2_val.arrow",
+            "val",
+            "vqa",
+            lambda c: c.update(answer_scores=[[[1.0], [0.6]], [[1.0]]]),
+            r"column 'answer_scores' row 0: question 51: 2 answers, 1 scores",
+        ),
+        (
+            "nlvr2_dev.arrow",
+            "dev",
+            "nlvr2",
+            lambda c: c.update(answers=[["True", "yes"], ["True"]]),
+            r"column 'answers' row 0: expected 2 answers, each 'True', 'False' or null",
+        ),
+        (
+            "nlvr2_dev.arrow",
+            "dev",
+            "nlvr2",
+            lambda c: c.update(answers=[["True"], ["True"]]),
+            r"column 'answers' row 0: expected 2 answers",
+        ),
+        (
+            "nlvr2_dev.arrow",
+            "dev",
+            "nlvr2",
+            lambda c: c.update(image_0=["l0", "l1"]),
+            r"column 'image_0' should hold image bytes",
+        ),
+    ],
+)
 def test_arrow_cell_defects(tmp_path, name, split, family, edit, match):
     cols = {"f": caption_columns, "v": vqa_columns, "n": nlvr2_columns}[name[0]]()
     edit(cols)

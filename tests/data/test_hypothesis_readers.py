@@ -24,8 +24,12 @@ from retrieval_builders import BUILDERS
 
 from sclbench.errors import SCLBenchError
 
-BUDGET = settings(max_examples=30, deadline=None, derandomize=True,
-                  suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+BUDGET = settings(
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 NAMES = sorted(BUILDERS)
 
 
@@ -33,6 +37,7 @@ NAMES = sorted(BUILDERS)
 def alarm(seconds: int = 10):
     def hang(*_):
         raise TimeoutError(f"reader still running after {seconds} s: a hang")
+
     old = signal.signal(signal.SIGALRM, hang)
     signal.alarm(seconds)
     try:
@@ -62,14 +67,20 @@ def test_truncated_files(tmp_path, name, which, cut):
     def damage(files):
         path = files[which % len(files)]
         data = path.read_bytes()
-        path.write_bytes(data[:int(len(data) * cut)])
+        path.write_bytes(data[: int(len(data) * cut)])
         return path
+
     read_damaged(name, tmp_path, damage)
 
 
 @BUDGET
-@given(name=st.sampled_from(NAMES), which=st.integers(0, 10), where=st.floats(0, 1, exclude_max=True),
-       flip=st.integers(1, 255), count=st.integers(1, 4))
+@given(
+    name=st.sampled_from(NAMES),
+    which=st.integers(0, 10),
+    where=st.floats(0, 1, exclude_max=True),
+    flip=st.integers(1, 255),
+    count=st.integers(1, 4),
+)
 def test_byte_flips(tmp_path, name, which, where, flip, count):
     def damage(files):
         path = files[which % len(files)]
@@ -79,6 +90,7 @@ def test_byte_flips(tmp_path, name, which, where, flip, count):
             data[pos] ^= flip
         path.write_bytes(bytes(data))
         return path
+
     read_damaged(name, tmp_path, damage)
 
 
@@ -98,13 +110,21 @@ def _at(doc, path):
 
 
 WRONG = st.sampled_from([None, 7, -1, 2.5, True, "", "x", [], {}, [1, 2], {"a": 1}])
-JSON_CASES = [n for n in NAMES if n in ("karpathy_f30k", "karpathy_coco", "msrvtt_json", "msrvtt_csv", "vg",
-                                        "sbu", "coco_captions")]
+JSON_CASES = [
+    n
+    for n in NAMES
+    if n in ("karpathy_f30k", "karpathy_coco", "msrvtt_json", "msrvtt_csv", "vg", "sbu", "coco_captions")
+]
 
 
 @BUDGET
-@given(name=st.sampled_from(JSON_CASES), which=st.integers(0, 10), slot=st.integers(0, 10_000),
-       op=st.sampled_from(["delete", "retype", "duplicate"]), wrong=WRONG)
+@given(
+    name=st.sampled_from(JSON_CASES),
+    which=st.integers(0, 10),
+    slot=st.integers(0, 10_000),
+    op=st.sampled_from(["delete", "retype", "duplicate"]),
+    wrong=WRONG,
+)
 def test_json_fields_deleted_retyped_duplicated(tmp_path, name, which, slot, op, wrong):
     def damage(files):
         jsons = [f for f in files if f.suffix == ".json"]
@@ -123,6 +143,7 @@ def test_json_fields_deleted_retyped_duplicated(tmp_path, name, which, slot, op,
             parent[key] = [parent[key], parent[key]]
         path.write_text(json.dumps(doc))
         return path
+
     read_damaged(name, tmp_path, damage)
 
 
@@ -131,8 +152,13 @@ LINE_CASES = ["msrvtt_json", "msrvtt_csv", "lsmdc", "cc3m_tsv", "webvid"]
 
 
 @BUDGET
-@given(name=st.sampled_from(LINE_CASES), which=st.integers(0, 10), line=st.integers(0, 100),
-       op=st.sampled_from(["drop_field", "empty_field", "duplicate", "delete"]), col=st.integers(0, 8))
+@given(
+    name=st.sampled_from(LINE_CASES),
+    which=st.integers(0, 10),
+    line=st.integers(0, 100),
+    op=st.sampled_from(["drop_field", "empty_field", "duplicate", "delete"]),
+    col=st.integers(0, 8),
+)
 def test_lines_fields_dropped_emptied_duplicated(tmp_path, name, which, line, op, col):
     def damage(files):
         texts = [f for f in files if f.suffix in (".txt", ".csv", ".tsv")]
@@ -153,13 +179,18 @@ def test_lines_fields_dropped_emptied_duplicated(tmp_path, name, which, line, op
             lines[i] = sep.join(fields)
         path.write_text("\n".join(lines) + "\n")
         return path
+
     read_damaged(name, tmp_path, damage)
 
 
 # ---- structural damage of arrow tables -----------------------------------------------------------
 @BUDGET
-@given(which=st.integers(0, 2), column=st.integers(0, 20), row=st.integers(0, 1),
-       op=st.sampled_from(["drop_column", "retype_column", "duplicate_row", "shorten_cell"]))
+@given(
+    which=st.integers(0, 2),
+    column=st.integers(0, 20),
+    row=st.integers(0, 1),
+    op=st.sampled_from(["drop_column", "retype_column", "duplicate_row", "shorten_cell"]),
+)
 def test_arrow_columns_dropped_retyped_rows_duplicated(tmp_path, which, column, row, op):
     def damage(files):
         path = files[which]
@@ -178,6 +209,7 @@ def test_arrow_columns_dropped_retyped_rows_duplicated(tmp_path, which, column, 
         with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table)
         return path
+
     read_damaged("arrow", tmp_path, damage)
 
 

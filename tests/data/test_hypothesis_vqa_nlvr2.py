@@ -15,20 +15,39 @@ from sclbench.data.formats import read_nlvr2, read_vqa
 from sclbench.data.records import ImageSource
 from sclbench.errors import DataError, SCLBenchError
 
-SETTINGS = settings(max_examples=30, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 QUESTION_FIELDS = ("question_id", "image_id", "question")
 ANNOTATION_FIELDS = ("question_id", "image_id", "answers", "answer_type", "question_type", "multiple_choice_answer")
 NLVR2_FIELDS = ("identifier", "sentence", "label")
 
 # JSON values of every type; each wrong-type replacement is drawn from the types the field does not take
-JSON_VALUES = {"int": st.integers(-5, 10**6), "str": st.text(max_size=6), "list": st.lists(st.integers(), max_size=2),
-               "dict": st.dictionaries(st.text(max_size=3), st.integers(), max_size=2), "float": st.floats(),
-               "null": st.none(), "bool": st.booleans()}
-FIELD_TYPES = {"question_id": "int", "image_id": "int", "question": "str", "answers": "list", "answer_type": "str",
-               "question_type": "str", "multiple_choice_answer": "str", "identifier": "str", "sentence": "str",
-               "label": "str"}
+JSON_VALUES = {
+    "int": st.integers(-5, 10**6),
+    "str": st.text(max_size=6),
+    "list": st.lists(st.integers(), max_size=2),
+    "dict": st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    "float": st.floats(),
+    "null": st.none(),
+    "bool": st.booleans(),
+}
+FIELD_TYPES = {
+    "question_id": "int",
+    "image_id": "int",
+    "question": "str",
+    "answers": "list",
+    "answer_type": "str",
+    "question_type": "str",
+    "multiple_choice_answer": "str",
+    "identifier": "str",
+    "sentence": "str",
+    "label": "str",
+}
 
 
 def wrong_value(field: str):
@@ -127,7 +146,7 @@ def test_vqa_truncated_or_flipped_files(tmp_path, which, data):
     path = qpath if which == "questions" else apath
     raw = bytearray(path.read_bytes())
     if data.draw(st.booleans()):
-        raw = raw[:data.draw(st.integers(0, len(raw) - 1))]
+        raw = raw[: data.draw(st.integers(0, len(raw) - 1))]
     else:
         for _ in range(data.draw(st.integers(1, 4))):
             raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
@@ -174,7 +193,7 @@ def test_nlvr2_truncated_or_flipped_file(tmp_path, data):
     path = write_nlvr2(root, "dev")
     raw = bytearray(path.read_bytes())
     if data.draw(st.booleans()):
-        raw = raw[:data.draw(st.integers(0, len(raw) - 1))]
+        raw = raw[: data.draw(st.integers(0, len(raw) - 1))]
     else:
         for _ in range(data.draw(st.integers(1, 4))):
             raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
@@ -192,7 +211,7 @@ def test_damaged_image_decodes_or_names_the_file(fmt, data):
     raw = bytearray(VALID_IMAGES[fmt])
     how = data.draw(st.sampled_from(["truncate", "flip", "header"]))
     if how == "truncate":
-        raw = raw[:data.draw(st.integers(0, len(raw) - 1))]
+        raw = raw[: data.draw(st.integers(0, len(raw) - 1))]
     else:  # "header": flips in the first 40 bytes, where sizes and chunk lengths live
         top = min(len(raw), 40) if how == "header" else len(raw)
         for _ in range(data.draw(st.integers(1, 6))):

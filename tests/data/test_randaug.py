@@ -14,15 +14,38 @@ from sclbench.data.transforms import CLIP_MEAN, CLIP_STD, ClipTransform, build_t
 
 # (name, lo, hi) of the official scl/transforms/randaug.py augment_list, in its order.
 OFFICIAL_TABLE = [
-    ("AutoContrast", 0, 1), ("Equalize", 0, 1), ("Rotate", 0, 30), ("Posterize", 0, 4),
-    ("Solarize", 0, 256), ("SolarizeAdd", 0, 110), ("Color", 0.1, 1.9), ("Contrast", 0.1, 1.9),
-    ("Brightness", 0.1, 1.9), ("Sharpness", 0.1, 1.9), ("ShearX", 0.0, 0.3), ("ShearY", 0.0, 0.3),
-    ("TranslateXabs", 0.0, 100), ("TranslateYabs", 0.0, 100),
+    ("AutoContrast", 0, 1),
+    ("Equalize", 0, 1),
+    ("Rotate", 0, 30),
+    ("Posterize", 0, 4),
+    ("Solarize", 0, 256),
+    ("SolarizeAdd", 0, 110),
+    ("Color", 0.1, 1.9),
+    ("Contrast", 0.1, 1.9),
+    ("Brightness", 0.1, 1.9),
+    ("Sharpness", 0.1, 1.9),
+    ("ShearX", 0.0, 0.3),
+    ("ShearY", 0.0, 0.3),
+    ("TranslateXabs", 0.0, 100),
+    ("TranslateYabs", 0.0, 100),
 ]
 # The argument each op receives at the official m = 9 (value = lo + (hi - lo) * 9 / 30).
-AT_M9 = {"AutoContrast": 0.3, "Equalize": 0.3, "Rotate": 9.0, "Posterize": 1.2, "Solarize": 76.8,
-         "SolarizeAdd": 33.0, "Color": 0.64, "Contrast": 0.64, "Brightness": 0.64, "Sharpness": 0.64,
-         "ShearX": 0.09, "ShearY": 0.09, "TranslateXabs": 30.0, "TranslateYabs": 30.0}
+AT_M9 = {
+    "AutoContrast": 0.3,
+    "Equalize": 0.3,
+    "Rotate": 9.0,
+    "Posterize": 1.2,
+    "Solarize": 76.8,
+    "SolarizeAdd": 33.0,
+    "Color": 0.64,
+    "Contrast": 0.64,
+    "Brightness": 0.64,
+    "Sharpness": 0.64,
+    "ShearX": 0.09,
+    "ShearY": 0.09,
+    "TranslateXabs": 30.0,
+    "TranslateYabs": 30.0,
+}
 
 
 def noise(w=64, h=48) -> Image.Image:
@@ -60,7 +83,10 @@ def test_ops_at_m9_do_what_the_official_ops_do():
     posterized = np.asarray(op("Posterize").apply(noise(), op("Posterize").value(9), rng))
     assert set(np.unique(posterized)) <= {0, 128}  # int(1.2) = 1 bit kept
     solar = op("Solarize")
-    assert px(solar.apply(flat(80), solar.value(9), rng)) == 255 - 80 and px(solar.apply(flat(70), solar.value(9), rng)) == 70
+    assert (
+        px(solar.apply(flat(80), solar.value(9), rng)) == 255 - 80
+        and px(solar.apply(flat(70), solar.value(9), rng)) == 70
+    )
     add = op("SolarizeAdd")
     assert px(add.apply(flat(100), add.value(9), rng)) == 255 - 133 and px(add.apply(flat(50), add.value(9), rng)) == 83
     bright = op("Brightness")
@@ -69,7 +95,7 @@ def test_ops_at_m9_do_what_the_official_ops_do():
     for width in (64, 128):
         img = noise(width, 40)
         moved = np.asarray(op("TranslateXabs").apply(img, op("TranslateXabs").value(9), rng))
-        assert np.array_equal(moved[:, : width - 30], np.asarray(img)[:, 30:]) and not moved[:, width - 30:].any()
+        assert np.array_equal(moved[:, : width - 30], np.asarray(img)[:, 30:]) and not moved[:, width - 30 :].any()
 
 
 def test_geometric_sign_flips_half_the_time():
@@ -77,8 +103,11 @@ def test_geometric_sign_flips_half_the_time():
     rng = random.Random(0)
     outs = [np.asarray(tx.apply(img, 30.0, rng)) for _ in range(40)]
     left = sum(np.array_equal(o[:, :34], np.asarray(img)[:, 30:]) for o in outs)
-    assert 10 < left < 30 and all(np.array_equal(o[:, 30:], np.asarray(img)[:, :34]) for o in outs if
-                                  not np.array_equal(o[:, :34], np.asarray(img)[:, 30:]))
+    assert 10 < left < 30 and all(
+        np.array_equal(o[:, 30:], np.asarray(img)[:, :34])
+        for o in outs
+        if not np.array_equal(o[:, :34], np.asarray(img)[:, 30:])
+    )
 
 
 def test_every_drawn_op_is_applied_n_with_replacement():

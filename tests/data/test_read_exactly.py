@@ -86,19 +86,31 @@ def _read(task: str, rel: str, root: Path):
         result = direct(root)
     except DataError as err:
         return [str(err)], None
-    return [], (len(result), [getattr(r, "video_id", getattr(r, "image_id", r)) for r in result]
-                if isinstance(result, list) else result.answers)
+    return [], (
+        len(result),
+        [getattr(r, "video_id", getattr(r, "image_id", r)) for r in result]
+        if isinstance(result, list)
+        else result.answers,
+    )
 
 
 def _repeat_first_key(text: str) -> str | None:
     match = re.search(r'\{\s*("(?:[^"\\]|\\.)*")\s*:', text)
     if match is None:
         return None  # a file without any object (a list of pairs)
-    return text[:match.start() + 1] + f"{match.group(1)}: null, " + text[match.start() + 1:]
+    return text[: match.start() + 1] + f"{match.group(1)}: null, " + text[match.start() + 1 :]
 
 
-DEFECTS = ("zero_bytes", "white_space", "utf8_bom", "utf16_bom", "repeated_key", "not_utf8", "header_only",
-           "joined_with_boms")
+DEFECTS = (
+    "zero_bytes",
+    "white_space",
+    "utf8_bom",
+    "utf16_bom",
+    "repeated_key",
+    "not_utf8",
+    "header_only",
+    "joined_with_boms",
+)
 
 
 def _damage(defect: str, path: Path) -> str | None:
@@ -182,8 +194,11 @@ def test_the_job_reading_it_refuses_too(synth_root, tmp_path):
 def test_repeated_key_names_the_path_at_any_depth(tmp_path):
     path = tmp_path / "a.json"
     path.write_text('{"images": [{"x": 1}, {"sentences": [{"raw": "a", "raw": "b"}]}]}')
-    with pytest.raises(DataError, match=r"a.json: key 'raw' occurs twice in the object at images\[1\]"
-                                        r"\.sentences\[0\]"):
+    with pytest.raises(
+        DataError,
+        match=r"a.json: key 'raw' occurs twice in the object at images\[1\]"
+        r"\.sentences\[0\]",
+    ):
         load_json(path)
     path.write_text('{"a": 1, "b": {}, "a": 2}')
     with pytest.raises(DataError, match="'a' occurs twice in the object at top level"):
@@ -197,8 +212,11 @@ def test_repeated_key_names_the_path_at_any_depth(tmp_path):
 
 def test_bom_never_reaches_an_id_and_other_marks(tmp_path):
     path = tmp_path / "list.txt"
-    for bom, enc in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_BE, "utf-16-be"),
-                     (codecs.BOM_UTF32_LE, "utf-32-le")):
+    for bom, enc in (
+        (codecs.BOM_UTF8, "utf-8"),
+        (codecs.BOM_UTF16_BE, "utf-16-be"),
+        (codecs.BOM_UTF32_LE, "utf-32-le"),
+    ):
         path.write_bytes(bom + "video7\nvideo8\n".encode(enc))
         assert [line for _, line in text_lines(path)][:2] == ["video7", "video8"]
     csv = tmp_path / "t.csv"
@@ -226,11 +244,14 @@ VQA = ["image", "questions", "answers", "answer_labels", "answer_scores", "image
 NLVR2 = ["image_0", "image_1", "questions", "answers", "table_id", "identifier"]
 
 
-@pytest.mark.parametrize("name,columns,read", [
-    ("f30k_caption_karpathy_val.arrow", CAPTION, lambda root: arrow.read_caption_arrow(root, "f30k", "val")),
-    ("vqav2_test.arrow", VQA, lambda root: arrow.read_vqa_arrow(root, "test")),
-    ("nlvr2_dev.arrow", NLVR2, lambda root: arrow.read_nlvr2_arrow(root, "dev")),
-])
+@pytest.mark.parametrize(
+    "name,columns,read",
+    [
+        ("f30k_caption_karpathy_val.arrow", CAPTION, lambda root: arrow.read_caption_arrow(root, "f30k", "val")),
+        ("vqav2_test.arrow", VQA, lambda root: arrow.read_vqa_arrow(root, "test")),
+        ("nlvr2_dev.arrow", NLVR2, lambda root: arrow.read_nlvr2_arrow(root, "dev")),
+    ],
+)
 def test_official_empty_table_is_an_empty_split(tmp_path, name, columns, read):
     path = _official_table(tmp_path / name, [], columns)
     assert all(pa.types.is_null(t) for t in arrow.open_table(path).schema.types)  # what the writer gives
@@ -264,8 +285,9 @@ def test_data_check_reads_an_arrow_layout(synth_root, tmp_path):
     assert not report.ok and any(str(damaged) in p and "damaged" in p for p in report.problems), report.render()
 
 
-@pytest.mark.parametrize("task,media", [("f30k", "flickr30k-images"), ("msrvtt", "videos/all"),
-                                        ("nlvr2", "dev"), ("lsmdc", "frames_1fps")])
+@pytest.mark.parametrize(
+    "task,media", [("f30k", "flickr30k-images"), ("msrvtt", "videos/all"), ("nlvr2", "dev"), ("lsmdc", "frames_1fps")]
+)
 def test_data_check_decode_lists_media_that_do_not_decode(synth_root, tmp_path, capsys, task, media):
     victim = min(p for p in (synth_root / task / media).rglob("*") if p.is_file())
     rel = victim.relative_to(synth_root / task).as_posix()

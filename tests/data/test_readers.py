@@ -5,9 +5,22 @@ import shutil
 
 import pytest
 
-from sclbench.data.formats import (AnswerVocab, apply_minival, normalize_answer, read_cc3m, read_karpathy,
-                                   read_lsmdc, read_msrvtt, read_nlvr2, read_sbu, read_vg, read_vqa,
-                                   read_webvid, split_minival, vote_score)
+from sclbench.data.formats import (
+    AnswerVocab,
+    apply_minival,
+    normalize_answer,
+    read_cc3m,
+    read_karpathy,
+    read_lsmdc,
+    read_msrvtt,
+    read_nlvr2,
+    read_sbu,
+    read_vg,
+    read_vqa,
+    read_webvid,
+    split_minival,
+    vote_score,
+)
 from sclbench.data.formats.lsmdc import FILES as LSMDC_FILES
 from sclbench.data.records import SkipCounter
 from sclbench.errors import DataError
@@ -79,15 +92,27 @@ def test_vqa_reader_vocab_scores(synth_root):
 def test_vqa_soft_scores_count_raw_votes():
     from sclbench.data.records import ImageSource, VQARecord
 
-    r = VQARecord(1, ImageSource(data=b"x"), 1, "q?", ["2"] * 3 + ["two"] + ["3"] * 6, "number", "how many",
-                  "3", "train")
+    r = VQARecord(
+        1, ImageSource(data=b"x"), 1, "q?", ["2"] * 3 + ["two"] + ["3"] * 6, "number", "how many", "3", "train"
+    )
     assert AnswerVocab(["3", "2"]).scores(r) == {"2": 0.9, "3": 1.0}  # "two" is a raw vote for "two" only
 
 
-@pytest.mark.parametrize("raw,norm", [("Two", "2"), ("the dog.", "dog"), ("dont", "don't"), ("1,000", "1000"),
-                                      ("red-white", "red white"), ("yes!", "yes"), ("1.5", "1.5"),
-                                      ("A cat (big)", "cat big"), ("couldnt've", "couldn't've"),
-                                      ("couldntve", "couldntve")])  # only the official table's spellings
+@pytest.mark.parametrize(
+    "raw,norm",
+    [
+        ("Two", "2"),
+        ("the dog.", "dog"),
+        ("dont", "don't"),
+        ("1,000", "1000"),
+        ("red-white", "red white"),
+        ("yes!", "yes"),
+        ("1.5", "1.5"),
+        ("A cat (big)", "cat big"),
+        ("couldnt've", "couldn't've"),
+        ("couldntve", "couldntve"),
+    ],
+)  # only the official table's spellings
 def test_normalize_answer(raw, norm):
     assert normalize_answer(raw) == norm
 

@@ -26,8 +26,10 @@ def _png(i: int) -> bytes:
 
 @pytest.fixture
 def shard_dir(tmp_path):
-    records = [CaptionRecord(ImageSource(data=_png(i)), f"id{i}", [f"a red thing {i}", f"thing {i}"], "train")
-               for i in range(8)]
+    records = [
+        CaptionRecord(ImageSource(data=_png(i)), f"id{i}", [f"a red thing {i}", f"thing {i}"], "train")
+        for i in range(8)
+    ]
     S.write_shards(records, tmp_path / "shards", "toy", shard_size=4)
     return tmp_path / "shards"
 
@@ -57,8 +59,10 @@ def _drop_last_sample(folder):
     return tar
 
 
-DAMAGE = {"cut_inside_a_member": (_cut_inside_a_member, "cannot be read after"),
-          "fewer_samples_than_index": (_drop_last_sample, "holds 3 samples but its index.json says 4")}
+DAMAGE = {
+    "cut_inside_a_member": (_cut_inside_a_member, "cannot be read after"),
+    "fewer_samples_than_index": (_drop_last_sample, "holds 3 samples but its index.json says 4"),
+}
 
 
 class _Digest:
@@ -84,8 +88,17 @@ def test_training_stream_refuses_a_short_shard(shard_dir, defect, synth_tokenize
     damage, message = DAMAGE[defect]
     tar = damage(shard_dir)
     corpus = Corpus("toy", "image", index=S.read_index(shard_dir))
-    stream = StreamingBatches([corpus], {"image": _Digest()}, synth_tokenizer, 8, {"image": 2}, rank=0, world=1,
-                              shuffle_buffer=4, negative_pool=2)
+    stream = StreamingBatches(
+        [corpus],
+        {"image": _Digest()},
+        synth_tokenizer,
+        8,
+        {"image": 2},
+        rank=0,
+        world=1,
+        shuffle_buffer=4,
+        negative_pool=2,
+    )
     with pytest.raises(DataError, match=message) as err:
         list(DataLoader(stream, batch_size=None, num_workers=0))
     assert str(tar) in str(err.value)
@@ -105,13 +118,16 @@ def test_img2dataset_shard_cut_short_names_it(shard_dir):
     assert str(tar) in str(err.value)
 
 
-@pytest.mark.parametrize("edit,message", [
-    (lambda doc: doc["shards"][0].update(samples=-1), "samples"),
-    (lambda doc: doc["shards"][0].update(samples="4"), "should be int"),
-    (lambda doc: doc["shards"][0].update(url="gone.tar"), "gone.tar is missing"),
-    (lambda doc: doc.update(shards=[]), "holds no shards"),
-    (lambda doc: doc.update(kind="audio"), "not a shard index"),
-])
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        (lambda doc: doc["shards"][0].update(samples=-1), "samples"),
+        (lambda doc: doc["shards"][0].update(samples="4"), "should be int"),
+        (lambda doc: doc["shards"][0].update(url="gone.tar"), "gone.tar is missing"),
+        (lambda doc: doc.update(shards=[]), "holds no shards"),
+        (lambda doc: doc.update(kind="audio"), "not a shard index"),
+    ],
+)
 def test_index_is_checked(shard_dir, edit, message):
     path = shard_dir / S.INDEX_NAME
     doc = json.loads(path.read_text())

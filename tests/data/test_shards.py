@@ -18,8 +18,12 @@ from sclbench.data.transforms import build_transform
 from sclbench.errors import DataError
 
 LAYOUTS = [  # (corpus, folder under the synthetic root, --format)
-    ("coco", "coco", "files"), ("f30k", "f30k", "files"), ("coco", "arrow", "arrow"),
-    ("vg", "pretrain/vg", "files"), ("sbu", "pretrain/sbu", "files"), ("cc3m", "pretrain/cc3m", "files"),
+    ("coco", "coco", "files"),
+    ("f30k", "f30k", "files"),
+    ("coco", "arrow", "arrow"),
+    ("vg", "pretrain/vg", "files"),
+    ("sbu", "pretrain/sbu", "files"),
+    ("cc3m", "pretrain/cc3m", "files"),
     ("webvid", "pretrain/webvid", "files"),
 ]
 
@@ -35,8 +39,24 @@ def record_pairs(records):
 @pytest.mark.parametrize("corpus,folder,layout", LAYOUTS)
 def test_data_shard_reads_back_the_source_pairs(synth_root, tmp_path, corpus, folder, layout):
     out = tmp_path / corpus
-    assert main(["data", "shard", corpus, "--data-root", str(synth_root / folder), "--out", str(out),
-                 "--format", layout, "--shard-size", "2"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "shard",
+                corpus,
+                "--data-root",
+                str(synth_root / folder),
+                "--out",
+                str(out),
+                "--format",
+                layout,
+                "--shard-size",
+                "2",
+            ]
+        )
+        == 0
+    )
     source = record_pairs(S.corpus_records(corpus, synth_root / folder, layout=layout))
     assert source and S.read_pairs(out) == source  # same digests, same captions, same order
     index = S.read_index(out)
@@ -58,8 +78,14 @@ def test_img2dataset_shards_without_index(tmp_path, synth_root):
     records = S.corpus_records("sbu", synth_root / "pretrain/sbu")[:3]
     with wds.TarWriter(str(tmp_path / "00000.tar"), encoder=False) as w:
         for i, r in enumerate(records):
-            w.write({"__key__": f"{i:05d}", "jpg": r.image.read_bytes(), "txt": r.captions[0].encode(),
-                     "json": json.dumps({"caption": r.captions[0], "url": "x"}).encode()})
+            w.write(
+                {
+                    "__key__": f"{i:05d}",
+                    "jpg": r.image.read_bytes(),
+                    "txt": r.captions[0].encode(),
+                    "json": json.dumps({"caption": r.captions[0], "url": "x"}).encode(),
+                }
+            )
     index = S.read_index(tmp_path)
     assert (index.samples, index.pairs, index.kind) == (3, 3, "image")
     assert S.read_pairs(tmp_path) == record_pairs(records)
@@ -99,8 +125,18 @@ def coco_shards(synth_root, tmp_path_factory):
 
 def stream(index_dir, tokenizer, visuals, rank=0, world=1, batch=4, extra=(), **kw):
     corpora = [Corpus("coco", "image", index=S.read_index(index_dir)), *extra]
-    return StreamingBatches(corpora, {"image": visuals, "video": visuals}, tokenizer, 16, {"image": batch},
-                            rank=rank, world=world, shuffle_buffer=8, negative_pool=4, **kw)
+    return StreamingBatches(
+        corpora,
+        {"image": visuals, "video": visuals},
+        tokenizer,
+        16,
+        {"image": batch},
+        rank=rank,
+        world=world,
+        shuffle_buffer=8,
+        negative_pool=4,
+        **kw,
+    )
 
 
 def batches(dataset, workers, epoch=0, start=0):
@@ -138,8 +174,14 @@ def test_resume_yields_exactly_the_remaining_batches(coco_shards, synth_root, sy
     """A run killed after batch 3 of epoch 1 and restarted there gets the same samples, the same
     augmentations and the same negatives as the uninterrupted run — with a file corpus mixed in."""
     visuals = Visuals(build_transform("pretrain_train", 32))
-    sbu = CaptionDataset(S.corpus_records("sbu", synth_root / "pretrain/sbu"), visuals, synth_tokenizer, 16,
-                         neg_images=True, neg_distinct=False)
+    sbu = CaptionDataset(
+        S.corpus_records("sbu", synth_root / "pretrain/sbu"),
+        visuals,
+        synth_tokenizer,
+        16,
+        neg_images=True,
+        neg_distinct=False,
+    )
     make = lambda: stream(coco_shards, synth_tokenizer, visuals, extra=[Corpus("sbu", "image", dataset=sbu)])  # noqa
     full = batches(make(), workers, epoch=1)
     resumed = batches(make(), workers, epoch=1, start=3)
@@ -154,7 +196,9 @@ def test_shard_negatives_come_from_the_same_corpus(coco_shards, synth_root, synt
     S.write_shards(S.corpus_records("sbu", synth_root / "pretrain/sbu"), sbu_dir, "sbu", shard_size=1)
     sbu = {d for d, _ in S.read_pairs(sbu_dir)}
     coco = {d for d, _ in S.read_pairs(coco_shards)}
-    ds = stream(coco_shards, synth_tokenizer, DigestVisuals(), extra=[Corpus("sbu", "image", index=S.read_index(sbu_dir))])
+    ds = stream(
+        coco_shards, synth_tokenizer, DigestVisuals(), extra=[Corpus("sbu", "image", index=S.read_index(sbu_dir))]
+    )
     seen = 0
     for b in batches(ds, 0):
         for img, neg in zip(b["images"], b["neg_images"]):
@@ -169,8 +213,17 @@ def test_video_shards_decode_to_clips(synth_root, synth_tokenizer, tmp_path):
     records = S.corpus_records("webvid", synth_root / "pretrain/webvid")
     S.write_shards(records, tmp_path, "webvid", shard_size=2)
     clips = Visuals(build_transform("pretrain_train", 32), num_frames=4, frame_mode="random")
-    ds = StreamingBatches([Corpus("webvid", "video", index=S.read_index(tmp_path))], {"video": clips},
-                          synth_tokenizer, 16, {"video": 2}, rank=0, world=1, shuffle_buffer=4, negative_pool=2)
+    ds = StreamingBatches(
+        [Corpus("webvid", "video", index=S.read_index(tmp_path))],
+        {"video": clips},
+        synth_tokenizer,
+        16,
+        {"video": 2},
+        rank=0,
+        world=1,
+        shuffle_buffer=4,
+        negative_pool=2,
+    )
     out = batches(ds, 0)
     assert len(out) == 2 and out[0]["images"].shape == out[0]["neg_images"].shape == (2, 4, 3, 32, 32)
     direct = CaptionDataset(records, Visuals(build_transform("eval", 32), num_frames=4), synth_tokenizer, 16)

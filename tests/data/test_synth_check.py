@@ -49,5 +49,6 @@ def test_cli_synth_deterministic(tmp_path):
     generate(b, seed=3, scale=0.1, workers=2)  # parts written by two processes: the same bytes
     generate(c, seed=4, scale=0.1, tokenizer=False)
     assert _same_tree(a, b)
-    assert not filecmp.cmp(a / "f30k/karpathy/dataset_flickr30k.json", c / "f30k/karpathy/dataset_flickr30k.json",
-                           shallow=False)
+    assert not filecmp.cmp(
+        a / "f30k/karpathy/dataset_flickr30k.json", c / "f30k/karpathy/dataset_flickr30k.json", shallow=False
+    )

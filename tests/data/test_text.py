@@ -4,8 +4,8 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from sclbench.data.masking import MaskSpec, mlm_mask, scl_text_mask
 from sclbench.common.tokenizer import encode, load_tokenizer
+from sclbench.data.masking import MaskSpec, mlm_mask, scl_text_mask
 from sclbench.errors import DataError
 
 

@@ -67,4 +67,3 @@ def test_a_config_without_the_model_specials_is_refused_at_load(saved, tmp_path,
     assert f"the tokenizer in {folder}" in message and "\n" not in message, message
     for word in words:
         assert word in message, message
-

@@ -24,7 +24,7 @@ def _frame(t: int) -> Image.Image:
     a = np.zeros((48, 64, 3), np.uint8)
     a[..., 0] = 10 * t
     a[..., 2] = np.arange(64, dtype=np.uint8) * 3
-    a[8:24, 2 * t:2 * t + 12, 1] = 200
+    a[8:24, 2 * t : 2 * t + 12, 1] = 200
     return Image.fromarray(a)
 
 
@@ -102,7 +102,7 @@ def test_bad_videos_name_the_file(tmp_path, clip, backend):
 def test_damaged_video_decodes_or_names_the_file(tmp_path_factory, clip, backend, data):
     raw = bytearray(clip.read_bytes())
     if data.draw(st.booleans()):
-        raw = raw[:data.draw(st.integers(0, len(raw) - 1))]
+        raw = raw[: data.draw(st.integers(0, len(raw) - 1))]
     else:
         for _ in range(data.draw(st.integers(1, 8))):
             raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))

@@ -43,8 +43,9 @@ DEFECTS = {
     "truncated": lambda good: good[: len(good) // 2],
     "header_only": lambda good: good[:64],
     "garbage": lambda good: random.Random(0).randbytes(4000),
-    "corrupt_mid_stream": lambda good: good[: len(good) // 2] + random.Random(1).randbytes(len(good) // 4)
-    + good[3 * len(good) // 4:],
+    "corrupt_mid_stream": lambda good: (
+        good[: len(good) // 2] + random.Random(1).randbytes(len(good) // 4) + good[3 * len(good) // 4 :]
+    ),
     "unsupported_codec": lambda good: good.replace(b"avc1", b"zzzz"),
     "no_video_stream": lambda good: _wav(),
 }
@@ -101,8 +102,13 @@ def test_worker_errors_keep_one_line(tmp_path, good_mp4, synth_tokenizer):
     from torch.utils.data import DataLoader
 
     path = _damaged(tmp_path, good_mp4, "truncated")
-    dataset = CaptionDataset([VideoRecord(path, "v", ["a"], "test")], Visuals(build_transform("eval", 32), 2),
-                             synth_tokenizer, 8, per_caption=False)
+    dataset = CaptionDataset(
+        [VideoRecord(path, "v", ["a"], "test")],
+        Visuals(build_transform("eval", 32), 2),
+        synth_tokenizer,
+        8,
+        per_caption=False,
+    )
     with pytest.raises(DataError) as err:
         list(DataLoader(dataset, num_workers=1, collate_fn=lambda b: b))
     assert str(err.value).startswith(f"corrupt video {path}") and "\n" not in str(err.value)
@@ -122,8 +128,9 @@ def test_retrieval_evaluation_skips_and_counts_undecodable_media(synth_root, tmp
     records = jobs.get_task(task, [], data_root=str(root)).records(split)
     victim = Path(str(getattr(records[1], "video", None) or records[1].image.path))
     victim.write_bytes(victim.read_bytes()[:120])
-    task_skip, loaded = jobs.prepare(task, None, str(root), [], preset="tiny", tokenizer=str(synth_root / "tokenizer"),
-                                     skip_corrupt=True)
+    task_skip, loaded = jobs.prepare(
+        task, None, str(root), [], preset="tiny", tokenizer=str(synth_root / "tokenizer"), skip_corrupt=True
+    )
     result = task_skip.evaluate(loaded.model.eval(), split, batch_size=8)
     assert result.skipped["total"] == 1 and result.protocol["num_images"] == len(records) - 1
     strict, loaded = jobs.prepare(task, None, str(root), [], preset="tiny", tokenizer=str(synth_root / "tokenizer"))

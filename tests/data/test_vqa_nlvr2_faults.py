@@ -127,8 +127,11 @@ def test_vqa_annotation_without_question(tmp_path):
     qdoc, adoc = vqa_docs()
     del qdoc["questions"][1]
     write_vqa(tmp_path, "val", qdoc, adoc)
-    with pytest.raises(DataError, match=r"annotations\.json, annotations\[1\]: question_id 42001 has no question "
-                                        r"in .*questions\.json"):
+    with pytest.raises(
+        DataError,
+        match=r"annotations\.json, annotations\[1\]: question_id 42001 has no question "
+        r"in .*questions\.json",
+    ):
         read_vqa(tmp_path, "val")
 
 
@@ -136,8 +139,11 @@ def test_vqa_question_without_annotation(tmp_path):
     qdoc, adoc = vqa_docs()
     del adoc["annotations"][2]
     write_vqa(tmp_path, "val", qdoc, adoc)
-    with pytest.raises(DataError, match=r"questions\.json, questions\[2\]: question 7000 has no annotation in "
-                                        r".*annotations\.json"):
+    with pytest.raises(
+        DataError,
+        match=r"questions\.json, questions\[2\]: question 7000 has no annotation in "
+        r".*annotations\.json",
+    ):
         read_vqa(tmp_path, "val")
 
 
@@ -147,8 +153,11 @@ def test_vqa_duplicated_question_id(tmp_path, which):
     doc = qdoc if which == "questions" else adoc
     doc[which][3]["question_id"] = doc[which][0]["question_id"]
     write_vqa(tmp_path, "val", qdoc, adoc)
-    with pytest.raises(DataError, match=rf"{which}\.json, {which}\[3\]: question_id 42000 already used by "
-                                        rf"{which}\[0\]"):
+    with pytest.raises(
+        DataError,
+        match=rf"{which}\.json, {which}\[3\]: question_id 42000 already used by "
+        rf"{which}\[0\]",
+    ):
         read_vqa(tmp_path, "val")
 
 
@@ -165,8 +174,11 @@ def test_vqa_required_annotation_fields(tmp_path, field):
     qdoc, adoc = vqa_docs()
     del adoc["annotations"][1][field]
     write_vqa(tmp_path, "val", qdoc, adoc)
-    with pytest.raises(DataError, match=rf"annotations\.json, annotations\[1\] \(question 42001\): missing field "
-                                        rf"'{field}'"):
+    with pytest.raises(
+        DataError,
+        match=rf"annotations\.json, annotations\[1\] \(question 42001\): missing field "
+        rf"'{field}'",
+    ):
         read_vqa(tmp_path, "val")
 
 
@@ -199,8 +211,11 @@ def test_vqa_non_utf8_file_is_a_data_error(tmp_path):
 def test_vqa_missing_image_is_counted_with_skip(tmp_path):
     write_vqa(tmp_path)
     (tmp_path / "val2014" / "COCO_val2014_000000000007.jpg").unlink()
-    with pytest.raises(DataError, match=r"COCO_val2014_000000000007\.jpg \(named by .*questions\.json, "
-                                        r"questions\[2\] \(question 7000\)\)"):
+    with pytest.raises(
+        DataError,
+        match=r"COCO_val2014_000000000007\.jpg \(named by .*questions\.json, "
+        r"questions\[2\] \(question 7000\)\)",
+    ):
         read_vqa(tmp_path, "val")
     skip = SkipCounter()
     assert [r.image_id for r in read_vqa(tmp_path, "val", skip=skip)] == [42, 42]

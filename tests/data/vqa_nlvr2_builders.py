@@ -22,12 +22,14 @@ def image_bytes(fmt: str = "PNG", size=(8, 6), color=(200, 30, 90)) -> bytes:
 
 def png_claiming(width: int, height: int) -> bytes:
     """A well-formed PNG whose header claims width x height (8-bit grey) but holds one tiny IDAT."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 16))
-            + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b"")
+    )
 
 
 def vqa_docs(split: str = "val", images=(42, 7), per_image: int = 2) -> tuple[dict, dict]:
@@ -38,15 +40,29 @@ def vqa_docs(split: str = "val", images=(42, 7), per_image: int = 2) -> tuple[di
         for k in range(per_image):
             qid = image_id * 1000 + k
             questions.append({"image_id": image_id, "question": f"What colour is thing {k}?", "question_id": qid})
-            answers = [{"answer": a, "answer_confidence": "yes", "answer_id": j + 1}
-                       for j, a in enumerate(["red"] * 7 + ["pink"] * 2 + ["Red."])]
-            annotations.append({"question_type": "what color is", "multiple_choice_answer": "red",
-                                "answers": answers, "image_id": image_id, "answer_type": "other",
-                                "question_id": qid})
-    qdoc = {"info": {"year": 2017}, "task_type": "Open-Ended", "data_type": "mscoco",
-            "license": {"name": "CC"}, "data_subtype": subtype, "questions": questions}
-    adoc = {"info": {"year": 2017}, "license": {"name": "CC"}, "data_subtype": subtype,
-            "annotations": annotations}
+            answers = [
+                {"answer": a, "answer_confidence": "yes", "answer_id": j + 1}
+                for j, a in enumerate(["red"] * 7 + ["pink"] * 2 + ["Red."])
+            ]
+            annotations.append(
+                {
+                    "question_type": "what color is",
+                    "multiple_choice_answer": "red",
+                    "answers": answers,
+                    "image_id": image_id,
+                    "answer_type": "other",
+                    "question_id": qid,
+                }
+            )
+    qdoc = {
+        "info": {"year": 2017},
+        "task_type": "Open-Ended",
+        "data_type": "mscoco",
+        "license": {"name": "CC"},
+        "data_subtype": subtype,
+        "questions": questions,
+    }
+    adoc = {"info": {"year": 2017}, "license": {"name": "CC"}, "data_subtype": subtype, "annotations": annotations}
     return qdoc, adoc
 
 
@@ -72,10 +88,18 @@ def nlvr2_lines(split: str = "dev", pairs=(850, 851), per_pair: int = 2) -> list
     lines = []
     for p in pairs:
         for k in range(per_pair):
-            line = {"validation": {"a1b2": "True"}, "sentence": f"There are {k + 2} dogs.",
-                    "left_url": "http://x/l.jpg", "writer": "w1", "label": "True" if (p + k) % 2 else "False",
-                    "right_url": "http://x/r.jpg", "synset": "dog", "query": "dogs", "identifier": f"{split}-{p}-0-{k}",
-                    "extra_validations": {}}
+            line = {
+                "validation": {"a1b2": "True"},
+                "sentence": f"There are {k + 2} dogs.",
+                "left_url": "http://x/l.jpg",
+                "writer": "w1",
+                "label": "True" if (p + k) % 2 else "False",
+                "right_url": "http://x/r.jpg",
+                "synset": "dog",
+                "query": "dogs",
+                "identifier": f"{split}-{p}-0-{k}",
+                "extra_validations": {},
+            }
             if split == "train":
                 line["directory"] = p % 100
             lines.append(line)

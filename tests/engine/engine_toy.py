@@ -61,23 +61,28 @@ def make_loss_fn(step_delay: float = 0.0):
         loss = F.binary_cross_entropy_with_logits(logits, targets) * NUM_ANSWERS
         acc = (logits.argmax(-1) == batch["answers"]).float().mean()
         return loss, {"acc": float(acc)}
+
     return loss_fn
 
 
 def make_evaluate_fn(val: ToyDataset, batch_size: int = 4):
     """Shards the validation split over ranks (each example once), gathers predictions in order."""
+
     def evaluate(model):
         sampler = ShardedEvalSampler(len(val))
         idx = list(sampler)
         preds = []
         for start in range(0, len(idx), batch_size):
-            batch = collate([val[i] for i in idx[start:start + batch_size]])
+            batch = collate([val[i] for i in idx[start : start + batch_size]])
             device = next(model.parameters()).device
             batch = {k: v.to(device) if k != "index" else v for k, v in batch.items()}
             logits = model.vqa_classifier(model(batch["text_ids"], batch["text_masks"], batch["images"]).cls_feats)
-            preds += [(int(i), int(p == a)) for i, p, a in
-                      zip(batch["index"], logits.argmax(-1).cpu(), batch["answers"].cpu())]
+            preds += [
+                (int(i), int(p == a))
+                for i, p, a in zip(batch["index"], logits.argmax(-1).cpu(), batch["answers"].cpu())
+            ]
         preds = gather_in_order(preds)
         assert [i for i, _ in preds] == list(range(len(val)))  # each example exactly once, in order
         return {"score": 100.0 * sum(c for _, c in preds) / len(preds), "n": float(len(preds))}
+
     return evaluate

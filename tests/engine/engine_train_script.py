@@ -55,14 +55,33 @@ def main() -> None:
     os.environ.setdefault("SCLBENCH_NO_PROGRESS", "1")
 
     cfg = TrainConfig(
-        lr=1e-3, lr_mult_head=10, lr_mult_cross_modal=5, warmup=0.25, max_steps=args.steps,
-        global_batch_size=args.global_batch, per_device_batch_size=args.per_device,
-        save_every_steps=args.save_every, eval_every_steps=args.eval_every, keep_last=2, out_dir=args.out,
-        seed=7, num_workers=args.workers, log_every=2, select_metric="score", max_grad_norm=1.0,
-        device=args.device, precision=args.precision,
+        lr=1e-3,
+        lr_mult_head=10,
+        lr_mult_cross_modal=5,
+        warmup=0.25,
+        max_steps=args.steps,
+        global_batch_size=args.global_batch,
+        per_device_batch_size=args.per_device,
+        save_every_steps=args.save_every,
+        eval_every_steps=args.eval_every,
+        keep_last=2,
+        out_dir=args.out,
+        seed=7,
+        num_workers=args.workers,
+        log_every=2,
+        select_metric="score",
+        max_grad_norm=1.0,
+        device=args.device,
+        precision=args.precision,
     )
-    trainer = Trainer(tiny_model(), make_loss_fn(args.step_delay), ToyDataset(args.samples), collate, cfg,
-                      evaluate_fn=make_evaluate_fn(ToyDataset(9, seed=5)))
+    trainer = Trainer(
+        tiny_model(),
+        make_loss_fn(args.step_delay),
+        ToyDataset(args.samples),
+        collate,
+        cfg,
+        evaluate_fn=make_evaluate_fn(ToyDataset(9, seed=5)),
+    )
     summary = trainer.fit(resume=True)
     result = checks() if args.checks else None
     if D.is_main():

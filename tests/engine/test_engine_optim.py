@@ -97,4 +97,10 @@ def test_build_optimizer_adamw_settings():
     assert isinstance(opt, torch.optim.AdamW)
     assert opt.defaults["betas"] == (0.9, 0.98) and opt.defaults["eps"] == 1e-8
     assert [g["name"] for g in opt.param_groups] == [
-        "decay", "no_decay", "decay_head", "no_decay_head", "decay_cross_modal", "no_decay_cross_modal"]
+        "decay",
+        "no_decay",
+        "decay_head",
+        "no_decay_head",
+        "decay_cross_modal",
+        "no_decay_cross_modal",
+    ]

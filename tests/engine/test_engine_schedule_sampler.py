@@ -67,7 +67,7 @@ def test_train_sampler_epochs_and_resume():
     e1 = list(s)
     assert e0 == e0_again and e0 != e1
     s.set_epoch(1, start_batch=3)  # resume after 3 optimizer steps of epoch 1
-    assert list(s) == e1[3 * 2:] and len(s) == len(e1) - 6
+    assert list(s) == e1[3 * 2 :] and len(s) == len(e1) - 6
     with pytest.raises(ValueError):
         TrainSampler(40, global_batch=10, micro_batch=4, rank=0, world=1)
 

@@ -18,8 +18,14 @@ pytestmark = pytest.mark.slow
 
 
 def env() -> dict:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "SCLBENCH_NO_PROGRESS": "1", "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    return {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "SCLBENCH_NO_PROGRESS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
 
 
 def launch(out: Path, *args: str, torchrun: int = 0) -> subprocess.Popen:
@@ -27,14 +33,21 @@ def launch(out: Path, *args: str, torchrun: int = 0) -> subprocess.Popen:
         with socket.socket() as s:  # a free port for the rendezvous
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={torchrun}",
-               f"--master_port={port}", str(SCRIPT)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            f"--nproc_per_node={torchrun}",
+            f"--master_port={port}",
+            str(SCRIPT),
+        ]
     else:
         cmd = [sys.executable, str(SCRIPT)]
     log = open(out.with_suffix(".log"), "w")
     # Own session: a SIGKILL of the group also takes the DataLoader workers.
-    return subprocess.Popen(cmd + ["--out", str(out), *args], env=env(), stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return subprocess.Popen(
+        cmd + ["--out", str(out), *args], env=env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
 
 
 def finish(proc: subprocess.Popen, out: Path, timeout: float = 120) -> dict:

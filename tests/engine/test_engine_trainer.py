@@ -27,16 +27,33 @@ def _one_thread():
 
 
 def config(tmp_path: Path, **kw) -> TrainConfig:
-    base = dict(lr=1e-3, lr_mult_head=10, lr_mult_cross_modal=5, warmup=0.25, max_steps=6,
-                global_batch_size=8, per_device_batch_size=8, out_dir=str(tmp_path), seed=3, log_every=2,
-                tensorboard=False, device="cpu")
+    base = dict(
+        lr=1e-3,
+        lr_mult_head=10,
+        lr_mult_cross_modal=5,
+        warmup=0.25,
+        max_steps=6,
+        global_batch_size=8,
+        per_device_batch_size=8,
+        out_dir=str(tmp_path),
+        seed=3,
+        log_every=2,
+        tensorboard=False,
+        device="cpu",
+    )
     return TrainConfig(**{**base, **kw})
 
 
 def train(tmp_path, model=None, evaluate=False, resume=True, **kw):
     model = model or tiny_model()
-    trainer = Trainer(model, make_loss_fn(), ToyDataset(32), collate, config(tmp_path, **kw),
-                      evaluate_fn=make_evaluate_fn(ToyDataset(7, seed=9)) if evaluate else None)
+    trainer = Trainer(
+        model,
+        make_loss_fn(),
+        ToyDataset(32),
+        collate,
+        config(tmp_path, **kw),
+        evaluate_fn=make_evaluate_fn(ToyDataset(7, seed=9)) if evaluate else None,
+    )
     return trainer, trainer.fit(resume=resume)
 
 
@@ -104,8 +121,9 @@ def test_resume_from_checkpoint_is_exact_even_with_dropout(tmp_path):
 
 
 def test_eval_best_selection_and_export(tmp_path):
-    trainer, summary = train(tmp_path, evaluate=True, eval_every_steps=2, select_metric="score",
-                             save_every_steps=2, keep_last=2)
+    trainer, summary = train(
+        tmp_path, evaluate=True, eval_every_steps=2, select_metric="score", save_every_steps=2, keep_last=2
+    )
     records = [json.loads(x) for x in Path(summary["log"]).read_text().splitlines()]
     evals = [r for r in records if r["kind"] == "eval"]
     assert [r["step"] for r in evals] == [2, 4, 6] and all(r["n"] == 7 for r in evals)

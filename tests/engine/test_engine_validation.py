@@ -25,8 +25,18 @@ def _one_thread():
 
 def config(tmp_path, **kw) -> TrainConfig:
     # 32 samples / global batch 8 = 4 optimizer steps per epoch.
-    base = dict(lr=1e-3, warmup=0.25, max_steps=6, global_batch_size=8, per_device_batch_size=8,
-                out_dir=str(tmp_path), seed=3, log_every=1, tensorboard=False, device="cpu")
+    base = dict(
+        lr=1e-3,
+        warmup=0.25,
+        max_steps=6,
+        global_batch_size=8,
+        per_device_batch_size=8,
+        out_dir=str(tmp_path),
+        seed=3,
+        log_every=1,
+        tensorboard=False,
+        device="cpu",
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -37,11 +47,14 @@ def scripted_evaluate(scores):
     def evaluate(model):
         calls.append(len(calls))
         return {"score": scores[len(calls) - 1]}
+
     return evaluate, calls
 
 
-@pytest.mark.parametrize("fraction, per_epoch, expected", [(1.0, 4, 4), (0.5, 4, 2), (0.1, 4, 1), (0.1, 1000, 100),
-                                                           (0.3, 10, 3), (None, 4, None)])
+@pytest.mark.parametrize(
+    "fraction, per_epoch, expected",
+    [(1.0, 4, 4), (0.5, 4, 2), (0.1, 4, 1), (0.1, 1000, 100), (0.3, 10, 3), (None, 4, None)],
+)
 def test_validation_interval_is_lightnings_int_of_the_fraction(fraction, per_epoch, expected):
     assert validation_interval(fraction, per_epoch) == expected
 
@@ -55,16 +68,27 @@ def test_validation_interval_outside_a_fraction_is_refused(bad):
 @pytest.mark.parametrize("fraction, steps", [(1.0, [4, 6]), (0.5, [2, 4, 6]), (0.25, [1, 2, 3, 4, 5, 6])])
 def test_validation_happens_on_the_epoch_fraction_schedule(tmp_path, fraction, steps):
     evaluate, _ = scripted_evaluate([0.0] * 10)
-    trainer = Trainer(tiny_model(), make_loss_fn(), ToyDataset(32), collate,
-                      config(tmp_path, val_check_interval=fraction, select_metric="score"), evaluate)
+    trainer = Trainer(
+        tiny_model(),
+        make_loss_fn(),
+        ToyDataset(32),
+        collate,
+        config(tmp_path, val_check_interval=fraction, select_metric="score"),
+        evaluate,
+    )
     summary = trainer.fit()
     assert [h["step"] for h in summary["history"]] == steps
     assert summary["val_check_interval"] == fraction
 
 
 def test_no_evaluate_fn_means_final_weights_are_selected(tmp_path):
-    trainer = Trainer(tiny_model(), make_loss_fn(), ToyDataset(32), collate,
-                      config(tmp_path, val_check_interval=0.5, select_metric="score"))
+    trainer = Trainer(
+        tiny_model(),
+        make_loss_fn(),
+        ToyDataset(32),
+        collate,
+        config(tmp_path, val_check_interval=0.5, select_metric="score"),
+    )
     summary = trainer.fit()
     assert summary["history"] == [] and summary["selected_from"] == "final"
     assert (summary["selected_step"], summary["selected_epoch"]) == (6, 1)
@@ -73,8 +97,14 @@ def test_no_evaluate_fn_means_final_weights_are_selected(tmp_path):
 def test_summary_names_the_selected_step_epoch_and_history(tmp_path):
     # Validations at steps 2, 4 (end of epoch 0), 6: the best score is the second one.
     evaluate, calls = scripted_evaluate([0.2, 0.9, 0.5])
-    trainer = Trainer(tiny_model(), make_loss_fn(), ToyDataset(32), collate,
-                      config(tmp_path, val_check_interval=0.5, select_metric="score"), evaluate)
+    trainer = Trainer(
+        tiny_model(),
+        make_loss_fn(),
+        ToyDataset(32),
+        collate,
+        config(tmp_path, val_check_interval=0.5, select_metric="score"),
+        evaluate,
+    )
     summary = trainer.fit()
     assert len(calls) == 3
     assert summary["selected_from"] == "best" and summary["best_metric"] == 0.9
@@ -85,19 +115,37 @@ def test_summary_names_the_selected_step_epoch_and_history(tmp_path):
 
 def test_eval_every_steps_wins_over_the_fraction(tmp_path):
     evaluate, _ = scripted_evaluate([0.0] * 10)
-    trainer = Trainer(tiny_model(), make_loss_fn(), ToyDataset(32), collate,
-                      config(tmp_path, val_check_interval=1.0, eval_every_steps=3, select_metric="score"), evaluate)
+    trainer = Trainer(
+        tiny_model(),
+        make_loss_fn(),
+        ToyDataset(32),
+        collate,
+        config(tmp_path, val_check_interval=1.0, eval_every_steps=3, select_metric="score"),
+        evaluate,
+    )
     assert [h["step"] for h in trainer.fit()["history"]] == [3, 6]
 
 
 def test_history_and_selection_survive_a_resume(tmp_path):
     evaluate, _ = scripted_evaluate([0.1, 0.8, 0.3])
-    first = Trainer(tiny_model(), make_loss_fn(), ToyDataset(32), collate,
-                    config(tmp_path, max_steps=4, val_check_interval=0.5, select_metric="score"), evaluate)
+    first = Trainer(
+        tiny_model(),
+        make_loss_fn(),
+        ToyDataset(32),
+        collate,
+        config(tmp_path, max_steps=4, val_check_interval=0.5, select_metric="score"),
+        evaluate,
+    )
     first.fit()  # validations at 2 and 4, checkpoint at 4
     evaluate2, _ = scripted_evaluate([0.3])
-    second = Trainer(tiny_model(), make_loss_fn(), ToyDataset(32), collate,
-                     config(tmp_path, max_steps=6, val_check_interval=0.5, select_metric="score"), evaluate2)
+    second = Trainer(
+        tiny_model(),
+        make_loss_fn(),
+        ToyDataset(32),
+        collate,
+        config(tmp_path, max_steps=6, val_check_interval=0.5, select_metric="score"),
+        evaluate2,
+    )
     summary = second.fit()
     assert [h["step"] for h in summary["history"]] == [2, 4, 6]
     assert (summary["selected_step"], summary["best_metric"]) == (4, 0.8)
@@ -111,6 +159,7 @@ def nan_at(step: int, micro: int = 0):
         if ctx.step == step and ctx.micro_step == micro:
             loss = loss * float("nan")
         return loss, logs
+
     return loss_fn
 
 
@@ -120,11 +169,19 @@ def test_non_finite_loss_stops_before_writing_naming_step_and_checkpoint(tmp_pat
     import sclbench.engine.trainer as trainer_module
 
     if fused:  # torch's fused AdamW (CPU kernels exist too): it reads `found_inf` and skips on the device
-        monkeypatch.setattr(trainer_module, "build_optimizer", lambda model, cfg, **kw: torch.optim.AdamW(
-            model.parameters(), lr=cfg.lr, fused=True))
+        monkeypatch.setattr(
+            trainer_module,
+            "build_optimizer",
+            lambda model, cfg, **kw: torch.optim.AdamW(model.parameters(), lr=cfg.lr, fused=True),
+        )
     # log_every 3: the flag is read at step 3 (finite) and then, off the log steps, before step 4's save.
-    trainer = Trainer(tiny_model(), nan_at(3, micro=0 if per_device == 8 else 1), ToyDataset(32),
-                      collate, config(tmp_path, save_every_steps=2, per_device_batch_size=per_device, log_every=3))
+    trainer = Trainer(
+        tiny_model(),
+        nan_at(3, micro=0 if per_device == 8 else 1),
+        ToyDataset(32),
+        collate,
+        config(tmp_path, save_every_steps=2, per_device_batch_size=per_device, log_every=3),
+    )
     with pytest.raises(NonFiniteLossError) as info:
         trainer.fit()
     message = str(info.value)

@@ -8,9 +8,9 @@ import warnings
 
 import pytest
 import torch
+from engine_toy import ToyDataset, collate, tiny_model
 from torch.utils.data import DataLoader
 
-from engine_toy import ToyDataset, collate, tiny_model
 from sclbench.cards import load_card
 from sclbench.engine import loader as L
 from sclbench.engine.optim import build_optimizer
@@ -26,7 +26,9 @@ def test_evaluation_precision_defaults_by_device():
     assert cpu.protocol() == {"precision": "fp32", "tf32": False}
     assert resolve_precision({"precision": "fp32"}, card, "cuda").protocol() == {"precision": "fp32", "tf32": True}
     assert resolve_precision({"precision": "fp32", "tf32": False}, card, "cuda").protocol() == {
-        "precision": "fp32", "tf32": False}  # IEEE fp32: the official evaluation
+        "precision": "fp32",
+        "tf32": False,
+    }  # IEEE fp32: the official evaluation
     before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # without a GPU torch disables CUDA autocast with a warning
@@ -51,8 +53,12 @@ def test_cuda_loader_workers_from_cpus_per_local_rank(monkeypatch, cpus, local_w
 
 def test_cpu_loader_keeps_the_old_behaviour():
     settings = L.loader_settings("cpu", None, persistent=True)
-    assert settings.to_dict() == {"num_workers": 0, "pin_memory": False, "persistent_workers": False,
-                                  "prefetch_factor": None}
+    assert settings.to_dict() == {
+        "num_workers": 0,
+        "pin_memory": False,
+        "persistent_workers": False,
+        "prefetch_factor": None,
+    }
     assert settings.kwargs() == {"num_workers": 0, "pin_memory": False}  # torch refuses the others at 0
 
 

@@ -44,8 +44,16 @@ def test_one_host_read_per_log_interval(task, log_every, monkeypatch):
 def test_the_counter_sees_every_kind_of_host_read():
     """Each way the step used to read the device is counted, so a zero above means something."""
     x = torch.tensor([1.0, float("nan"), 3.0])
-    reads = [lambda: x.sum().item(), lambda: float(x[0]), lambda: bool(x.isnan().any()), lambda: x.tolist(),
-             lambda: x.nonzero(), lambda: x[x > 1], lambda: x.masked_select(x > 1), lambda: torch.unique(x)]
+    reads = [
+        lambda: x.sum().item(),
+        lambda: float(x[0]),
+        lambda: bool(x.isnan().any()),
+        lambda: x.tolist(),
+        lambda: x.nonzero(),
+        lambda: x[x > 1],
+        lambda: x.masked_select(x > 1),
+        lambda: torch.unique(x),
+    ]
     for read in reads:
         with SyncCounter() as counter:
             read()

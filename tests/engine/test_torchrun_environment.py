@@ -46,11 +46,16 @@ def test_not_a_whole_number_is_named(launch, name, value):
     assert expected in str(err.value) and "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("spoil", [("WORLD_SIZE", "0", "WORLD_SIZE='0' is not a whole number from 1"),
-                                   ("RANK", "2", "RANK=2 is not below WORLD_SIZE=2"),
-                                   ("RANK", "7", "RANK=7 is not below WORLD_SIZE=2"),
-                                   ("MASTER_PORT", "65536", "MASTER_PORT=65536 is not a port"),
-                                   ("MASTER_PORT", "0", "MASTER_PORT='0' is not a whole number from 1")])
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        ("WORLD_SIZE", "0", "WORLD_SIZE='0' is not a whole number from 1"),
+        ("RANK", "2", "RANK=2 is not below WORLD_SIZE=2"),
+        ("RANK", "7", "RANK=7 is not below WORLD_SIZE=2"),
+        ("MASTER_PORT", "65536", "MASTER_PORT=65536 is not a port"),
+        ("MASTER_PORT", "0", "MASTER_PORT='0' is not a whole number from 1"),
+    ],
+)
 def test_out_of_range_is_named(launch, spoil):
     name, value, message = spoil
     launch.setenv(name, value)
@@ -103,8 +108,18 @@ def test_the_cli_prints_one_error_line(launch, tmp_path, capsys):
     from sclbench.cli import main
 
     launch.setenv("WORLD_SIZE", "two")
-    rc = main(["finetune", "f30k", "--ckpt", str(tmp_path / "none.pt"), "--data-root", str(tmp_path),
-               "--out", str(tmp_path / "run")])
+    rc = main(
+        [
+            "finetune",
+            "f30k",
+            "--ckpt",
+            str(tmp_path / "none.pt"),
+            "--data-root",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("error: environment variable WORLD_SIZE='two'") and err.count("\n") == 1, err
     assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())

@@ -10,12 +10,11 @@ from __future__ import annotations
 import math
 
 import pytest
+from torchrun_util import torchrun, train_log
 
 from sclbench.cards import available_cards, load_card
-
 from sclbench.model.config import SCLConfig
 from sclbench.tasks.base import get_task
-from torchrun_util import torchrun, train_log
 
 pytestmark = pytest.mark.slow
 
@@ -27,9 +26,22 @@ DATA_SIZE_OVERRIDES = {"vqa": ["data.minival_images=4"]}
 
 def job_args(card: str, synth_root, out) -> list[str]:
     family = load_card(card).family
-    common = ["--data-root", str(synth_root / card), "--preset", "tiny", "--tokenizer", str(synth_root / "tokenizer"),
-              "--out", str(out), "--max-steps", str(STEPS), "--no-resume",
-              "train.global_batch_size=4", "train.per_device_batch_size=1", "train.log_every=1"]
+    common = [
+        "--data-root",
+        str(synth_root / card),
+        "--preset",
+        "tiny",
+        "--tokenizer",
+        str(synth_root / "tokenizer"),
+        "--out",
+        str(out),
+        "--max-steps",
+        str(STEPS),
+        "--no-resume",
+        "train.global_batch_size=4",
+        "train.per_device_batch_size=1",
+        "train.log_every=1",
+    ]
     if family == "pretrain":  # `sclbench pretrain` reads the card named by --config
         return ["pretrain", "--config", card, *common, "train.chunk_size=4"]
     return ["finetune", card, *common, *DATA_SIZE_OVERRIDES.get(card, [])]
@@ -61,8 +73,10 @@ def test_torchrun_mixed_image_and_video_pretraining(synth_root, tmp_path):
     for unused parameters; accumulation 2 (no_sync) included."""
     out = tmp_path / "run"
     args = job_args("pretrain", synth_root, out) + [
-        "data.corpora=[{name: sbu, root: sbu}, {name: webvid, root: webvid}]", "train.chunk_size=2",
-        "train.video_chunk_size=2"]
+        "data.corpora=[{name: sbu, root: sbu}, {name: webvid, root: webvid}]",
+        "train.chunk_size=2",
+        "train.video_chunk_size=2",
+    ]
     text = torchrun(args, tmp_path / "torchrun.log")
     assert text.count(f"done: {STEPS} steps") == 2, text[-3000:]
     assert f"some batches only ({MASK_TOKEN}): DDP looks for unused parameters" in text

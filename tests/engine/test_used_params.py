@@ -18,10 +18,12 @@ MIXED = "data.corpora=[{name: sbu, root: sbu}, {name: webvid, root: webvid}]"
 
 def trainer_for(card: str, synth_root, tmp_path, overrides=(), seed_before_trainer=None, **train) -> Trainer:
     root = synth_root / card
-    task, loaded = jobs.prepare(card, None, str(root), list(overrides), preset="tiny",
-                                tokenizer=str(synth_root / "tokenizer"), roles=["train"])
-    cfg = jobs.train_config(task, tmp_path / "run", global_batch_size=4, per_device_batch_size=train.pop("pdb", 4),
-                            max_steps=2, **train)
+    task, loaded = jobs.prepare(
+        card, None, str(root), list(overrides), preset="tiny", tokenizer=str(synth_root / "tokenizer"), roles=["train"]
+    )
+    cfg = jobs.train_config(
+        task, tmp_path / "run", global_batch_size=4, per_device_batch_size=train.pop("pdb", 4), max_steps=2, **train
+    )
     dataset = task.build_dataset("train") if task.card.family == "pretrain" else task.build_dataset("train", train=True)
     if seed_before_trainer is not None:  # prepare() seeds the generators itself (model initialisation)
         random.seed(seed_before_trainer)
@@ -30,15 +32,18 @@ def trainer_for(card: str, synth_root, tmp_path, overrides=(), seed_before_train
     return Trainer(loaded.model, task.loss, dataset, task.collate, cfg)
 
 
-@pytest.mark.parametrize("card,overrides,frozen", [
-    ("vqa", ["data.minival_images=4"], [MASK_TOKEN]),  # no fine-tuning loss masks image tokens
-    ("nlvr2", [], [MASK_TOKEN]),
-    ("msrvtt", [], []),  # the video model has no mask token; rank, ITM-frozen and contrastive heads train
-    # con_weight 0: the contrastive projections and temperature are unreached as well
-    ("f30k", ["train.con_weight=0"], [MASK_TOKEN, "cl_temp", "vision_proj", "language_proj"]),
-    ("pretrain", ["train.chunk_size=4"], []),  # MLM, ITM, ITC, MGSC, MLTC: everything is reached
-    ("pretrain", ["train.chunk_size=4", "objectives=[mlm,itm,itc,mgsc]"], [MASK_TOKEN]),  # CVPR SCL: no MLTC
-])
+@pytest.mark.parametrize(
+    "card,overrides,frozen",
+    [
+        ("vqa", ["data.minival_images=4"], [MASK_TOKEN]),  # no fine-tuning loss masks image tokens
+        ("nlvr2", [], [MASK_TOKEN]),
+        ("msrvtt", [], []),  # the video model has no mask token; rank, ITM-frozen and contrastive heads train
+        # con_weight 0: the contrastive projections and temperature are unreached as well
+        ("f30k", ["train.con_weight=0"], [MASK_TOKEN, "cl_temp", "vision_proj", "language_proj"]),
+        ("pretrain", ["train.chunk_size=4"], []),  # MLM, ITM, ITC, MGSC, MLTC: everything is reached
+        ("pretrain", ["train.chunk_size=4", "objectives=[mlm,itm,itc,mgsc]"], [MASK_TOKEN]),  # CVPR SCL: no MLTC
+    ],
+)
 def test_frozen_parameters_are_what_the_loss_never_reaches(card, overrides, frozen, synth_root, tmp_path):
     trainer = trainer_for(card, synth_root, tmp_path, overrides)
     use = trainer.parameter_use
@@ -55,8 +60,9 @@ def test_frozen_parameters_are_what_the_loss_never_reaches(card, overrides, froz
 def test_mixed_image_and_video_batches_vary_and_need_the_unused_search(synth_root, tmp_path):
     """Images use MLTC's mask token, clips (CVPR video objectives) do not: the probe looks at one batch
     of each kind and, the token being reached by some only, DDP gets find_unused_parameters."""
-    trainer = trainer_for("pretrain", synth_root, tmp_path, [MIXED, "train.chunk_size=2", "train.video_chunk_size=2"],
-                          pdb=1)
+    trainer = trainer_for(
+        "pretrain", synth_root, tmp_path, [MIXED, "train.chunk_size=2", "train.video_chunk_size=2"], pdb=1
+    )
     use = trainer.parameter_use
     assert use.probes == 3 and use.frozen == [] and use.varying == [MASK_TOKEN]
     assert trainer.ddp["find_unused_parameters"] and not trainer.ddp["static_graph"]
@@ -83,8 +89,7 @@ def test_ddp_settings_and_runtime_record(synth_root, tmp_path):
     assert one_step.ddp["static_graph"]  # no accumulation: safe (torch's static_graph + no_sync is not)
     rt = trainer.runtime
     assert rt["precision"] == "fp32" and rt["tf32"] is False  # CPU: unchanged defaults
-    assert rt["loader"] == {"num_workers": 0, "pin_memory": False, "persistent_workers": False,
-                            "prefetch_factor": None}
+    assert rt["loader"] == {"num_workers": 0, "pin_memory": False, "persistent_workers": False, "prefetch_factor": None}
     assert rt["optimizer"] == "AdamW (foreach)" and rt["accumulation"] == 2
 
 
@@ -99,8 +104,11 @@ def test_a_leftover_ddp_reduction_error_is_one_clear_message(synth_root, tmp_pat
 
     trainer.module = ddp_like
     ctx = StepContext(4, 0, 0, 0, 2, torch.device("cpu"))
-    with pytest.raises(SCLBenchError, match=r"step 4: .* different parameters on different batches\. Set "
-                                            r"train\.find_unused_parameters=true"):
+    with pytest.raises(
+        SCLBenchError,
+        match=r"step 4: .* different parameters on different batches\. Set "
+        r"train\.find_unused_parameters=true",
+    ):
         trainer._forward({}, ctx)
     trainer.module = lambda batch, ctx: (_ for _ in ()).throw(RuntimeError("another failure"))
     with pytest.raises(RuntimeError, match="another failure"):  # anything else passes through unchanged
@@ -114,8 +122,9 @@ def test_kind_aligned_sampler_gives_every_rank_one_kind_per_micro_step(world, mi
 
     kinds = [0] * 23 + [1] * 11  # chunk kinds as ChunkedDataset.item_kinds gives them (all images first)
     global_batch = micro * world * accumulation
-    samplers = [TrainSampler(len(kinds), global_batch, micro, seed=7, rank=r, world=world, kinds=kinds)
-                for r in range(world)]
+    samplers = [
+        TrainSampler(len(kinds), global_batch, micro, seed=7, rank=r, world=world, kinds=kinds) for r in range(world)
+    ]
     for epoch in (0, 1):
         for s in samplers:
             s.set_epoch(epoch)

@@ -36,11 +36,11 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from torchrun_util import env, torchrun, train_log
+from zero_gradient import zero_gradient_mask
 
 from sclbench.cards import load_card
 from sclbench.engine.optim import group_of
-from torchrun_util import env, torchrun, train_log
-from zero_gradient import zero_gradient_mask
 
 pytestmark = pytest.mark.slow
 
@@ -49,19 +49,38 @@ RTOL, STEP_FRACTION, LOOSE_SHARE = 1e-5, 0.05, 1e-4
 
 
 def finetune(card: str, synth_root: Path, out: Path, nproc: int, per_device: int, *extra: str) -> Path:
-    args = ["finetune", card, "--data-root", str(synth_root / card), "--preset", "tiny",
-            "--tokenizer", str(synth_root / "tokenizer"), "--out", str(out), "--max-steps", str(STEPS),
-            "--no-resume", "--precision", "fp32", "model.drop_rate=0", f"train.lr={LR}",
-            f"train.global_batch_size={GLOBAL}", f"train.per_device_batch_size={per_device}", "train.log_every=1",
-            "train.max_grad_norm=1e9",  # never clips; makes the trainer log the global gradient norm
-            *extra]
+    args = [
+        "finetune",
+        card,
+        "--data-root",
+        str(synth_root / card),
+        "--preset",
+        "tiny",
+        "--tokenizer",
+        str(synth_root / "tokenizer"),
+        "--out",
+        str(out),
+        "--max-steps",
+        str(STEPS),
+        "--no-resume",
+        "--precision",
+        "fp32",
+        "model.drop_rate=0",
+        f"train.lr={LR}",
+        f"train.global_batch_size={GLOBAL}",
+        f"train.per_device_batch_size={per_device}",
+        "train.log_every=1",
+        "train.max_grad_norm=1e9",  # never clips; makes the trainer log the global gradient norm
+        *extra,
+    ]
     log = out.parent / f"{out.name}.log"
     if nproc > 1:
         torchrun(args, log, nproc=nproc)
     else:
         with open(log, "w") as fh:
-            rc = subprocess.run([sys.executable, "-m", "sclbench", *args], env=env(), stdout=fh,
-                                stderr=subprocess.STDOUT, timeout=300).returncode
+            rc = subprocess.run(
+                [sys.executable, "-m", "sclbench", *args], env=env(), stdout=fh, stderr=subprocess.STDOUT, timeout=300
+            ).returncode
         assert rc == 0, log.read_text()[-4000:]
     return out
 
@@ -74,8 +93,11 @@ def weights(out: Path) -> dict[str, torch.Tensor]:
 def step_sizes(card: str, names: list[str], tensors: dict[str, torch.Tensor]) -> dict[str, float]:
     """Each parameter's lr (the card's head / cross-modal multipliers on LR): Adam's step size."""
     c = load_card(card)
-    mult = {"": 1.0, "_head": float(c.get("train.lr_mult_head", 1)),
-            "_cross_modal": float(c.get("train.lr_mult_cross_modal", 1))}
+    mult = {
+        "": 1.0,
+        "_head": float(c.get("train.lr_mult_head", 1)),
+        "_cross_modal": float(c.get("train.lr_mult_cross_modal", 1)),
+    }
     out = {}
     for name in names:
         group = group_of(name, tensors[name], bool(c.get("train.fixed_groups", False)))
@@ -127,7 +149,8 @@ def test_f30k_gathered_contrastive_two_processes_equal_one(synth_root, tmp_path)
     assert_same_run("f30k", one, finetune("f30k", synth_root, tmp_path / "two", 2, GLOBAL // 2, *extra))
     # The official gradient (each rank's gathered term differentiated through its own rows only) is
     # a different training rule on 2 processes: the comparison above can fail.
-    official = finetune("f30k", synth_root, tmp_path / "official", 2, GLOBAL // 2, "train.neg_texts=2",
-                        "train.gather_grad=official")
+    official = finetune(
+        "f30k", synth_root, tmp_path / "official", 2, GLOBAL // 2, "train.neg_texts=2", "train.gather_grad=official"
+    )
     with pytest.raises(AssertionError):
         assert_same_run("f30k", one, official)

@@ -20,15 +20,29 @@ def free_port() -> int:
 
 
 def env() -> dict:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "SCLBENCH_NO_PROGRESS": "1", "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": "",  # CPU + gloo even on a GPU machine
-            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    return {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "SCLBENCH_NO_PROGRESS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "CUDA_VISIBLE_DEVICES": "",  # CPU + gloo even on a GPU machine
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
 
 
 def torchrun(args: list[str], log: Path, nproc: int = 2, timeout: float = 300) -> str:
     """`torchrun --nproc_per_node=nproc -m sclbench ARGS`; returns the output, fails the test on rc != 0."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
-           f"--master_port={free_port()}", "-m", "sclbench", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc_per_node={nproc}",
+        f"--master_port={free_port()}",
+        "-m",
+        "sclbench",
+        *args,
+    ]
     with open(log, "w") as out:
         rc = subprocess.run(cmd, env=env(), stdout=out, stderr=subprocess.STDOUT, timeout=timeout).returncode
     text = log.read_text()

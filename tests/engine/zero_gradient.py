@@ -21,5 +21,5 @@ def zero_gradient_mask(name: str, tensor: torch.Tensor) -> torch.Tensor:
         mask[:] = True
     elif name.endswith("in_proj_bias"):
         third = tensor.shape[0] // 3
-        mask[third:2 * third] = True
+        mask[third : 2 * third] = True
     return mask

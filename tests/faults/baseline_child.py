@@ -1,7 +1,7 @@
 """Child processes for the baseline tests.
 
-    python baseline_child.py loop RESULTS_A RESULTS_B TO MARKER    # replace TO with A, B, A, ... until killed
-    python baseline_child.py die-at-rename N RESULTS TO            # no atomic exchange; exit at the N-th rename
+python baseline_child.py loop RESULTS_A RESULTS_B TO MARKER    # replace TO with A, B, A, ... until killed
+python baseline_child.py die-at-rename N RESULTS TO            # no atomic exchange; exit at the N-th rename
 """
 
 from __future__ import annotations

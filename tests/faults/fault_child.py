@@ -39,8 +39,14 @@ def stall_fsync_on(name: str, marker: Path) -> None:
 def record(version: str, n_predictions: int = 2000):
     from sclbench.results import ResultRecord
 
-    rec = ResultRecord("vqa", "test-dev", {"accuracy": 70.0 if version == "A" else 71.0}, "vqaEval-official",
-                       checkpoint={"name": "ckpt"}, notes=version)
+    rec = ResultRecord(
+        "vqa",
+        "test-dev",
+        {"accuracy": 70.0 if version == "A" else 71.0},
+        "vqaEval-official",
+        checkpoint={"name": "ckpt"},
+        notes=version,
+    )
     return rec, [{"id": i, "version": version, "pad": "x" * 200} for i in range(n_predictions)]
 
 
@@ -81,9 +87,20 @@ def train(out: Path, stall_on: str | None, marker: Path | None) -> None:
 
     if stall_on:
         stall_fsync_on(stall_on, marker)
-    cfg = TrainConfig(lr=1e-3, warmup=0.25, max_steps=6, global_batch_size=8, per_device_batch_size=8,
-                      save_every_steps=2, keep_last=3, out_dir=str(out), seed=5, log_every=1, tensorboard=False,
-                      device="cpu")
+    cfg = TrainConfig(
+        lr=1e-3,
+        warmup=0.25,
+        max_steps=6,
+        global_batch_size=8,
+        per_device_batch_size=8,
+        save_every_steps=2,
+        keep_last=3,
+        out_dir=str(out),
+        seed=5,
+        log_every=1,
+        tensorboard=False,
+        device="cpu",
+    )
     trainer = Trainer(tiny_model(), make_loss_fn(), ToyDataset(32), collate, cfg)
     summary = trainer.fit(resume=True)
     torch.save(trainer.model.state_dict(), out / "final_weights.pt")

@@ -23,14 +23,23 @@ from sclbench.results.baseline import MANIFEST, replace_baseline
 
 CHILD = Path(__file__).with_name("baseline_child.py")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "SCLBENCH_NO_PROGRESS": "1"}
-USER_FILES = {"README.md": b"# our baseline\n", "notes/why.txt": b"accepted on 2026-01-01\n",
-              "ci/settings.json": b'{"not": "a record"}\n'}
+USER_FILES = {
+    "README.md": b"# our baseline\n",
+    "notes/why.txt": b"accepted on 2026-01-01\n",
+    "ci/settings.json": b'{"not": "a record"}\n',
+}
 
 
 def make_results(root: Path, version: str, tasks=("vqa", "nlvr2", "f30k"), n_predictions=50) -> Path:
     for i, task in enumerate(tasks):
-        rec = ResultRecord(task, "test", {"accuracy": 50.0 + i + (1 if version == "B" else 0)}, "scorer",
-                           checkpoint={"name": "ckpt"}, notes=version)
+        rec = ResultRecord(
+            task,
+            "test",
+            {"accuracy": 50.0 + i + (1 if version == "B" else 0)},
+            "scorer",
+            checkpoint={"name": "ckpt"},
+            notes=version,
+        )
         rec.save(root, predictions=[{"id": j, "v": version, "pad": "x" * 100} for j in range(n_predictions)])
     return root
 
@@ -122,11 +131,13 @@ def test_a_failure_at_any_step_leaves_the_old_baseline_byte_identical(tmp_path, 
             if calls[0] == 2:  # the second record: the first is already in the draft
                 fail()
             return real_save(self, *args, **kwargs)
+
         monkeypatch.setattr(ResultRecord, "save", save)
     elif step == "manifest":
         real_write = B.atomic_write
-        monkeypatch.setattr(B, "atomic_write", lambda path, data: fail() if path.name == MANIFEST
-                            else real_write(path, data))
+        monkeypatch.setattr(
+            B, "atomic_write", lambda path, data: fail() if path.name == MANIFEST else real_write(path, data)
+        )
     elif step == "exchange":
         monkeypatch.setattr(B, "_exchange", fail)
     else:
@@ -153,8 +164,7 @@ def test_the_fallback_swap_killed_between_renames_is_recovered(tmp_path, n):
     replace_baseline(b, to)
     new = tree(to)
     replace_baseline(a, to)
-    proc = subprocess.run([sys.executable, str(CHILD), "die-at-rename", str(n), str(b), str(to)], env=ENV,
-                          timeout=300)
+    proc = subprocess.run([sys.executable, str(CHILD), "die-at-rename", str(n), str(b), str(to)], env=ENV, timeout=300)
     assert proc.returncode == 9
     if n == 1:  # killed before anything moved
         assert tree(to) == old

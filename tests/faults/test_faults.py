@@ -27,14 +27,20 @@ CHILD = Path(__file__).with_name("fault_child.py")
 
 
 def env() -> dict:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "SCLBENCH_NO_PROGRESS": "1",
-            "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")])}
+    return {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "SCLBENCH_NO_PROGRESS": "1",
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")]),
+    }
 
 
 def spawn(tmp_path: Path, *args: str) -> subprocess.Popen:
     log = open(tmp_path / f"child-{time.monotonic_ns()}.log", "w")
-    return subprocess.Popen([sys.executable, str(CHILD), *args], env=env(), stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, str(CHILD), *args], env=env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
 
 
 def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
@@ -162,8 +168,14 @@ def small_disk(tmp_path):
 
 
 def big_record(version: str) -> tuple[ResultRecord, list[dict]]:
-    rec = ResultRecord("vqa", "val", {"accuracy": 1.0 if version == "A" else 2.0}, "vqaEval-official",
-                       checkpoint={"name": "c"}, notes=version)
+    rec = ResultRecord(
+        "vqa",
+        "val",
+        {"accuracy": 1.0 if version == "A" else 2.0},
+        "vqaEval-official",
+        checkpoint={"name": "c"},
+        notes=version,
+    )
     return rec, [{"id": i, "pad": "z" * 100} for i in range(20 if version == "A" else 5000)]  # B: ~600 KB
 
 
@@ -189,6 +201,7 @@ def test_full_disk_on_a_real_small_filesystem(small_disk):
 @pytest.fixture
 def enospc_after(monkeypatch):
     """fsync raises ENOSPC for files whose name contains `needle` (as a full disk does on flush)."""
+
     def arm(needle: str):
         real = os.fsync
 
@@ -196,7 +209,9 @@ def enospc_after(monkeypatch):
             if needle in os.readlink(f"/proc/self/fd/{fd}"):
                 raise OSError(errno.ENOSPC, "No space left on device")
             return real(fd)
+
         monkeypatch.setattr(common_io.os, "fsync", fsync)
+
     return arm
 
 

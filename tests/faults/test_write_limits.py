@@ -16,14 +16,21 @@ import torch
 
 from sclbench.results import ResultRecord
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-       "SCLBENCH_NO_PROGRESS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+ENV = {
+    **os.environ,
+    "OMP_NUM_THREADS": "1",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "SCLBENCH_NO_PROGRESS": "1",
+    "PYTHONDONTWRITEBYTECODE": "1",
+}
 
 
 def limited(limit: int):
     def preexec():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
     return preexec
 
 
@@ -41,10 +48,12 @@ def test_baseline_over_the_file_size_limit(tmp_path):
     old_base, new = tmp_path / "baseline", tmp_path / "fresh"
     for root, rows in ((old_base, 10), (new, 20000)):  # the new predictions file is ~3 MB
         ResultRecord("vqa", "test", {"accuracy": 50.0}, "s", checkpoint={"name": "c"}).save(
-            root, predictions=[{"id": i, "pad": "x" * 150} for i in range(rows)])
+            root, predictions=[{"id": i, "pad": "x" * 150} for i in range(rows)]
+        )
     before = {p: p.read_bytes() for p in old_base.rglob("*") if p.is_file()}
-    proc, errors = run_limited([sys.executable, "-m", "sclbench", "baseline", str(new), "--to", str(old_base)],
-                               limit=1 << 20)
+    proc, errors = run_limited(
+        [sys.executable, "-m", "sclbench", "baseline", str(new), "--to", str(old_base)], limit=1 << 20
+    )
     assert proc.returncode == 2 and len(errors) == 1, proc.stderr[-2000:]
     assert "file-size limit" in errors[0] and "predictions.jsonl" in errors[0] and "Traceback" not in proc.stderr
     assert {p: p.read_bytes() for p in old_base.rglob("*") if p.is_file()} == before
@@ -59,14 +68,16 @@ def test_library_writes_over_the_file_size_limit(tmp_path, what):
     target.write_bytes(b"previous" * 10)
     code = {
         "checkpoint": "import torch; from sclbench.engine.checkpointing import save_checkpoint\n"
-                      "save_checkpoint(sys.argv[1], {'w': torch.zeros(1 << 20)}, 4, keep_last=None)",
+        "save_checkpoint(sys.argv[1], {'w': torch.zeros(1 << 20)}, 4, keep_last=None)",
         "record": "from sclbench.results import ResultRecord\n"
-                  "ResultRecord('vqa', 'test', {'accuracy': 1.0}, 's', checkpoint={'name': 'c'}, notes='x' * 3000000)"
-                  ".save(sys.argv[1])",
+        "ResultRecord('vqa', 'test', {'accuracy': 1.0}, 's', checkpoint={'name': 'c'}, notes='x' * 3000000)"
+        ".save(sys.argv[1])",
     }[what]
-    script = ("import sys\nfrom sclbench.errors import SCLBenchError\ntry:\n"
-              + "".join(f"    {line}\n" for line in code.splitlines())
-              + "except SCLBenchError as err:\n    print('error:', err, file=sys.stderr); sys.exit(2)\n")
+    script = (
+        "import sys\nfrom sclbench.errors import SCLBenchError\ntry:\n"
+        + "".join(f"    {line}\n" for line in code.splitlines())
+        + "except SCLBenchError as err:\n    print('error:', err, file=sys.stderr); sys.exit(2)\n"
+    )
     proc, errors = run_limited([sys.executable, "-c", script, str(tmp_path)], limit=1 << 20)
     assert proc.returncode == 2 and len(errors) == 1, proc.stderr[-2000:]
     assert "file-size limit" in errors[0] and target.name in errors[0]
@@ -76,8 +87,18 @@ def test_library_writes_over_the_file_size_limit(tmp_path, what):
 def test_the_limit_is_real(tmp_path):
     """The same writes succeed without the limit (the failures above come from it)."""
     target = tmp_path / "big.pt"
-    proc = subprocess.run([sys.executable, "-c", "import sys, torch; from sclbench.common.io import atomic_write\n"
-                           "atomic_write(sys.argv[1], lambda fh: torch.save({'w': torch.zeros(1 << 20)}, fh))",
-                           str(target)], env=ENV, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, torch; from sclbench.common.io import atomic_write\n"
+            "atomic_write(sys.argv[1], lambda fh: torch.save({'w': torch.zeros(1 << 20)}, fh))",
+            str(target),
+        ],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert torch.load(target, weights_only=True)["w"].numel() == 1 << 20

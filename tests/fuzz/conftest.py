@@ -26,8 +26,9 @@ def workspace(synth_root, tmp_path_factory) -> Workspace:
     for task in ("f30k", "vqa", "nlvr2"):
         torch.manual_seed(0)
         overrides = ["data.minival_images=2"] if task == "vqa" else []
-        _, loaded = jobs.prepare(task, None, str(synth / task), overrides, preset="tiny",
-                                 tokenizer=str(synth / "tokenizer"))
+        _, loaded = jobs.prepare(
+            task, None, str(synth / task), overrides, preset="tiny", tokenizer=str(synth / "tokenizer")
+        )
         ckpts[task] = loaded.model.save_pretrained(root / "ckpt" / task, tokenizer=loaded.tokenizer)
     records = root / "records"
     shutil.copytree(REPO / "results" / "demo", records)
@@ -50,8 +51,9 @@ def workspace(synth_root, tmp_path_factory) -> Workspace:
     assert outcome.rc == 0, outcome.report()
     official = root / "official.ckpt"
     export_official(SCLModel.from_pretrained(ckpts["f30k"]), official)
-    outcome = run_cli(["data", "shard", "coco", "--data-root", synth / "coco", "--out", root / "shards",
-                       "--shard-size", "10"])
+    outcome = run_cli(
+        ["data", "shard", "coco", "--data-root", synth / "coco", "--out", root / "shards", "--shard-size", "10"]
+    )
     assert outcome.rc == 0, outcome.report()
     return Workspace(root, synth, ckpts, records, image, clip, sentences, card, run, official, root / "shards")
 
@@ -83,6 +85,7 @@ def recorded(monkeypatch):
     options typer builds, stay the verb's own)."""
     calls: list[tuple[str, dict]] = []
     for path, info in _command_infos(app):
+
         def record(*args, _path=" ".join(path), **kwargs):
             calls.append((_path, kwargs))
 

@@ -15,9 +15,9 @@ import hashlib
 import io
 import os
 import stat
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import typer
 from hypothesis import HealthCheck, settings
@@ -28,9 +28,18 @@ REPO = Path(__file__).resolve().parents[2]
 
 # Deterministic (derandomize), no deadline (the first call of a verb imports torch), and the examples
 # run inside a function-scoped tmp folder on purpose (each example restores what it damaged).
-FUZZ = settings(deadline=None, derandomize=True, database=None, print_blob=False,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                       HealthCheck.data_too_large, HealthCheck.filter_too_much])
+FUZZ = settings(
+    deadline=None,
+    derandomize=True,
+    database=None,
+    print_blob=False,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+    ],
+)
 
 BUG_MARK = "this is a bug in sclbench"
 
@@ -63,8 +72,9 @@ class Outcome:
         return [line for line in self.text.splitlines() if line.strip().lower().startswith("error:")]
 
     def report(self) -> str:
-        return (f"argv={self.argv!r}\nrc={self.rc}\n--- stdout ---\n{self.out[-3000:]}\n"
-                f"--- stderr ---\n{self.err[-6000:]}")
+        return (
+            f"argv={self.argv!r}\nrc={self.rc}\n--- stdout ---\n{self.out[-3000:]}\n--- stderr ---\n{self.err[-6000:]}"
+        )
 
 
 def run_cli(argv: Sequence[object]) -> Outcome:
@@ -129,8 +139,11 @@ def remove_new_files(before: dict, *roots: Path) -> None:
                     os.unlink(path)
             for name in dirnames:
                 path = os.path.join(dirpath, name)
-                if os.path.isdir(path) and not os.listdir(path) and not any(p.startswith(path + os.sep)
-                                                                            for p in before):
+                if (
+                    os.path.isdir(path)
+                    and not os.listdir(path)
+                    and not any(p.startswith(path + os.sep) for p in before)
+                ):
                     os.rmdir(path)
 
 
@@ -162,31 +175,66 @@ def base_argvs(ws: Workspace, out: Path) -> dict[str, list[str]]:
     or adds options to it. A verb missing here fails `test_every_verb_has_a_base_command_line`."""
     s = ws.synth
     tiny_train = ["--preset", "tiny", "--tokenizer", s / "tokenizer", "--max-steps", "1", "--precision", "fp32"]
-    return {k: [str(x) for x in v] for k, v in {
-        "version": [],
-        "tasks": [],
-        "ckpt list": [],
-        "ckpt fetch": ["scl-mgsc-100k"],  # offline: the one-line "not in the cache" error (exit 2)
-        "ckpt inspect": [ws.ckpts["f30k"]],
-        "ckpt convert": [ws.ckpts["f30k"], out / "converted.ckpt"],
-        "table": [ws.records],
-        "check": [ws.records, "--baseline", ws.records],
-        "baseline": [ws.records, "--to", out / "baseline"],
-        "plot": [ws.records, "--out", out / "plots"],
-        "data check": ["f30k", "--data-root", s / "f30k"],
-        "data synth": [out / "synth", "--scale", "0.01"],
-        "data shard": ["f30k", "--data-root", s / "f30k", "--out", out / "shards"],
-        "eval": ["f30k", "--ckpt", ws.ckpts["f30k"], "--data-root", s / "f30k", "--split", "val", "--limit", "2",
-                 "--results", out / "results"],
-        "finetune": ["f30k", *tiny_train, "--data-root", s / "f30k", "--limit", "4", "--out", out / "run",
-                     "train.global_batch_size=2", "train.per_device_batch_size=2"],
-        "pretrain": [*tiny_train, "--random-init", "--data-root", s / "pretrain", "--limit", "4", "--out",
-                     out / "pre", "train.global_batch_size=2", "train.per_device_batch_size=2", "train.chunk_size=2",
-                     "data.corpora=[{name: sbu, root: sbu}]"],
-        "demo": ["--quick", "--out", out / "demo"],
-        "predict vqa": [ws.image, "what shape is it?", "--ckpt", ws.ckpts["vqa"], "--answers", s / "vqa"],
-        "predict nlvr2": [ws.image, ws.image, "there is a red square", "--ckpt", ws.ckpts["nlvr2"]],
-        "predict images": ["a red square", s / "f30k" / "flickr30k-images", "--ckpt", ws.ckpts["f30k"]],
-        "predict texts": [ws.image, ws.sentences, "--ckpt", ws.ckpts["f30k"]],
-        "explain": [ws.image, "a red square", "--ckpt", ws.ckpts["f30k"], "--out", out / "alignment.png"],
-    }.items()}
+    return {
+        k: [str(x) for x in v]
+        for k, v in {
+            "version": [],
+            "tasks": [],
+            "ckpt list": [],
+            "ckpt fetch": ["scl-mgsc-100k"],  # offline: the one-line "not in the cache" error (exit 2)
+            "ckpt inspect": [ws.ckpts["f30k"]],
+            "ckpt convert": [ws.ckpts["f30k"], out / "converted.ckpt"],
+            "table": [ws.records],
+            "check": [ws.records, "--baseline", ws.records],
+            "baseline": [ws.records, "--to", out / "baseline"],
+            "plot": [ws.records, "--out", out / "plots"],
+            "data check": ["f30k", "--data-root", s / "f30k"],
+            "data synth": [out / "synth", "--scale", "0.01"],
+            "data shard": ["f30k", "--data-root", s / "f30k", "--out", out / "shards"],
+            "eval": [
+                "f30k",
+                "--ckpt",
+                ws.ckpts["f30k"],
+                "--data-root",
+                s / "f30k",
+                "--split",
+                "val",
+                "--limit",
+                "2",
+                "--results",
+                out / "results",
+            ],
+            "finetune": [
+                "f30k",
+                *tiny_train,
+                "--data-root",
+                s / "f30k",
+                "--limit",
+                "4",
+                "--out",
+                out / "run",
+                "train.global_batch_size=2",
+                "train.per_device_batch_size=2",
+            ],
+            "pretrain": [
+                *tiny_train,
+                "--random-init",
+                "--data-root",
+                s / "pretrain",
+                "--limit",
+                "4",
+                "--out",
+                out / "pre",
+                "train.global_batch_size=2",
+                "train.per_device_batch_size=2",
+                "train.chunk_size=2",
+                "data.corpora=[{name: sbu, root: sbu}]",
+            ],
+            "demo": ["--quick", "--out", out / "demo"],
+            "predict vqa": [ws.image, "what shape is it?", "--ckpt", ws.ckpts["vqa"], "--answers", s / "vqa"],
+            "predict nlvr2": [ws.image, ws.image, "there is a red square", "--ckpt", ws.ckpts["nlvr2"]],
+            "predict images": ["a red square", s / "f30k" / "flickr30k-images", "--ckpt", ws.ckpts["f30k"]],
+            "predict texts": [ws.image, ws.sentences, "--ckpt", ws.ckpts["f30k"]],
+            "explain": [ws.image, "a red square", "--ckpt", ws.ckpts["f30k"], "--out", out / "alignment.png"],
+        }.items()
+    }

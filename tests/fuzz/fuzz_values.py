@@ -12,18 +12,108 @@ from hypothesis import strategies as st
 
 # Numbers as a user might type them, valid and not: signs, zero, NaN/inf in every spelling, overflow
 # of C ints and of doubles, other digit systems, separators, stray spaces.
-NUMBER_TEXTS = ["0", "-0", "1", "2", "3", "-1", "-2", "1.5", "0.5", "-0.5", "1e-9", "nan", "NaN", "-nan", "inf",
-                "-inf", "Infinity", "1e400", "-1e400", "1e-400", str(2**31 - 1), str(2**31), str(2**32),
-                str(2**63), str(-(2**63)), "99999999999999999999999999", "0x10", "1_000", " 3", "3 ", "",
-                "abc", "1,5", "٣", "１", "true", "null", "[]", "1e3", "5%"]
+NUMBER_TEXTS = [
+    "0",
+    "-0",
+    "1",
+    "2",
+    "3",
+    "-1",
+    "-2",
+    "1.5",
+    "0.5",
+    "-0.5",
+    "1e-9",
+    "nan",
+    "NaN",
+    "-nan",
+    "inf",
+    "-inf",
+    "Infinity",
+    "1e400",
+    "-1e400",
+    "1e-400",
+    str(2**31 - 1),
+    str(2**31),
+    str(2**32),
+    str(2**63),
+    str(-(2**63)),
+    "99999999999999999999999999",
+    "0x10",
+    "1_000",
+    " 3",
+    "3 ",
+    "",
+    "abc",
+    "1,5",
+    "٣",
+    "１",
+    "true",
+    "null",
+    "[]",
+    "1e3",
+    "5%",
+]
 # Text: empty, blank, unicode (combining, RTL override, CJK, emoji), an undecodable byte as Linux passes
 # it (surrogate escape), shell-ish and format-ish characters, newlines, something long.
-TEXTS = ["", " ", "abc", "ünïcødé", "名前", "\u202eevil", "e\u0301", "🙂", "\udcff", "-", "--", "=", "x=y", "a=b=c",
-         "../..", "%s%n", "{}", "{x}", "'", '"', "\\", "\n", "a\nb", "\t", "null", "None", "*", "?",
-         "a" * 300, "x" * 5000]
+TEXTS = [
+    "",
+    " ",
+    "abc",
+    "ünïcødé",
+    "名前",
+    "\u202eevil",
+    "e\u0301",
+    "🙂",
+    "\udcff",
+    "-",
+    "--",
+    "=",
+    "x=y",
+    "a=b=c",
+    "../..",
+    "%s%n",
+    "{}",
+    "{x}",
+    "'",
+    '"',
+    "\\",
+    "\n",
+    "a\nb",
+    "\t",
+    "null",
+    "None",
+    "*",
+    "?",
+    "a" * 300,
+    "x" * 5000,
+]
 # Overrides: every shape of KEY=VALUE a user can get wrong.
-OVERRIDE_VALUES = ["abc", "", "nan", "inf", "-inf", "-1", "0", "1", "1.5", "1e400", str(2**63), "true", "null",
-                   "[]", "[1, 2]", "{}", "{a: 1}", "[", "{", "ünï", "'x'", "~", "!!python/object:os.system ls"]
+OVERRIDE_VALUES = [
+    "abc",
+    "",
+    "nan",
+    "inf",
+    "-inf",
+    "-1",
+    "0",
+    "1",
+    "1.5",
+    "1e400",
+    str(2**63),
+    "true",
+    "null",
+    "[]",
+    "[1, 2]",
+    "{}",
+    "{a: 1}",
+    "[",
+    "{",
+    "ünï",
+    "'x'",
+    "~",
+    "!!python/object:os.system ls",
+]
 
 
 @dataclass
@@ -64,14 +154,35 @@ class Paths:
 
     def outputs(self) -> list[str]:
         """Where an output may be pointed: new, existing (empty or the user's), wrong kind, impossible."""
-        return [str(p) for p in (self.missing, self.empty_dir / "new", self.mine, self.empty_dir, self.text_file,
-                                 self.under_file, self.long_name, self.read_only / "x", self.mine / "new.out")] + [
-            "/dev/null", "/proc/sclbench-fuzz/x"]
+        return [
+            str(p)
+            for p in (
+                self.missing,
+                self.empty_dir / "new",
+                self.mine,
+                self.empty_dir,
+                self.text_file,
+                self.under_file,
+                self.long_name,
+                self.read_only / "x",
+                self.mine / "new.out",
+            )
+        ] + ["/dev/null", "/proc/sclbench-fuzz/x"]
 
     def inputs(self, real: list[Path]) -> list[str]:
         """What an input may be: the real thing, or missing, empty, the wrong kind, not readable."""
-        return [str(p) for p in (*real, self.missing, self.empty_file, self.text_file, self.empty_dir,
-                                 self.under_file, self.long_name)] + ["/dev/null", "/", "."]
+        return [
+            str(p)
+            for p in (
+                *real,
+                self.missing,
+                self.empty_file,
+                self.text_file,
+                self.empty_dir,
+                self.under_file,
+                self.long_name,
+            )
+        ] + ["/dev/null", "/", "."]
 
 
 def kind(param) -> str:
@@ -99,8 +210,7 @@ def values_for(param, paths: Paths, real_inputs: list[Path], override_keys: list
     if k == "int":
         return st.one_of(st.sampled_from(NUMBER_TEXTS), st.integers(-(2**40), 2**40).map(str))
     if k == "float":
-        return st.one_of(st.sampled_from(NUMBER_TEXTS),
-                         st.floats(allow_nan=True, allow_infinity=True).map(repr))
+        return st.one_of(st.sampled_from(NUMBER_TEXTS), st.floats(allow_nan=True, allow_infinity=True).map(repr))
     if k == "path_in":
         return st.sampled_from(paths.inputs(real_inputs) + TEXTS[:6])
     if k == "path_out":
@@ -135,7 +245,7 @@ def split_base(command, argv: list[str]) -> Base:
         p = options.get(token)
         if p is not None:
             takes = 0 if getattr(p, "is_flag", False) else 1
-            opts += argv[i:i + 1 + takes]
+            opts += argv[i : i + 1 + takes]
             i += 1 + takes
         else:
             positional.append(token)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from fuzz_cli import FUZZ, Workspace, allowed_codes, assert_clean, changed, run_cli, snapshot
@@ -25,8 +25,16 @@ BOM = b"\xef\xbb\xbf"
 
 # A JSON value replaced by one of another type (1e309 is written as the non-standard `Infinity`).
 VALUE_MUTATIONS: list[Callable[[object], object]] = [
-    lambda v: "x", lambda v: None, lambda v: [], lambda v: {}, lambda v: -1, lambda v: 1e309, lambda v: True,
-    lambda v: str(v), lambda v: [v, v]]
+    lambda v: "x",
+    lambda v: None,
+    lambda v: [],
+    lambda v: {},
+    lambda v: -1,
+    lambda v: 1e309,
+    lambda v: True,
+    lambda v: str(v),
+    lambda v: [v, v],
+]
 
 
 def _leaves(node, path=()):
@@ -77,7 +85,7 @@ def damage(draw, original: bytes, is_json: bool, lines: bool):
         kinds += ["line_drop_field", "line_garbage"]
     which = draw(st.sampled_from(kinds))
     if which == "truncate":
-        return which, original[:draw(st.integers(0, max(0, n - 1)))]
+        return which, original[: draw(st.integers(0, max(0, n - 1)))]
     if which == "empty":
         return which, b""
     if which == "random":
@@ -95,7 +103,7 @@ def damage(draw, original: bytes, is_json: bool, lines: bool):
     if which == "crlf":
         return which, original.replace(b"\n", b"\r\n")
     if which == "nul":
-        return which, original[: n // 2] + b"\0" + original[n // 2:]
+        return which, original[: n // 2] + b"\0" + original[n // 2 :]
     text = original.decode("utf-8")
     if which.startswith("json"):
         jsonl = _is_jsonl(text)
@@ -178,92 +186,288 @@ def _data_check(task):
 
 
 KINDS = [
-    Kind("karpathy json (f30k)", lambda ws: ws.synth / "f30k/karpathy/dataset_flickr30k.json", _data_check("f30k"),
-         "data check", True),
-    Kind("karpathy json (coco)", lambda ws: ws.synth / "coco/karpathy/dataset_coco.json", _data_check("coco"),
-         "data check", True),
-    Kind("vqa questions", lambda ws: ws.synth / "vqa/v2_OpenEnded_mscoco_val2014_questions.json", _data_check("vqa"),
-         "data check", True),
-    Kind("vqa annotations", lambda ws: ws.synth / "vqa/v2_mscoco_val2014_annotations.json", _data_check("vqa"),
-         "data check", True),
+    Kind(
+        "karpathy json (f30k)",
+        lambda ws: ws.synth / "f30k/karpathy/dataset_flickr30k.json",
+        _data_check("f30k"),
+        "data check",
+        True,
+    ),
+    Kind(
+        "karpathy json (coco)",
+        lambda ws: ws.synth / "coco/karpathy/dataset_coco.json",
+        _data_check("coco"),
+        "data check",
+        True,
+    ),
+    Kind(
+        "vqa questions",
+        lambda ws: ws.synth / "vqa/v2_OpenEnded_mscoco_val2014_questions.json",
+        _data_check("vqa"),
+        "data check",
+        True,
+    ),
+    Kind(
+        "vqa annotations",
+        lambda ws: ws.synth / "vqa/v2_mscoco_val2014_annotations.json",
+        _data_check("vqa"),
+        "data check",
+        True,
+    ),
     Kind("nlvr2 json lines", lambda ws: ws.synth / "nlvr2/data/dev.json", _data_check("nlvr2"), "data check", True),
     Kind("lsmdc csv", lambda ws: ws.synth / "lsmdc/LSMDC16_annos_val.csv", _data_check("lsmdc"), "data check", True),
-    Kind("msrvtt json", lambda ws: ws.synth / "msrvtt/annotation/MSR_VTT.json", _data_check("msrvtt"),
-         "data check", True),
-    Kind("msrvtt csv", lambda ws: ws.synth / "msrvtt/msrvtt_data/MSRVTT_JSFUSION_test.csv", _data_check("msrvtt"),
-         "data check", True),
-    Kind("msrvtt caption index pkl", lambda ws: _first(ws.synth / "msrvtt", "*.pkl"), _data_check("msrvtt")
-         , "data check"),
-    Kind("msrvtt split list txt", lambda ws: _first(ws.synth / "msrvtt", "val_list_jsfusion.txt"),
-         _data_check("msrvtt"), "data check"),
-    Kind("arrow table", lambda ws: ws.synth / "arrow/f30k_caption_karpathy_val.arrow",
-         lambda ws, out: ["data", "shard", "f30k", "--data-root", ws.synth / "arrow", "--format", "arrow", "--split",
-                          "val", "--out", out / "shards"], "data shard"),
-    Kind("answer vocabulary json", lambda ws: ws.synth / "vqa/answer_vocab.json",
-         lambda ws, out: ["predict", "vqa", ws.image, "what is it?", "--ckpt", ws.ckpts["vqa"], "--answers",
-                          ws.synth / "vqa/answer_vocab.json"], "predict vqa"),
-    Kind("image", lambda ws: ws.image,
-         lambda ws, out: ["predict", "vqa", ws.image, "what is it?", "--ckpt", ws.ckpts["vqa"], "--answers",
-                          ws.synth / "vqa"], "predict vqa"),
-    Kind("checkpoint config.json", lambda ws: ws.ckpts["f30k"] / "config.json",
-         lambda ws, out: ["ckpt", "inspect", ws.ckpts["f30k"]], "ckpt inspect"),
-    Kind("checkpoint safetensors", lambda ws: ws.ckpts["f30k"] / "model.safetensors",
-         lambda ws, out: ["ckpt", "inspect", ws.ckpts["f30k"]], "ckpt inspect"),
-    Kind("tokenizer.json", lambda ws: ws.ckpts["f30k"] / "tokenizer.json",
-         lambda ws, out: ["predict", "texts", ws.image, ws.sentences, "--ckpt", ws.ckpts["f30k"]], "predict texts"),
-    Kind("tokenizer_config.json", lambda ws: ws.ckpts["f30k"] / "tokenizer_config.json",
-         lambda ws, out: ["predict", "texts", ws.image, ws.sentences, "--ckpt", ws.ckpts["f30k"]], "predict texts"),
-    Kind("sentences file", lambda ws: ws.sentences,
-         lambda ws, out: ["predict", "texts", ws.image, ws.sentences, "--ckpt", ws.ckpts["f30k"]], "predict texts"),
-    Kind("result record (table)", lambda ws: ws.records / "f30k/f30k_test_demo-scl.json",
-         lambda ws, out: ["table", ws.records, "--format", "markdown"], "table"),
-    Kind("result record (check)", lambda ws: ws.records / "nlvr2/nlvr2_test1_demo-scl.json",
-         lambda ws, out: ["check", ws.records / "nlvr2", "--baseline", out / "pristine" / "nlvr2"], "check"),
-    Kind("predictions json lines (check)", lambda ws: ws.records / "nlvr2/nlvr2_test1_demo-scl.predictions.jsonl",
-         lambda ws, out: ["check", ws.records / "nlvr2", "--baseline", out / "pristine" / "nlvr2"], "check"),
-    Kind("predictions json lines (table)", lambda ws: ws.records / "f30k/f30k_test_demo-scl.predictions.jsonl",
-         lambda ws, out: ["table", ws.records / "f30k", "--format", "csv"], "table"),
-    Kind("result record (plot)", lambda ws: ws.records / "coco/coco_test_demo-scl.json",
-         lambda ws, out: ["plot", ws.records / "coco", "--out", out / "plots"], "plot"),
-    Kind("task card yaml", lambda ws: ws.card / "myf30k.yaml", lambda ws, out: ["--cards", ws.card, "tasks"],
-         "tasks"),
-    Kind("training log json lines", lambda ws: ws.run / "log.jsonl",
-         lambda ws, out: ["plot", ws.run, "--out", out / "plots"], "plot"),
+    Kind(
+        "msrvtt json", lambda ws: ws.synth / "msrvtt/annotation/MSR_VTT.json", _data_check("msrvtt"), "data check", True
+    ),
+    Kind(
+        "msrvtt csv",
+        lambda ws: ws.synth / "msrvtt/msrvtt_data/MSRVTT_JSFUSION_test.csv",
+        _data_check("msrvtt"),
+        "data check",
+        True,
+    ),
+    Kind(
+        "msrvtt caption index pkl", lambda ws: _first(ws.synth / "msrvtt", "*.pkl"), _data_check("msrvtt"), "data check"
+    ),
+    Kind(
+        "msrvtt split list txt",
+        lambda ws: _first(ws.synth / "msrvtt", "val_list_jsfusion.txt"),
+        _data_check("msrvtt"),
+        "data check",
+    ),
+    Kind(
+        "arrow table",
+        lambda ws: ws.synth / "arrow/f30k_caption_karpathy_val.arrow",
+        lambda ws, out: [
+            "data",
+            "shard",
+            "f30k",
+            "--data-root",
+            ws.synth / "arrow",
+            "--format",
+            "arrow",
+            "--split",
+            "val",
+            "--out",
+            out / "shards",
+        ],
+        "data shard",
+    ),
+    Kind(
+        "answer vocabulary json",
+        lambda ws: ws.synth / "vqa/answer_vocab.json",
+        lambda ws, out: [
+            "predict",
+            "vqa",
+            ws.image,
+            "what is it?",
+            "--ckpt",
+            ws.ckpts["vqa"],
+            "--answers",
+            ws.synth / "vqa/answer_vocab.json",
+        ],
+        "predict vqa",
+    ),
+    Kind(
+        "image",
+        lambda ws: ws.image,
+        lambda ws, out: [
+            "predict",
+            "vqa",
+            ws.image,
+            "what is it?",
+            "--ckpt",
+            ws.ckpts["vqa"],
+            "--answers",
+            ws.synth / "vqa",
+        ],
+        "predict vqa",
+    ),
+    Kind(
+        "checkpoint config.json",
+        lambda ws: ws.ckpts["f30k"] / "config.json",
+        lambda ws, out: ["ckpt", "inspect", ws.ckpts["f30k"]],
+        "ckpt inspect",
+    ),
+    Kind(
+        "checkpoint safetensors",
+        lambda ws: ws.ckpts["f30k"] / "model.safetensors",
+        lambda ws, out: ["ckpt", "inspect", ws.ckpts["f30k"]],
+        "ckpt inspect",
+    ),
+    Kind(
+        "tokenizer.json",
+        lambda ws: ws.ckpts["f30k"] / "tokenizer.json",
+        lambda ws, out: ["predict", "texts", ws.image, ws.sentences, "--ckpt", ws.ckpts["f30k"]],
+        "predict texts",
+    ),
+    Kind(
+        "tokenizer_config.json",
+        lambda ws: ws.ckpts["f30k"] / "tokenizer_config.json",
+        lambda ws, out: ["predict", "texts", ws.image, ws.sentences, "--ckpt", ws.ckpts["f30k"]],
+        "predict texts",
+    ),
+    Kind(
+        "sentences file",
+        lambda ws: ws.sentences,
+        lambda ws, out: ["predict", "texts", ws.image, ws.sentences, "--ckpt", ws.ckpts["f30k"]],
+        "predict texts",
+    ),
+    Kind(
+        "result record (table)",
+        lambda ws: ws.records / "f30k/f30k_test_demo-scl.json",
+        lambda ws, out: ["table", ws.records, "--format", "markdown"],
+        "table",
+    ),
+    Kind(
+        "result record (check)",
+        lambda ws: ws.records / "nlvr2/nlvr2_test1_demo-scl.json",
+        lambda ws, out: ["check", ws.records / "nlvr2", "--baseline", out / "pristine" / "nlvr2"],
+        "check",
+    ),
+    Kind(
+        "predictions json lines (check)",
+        lambda ws: ws.records / "nlvr2/nlvr2_test1_demo-scl.predictions.jsonl",
+        lambda ws, out: ["check", ws.records / "nlvr2", "--baseline", out / "pristine" / "nlvr2"],
+        "check",
+    ),
+    Kind(
+        "predictions json lines (table)",
+        lambda ws: ws.records / "f30k/f30k_test_demo-scl.predictions.jsonl",
+        lambda ws, out: ["table", ws.records / "f30k", "--format", "csv"],
+        "table",
+    ),
+    Kind(
+        "result record (plot)",
+        lambda ws: ws.records / "coco/coco_test_demo-scl.json",
+        lambda ws, out: ["plot", ws.records / "coco", "--out", out / "plots"],
+        "plot",
+    ),
+    Kind("task card yaml", lambda ws: ws.card / "myf30k.yaml", lambda ws, out: ["--cards", ws.card, "tasks"], "tasks"),
+    Kind(
+        "training log json lines",
+        lambda ws: ws.run / "log.jsonl",
+        lambda ws, out: ["plot", ws.run, "--out", out / "plots"],
+        "plot",
+    ),
     Kind("official .ckpt", lambda ws: ws.official, lambda ws, out: ["ckpt", "inspect", ws.official], "ckpt inspect"),
 ]
 # Costlier readers: decoding a clip, the pretraining corpora (each data check reads them all).
 SLOW_KINDS = [
-    Kind("video", lambda ws: ws.clip,
-         lambda ws, out: ["predict", "texts", ws.clip, ws.sentences, "--ckpt", ws.ckpts["f30k"], "--task", "msrvtt",
-                          "--frames", "2"], "predict texts"),
+    Kind(
+        "video",
+        lambda ws: ws.clip,
+        lambda ws, out: [
+            "predict",
+            "texts",
+            ws.clip,
+            ws.sentences,
+            "--ckpt",
+            ws.ckpts["f30k"],
+            "--task",
+            "msrvtt",
+            "--frames",
+            "2",
+        ],
+        "predict texts",
+    ),
     Kind("cc3m tsv", lambda ws: ws.synth / "pretrain/cc3m/val.tsv", _data_check("pretrain"), "data check"),
-    Kind("cc3m json", lambda ws: ws.synth / "pretrain/cc3m/train_annot.json", _data_check("pretrain"), "data check",
-         True),
+    Kind(
+        "cc3m json", lambda ws: ws.synth / "pretrain/cc3m/train_annot.json", _data_check("pretrain"), "data check", True
+    ),
     Kind("sbu json", lambda ws: ws.synth / "pretrain/sbu/annot.json", _data_check("pretrain"), "data check", True),
-    Kind("visual genome json", lambda ws: ws.synth / "pretrain/vg/annotations/region_descriptions.json",
-         _data_check("pretrain"), "data check", True),
-    Kind("webvid tsv", lambda ws: ws.synth / "pretrain/webvid/webvid_train.tsv", _data_check("pretrain"), "data check",
-         True),
-    Kind("resume checkpoint", lambda ws: sorted((ws.run / "checkpoints").glob("step-*"))[-1],
-         lambda ws, out: ["finetune", "f30k", "--preset", "tiny", "--tokenizer", ws.synth / "tokenizer", "--precision",
-                          "fp32", "--data-root", ws.synth / "f30k", "--limit", "4", "--out", out / "private",
-                          "--max-steps", "3", "train.global_batch_size=2", "train.per_device_batch_size=2"],
-         "finetune", private=lambda ws: ws.run),
-    Kind("shard index.json", lambda ws: ws.shards / "index.json", lambda ws, out: _pretrain_shards(ws, out),
-         "pretrain"),
-    Kind("shard tar", lambda ws: sorted(ws.shards.glob("*.tar"))[0], lambda ws, out: _pretrain_shards(ws, out),
-         "pretrain"),
-    Kind("f30k annotations (eval)", lambda ws: ws.synth / "f30k/karpathy/dataset_flickr30k.json",
-         lambda ws, out: ["eval", "f30k", "--ckpt", ws.ckpts["f30k"], "--data-root", ws.synth / "f30k", "--split",
-                          "val", "--limit", "2", "--results", out / "results"], "eval"),
+    Kind(
+        "visual genome json",
+        lambda ws: ws.synth / "pretrain/vg/annotations/region_descriptions.json",
+        _data_check("pretrain"),
+        "data check",
+        True,
+    ),
+    Kind(
+        "webvid tsv",
+        lambda ws: ws.synth / "pretrain/webvid/webvid_train.tsv",
+        _data_check("pretrain"),
+        "data check",
+        True,
+    ),
+    Kind(
+        "resume checkpoint",
+        lambda ws: sorted((ws.run / "checkpoints").glob("step-*"))[-1],
+        lambda ws, out: [
+            "finetune",
+            "f30k",
+            "--preset",
+            "tiny",
+            "--tokenizer",
+            ws.synth / "tokenizer",
+            "--precision",
+            "fp32",
+            "--data-root",
+            ws.synth / "f30k",
+            "--limit",
+            "4",
+            "--out",
+            out / "private",
+            "--max-steps",
+            "3",
+            "train.global_batch_size=2",
+            "train.per_device_batch_size=2",
+        ],
+        "finetune",
+        private=lambda ws: ws.run,
+    ),
+    Kind(
+        "shard index.json", lambda ws: ws.shards / "index.json", lambda ws, out: _pretrain_shards(ws, out), "pretrain"
+    ),
+    Kind(
+        "shard tar",
+        lambda ws: sorted(ws.shards.glob("*.tar"))[0],
+        lambda ws, out: _pretrain_shards(ws, out),
+        "pretrain",
+    ),
+    Kind(
+        "f30k annotations (eval)",
+        lambda ws: ws.synth / "f30k/karpathy/dataset_flickr30k.json",
+        lambda ws, out: [
+            "eval",
+            "f30k",
+            "--ckpt",
+            ws.ckpts["f30k"],
+            "--data-root",
+            ws.synth / "f30k",
+            "--split",
+            "val",
+            "--limit",
+            "2",
+            "--results",
+            out / "results",
+        ],
+        "eval",
+    ),
 ]
 
 
 def _pretrain_shards(ws: Workspace, out: Path) -> list:
-    return ["pretrain", "--preset", "tiny", "--tokenizer", ws.synth / "tokenizer", "--precision", "fp32",
-            "--random-init", "--max-steps", "1", "--data-root", ws.shards.parent, "--out", out / "pre",
-            "train.global_batch_size=2", "train.per_device_batch_size=1", "train.chunk_size=2",
-            f"data.corpora=[{{name: coco, root: {ws.shards.name}, format: shards}}]"]
+    return [
+        "pretrain",
+        "--preset",
+        "tiny",
+        "--tokenizer",
+        ws.synth / "tokenizer",
+        "--precision",
+        "fp32",
+        "--random-init",
+        "--max-steps",
+        "1",
+        "--data-root",
+        ws.shards.parent,
+        "--out",
+        out / "pre",
+        "train.global_batch_size=2",
+        "train.per_device_batch_size=1",
+        "train.chunk_size=2",
+        f"data.corpora=[{{name: coco, root: {ws.shards.name}, format: shards}}]",
+    ]
 
 
 def _fuzz_file(kind: Kind, data, ws: Workspace, scratch: Path) -> None:
@@ -283,8 +487,12 @@ def _fuzz_file(kind: Kind, data, ws: Workspace, scratch: Path) -> None:
             json.loads(original) if not _is_jsonl(original.decode()) else None
         except ValueError:
             is_json = False
-    how, damaged = data.draw(damage(original, is_json, lines=target.suffix in (".csv", ".tsv")) if text_like or
-                             is_json else damage(original, False, False), label="damage")
+    how, damaged = data.draw(
+        damage(original, is_json, lines=target.suffix in (".csv", ".tsv"))
+        if text_like or is_json
+        else damage(original, False, False),
+        label="damage",
+    )
     if not (out / "pristine").exists():
         shutil.copytree(ws.records, out / "pristine")
     try:

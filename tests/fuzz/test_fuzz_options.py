@@ -12,8 +12,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from fuzz_cli import (FUZZ, VERBS, allowed_codes, assert_clean, base_argvs, changed, remove_new_files, run_cli,
-                      snapshot)
+from fuzz_cli import FUZZ, VERBS, allowed_codes, assert_clean, base_argvs, changed, remove_new_files, run_cli, snapshot
 from fuzz_values import Paths, build_argv, flag_spellings, kind, split_base, values_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -101,10 +100,31 @@ def test_parse_layer(verb, data, workspace, scratch, recorded):
 # The run layer. Options whose valid extremes cost real time are pinned to the base's value (they are
 # fuzzed in the parse layer): steps, epochs, record limits, worker processes, synthetic scale, resamples.
 PINNED = {"max_steps", "max_epochs", "limit", "num_workers", "scale", "resamples", "workers"}
-CHEAP = ["version", "tasks", "ckpt list", "ckpt fetch", "ckpt inspect", "table", "check", "baseline", "plot",
-         "data check", "data shard", "data synth"]
-JOBS = ["eval", "finetune", "pretrain", "predict vqa", "predict nlvr2", "predict images", "predict texts", "explain",
-        "ckpt convert"]
+CHEAP = [
+    "version",
+    "tasks",
+    "ckpt list",
+    "ckpt fetch",
+    "ckpt inspect",
+    "table",
+    "check",
+    "baseline",
+    "plot",
+    "data check",
+    "data shard",
+    "data synth",
+]
+JOBS = [
+    "eval",
+    "finetune",
+    "pretrain",
+    "predict vqa",
+    "predict nlvr2",
+    "predict images",
+    "predict texts",
+    "explain",
+    "ckpt convert",
+]
 # `demo` runs minutes at its smallest (--quick): its options are fuzzed by the parse layer only.
 NOT_RUN = {"demo"}
 

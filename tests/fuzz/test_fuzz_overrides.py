@@ -11,8 +11,24 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 # No numeric setting of a card means anything at these.
-NOT_A_NUMBER = ["abc", "nan", "NaN", "inf", "-inf", ".inf", "1e400", "[]", "[1, 2]", "{}", "{a: 1}", "''", "true",
-                "ünï", "1,5", "0x"]
+NOT_A_NUMBER = [
+    "abc",
+    "nan",
+    "NaN",
+    "inf",
+    "-inf",
+    ".inf",
+    "1e400",
+    "[]",
+    "[1, 2]",
+    "{}",
+    "{a: 1}",
+    "''",
+    "true",
+    "ünï",
+    "1,5",
+    "0x",
+]
 JOBS = {"eval": "f30k", "finetune": "vqa", "pretrain": "pretrain"}
 
 
@@ -27,8 +43,13 @@ def _numeric_keys(card: str) -> list[str]:
             node = node[part]
         return node
 
-    return sorted(k for k in leaf_keys(data) if not k.startswith(("paper.", "reproduce."))
-                  and isinstance(value(k), (int, float)) and not isinstance(value(k), bool))
+    return sorted(
+        k
+        for k in leaf_keys(data)
+        if not k.startswith(("paper.", "reproduce."))
+        and isinstance(value(k), (int, float))
+        and not isinstance(value(k), bool)
+    )
 
 
 @pytest.mark.parametrize("verb", sorted(JOBS))

@@ -51,8 +51,11 @@ def test_an_int_option_refuses_what_is_not_an_int(case, value, workspace, scratc
     _refused(*case, value, workspace, scratch, recorded)
 
 
-@pytest.mark.parametrize("case", [c for c in INTS if (c[0], c[1].name) not in SIGNED_INTS],
-                         ids=[_id(c) for c in INTS if (c[0], c[1].name) not in SIGNED_INTS])
+@pytest.mark.parametrize(
+    "case",
+    [c for c in INTS if (c[0], c[1].name) not in SIGNED_INTS],
+    ids=[_id(c) for c in INTS if (c[0], c[1].name) not in SIGNED_INTS],
+)
 def test_an_int_option_refuses_a_negative(case, workspace, scratch, recorded):
     _refused(*case, "-1", workspace, scratch, recorded)
 

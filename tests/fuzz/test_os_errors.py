@@ -16,8 +16,20 @@ from pathlib import Path
 import pytest
 from fuzz_cli import BUG_MARK, REPO, assert_clean, run_cli
 
-USER_ERRNOS = [errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.ENOSPC, errno.EDQUOT,
-               errno.EFBIG, errno.ENAMETOOLONG, errno.ENOENT, errno.EMFILE, errno.EIO]
+USER_ERRNOS = [
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOTDIR,
+    errno.EISDIR,
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EFBIG,
+    errno.ENAMETOOLONG,
+    errno.ENOENT,
+    errno.EMFILE,
+    errno.EIO,
+]
 
 
 @pytest.fixture
@@ -58,10 +70,12 @@ def failing_writes(monkeypatch):
 @pytest.mark.parametrize("verb", ["table", "check", "baseline", "data synth"])
 def test_an_os_error_on_an_output_is_one_line(verb, code, workspace, scratch, failing_writes):
     target = scratch / "target"
-    argv = {"table": ["table", workspace.records, "--format", "markdown", "--out", target / "t.md"],
-            "check": ["check", workspace.records, "--baseline", workspace.records, "--json", target / "r.json"],
-            "baseline": ["baseline", workspace.records, "--to", target / "base"],
-            "data synth": ["data", "synth", target / "synth", "--scale", "0.01"]}[verb]
+    argv = {
+        "table": ["table", workspace.records, "--format", "markdown", "--out", target / "t.md"],
+        "check": ["check", workspace.records, "--baseline", workspace.records, "--json", target / "r.json"],
+        "baseline": ["baseline", workspace.records, "--to", target / "base"],
+        "data synth": ["data", "synth", target / "synth", "--scale", "0.01"],
+    }[verb]
     failing_writes(target, code)
     outcome = run_cli(argv)
     assert_clean(outcome)
@@ -117,11 +131,22 @@ def _limit_file_size():
 def test_a_real_file_size_limit_is_one_line(tmp_path):
     """A real process under `ulimit -f` (EFBIG from the kernel, not a mock): the synthetic benchmark's
     tokenizer.json alone is bigger than 4 KiB."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "SCLBENCH_NO_PROGRESS": "1", "SCLBENCH_DEBUG": "",
-           "PYTHONDONTWRITEBYTECODE": "1"}
-    proc = subprocess.run([sys.executable, "-m", "sclbench", "data", "synth", str(tmp_path / "s"), "--scale", "0.01"],
-                          capture_output=True, text=True, cwd=REPO, env=env, preexec_fn=_limit_file_size,
-                          timeout=300)
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "SCLBENCH_NO_PROGRESS": "1",
+        "SCLBENCH_DEBUG": "",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "sclbench", "data", "synth", str(tmp_path / "s"), "--scale", "0.01"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        preexec_fn=_limit_file_size,
+        timeout=300,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and "file too large" in proc.stderr, proc.stderr
     assert len([x for x in proc.stderr.splitlines() if x.startswith("error:")]) == 1, proc.stderr
@@ -133,9 +158,11 @@ def test_a_read_only_folder_is_one_line(workspace, scratch):
     folder.mkdir()
     folder.chmod(0o555)
     try:
-        for argv in (["table", workspace.records, "--format", "csv", "--out", folder / "t.csv"],
-                     ["baseline", workspace.records, "--to", folder / "base"],
-                     ["data", "synth", folder / "s", "--scale", "0.01"]):
+        for argv in (
+            ["table", workspace.records, "--format", "csv", "--out", folder / "t.csv"],
+            ["baseline", workspace.records, "--to", folder / "base"],
+            ["data", "synth", folder / "s", "--scale", "0.01"],
+        ):
             outcome = run_cli(argv)
             assert_clean(outcome)
             assert outcome.rc == 2 and str(folder) in outcome.err, outcome.report()
@@ -153,8 +180,13 @@ def test_a_closed_pipe_is_quiet(workspace, tmp_path):
             target.parent.mkdir(parents=True, exist_ok=True)
             data = record.read_text(encoding="utf-8").replace('"demo-scl"', f'"demo-scl-{i}"')
             target.write_text(data, encoding="utf-8")
-    proc = subprocess.Popen([sys.executable, "-m", "sclbench", "table", str(many), "--format", "csv",
-                             "--no-intervals"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sclbench", "table", str(many), "--format", "csv", "--no-intervals"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+        env=env,
+    )
     proc.stdout.read(10)
     proc.stdout.close()  # the reader goes away
     err = proc.stderr.read().decode()

@@ -2,9 +2,9 @@
 
 import pytest
 
+from sclbench.errors import SCLBenchError
 from sclbench.metrics import MetricInputError, vqa_accuracy, vqa_evaluate, vqa_scores, vqa_soft_score, vqa_vote_score
 from sclbench.metrics.vqa import process_digit_article, process_punctuation
-from sclbench.errors import SCLBenchError
 
 
 def answers(*pairs: tuple[str, int]) -> list[str]:
@@ -63,8 +63,18 @@ def test_period_regex_count_quirk():
 def test_evaluate_per_type_and_full_precision():
     qs = [
         {"question_id": 1, "answers": ["yes"] * 10, "answer_type": "yes/no", "question_type": "is the"},
-        {"question_id": 2, "answers": answers(("2", 1), ("3", 9)), "answer_type": "number", "question_type": "how many"},
-        {"question_id": 3, "answers": answers(("red", 2), ("blue", 8)), "answer_type": "other", "question_type": "what color"},
+        {
+            "question_id": 2,
+            "answers": answers(("2", 1), ("3", 9)),
+            "answer_type": "number",
+            "question_type": "how many",
+        },
+        {
+            "question_id": 3,
+            "answers": answers(("red", 2), ("blue", 8)),
+            "answer_type": "other",
+            "question_type": "what color",
+        },
     ]
     res = vqa_evaluate({1: "yes", 2: "two", 3: "red"}, qs)
     assert res["accuracy"] == pytest.approx(100 * (1 + 0.3 + 0.6) / 3)
@@ -77,8 +87,14 @@ def test_evaluate_per_type_and_full_precision():
 
 
 def test_annotation_dicts_and_evalai_records():
-    qs = [{"question_id": 7, "answers": [{"answer": "cat", "answer_id": i} for i in range(10)],
-           "answer_type": "other", "question_type": "what"}]
+    qs = [
+        {
+            "question_id": 7,
+            "answers": [{"answer": "cat", "answer_id": i} for i in range(10)],
+            "answer_type": "other",
+            "question_type": "what",
+        }
+    ]
     assert vqa_evaluate([{"question_id": 7, "answer": "cat"}], qs)["accuracy"] == 100.0
 
 

@@ -29,8 +29,19 @@ RELEASED = {
     "meter-f30k": dict(task="f30k", heads=("itm", "rank"), image_size=384),
     "meter-coco": dict(task="coco", heads=("itm", "rank"), image_size=384),
 }
-BASE = dict(hidden=768, text_layers=12, intermediate=3072, vocab=50265, text_positions=514, vision_layers=11,
-            patch=16, top_layers=6, answers=3129, clip_context=77, clip_text_width=512)
+BASE = dict(
+    hidden=768,
+    text_layers=12,
+    intermediate=3072,
+    vocab=50265,
+    text_positions=514,
+    vision_layers=11,
+    patch=16,
+    top_layers=6,
+    answers=3129,
+    clip_context=77,
+    clip_text_width=512,
+)
 
 
 def _linear(prefix: str, d_in: int, d_out: int, bias: bool = True) -> dict[str, tuple[int, ...]]:
@@ -52,8 +63,11 @@ def _bert_attention(prefix: str, h: int) -> dict[str, tuple[int, ...]]:
 
 
 def _ffn(prefix: str, h: int, inter: int) -> dict[str, tuple[int, ...]]:
-    return (_linear(f"{prefix}.intermediate.dense", h, inter) | _linear(f"{prefix}.output.dense", inter, h)
-            | _norm(f"{prefix}.output.LayerNorm", h))
+    return (
+        _linear(f"{prefix}.intermediate.dense", h, inter)
+        | _linear(f"{prefix}.output.dense", inter, h)
+        | _norm(f"{prefix}.output.LayerNorm", h)
+    )
 
 
 def meter_keys(task: str, heads: tuple[str, ...], image_size: int, **sizes: int) -> dict[str, tuple[int, ...]]:
@@ -74,8 +88,11 @@ def meter_keys(task: str, heads: tuple[str, ...], image_size: int, **sizes: int)
 
     v = "vit_model.visual"
     grid = image_size // s["patch"]
-    keys |= {f"{v}.conv1.weight": (h, 3, s["patch"], s["patch"]), f"{v}.class_embedding": (h,),
-             f"{v}.positional_embedding": (grid * grid + 1, h)}
+    keys |= {
+        f"{v}.conv1.weight": (h, 3, s["patch"], s["patch"]),
+        f"{v}.class_embedding": (h,),
+        f"{v}.positional_embedding": (grid * grid + 1, h),
+    }
     keys |= _norm(f"{v}.ln_pre", h) | _norm(f"{v}.ln_post", h)
     for i in range(s["vision_layers"]):
         b = f"{v}.transformer.resblocks.{i}"
@@ -100,23 +117,45 @@ def meter_keys(task: str, heads: tuple[str, ...], image_size: int, **sizes: int)
     if "itm" in heads:
         keys |= _linear("itm_score.fc", 2 * h, 2)
     if "vqa" in heads:
-        keys |= (_linear("vqa_classifier.0", 2 * h, 2 * h) | _norm("vqa_classifier.1", 2 * h)
-                 | _linear("vqa_classifier.3", 2 * h, s["answers"]))
+        keys |= (
+            _linear("vqa_classifier.0", 2 * h, 2 * h)
+            | _norm("vqa_classifier.1", 2 * h)
+            | _linear("vqa_classifier.3", 2 * h, s["answers"])
+        )
     if "nlvr2" in heads:
-        keys |= (_linear("nlvr2_classifier.0", 4 * h, 2 * h) | _norm("nlvr2_classifier.1", 2 * h)
-                 | _linear("nlvr2_classifier.3", 2 * h, 2))
+        keys |= (
+            _linear("nlvr2_classifier.0", 4 * h, 2 * h)
+            | _norm("nlvr2_classifier.1", 2 * h)
+            | _linear("nlvr2_classifier.3", 2 * h, 2)
+        )
     if "rank" in heads:
         keys |= {"rank_output.weight": (1, 2 * h), "rank_output.bias": (1,)}
     return keys
 
 
 # What one side has and the other has not, after METER's vit_model.* is read as vision_transformer.*.
-METER_ONLY = {"text_transformer.embeddings.position_ids", "text_transformer.pooler.dense.weight",
-              "text_transformer.pooler.dense.bias", "vision_transformer.positional_embedding",
-              "vision_transformer.ln_final.weight", "vision_transformer.ln_final.bias"}
+METER_ONLY = {
+    "text_transformer.embeddings.position_ids",
+    "text_transformer.pooler.dense.weight",
+    "text_transformer.pooler.dense.bias",
+    "vision_transformer.positional_embedding",
+    "vision_transformer.ln_final.weight",
+    "vision_transformer.ln_final.bias",
+}
 SCL_ONLY_ALL = {"vision_transformer.visual.visual_mask_token"}
-SCL_ONLY_PRETRAIN = {"cl_temp", "vision_proj.0.weight", "vision_proj.0.bias", "vision_proj.1.weight",
-                     "vision_proj.1.bias", "vision_proj.3.weight", "vision_proj.3.bias", "language_proj.0.weight",
-                     "language_proj.0.bias", "language_proj.1.weight", "language_proj.1.bias",
-                     "language_proj.3.weight", "language_proj.3.bias"}
+SCL_ONLY_PRETRAIN = {
+    "cl_temp",
+    "vision_proj.0.weight",
+    "vision_proj.0.bias",
+    "vision_proj.1.weight",
+    "vision_proj.1.bias",
+    "vision_proj.3.weight",
+    "vision_proj.3.bias",
+    "language_proj.0.weight",
+    "language_proj.0.bias",
+    "language_proj.1.weight",
+    "language_proj.1.bias",
+    "language_proj.3.weight",
+    "language_proj.3.bias",
+}
 SCL_ONLY_RETRIEVAL = SCL_ONLY_PRETRAIN  # SCL's retrieval models keep the contrastive head; METER's have none

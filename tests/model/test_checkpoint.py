@@ -40,12 +40,18 @@ def write_lightning_ckpt(path, sd, config=None):
     mod.AttributeDict, mod.ModelCheckpoint = AttributeDict, ModelCheckpoint
     sys.modules["fake_pl_parsing"] = mod
     try:
-        torch.save({
-            "epoch": 41, "global_step": 99999, "pytorch-lightning_version": "1.3.2", "state_dict": sd,
-            "callbacks": {ModelCheckpoint: {"best_model_score": torch.tensor(1.0)}},
-            "optimizer_states": [{"state": {0: {"exp_avg": torch.zeros(3)}}}],
-            "hyper_parameters": AttributeDict(config=config or {"loss_names": {"mlm": 1}, "image_size": 32}),
-        }, path)
+        torch.save(
+            {
+                "epoch": 41,
+                "global_step": 99999,
+                "pytorch-lightning_version": "1.3.2",
+                "state_dict": sd,
+                "callbacks": {ModelCheckpoint: {"best_model_score": torch.tensor(1.0)}},
+                "optimizer_states": [{"state": {0: {"exp_avg": torch.zeros(3)}}}],
+                "hyper_parameters": AttributeDict(config=config or {"loss_names": {"mlm": 1}, "image_size": 32}),
+            },
+            path,
+        )
     finally:
         del sys.modules["fake_pl_parsing"]
 
@@ -58,8 +64,12 @@ def test_lightning_checkpoint_loads_safely_and_exactly(tmp_path):
     assert obj["global_step"] == 99999 and obj["hyper_parameters"]["config"]["image_size"] == 32
     loaded, report = load_official(path, config=SCLConfig.tiny("pretrain"))
     assert report.loaded_fraction == 1.0 and not report.missing
-    assert set(report.unexpected) == {"text_transformer.embeddings.position_ids", "text_transformer.pooler.dense.weight",
-                                      "vision_transformer.decoder_embed.weight", "vision_transformer.mask_token"}
+    assert set(report.unexpected) == {
+        "text_transformer.embeddings.position_ids",
+        "text_transformer.pooler.dense.weight",
+        "vision_transformer.decoder_embed.weight",
+        "vision_transformer.mask_token",
+    }
     assert report.unexplained() == ([], [])
     for k, v in model.state_dict().items():
         assert torch.equal(v, loaded.state_dict()[k]), k
@@ -102,8 +112,9 @@ def test_save_load_round_trip_is_exact(tmp_path):
     ids = torch.tensor([[0, 5, 6, 2]])
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
-        assert torch.equal(model.nlvr2_logits(ids, torch.ones_like(ids), x, x),
-                           again.nlvr2_logits(ids, torch.ones_like(ids), x, x))
+        assert torch.equal(
+            model.nlvr2_logits(ids, torch.ones_like(ids), x, x), again.nlvr2_logits(ids, torch.ones_like(ids), x, x)
+        )
 
 
 def test_truncated_and_foreign_checkpoints_fail_clearly(tmp_path):

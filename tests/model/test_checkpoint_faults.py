@@ -15,7 +15,12 @@ from hypothesis import strategies as st
 from sclbench.errors import CheckpointError, SCLBenchError
 from sclbench.model import SCLConfig, SCLModel
 from sclbench.model.checkpoint import (
-    WEIGHTS_NAME, extract_state_dict, load_into, read_checkpoint, save_pretrained, to_official_state_dict,
+    WEIGHTS_NAME,
+    extract_state_dict,
+    load_into,
+    read_checkpoint,
+    save_pretrained,
+    to_official_state_dict,
 )
 from sclbench.model.factory import load_pretrained
 
@@ -91,8 +96,10 @@ def test_directory_whose_weights_do_not_match_its_config(files, tmp_path):
 
     folder = tmp_path / "mixed"
     shutil.copytree(files["root"] / "dir", folder)
-    save_pretrained(tiny("pretrain", hidden_size=32, vision_width=32, cross_intermediate_size=64,
-                         text_intermediate_size=64), tmp_path / "other")
+    save_pretrained(
+        tiny("pretrain", hidden_size=32, vision_width=32, cross_intermediate_size=64, text_intermediate_size=64),
+        tmp_path / "other",
+    )
     shutil.copy(tmp_path / "other" / WEIGHTS_NAME, folder / WEIGHTS_NAME)
     with pytest.raises(CheckpointError, match=r"does not match .*config\.json.*hidden 32.*hidden 64"):
         load_pretrained(folder)
@@ -104,8 +111,11 @@ def test_nan_or_inf_weights_are_refused_at_load_with_the_tensor_named(files, tmp
     sd["cross_modal_image_layers.0.output.dense.weight"][3, 5] = bad
     path = tmp_path / "diverged.ckpt"
     torch.save({"state_dict": sd}, path)
-    with pytest.raises(CheckpointError, match=r"diverged\.ckpt: tensor cross_modal_image_layers\.0\.output\.dense"
-                                              r"\.weight holds 1 NaN/Inf"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"diverged\.ckpt: tensor cross_modal_image_layers\.0\.output\.dense"
+        r"\.weight holds 1 NaN/Inf",
+    ):
         load_into(tiny(), extract_state_dict(read_checkpoint(path), str(path)), str(path))
     # the same in an sclbench directory
     model = tiny()
@@ -116,8 +126,16 @@ def test_nan_or_inf_weights_are_refused_at_load_with_the_tensor_named(files, tmp
         load_pretrained(tmp_path / "nan-dir")
 
 
-@pytest.mark.parametrize("content", [b"hello, I am a text file\n", b'{"state_dict": {}}', b"\x89PNG\r\n\x1a\n" + b"0" * 64,
-                                     b"", b"PK\x03\x04" + b"\x00" * 40])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"hello, I am a text file\n",
+        b'{"state_dict": {}}',
+        b"\x89PNG\r\n\x1a\n" + b"0" * 64,
+        b"",
+        b"PK\x03\x04" + b"\x00" * 40,
+    ],
+)
 def test_a_file_that_is_not_a_checkpoint(tmp_path, content):
     path = tmp_path / "model.ckpt"
     path.write_bytes(content)
@@ -164,8 +182,10 @@ def test_truncations_raise_only_checkpoint_errors_naming_the_file(files, tmp_pat
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(name=st.sampled_from(FORMATS), flips=st.lists(st.tuples(st.floats(0, 1, exclude_max=True),
-                                                              st.integers(1, 255)), min_size=1, max_size=4))
+@given(
+    name=st.sampled_from(FORMATS),
+    flips=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(1, 255)), min_size=1, max_size=4),
+)
 def test_byte_flips_load_or_raise_only_checkpoint_errors_naming_the_file(files, tmp_path, name, flips):
     data = bytearray((files["root"] / name).read_bytes())
     for where, xor in flips:
@@ -178,8 +198,10 @@ def test_byte_flips_load_or_raise_only_checkpoint_errors_naming_the_file(files, 
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(flips=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(1, 255)), min_size=1, max_size=3),
-       cut=st.one_of(st.none(), st.floats(0.0, 0.999)))
+@given(
+    flips=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(1, 255)), min_size=1, max_size=3),
+    cut=st.one_of(st.none(), st.floats(0.0, 0.999)),
+)
 def test_damaged_weights_of_an_sclbench_directory(files, tmp_path, flips, cut):
     import shutil
 
@@ -202,7 +224,9 @@ def test_damaged_weights_of_an_sclbench_directory(files, tmp_path, flips, cut):
 
 def test_evaluating_with_a_checkpoint_of_another_task_is_refused():
     f30k = tiny("f30k").state_dict()
-    with pytest.raises(CheckpointError, match=r"f30k\.ckpt has no trained vqa head \(the file holds .*heads itm, con, rank"):
+    with pytest.raises(
+        CheckpointError, match=r"f30k\.ckpt has no trained vqa head \(the file holds .*heads itm, con, rank"
+    ):
         load_into(tiny("vqa"), f30k, "f30k.ckpt", require_heads=("vqa",))
     report = load_into(tiny("vqa"), f30k, "f30k.ckpt")  # fine-tuning: the new head starts fresh
     assert any(k.startswith("vqa_classifier.") for k in report.missing)
@@ -233,8 +257,10 @@ def test_config_containers_are_read_as_plain_lists_and_dicts(tmp_path):
         for cls in (ReadOnlyList, AttributeDict):
             cls.__module__, cls.__qualname__ = "fake_cfg_lib", cls.__name__
             setattr(mod, cls.__name__, cls)
-        return {"state_dict": {"a": torch.zeros(1)},
-                "hyper_parameters": AttributeDict(config={"datasets": ReadOnlyList(["coco", "vg"])})}
+        return {
+            "state_dict": {"a": torch.zeros(1)},
+            "hyper_parameters": AttributeDict(config={"datasets": ReadOnlyList(["coco", "vg"])}),
+        }
 
     _pickled_with_fake_module(tmp_path / "cfg.ckpt", build)
     obj = read_checkpoint(tmp_path / "cfg.ckpt")

@@ -88,8 +88,13 @@ def _pretrain(m: SCLModel) -> torch.Tensor:
     return torch.stack([loss] + [logs[k] for k in sorted(logs)])
 
 
-CASES = {"vqa": ("vqa", _vqa), "nlvr2": ("nlvr2", _nlvr2), "f30k": ("f30k", _retrieval),
-         "msrvtt": ("msrvtt", _video), "pretrain": ("pretrain", _pretrain)}
+CASES = {
+    "vqa": ("vqa", _vqa),
+    "nlvr2": ("nlvr2", _nlvr2),
+    "f30k": ("f30k", _retrieval),
+    "msrvtt": ("msrvtt", _video),
+    "pretrain": ("pretrain", _pretrain),
+}
 
 
 def _run(m: SCLModel, fn) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -188,11 +193,29 @@ def test_trainer_compiles_when_asked_and_trains_like_eager(tmp_path, monkeypatch
     monkeypatch.setenv("SCLBENCH_NO_PROGRESS", "1")
     runs = {}
     for compiled in (False, True):
-        cfg = TrainConfig(lr=1e-3, warmup=1, max_steps=2, global_batch_size=8, per_device_batch_size=8,
-                          out_dir=str(tmp_path / str(compiled)), seed=3, log_every=1, tensorboard=False,
-                          device="cpu", compile=compiled, eval_every_steps=2, select_metric="score")
-        trainer = Trainer(tiny_model(), make_loss_fn(), ToyDataset(16), collate, cfg,
-                          lambda m: {"score": float(m.vqa_classifier[3].bias.sum())})
+        cfg = TrainConfig(
+            lr=1e-3,
+            warmup=1,
+            max_steps=2,
+            global_batch_size=8,
+            per_device_batch_size=8,
+            out_dir=str(tmp_path / str(compiled)),
+            seed=3,
+            log_every=1,
+            tensorboard=False,
+            device="cpu",
+            compile=compiled,
+            eval_every_steps=2,
+            select_metric="score",
+        )
+        trainer = Trainer(
+            tiny_model(),
+            make_loss_fn(),
+            ToyDataset(16),
+            collate,
+            cfg,
+            lambda m: {"score": float(m.vqa_classifier[3].bias.sum())},
+        )
         summary = trainer.fit()
         runs[compiled] = (trainer.model, summary)
     assert calls == [{}] and runs[True][0].is_compiled and not runs[False][0].is_compiled
@@ -213,8 +236,18 @@ def test_eval_with_compile_records_it_and_gives_eager_numbers(tmp_path, monkeypa
     root = generate(tmp_path / "data", scale=0.25, parts=("f30k",))
     runs = {}
     for compiled in (False, True):
-        ev, path = evaluate("f30k", None, "test", str(root / "f30k"), tmp_path / f"results-{compiled}", preset="tiny",
-                            tokenizer=str(root / "tokenizer"), limit=8, compile=compiled, mode="exhaustive")
+        ev, path = evaluate(
+            "f30k",
+            None,
+            "test",
+            str(root / "f30k"),
+            tmp_path / f"results-{compiled}",
+            preset="tiny",
+            tokenizer=str(root / "tokenizer"),
+            limit=8,
+            compile=compiled,
+            mode="exhaustive",
+        )
         runs[compiled] = (ev, json.loads(Path(path).read_text()))
     (eager, eager_record), (compiled_ev, record) = runs[False], runs[True]
     assert record["config"]["compile"] is True and eager_record["config"]["compile"] is False

@@ -82,8 +82,14 @@ def test_frame_attention_matches_reference_and_reduces_to_vit():
     torch.manual_seed(1)
     attn = FrameAttention(32, 4)
     mha = torch.nn.MultiheadAttention(32, 4, batch_first=True)
-    mha.load_state_dict({"in_proj_weight": attn.in_proj_weight, "in_proj_bias": attn.in_proj_bias,
-                         "out_proj.weight": attn.out_proj.weight, "out_proj.bias": attn.out_proj.bias})
+    mha.load_state_dict(
+        {
+            "in_proj_weight": attn.in_proj_weight,
+            "in_proj_bias": attn.in_proj_bias,
+            "out_proj.weight": attn.out_proj.weight,
+            "out_proj.bias": attn.out_proj.bias,
+        }
+    )
     x = torch.randn(2, 3, 5, 32)  # B, F, N (1 CLS + 4 patches), D
     with torch.no_grad():
         out = attn(x)
@@ -96,7 +102,9 @@ def test_frame_attention_matches_reference_and_reduces_to_vit():
         ref_c = mha(x[:, :, 0], allk, allk, need_weights=False)[0]
         torch.testing.assert_close(out[:, :, 0], ref_c, atol=1e-5, rtol=1e-5)
         one = attn(x[:, :1])
-        torch.testing.assert_close(one[:, 0], mha(x[:, 0], x[:, 0], x[:, 0], need_weights=False)[0], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            one[:, 0], mha(x[:, 0], x[:, 0], x[:, 0], need_weights=False)[0], atol=1e-5, rtol=1e-5
+        )
 
 
 def test_masking_modes(models):

@@ -18,7 +18,8 @@ def registry(tmp_path, monkeypatch):
         "checkpoints:\n"
         "  demo-a:\n    source: huggingface\n    repo: someone/demo\n    file: a.ckpt\n    revision: abc123\n"
         "  demo-b:\n    source: huggingface\n    repo: someone/demo\n    file: b.ckpt\n    sha256: " + "ab" * 32 + "\n"
-        "  demo-alias:\n    alias: demo-a\n")
+        "  demo-alias:\n    alias: demo-a\n"
+    )
     monkeypatch.setenv("SCLBENCH_CHECKPOINTS", str(reg))
     monkeypatch.setenv("SCLBENCH_CACHE", str(cache))
     return cache

@@ -15,8 +15,10 @@ from sclbench.model.checkpoint import BENIGN_UNEXPECTED
 # gzipped beside the tests so that no test depends on where the checkout lives.
 KEYS_TSV = Path(__file__).resolve().parents[1] / "data" / "official" / "state_dict_keys.tsv.gz"
 # Official modules we deliberately do not build: RoBERTa pooler + position_ids buffer, MAE decoder.
-UNUSED = re.compile(r"^(text_transformer\.pooler\.|text_transformer\.embeddings\.position_ids$|"
-                    r"vision_transformer\.(decoder_|mask_token$))")
+UNUSED = re.compile(
+    r"^(text_transformer\.pooler\.|text_transformer\.embeddings\.position_ids$|"
+    r"vision_transformer\.(decoder_|mask_token$))"
+)
 
 
 def official_keys(task: str) -> dict[str, tuple[int, ...]]:
@@ -29,8 +31,16 @@ def official_keys(task: str) -> dict[str, tuple[int, ...]]:
 
 
 @pytest.mark.parametrize(
-    "task, ref", [("pretrain", "pretrain"), ("vqa", "vqa"), ("nlvr2", "nlvr2"), ("f30k", "f30k"),
-                  ("coco", "coco"), ("msrvtt", "msrvtt"), ("lsmdc", "lsmdc")],
+    "task, ref",
+    [
+        ("pretrain", "pretrain"),
+        ("vqa", "vqa"),
+        ("nlvr2", "nlvr2"),
+        ("f30k", "f30k"),
+        ("coco", "coco"),
+        ("msrvtt", "msrvtt"),
+        ("lsmdc", "lsmdc"),
+    ],
 )
 def test_base_keys_and_shapes_equal_official(task, ref):
     with torch.device("meta"):

@@ -9,14 +9,28 @@ import torch
 from sclbench.errors import CheckpointError
 from sclbench.model import SCLConfig, SCLModel
 from sclbench.model.checkpoint import (
-    BENIGN_MISSING, BENIGN_UNEXPECTED, extract_state_dict, load_into, read_checkpoint, rename_meter,
+    BENIGN_MISSING,
+    BENIGN_UNEXPECTED,
+    extract_state_dict,
+    load_into,
+    read_checkpoint,
+    rename_meter,
 )
 from sclbench.model.hub import load_registry, registry_entry, resolve
 from sclbench.model.inspect import inspect_checkpoint
 from tests.model.meter_keys import METER_ONLY, RELEASED, SCL_ONLY_ALL, SCL_ONLY_PRETRAIN, meter_keys
 
-TINY = dict(hidden=64, text_layers=2, intermediate=128, vocab=1000, text_positions=64, vision_layers=2, patch=8,
-            top_layers=2, answers=32)
+TINY = dict(
+    hidden=64,
+    text_layers=2,
+    intermediate=128,
+    vocab=1000,
+    text_positions=64,
+    vision_layers=2,
+    patch=8,
+    top_layers=2,
+    answers=32,
+)
 
 
 def scl_only(task):
@@ -33,8 +47,9 @@ def test_released_meter_keys_equal_scl_keys_up_to_explained_differences(name):
         model = SCLModel(SCLConfig.base(spec["task"], image_size=spec["image_size"]))
     ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     only_scl = scl_only(spec["task"])
-    assert {k: s for k, s in mapped.items() if k not in METER_ONLY} == {k: s for k, s in ours.items()
-                                                                      if k not in only_scl}
+    assert {k: s for k, s in mapped.items() if k not in METER_ONLY} == {
+        k: s for k, s in ours.items() if k not in only_scl
+    }
     assert METER_ONLY <= set(mapped) and only_scl <= set(ours)
     for key in METER_ONLY:
         assert any(re.search(p, key) for p, _ in BENIGN_UNEXPECTED), key
@@ -61,10 +76,14 @@ def test_tiny_meter_checkpoint_loads_with_a_clean_key_report(tmp_path, name):
     assert report.unexplained() == ([], [])
     assert "METER layout: vit_model.* -> vision_transformer.*" in report.adapted
     own = model.state_dict()
-    assert torch.equal(own["vision_transformer.visual.transformer.resblocks.1.mlp.c_fc.weight"],
-                       sd["vit_model.visual.transformer.resblocks.1.mlp.c_fc.weight"])
-    assert torch.equal(own["cross_modal_text_layers.1.crossattention.self.key.weight"],
-                       sd["cross_modal_text_layers.1.crossattention.self.key.weight"])
+    assert torch.equal(
+        own["vision_transformer.visual.transformer.resblocks.1.mlp.c_fc.weight"],
+        sd["vit_model.visual.transformer.resblocks.1.mlp.c_fc.weight"],
+    )
+    assert torch.equal(
+        own["cross_modal_text_layers.1.crossattention.self.key.weight"],
+        sd["cross_modal_text_layers.1.crossattention.self.key.weight"],
+    )
     if "rank" in spec["heads"]:  # METER's fine-tuned rank head is loaded, not re-derived from ITM
         assert torch.equal(own["rank_output.weight"], sd["rank_output.weight"])
         assert not any("rank_output :=" in a for a in report.adapted)
@@ -98,7 +117,10 @@ def test_offline_url_checkpoint_says_where_to_download_and_put_it(tmp_path, monk
     with pytest.raises(CheckpointError) as err:
         resolve("meter-vqa")
     msg = str(err.value)
-    assert "download https://github.com/zdou0830/METER/releases/download/checkpoint/meter_clip16_288_roberta_vqa.ckpt" in msg
+    assert (
+        "download https://github.com/zdou0830/METER/releases/download/checkpoint/meter_clip16_288_roberta_vqa.ckpt"
+        in msg
+    )
     assert f"put it at {tmp_path / 'meter-vqa' / 'meter_clip16_288_roberta_vqa.ckpt'}" in msg
 
 

@@ -15,9 +15,17 @@ HF_LAYERS = 3  # the tiny CLIP has one block more than the sclbench model builds
 
 def tiny_clip(act="quick_gelu", hidden=64):
     torch.manual_seed(1)
-    cfg = CLIPVisionConfig(hidden_size=hidden, intermediate_size=4 * hidden, num_hidden_layers=HF_LAYERS,
-                           num_attention_heads=4, image_size=32, patch_size=8, hidden_act=act,
-                           layer_norm_eps=1e-5, projection_dim=16)
+    cfg = CLIPVisionConfig(
+        hidden_size=hidden,
+        intermediate_size=4 * hidden,
+        num_hidden_layers=HF_LAYERS,
+        num_attention_heads=4,
+        image_size=32,
+        patch_size=8,
+        hidden_act=act,
+        layer_norm_eps=1e-5,
+        projection_dim=16,
+    )
     model = CLIPVisionModel(cfg).eval()
     with torch.no_grad():  # random, non-trivial LayerNorms and biases so a wrong mapping shows
         for name, p in model.named_parameters():
@@ -28,9 +36,19 @@ def tiny_clip(act="quick_gelu", hidden=64):
 
 def tiny_roberta(cls=RobertaModel):
     torch.manual_seed(2)
-    cfg = RobertaConfig(vocab_size=1000, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                        intermediate_size=128, max_position_embeddings=64, type_vocab_size=1,
-                        layer_norm_eps=1e-5, pad_token_id=1, bos_token_id=0, eos_token_id=2)
+    cfg = RobertaConfig(
+        vocab_size=1000,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+        max_position_embeddings=64,
+        type_vocab_size=1,
+        layer_norm_eps=1e-5,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+    )
     return cls(cfg).eval()
 
 
@@ -53,8 +71,12 @@ def hf_vision_out(hf, images, layers):
 def hf_to_openai(sd):
     """An independent transformers -> OpenAI CLIP renaming (the inverse direction of the converter)."""
     sd = {"vision_model." + k.removeprefix("vision_model."): v for k, v in sd.items()}
-    out = {"visual.proj": torch.randn(64, 16), "positional_embedding": torch.randn(77, 32),
-           "token_embedding.weight": torch.randn(10, 32), "logit_scale": torch.tensor(4.6)}
+    out = {
+        "visual.proj": torch.randn(64, 16),
+        "positional_embedding": torch.randn(77, 32),
+        "token_embedding.weight": torch.randn(10, 32),
+        "logit_scale": torch.tensor(4.6),
+    }
     e = "vision_model.embeddings."
     out["visual.class_embedding"] = sd[e + "class_embedding"]
     out["visual.conv1.weight"] = sd[e + "patch_embedding.weight"]
@@ -102,8 +124,9 @@ def test_clip_from_openai_layout_file_equals_transformers_outputs(tmp_path, imag
     model = sclbench_model()
     report = init_encoders(model, path, None)
     with torch.no_grad():
-        torch.testing.assert_close(vision_out(model, images), hf_vision_out(hf, images, HF_LAYERS - 1),
-                                   atol=1e-5, rtol=0)
+        torch.testing.assert_close(
+            vision_out(model, images), hf_vision_out(hf, images, HF_LAYERS - 1), atol=1e-5, rtol=0
+        )
     assert report.vision.layout == "openai-clip"
     assert report.vision.dropped["visual.proj"].startswith("CLIP's image projection")
     assert "token_embedding.weight" in report.vision.dropped
@@ -173,8 +196,9 @@ def test_roberta_masked_lm_state_dict_file(tmp_path):
     torch.save(hf.state_dict(), tmp_path / "pytorch_model.bin")
     model = sclbench_model()
     info = init_encoders(model, None, tmp_path / "pytorch_model.bin").text
-    assert torch.equal(model.text_transformer.embeddings.word_embeddings.weight,
-                       hf.roberta.embeddings.word_embeddings.weight)
+    assert torch.equal(
+        model.text_transformer.embeddings.word_embeddings.weight, hf.roberta.embeddings.word_embeddings.weight
+    )
     assert any(k.startswith("lm_head.") and "MLM head" in why for k, why in info.dropped.items())
 
 
@@ -186,7 +210,9 @@ def test_offline_hub_id_names_the_cache(monkeypatch):
 
 def test_wrong_size_wrong_activation_and_wrong_files_are_clear_errors(tmp_path):
     tiny_clip(hidden=32).save_pretrained(tmp_path / "small")
-    with pytest.raises(CheckpointError, match=r"class_embedding has shape \[32\] in the file but \[64\] in this tiny model"):
+    with pytest.raises(
+        CheckpointError, match=r"class_embedding has shape \[32\] in the file but \[64\] in this tiny model"
+    ):
         init_encoders(sclbench_model(), tmp_path / "small", None)
     tiny_clip(act="gelu").save_pretrained(tmp_path / "gelu")
     with pytest.raises(CheckpointError, match="QuickGELU"):
@@ -210,8 +236,7 @@ def test_wrong_size_wrong_activation_and_wrong_files_are_clear_errors(tmp_path):
 
 def test_registry_names_the_encoder_inits():
     registry = load_registry()
-    for name, encoder in (("clip-vit-b16-openai", "vision"), ("clip-vit-b16-hf", "vision"),
-                          ("roberta-base", "text")):
+    for name, encoder in (("clip-vit-b16-openai", "vision"), ("clip-vit-b16-hf", "vision"), ("roberta-base", "text")):
         assert registry[name]["kind"] == "encoder-init" and registry[name]["encoder"] == encoder
     with pytest.raises(CheckpointError, match="initialises the vision encoder"):
         init_encoders(sclbench_model(), None, "clip-vit-b16-hf")
@@ -229,10 +254,17 @@ def test_fresh_model_from_the_factory_starts_from_both_encoders(tmp_path):
     cfg = hf_text.config
     cfg.vocab_size = len(tok)
     RobertaModel(cfg).save_pretrained(tmp_path / "roberta")
-    loaded = create_model(None, task="pretrain", preset="tiny", tokenizer=str(tmp_path / "tok"),
-                          encoder_init={"vision": str(tmp_path / "clip"), "text": str(tmp_path / "roberta")})
+    loaded = create_model(
+        None,
+        task="pretrain",
+        preset="tiny",
+        tokenizer=str(tmp_path / "tok"),
+        encoder_init={"vision": str(tmp_path / "clip"), "text": str(tmp_path / "roberta")},
+    )
     assert "vision: random init" not in loaded.report and "text: random init" not in loaded.report
     assert "hf-clip" in loaded.report and "hf-roberta" in loaded.report
     assert loaded.model.text_transformer.embeddings.word_embeddings.weight.shape[0] == len(tok)
-    torch.testing.assert_close(loaded.model.vision_transformer.visual.conv1.weight,
-                               getattr(hf_clip, "vision_model", hf_clip).embeddings.patch_embedding.weight)
+    torch.testing.assert_close(
+        loaded.model.vision_transformer.visual.conv1.weight,
+        getattr(hf_clip, "vision_model", hf_clip).embeddings.patch_embedding.weight,
+    )

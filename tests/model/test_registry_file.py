@@ -27,8 +27,11 @@ def test_the_packaged_registry_passes_its_own_checks(monkeypatch):
 
 
 def test_a_good_file_an_empty_file_and_a_bom(registry):
-    registry.write_text(GOOD + "  again:\n    alias: demo\n  sized: {source: url, url: 'file:///x', file: d/b.pt, "
-                        "size_bytes: 10, sha256: " + "0f" * 32 + ", revision: null}\n", encoding="utf-8")
+    registry.write_text(
+        GOOD + "  again:\n    alias: demo\n  sized: {source: url, url: 'file:///x', file: d/b.pt, "
+        "size_bytes: 10, sha256: " + "0f" * 32 + ", revision: null}\n",
+        encoding="utf-8",
+    )
     assert set(hub.load_registry()) == {"demo", "again", "sized"}
     assert hub.registry_entry("again")["repo"] == "someone/demo"
     registry.write_bytes(b"\xef\xbb\xbf" + GOOD.encode())

@@ -71,8 +71,10 @@ def test_bf16_autocast_and_checkpointing_match():
     hf.eval()
     ours.eval()
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert torch.equal(hf(input_ids=ids, attention_mask=mask).last_hidden_state,
-                           ours(input_ids=ids, attention_mask=mask).last_hidden_state)
+        assert torch.equal(
+            hf(input_ids=ids, attention_mask=mask).last_hidden_state,
+            ours(input_ids=ids, attention_mask=mask).last_hidden_state,
+        )
     ours.train()
     torch.manual_seed(5)
     plain = ours(input_ids=ids, attention_mask=mask).last_hidden_state
@@ -100,8 +102,10 @@ def test_pretrained_text_encoder_reads_the_weights(tmp_path):
 def test_model_path_does_not_import_the_transformers_modelling_stack():
     """The memory point of writing the encoder here: building and training a model imports no
     transformers model code (about 225 MB resident)."""
-    code = ("import sys; from sclbench.model import SCLConfig; from sclbench.model.factory import assemble; "
-            "from sclbench.engine.optim import build_optimizer; assemble(SCLConfig.preset('tiny', 'vqa')); "
-            "print(sorted(m for m in sys.modules if m.startswith('transformers.model') or m == 'torchvision'))")
+    code = (
+        "import sys; from sclbench.model import SCLConfig; from sclbench.model.factory import assemble; "
+        "from sclbench.engine.optim import build_optimizer; assemble(SCLConfig.preset('tiny', 'vqa')); "
+        "print(sorted(m for m in sys.modules if m.startswith('transformers.model') or m == 'torchvision'))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout

@@ -94,10 +94,17 @@ def test_an_unknown_key_is_named(tmp_path, key):
     refused(write(tmp_path, {**good(), key: 1}), repr(key), "unknown")
 
 
-@pytest.mark.parametrize("text, words", [
-    ("[1, 2]", ["JSON object", "list"]), ('"config"', ["JSON object", "str"]), ("3", ["JSON object", "int"]),
-    ("null", ["JSON object", "NoneType"]), ("", ["not valid JSON"]), ("{", ["not valid JSON"]),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("[1, 2]", ["JSON object", "list"]),
+        ('"config"', ["JSON object", "str"]),
+        ("3", ["JSON object", "int"]),
+        ("null", ["JSON object", "NoneType"]),
+        ("", ["not valid JSON"]),
+        ("{", ["not valid JSON"]),
+    ],
+)
 def test_not_an_object(tmp_path, text, words):
     refused(write(tmp_path, text), *words)
 
@@ -138,9 +145,17 @@ def test_a_checkpoint_directory_with_a_bad_config_fails_before_reading_weights(t
 
 
 @BUDGET
-@given(field=st.sampled_from(sorted(FIELD_RULES)),
-       value=st.one_of(st.none(), st.booleans(), st.integers(-10**9, 10**9), st.floats(allow_nan=False),
-                       st.text(max_size=8), st.lists(st.integers(), max_size=2)))
+@given(
+    field=st.sampled_from(sorted(FIELD_RULES)),
+    value=st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(10**9), 10**9),
+        st.floats(allow_nan=False),
+        st.text(max_size=8),
+        st.lists(st.integers(), max_size=2),
+    ),
+)
 def test_any_value_in_any_field_loads_or_is_one_sclbench_error(tmp_path_factory, field, value):
     path = tmp_path_factory.mktemp("cfg") / "config.json"
     path.write_text(json.dumps({**good(), field: value}))

@@ -14,10 +14,18 @@ from hypothesis import strategies as st
 from sclbench.common.tokenizer import load_tokenizer, train_tokenizer
 from sclbench.errors import DataError, SCLBenchError
 
-BUDGET = settings(max_examples=15, deadline=None, derandomize=True,
-                  suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-CAPTIONS = [f"a {c} {a} on a {p}" for c in ("red", "blue", "green") for a in ("cat", "dog", "bird")
-            for p in ("mat", "log", "table")]
+BUDGET = settings(
+    max_examples=15,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+CAPTIONS = [
+    f"a {c} {a} on a {p}"
+    for c in ("red", "blue", "green")
+    for a in ("cat", "dog", "bird")
+    for p in ("mat", "log", "table")
+]
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +60,18 @@ def test_a_damaged_json_file_is_named(saved, tmp_path, name, damage):
     folder = copy(saved, tmp_path)
     path = folder / name
     data = path.read_bytes()
-    path.write_bytes({"empty": b"", "half": data[: len(data) // 2], "first-100": data[:100],
-                      "last-byte": data[:-2], "binary": b"\x00\xff\xfe" * 50, "list": b"[1, 2, 3]",
-                      "string": b'"tokenizer"', "nul": b"\x00" * 64}[damage])
+    path.write_bytes(
+        {
+            "empty": b"",
+            "half": data[: len(data) // 2],
+            "first-100": data[:100],
+            "last-byte": data[:-2],
+            "binary": b"\x00\xff\xfe" * 50,
+            "list": b"[1, 2, 3]",
+            "string": b'"tokenizer"',
+            "nul": b"\x00" * 64,
+        }[damage]
+    )
     refused(folder, str(path))
 
 
@@ -99,6 +116,7 @@ def test_damaged_vocab_and_merges(tmp_path, vocab, merges):
 def alarm(seconds: int = 20):
     def hang(*_):
         raise TimeoutError(f"tokenizer still loading after {seconds} s")
+
     old = signal.signal(signal.SIGALRM, hang)
     signal.alarm(seconds)
     try:

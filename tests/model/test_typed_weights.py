@@ -13,13 +13,14 @@ from sclbench.model import SCLConfig, SCLModel
 from sclbench.model.checkpoint import WEIGHTS_NAME, load_into, save_pretrained
 from sclbench.model.factory import load_pretrained
 
-WRONG = [torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool, torch.complex64,
-         torch.complex128]
+WRONG = [torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool, torch.complex64, torch.complex128]
 LEGIT = [torch.float16, torch.bfloat16, torch.float64, torch.float32]
-KEYS = ["text_transformer.embeddings.word_embeddings.weight",  # an embedding
-        "vision_transformer.visual.positional_embedding",  # resized on the way in (adapt_state_dict)
-        "cross_modal_text_layers.0.attention.self.query.bias",  # a bias
-        "itm_score.fc.weight"]  # a head
+KEYS = [
+    "text_transformer.embeddings.word_embeddings.weight",  # an embedding
+    "vision_transformer.visual.positional_embedding",  # resized on the way in (adapt_state_dict)
+    "cross_modal_text_layers.0.attention.self.query.bias",  # a bias
+    "itm_score.fc.weight",
+]  # a head
 
 
 @pytest.fixture(scope="module")

@@ -41,9 +41,20 @@ def rank_inputs(rank: int) -> dict[str, torch.Tensor]:
     text_sel[0, 0] = True  # at least one masked token per rank
     image_sel = torch.rand(B, F, P, generator=g) < 0.5
     image_sel[0, 0, 0] = True
-    return {"itc_text": x(B, D_IN), "itc_image": x(B, D_IN), "v_hat": x(B, F, D_IN), "v": x(B, F, D_IN),
-            "t_hat": x(B, D_IN), "t": x(B, D_IN), "tt_pred": x(B, L, D_IN), "tt_target": x(B, L, D_IN),
-            "it_pred": x(B, F, P, D_IN), "it_target": x(B, F, P, D_IN), "text_sel": text_sel, "image_sel": image_sel}
+    return {
+        "itc_text": x(B, D_IN),
+        "itc_image": x(B, D_IN),
+        "v_hat": x(B, F, D_IN),
+        "v": x(B, F, D_IN),
+        "t_hat": x(B, D_IN),
+        "t": x(B, D_IN),
+        "tt_pred": x(B, L, D_IN),
+        "tt_target": x(B, L, D_IN),
+        "it_pred": x(B, F, P, D_IN),
+        "it_target": x(B, F, P, D_IN),
+        "text_sel": text_sel,
+        "image_sel": image_sel,
+    }
 
 
 def main() -> None:
@@ -70,9 +81,14 @@ def main() -> None:
                 frames = slice(None) if term == "completion" else slice(0, 1)
                 cfg = CompletionConfig(gather_grad=mode)
                 loss, _ = completion_contrast(
-                    proj(inp["v_hat"][:, frames]), proj(inp["v"][:, frames]), proj(inp["t_hat"]), proj(inp["t"]), cfg,
+                    proj(inp["v_hat"][:, frames]),
+                    proj(inp["v"][:, frames]),
+                    proj(inp["t_hat"]),
+                    proj(inp["t"]),
+                    cfg,
                     (proj(inp["tt_pred"]), proj(inp["tt_target"]), inp["text_sel"]),
-                    (proj(inp["it_pred"][:, frames]), proj(inp["it_target"][:, frames]), inp["image_sel"][:, frames]))
+                    (proj(inp["it_pred"][:, frames]), proj(inp["it_target"][:, frames]), inp["image_sel"][:, frames]),
+                )
                 params = dict(proj.named_parameters())
             loss.backward()
             grads = {}

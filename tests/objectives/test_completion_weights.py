@@ -15,8 +15,7 @@ def features(seed: int = 0):
     selected = torch.rand(b, tokens, generator=g) < 0.5
     selected[:, 0] = True
     text = (torch.randn(b, tokens, d, generator=g), torch.randn(b, tokens, d, generator=g), selected)
-    image = (torch.randn(b, 1, tokens, d, generator=g), torch.randn(b, 1, tokens, d, generator=g),
-             selected[:, None, :])
+    image = (torch.randn(b, 1, tokens, d, generator=g), torch.randn(b, 1, tokens, d, generator=g), selected[:, None, :])
     return v_hat, v, t_hat, t, text, image
 
 
@@ -30,9 +29,15 @@ def test_weights_scale_the_terms():
     mgsc = terms["mgsc_img_loss"] + terms["mgsc_txt_loss"]
     mltc = terms["mltc_img_loss"] + terms["mltc_txt_loss"]
     assert float(loss) == pytest.approx(float(mgsc + 0.2 * mltc), rel=1e-6)
-    small, small_terms = completion_contrast(v_hat, v, t_hat, t, CompletionConfig(global_weight=0.1, local_weight=0.02,
-                                                                              gather_grad="local_slice"),
-                                             text, image)
+    small, small_terms = completion_contrast(
+        v_hat,
+        v,
+        t_hat,
+        t,
+        CompletionConfig(global_weight=0.1, local_weight=0.02, gather_grad="local_slice"),
+        text,
+        image,
+    )
     assert float(small) == pytest.approx(float(0.1 * mgsc + 0.02 * mltc), rel=1e-6)
     # the logged terms are the unweighted losses, whatever the weights
     assert all(float(small_terms[k]) == pytest.approx(float(terms[k])) for k in terms)

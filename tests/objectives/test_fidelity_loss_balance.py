@@ -14,8 +14,15 @@ from sclbench.objectives.losses import gathered_term_scale
 
 # The official weights, derived by hand from the official code at 8 processes (HEAD compute_scl for
 # images: the MGSC text CLS and MLTC image tokens are local; v1 for clips: the text CLS is gathered).
-OFFICIAL_PRETRAIN_IMAGE = {"mlm": 1, "itm": 1, "itc": 0.5 / 8, "mgsc_image": 1 / 8, "mgsc_text": 1,
-                           "mltc_text": 0.2 / 8, "mltc_image": 0.2}
+OFFICIAL_PRETRAIN_IMAGE = {
+    "mlm": 1,
+    "itm": 1,
+    "itc": 0.5 / 8,
+    "mgsc_image": 1 / 8,
+    "mgsc_text": 1,
+    "mltc_text": 0.2 / 8,
+    "mltc_image": 0.2,
+}
 OFFICIAL_PRETRAIN_VIDEO = {"mlm": 1, "itm": 1, "itc": 0.5 / 8, "mgsc_image": 1 / 8, "mgsc_text": 1 / 8}
 OFFICIAL_RETRIEVAL = {"f30k": 0.5 / 8, "coco": 0.5 / 8, "lsmdc": 1.0 / 8, "msrvtt": 1.0 / 8}
 
@@ -41,8 +48,10 @@ def test_default_retrieval_weights_equal_the_official_ones(name, world):
     assert _weights(balance, "batch") == pytest.approx({"rank": 1.0, "itc": OFFICIAL_RETRIEVAL[name]})
 
 
-@pytest.mark.parametrize("mode, world, itc", [("local_slice", 1, 0.5), ("local_slice", 2, 0.25),
-                                              ("local_slice", 8, 0.5 / 8), ("exact", 8, 0.5)])
+@pytest.mark.parametrize(
+    "mode, world, itc",
+    [("local_slice", 1, 0.5), ("local_slice", 2, 0.25), ("local_slice", 8, 0.5 / 8), ("exact", 8, 0.5)],
+)
 def test_the_other_modes_change_the_balance_off_8_processes(mode, world, itc):
     balance = loss_balance(load_card("pretrain", [f"train.gather_grad={mode}"]), world)
     assert balance["terms"]["image"]["itc"]["weight"] == pytest.approx(itc)

@@ -63,19 +63,29 @@ def token_loss(pred, target, sel, tau):
     return nsl(p @ t.t(), tau)
 
 
-def completion_reference(owner: int | None, local_text_cls: bool, local_image_tokens: bool,
-                         frames: int = script.F, scale: float = 1.0) -> dict:
+def completion_reference(
+    owner: int | None, local_text_cls: bool, local_image_tokens: bool, frames: int = script.F, scale: float = 1.0
+) -> dict:
     """owner None: the whole batch (exact). Else rank `owner`'s official loss, its gathered terms x scale.
     frames: the first `frames` frames of the inputs (1 = an image batch)."""
     _, proj = script.make_params()
     tau, weight = 0.03, 0.2
     cut = {"v_hat", "v", "it_pred", "it_target", "image_sel"}  # inputs with a frame axis
     take = lambda name, r: script.rank_inputs(r)[name][:, :frames] if name in cut else script.rank_inputs(r)[name]  # noqa: E731
-    rows = lambda name: torch.cat([proj(take(name, r)) if owner is None or r == owner  # noqa: E731
-                                   else proj(take(name, r)).detach() for r in range(WORLD)])
+    rows = lambda name: torch.cat(
+        [
+            proj(take(name, r))
+            if owner is None or r == owner  # noqa: E731
+            else proj(take(name, r)).detach()
+            for r in range(WORLD)
+        ]
+    )
     own = lambda name: proj(take(name, owner))  # noqa: E731
-    sel = lambda name, local: (take(name, owner) if local  # noqa: E731
-                               else torch.cat([take(name, r) for r in range(WORLD)]))
+    sel = lambda name, local: (
+        take(name, owner)
+        if local  # noqa: E731
+        else torch.cat([take(name, r) for r in range(WORLD)])
+    )
     v_hat, v = unit(rows("v_hat")), unit(rows("v").detach())
     loss = scale * sum(nsl(v_hat[:, f] @ v[:, f].t(), tau) for f in range(frames)) / frames
     t_hat, t = (own("t_hat"), own("t")) if local_text_cls else (rows("t_hat"), rows("t"))
@@ -104,8 +114,12 @@ def expected(mode: str, term: str) -> dict:
     if mode == "exact":
         return completion_reference(None, local_text_cls=False, local_image_tokens=False, frames=frames)
     clip = frames > 1  # clips: the v1 code gathers the text CLS pair; images: HEAD keeps it local
-    return mean([completion_reference(r, local_text_cls=not clip, local_image_tokens=True, frames=frames, scale=scale)
-                 for r in range(WORLD)])
+    return mean(
+        [
+            completion_reference(r, local_text_cls=not clip, local_image_tokens=True, frames=frames, scale=scale)
+            for r in range(WORLD)
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -114,9 +128,21 @@ def torchrun_grads(tmp_path_factory) -> dict:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={WORLD}", f"--master_port={port}",
-           str(SCRIPT), "--out", str(out)]
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc_per_node={WORLD}",
+        f"--master_port={port}",
+        str(SCRIPT),
+        "--out",
+        str(out),
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     saved = torch.load(out)

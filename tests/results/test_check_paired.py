@@ -5,8 +5,14 @@ from sclbench.results import ResultRecord, check
 
 
 def vqa(acc: list[float], precision: str, k: int = 1) -> tuple[ResultRecord, list]:
-    rec = ResultRecord("vqa", "minival", {"accuracy": 100 * sum(acc) / len(acc)}, "vqaEval-official",
-                       protocol={"role": "test", "precision": precision, "k": k}, checkpoint={"name": "demo"})
+    rec = ResultRecord(
+        "vqa",
+        "minival",
+        {"accuracy": 100 * sum(acc) / len(acc)},
+        "vqaEval-official",
+        protocol={"role": "test", "precision": precision, "k": k},
+        checkpoint={"name": "demo"},
+    )
     return rec, [{"id": i, "scores": {"accuracy": a}} for i, a in enumerate(acc)]
 
 
@@ -39,8 +45,9 @@ def test_an_unexpected_protocol_change_still_fails(tmp_path):
 def test_rows_count_paired_and_changed_samples(tmp_path):
     base = save(tmp_path / "fp32", vqa([1.0, 0.3, 0.0, 1.0, 0.6], "fp32"))
     now = save(tmp_path / "bf16", vqa([1.0, 0.6, 0.0, 0.0, 0.6], "bf16"))
-    row = next(r for r in check(now, base, tolerance=50, expected_protocol=["precision"]).rows
-               if r.metric == "accuracy")
+    row = next(
+        r for r in check(now, base, tolerance=50, expected_protocol=["precision"]).rows if r.metric == "accuracy"
+    )
     assert (row.paired, row.changed_samples) == (5, 2)
     assert row.ci is not None and row.ci[0] <= row.delta <= row.ci[1]
     as_json = check(now, base, tolerance=50, expected_protocol=["precision"]).to_dict()["rows"]

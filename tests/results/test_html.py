@@ -21,9 +21,19 @@ needs_browser = pytest.mark.skipif(BROWSER is None, reason="no chromium on PATH 
 
 def load_in_browser(page) -> tuple[str, list[str]]:
     """(DOM after load, console lines) of a local page in headless chromium, all network refused."""
-    cmd = [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--enable-logging=stderr",
-           "--v=0", "--host-resolver-rules=MAP * ~NOTFOUND", "--virtual-time-budget=3000", "--dump-dom",
-           page.resolve().as_uri()]
+    cmd = [
+        BROWSER,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+        "--virtual-time-budget=3000",
+        "--dump-dom",
+        page.resolve().as_uri(),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line or "Failed to load" in line]
@@ -48,12 +58,19 @@ def _records(root, synthetic_hits=7, drift=False):
     tr = {f"tr_r{k}": 100.0 * sum(p["rank"] < k for p in preds[:20]) / 20 for k in (1, 5, 10)}
     ir = {f"ir_r{k}": 100.0 * sum(p["rank"] < k for p in preds[20:]) / 100 for k in (1, 5, 10)}
     protocol = {"mode": "two-stage", "k": 128, "fusion": "itm", "num_images": 20, "num_texts": 100}
-    ResultRecord("f30k", "test", {**tr, **ir}, "recall-gt_last", protocol=protocol,
-                 checkpoint={"name": "scl-f30k"}).save(root, predictions=preds)
+    ResultRecord(
+        "f30k", "test", {**tr, **ir}, "recall-gt_last", protocol=protocol, checkpoint={"name": "scl-f30k"}
+    ).save(root, predictions=preds)
     nl = [{"id": f"s{i}", "scores": {"accuracy": float(i < synthetic_hits * 10)}} for i in range(100)]
-    ResultRecord("nlvr2", "test1", {"accuracy": float(synthetic_hits * 10) + (3.0 if drift else 0.0)}, "nlvr2-official",
-                 protocol={"passes": "pair"}, checkpoint={"name": "my-synth-run"},
-                 extra={"synthetic_data": {"synthetic": True}}).save(root, predictions=nl)
+    ResultRecord(
+        "nlvr2",
+        "test1",
+        {"accuracy": float(synthetic_hits * 10) + (3.0 if drift else 0.0)},
+        "nlvr2-official",
+        protocol={"passes": "pair"},
+        checkpoint={"name": "my-synth-run"},
+        extra={"synthetic_data": {"synthetic": True}},
+    ).save(root, predictions=nl)
     return {**tr, **ir}
 
 
@@ -61,8 +78,16 @@ def _render(tmp_path, drift=False):
     numbers = _records(tmp_path / "results")
     _records(tmp_path / "baseline", drift=drift)
     page = tmp_path / "board.html"
-    args = ["table", str(tmp_path / "results"), "--format", "html", "--out", str(page), "--baseline",
-            str(tmp_path / "baseline")]
+    args = [
+        "table",
+        str(tmp_path / "results"),
+        "--format",
+        "html",
+        "--out",
+        str(page),
+        "--baseline",
+        str(tmp_path / "baseline"),
+    ]
     assert main(args) == 0
     return page, numbers
 
@@ -89,7 +114,7 @@ def test_page_loads_without_console_errors_and_shows_every_number(tmp_path):
     assert "synthetic" in text and "PASS" in text
     assert any(tag == "polyline" for tag, _ in parser.tags), "no recall@K curve drawn"
     # the synthetic NLVR2 row has neither the paper's 84.27 nor a delta; the real f30k row has both
-    board = dom.split("id=\"leaderboard\"")[1].split("</table>")[0]
+    board = dom.split('id="leaderboard"')[1].split("</table>")[0]
     nlvr2_row = next(r for r in board.split("<tr>") if "my-synth-run" in r)
     f30k_tr1 = next(r for r in board.split("<tr>") if "scl-f30k" in r and ">tr_r1<" in r)
     assert "95.90" in f30k_tr1 and "neg" in f30k_tr1

@@ -30,8 +30,10 @@ DAMAGE = {
     "random bytes": (lambda t: bytes(range(128, 256)) * 4, "not UTF-8"),
     "empty": (lambda t: b"", "is empty"),
     "cut short": (lambda t: t.encode()[: len(t) // 2], "malformed JSON"),
-    "repeated key": (lambda t: t.replace('"split": "test"', '"split": "test", "split": "val"').encode(),
-                     "key 'split' occurs twice"),
+    "repeated key": (
+        lambda t: t.replace('"split": "test"', '"split": "test", "split": "val"').encode(),
+        "key 'split' occurs twice",
+    ),
 }
 
 
@@ -73,7 +75,7 @@ PREDICTION_DAMAGE = {
     "latin-1 on line 2": (b'{"id": "a"}\n{"id": "\xe9"}\n', "line 2", "not UTF-8"),
     "repeated key": (b'{"id": "a"}\n{"id": "b", "id": "c"}\n', "line 2", "occurs twice"),
     "malformed": (b'{"id": "a"}\n\n{"id": \n', "line 3", "malformed JSON"),
-    "not an object": (b'[1]\n', "line 1", "expected a JSON object"),
+    "not an object": (b"[1]\n", "line 1", "expected a JSON object"),
 }
 
 

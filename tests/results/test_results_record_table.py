@@ -7,7 +7,6 @@ import pytest
 
 from sclbench.cli import main
 from sclbench.errors import DataError
-from sclbench.results.record import HISTORY_KEEP
 from sclbench.results import (
     ResultRecord,
     build_table,
@@ -19,6 +18,7 @@ from sclbench.results import (
     paper_numbers,
     render,
 )
+from sclbench.results.record import HISTORY_KEEP
 
 
 def vqa_record(value: float = 78.70, ckpt: str = "scl-mgsc-100k") -> ResultRecord:

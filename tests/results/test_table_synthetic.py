@@ -18,9 +18,18 @@ PROTOCOL = {"mode": "two-stage", "k": 128, "fusion": "itm", "num_images": 20, "n
 
 
 def f30k_record(name: str, synthetic: bool, hits: int = 7) -> tuple[ResultRecord, list[dict]]:
-    preds = [{"id": f"image/{i}", "rank": 0 if i < hits else 9, "scores": {"tr_r1": float(i < hits)}} for i in range(20)]
-    rec = ResultRecord("f30k", "test", {"tr_r1": 100.0 * hits / 20}, "recall-gt_last", protocol=dict(PROTOCOL),
-                       checkpoint={"name": name}, extra={"synthetic_data": {"synthetic": True}} if synthetic else {})
+    preds = [
+        {"id": f"image/{i}", "rank": 0 if i < hits else 9, "scores": {"tr_r1": float(i < hits)}} for i in range(20)
+    ]
+    rec = ResultRecord(
+        "f30k",
+        "test",
+        {"tr_r1": 100.0 * hits / 20},
+        "recall-gt_last",
+        protocol=dict(PROTOCOL),
+        checkpoint={"name": name},
+        extra={"synthetic_data": {"synthetic": True}} if synthetic else {},
+    )
     return rec, preds
 
 
@@ -86,8 +95,10 @@ def test_chance_levels_and_tests():
     assert chance_level("f30k", "tr_r1", {"num_images": 20, "num_texts": 100}) == pytest.approx(5.0)
     assert chance_level("f30k", "r_mean", PROTOCOL) is None
     assert binomial_tail(0, 10, 0.3) == 1.0
-    assert binomial_tail(10, 10, 0.5) == pytest.approx(0.5 ** 10)
-    assert binomial_tail(44, 80, 0.5) == pytest.approx(0.21702, abs=1e-5)  # scipy binomtest; the issue's NLVR2 55.0 on 80
+    assert binomial_tail(10, 10, 0.5) == pytest.approx(0.5**10)
+    assert binomial_tail(44, 80, 0.5) == pytest.approx(
+        0.21702, abs=1e-5
+    )  # scipy binomtest; the issue's NLVR2 55.0 on 80
     graded = [1.0, 0.9, 0.6, 1.0, 0.3] * 12
     assert p_value_vs_chance(graded, 10.0) < 0.01
     assert p_value_vs_chance([0.1, 0.0, 0.3, 0.0] * 10, 10.0) > 0.05
@@ -143,8 +154,9 @@ def test_ablation_pairs_samples_by_id(tmp_path):
 
     def nlvr2(name, correct):
         preds = [{"id": f"s{i}", "scores": {"accuracy": float(i in correct)}} for i in range(100)]
-        ResultRecord("nlvr2", "test1", {"accuracy": float(len(correct))}, "nlvr2-official",
-                     checkpoint={"name": name}).save(tmp_path, predictions=preds)
+        ResultRecord(
+            "nlvr2", "test1", {"accuracy": float(len(correct))}, "nlvr2-official", checkpoint={"name": name}
+        ).save(tmp_path, predictions=preds)
 
     nlvr2("demo-scl", set(range(80)))
     nlvr2("demo-no-completion", set(range(50)))
@@ -163,5 +175,5 @@ def test_queries_needed_for_a_paired_effect():
     from sclbench.app.demo import queries_needed
 
     diffs = [1.0, -1.0] * 10 + [0.0] * 80  # 20 % discordant, no net effect
-    assert queries_needed(diffs, 2.0) == pytest.approx((2.8 ** 2) * 0.2 / 0.02 ** 2, rel=0.02)
+    assert queries_needed(diffs, 2.0) == pytest.approx((2.8**2) * 0.2 / 0.02**2, rel=0.02)
     assert queries_needed([0.0] * 50) is None and queries_needed([1.0]) is None

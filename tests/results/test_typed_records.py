@@ -21,8 +21,9 @@ BUDGET = settings(max_examples=80, deadline=None, derandomize=True)
 
 
 def record(acc: float = 80.0, **metrics) -> ResultRecord:
-    return ResultRecord("nlvr2", "dev", {"accuracy": acc, "consistency": 50.0, **metrics}, "nlvr2-official",
-                        checkpoint={"name": "demo"})
+    return ResultRecord(
+        "nlvr2", "dev", {"accuracy": acc, "consistency": 50.0, **metrics}, "nlvr2-official", checkpoint={"name": "demo"}
+    )
 
 
 def saved(root, rec: ResultRecord):
@@ -67,15 +68,40 @@ def test_a_non_number_metric_is_an_error_in_table_and_check(tmp_path, value):
     assert main(["table", str(now)]) == 2
 
 
-@pytest.mark.parametrize("field, value", [
-    ("task", 5), ("task", ""), ("split", None), ("scorer", ["x"]), ("metrics", [80.0]), ("metrics", "80"),
-    ("protocol", "two-stage"), ("protocol", [1]), ("config", 3), ("checkpoint", "demo"), ("versions", []),
-    ("extra", "x"), ("world_size", "1"), ("world_size", 0), ("world_size", 1.5), ("wall_time_s", "fast"),
-    ("wall_time_s", -1), ("throughput", True), ("seed", "0"), ("seed", 0.5), ("created_at", 20240101),
-    ("notes", None), ("git_commit", 123), ("device", ["cpu"]), ("predictions_file", "../../etc/passwd"),
-    ("predictions_file", "/abs/path.jsonl"), ("predictions_file", ""), ("predictions_sha256", 7),
-    ("data_fingerprint", {"a": 1}),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("task", 5),
+        ("task", ""),
+        ("split", None),
+        ("scorer", ["x"]),
+        ("metrics", [80.0]),
+        ("metrics", "80"),
+        ("protocol", "two-stage"),
+        ("protocol", [1]),
+        ("config", 3),
+        ("checkpoint", "demo"),
+        ("versions", []),
+        ("extra", "x"),
+        ("world_size", "1"),
+        ("world_size", 0),
+        ("world_size", 1.5),
+        ("wall_time_s", "fast"),
+        ("wall_time_s", -1),
+        ("throughput", True),
+        ("seed", "0"),
+        ("seed", 0.5),
+        ("created_at", 20240101),
+        ("notes", None),
+        ("git_commit", 123),
+        ("device", ["cpu"]),
+        ("predictions_file", "../../etc/passwd"),
+        ("predictions_file", "/abs/path.jsonl"),
+        ("predictions_file", ""),
+        ("predictions_sha256", 7),
+        ("data_fingerprint", {"a": 1}),
+    ],
+)
 def test_a_field_of_the_wrong_kind_names_file_and_field(tmp_path, field, value):
     now = saved(tmp_path / "now", record())
     path = rewrite(now, **{field: value})
@@ -94,10 +120,17 @@ def test_metric_names_must_be_texts_in_records_built_in_code(tmp_path):
 
 
 # ---- NaN and inf metrics: never a pass, always shown ------------------------------------------------
-@pytest.mark.parametrize("base_value, now_value", [
-    (80.0, math.nan), (math.nan, 80.0), (math.nan, math.nan), (80.0, math.inf), (math.inf, math.inf),
-    (-math.inf, 80.0),
-])
+@pytest.mark.parametrize(
+    "base_value, now_value",
+    [
+        (80.0, math.nan),
+        (math.nan, 80.0),
+        (math.nan, math.nan),
+        (80.0, math.inf),
+        (math.inf, math.inf),
+        (-math.inf, 80.0),
+    ],
+)
 def test_non_finite_metrics_fail_the_check(tmp_path, base_value, now_value):
     base = saved(tmp_path / "base", record(base_value))
     now = saved(tmp_path / "now", record(now_value))
@@ -141,8 +174,17 @@ def test_bad_tolerances_are_refused_by_the_cli(tmp_path, capsys, text):
     assert "Traceback" not in err and "PASS" not in err
 
 
-@pytest.mark.parametrize("option, value", [("n_resamples", 0), ("n_resamples", 2.5), ("confidence", 1.0),
-                                           ("confidence", math.nan), ("confidence", 0), ("seed", "0")])
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("n_resamples", 0),
+        ("n_resamples", 2.5),
+        ("confidence", 1.0),
+        ("confidence", math.nan),
+        ("confidence", 0),
+        ("seed", "0"),
+    ],
+)
 def test_other_check_options_are_typed(tmp_path, option, value):
     base = saved(tmp_path / "base", record(80.0))
     with pytest.raises(ConfigError, match=option):
@@ -161,8 +203,12 @@ finite_tolerances = st.floats(min_value=0, max_value=1e6, allow_nan=False, allow
 
 
 @BUDGET
-@given(tolerance=finite_tolerances, excess=st.floats(min_value=1e-6, max_value=1e6), sign=st.sampled_from([1, -1]),
-       base=st.floats(min_value=-1e3, max_value=1e3))
+@given(
+    tolerance=finite_tolerances,
+    excess=st.floats(min_value=1e-6, max_value=1e6),
+    sign=st.sampled_from([1, -1]),
+    base=st.floats(min_value=-1e3, max_value=1e3),
+)
 def test_any_change_beyond_a_finite_tolerance_fails(tolerance, excess, sign, base):
     """|delta| > t (by more than the 1e-9 float slack) fails, for every finite t >= 0 and baseline."""
     now = base + sign * (tolerance + excess + 1e-6)
@@ -181,8 +227,12 @@ def test_any_tolerance_is_finite_non_negative_or_refused(tolerance):
     try:
         default, _ = check_tolerances(tolerance, None)
     except ConfigError:
-        ok = isinstance(tolerance, (int, float)) and not isinstance(tolerance, bool) and math.isfinite(tolerance) \
+        ok = (
+            isinstance(tolerance, (int, float))
+            and not isinstance(tolerance, bool)
+            and math.isfinite(tolerance)
             and tolerance >= 0
+        )
         assert not ok
     else:
         assert math.isfinite(default) and default >= 0

@@ -12,12 +12,15 @@ from sclbench.tasks import encode_once, nlvr2, vqa
 from sclbench.tasks.encode_once import group, source_key
 
 
-@pytest.mark.parametrize("keys,first,inverse", [
-    (["a", "b", "c"], [0, 1, 2], [0, 1, 2]),  # all distinct
-    (["a", "a", "a"], [0], [0, 0, 0]),  # one image
-    (["a", "b", "a", "c", "b"], [0, 1, 3], [0, 1, 0, 2, 1]),  # interleaved
-    ([], [], []),
-])
+@pytest.mark.parametrize(
+    "keys,first,inverse",
+    [
+        (["a", "b", "c"], [0, 1, 2], [0, 1, 2]),  # all distinct
+        (["a", "a", "a"], [0], [0, 0, 0]),  # one image
+        (["a", "b", "a", "c", "b"], [0, 1, 3], [0, 1, 0, 2, 1]),  # interleaved
+        ([], [], []),
+    ],
+)
 def test_group(keys, first, inverse):
     assert group(keys) == (first, inverse)
 
@@ -25,8 +28,13 @@ def test_group(keys, first, inverse):
 def test_source_keys_tell_sources_apart():
     same = [ImageSource(path=Path("/x/1.jpg")), ImageSource(path=Path("/x/1.jpg"))]
     assert source_key(same[0]) == source_key(same[1])
-    others = [ImageSource(path=Path("/x/2.jpg")), ImageSource(arrow=("t.arrow", "image", 0)),
-              ImageSource(arrow=("t.arrow", "image", 1)), ImageSource(data=b"abc"), ImageSource(data=b"abd")]
+    others = [
+        ImageSource(path=Path("/x/2.jpg")),
+        ImageSource(arrow=("t.arrow", "image", 0)),
+        ImageSource(arrow=("t.arrow", "image", 1)),
+        ImageSource(data=b"abc"),
+        ImageSource(data=b"abd"),
+    ]
     assert len({source_key(s) for s in [same[0], *others]}) == 6
 
 
@@ -50,16 +58,19 @@ def _per_question(model, images, keys):  # the old path: one ViT pass per questi
 def test_each_image_encoded_once_per_batch_with_the_same_predictions(synth_root, monkeypatch, task_name):
     overrides = ["data.minival_images=4"] if task_name == "vqa" else []
     torch.manual_seed(0)
-    task, loaded = jobs.prepare(task_name, None, str(synth_root / task_name), overrides, preset="tiny",
-                                tokenizer=str(synth_root / "tokenizer"))
+    task, loaded = jobs.prepare(
+        task_name, None, str(synth_root / task_name), overrides, preset="tiny", tokenizer=str(synth_root / "tokenizer")
+    )
     model = loaded.model.eval()
     batch_size = 6
     records = task.build_dataset("val", train=False).records
     # What one batch holds: its questions' images (NLVR2: both images of each statement).
     expected = []
     for start in range(0, len(records), batch_size):
-        chunk = records[start:start + batch_size]
-        sources = [r.image for r in chunk] if task_name == "vqa" else [r.image_0 for r in chunk] + [r.image_1 for r in chunk]
+        chunk = records[start : start + batch_size]
+        sources = (
+            [r.image for r in chunk] if task_name == "vqa" else [r.image_0 for r in chunk] + [r.image_1 for r in chunk]
+        )
         expected.append(len({source_key(s) for s in sources}))
     per_question_images = len(records) * (1 if task_name == "vqa" else 2)
     assert sum(expected) < per_question_images, "the data must repeat images within a batch for this test"

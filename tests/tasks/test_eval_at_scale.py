@@ -28,15 +28,36 @@ VOLATILE = ("wall_time_s", "throughput", "created", "created_at", "timestamp", "
 @pytest.fixture(scope="module")
 def f30k_ckpt(synth_root, tmp_path_factory):
     torch.manual_seed(0)
-    _, loaded = jobs.prepare("f30k", None, str(synth_root / "f30k"), [], preset="tiny",
-                             tokenizer=str(synth_root / "tokenizer"))
+    _, loaded = jobs.prepare(
+        "f30k", None, str(synth_root / "f30k"), [], preset="tiny", tokenizer=str(synth_root / "tokenizer")
+    )
     return loaded.model.save_pretrained(tmp_path_factory.mktemp("ckpt") / "f30k", tokenizer=loaded.tokenizer)
 
 
 def eval_args(ckpt: Path, data: Path, results: Path, cache: Path, *extra: str) -> list[str]:
-    return ["eval", "f30k", "eval.chunk_pairs=4", "eval.pair_batch_size=4", "--ckpt", str(ckpt),
-            "--data-root", str(data), "--split", "test", "--mode", "exhaustive", "--batch-size", "4",
-            "--limit", "3", "--results", str(results), "--cache-dir", str(cache), *extra]
+    return [
+        "eval",
+        "f30k",
+        "eval.chunk_pairs=4",
+        "eval.pair_batch_size=4",
+        "--ckpt",
+        str(ckpt),
+        "--data-root",
+        str(data),
+        "--split",
+        "test",
+        "--mode",
+        "exhaustive",
+        "--batch-size",
+        "4",
+        "--limit",
+        "3",
+        "--results",
+        str(results),
+        "--cache-dir",
+        str(cache),
+        *extra,
+    ]
 
 
 def load_record(results: Path) -> tuple[dict, list[dict]]:
@@ -61,10 +82,19 @@ def stable(rec: dict) -> dict:
 
 # ---- precision -------------------------------------------------------------------------------------
 def test_precision_is_recorded_and_honoured(synth_root, f30k_ckpt, tmp_path):
-    fp32, _ = jobs.evaluate("f30k", str(f30k_ckpt), "test", str(synth_root / "f30k"), tmp_path / "a",
-                            device="cpu", mode="exhaustive")
-    bf16, path = jobs.evaluate("f30k", str(f30k_ckpt), "test", str(synth_root / "f30k"), tmp_path / "b",
-                               device="cpu", mode="exhaustive", precision="bf16")
+    fp32, _ = jobs.evaluate(
+        "f30k", str(f30k_ckpt), "test", str(synth_root / "f30k"), tmp_path / "a", device="cpu", mode="exhaustive"
+    )
+    bf16, path = jobs.evaluate(
+        "f30k",
+        str(f30k_ckpt),
+        "test",
+        str(synth_root / "f30k"),
+        tmp_path / "b",
+        device="cpu",
+        mode="exhaustive",
+        precision="bf16",
+    )
     assert (fp32.protocol["precision"], fp32.protocol["tf32"]) == ("fp32", False)  # TF32 is CUDA-only
     assert (bf16.protocol["precision"], bf16.protocol["tf32"]) == ("bf16", False)
     assert json.loads(path.read_text())["protocol"]["precision"] == "bf16"
@@ -105,8 +135,9 @@ def test_precision_checks():
 def test_precision_in_pair_classification_tasks(synth_root, tmp_path, task):
     overrides = ["data.minival_images=4"] if task == "vqa" else []
     torch.manual_seed(0)
-    t, loaded = jobs.prepare(task, None, str(synth_root / task), overrides, preset="tiny",
-                             tokenizer=str(synth_root / "tokenizer"))
+    t, loaded = jobs.prepare(
+        task, None, str(synth_root / task), overrides, preset="tiny", tokenizer=str(synth_root / "tokenizer")
+    )
     t.limit = 6 if task == "nlvr2" else None  # (VQA: the minival split needs the whole small val)
     model = loaded.model.eval()
     fp32 = t.evaluate(model, "val", batch_size=4)
@@ -159,13 +190,23 @@ sys.exit(main(sys.argv[1:]))
 
 def test_sigkilled_eval_resumes_to_the_identical_record(synth_root, f30k_ckpt, tmp_path):
     data, cache = synth_root / "f30k", tmp_path / "cache"
-    env = {**os.environ, "KILL_AFTER_CHUNKS": "5", "OMP_NUM_THREADS": "1", "SCLBENCH_NO_PROGRESS": "1",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "KILL_AFTER_CHUNKS": "5",
+        "OMP_NUM_THREADS": "1",
+        "SCLBENCH_NO_PROGRESS": "1",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
     # The uninterrupted run first (its cache then removed), so that both runs have the same arguments.
     assert main(eval_args(f30k_ckpt, data, tmp_path / "fresh", cache)) == 0
     shutil.rmtree(cache)
-    killed = subprocess.run([sys.executable, "-c", KILLER, *eval_args(f30k_ckpt, data, tmp_path / "killed", cache)],
-                            env=env, capture_output=True, text=True, timeout=300)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLER, *eval_args(f30k_ckpt, data, tmp_path / "killed", cache)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert not (tmp_path / "killed" / "f30k").exists() or not list((tmp_path / "killed" / "f30k").glob("*.json"))
     (scores_dir,) = cache.glob("scores-*")
@@ -179,12 +220,23 @@ def test_sigkilled_eval_resumes_to_the_identical_record(synth_root, f30k_ckpt, t
     n_pairs = fresh["protocol"]["cross_encoder_passes"]
     assert n_pairs == 45  # 3 images x 15 captions
     chunks = -(-n_pairs // 4)
-    assert fresh["protocol"]["resumed"] == {"features": False, "chunks": chunks, "chunk_pairs": 4,
-                                            "reused_chunks": 0, "reused_pairs": 0, "computed_passes": n_pairs}
+    assert fresh["protocol"]["resumed"] == {
+        "features": False,
+        "chunks": chunks,
+        "chunk_pairs": 4,
+        "reused_chunks": 0,
+        "reused_pairs": 0,
+        "computed_passes": n_pairs,
+    }
     # the killed run cached its features before scoring, and 5 chunks of 4 pairs
-    assert resumed["protocol"]["resumed"] == {"features": True, "chunks": chunks, "chunk_pairs": 4,
-                                              "reused_chunks": 5, "reused_pairs": 20,
-                                              "computed_passes": n_pairs - 20}
+    assert resumed["protocol"]["resumed"] == {
+        "features": True,
+        "chunks": chunks,
+        "chunk_pairs": 4,
+        "reused_chunks": 5,
+        "reused_pairs": 20,
+        "computed_passes": n_pairs - 20,
+    }
 
 
 def test_changed_annotations_or_precision_invalidate_the_cache(synth_root, f30k_ckpt, tmp_path):
@@ -199,9 +251,20 @@ def test_changed_annotations_or_precision_invalidate_the_cache(synth_root, f30k_
     assert differences(stable(again), stable(first)) == []
 
     # Another precision: another key (nothing reused).
-    bf16, _ = jobs.evaluate("f30k", str(f30k_ckpt), "test", str(data), tmp_path / "r3", device="cpu",
-                            overrides=["eval.chunk_pairs=4", "eval.pair_batch_size=4"], batch_size=4,
-                            limit=3, mode="exhaustive", cache_dir=str(cache), precision="bf16")
+    bf16, _ = jobs.evaluate(
+        "f30k",
+        str(f30k_ckpt),
+        "test",
+        str(data),
+        tmp_path / "r3",
+        device="cpu",
+        overrides=["eval.chunk_pairs=4", "eval.pair_batch_size=4"],
+        batch_size=4,
+        limit=3,
+        mode="exhaustive",
+        cache_dir=str(cache),
+        precision="bf16",
+    )
     assert bf16.protocol["resumed"]["features"] is False and bf16.protocol["resumed"]["reused_chunks"] == 0
     # Edit one caption of the annotation file: the cached features and scores must not be read.
     (ann,) = [p for p in data.rglob("*.json") if "images" in p.read_text()[:2000]]

@@ -60,9 +60,11 @@ def test_the_guard_refuses_a_feature_tensor():
 
 
 # ---- the gather itself, in 3 gloo processes ---------------------------------------------------------
-CASES = [(5, torch.float32, None),  # uneven: 2 + 2 + 1
-         (5, torch.bfloat16, 1),  # bf16 on gloo, one row per round
-         (2, torch.bfloat16, 2)]  # more ranks than rows: rank 2's shard is empty
+CASES = [
+    (5, torch.float32, None),  # uneven: 2 + 2 + 1
+    (5, torch.bfloat16, 1),  # bf16 on gloo, one row per round
+    (2, torch.bfloat16, 2),
+]  # more ranks than rows: rank 2's shard is empty
 
 
 def _full(n: int, dtype: torch.dtype) -> torch.Tensor:
@@ -85,10 +87,19 @@ def _gather_worker(rank: int, world: int, port: int, out_dir: str) -> None:
             D.all_gather_rows(full[a:b], out, counts, chunk_rows=chunk_rows)
             # The engine's path: shapes and dtype from the ranks that have rows, an empty shard included.
             local = (full[a:b], torch.ones(b - a, 4), full[a:b], torch.ones(b - a, 4), torch.tensor(1))
-            (t_emb, t_proj, v_emb, _), frames = RF.gather_features(local, n, n, 2, torch.device("cpu"),
-                                                                   RF.RetrievalOptions())
-            results.append({"out": out, "t_emb": t_emb, "v_emb": v_emb, "t_proj": t_proj, "frames": frames,
-                            "counts": D.all_gather_counts(b - a)})
+            (t_emb, t_proj, v_emb, _), frames = RF.gather_features(
+                local, n, n, 2, torch.device("cpu"), RF.RetrievalOptions()
+            )
+            results.append(
+                {
+                    "out": out,
+                    "t_emb": t_emb,
+                    "v_emb": v_emb,
+                    "t_proj": t_proj,
+                    "frames": frames,
+                    "counts": D.all_gather_counts(b - a),
+                }
+            )
         torch.save(results, Path(out_dir) / f"rank{rank}.pt")
     finally:
         torch.distributed.destroy_process_group()
@@ -122,21 +133,54 @@ def test_two_rank_eval_gathers_tensors_only_and_equals_one_process(synth_root, t
     from sclbench.cli import main
 
     torch.manual_seed(0)
-    _, loaded = jobs.prepare("f30k", None, str(synth_root / "f30k"), [], preset="tiny",
-                             tokenizer=str(synth_root / "tokenizer"))
+    _, loaded = jobs.prepare(
+        "f30k", None, str(synth_root / "f30k"), [], preset="tiny", tokenizer=str(synth_root / "tokenizer")
+    )
     ckpt = loaded.model.save_pretrained(tmp_path / "ckpt", tokenizer=loaded.tokenizer)
     # 5 images (shards 3 + 2), 25 captions (13 + 12), bf16 features, two-stage k=3, pair batches of 4.
-    args = ["eval", "f30k", "eval.chunk_pairs=8", "eval.pair_batch_size=4", "--ckpt", str(ckpt), "--data-root",
-            str(synth_root / "f30k"), "--split", "test", "--limit", "5", "--batch-size", "2", "--k", "3",
-            "--precision", "bf16"]
+    args = [
+        "eval",
+        "f30k",
+        "eval.chunk_pairs=8",
+        "eval.pair_batch_size=4",
+        "--ckpt",
+        str(ckpt),
+        "--data-root",
+        str(synth_root / "f30k"),
+        "--split",
+        "test",
+        "--limit",
+        "5",
+        "--batch-size",
+        "2",
+        "--k",
+        "3",
+        "--precision",
+        "bf16",
+    ]
     assert main([*args, "--results", str(tmp_path / "one")]) == 0
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "SCLBENCH_NO_PROGRESS": "1", "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": "",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "SCLBENCH_NO_PROGRESS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "CUDA_VISIBLE_DEVICES": "",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
     guard = tmp_path / "guarded_main.py"
     guard.write_text(GUARD)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
-           str(guard), *args, "--results", str(tmp_path / "two")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={free_port()}",
+        str(guard),
+        *args,
+        "--results",
+        str(tmp_path / "two"),
+    ]
     run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
 
@@ -165,9 +209,15 @@ def test_pair_batch_sized_to_the_device(monkeypatch, gib, expected):
     assert RF.pair_batch_for(torch.device("cpu"), 40, 577, 768, 3072, 2) == RF.CPU_PAIR_BATCH
 
 
-@pytest.mark.parametrize("free_gib,memory,home", [
-    (40, "auto", "device"), (8, "auto", "pinned"), (40, "host", "pinned"), (1, "device", "device"),
-])
+@pytest.mark.parametrize(
+    "free_gib,memory,home",
+    [
+        (40, "auto", "device"),
+        (8, "auto", "pinned"),
+        (40, "host", "pinned"),
+        (1, "device", "device"),
+    ],
+)
 def test_features_on_the_device_when_they_fit(monkeypatch, free_gib, memory, home):
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (int(free_gib * 2**30), 80 * 2**30))
     coco_bf16 = 2 * (25_000 * 40 * 768 + 5_000 * 577 * 768)  # ~5.9 GB
@@ -180,4 +230,3 @@ def test_unknown_feature_memory_is_a_config_error():
 
     with pytest.raises(ConfigError, match="feature_memory"):
         RF.RetrievalOptions(feature_memory="disk")
-

@@ -49,8 +49,12 @@ def test_batches_are_reformed_every_epoch_and_fixed_on_request():
 
 
 def pretrain_task(root, overrides, tokenizer):
-    task = get_task("pretrain", overrides + ["train.transform=eval", "train.chunk_size=2", "train.video_chunk_size=2"],
-                    data_root=root, seed=0)
+    task = get_task(
+        "pretrain",
+        overrides + ["train.transform=eval", "train.chunk_size=2", "train.video_chunk_size=2"],
+        data_root=root,
+        seed=0,
+    )
     task.tokenizer, task.model_config = tokenizer, SCLConfig.tiny(task.model_task)
     return task
 
@@ -101,7 +105,9 @@ def test_video_pretraining_uses_the_official_resolution_and_objectives(synth_roo
     task = pretrain_task(synth_root / "pretrain", [MIXED], synth_tokenizer)
     # official: one image_size per run (288; "224 for video" when the run is video only)
     assert task.model_task == "pretrain_video" and task.model_overrides()["image_size"] == 288
-    video_only = pretrain_task(synth_root / "pretrain", ["data.corpora=[{name: webvid, root: webvid}]"], synth_tokenizer)
+    video_only = pretrain_task(
+        synth_root / "pretrain", ["data.corpora=[{name: webvid, root: webvid}]"], synth_tokenizer
+    )
     assert video_only.model_overrides()["image_size"] == 224
     assert task.objective(video=True).cfg.objectives == ("mlm", "itm", "itc", "mgsc")  # CVPR v1: no mltc
     assert "mltc" in task.objective(video=False).cfg.objectives

@@ -24,15 +24,26 @@ def stream_root(synth_root, tmp_path_factory):
 
 def run(root, tokenizer, out, workers):
     corpora = "data.corpora=[{name: sbu, root: sbu}, {name: cc3m, root: cc3m_shards, format: shards}]"
-    task = get_task("pretrain", [corpora, "train.chunk_size=2", "train.transform=pretrain_train"],
-                    data_root=root, seed=0)
+    task = get_task(
+        "pretrain", [corpora, "train.chunk_size=2", "train.transform=pretrain_train"], data_root=root, seed=0
+    )
     torch.manual_seed(0)
     config = SCLConfig.tiny("pretrain", drop_rate=0.1)
     task.tokenizer, task.model_config = tokenizer, config
     model = SCLModel(config)
-    cfg = TrainConfig(lr=1e-3, max_steps=6, global_batch_size=1, per_device_batch_size=1, out_dir=str(out),
-                      seed=3, log_every=1, tensorboard=False, device="cpu", save_every_steps=2,
-                      num_workers=workers)
+    cfg = TrainConfig(
+        lr=1e-3,
+        max_steps=6,
+        global_batch_size=1,
+        per_device_batch_size=1,
+        out_dir=str(out),
+        seed=3,
+        log_every=1,
+        tensorboard=False,
+        device="cpu",
+        save_every_steps=2,
+        num_workers=workers,
+    )
     dataset = task.build_dataset("train")
     assert isinstance(dataset, StreamingBatches) and dataset.batches_per_epoch == 5  # 6 steps: 2 epochs
     trainer = Trainer(model, task.loss, dataset, task.collate, cfg)

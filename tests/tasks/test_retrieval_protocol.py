@@ -13,7 +13,9 @@ from sclbench.app import jobs
 def f30k_model(synth_root):
     """A freshly initialised tiny f30k model (seeded): the protocol, not the quality, is under test."""
     torch.manual_seed(0)
-    task, loaded = jobs.prepare("f30k", None, str(synth_root / "f30k"), [], preset="tiny", tokenizer=str(synth_root / "tokenizer"))
+    task, loaded = jobs.prepare(
+        "f30k", None, str(synth_root / "f30k"), [], preset="tiny", tokenizer=str(synth_root / "tokenizer")
+    )
     return task, loaded.model.eval()
 
 
@@ -50,17 +52,21 @@ def test_two_stage_with_small_k_scores_fewer_pairs(f30k_model):
 def test_zero_shot_checkpoint_is_labelled(synth_root, tmp_path):
     """A pre-training checkpoint has ITM but no rank_output: evaluated through the ITM match logit."""
     torch.manual_seed(0)
-    _, loaded = jobs.prepare("pretrain", None, str(synth_root / "pretrain"), [], preset="tiny", tokenizer=str(synth_root / "tokenizer"))
+    _, loaded = jobs.prepare(
+        "pretrain", None, str(synth_root / "pretrain"), [], preset="tiny", tokenizer=str(synth_root / "tokenizer")
+    )
     assert not hasattr(loaded.model, "rank_output")
     ckpt = loaded.model.save_pretrained(tmp_path / "pretrained", tokenizer=loaded.tokenizer)
-    ev, path = jobs.evaluate("f30k", str(ckpt), "test", str(synth_root / "f30k"), tmp_path / "results",
-                                  device="cpu", mode="exhaustive")
+    ev, path = jobs.evaluate(
+        "f30k", str(ckpt), "test", str(synth_root / "f30k"), tmp_path / "results", device="cpu", mode="exhaustive"
+    )
     record = json.loads(path.read_text())
     assert record["protocol"]["zero_shot"] is True and ev.protocol["zero_shot"] is True
     assert record["protocol"]["mode"] == "exhaustive"
     # A checkpoint that has rank_output (fine-tuned for retrieval) is not zero-shot.
-    _, tuned = jobs.prepare("f30k", None, str(synth_root / "f30k"), [], preset="tiny", tokenizer=str(synth_root / "tokenizer"))
+    _, tuned = jobs.prepare(
+        "f30k", None, str(synth_root / "f30k"), [], preset="tiny", tokenizer=str(synth_root / "tokenizer")
+    )
     ckpt2 = tuned.model.save_pretrained(tmp_path / "tuned", tokenizer=tuned.tokenizer)
-    _, path2 = jobs.evaluate("f30k", str(ckpt2), "test", str(synth_root / "f30k"), tmp_path / "results2",
-                                  device="cpu")
+    _, path2 = jobs.evaluate("f30k", str(ckpt2), "test", str(synth_root / "f30k"), tmp_path / "results2", device="cpu")
     assert json.loads(path2.read_text())["protocol"]["zero_shot"] is False

@@ -9,8 +9,8 @@ import torch
 
 from sclbench.model import SCLConfig, SCLModel, VisionFeatures
 from sclbench.tasks.precision import EvalPrecision
-from sclbench.tasks.retrieval_scoring import Features, RetrievalOptions, candidate_pairs, score_pairs
 from sclbench.tasks.retrieval_fusion import fused_cls
+from sclbench.tasks.retrieval_scoring import Features, RetrievalOptions, candidate_pairs, score_pairs
 
 
 def model_with(layers: int) -> SCLModel:
@@ -23,8 +23,14 @@ def features(hidden: int, frames: int, seed: int = 3) -> tuple[Features, torch.T
     n_img, n_txt, length, tokens = 3, 7, 9, frames + frames * 6  # frame-CLS tokens first, then patches
     masks = torch.ones(n_txt, length, dtype=torch.long)
     masks[::2, 4:] = 0
-    feats = Features(torch.randn(n_txt, length, hidden), masks, torch.randn(n_txt, 8),
-                     torch.randn(n_img, tokens, hidden), torch.randn(n_img, 8), frames)
+    feats = Features(
+        torch.randn(n_txt, length, hidden),
+        masks,
+        torch.randn(n_txt, 8),
+        torch.randn(n_img, tokens, hidden),
+        torch.randn(n_img, 8),
+        frames,
+    )
     pairs, _, _ = candidate_pairs(torch.randn(n_img, n_txt), RetrievalOptions(mode="exhaustive"))
     return feats, pairs
 
@@ -40,8 +46,9 @@ def test_readout_only_equals_the_full_last_layer(layers, frames):
         txt_of, img_of = pairs[:, 1], pairs[:, 0]
         cut = fused_cls(model, text, txt_of, image, img_of, frames, readout_only=True)
         full = fused_cls(model, text, txt_of, image, img_of, frames, readout_only=False)
-        per_pair = model.fuse(feats.text_embeds[txt_of], feats.text_masks[txt_of],
-                              VisionFeatures(feats.vision_embeds[img_of], frames)).cls_feats
+        per_pair = model.fuse(
+            feats.text_embeds[txt_of], feats.text_masks[txt_of], VisionFeatures(feats.vision_embeds[img_of], frames)
+        ).cls_feats
     assert torch.allclose(cut, full, atol=1e-6, rtol=0)
     assert torch.allclose(cut, per_pair, atol=1e-6, rtol=0)
     assert cut.std(0).min() > 0  # pairs differ: the comparison is not between constants

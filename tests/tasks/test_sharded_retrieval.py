@@ -33,18 +33,53 @@ def load(results: Path) -> tuple[dict, list[dict]]:
 
 def test_two_rank_sharded_encoding_equals_one_process(synth_root, tmp_path):
     torch.manual_seed(0)
-    _, loaded = jobs.prepare("f30k", None, str(synth_root / "f30k"), [], preset="tiny",
-                             tokenizer=str(synth_root / "tokenizer"))
+    _, loaded = jobs.prepare(
+        "f30k", None, str(synth_root / "f30k"), [], preset="tiny", tokenizer=str(synth_root / "tokenizer")
+    )
     ckpt = loaded.model.save_pretrained(tmp_path / "ckpt", tokenizer=loaded.tokenizer)
     # 3 images (shards of 2 and 1) and 15 captions (8 and 7); two-stage k=2: a few dozen pairs.
-    args = ["f30k", "eval.chunk_pairs=4", "eval.pair_batch_size=4", "--ckpt", str(ckpt), "--data-root",
-            str(synth_root / "f30k"), "--split", "test", "--limit", "3", "--batch-size", "2", "--k", "2"]
+    args = [
+        "f30k",
+        "eval.chunk_pairs=4",
+        "eval.pair_batch_size=4",
+        "--ckpt",
+        str(ckpt),
+        "--data-root",
+        str(synth_root / "f30k"),
+        "--split",
+        "test",
+        "--limit",
+        "3",
+        "--batch-size",
+        "2",
+        "--k",
+        "2",
+    ]
     assert main(["eval", *args, "--results", str(tmp_path / "one"), "--cache-dir", str(tmp_path / "c1")]) == 0
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "SCLBENCH_NO_PROGRESS": "1", "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": "",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
-           "-m", "sclbench", "eval", *args, "--results", str(tmp_path / "two"), "--cache-dir", str(tmp_path / "c2")]
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "SCLBENCH_NO_PROGRESS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "CUDA_VISIBLE_DEVICES": "",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={free_port()}",
+        "-m",
+        "sclbench",
+        "eval",
+        *args,
+        "--results",
+        str(tmp_path / "two"),
+        "--cache-dir",
+        str(tmp_path / "c2"),
+    ]
     run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
 
@@ -62,4 +97,6 @@ def test_two_rank_sharded_encoding_equals_one_process(synth_root, tmp_path):
     # Score chunks: each written once (by the rank that owned it), the same numbers.
     (s1,), (s2,) = list((tmp_path / "c1").glob("scores-*")), list((tmp_path / "c2").glob("scores-*"))
     chunks1, chunks2 = sorted(s1.glob("chunk-*.pt")), sorted(s2.glob("chunk-*.pt"))
-    assert [c.name for c in chunks1] == [c.name for c in chunks2] and len(chunks1) == one["protocol"]["resumed"]["chunks"]
+    assert [c.name for c in chunks1] == [c.name for c in chunks2] and len(chunks1) == one["protocol"]["resumed"][
+        "chunks"
+    ]

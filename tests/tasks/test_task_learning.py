@@ -25,10 +25,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from sclbench.results.stats import per_sample
-
 from sclbench.app import jobs
 from sclbench.metrics import vqa_accuracy
+from sclbench.results.stats import per_sample
 
 FAST_TRAIN = dict(preset="tiny", seed=0, num_workers=0)
 COMMON = ["train.transform=eval", "train.lr_mult_head=1", "train.lr_mult_cross_modal=1", "train.warmup=0.02"]
@@ -48,11 +47,27 @@ def train_log(out: Path) -> tuple[list[dict], list[dict]]:
     return [r for r in rows if r["kind"] == "train"], [r for r in rows if r["kind"] == "eval"]
 
 
-def finetune(task: str, root: Path, out: Path, steps: int, overrides: list[str], eval_every: int | None = None,
-             limit: int | None = None):
-    return jobs.finetune(task, None, str(root / task), out, overrides=COMMON + overrides, max_steps=steps,
-                         eval_every_steps=eval_every or steps, tokenizer=str(root / "tokenizer"), limit=limit,
-                         **FAST_TRAIN)
+def finetune(
+    task: str,
+    root: Path,
+    out: Path,
+    steps: int,
+    overrides: list[str],
+    eval_every: int | None = None,
+    limit: int | None = None,
+):
+    return jobs.finetune(
+        task,
+        None,
+        str(root / task),
+        out,
+        overrides=COMMON + overrides,
+        max_steps=steps,
+        eval_every_steps=eval_every or steps,
+        tokenizer=str(root / "tokenizer"),
+        limit=limit,
+        **FAST_TRAIN,
+    )
 
 
 def evaluate(task: str, ckpt: Path, root: Path, results: Path, overrides: list[str], split: str = "val"):
@@ -66,8 +81,13 @@ VQA_CARD = ["data.minival_images=10"]  # scale-1 val has 30 images: 10 for selec
 
 def test_vqa_learns_and_beats_the_majority_answer(synth_full, tmp_path):
     out = tmp_path / "run"
-    finetune("vqa", synth_full, out, 150, VQA_CARD + ["train.lr=5e-4", "train.global_batch_size=32",
-                                                         "train.per_device_batch_size=32"])
+    finetune(
+        "vqa",
+        synth_full,
+        out,
+        150,
+        VQA_CARD + ["train.lr=5e-4", "train.global_batch_size=32", "train.per_device_batch_size=32"],
+    )
     train, _ = train_log(out)
     assert train[-1]["loss"] < 0.5 * train[0]["loss"]
 
@@ -97,8 +117,14 @@ def test_nlvr2_learns_and_beats_chance(synth_root, tmp_path):
     failure with the number, not silently passed.
     """
     out = tmp_path / "run"
-    finetune("nlvr2", synth_root, out, 150, ["train.lr=5e-4", "train.global_batch_size=32",
-                                              "train.per_device_batch_size=32"], limit=200)
+    finetune(
+        "nlvr2",
+        synth_root,
+        out,
+        150,
+        ["train.lr=5e-4", "train.global_batch_size=32", "train.per_device_batch_size=32"],
+        limit=200,
+    )
     train, _ = train_log(out)
     assert train[-1]["loss"] < train[0]["loss"] - 0.03
     assert train[-1]["nlvr2_acc"] > 0.6  # it fits the training statements (chance 0.5)
@@ -110,13 +136,21 @@ def test_nlvr2_learns_and_beats_chance(synth_root, tmp_path):
     accuracy = ev.metrics["accuracy"]
     print(f"NLVR2 dev accuracy {accuracy:.1f} vs chance 50 / majority label {label_prior:.1f}")
     if accuracy < max(65.0, label_prior):
-        pytest.xfail(f"NLVR2 dev accuracy {accuracy:.1f} % is not significantly above chance after 150 "
-                     "steps from scratch (known: too few training statements)")
+        pytest.xfail(
+            f"NLVR2 dev accuracy {accuracy:.1f} % is not significantly above chance after 150 "
+            "steps from scratch (known: too few training statements)"
+        )
 
 
 # ---- retrieval ------------------------------------------------------------------------------------
-RETRIEVAL_TRAIN = ["train.lr=5e-4", "train.global_batch_size=16", "train.per_device_batch_size=16",
-                   "train.neg_texts=3", "train.con_weight=0.5", "eval.mode=exhaustive"]
+RETRIEVAL_TRAIN = [
+    "train.lr=5e-4",
+    "train.global_batch_size=16",
+    "train.per_device_batch_size=16",
+    "train.neg_texts=3",
+    "train.con_weight=0.5",
+    "eval.mode=exhaustive",
+]
 
 
 @pytest.mark.parametrize("task", ["f30k", "coco", "msrvtt", "lsmdc"])
@@ -125,8 +159,13 @@ def test_retrieval_fine_tune_runs_and_evaluates(synth_root, tmp_path, task):
     whether it learns is the xfail below."""
     out = tmp_path / "run"
     # batch 8: the scale-0.25 LSMDC train split has 15 clips
-    finetune(task, synth_root, out, 6, RETRIEVAL_TRAIN + ["train.log_every=1", "train.global_batch_size=8",
-                                                          "train.per_device_batch_size=8"])
+    finetune(
+        task,
+        synth_root,
+        out,
+        6,
+        RETRIEVAL_TRAIN + ["train.log_every=1", "train.global_batch_size=8", "train.per_device_batch_size=8"],
+    )
     train, _ = train_log(out)
     assert len(train) == 6
     for row in train:
@@ -136,14 +175,17 @@ def test_retrieval_fine_tune_runs_and_evaluates(synth_root, tmp_path, task):
     assert 0.0 <= ev.metrics[main] <= 100.0
     # Both directions have per-sample ranks that add up to the reported recall (so both get an
     # interval and a p-value on the leaderboard).
-    for metric in (("t2v_r1", "v2t_r1", "v2t_r5") if task in ("msrvtt", "lsmdc") else ("ir_r1", "tr_r1")):
+    for metric in ("t2v_r1", "v2t_r1", "v2t_r5") if task in ("msrvtt", "lsmdc") else ("ir_r1", "tr_r1"):
         values = per_sample(ev.predictions, metric)
         assert values and 100.0 * sum(values) / len(values) == pytest.approx(ev.metrics[metric]), metric
     assert ev.protocol["cross_encoder_passes"] == ev.protocol["exhaustive_passes"]
 
 
-@pytest.mark.xfail(strict=True, reason="known difficulty: a from-scratch tiny model stays at chance for "
-                                       "the first ~100+ retrieval steps (see the module docstring)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="known difficulty: a from-scratch tiny model stays at chance for "
+    "the first ~100+ retrieval steps (see the module docstring)",
+)
 def test_f30k_beats_chance_within_a_test_budget(synth_root, tmp_path):
     out = tmp_path / "run"
     finetune("f30k", synth_root, out, 40, RETRIEVAL_TRAIN)

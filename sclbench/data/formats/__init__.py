@@ -9,12 +9,19 @@ A new benchmark of an existing format is a card only; a new format adds its modu
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-
-from sclbench.data.formats.arrow import (read_caption_arrow, read_family_arrow, read_nlvr2_arrow, read_vqa_arrow,
-                                         write_caption_arrow, write_nlvr2_arrow, write_vqa_arrow)
+from sclbench.data.formats.arrow import (
+    read_caption_arrow,
+    read_family_arrow,
+    read_nlvr2_arrow,
+    read_vqa_arrow,
+    write_caption_arrow,
+    write_nlvr2_arrow,
+    write_vqa_arrow,
+)
 from sclbench.data.formats.coco_captions import read_coco_captions
 from sclbench.data.formats.karpathy import read_karpathy
 from sclbench.data.formats.lsmdc import read_lsmdc
@@ -24,16 +31,42 @@ from sclbench.data.formats.pretrain import read_cc3m, read_coco_pretrain, read_s
 from sclbench.data.formats.vqa import AnswerVocab, apply_minival, read_vqa, split_minival, vote_score
 from sclbench.data.formats.vqa_normalize import normalize_answer
 
-__all__ = ["FORMATS", "ArrowTables", "Format", "card_format", "format_name", "AnswerVocab", "apply_minival",
-           "normalize_answer", "read_caption_arrow", "read_cc3m", "read_coco_captions", "read_coco_pretrain",
-           "read_family_arrow", "read_karpathy", "read_lsmdc", "read_msrvtt", "read_nlvr2", "read_nlvr2_arrow",
-           "read_sbu", "read_vg", "read_vqa", "read_vqa_arrow", "read_webvid", "split_minival", "vote_score",
-           "write_caption_arrow", "write_nlvr2_arrow", "write_vqa_arrow"]
+__all__ = [
+    "FORMATS",
+    "ArrowTables",
+    "Format",
+    "card_format",
+    "format_name",
+    "AnswerVocab",
+    "apply_minival",
+    "normalize_answer",
+    "read_caption_arrow",
+    "read_cc3m",
+    "read_coco_captions",
+    "read_coco_pretrain",
+    "read_family_arrow",
+    "read_karpathy",
+    "read_lsmdc",
+    "read_msrvtt",
+    "read_nlvr2",
+    "read_nlvr2_arrow",
+    "read_sbu",
+    "read_vg",
+    "read_vqa",
+    "read_vqa_arrow",
+    "read_webvid",
+    "split_minival",
+    "vote_score",
+    "write_caption_arrow",
+    "write_nlvr2_arrow",
+    "write_vqa_arrow",
+]
 
 
 @dataclass(frozen=True)
 class ArrowTables:
     """ViLT/METER tables of a format: file name pattern (`{dataset}`, `{split}`), family, splits, required."""
+
     pattern: str
     family: str
     splits: tuple[str, ...]
@@ -51,6 +84,7 @@ class Format:
     writer(out, card, scale, rng, texts) writes one card's synthetic data under `out` and appends the
     texts it used (the tokenizer's corpus); checker(report, root, card, decode) fills a layout report;
     arrow_writer(out, card) writes the card's arrow tables from its synthetic files."""
+
     name: str
     reader: Callable[..., Any]
     writer: str
@@ -66,20 +100,43 @@ class Format:
 
 
 _SYNTH, _CHECK = "sclbench.data.synthetic", "sclbench.data.check"
-FORMATS: dict[str, Format] = {f.name: f for f in (
-    Format("karpathy", read_karpathy, f"{_SYNTH}:write_karpathy", f"{_CHECK}:check_karpathy",
-           arrow=ArrowTables("{dataset}_caption_karpathy_{split}.arrow", "image_retrieval", ("train", "val", "test"),
-                             ("train", "val", "test")), arrow_writer=f"{_SYNTH}:arrow_karpathy"),
-    Format("vqa", read_vqa, f"{_SYNTH}:write_vqa", f"{_CHECK}:check_vqa",
-           arrow=ArrowTables("vqav2_{split}.arrow", "vqa", ("train", "val", "test-dev", "test"), ("train", "val")),
-           arrow_writer=f"{_SYNTH}:arrow_vqa"),
-    Format("nlvr2", read_nlvr2, f"{_SYNTH}:write_nlvr2", f"{_CHECK}:check_nlvr2",
-           arrow=ArrowTables("nlvr2_{split}.arrow", "nlvr2", ("train", "dev", "test1"), ("train", "dev", "test1")),
-           arrow_writer=f"{_SYNTH}:arrow_nlvr2"),
-    Format("msrvtt", read_msrvtt, f"{_SYNTH}:write_msrvtt", f"{_CHECK}:check_msrvtt", video=True),
-    Format("lsmdc", read_lsmdc, f"{_SYNTH}:write_lsmdc", f"{_CHECK}:check_lsmdc", video=True),
-    Format("pretrain", read_coco_pretrain, f"{_SYNTH}:write_pretrain", f"{_CHECK}:check_pretrain"),
-)}
+FORMATS: dict[str, Format] = {
+    f.name: f
+    for f in (
+        Format(
+            "karpathy",
+            read_karpathy,
+            f"{_SYNTH}:write_karpathy",
+            f"{_CHECK}:check_karpathy",
+            arrow=ArrowTables(
+                "{dataset}_caption_karpathy_{split}.arrow",
+                "image_retrieval",
+                ("train", "val", "test"),
+                ("train", "val", "test"),
+            ),
+            arrow_writer=f"{_SYNTH}:arrow_karpathy",
+        ),
+        Format(
+            "vqa",
+            read_vqa,
+            f"{_SYNTH}:write_vqa",
+            f"{_CHECK}:check_vqa",
+            arrow=ArrowTables("vqav2_{split}.arrow", "vqa", ("train", "val", "test-dev", "test"), ("train", "val")),
+            arrow_writer=f"{_SYNTH}:arrow_vqa",
+        ),
+        Format(
+            "nlvr2",
+            read_nlvr2,
+            f"{_SYNTH}:write_nlvr2",
+            f"{_CHECK}:check_nlvr2",
+            arrow=ArrowTables("nlvr2_{split}.arrow", "nlvr2", ("train", "dev", "test1"), ("train", "dev", "test1")),
+            arrow_writer=f"{_SYNTH}:arrow_nlvr2",
+        ),
+        Format("msrvtt", read_msrvtt, f"{_SYNTH}:write_msrvtt", f"{_CHECK}:check_msrvtt", video=True),
+        Format("lsmdc", read_lsmdc, f"{_SYNTH}:write_lsmdc", f"{_CHECK}:check_lsmdc", video=True),
+        Format("pretrain", read_coco_pretrain, f"{_SYNTH}:write_pretrain", f"{_CHECK}:check_pretrain"),
+    )
+}
 
 
 # A card written before cards named their format: its family's format (video retrieval has two, so its

@@ -24,8 +24,24 @@ from typing import TYPE_CHECKING
 from sclbench.common.textfile import load_json, parse_json, read_jsonl, read_text, text_lines
 from sclbench.errors import DataError
 
-__all__ = ["MissingDataFile", "dedup", "expect_dict", "field", "find_dir", "find_file", "load_json", "media_ok",
-           "not_empty", "parse_json", "read_csv_table", "read_jsonl", "read_text", "str_list", "text_lines", "unique"]
+__all__ = [
+    "MissingDataFile",
+    "dedup",
+    "expect_dict",
+    "field",
+    "find_dir",
+    "find_file",
+    "load_json",
+    "media_ok",
+    "not_empty",
+    "parse_json",
+    "read_csv_table",
+    "read_jsonl",
+    "read_text",
+    "str_list",
+    "text_lines",
+    "unique",
+]
 
 if TYPE_CHECKING:
     from sclbench.data.records import SkipCounter
@@ -43,8 +59,9 @@ def find_file(root: Path, candidates: list[str], what: str) -> Path:
         if (root / rel).is_file():
             return root / rel
     tried = ", ".join(str(root / c) for c in candidates)
-    raise MissingDataFile(f"{what} not found; looked for {tried}. Download it into one of these places "
-                    "(or pass the right --data-root)")
+    raise MissingDataFile(
+        f"{what} not found; looked for {tried}. Download it into one of these places (or pass the right --data-root)"
+    )
 
 
 def find_dir(root: Path, candidates: list[str]) -> Path | None:
@@ -89,16 +106,19 @@ def str_list(value, path: Path, where: str, what: str, *, non_empty: bool = True
 def not_empty(items: list, path: Path, what: str) -> list:
     """`items` (the file's entries); none at all is an empty download, refused naming the file."""
     if not items:
-        raise DataError(f"{path} holds no {what} (an empty list); the download or export did not finish: "
-                        "re-download it")
+        raise DataError(
+            f"{path} holds no {what} (an empty list); the download or export did not finish: re-download it"
+        )
     return items
 
 
 def unique(key, seen: dict, path: Path, where: str, what: str) -> None:
     """Refuse a duplicated id, naming both entries (a duplicate would silently double a sample)."""
     if key in seen:
-        raise DataError(f"{path}, {where}: duplicated {what} {key!r} (first at {seen[key]}); "
-                        "the file is damaged or two files were concatenated")
+        raise DataError(
+            f"{path}, {where}: duplicated {what} {key!r} (first at {seen[key]}); "
+            "the file is damaged or two files were concatenated"
+        )
     seen[key] = where
 
 
@@ -122,8 +142,9 @@ def read_csv_table(path: Path, columns: tuple[str, ...], *, sep: str = ",") -> l
 
     text = read_text(path)  # UTF-8 errors with their line, before pandas sees the bytes
     try:
-        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
-                            skip_blank_lines=True, engine="c")
+        frame = pd.read_csv(
+            io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, skip_blank_lines=True, engine="c"
+        )
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty; expected a header with {list(columns)}") from None
     except (pd.errors.ParserError, ValueError) as err:
@@ -165,7 +186,9 @@ def media_ok(path: Path, skip: SkipCounter | None, kind: str = "image", listed_i
         return True
     if skip is None:
         source = f" (named by {listed_in})" if listed_in else ""
-        raise DataError(f"missing {kind} {path}{source}; restore it, or pass the skip option to leave the "
-                        "sample out (it is counted in the run record)")
+        raise DataError(
+            f"missing {kind} {path}{source}; restore it, or pass the skip option to leave the "
+            "sample out (it is counted in the run record)"
+        )
     skip.add(f"missing {kind}", str(path))
     return False

@@ -46,9 +46,13 @@ _BYTES = lambda t: pa.types.is_binary(t) or pa.types.is_large_binary(t)
 _TEXT = lambda t: pa.types.is_string(t) or pa.types.is_large_string(t)
 _NUMBER = lambda t: pa.types.is_integer(t) or pa.types.is_floating(t)
 COLUMN_TYPES = {
-    "image": (_BYTES, "image bytes"), "image_0": (_BYTES, "image bytes"), "image_1": (_BYTES, "image bytes"),
-    "caption": (_list_of(_TEXT), "lists of captions"), "questions": (_list_of(_TEXT), "lists of strings"),
-    "split": (_TEXT, "split names"), "identifier": (_TEXT, "pair identifiers"),
+    "image": (_BYTES, "image bytes"),
+    "image_0": (_BYTES, "image bytes"),
+    "image_1": (_BYTES, "image bytes"),
+    "caption": (_list_of(_TEXT), "lists of captions"),
+    "questions": (_list_of(_TEXT), "lists of strings"),
+    "split": (_TEXT, "split names"),
+    "identifier": (_TEXT, "pair identifiers"),
     "question_id": (_list_of(pa.types.is_integer), "lists of integer ids"),
     "answer_scores": (_list_of(_list_of(_NUMBER)), "lists of score lists"),
 }
@@ -69,8 +73,9 @@ def _columns(path: Path, names: tuple[str, ...], types: dict | None = None) -> t
         return table, {n: [] for n in table.column_names if n not in IMAGE_COLUMNS}
     for name, (ok, what) in {**COLUMN_TYPES, **(types or {})}.items():
         if name in table.column_names and not ok(table.column(name).type):
-            raise DataError(f"{path}: column {name!r} should hold {what}, holds {table.column(name).type}; "
-                            "re-create the table")
+            raise DataError(
+                f"{path}: column {name!r} should hold {what}, holds {table.column(name).type}; re-create the table"
+            )
     extra = [n for n in table.column_names if n not in IMAGE_COLUMNS]  # images stay memory-mapped
     return table, {n: table.column(n).to_pylist() for n in extra}
 
@@ -102,8 +107,10 @@ class _Cells:
 
 def _unique(seen: dict, key, path: Path, row: int, what: str) -> None:
     if key in seen:
-        raise DataError(f"{path}, row {row}: duplicated {what} {key!r} (first in {seen[key]}); a table was "
-                        "written twice into one file or two tables were concatenated")
+        raise DataError(
+            f"{path}, row {row}: duplicated {what} {key!r} (first in {seen[key]}); a table was "
+            "written twice into one file or two tables were concatenated"
+        )
     seen[key] = f"{path.name} row {row}"
 
 
@@ -112,16 +119,20 @@ def caption_table(root: str | Path, dataset: str, split: str) -> Path:
     return Path(root) / f"{dataset}_caption_karpathy_{split}.arrow"
 
 
-def read_caption_arrow(root: str | Path, dataset: str, split: str, *, coco_train_with_restval: bool = False,
-                       dedup_captions: bool = True) -> list[CaptionRecord]:
+def read_caption_arrow(
+    root: str | Path, dataset: str, split: str, *, coco_train_with_restval: bool = False, dedup_captions: bool = True
+) -> list[CaptionRecord]:
     """Records of one caption table (`split` as in the file name); COCO train + restval when asked,
     like `read_karpathy`. Captions de-duplicated per image as the official datasets do."""
     splits = [split, "restval"] if dataset == "coco" and split == "train" and coco_train_with_restval else [split]
     records, seen = [], {}
     for name in splits:
         path = caption_table(root, dataset, name)
-        table, cols = _columns(path, ("image", "caption", "image_id", "split"),
-                               {"image_id": (lambda t: _TEXT(t) or pa.types.is_integer(t), "file names")})
+        table, cols = _columns(
+            path,
+            ("image", "caption", "image_id", "split"),
+            {"image_id": (lambda t: _TEXT(t) or pa.types.is_integer(t), "file names")},
+        )
         cells = _Cells(path, cols)
         for i in range(table.num_rows):
             image_id = str(cells.get("image_id", i, (str, int), "the image id (file name)"))
@@ -129,19 +140,28 @@ def read_caption_arrow(root: str | Path, dataset: str, split: str, *, coco_train
             captions = cells.items("caption", i, str, "caption strings")
             if not captions:
                 raise cells.fail("caption", i, "no caption")
-            records.append(CaptionRecord(ImageSource(arrow=(str(path), "image", i)), image_id,
-                                         dedup(captions) if dedup_captions else list(captions),
-                                         cells.get("split", i, str, "the split name")))
+            records.append(
+                CaptionRecord(
+                    ImageSource(arrow=(str(path), "image", i)),
+                    image_id,
+                    dedup(captions) if dedup_captions else list(captions),
+                    cells.get("split", i, str, "the split name"),
+                )
+            )
     return records
 
 
 # --------------------------------------------------------------------------------------- VQA
 def read_vqa_arrow(root: str | Path, split: str) -> list[VQARecord]:
     path = Path(root) / f"vqav2_{split}.arrow"
-    table, cols = _columns(path, ("image", "questions", "answers", "answer_scores", "image_id",
-                                  "question_id", "split"),
-                           {"image_id": (pa.types.is_integer, "integer image ids"),
-                            "answers": (_list_of(_list_of(_TEXT)), "lists of answer lists")})
+    table, cols = _columns(
+        path,
+        ("image", "questions", "answers", "answer_scores", "image_id", "question_id", "split"),
+        {
+            "image_id": (pa.types.is_integer, "integer image ids"),
+            "answers": (_list_of(_list_of(_TEXT)), "lists of answer lists"),
+        },
+    )
     cells = _Cells(path, cols)
     has_raw = "raw_answers" in cols
     records, seen = [], {}
@@ -158,25 +178,38 @@ def read_vqa_arrow(root: str | Path, split: str) -> list[VQARecord]:
         if answers and len(answers) != n or len(scores) != len(answers):
             raise cells.fail("answers", i, f"{len(answers)} answer and {len(scores)} score lists for {n} questions")
         if has_raw:
-            raw = [cells.items(c, i, kind, what, n) for c, kind, what in (
-                ("raw_answers", list, "answer lists"), ("answer_types", str, "strings"),
-                ("question_types", str, "strings"), ("multiple_choice_answers", str, "strings"))]
+            raw = [
+                cells.items(c, i, kind, what, n)
+                for c, kind, what in (
+                    ("raw_answers", list, "answer lists"),
+                    ("answer_types", str, "strings"),
+                    ("question_types", str, "strings"),
+                    ("multiple_choice_answers", str, "strings"),
+                )
+            ]
         for j, (qid, question) in enumerate(zip(qids, questions)):
             _unique(seen, qid, path, i, "question_id")
             if has_raw:
-                extra = dict(answers=list(raw[0][j]), answer_type=raw[1][j], question_type=raw[2][j],
-                             multiple_choice_answer=raw[3][j])
+                extra = dict(
+                    answers=list(raw[0][j]),
+                    answer_type=raw[1][j],
+                    question_type=raw[2][j],
+                    multiple_choice_answer=raw[3][j],
+                )
             else:
                 labels = {}
                 if answers:
                     if len(answers[j]) != len(scores[j]):
-                        raise cells.fail("answer_scores", i, f"question {qid}: {len(answers[j])} answers, "
-                                         f"{len(scores[j])} scores")
+                        raise cells.fail(
+                            "answer_scores", i, f"question {qid}: {len(answers[j])} answers, {len(scores[j])} scores"
+                        )
                     labels = dict(zip(answers[j], scores[j]))
-                extra = dict(answers=[], answer_type="", question_type="", multiple_choice_answer="",
-                             label_scores=labels)
-            records.append(VQARecord(question_id=qid, image=image, image_id=image_id,
-                                     question=question, split=row_split, **extra))
+                extra = dict(
+                    answers=[], answer_type="", question_type="", multiple_choice_answer="", label_scores=labels
+                )
+            records.append(
+                VQARecord(question_id=qid, image=image, image_id=image_id, question=question, split=row_split, **extra)
+            )
     return records
 
 
@@ -186,8 +219,11 @@ _NLVR2_LABELS = {"true": True, "false": False}
 
 def read_nlvr2_arrow(root: str | Path, split: str) -> list[NLVR2Record]:
     path = Path(root) / f"nlvr2_{split}.arrow"
-    table, cols = _columns(path, ("image_0", "image_1", "questions", "answers", "identifier"),
-                           {"answers": (_list_of(_TEXT), "lists of 'True'/'False' answers")})
+    table, cols = _columns(
+        path,
+        ("image_0", "image_1", "questions", "answers", "identifier"),
+        {"answers": (_list_of(_TEXT), "lists of 'True'/'False' answers")},
+    )
     cells = _Cells(path, cols)
     records, seen = [], {}
     for i in range(table.num_rows):
@@ -197,13 +233,24 @@ def read_nlvr2_arrow(root: str | Path, split: str) -> list[NLVR2Record]:
         answers = cells.get("answers", i, list, "a list of answers")
         if len(answers) != n or any(a is not None and str(a).lower() not in _NLVR2_LABELS for a in answers):
             raise cells.fail("answers", i, f"expected {n} answers, each 'True', 'False' or null")
-        ids = cells.items("identifiers", i, str, "identifier strings", n) if "identifiers" in cols else \
-            [f"{pair}-{k}" for k in range(n)]
+        ids = (
+            cells.items("identifiers", i, str, "identifier strings", n)
+            if "identifiers" in cols
+            else [f"{pair}-{k}" for k in range(n)]
+        )
         for ident, sentence, answer in zip(ids, sentences, answers):
             _unique(seen, ident, path, i, "identifier")
             label = None if answer is None else _NLVR2_LABELS[str(answer).lower()]
-            records.append(NLVR2Record(ident, sentence, label, ImageSource(arrow=(str(path), "image_0", i)),
-                                       ImageSource(arrow=(str(path), "image_1", i)), split))
+            records.append(
+                NLVR2Record(
+                    ident,
+                    sentence,
+                    label,
+                    ImageSource(arrow=(str(path), "image_0", i)),
+                    ImageSource(arrow=(str(path), "image_1", i)),
+                    split,
+                )
+            )
     return records
 
 
@@ -211,8 +258,15 @@ def read_nlvr2_arrow(root: str | Path, split: str) -> list[NLVR2Record]:
 ARROW_FAMILIES = ("image_retrieval", "vqa", "nlvr2")
 
 
-def read_family_arrow(family: str, root: str | Path, split: str, *, dataset: str | None = None,
-                      coco_train_with_restval: bool = True, dedup_captions: bool = True) -> list:
+def read_family_arrow(
+    family: str,
+    root: str | Path,
+    split: str,
+    *,
+    dataset: str | None = None,
+    coco_train_with_restval: bool = True,
+    dedup_captions: bool = True,
+) -> list:
     """The records a card of `family` reads from its raw files, read from the ViLT tables under `root`.
 
     image_retrieval -> CaptionRecord (`dataset` f30k|coco; COCO train includes restval by default, as
@@ -221,16 +275,20 @@ def read_family_arrow(family: str, root: str | Path, split: str, *, dataset: str
     """
     if family == "image_retrieval":
         if dataset not in ("f30k", "coco"):
-            raise ConfigError(f"data.format: arrow for image retrieval needs data.dataset f30k or coco, "
-                              f"not {dataset!r}")
-        return read_caption_arrow(root, dataset, split, coco_train_with_restval=coco_train_with_restval,
-                                  dedup_captions=dedup_captions)
+            raise ConfigError(
+                f"data.format: arrow for image retrieval needs data.dataset f30k or coco, not {dataset!r}"
+            )
+        return read_caption_arrow(
+            root, dataset, split, coco_train_with_restval=coco_train_with_restval, dedup_captions=dedup_captions
+        )
     if family == "vqa":
         return read_vqa_arrow(root, split)
     if family == "nlvr2":
         return read_nlvr2_arrow(root, split)
-    raise ConfigError(f"data.format: arrow is available for the {', '.join(ARROW_FAMILIES)} cards, not for "
-                      f"{family!r}; use the raw layout (data.format: raw)")
+    raise ConfigError(
+        f"data.format: arrow is available for the {', '.join(ARROW_FAMILIES)} cards, not for "
+        f"{family!r}; use the raw layout (data.format: raw)"
+    )
 
 
 # --------------------------------------------------------------------------------------- writer
@@ -246,10 +304,15 @@ def write_table(columns: dict[str, list], path: str | Path) -> Path:
 
 
 def write_caption_arrow(records: list[CaptionRecord], path: str | Path) -> Path:
-    return write_table({"image": [r.image.read_bytes() for r in records],
-                        "caption": [list(r.captions) for r in records],
-                        "image_id": [r.image_id for r in records],
-                        "split": [r.split for r in records]}, path)
+    return write_table(
+        {
+            "image": [r.image.read_bytes() for r in records],
+            "caption": [list(r.captions) for r in records],
+            "image_id": [r.image_id for r in records],
+            "split": [r.split for r in records],
+        },
+        path,
+    )
 
 
 def _group(records, key):
@@ -263,29 +326,35 @@ def write_vqa_arrow(records: list[VQARecord], path: str | Path, vocab) -> Path:
     """One row per image (first-appearance order), questions in record order."""
     rows = _group(records, lambda r: (r.split, r.image_id))
     scored = [[vocab.scores(q) for q in row] for row in rows]
-    return write_table({
-        "image": [row[0].image.read_bytes() for row in rows],
-        "questions": [[q.question for q in row] for row in rows],
-        "answers": [[list(s) for s in ss] for ss in scored],
-        "answer_labels": [[[vocab.index[a] for a in s] for s in ss] for ss in scored],
-        "answer_scores": [[list(s.values()) for s in ss] for ss in scored],
-        "image_id": [row[0].image_id for row in rows],
-        "question_id": [[q.question_id for q in row] for row in rows],
-        "split": [row[0].split for row in rows],
-        "raw_answers": [[list(q.answers) for q in row] for row in rows],
-        "answer_types": [[q.answer_type for q in row] for row in rows],
-        "question_types": [[q.question_type for q in row] for row in rows],
-        "multiple_choice_answers": [[q.multiple_choice_answer for q in row] for row in rows],
-    }, path)
+    return write_table(
+        {
+            "image": [row[0].image.read_bytes() for row in rows],
+            "questions": [[q.question for q in row] for row in rows],
+            "answers": [[list(s) for s in ss] for ss in scored],
+            "answer_labels": [[[vocab.index[a] for a in s] for s in ss] for ss in scored],
+            "answer_scores": [[list(s.values()) for s in ss] for ss in scored],
+            "image_id": [row[0].image_id for row in rows],
+            "question_id": [[q.question_id for q in row] for row in rows],
+            "split": [row[0].split for row in rows],
+            "raw_answers": [[list(q.answers) for q in row] for row in rows],
+            "answer_types": [[q.answer_type for q in row] for row in rows],
+            "question_types": [[q.question_type for q in row] for row in rows],
+            "multiple_choice_answers": [[q.multiple_choice_answer for q in row] for row in rows],
+        },
+        path,
+    )
 
 
 def write_nlvr2_arrow(records: list[NLVR2Record], path: str | Path) -> Path:
     rows = _group(records, lambda r: r.pair_id)
-    return write_table({
-        "image_0": [row[0].image_0.read_bytes() for row in rows],
-        "image_1": [row[0].image_1.read_bytes() for row in rows],
-        "questions": [[r.sentence for r in row] for row in rows],
-        "answers": [[None if r.label is None else str(r.label) for r in row] for row in rows],
-        "identifier": [row[0].pair_id for row in rows],
-        "identifiers": [[r.identifier for r in row] for row in rows],
-    }, path)
+    return write_table(
+        {
+            "image_0": [row[0].image_0.read_bytes() for row in rows],
+            "image_1": [row[0].image_1.read_bytes() for row in rows],
+            "questions": [[r.sentence for r in row] for row in rows],
+            "answers": [[None if r.label is None else str(r.label) for r in row] for row in rows],
+            "identifier": [row[0].pair_id for row in rows],
+            "identifiers": [[r.identifier for r in row] for row in rows],
+        },
+        path,
+    )

@@ -59,8 +59,10 @@ def load_coco(path: Path):
         captioned.add(image_id)
     bare = [i for i in image_ids if i not in captioned]  # ... and every image has a caption
     if bare:
-        raise DataError(f"{path}: {len(bare)} image(s) without any caption (first: id {bare[0]} at "
-                        f"{image_ids[bare[0]]}); is this a caption file (captions_*.json)?")
+        raise DataError(
+            f"{path}: {len(bare)} image(s) without any caption (first: id {bare[0]} at "
+            f"{image_ids[bare[0]]}); is this a caption file (captions_*.json)?"
+        )
     coco = COCO()
     coco.dataset = doc
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools reports its progress on stdout
@@ -68,13 +70,16 @@ def load_coco(path: Path):
     return coco
 
 
-def read_coco_captions(root: str | Path, split: str, *, dedup_captions: bool = True,
-                       skip: SkipCounter | None = None) -> list[CaptionRecord]:
+def read_coco_captions(
+    root: str | Path, split: str, *, dedup_captions: bool = True, skip: SkipCounter | None = None
+) -> list[CaptionRecord]:
     """One record per image of COCO's own train2014 or val2014 caption file, in file order."""
     if split in KARPATHY_ONLY:
-        raise DataError(f"COCO split {split!r} is Karpathy's partition of val2014; COCO's own caption files "
-                        "cannot give it. Put karpathy/dataset_coco.json under the root (read_karpathy), or "
-                        f"use one of {sorted(SPLITS)} (val2014 is not the 5K test)")
+        raise DataError(
+            f"COCO split {split!r} is Karpathy's partition of val2014; COCO's own caption files "
+            "cannot give it. Put karpathy/dataset_coco.json under the root (read_karpathy), or "
+            f"use one of {sorted(SPLITS)} (val2014 is not the 5K test)"
+        )
     if split not in SPLITS:
         raise DataError(f"unknown COCO caption split {split!r}; use one of {sorted(SPLITS)}")
     root = Path(root)
@@ -87,6 +92,12 @@ def read_coco_captions(root: str | Path, split: str, *, dedup_captions: bool = T
         captions = [ann["caption"] for ann in coco.loadAnns(coco.getAnnIds(imgIds=[image_id]))]
         path = root / year_split / info["file_name"]
         if media_ok(path, skip, listed_in=f"{path_json}, image id {image_id}"):
-            records.append(CaptionRecord(ImageSource(path=path), info["file_name"],
-                                         dedup(captions) if dedup_captions else captions, year_split))
+            records.append(
+                CaptionRecord(
+                    ImageSource(path=path),
+                    info["file_name"],
+                    dedup(captions) if dedup_captions else captions,
+                    year_split,
+                )
+            )
     return records

@@ -15,8 +15,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sclbench.data.formats._io import (dedup, expect_dict, field, find_file, load_json, media_ok, not_empty,
-                                       str_list, unique)
+from sclbench.data.formats._io import (
+    dedup,
+    expect_dict,
+    field,
+    find_file,
+    load_json,
+    media_ok,
+    not_empty,
+    str_list,
+    unique,
+)
 from sclbench.data.records import CaptionRecord, ImageSource, SkipCounter
 from sclbench.errors import DataError
 
@@ -35,8 +44,15 @@ def annotation_path(root: Path, dataset: str) -> Path:
     return find_file(root, [f"karpathy/{name}", name], f"Karpathy split file {name}")
 
 
-def read_karpathy(root: str | Path, dataset: str, split: str, *, coco_train_with_restval: bool = True,
-                  dedup_captions: bool = True, skip: SkipCounter | None = None) -> list[CaptionRecord]:
+def read_karpathy(
+    root: str | Path,
+    dataset: str,
+    split: str,
+    *,
+    coco_train_with_restval: bool = True,
+    dedup_captions: bool = True,
+    skip: SkipCounter | None = None,
+) -> list[CaptionRecord]:
     """Records of one Karpathy split, in file order.
 
     `dataset` is "f30k", "coco" or another name (its file `dataset_<name>.json`). For COCO, split "train"
@@ -67,8 +83,9 @@ def read_karpathy(root: str | Path, dataset: str, split: str, *, coco_train_with
             raise DataError(f"{path}, {where}: split {entry_split!r} is not a Karpathy split {SPLITS}")
         filename = field(entry, "filename", path, where, str)
         # COCO's images live in train2014/ or val2014/: the folder is part of the format there.
-        folder = field(entry, "filepath", path, where, str) if dataset == "coco" else \
-            entry.get("filepath") or F30K_IMAGE_DIR
+        folder = (
+            field(entry, "filepath", path, where, str) if dataset == "coco" else entry.get("filepath") or F30K_IMAGE_DIR
+        )
         if not isinstance(folder, str):
             raise DataError(f"{path}, {where}: field 'filepath' should be str")
         unique(f"{folder}/{filename}", seen, path, where, "image")
@@ -80,6 +97,9 @@ def read_karpathy(root: str | Path, dataset: str, split: str, *, coco_train_with
         image_path = root / folder / filename
         if not media_ok(image_path, skip, listed_in=f"{path}, {where}"):
             continue
-        records.append(CaptionRecord(ImageSource(path=image_path), filename,
-                                     dedup(captions) if dedup_captions else captions, entry_split))
+        records.append(
+            CaptionRecord(
+                ImageSource(path=image_path), filename, dedup(captions) if dedup_captions else captions, entry_split
+            )
+        )
     return records

@@ -22,11 +22,13 @@ from sclbench.data.formats._io import find_file, media_ok, text_lines
 from sclbench.data.records import SkipCounter, VideoRecord
 from sclbench.errors import DataError
 
-FILES = {"train": "LSMDC16_annos_training.csv", "val": "LSMDC16_annos_val.csv",
-         "test": "LSMDC16_challenge_1000_publictect.csv"}
+FILES = {
+    "train": "LSMDC16_annos_training.csv",
+    "val": "LSMDC16_annos_val.csv",
+    "test": "LSMDC16_challenge_1000_publictect.csv",
+}
 # Two clips the official code hard-excludes (broken in the released frames); kept out by default.
-EXCLUDED = ("0010_Frau_Ohne_Gewissen_00.07.27.289-00.07.28.932",
-            "0001_American_Beauty_00.47.41.233-00.47.44.273")
+EXCLUDED = ("0010_Frau_Ohne_Gewissen_00.07.27.289-00.07.28.932", "0001_American_Beauty_00.47.41.233-00.47.44.273")
 FRAMES_DIR = "frames_1fps"
 CAPTION_PROTOCOLS = ("first", "all")
 DEFAULT_CAPTIONS = "first"  # the official dataset's choice
@@ -54,8 +56,15 @@ def clip_path(root: Path, clip: str, media: str = "auto") -> Path:
     return frames if media == "auto" else root / VIDEOS_DIR / movie_of(clip) / (clip + ".mp4")
 
 
-def read_lsmdc(root: str | Path, split: str, *, media: str = "auto", exclude: tuple[str, ...] = EXCLUDED,
-               captions: str = DEFAULT_CAPTIONS, skip: SkipCounter | None = None) -> list[VideoRecord]:
+def read_lsmdc(
+    root: str | Path,
+    split: str,
+    *,
+    media: str = "auto",
+    exclude: tuple[str, ...] = EXCLUDED,
+    captions: str = DEFAULT_CAPTIONS,
+    skip: SkipCounter | None = None,
+) -> list[VideoRecord]:
     """One record per clip id (first appearance order), its first or all captions in file order."""
     if split not in FILES:
         raise DataError(f"unknown LSMDC split {split!r}; use one of {sorted(FILES)}")
@@ -72,9 +81,11 @@ def read_lsmdc(root: str | Path, split: str, *, media: str = "auto", exclude: tu
             continue
         parts = line.split("\t")
         if len(parts) < 6 or not parts[0].strip() or not parts[5].strip():
-            raise DataError(f"{path}, line {lineno}: expected 6 tab-separated fields (clip id, four "
-                            f"timestamps, sentence), got {len(parts)}"
-                            + ("" if len(parts) < 6 else " with an empty clip id or sentence"))
+            raise DataError(
+                f"{path}, line {lineno}: expected 6 tab-separated fields (clip id, four "
+                f"timestamps, sentence), got {len(parts)}"
+                + ("" if len(parts) < 6 else " with an empty clip id or sentence")
+            )
         by_clip.setdefault(parts[0].strip(), []).append("\t".join(parts[5:]).strip())
         first_line.setdefault(parts[0].strip(), lineno)
     if not by_clip:

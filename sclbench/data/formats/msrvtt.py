@@ -22,8 +22,18 @@ from collections import defaultdict
 from pathlib import Path
 
 from sclbench.common.safe_pickle import load_plain
-from sclbench.data.formats._io import (expect_dict, field, find_dir, find_file, load_json, media_ok,
-                                       not_empty, read_csv_table, text_lines, unique)
+from sclbench.data.formats._io import (
+    expect_dict,
+    field,
+    find_dir,
+    find_file,
+    load_json,
+    media_ok,
+    not_empty,
+    read_csv_table,
+    text_lines,
+    unique,
+)
 from sclbench.data.records import SkipCounter, VideoRecord
 from sclbench.errors import DataError
 
@@ -38,10 +48,13 @@ def caption_protocol(captions: str = DEFAULT_CAPTIONS) -> dict[str, str]:
     """What a run record says about MSRVTT's captions (the card's `data.captions`, checked)."""
     if captions not in CAPTION_PROTOCOLS:
         raise DataError(f"MSRVTT captions must be one of {CAPTION_PROTOCOLS}, not {captions!r}")
-    return {"train_captions": captions,
-            "train_captions_source": "official MsrvttDataset (first caption per video)" if captions == "first"
-            else "CLIP4Clip (all captions per video)",
-            "test": "1k-A JSFusion, one caption per video"}
+    return {
+        "train_captions": captions,
+        "train_captions_source": "official MsrvttDataset (first caption per video)"
+        if captions == "first"
+        else "CLIP4Clip (all captions per video)",
+        "test": "1k-A JSFusion, one caption per video",
+    }
 
 
 def _find(root: Path, name: str, what: str) -> Path:
@@ -54,8 +67,10 @@ def detect_layout(root: Path) -> str:
             return "json"
     if any((root / d / "MSRVTT_JSFUSION_test.csv").is_file() for d in ("", "msrvtt_data")):
         return "csv"
-    raise DataError(f"{root} holds neither *_list_jsfusion.txt nor MSRVTT_JSFUSION_test.csv; "
-                    "download the MSRVTT split files (see `sclbench data check msrvtt`)")
+    raise DataError(
+        f"{root} holds neither *_list_jsfusion.txt nor MSRVTT_JSFUSION_test.csv; "
+        "download the MSRVTT split files (see `sclbench data check msrvtt`)"
+    )
 
 
 def caption_file(root: Path) -> Path:
@@ -72,8 +87,7 @@ def captions_by_video(root: Path) -> tuple[Path, dict[str, list[str]]]:
     key, vid = ("annotations", "image_id") if "annotations" in doc else ("sentences", "video_id")
     entries = doc.get(key)
     if not isinstance(entries, list):
-        raise DataError(f"{path}: expected an 'annotations' (MSR_VTT.json) or 'sentences' "
-                        "(MSRVTT_data.json) list")
+        raise DataError(f"{path}: expected an 'annotations' (MSR_VTT.json) or 'sentences' (MSRVTT_data.json) list")
     not_empty(entries, path, "captions")
     caps: dict[str, list[str]] = defaultdict(list)
     for i, entry in enumerate(entries):
@@ -105,8 +119,10 @@ def _read_caption_index(pkl: Path, listed: list[tuple[int, str]], list_path: Pat
     ids = {vid for _, vid in listed}
     extra = sorted(str(k) for k in index if k not in ids)
     if extra:
-        raise DataError(f"{pkl}: caption index for video(s) not in {list_path}: {extra[:5]}; the two files "
-                        "come from different releases: re-download both")
+        raise DataError(
+            f"{pkl}: caption index for video(s) not in {list_path}: {extra[:5]}; the two files "
+            "come from different releases: re-download both"
+        )
     for lineno, vid in listed:
         value = index.get(vid)
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):  # numpy ints count
@@ -117,8 +133,10 @@ def _read_caption_index(pkl: Path, listed: list[tuple[int, str]], list_path: Pat
 def _with_captions(listed, list_path: Path, caps_path: Path, caps: dict[str, list[str]]):
     for lineno, vid in listed:
         if not caps.get(vid):
-            raise DataError(f"{list_path}, line {lineno}: video {vid} has no caption in {caps_path}; the "
-                            "split list and the caption file do not match: re-download both")
+            raise DataError(
+                f"{list_path}, line {lineno}: video {vid} has no caption in {caps_path}; the "
+                "split list and the caption file do not match: re-download both"
+            )
         yield lineno, vid, caps[vid]
 
 
@@ -126,8 +144,14 @@ def video_dir(root: Path) -> Path:
     return find_dir(root, VIDEO_DIRS) or root / VIDEO_DIRS[0]
 
 
-def read_msrvtt(root: str | Path, split: str, *, layout: str = "auto", captions: str = DEFAULT_CAPTIONS,
-                skip: SkipCounter | None = None) -> list[VideoRecord]:
+def read_msrvtt(
+    root: str | Path,
+    split: str,
+    *,
+    layout: str = "auto",
+    captions: str = DEFAULT_CAPTIONS,
+    skip: SkipCounter | None = None,
+) -> list[VideoRecord]:
     """train: one record per video (`captions`: its first or all captions); test: 1k-A, one caption each."""
     if split not in SPLITS:
         raise DataError(f"unknown MSRVTT split {split!r}; use train or test (the 1k-A JSFusion test)")
@@ -159,8 +183,10 @@ def read_msrvtt(root: str | Path, split: str, *, layout: str = "auto", captions:
         caps_path, caps = captions_by_video(root)
         for lineno, vid, texts in _with_captions(listed, list_path, caps_path, caps):
             if not 0 <= index[vid] < len(texts):
-                raise DataError(f"{pkl}: caption index {index[vid]} of test video {vid} ({list_path}, line "
-                                f"{lineno}) is outside its {len(texts)} captions in {caps_path}")
+                raise DataError(
+                    f"{pkl}: caption index {index[vid]} of test video {vid} ({list_path}, line "
+                    f"{lineno}) is outside its {len(texts)} captions in {caps_path}"
+                )
             pairs.append((vid, [texts[index[vid]]], f"{list_path}, line {lineno}"))
     else:
         path = _find(root, "MSRVTT_JSFUSION_test.csv", "MSRVTT_JSFUSION_test.csv")

@@ -26,8 +26,7 @@ UNLABELLED_SPLITS: tuple[str, ...] = ()
 
 
 def annotation_file(root: Path, split: str) -> Path:
-    return find_file(root, [f"data/{split}.json", f"nlvr2/data/{split}.json", f"{split}.json"],
-                     f"NLVR2 {split}.json")
+    return find_file(root, [f"data/{split}.json", f"nlvr2/data/{split}.json", f"{split}.json"], f"NLVR2 {split}.json")
 
 
 def pair_paths(root: Path, split: str, pair_id: str, directory: int | str | None) -> tuple[Path, Path]:
@@ -58,19 +57,25 @@ def read_nlvr2(root: str | Path, split: str, *, skip: SkipCounter | None = None)
         where = f"line {lineno}"
         identifier = field(obj, "identifier", path, where, str)
         if "-" not in identifier.strip("-"):
-            raise DataError(f"{path}, {where}: identifier {identifier!r} is not of the form "
-                            "<split>-<n>-<k>-<s>; the file is not NLVR2's")
+            raise DataError(
+                f"{path}, {where}: identifier {identifier!r} is not of the form "
+                "<split>-<n>-<k>-<s>; the file is not NLVR2's"
+            )
         if identifier in seen:
-            raise DataError(f"{path}, {where}: identifier {identifier!r} already used on line "
-                            f"{seen[identifier]}; the file is damaged (re-download it)")
+            raise DataError(
+                f"{path}, {where}: identifier {identifier!r} already used on line "
+                f"{seen[identifier]}; the file is damaged (re-download it)"
+            )
         seen[identifier] = lineno
         sentence = field(obj, "sentence", path, where, str)
         if split in UNLABELLED_SPLITS:
             label = None
         elif "label" not in obj:  # the published files label every line: a missing one is damage
-            raise DataError(f"{path}, {where}: missing field 'label'; every statement of the published "
-                            f"NLVR2 {split} file is labelled 'True'/'False', so the file is damaged or "
-                            "not NLVR2's (re-download it)")
+            raise DataError(
+                f"{path}, {where}: missing field 'label'; every statement of the published "
+                f"NLVR2 {split} file is labelled 'True'/'False', so the file is damaged or "
+                "not NLVR2's (re-download it)"
+            )
         else:
             label = parse_label(obj["label"], path, where)
         pair_id = identifier.rsplit("-", 1)[0]
@@ -79,6 +84,5 @@ def read_nlvr2(root: str | Path, split: str, *, skip: SkipCounter | None = None)
         listed_in = f"{path}, {where}"
         if not (media_ok(img0, skip, listed_in=listed_in) and media_ok(img1, skip, listed_in=listed_in)):
             continue
-        records.append(NLVR2Record(identifier, sentence, label, ImageSource(path=img0),
-                                   ImageSource(path=img1), split))
+        records.append(NLVR2Record(identifier, sentence, label, ImageSource(path=img0), ImageSource(path=img1), split))
     return records

@@ -20,25 +20,39 @@ import csv
 import io
 from pathlib import Path
 
-from sclbench.data.formats._io import (dedup, expect_dict, field, find_file, load_json, media_ok, not_empty,
-                                       read_csv_table, read_text, text_lines, unique)
+from sclbench.data.formats._io import (
+    dedup,
+    expect_dict,
+    field,
+    find_file,
+    load_json,
+    media_ok,
+    not_empty,
+    read_csv_table,
+    read_text,
+    text_lines,
+    unique,
+)
 from sclbench.data.formats.karpathy import read_karpathy
 from sclbench.data.records import CaptionRecord, ImageSource, SkipCounter, VideoRecord
 from sclbench.errors import DataError
 
 
-def read_coco_pretrain(root: str | Path, *, dedup_captions: bool = True,
-                       skip: SkipCounter | None = None) -> list[CaptionRecord]:
-    return read_karpathy(root, "coco", "train", coco_train_with_restval=True, dedup_captions=dedup_captions,
-                         skip=skip)
+def read_coco_pretrain(
+    root: str | Path, *, dedup_captions: bool = True, skip: SkipCounter | None = None
+) -> list[CaptionRecord]:
+    return read_karpathy(root, "coco", "train", coco_train_with_restval=True, dedup_captions=dedup_captions, skip=skip)
 
 
 def read_vg(root: str | Path, *, dedup_captions: bool = True, skip: SkipCounter | None = None) -> list[CaptionRecord]:
     """One record per image with its region phrases; ids unique; an image without regions is left out
     (VG has a few, and the official table has no row for them)."""
     root = Path(root)
-    path = find_file(root, ["annotations/region_descriptions.json", "region_descriptions.json"],
-                     "Visual Genome region_descriptions.json")
+    path = find_file(
+        root,
+        ["annotations/region_descriptions.json", "region_descriptions.json"],
+        "Visual Genome region_descriptions.json",
+    )
     doc = load_json(path)
     if not isinstance(doc, list):
         raise DataError(f"{path}: expected a list of images with regions")
@@ -55,8 +69,11 @@ def read_vg(root: str | Path, *, dedup_captions: bool = True, skip: SkipCounter 
         candidates = [root / "images" / d / f"{image_id}.jpg" for d in ("VG_100K", "VG_100K_2")]
         image = next((c for c in candidates if c.exists()), candidates[0])
         if phrases and media_ok(image, skip, listed_in=f"{path}, {where}"):
-            records.append(CaptionRecord(ImageSource(path=image), str(image_id),
-                                         dedup(phrases) if dedup_captions else phrases, "train"))
+            records.append(
+                CaptionRecord(
+                    ImageSource(path=image), str(image_id), dedup(phrases) if dedup_captions else phrases, "train"
+                )
+            )
     return records
 
 
@@ -106,8 +123,9 @@ def read_cc3m(root: str | Path, split: str = "train", *, skip: SkipCounter | Non
     return _caption_records(pairs, root, split, skip, path)
 
 
-def read_webvid(meta: str | Path, video_root: str | Path | None = None, *, split: str = "train",
-                skip: SkipCounter | None = None) -> list[VideoRecord]:
+def read_webvid(
+    meta: str | Path, video_root: str | Path | None = None, *, split: str = "train", skip: SkipCounter | None = None
+) -> list[VideoRecord]:
     """Videos with one caption each; paths are relative to `video_root` (default: the meta file's folder)."""
     meta = Path(meta)
     video_root = Path(video_root) if video_root is not None else meta.parent
@@ -119,8 +137,10 @@ def read_webvid(meta: str | Path, video_root: str | Path | None = None, *, split
     records = []
     if {"videoid", "name", "page_dir"} <= set(header):
         # the official CSV: a header, quoted captions with commas; pandas reads it and names bad rows
-        items = [(row["name"], f"{row['page_dir']}/{row['videoid']}.mp4", lineno) for lineno, row
-                 in read_csv_table(meta, ("videoid", "name", "page_dir"), sep=delimiter)]
+        items = [
+            (row["name"], f"{row['page_dir']}/{row['videoid']}.mp4", lineno)
+            for lineno, row in read_csv_table(meta, ("videoid", "name", "page_dir"), sep=delimiter)
+        ]
     else:
         items = []
         try:

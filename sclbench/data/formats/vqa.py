@@ -62,8 +62,10 @@ def _id(obj: dict, key: str, path: Path, where: str) -> int:
 
 def _unique(qid: int, seen: dict[int, int], path: Path, key: str, i: int) -> None:
     if qid in seen:
-        raise DataError(f"{path}, {key}[{i}]: question_id {qid} already used by {key}[{seen[qid]}]; "
-                        "the file is damaged (re-download it)")
+        raise DataError(
+            f"{path}, {key}[{i}]: question_id {qid} already used by {key}[{seen[qid]}]; "
+            "the file is damaged (re-download it)"
+        )
     seen[qid] = i
 
 
@@ -76,10 +78,12 @@ def read_annotations(path: Path) -> dict[int, tuple[int, dict]]:
         qid = _id(ann, "question_id", path, where)
         _unique(qid, seen, path, "annotations", i)
         where = f"annotations[{i}] (question {qid})"
-        checked = {"image_id": _id(ann, "image_id", path, where),
-                   "answer_type": field(ann, "answer_type", path, where, str),
-                   "question_type": field(ann, "question_type", path, where, str),
-                   "multiple_choice_answer": field(ann, "multiple_choice_answer", path, where, str)}
+        checked = {
+            "image_id": _id(ann, "image_id", path, where),
+            "answer_type": field(ann, "answer_type", path, where, str),
+            "question_type": field(ann, "question_type", path, where, str),
+            "multiple_choice_answer": field(ann, "multiple_choice_answer", path, where, str),
+        }
         answers = []
         for j, vote in enumerate(field(ann, "answers", path, where, list)):
             if not isinstance(vote, dict):
@@ -127,29 +131,46 @@ def read_vqa(root: str | Path, split: str, *, skip: SkipCounter | None = None) -
         if ann is None:
             records.append(VQARecord(qid, ImageSource(path=path), image_id, question, [], "", "", "", split))
         else:
-            records.append(VQARecord(qid, ImageSource(path=path), image_id, question, ann["answers"],
-                                     ann["answer_type"], ann["question_type"], ann["multiple_choice_answer"],
-                                     split))
+            records.append(
+                VQARecord(
+                    qid,
+                    ImageSource(path=path),
+                    image_id,
+                    question,
+                    ann["answers"],
+                    ann["answer_type"],
+                    ann["question_type"],
+                    ann["multiple_choice_answer"],
+                    split,
+                )
+            )
     return records
 
 
-def _check_join(qpath: Path, apath: Path, questions: list[tuple[int, int, str]],
-                annotations: dict[int, tuple[int, dict]]) -> None:
+def _check_join(
+    qpath: Path, apath: Path, questions: list[tuple[int, int, str]], annotations: dict[int, tuple[int, dict]]
+) -> None:
     """Every question has its annotation (same image) and every annotation has its question."""
     asked = set()
     for i, (qid, image_id, _) in enumerate(questions):
         asked.add(qid)
         if qid not in annotations:
-            raise DataError(f"{qpath}, questions[{i}]: question {qid} has no annotation in {apath}; "
-                            "the two files do not belong together (re-download both)")
+            raise DataError(
+                f"{qpath}, questions[{i}]: question {qid} has no annotation in {apath}; "
+                "the two files do not belong together (re-download both)"
+            )
         j, ann = annotations[qid]
         if ann["image_id"] != image_id:
-            raise DataError(f"{apath}, annotations[{j}]: question {qid} is about image {ann['image_id']} "
-                            f"but {qpath} puts it on image {image_id}; the files do not belong together")
+            raise DataError(
+                f"{apath}, annotations[{j}]: question {qid} is about image {ann['image_id']} "
+                f"but {qpath} puts it on image {image_id}; the files do not belong together"
+            )
     for qid, (j, _) in annotations.items():
         if qid not in asked:
-            raise DataError(f"{apath}, annotations[{j}]: question_id {qid} has no question in {qpath}; "
-                            "the two files do not belong together (re-download both)")
+            raise DataError(
+                f"{apath}, annotations[{j}]: question_id {qid} has no question in {qpath}; "
+                "the two files do not belong together (re-download both)"
+            )
 
 
 def vote_score(count: int) -> float:
@@ -230,8 +251,10 @@ class AnswerVocab:
             if not isinstance(answer, str):
                 raise DataError(f"{path}, answers[{i}]: should be a string, got {type(answer).__name__}")
             if answer in seen:
-                raise DataError(f"{path}, answers[{i}]: {answer!r} already is answer {seen[answer]}; "
-                                "the vocabulary is damaged (delete it to rebuild it from the annotations)")
+                raise DataError(
+                    f"{path}, answers[{i}]: {answer!r} already is answer {seen[answer]}; "
+                    "the vocabulary is damaged (delete it to rebuild it from the annotations)"
+                )
             seen[answer] = i
         if not answers:
             raise DataError(f"{path}: the answer vocabulary is empty; delete it to rebuild it")
