@@ -26,7 +26,12 @@ def _label(value: Any, what: str, identifier: str) -> str:
 
 
 def sentence_key(identifier: str) -> str:
-    """The consistency group of an example: its identifier with the image-pair field blanked."""
+    """The consistency group of an example: its identifier with the image-pair field blanked.
+
+    Examples:
+        >>> sentence_key("dev-850-3-0")
+        'dev-850--0'
+    """
     parts = identifier.split("-")
     if len(parts) != 4:
         raise MetricInputError(f"NLVR2 identifier {identifier!r} is not of the form split-set-pair-sentence")
@@ -35,7 +40,12 @@ def sentence_key(identifier: str) -> str:
 
 
 def nlvr2_correct(predictions: Mapping[str, Any], labels: Mapping[str, Any]) -> dict[str, bool]:
-    """Per-example correctness, keyed by identifier (the per-sample record behind the metrics)."""
+    """Per-example correctness, keyed by identifier (the per-sample record behind the metrics).
+
+    Examples:
+        >>> nlvr2_correct({"dev-1-0-0": True, "dev-1-1-0": "False"}, {"dev-1-0-0": "True", "dev-1-1-0": "true"})
+        {'dev-1-0-0': True, 'dev-1-1-0': False}
+    """
     missing = [i for i in labels if i not in predictions]
     if missing:
         raise MetricInputError(f"no prediction for {len(missing)} of {len(labels)} NLVR2 examples: {preview(missing)}")
@@ -43,7 +53,17 @@ def nlvr2_correct(predictions: Mapping[str, Any], labels: Mapping[str, Any]) -> 
 
 
 def nlvr2_metrics(predictions: Mapping[str, Any], labels: Mapping[str, Any]) -> dict[str, float]:
-    """`accuracy` and `consistency` in percent; both keyed by `split-set-pair-sentence` identifiers."""
+    """`accuracy` and `consistency` in percent; both keyed by `split-set-pair-sentence` identifiers.
+
+    Examples:
+        Sentence 1 is right on one of its two image pairs, sentence 2 on its only pair: 2 of 3
+        examples are correct, 1 of 2 sentences is consistent.
+
+        >>> labels = {"dev-1-0-0": True, "dev-1-1-0": True, "dev-2-0-0": False}
+        >>> predictions = {"dev-1-0-0": True, "dev-1-1-0": False, "dev-2-0-0": False}
+        >>> {name: round(value, 4) for name, value in nlvr2_metrics(predictions, labels).items()}
+        {'accuracy': 66.6667, 'consistency': 50.0}
+    """
     if not labels:
         raise MetricInputError("no NLVR2 labels to evaluate")
     correct = nlvr2_correct(predictions, labels)

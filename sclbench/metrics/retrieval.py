@@ -33,7 +33,14 @@ _CHUNK_ELEMENTS = 1 << 24
 
 
 def as_scores(scores: Any, name: str = "scores") -> torch.Tensor:
-    """A 2-D floating tensor without NaN; half precision is widened (exactly, so ties survive)."""
+    """A 2-D floating tensor without NaN; half precision is widened (exactly, so ties survive).
+
+    Examples:
+        >>> as_scores([[1, 2], [3, 4]]).tolist()  # integers become float64
+        [[1.0, 2.0], [3.0, 4.0]]
+        >>> str(as_scores(torch.ones(2, 2, dtype=torch.float16)).dtype)
+        'torch.float32'
+    """
     s = torch.as_tensor(scores)
     if s.dim() != 2:
         raise MetricInputError(f"{name} must be a 2-D score matrix, got shape {tuple(s.shape)}")
@@ -68,6 +75,13 @@ def gt_ranks(scores: Any, positives: Any, ties: Ties = "gt_last", chunk_size: in
     """0-based rank of the best ground truth for each query (row) of `scores` [queries, candidates].
 
     positives: per query, one candidate index or a sequence of them.
+
+    Examples:
+        Query 1's ground truth (candidate 0) ties with candidate 1 and is beaten by candidate 2:
+
+        >>> scores = [[0.9, 0.1, 0.5], [0.2, 0.2, 0.7]]
+        >>> [gt_ranks(scores, [0, 0], ties=rule).tolist() for rule in ("gt_last", "gt_first", "index")]
+        [[0, 2], [0, 1], [0, 1]]
     """
     if ties not in TIE_RULES:
         raise MetricInputError(f"unknown tie rule {ties!r}; choose one of {', '.join(TIE_RULES)}")
@@ -103,7 +117,14 @@ def gt_ranks(scores: Any, positives: Any, ties: Ties = "gt_last", chunk_size: in
 
 
 def recall_at(ranks: np.ndarray, k: int) -> float:
-    """Percent of queries whose (0-based) rank is below k."""
+    """Percent of queries whose (0-based) rank is below k.
+
+    Examples:
+        >>> recall_at(np.array([0, 3, 0, 9]), 1)
+        50.0
+        >>> recall_at(np.array([0, 3, 0, 9]), 5)
+        75.0
+    """
     return 100.0 * float(np.mean(np.asarray(ranks) < k))
 
 
@@ -145,6 +166,14 @@ def retrieval_ranks(
 
     scores_i2t: [n_images, n_captions]; scores_t2i: [n_captions, n_images] (defaults to the transpose,
     pass it when the two directions are scored differently).
+
+    Examples:
+        Two images with two captions each; caption 1 scores its own image (0.1) below image 1 (0.2):
+
+        >>> scores = [[0.9, 0.1, 0.3, 0.2], [0.4, 0.2, 0.8, 0.7]]
+        >>> ranks = retrieval_ranks(scores, txt2img=[0, 0, 1, 1])
+        >>> {direction: r.tolist() for direction, r in ranks.items()}
+        {'tr': [0, 0], 'ir': [0, 1, 0, 0]}
     """
     s_i2t = as_scores(scores_i2t, "scores_i2t")
     s_t2i = s_i2t.T if scores_t2i is None else as_scores(scores_t2i, "scores_t2i")
@@ -159,7 +188,12 @@ def retrieval_ranks(
 
 
 def recall_metrics(ranks: dict[str, np.ndarray], ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
-    """`tr_r{k}`, `ir_r{k}`, `r_mean` (mean of all of them, ALBEF/BLIP) and `rsum`, in percent."""
+    """`tr_r{k}`, `ir_r{k}`, `r_mean` (mean of all of them, ALBEF/BLIP) and `rsum`, in percent.
+
+    Examples:
+        >>> recall_metrics({"tr": np.array([0, 0]), "ir": np.array([0, 1, 0, 0])}, ks=(1,))
+        {'tr_r1': 100.0, 'ir_r1': 75.0, 'r_mean': 87.5, 'rsum': 175.0}
+    """
     out = {f"{d}_r{k}": recall_at(ranks[d], k) for d in ("tr", "ir") for k in ks}
     values = list(out.values())
     out["r_mean"] = sum(values) / len(values)
@@ -176,5 +210,13 @@ def retrieval_recall(
     ties: Ties = "gt_last",
     chunk_size: int | None = None,
 ) -> dict[str, float]:
-    """Image-text retrieval R@K both ways, in percent: tr_r1.., ir_r1.., r_mean, rsum."""
+    """Image-text retrieval R@K both ways, in percent: tr_r1.., ir_r1.., r_mean, rsum.
+
+    Examples:
+        Image 1 scores caption 0 (0.6) above its own caption 1 (0.4), so text retrieval R@1 is 1/2;
+        each caption still scores its own image highest, so image retrieval R@1 is 2/2.
+
+        >>> retrieval_recall([[0.9, 0.2], [0.6, 0.4]], txt2img=[0, 1], ks=(1,))
+        {'tr_r1': 50.0, 'ir_r1': 100.0, 'r_mean': 75.0, 'rsum': 150.0}
+    """
     return recall_metrics(retrieval_ranks(scores_i2t, scores_t2i, txt2img, img2txt, ties, chunk_size), ks)

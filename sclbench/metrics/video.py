@@ -23,7 +23,15 @@ def video_retrieval_ranks(
     ties: Ties = "gt_last",
     chunk_size: int | None = None,
 ) -> dict[str, np.ndarray]:
-    """Per-query 0-based ranks: ``{"t2v": [num_texts], "v2t": [num_videos]}``."""
+    """Per-query 0-based ranks: ``{"t2v": [num_texts], "v2t": [num_videos]}``.
+
+    Examples:
+        One caption per video (the diagonal); text 1 scores video 0 (0.6) above its own (0.4):
+
+        >>> ranks = video_retrieval_ranks([[0.9, 0.2], [0.6, 0.4]])
+        >>> {direction: r.tolist() for direction, r in ranks.items()}
+        {'t2v': [0, 1], 'v2t': [0, 0]}
+    """
     s = as_scores(sim, "sim")
     n_txt, n_vid = s.shape
     if txt2vid is None:
@@ -48,7 +56,15 @@ def video_retrieval_ranks(
 
 
 def rank_metrics(ranks: np.ndarray, prefix: str, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
-    """R@K in percent plus MedR / MeanR on 1-based ranks, named `<prefix>_r1`, `<prefix>_medr`, ..."""
+    """R@K in percent plus MedR / MeanR on 1-based ranks, named `<prefix>_r1`, `<prefix>_medr`, ...
+
+    Examples:
+        0-based ranks 0, 1, 4 are 1-based 1, 2, 5: median 2, mean 8/3.
+
+        >>> metrics = rank_metrics(np.array([0, 1, 4]), "t2v", ks=(1, 5))
+        >>> {name: round(value, 4) for name, value in metrics.items()}
+        {'t2v_r1': 33.3333, 't2v_r5': 100.0, 't2v_medr': 2.0, 't2v_meanr': 2.6667}
+    """
     one_based = np.asarray(ranks) + 1
     out = {f"{prefix}_r{k}": recall_at(ranks, k) for k in ks}
     out[f"{prefix}_medr"] = float(np.median(one_based))
@@ -63,6 +79,11 @@ def video_retrieval_metrics(
     ties: Ties = "gt_last",
     chunk_size: int | None = None,
 ) -> dict[str, float]:
-    """`t2v_r1.. t2v_medr, t2v_meanr, v2t_r1.. v2t_medr, v2t_meanr` for a [texts, videos] matrix."""
+    """`t2v_r1.. t2v_medr, t2v_meanr, v2t_r1.. v2t_medr, v2t_meanr` for a [texts, videos] matrix.
+
+    Examples:
+        >>> video_retrieval_metrics([[0.9, 0.2], [0.6, 0.4]], ks=(1,))
+        {'t2v_r1': 50.0, 't2v_medr': 1.5, 't2v_meanr': 1.5, 'v2t_r1': 100.0, 'v2t_medr': 1.0, 'v2t_meanr': 1.0}
+    """
     ranks = video_retrieval_ranks(sim, txt2vid, ties, chunk_size)
     return {**rank_metrics(ranks["t2v"], "t2v", ks), **rank_metrics(ranks["v2t"], "v2t", ks)}

@@ -80,7 +80,16 @@ _PERIOD_COUNT = int(re.UNICODE)
 
 
 def process_punctuation(text: str) -> str:
-    """The official `processPunctuation`: delete or space out marks, then strip periods (max 32)."""
+    """The official `processPunctuation`: delete or space out marks, then strip periods (max 32).
+
+    Examples:
+        >>> process_punctuation("yes, it is.")  # ", " is deleted, the final period stripped
+        'yes it is'
+        >>> process_punctuation("black/white")  # no space beside the slash: it becomes one
+        'black white'
+        >>> process_punctuation("1,000")  # a digit-comma-digit anywhere deletes every mark
+        '1000'
+    """
     out = text
     delete = _COMMA_STRIP.search(text) is not None
     for mark in PUNCTUATION:
@@ -92,7 +101,14 @@ def process_punctuation(text: str) -> str:
 
 
 def process_digit_article(text: str) -> str:
-    """The official `processDigitArticle`: lower-case, number words -> digits, drop articles, contractions."""
+    """The official `processDigitArticle`: lower-case, number words -> digits, drop articles, contractions.
+
+    Examples:
+        >>> process_digit_article("Two Dogs")
+        '2 dogs'
+        >>> process_digit_article("the dog isnt")
+        "dog isn't"
+    """
     words = [NUMBER_WORDS.get(w, w) for w in text.lower().split()]
     words = [w for w in words if w not in ARTICLES]
     return " ".join(CONTRACTIONS.get(w, w) for w in words)
@@ -109,6 +125,21 @@ def vqa_accuracy(prediction: str, answers: Sequence[str]) -> float:
     Leave-one-out: for each human answer, count how many of the OTHER answers equal the prediction,
     score min(1, count / 3), and average. With 10 answers this gives 0, .3, .6, .9, 1 for 0..>=4
     matches (up to float rounding, computed the same way as the official code).
+
+    Examples:
+        >>> vqa_accuracy("2", ["2"] * 10)
+        1.0
+
+        Two of ten say "2": leaving out one of them leaves 1 match (1/3), leaving out any of the
+        other eight leaves 2 (2/3), so the mean is (2 * 1/3 + 8 * 2/3) / 10 = 0.6.
+
+        >>> round(vqa_accuracy("two", ["2"] * 2 + ["3"] * 8), 4)
+        0.6
+
+        The official quirk: ten identical answers are compared raw, so "two" no longer becomes "2".
+
+        >>> vqa_accuracy("two", ["2"] * 10)
+        0.0
     """
     if not answers:
         raise MetricInputError("vqa_accuracy needs at least one human answer")
@@ -167,6 +198,11 @@ def vqa_scores(
 
     Every question needs a prediction (a missing one is an error, as in the official `loadRes`), and by
     default a prediction for a question that is not in `questions` is an error too.
+
+    Examples:
+        >>> questions = [{"question_id": 1, "answers": ["yes"] * 10}, {"question_id": 2, "answers": ["yes"] * 10}]
+        >>> vqa_scores({1: "yes", 2: "no"}, questions)
+        {1: 1.0, 2: 0.0}
     """
     preds = _prediction_map(predictions, duplicates)
     scores: dict[int, float] = {}
@@ -208,6 +244,21 @@ def vqa_evaluate(
     Returns `accuracy`, `accuracy_<answer type>` (yes/no -> `accuracy_yes_no`), and the nested
     `per_answer_type`, `per_question_type` (keyed by the raw type strings) and `count`. Round for
     display only (the official prints 2 decimals).
+
+    Examples:
+        One yes/no question right, one wrong, and a number question worth 0.6 (see `vqa_accuracy`):
+
+        >>> votes = ["2"] * 2 + ["3"] * 8
+        >>> questions = [
+        ...     {"question_id": 1, "answers": ["yes"] * 10, "answer_type": "yes/no", "question_type": "is the"},
+        ...     {"question_id": 2, "answers": ["no"] * 10, "answer_type": "yes/no", "question_type": "is the"},
+        ...     {"question_id": 3, "answers": votes, "answer_type": "number", "question_type": "how many"},
+        ... ]
+        >>> result = vqa_evaluate([{"question_id": 1, "answer": "yes"}, (2, "yes"), (3, "two")], questions)
+        >>> {name: round(result[name], 4) for name in ("accuracy", "accuracy_yes_no", "accuracy_number")}
+        {'accuracy': 53.3333, 'accuracy_yes_no': 50.0, 'accuracy_number': 60.0}
+        >>> result["count"]
+        3
     """
     qs = list(questions)
     if not qs:
@@ -233,7 +284,12 @@ def vqa_evaluate(
 
 
 def vqa_vote_score(n_votes: int) -> float:
-    """Soft target of an answer given by `n_votes` of the 10 annotators: 0, .3, .6, .9, 1 (>= 4)."""
+    """Soft target of an answer given by `n_votes` of the 10 annotators: 0, .3, .6, .9, 1 (>= 4).
+
+    Examples:
+        >>> [vqa_vote_score(n) for n in range(6)]
+        [0.0, 0.3, 0.6, 0.9, 1.0, 1.0]
+    """
     if n_votes < 0:
         raise ValueError(f"n_votes must be >= 0, got {n_votes}")
     return (0.0, 0.3, 0.6, 0.9)[n_votes] if n_votes < 4 else 1.0
@@ -246,6 +302,15 @@ def vqa_soft_score(logits_or_labels: Any, targets: Any) -> float:
     targets: [N, C] dense soft targets (`vqa_vote_score` of each vocabulary answer).
     Returns 100 * mean over questions of the soft target of the predicted class. It ignores answers
     outside the vocabulary and the leave-one-out rule, so it differs from `vqa_accuracy`.
+
+    Examples:
+        The argmax picks class 0 (target 1.0) then class 1 (target 0.6): mean 0.8.
+
+        >>> targets = [[1.0, 0.0], [0.3, 0.6]]
+        >>> round(vqa_soft_score([[2.0, 0.1], [0.3, 1.5]], targets), 4)
+        80.0
+        >>> round(vqa_soft_score([1, 1], targets), 4)  # class ids: 0.0 and 0.6
+        30.0
     """
     import torch
 
