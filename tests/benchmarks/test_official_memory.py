@@ -1,6 +1,9 @@
 """Smoke test of benchmarks/official_memory.py: the sclbench side at tiny size (stages, exact byte
-counts, the report), and the generated official runner (it compiles; nothing official is run)."""
+counts, the report), and the worker files both sides run (real modules: they compile and import; nothing
+official is run)."""
 
+import importlib
+import importlib.util
 import json
 import py_compile
 import sys
@@ -30,10 +33,52 @@ def test_sclbench_side_tiny(tmp_path):
     assert "| **peak" in (tmp_path / "t.md").read_text()
 
 
-def test_generated_official_runner_compiles(tmp_path):
-    runner = official_memory.write_official_runner(tmp_path)
-    py_compile.compile(str(runner), doraise=True)
-    assert (tmp_path / "shims" / "timm" / "models" / "layers.py").is_file()
-    assert (tmp_path / "shims" / "vlc" / "modules" / "__init__.py").is_file()
-    worker = official_memory.write_sclbench_worker(tmp_path)
-    py_compile.compile(str(worker), doraise=True)
+def test_runner_files_are_modules():
+    """Every file the measured processes run or import is a real file of the tree that compiles."""
+    files = sorted(official_memory.WORKERS.glob("*.py")) + sorted(official_memory.OFFICIAL_SHIMS.rglob("*.py"))
+    assert official_memory.SCLBENCH_WORKER in files and official_memory.OFFICIAL_RUNNER in files
+    for rel in ("timm/__init__.py", "timm/models/layers.py", "vlc/modules/__init__.py"):
+        assert official_memory.OFFICIAL_SHIMS / rel in files
+    for path in files:
+        py_compile.compile(str(path), doraise=True)
+
+
+def test_workers_import_as_their_processes_do(monkeypatch):
+    """Imported with the workers' folder first on sys.path, as running them by path sets it; the
+    official runner imports the official code only inside its functions, so it imports here too."""
+    monkeypatch.syspath_prepend(str(official_memory.WORKERS))
+    for name in ("memory_step", "sclbench_worker", "official_runner"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    step = importlib.import_module("memory_step")
+    worker = importlib.import_module("sclbench_worker")
+    runner = importlib.import_module("official_runner")
+    # Both sides measure the same step: one shared definition, not two copies.
+    assert worker.run_steps is step.run_steps and runner.run_steps is step.run_steps
+    assert runner.make_batch is step.make_batch
+    batch = step.make_batch(2, 12, 16, vocab=100, answers=10)
+    assert batch["vqa_targets"].shape == (2, 10) and batch["images"].shape == (2, 3, 16, 16)
+    # OpenAI's ViT-B/16 archive: 14 top-level tensors and 12 per residual block, 12 blocks per tower.
+    shapes = runner.clip_archive_shapes()
+    assert len(shapes) == 14 + 2 * 12 * 12
+    assert shapes["visual.positional_embedding"] == (197, 768)
+    for name in worker.TRAINER_IMPORTS:
+        assert importlib.util.find_spec(name) is not None, name
+
+
+def test_droppath_shim():
+    import torch
+
+    spec = importlib.util.spec_from_file_location(
+        "official_shim_layers", official_memory.OFFICIAL_SHIMS / "timm" / "models" / "layers.py"
+    )
+    layers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(layers)
+    assert layers.to_2tuple(3) == (3, 3) and layers.to_2tuple([2, 5]) == (2, 5)
+    torch.manual_seed(0)
+    x = torch.ones(64, 4)
+    drop = layers.DropPath(0.5)
+    assert torch.equal(drop.eval()(x), x)  # identity at evaluation
+    out = drop.train()(x)
+    kept = out[:, 0] != 0
+    assert 0 < kept.sum() < 64  # whole rows dropped, survivors scaled by 1 / keep
+    assert torch.equal(out[kept], torch.full_like(out[kept], 2.0))

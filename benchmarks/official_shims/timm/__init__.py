@@ -1,0 +1,1 @@
+"""Stand-in for timm (the official MAE block imports two helpers from it)."""
