@@ -29,8 +29,10 @@ OLD_SYNTH_OVERRIDES = {
     ],
 }
 OLD_RETRIEVAL = ("f30k", "coco", "msrvtt", "lsmdc")
-OLD_STEP_FACTOR = {"vqa": 1.0, "nlvr2": 2.0, "f30k": 2.0, "coco": 2.0, "msrvtt": 3.0, "lsmdc": 3.0}
-OLD_COST = {"msrvtt": 150, "lsmdc": 150, "nlvr2": 70, "coco": 65, "f30k": 65, "vqa": 40}
+# coco 2.0 -> 2.5 and lsmdc 3.0 -> 3.5 when issue 22 changed per-sample augmentation seeding: at the old
+# counts their tr_r1 / v2t_r1 fell to p = 0.08 / 0.02 against chance on the 40-item test splits.
+OLD_STEP_FACTOR = {"vqa": 1.0, "nlvr2": 2.0, "f30k": 2.0, "coco": 2.5, "msrvtt": 3.0, "lsmdc": 3.5}
+OLD_COST = {"msrvtt": 150, "lsmdc": 175, "nlvr2": 70, "coco": 80, "f30k": 65, "vqa": 40}
 
 
 def old_train_overrides(plan: demo.DemoPlan, task: str) -> list[str]:
