@@ -11,7 +11,7 @@ from sclbench.cli._params import COUNT, INPUT_DIR, OUTPUT_DIR, SEED
 
 def demo(
     out: Path = typer.Option(Path("demo_out"), "--out", help="folder for the data, runs and results", **OUTPUT_DIR),
-    quick: bool = typer.Option(False, "--quick", help="smaller data and fewer steps (about 5 minutes on 2 CPU cores)"),
+    quick: bool = typer.Option(False, "--quick", help="smaller data and fewer steps (about 2 minutes on 2 CPU cores)"),
     ablation: bool = typer.Option(False, "--ablation", help="also pre-train without MGSC/MLTC and compare"),
     seed: int = typer.Option(0, help="the same seed gives the same numbers", **SEED),
     results: Path | None = typer.Option(None, "--results", help="where records go (default OUT/results)", **OUTPUT_DIR),
@@ -25,7 +25,7 @@ def demo(
         help="processes side by side, one thread each (default: CPUs, at most 2); the numbers do not depend on it",
     ),
 ) -> None:
-    """Synthetic mini-benchmark -> tiny SCL pre-training -> six fine-tunes -> leaderboard with chance."""
+    """Synthetic mini-benchmark -> tiny SCL pre-training -> a fine-tune per demo card -> leaderboard with chance."""
     from sclbench.app.demo import print_ablation, print_leaderboard, run_demo
 
     records = run_demo(out, quick=quick, seed=seed, ablation=ablation, results_dir=results, workers=workers)
