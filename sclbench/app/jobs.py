@@ -135,6 +135,23 @@ def train_config(task: Task, out_dir: str | Path, **options: Any) -> TrainConfig
     return TrainConfig(**values)
 
 
+def leave_process_group(finished: bool) -> None:
+    """Leave torchrun's process group before the interpreter exits.
+
+    A group left to interpreter shutdown can abort a rank *after* its job finished ("terminate called
+    without an active exception" from the backend's threads: SIGABRT, so torchrun reports the run
+    failed). A finished job waits for the other ranks first, so none leaves while another still talks
+    to it; a failed one leaves at once (the others may never reach a barrier).
+    """
+    if not D.is_initialized():
+        return
+    try:
+        if finished:
+            D.barrier()
+    finally:
+        D.cleanup()
+
+
 def _owns_run_folder(job: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
     """The job's `out_dir` (its 4th argument) is checked writable before any work, and locked for the
     whole run (a second run into it is refused naming the holder). Under torchrun rank 0 holds it."""

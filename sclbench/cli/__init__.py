@@ -87,6 +87,15 @@ _register()
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: run the app, turning user errors into one clear line and exit code 2, and
     usage errors (unknown option, missing argument, unknown verb) into click's usage line + exit 2."""
+    rc = _run(argv)
+    if "torch.distributed" in sys.modules:  # only a verb that ran (or tried) a job can have joined a group
+        from sclbench.app.jobs import leave_process_group
+
+        leave_process_group(finished=rc == 0)
+    return rc
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         # In non-standalone mode click returns the code of a `typer.Exit` instead of raising it.
         rc = app(args=argv, standalone_mode=False)
