@@ -156,3 +156,8 @@ def test_the_seventh_card_is_seen_everywhere_the_cards_are_listed(cards):
         timeout=120,
     )
     assert shown.returncode == 0 and "f8k" in shown.stdout, shown.stdout + shown.stderr
+
+
+# End-to-end runs (subprocesses, training, compiling, fuzzing real jobs): CI runs them; the fast lane
+# (-m "not slow") leaves them out to stay under two minutes.
+pytestmark = pytest.mark.slow

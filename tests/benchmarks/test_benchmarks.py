@@ -154,3 +154,8 @@ def test_peak_table_and_override(monkeypatch):
     assert gpu.peak_tflops("NVIDIA H200") == 989.0 and gpu.peak_tflops("weird") is None
     monkeypatch.setenv("SCLBENCH_PEAK_TFLOPS", "100")
     assert gpu.peak_tflops("NVIDIA H100 80GB HBM3") == 100.0
+
+
+# End-to-end runs (subprocesses, training, compiling, fuzzing real jobs): CI runs them; the fast lane
+# (-m "not slow") leaves them out to stay under two minutes.
+pytestmark = pytest.mark.slow

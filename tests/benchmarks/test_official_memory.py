@@ -9,6 +9,8 @@ import py_compile
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -82,3 +84,8 @@ def test_droppath_shim():
     kept = out[:, 0] != 0
     assert 0 < kept.sum() < 64  # whole rows dropped, survivors scaled by 1 / keep
     assert torch.equal(out[kept], torch.full_like(out[kept], 2.0))
+
+
+# End-to-end runs (subprocesses, training, compiling, fuzzing real jobs): CI runs them; the fast lane
+# (-m "not slow") leaves them out to stay under two minutes.
+pytestmark = pytest.mark.slow

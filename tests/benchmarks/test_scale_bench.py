@@ -5,6 +5,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -32,3 +34,8 @@ def test_scale_bench_quick(tmp_path):
     assert "skipped" not in mem, mem
     assert mem["cross_encoder_passes"] > mem["chunks_scored"] * mem["chunk_pairs"]  # a prefix, said so
     assert mem["peak_rss_mb"] >= mem["rss_after_imports_mb"] > 0
+
+
+# End-to-end runs (subprocesses, training, compiling, fuzzing real jobs): CI runs them; the fast lane
+# (-m "not slow") leaves them out to stay under two minutes.
+pytestmark = pytest.mark.slow

@@ -136,3 +136,8 @@ def test_retrieval_evaluation_skips_and_counts_undecodable_media(synth_root, tmp
     strict, loaded = jobs.prepare(task, None, str(root), [], preset="tiny", tokenizer=str(synth_root / "tokenizer"))
     with pytest.raises(DataError, match=str(victim.name)):
         strict.evaluate(loaded.model.eval(), split, batch_size=8)
+
+
+# End-to-end runs (subprocesses, training, compiling, fuzzing real jobs): CI runs them; the fast lane
+# (-m "not slow") leaves them out to stay under two minutes.
+pytestmark = pytest.mark.slow

@@ -102,3 +102,8 @@ def test_the_limit_is_real(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert torch.load(target, weights_only=True)["w"].numel() == 1 << 20
+
+
+# End-to-end runs (subprocesses, training, compiling, fuzzing real jobs): CI runs them; the fast lane
+# (-m "not slow") leaves them out to stay under two minutes.
+pytestmark = pytest.mark.slow

@@ -534,3 +534,8 @@ def test_undamaged_file_reads(kind, workspace, scratch):
     outcome = run_cli(kind.argv(workspace, out))
     assert_clean(outcome)
     assert outcome.rc == 0, outcome.report()
+
+
+# End-to-end runs (subprocesses, training, compiling, fuzzing real jobs): CI runs them; the fast lane
+# (-m "not slow") leaves them out to stay under two minutes.
+pytestmark = pytest.mark.slow

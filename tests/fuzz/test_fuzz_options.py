@@ -178,3 +178,8 @@ def test_base_command_lines_run(verb, workspace, scratch):
     outcome = run_cli([*verb.split(), *base_argvs(workspace, scratch / "out")[verb]])
     assert_clean(outcome)
     assert outcome.rc == (2 if verb == "ckpt fetch" else 0), outcome.report()
+
+
+# End-to-end runs (subprocesses, training, compiling, fuzzing real jobs): CI runs them; the fast lane
+# (-m "not slow") leaves them out to stay under two minutes.
+pytestmark = pytest.mark.slow

@@ -192,3 +192,8 @@ def test_a_closed_pipe_is_quiet(workspace, tmp_path):
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) in (0, 1), err
     assert "Traceback" not in err and BUG_MARK not in err, err
+
+
+# End-to-end runs (subprocesses, training, compiling, fuzzing real jobs): CI runs them; the fast lane
+# (-m "not slow") leaves them out to stay under two minutes.
+pytestmark = pytest.mark.slow

@@ -253,3 +253,8 @@ def test_eval_with_compile_records_it_and_gives_eager_numbers(tmp_path, monkeypa
     assert record["config"]["compile"] is True and eager_record["config"]["compile"] is False
     assert record["protocol"]["compile"] is True and "compile" not in eager_record["protocol"]
     assert compiled_ev.metrics == pytest.approx(eager.metrics, abs=1e-9)
+
+
+# End-to-end runs (subprocesses, training, compiling, fuzzing real jobs): CI runs them; the fast lane
+# (-m "not slow") leaves them out to stay under two minutes.
+pytestmark = pytest.mark.slow

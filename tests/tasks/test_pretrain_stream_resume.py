@@ -61,3 +61,8 @@ def test_killed_streaming_run_resumes_to_the_same_weights(stream_root, synth_tok
     assert summary["resumed_from"].endswith("step-00000002.pt") and summary["step"] == 6
     a, b = ref.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+# End-to-end runs (subprocesses, training, compiling, fuzzing real jobs): CI runs them; the fast lane
+# (-m "not slow") leaves them out to stay under two minutes.
+pytestmark = pytest.mark.slow

@@ -192,3 +192,8 @@ def test_f30k_beats_chance_within_a_test_budget(synth_root, tmp_path):
     ev = evaluate("f30k", out / "final", synth_root, tmp_path / "results", ["eval.mode=exhaustive"])
     chance_ir = 100.0 / ev.protocol["num_images"]
     assert ev.metrics["ir_r1"] > chance_ir + 20.0
+
+
+# End-to-end runs (subprocesses, training, compiling, fuzzing real jobs): CI runs them; the fast lane
+# (-m "not slow") leaves them out to stay under two minutes.
+pytestmark = pytest.mark.slow
