@@ -94,9 +94,13 @@ def _find_repeated(doc) -> tuple[str, str]:
     return "top level", ""
 
 
-def parse_json(text: str, path: Path, line: int | None = None, fix: str = "re-download the file"):
+def parse_json(
+    text: str, path: Path, line: int | None = None, fix: str = "re-download the file", finite_only: bool = False
+):
     """JSON text of `path` (or of its `line`), exactly: a repeated key in any object, malformed JSON or
-    absurd nesting is a DataError naming the file, the line and where (a JSON path), then `fix`."""
+    absurd nesting is a DataError naming the file, the line and where (a JSON path), then `fix`.
+    finite_only: NaN / Infinity (which Python's json reads, and JSON does not have) are refused too;
+    records keep them (a NaN metric is a failed check, not a damaged file), configs do not."""
     repeated = []
 
     def strict_object(pairs: list) -> dict:
@@ -109,8 +113,14 @@ def parse_json(text: str, path: Path, line: int | None = None, fix: str = "re-do
         return obj
 
     at = f"{path}, line {line}" if line is not None else str(path)
+
+    def no_constant(name: str) -> float:
+        raise DataError(f"{at}: {name} is not a JSON number; {fix}")
+
     try:
-        doc = json.loads(text, object_pairs_hook=strict_object)
+        doc = json.loads(
+            text, object_pairs_hook=strict_object, **({"parse_constant": no_constant} if finite_only else {})
+        )
     except json.JSONDecodeError as err:
         place = f"line {line}, column {err.colno}" if line is not None else f"line {err.lineno} column {err.colno}"
         raise DataError(f"malformed JSON in {path}, {place}: {err.msg}; {fix}") from None

@@ -105,7 +105,7 @@ def _first_line(err: BaseException) -> str:
 def check_tokenizer_files(folder: Path) -> None:
     """Every tokenizer file in `folder` is complete: JSON files parse to an object (tokenizer.json
     holding a `model`), merges.txt is UTF-8 text; else one DataError naming the file."""
-    from sclbench.common.values import loads_json_exact
+    from sclbench.common.textfile import parse_json
     from sclbench.errors import SCLBenchError
 
     for name in TOKENIZER_JSON:
@@ -124,7 +124,7 @@ def check_tokenizer_files(folder: Path) -> None:
         if not text.strip():
             raise DataError(f"tokenizer file {file} is empty (a download cut short?); save or download it again")
         try:
-            data = loads_json_exact(text, f"tokenizer file {file}", allow_non_finite=True)
+            data = parse_json(text, file, fix="save or download it again")
         except SCLBenchError as err:
             raise DataError(f"{err} (cut short or damaged?); save or download it again") from None
         if not isinstance(data, dict):

@@ -12,14 +12,13 @@ options and library arguments. Imports nothing from sclbench but `sclbench.error
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sclbench.errors import ConfigError, SCLBenchError
+from sclbench.errors import ConfigError
 
 KINDS = ("int", "float", "bool", "str", "list", "dict", "any")
 
@@ -200,37 +199,3 @@ def parse_number(name: str, text: str) -> float:
     except ValueError:
         raise ConfigError(f"{name} needs a number, got {_show(text)}") from None
     return finite_number(name, value)
-
-
-# ---- JSON objects read exactly --------------------------------------------------------------------
-def _no_repeats(where: str):
-    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in out:
-                raise SCLBenchError(f"{where}: key {key!r} appears twice in one object; keep one")
-            out[key] = value
-        return out
-
-    return hook
-
-
-def _no_constant(where: str):
-    def hook(name: str) -> float:  # NaN, Infinity, -Infinity: Python's json accepts them, JSON does not
-        raise SCLBenchError(f"{where}: {name} is not a JSON number")
-
-    return hook
-
-
-def loads_json_exact(text: str, where: str, allow_non_finite: bool = False) -> Any:
-    """`json.loads` that refuses a repeated key in one object (the plain reader keeps the last copy
-    silently) and, unless allowed, the non-standard NaN / Infinity literals. Errors are SCLBenchError
-    naming `where` (the caller re-raises its own subclass when it wants one)."""
-    try:
-        return json.loads(
-            text,
-            object_pairs_hook=_no_repeats(where),
-            **({} if allow_non_finite else {"parse_constant": _no_constant(where)}),
-        )
-    except json.JSONDecodeError as err:
-        raise SCLBenchError(f"{where} is not valid JSON (line {err.lineno}: {err.msg})") from None

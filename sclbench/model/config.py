@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from sclbench.common.io import atomic_write
-from sclbench.common.values import Rule, check_value, loads_json_exact
+from sclbench.common.textfile import parse_json
+from sclbench.common.values import Rule, check_value
 from sclbench.errors import ConfigError, SCLBenchError
 
 HEAD_NAMES = ("mlm", "itm", "con", "vqa", "nlvr2", "rank")
@@ -281,9 +282,9 @@ class SCLConfig:
         except (OSError, UnicodeDecodeError) as err:
             raise ConfigError(f"cannot read model config {path}: {err}") from None
         try:
-            data = loads_json_exact(text, f"model config {path}")
+            data = parse_json(text, path, fix="save the checkpoint again", finite_only=True)
         except SCLBenchError as err:
-            raise ConfigError(str(err)) from None
+            raise ConfigError(f"model config {path} is not valid JSON: {err}") from None
         if not isinstance(data, dict):
             raise ConfigError(
                 f"model config {path} must hold a JSON object of SCLConfig fields, got {type(data).__name__}"
