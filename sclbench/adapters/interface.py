@@ -1,0 +1,138 @@
+"""What sclbench needs from a model to evaluate it: one small interface per task family.
+
+The engine (batching, sharding across ranks, precision, feature and score caches, records, `check`)
+talks to models only through these classes. SCL is one implementation (`adapters/scl.py`); ViLT,
+BLIP and CLIP are others; a user's own model is another, named on the command line as
+`--model package.module:factory` (see `adapters/registry.py`).
+
+A model is a `torch.nn.Module` (the engine moves it to the device, switches it to eval mode and
+reads its device from its parameters) that subclasses the families it supports:
+
+- `RetrievalModel` (F30K, COCO, MSRVTT, LSMDC): `embed_texts` and `embed_media` give, per item, a
+  dict of tensors. Its `"embedding"` entry ([B, C], L2-normalised) ranks the first stage by dot
+  product. The other entries are whatever `score_pairs` reads. A model with a cross-encoder sets
+  `has_pair_scorer = True` and implements `score_pairs`: the engine calls it on the candidate pairs
+  (every pair in exhaustive mode, the first stage's top-k in two-stage mode).
+- `VQAModel`: `answer_vqa` gives, for a batch of (image, question), either scores over the card's
+  answer vocabulary ([B, V]; the argmax is the answer) or B answer strings. Either way the official
+  VQA scorer grades them.
+- `NLVR2Model`: `nlvr2_prob_true` gives P(statement is true of the image pair), [B].
+
+The model owns its preprocessing (`preprocess()`): the image transform, the tokenizer and the frames
+per clip. The record carries `describe()`, and the feature cache is keyed by `identity()`.
+
+Pixels always arrive as [B, F, 3, H, W]. F is 1 for images and the clip's frames for videos.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+FAMILIES = ("retrieval", "vqa", "nlvr2")
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a model wants its inputs. It is applied in the data loader's workers, so keep it picklable:
+    module-level functions or callable objects, not lambdas."""
+
+    image: Callable[[Any], torch.Tensor]  # one RGB PIL image -> Float[3, H, W]
+    text: Callable[[list[str]], dict[str, torch.Tensor]]  # strings -> tensors with a leading batch dim
+    num_frames: int | None = None  # frames per video clip; None: the task card's data.num_frames
+    describe: dict[str, Any] = field(default_factory=dict)  # for the record: image size, tokenizer, ...
+
+
+@dataclass
+class VQABatch:
+    pixels: torch.Tensor  # [B, 1, 3, H, W]
+    text: dict[str, torch.Tensor]  # preprocess.text(questions), on the model's device
+    questions: list[str]
+    image_keys: list[Hashable]  # equal keys: the same image, so a model may encode it once
+    vocabulary: list[str]  # the card's answer vocabulary (the columns of a [B, V] answer)
+
+
+@dataclass
+class NLVR2Batch:
+    pixels_0: torch.Tensor  # [B, 1, 3, H, W] left images
+    pixels_1: torch.Tensor  # [B, 1, 3, H, W] right images
+    text: dict[str, torch.Tensor]
+    statements: list[str]
+    image_keys_0: list[Hashable]
+    image_keys_1: list[Hashable]
+
+
+class EvalModel(nn.Module):
+    """The part every family shares: a name, the preprocessing and what identifies the weights."""
+
+    name: str = "model"
+
+    def preprocess(self) -> Preprocess:
+        raise NotImplementedError(f"{type(self).__name__} must define preprocess()")
+
+    def identity(self) -> dict[str, Any]:
+        """What makes this model's outputs what they are: the checkpoint's digest, hub id and revision.
+        Two models with equal identities must give equal features (the feature cache relies on it).
+        Return {} to make the outputs uncacheable."""
+        return {}
+
+    def describe(self) -> dict[str, Any]:
+        """What the record says about the model: its name, class and preprocessing."""
+        cls = type(self)
+        return {
+            "name": self.name,
+            "class": f"{cls.__module__}.{cls.__qualname__}",
+            "preprocess": dict(self.preprocess().describe),
+            **self.identity(),
+        }
+
+    @property
+    def device(self) -> torch.device:
+        for p in self.parameters():
+            return p.device
+        return torch.device("cpu")
+
+
+class RetrievalModel(EvalModel):
+    has_pair_scorer: bool = False
+
+    def embed_texts(self, text: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def embed_media(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def score_pairs(
+        self,
+        texts: dict[str, torch.Tensor],
+        media: dict[str, torch.Tensor],
+        text_of: torch.Tensor,
+        media_of: torch.Tensor,
+    ) -> torch.Tensor:
+        """Cross-encoder scores [P] of the pairs (texts[text_of[p]], media[media_of[p]]). `texts` and
+        `media` hold only the distinct rows these pairs use (slices of the embed_* outputs), so that a
+        model can compute the pair-independent part once per item."""
+        raise NotImplementedError(f"{type(self).__name__} has no cross-encoder (has_pair_scorer is False)")
+
+
+class VQAModel(EvalModel):
+    def answer_vqa(self, batch: VQABatch) -> torch.Tensor | list[str]:
+        raise NotImplementedError
+
+
+class NLVR2Model(EvalModel):
+    def nlvr2_prob_true(self, batch: NLVR2Batch) -> torch.Tensor:
+        raise NotImplementedError
+
+
+_FAMILY_CLASSES: dict[str, type[EvalModel]] = {"retrieval": RetrievalModel, "vqa": VQAModel, "nlvr2": NLVR2Model}
+
+
+def supports(model: Any, family: str) -> bool:
+    """Whether `model` implements the interface of a task family ("video_retrieval" is "retrieval")."""
+    family = "retrieval" if family.endswith("retrieval") else family
+    return isinstance(model, _FAMILY_CLASSES.get(family, ()))
