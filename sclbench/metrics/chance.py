@@ -9,10 +9,12 @@ likely a random scorer is to do at least as well as the per-sample scores observ
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+from sclbench.metrics.cluster import ClusterTotals, cluster_codes, n_clusters, percentile_interval, resampled_means
 
 
 def recall_k(metric: str) -> int | None:
@@ -89,35 +91,59 @@ def binomial_tail(successes: int, trials: int, p: float) -> float:
     return min(1.0, math.exp(top) * sum(math.exp(v - top) for v in logs))
 
 
-def p_value_vs_chance(values: Sequence[float], chance: float, resamples: int = 10_000, seed: int = 0) -> float:
+def p_value_vs_chance(
+    values: Sequence[float],
+    chance: float,
+    resamples: int = 10_000,
+    seed: int = 0,
+    units: Sequence[Hashable | None] | None = None,
+) -> float:
     """One-sided p-value of "the scorer is no better than chance" from per-sample scores in [0, 1].
 
-    0/1 scores (recall hits, NLVR2 correctness): exact binomial test, each query independent under a
-    random scorer. Graded scores (VQA's 0, 0.3, ... 1): bootstrap test, the sample shifted so its mean
-    is the chance level, p = share of resampled means at least the observed one (floor 1/(B+1)).
+    `units`: the shared unit of each sample (an image, a video, a sentence; None = a unit of its own).
+    0/1 scores (recall hits, NLVR2 correctness) whose units are all distinct: exact binomial test, each
+    query independent. Anything else (graded scores such as VQA's 0, 0.3, ... 1, or samples sharing
+    units): cluster bootstrap test (`sclbench.metrics.cluster`): the scores shifted so their mean is the
+    chance level, whole units resampled, p = share of resampled means at least the observed one
+    (floor 1/(B+1)); 1.0 from a single unit (no replication, no evidence). Without units this is the
+    sample bootstrap, as before.
 
     Examples:
         Three hits out of three when chance is 50%: the exact binomial p-value is 0.5 ** 3.
 
         >>> round(p_value_vs_chance([1, 1, 1], chance=50.0), 4)
         0.125
+
+        The same three hits on one image are one draw, not three: no evidence beyond chance.
+
+        >>> p_value_vs_chance([1, 1, 1], chance=50.0, units=["image/7"] * 3)
+        1.0
     """
     x = np.asarray(values, dtype=float)
     if x.size == 0:
         raise ValueError("no per-sample scores")
     p0 = chance / 100.0
-    if np.all((x == 0.0) | (x == 1.0)):
+    codes = cluster_codes(units, n=x.size)
+    if n_clusters(codes) == x.size and np.all((x == 0.0) | (x == 1.0)):
         return binomial_tail(int(x.sum()), int(x.size), p0)
-    rng = np.random.default_rng(seed)
-    shifted = x - x.mean() + p0
-    means = shifted[rng.integers(0, x.size, size=(resamples, x.size))].mean(axis=1)
+    if n_clusters(codes) < 2:  # one unit: every resample is the same draw, which says nothing about noise
+        return 1.0
+    shifted = ClusterTotals.of(x - x.mean() + p0, codes)
+    means = resampled_means(shifted, resamples, seed)
     return float((1 + np.sum(means >= x.mean())) / (resamples + 1))
 
 
 def bootstrap_interval(
-    values: Sequence[float], confidence: float = 0.95, resamples: int = 2000, seed: int = 0
+    values: Sequence[float],
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+    units: Sequence[Hashable | None] | None = None,
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of per-sample scores, in percent.
+
+    `units`: the shared unit of each sample (None = a unit of its own): whole units are resampled
+    (`sclbench.metrics.cluster`). Without units, or with all units distinct, it is the sample bootstrap.
 
     Examples:
         >>> bootstrap_interval([1.0, 1.0, 1.0])  # every resample has mean 1
@@ -129,7 +155,5 @@ def bootstrap_interval(
     x = np.asarray(values, dtype=float)
     if x.size == 0:
         raise ValueError("no per-sample scores")
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(resamples, x.size))].mean(axis=1) * 100.0
-    alpha = (1.0 - confidence) / 2.0
-    return float(np.quantile(means, alpha)), float(np.quantile(means, 1.0 - alpha))
+    totals = ClusterTotals.of(x, cluster_codes(units, n=x.size))
+    return percentile_interval(resampled_means(totals, resamples, seed), confidence)

@@ -3,7 +3,9 @@
 A record of the baseline must reappear in the results with every metric within tolerance (absolute,
 in points), with the same scorer and protocol: a number that silently changes meaning is worse than
 one that changes value. When both sides stored per-sample predictions, a seeded paired bootstrap gives
-a confidence interval of the change, so a reader can tell a real change from resampling noise.
+a confidence interval of the change, so a reader can tell a real change from resampling noise. Samples
+that share a unit (the predictions' `unit`: an image, a video, a sentence) are resampled together, as
+the intervals of the table are (`sclbench.metrics.cluster`); without units it is the sample bootstrap.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 
 from sclbench.common.values import finite_non_negative, fraction, positive_int
 from sclbench.errors import ConfigError, DataError
+from sclbench.metrics.cluster import ClusterTotals, cluster_codes, n_clusters, resampled_means
 from sclbench.results.record import ResultRecord, collect, is_metric_value
 
 DEFAULT_TOLERANCE = 0.5  # points: well below a change anyone would cite, above run-to-run jitter
@@ -39,6 +42,8 @@ class CheckRow:
     note: str = ""
     paired: int | None = None  # samples present on both sides (the bootstrap's population)
     changed_samples: int | None = None  # of those, how many scored differently (0: the same per-sample values)
+    unit: str | None = None  # the record's protocol["cluster_unit"] when the samples carried units
+    clusters: int | None = None  # units the bootstrap resampled (None: each sample its own)
 
     @property
     def delta(self) -> float | None:
@@ -93,6 +98,8 @@ class CheckReport:
         colour = {"ok": "green", "new": "cyan", "drift": "red", "missing": "red", "changed": "red"}
         for r in self.rows:
             ci = "" if r.ci is None else f"[{r.ci[0]:+.2f}, {r.ci[1]:+.2f}]"
+            if r.ci is not None and r.clusters is not None:
+                ci += f" by {r.clusters} {r.unit or 'unit'}s"
             noise = {None: "", True: "beyond noise", False: "within noise"}[r.beyond_noise]
             status = f"[{colour[r.status]}]{r.status}[/]" + (f" ({r.note})" if r.note else "")
             table.add_row(r.record, r.metric, _num(r.baseline), _num(r.now), _num(r.delta, signed=True),
@@ -108,41 +115,45 @@ def _num(value: float | None, signed: bool = False) -> str:
 
 
 def paired_bootstrap(
-    now: Sequence[float], base: Sequence[float], n_resamples: int = 1000, seed: int = 0, confidence: float = 0.95
+    now: Sequence[float],
+    base: Sequence[float],
+    n_resamples: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+    units: Sequence[str | None] | None = None,
 ) -> tuple[float, float]:
-    """Percentile interval of mean(now - base) x 100 over paired resamples of the samples (points)."""
+    """Percentile interval of mean(now - base) x 100 over paired resamples (points). `units`: the shared
+    unit of each pair (None = its own); whole units are resampled. Without units: the sample bootstrap."""
     diff = np.asarray(now, dtype=np.float64) - np.asarray(base, dtype=np.float64)
     n = diff.size
     if n == 0:
         raise ValueError("paired_bootstrap needs at least one sample")
     if not diff.any():
         return (0.0, 0.0)
-    rng = np.random.default_rng(seed)
-    means = np.empty(n_resamples)
-    step = max(1, 4_000_000 // n)  # resamples per batch: bounded memory for 200k-question sets
-    for start in range(0, n_resamples, step):
-        count = min(step, n_resamples - start)
-        means[start : start + count] = diff[rng.integers(0, n, size=(count, n))].mean(axis=1)
+    means = resampled_means(ClusterTotals.of(diff, cluster_codes(units, n=n)), n_resamples, seed)
     alpha = (1.0 - confidence) / 2
     lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
     return (100.0 * float(lo), 100.0 * float(hi))
 
 
-def _per_sample(record: ResultRecord) -> dict[str, dict[str, float]] | None:
-    """{metric: {sample id: value}} from the predictions file's `scores` fields."""
+def _per_sample(record: ResultRecord) -> tuple[dict[str, dict[str, float]], dict[str, str]] | None:
+    """({metric: {sample id: value}}, {sample id: unit}) from the predictions file's `scores` and `unit`."""
     preds = record.read_predictions()
     if not preds:
         return None
     out: dict[str, dict[str, float]] = {}
+    units: dict[str, str] = {}
     for p in preds:
         scores = p.get("scores")
         if "id" not in p or not isinstance(scores, Mapping):
             continue
         sid = json.dumps(p["id"], sort_keys=True)
+        if p.get("unit") not in (None, ""):
+            units[sid] = str(p["unit"])
         for metric, value in scores.items():
             if isinstance(value, (int, float)):
                 out.setdefault(metric, {})[sid] = float(value)
-    return out or None
+    return (out, units) if out else None
 
 
 def _tolerance_for(metric: str, default: float, per_metric: Mapping[str, float]) -> float:
@@ -286,10 +297,14 @@ def check(
             delta = float(r_val) - float(b_val)
             status: Status = "drift" if _exceeds(delta, tol) else "ok"
             row = CheckRow(label, metric, float(b_val), float(r_val), tol, status)
-            if samples[0] and samples[1] and metric in samples[0] and metric in samples[1]:
-                row.ci, row.note, row.paired, row.changed_samples = _bootstrap_row(
-                    samples[0][metric], samples[1][metric], n_resamples, seed, confidence
+            if samples[0] and samples[1] and metric in samples[0][0] and metric in samples[1][0]:
+                # A sample's unit from the results, else from the baseline (one written before units).
+                units = {**samples[0][1], **samples[1][1]}
+                row.ci, row.note, row.paired, row.changed_samples, row.clusters = _bootstrap_row(
+                    samples[0][0][metric], samples[1][0][metric], units, n_resamples, seed, confidence
                 )
+                if row.clusters is not None:
+                    row.unit = str(r.protocol.get("cluster_unit") or b.protocol.get("cluster_unit") or "unit")
             report.rows.append(row)
         for metric in sorted(set(r.metrics) - set(b.metrics)):
             value = r.metrics[metric]
@@ -302,13 +317,25 @@ def check(
 
 
 def _bootstrap_row(
-    base: dict[str, float], now: dict[str, float], n_resamples: int, seed: int, confidence: float
-) -> tuple[tuple[float, float] | None, str, int, int]:
-    """(CI, note, paired samples, paired samples whose value differs)."""
+    base: dict[str, float],
+    now: dict[str, float],
+    units: Mapping[str, str],
+    n_resamples: int,
+    seed: int,
+    confidence: float,
+) -> tuple[tuple[float, float] | None, str, int, int, int | None]:
+    """(CI, note, paired samples, paired samples whose value differs, units resampled or None)."""
     common = sorted(base.keys() & now.keys())
     if not common:
-        return None, "no shared sample ids", 0, 0
-    ci = paired_bootstrap([now[i] for i in common], [base[i] for i in common], n_resamples, seed, confidence)
+        return None, "no shared sample ids", 0, 0, None
+    pair_units = [units.get(i) for i in common]
+    clustered = any(u is not None for u in pair_units)
+    ci = paired_bootstrap(
+        [now[i] for i in common], [base[i] for i in common], n_resamples, seed, confidence,
+        pair_units if clustered else None,
+    )  # fmt: skip
     unpaired = len(base.keys() ^ now.keys())
     changed = sum(1 for i in common if now[i] != base[i])
-    return ci, (f"{unpaired} unpaired samples left out of the CI" if unpaired else ""), len(common), changed
+    clusters = n_clusters(cluster_codes(pair_units)) if clustered else None
+    note = f"{unpaired} unpaired samples left out of the CI" if unpaired else ""
+    return ci, note, len(common), changed, clusters
