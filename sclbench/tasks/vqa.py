@@ -16,8 +16,9 @@ import torch.nn.functional as F
 from sclbench.common.io import atomic_write
 from sclbench.data.datasets import VQADataset
 from sclbench.data.formats import vqa as fmt
-from sclbench.errors import ConfigError, DataError
+from sclbench.errors import ConfigError, DataError, SCLBenchError
 from sclbench.metrics import vqa_accuracy, vqa_evaluate, vqa_scores
+from sclbench.metrics.blind import BlindBaseline, question_only_baseline
 from sclbench.model import SCLModel
 from sclbench.tasks.base import Evaluation, Task, register
 from sclbench.tasks.encode_once import encode_images_once, source_key
@@ -116,6 +117,7 @@ class VQATask(Task):
         records = dataset.records
         labelled = [r for r in records if r.answers]
         metrics: dict[str, float] = {}
+        blind = None
         if labelled:
             questions = [
                 {
@@ -135,10 +137,16 @@ class VQATask(Task):
                     p["scores"] = {"accuracy": per_question[p["question_id"]]}
             metrics["soft_score_proxy"] = 100.0 * sum(p["soft_score"] for p in preds) / max(len(preds), 1)
             chance_level = self.chance_accuracy(labelled) if len(labelled) <= 50_000 else None
+            blind = self.question_only(labelled) if len(labelled) <= 50_000 else None
+            for p in preds if blind else []:  # paired with the model's score, question by question
+                if p["question_id"] in blind.scores:
+                    p.setdefault("scores", {})["question_only"] = blind.scores[p["question_id"]]
         split_desc = self.card.get(f"splits.{split}", split)
         protocol = {"split_files": split_desc, "answer_vocab_size": len(answers), **precision.protocol()}
         if labelled and chance_level is not None:
             protocol["chance_accuracy"] = chance_level
+        if blind is not None:
+            protocol["question_only_accuracy"] = blind.accuracy
         if split in ("val",) or "minival" in str(split_desc):
             protocol["minival"] = {k: v for k, v in self._val_parts()[2].items() if k != "image_ids"}
             protocol["minival"]["num_image_ids"] = len(self._val_parts()[2]["image_ids"])
@@ -153,6 +161,14 @@ class VQATask(Task):
             wall_time_s=wall,
             skipped=self.skip.as_dict() if self.skip else {},
         )
+
+    def question_only(self, records: list) -> BlindBaseline | None:
+        """The question-only baseline (sclbench.metrics.blind) fitted on the train split and scored on
+        `records`; None when the train split cannot be read (an evaluation without training files)."""
+        try:
+            return question_only_baseline(self.split_records("train"), records)
+        except (SCLBenchError, OSError):  # MetricInputError included: no training answers
+            return None
 
     def chance_accuracy(self, records: list) -> float:
         """Official accuracy (%) of answering each question with a uniformly random vocabulary answer.
