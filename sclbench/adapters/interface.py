@@ -45,6 +45,9 @@ class Preprocess:
     text: Callable[[list[str]], dict[str, torch.Tensor]]  # strings -> tensors with a leading batch dim
     num_frames: int | None = None  # frames per video clip; None: the task card's data.num_frames
     describe: dict[str, Any] = field(default_factory=dict)  # for the record: image size, tokenizer, ...
+    # True when `image` gives the same tensor for the same image every time (no random augmentation):
+    # then a card's `data.cache_images` may keep decoded images in memory between batches.
+    deterministic: bool = False
 
 
 @dataclass
@@ -90,6 +93,17 @@ class EvalModel(nn.Module):
             **self.identity(),
         }
 
+    def compile_for_eval(self, **options: Any) -> None:
+        """`--compile`: torch.compile this model's family methods in place (`options` go to torch.compile).
+        A model whose methods do not trace (e.g. ones that decode strings) overrides this, to compile its
+        inner modules instead, or to raise a ConfigError saying so."""
+        compiled = []
+        for method in _FAMILY_METHODS:
+            if _overrides(self, method):
+                setattr(self, method, torch.compile(getattr(type(self), method).__get__(self), **options))
+                compiled.append(method)
+        self.__dict__["compiled_methods"] = compiled
+
     @property
     def device(self) -> torch.device:
         for p in self.parameters():
@@ -130,6 +144,33 @@ class NLVR2Model(EvalModel):
 
 
 _FAMILY_CLASSES: dict[str, type[EvalModel]] = {"retrieval": RetrievalModel, "vqa": VQAModel, "nlvr2": NLVR2Model}
+
+
+# The methods a family must implement (score_pairs only when has_pair_scorer).
+FAMILY_METHODS: dict[str, tuple[str, ...]] = {
+    "retrieval": ("embed_texts", "embed_media"),
+    "vqa": ("answer_vqa",),
+    "nlvr2": ("nlvr2_prob_true",),
+}
+_FAMILY_METHODS = ("embed_texts", "embed_media", "score_pairs", "answer_vqa", "nlvr2_prob_true")
+
+
+def _overrides(model: Any, method: str) -> bool:
+    """Whether the model's class defines `method` itself (not the interface's NotImplementedError)."""
+    for base in _FAMILY_CLASSES.values():
+        if hasattr(base, method):
+            impl = getattr(type(model), method, None)
+            return impl is not None and impl is not getattr(base, method)
+    return False
+
+
+def missing_methods(model: Any, family: str) -> list[str]:
+    """The methods of `family`'s interface that `model` leaves unimplemented."""
+    family = "retrieval" if family.endswith("retrieval") else family
+    needed = list(FAMILY_METHODS.get(family, ()))
+    if family == "retrieval" and getattr(model, "has_pair_scorer", False):
+        needed.append("score_pairs")
+    return [m for m in needed if not _overrides(model, m)]
 
 
 def supports(model: Any, family: str) -> bool:
