@@ -14,9 +14,10 @@ from sclbench.errors import DataError
 from sclbench.results import baseline, build_table, collect, plots, renderers
 from sclbench.results.check import CheckReport
 from sclbench.results.check import check as run_check
-from sclbench.results.table import TableRow, footnotes, rich_tables
+from sclbench.results.table import TableRow
 
 FORMATS = renderers.FORMATS
+check_layout = renderers.check_layout
 
 
 def table_rows(results_dir: str | Path, intervals: bool = True) -> list[TableRow]:
@@ -37,15 +38,14 @@ def write_table(out: str | Path, rows: list[TableRow], fmt: str, **html_options:
     return atomic_write(out, render_table(rows, fmt, **html_options))
 
 
-def print_rich(rows: list[TableRow]) -> None:
-    """The rich tables on the terminal (colours where it has them), then the footnotes."""
+def print_rich(rows: list[TableRow], **options: Any) -> None:
+    """The rich tables on the terminal (colours where it has them), then the footnotes.
+    options: renderers.rich_renderables' (layout, paper, recalls)."""
     from rich.console import Console
 
     console = Console()
-    for t in rich_tables(rows):
-        console.print(t)
-    for note in footnotes(rows):
-        console.print(note, markup=False)
+    for item in renderers.rich_renderables(rows, **options):
+        console.print(item, markup=False) if isinstance(item, str) else console.print(item)
 
 
 def check(

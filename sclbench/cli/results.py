@@ -21,7 +21,9 @@ class DriftFound(ClickException):
 def table(
     # Not checked here: the library's "does not exist" says to run `sclbench eval` first.
     results_dir: Path = typer.Argument(Path("results"), help="Folder of result records (searched recursively)."),
-    fmt: str = typer.Option("rich", "--format", "-f", help="rich (terminal), markdown, csv or html (one page)."),
+    fmt: str = typer.Option(
+        "rich", "--format", "-f", help="rich (terminal), markdown, csv, html (one page) or json."
+    ),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Write the table to this file instead of the screen.", **OUTPUT_FILE
     ),
@@ -31,25 +33,50 @@ def table(
     intervals: bool = typer.Option(
         True, "--intervals/--no-intervals", help="95% bootstrap interval (and p vs chance) from the saved predictions."
     ),
+    layout: str | None = typer.Option(
+        None,
+        "--layout",
+        help="paper: one row per checkpoint, a column per task's main metric, published numbers as rows; "
+        "runs: one row per (task, split, checkpoint) with every main metric; both (default; csv: runs).",
+    ),
+    browse: str | None = typer.Option(
+        None,
+        "--browse",
+        help="html/json: link each reproduced number to its page in a `sclbench browse` site (URL or path "
+        "relative to the page).",
+    ),
+    all_recalls: bool = typer.Option(
+        False, "--all-recalls", help="Leaderboard: R@1, R@5 and R@10 per retrieval direction (default R@1)."
+    ),
 ) -> None:
-    """Render every result next to the paper's numbers (generated, never hand-edited)."""
-    from sclbench.app.results import FORMATS, print_rich, render_table, table_rows, write_table
+    """Render every result next to the published numbers (generated, never hand-edited)."""
+    from sclbench.app.results import FORMATS, check_layout, print_rich, render_table, table_rows, write_table
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    layout = check_layout(fmt, layout)
     if baseline is not None and fmt != "html":
         raise ConfigError("--baseline is shown by --format html only (use `sclbench check` for the drift table)")
     if baseline is not None and not baseline.exists():
         raise DataError(f"baseline path {baseline} does not exist")
+    if browse is not None:
+        if fmt not in ("html", "json"):
+            raise ConfigError("--browse links are made by --format html or json only")
+        if not browse.strip() or any(ord(ch) < 32 or ord(ch) == 127 for ch in browse):
+            raise ConfigError(f"--browse needs a URL or a folder path, got {browse!r}")
     rows = table_rows(results_dir, intervals)
-    html_options = {"results_dir": results_dir, "baseline": baseline} if fmt == "html" else {}
+    options = {"layout": layout, "recalls": (1, 5, 10) if all_recalls else (1,)}
+    if fmt == "html":
+        options.update(results_dir=results_dir, baseline=baseline)
+    if browse is not None:
+        options["browse"] = browse
     if out is not None:
-        write_table(out, rows, fmt, **html_options)
+        write_table(out, rows, fmt, **options)
         typer.echo(f"wrote {len(rows)} rows to {out}")
     elif fmt == "rich":
-        print_rich(rows)
+        print_rich(rows, **options)
     else:
-        typer.echo(render_table(rows, fmt, **html_options), nl=False)
+        typer.echo(render_table(rows, fmt, **options), nl=False)
 
 
 def _parse_tolerances(items: list[str]) -> dict[str, float]:

@@ -1,10 +1,13 @@
 """The leaderboard as one self-contained HTML page (`sclbench table --format html`).
 
 Inline CSS and inline SVG only: no script, no font, no image from the network, so the page opens
-the same offline, in a CI artefact or attached to an e-mail. Sections: the leaderboard (reproduced
-number with its 95% interval and p-value against chance, the paper's number and the delta), the
-recall@K curves of the retrieval records, the drift status against a baseline (when given), and the
-footnotes (protocols, paper sources).
+the same offline, in a CI artefact or attached to an e-mail. Sections: the leaderboard as the papers
+print it (one row per checkpoint, one column per task's main metric, the published numbers as rows of
+their own, each number's 95% interval beneath it and its p-value mark against chance, each reproduced
+number linking to its page of the `sclbench browse` site when `browse` is given), every number of
+every record (reproduced, interval, chance, p, the paper's number and the delta), the recall@K curves
+of the retrieval records, the drift status against a baseline (when given), and the footnotes
+(protocols, paper sources).
 """
 
 from __future__ import annotations
@@ -13,7 +16,10 @@ from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+from sclbench.results.leaderboard import BoardRow, Cell, Leaderboard, format_ci, format_value, interval_note
+from sclbench.results.record import ResultRecord
 from sclbench.results.stats import format_p, per_sample
 from sclbench.results.table import (
     SYNTHETIC_NOTE,
@@ -36,7 +42,13 @@ th{background:#f4f4f4}td.l,th.l{text-align:left}
 .sig{color:#1a7f37}.nsig{color:#c62828}
 figure{display:inline-block;margin:0 1em 1em 0}figcaption{font-size:.85em;text-align:center}
 .note{color:#555;font-size:.85em}
+table.board td{white-space:nowrap}table.board th[scope=row]{text-align:left;font-weight:normal}
+table.board tr.published{background:#f7f7fb;font-style:italic}table.board tbody.synthetic{border-top:3px double #bbb}
+table.board a{color:inherit;text-decoration:underline dotted}.mark{color:#555;font-size:.75em}
+table.board .ci,table.board .d{display:block;line-height:1.1}.d{font-size:.8em}
 """
+# p-value marks against chance, as papers print them (legend on the page).
+P_MARKS = ((0.001, "***"), (0.01, "**"), (0.05, "*"))
 _COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 _DIRECTIONS = ("tr", "ir", "t2v", "v2t")
 
@@ -47,7 +59,82 @@ def _num(value: float | None, signed: bool = False) -> str:
     return f"{value:+.2f}" if signed else f"{value:.2f}"
 
 
-def _leaderboard(rows: list[TableRow], notes: dict[str, int]) -> str:
+def p_mark(p: float | None) -> str:
+    return next((mark for limit, mark in P_MARKS if p is not None and p < limit), "")
+
+
+def browse_link(browse: str, record: ResultRecord) -> str:
+    """The record's page in a `sclbench browse` site: `<browse>/<task>/<task>_<split>_<ckpt>.html`
+    (the record's relative path with .json -> .html); `browse` is a URL or a path relative to the page."""
+    page = record.relative_path.with_suffix(".html").as_posix()
+    return browse.rstrip("/") + "/" + quote(page)
+
+
+def _board_cell(cell: Cell | None, browse: str | None) -> str:
+    if cell is None:
+        return "<td></td>"
+    number = escape(format_value(cell.value))
+    record = cell.source.record if cell.source is not None else None
+    if browse and record is not None:
+        number = f"<a href='{escape(browse_link(browse, record), quote=True)}'>{number}</a>"
+    parts = [number]
+    mark = p_mark(cell.p_value)
+    if cell.p_value is not None:
+        title = f"p = {format_p(cell.p_value)} against chance (one-sided)"
+        parts.append(f"<sup class='mark' title='{escape(title, quote=True)}'>{mark or 'ns'}</sup>")
+    if cell.ci is not None:
+        parts.append(f"<span class='ci' title='{escape(interval_note(cell.stats), quote=True)}'>{format_ci(cell.ci)}</span>")
+    if cell.delta is not None:
+        cls = "pos" if cell.delta >= 0 else "neg"
+        parts.append(f"<span class='d {cls}' title='reproduced - published'>Δ {cell.delta:+.2f}</span>")
+    if cell.paper is not None:
+        source = cell.paper.source + ("" if cell.paper.verified else " (unverified)")
+        return f"<td title='{escape(source, quote=True)}'>{''.join(parts)}</td>"
+    return f"<td>{''.join(parts)}</td>"
+
+
+def _board_row(row: BoardRow, board: Leaderboard, browse: str | None) -> str:
+    label = escape(row.label) + (" <span class='syn'>synthetic</span>" if row.synthetic else "")
+    cells = "".join(_board_cell(row.cells.get(c), browse) for c in board.columns)
+    return (
+        f"<tr class='{row.kind}'><th scope='row'>{label}</th><td class='l'>{escape(row.model)}</td>{cells}"
+        f"<td class='l'>{escape(row.protocol)}</td></tr>"
+    )
+
+
+def board_table(board: Leaderboard, browse: str | None = None) -> str:
+    """The paper-style table: two header rows (task and split, then metric), published rows in italics
+    above their model's reproduced rows, rows made on synthetic data in a tbody of their own."""
+    groups = board.groups()
+    out = ["<table id='paper-board' class='board'><thead><tr>"]
+    out.append("<th class='l' rowspan='2'>checkpoint</th><th class='l' rowspan='2'>model</th>")
+    out += [f"<th colspan='{len(cols)}'>{escape(board.group_title(g))}</th>" for g, cols in groups]
+    out.append("<th class='l' rowspan='2'>protocol</th></tr><tr>")
+    out += [f"<th>{escape(c.metric)}</th>" for _, cols in groups for c in cols]
+    out.append("</tr></thead>")
+    real = [r for r in board.rows if not r.synthetic]
+    synthetic = [r for r in board.rows if r.synthetic]
+    for part, cls in ((real, "real"), (synthetic, "synthetic")):
+        if part:
+            out.append(f"<tbody class='{cls}'>" + "".join(_board_row(r, board, browse) for r in part) + "</tbody>")
+    out.append("</table>")
+    return "".join(out)
+
+
+def _board_section(board: Leaderboard, browse: str | None) -> str:
+    legend = (
+        "Each number: the reproduced value; beneath it its 95% bootstrap interval and, where a published "
+        "number of the same model exists, Δ = reproduced - published. Marks: p against chance (one-sided) "
+        "&lt; 0.05 *, &lt; 0.01 **, &lt; 0.001 ***, ns otherwise. Rows in italics: published numbers."
+    )
+    if browse:
+        legend += " A reproduced number links to its samples in the browse site."
+    if not board.columns:
+        return "<h2 id='board'>Leaderboard</h2><p class='note'>No record has a number to show.</p>"
+    return f"<h2 id='board'>Leaderboard</h2>{board_table(board, browse)}<p class='note'>{legend}</p>"
+
+
+def _numbers_table(rows: list[TableRow], notes: dict[str, int]) -> str:
     head = [
         "task",
         "split",
@@ -62,7 +149,7 @@ def _leaderboard(rows: list[TableRow], notes: dict[str, int]) -> str:
         "paper",
         "Δ",
     ]
-    out = ["<table id='leaderboard'><thead><tr>"]
+    out = ["<table id='numbers'><thead><tr>"]
     out += [f"<th class='{'l' if i < 6 else ''}'>{escape(h)}</th>" for i, h in enumerate(head)]
     out.append("</tr></thead><tbody>")
     for r in rows:
@@ -198,9 +285,17 @@ def render_html(
     results_dir: str | Path | None = None,
     baseline: str | Path | None = None,
     title: str = "sclbench leaderboard",
+    board: Leaderboard | None = None,
+    layout: str = "both",
+    browse: str | None = None,
     **_: Any,
 ) -> str:
-    """The whole page as one string."""
+    """The whole page as one string.
+
+    board: the paper-style leaderboard (leaderboard.build_leaderboard), shown first; layout `paper`
+    shows it alone, `runs` leaves it out. browse: where the `sclbench browse` site is (URL or path
+    relative to this page): each reproduced number links to its record's page there.
+    """
     notes = protocol_notes(rows)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     body = [
@@ -212,22 +307,28 @@ def render_html(
     ]
     if any(r.synthetic for r in rows):
         body.append(f"<p class='note'><span class='syn'>synthetic</span> {escape(SYNTHETIC_NOTE)}.</p>")
-    body += [
-        "<h2 id='board'>Leaderboard</h2>",
-        _leaderboard(rows, notes),
-        _curves_section(rows),
-        _drift_section(Path(results_dir) if results_dir else None, Path(baseline) if baseline else None),
-    ]
+    if board is not None:
+        body.append(_board_section(board, browse))
+    if layout != "paper":
+        body += [
+            "<h2 id='every-number'>Every number</h2>",
+            _numbers_table(rows, notes),
+            _curves_section(rows),
+            _drift_section(Path(results_dir) if results_dir else None, Path(baseline) if baseline else None),
+        ]
     if notes:
         body.append(
             "<h2 id='protocols'>Protocols</h2><ol>"
             + "".join(f"<li value='{i}'><code>{escape(text)}</code></li>" for text, i in notes.items())
             + "</ol>"
         )
-    sources = paper_sources(rows)
+    sources = paper_sources(rows) if layout != "paper" else []
+    sources += board.published_sources() if board is not None else []
     if sources:
         body.append(
-            "<h2 id='sources'>Paper numbers</h2><ul>" + "".join(f"<li>{escape(s)}</li>" for s in sources) + "</ul>"
+            "<h2 id='sources'>Paper numbers</h2><ul>"
+            + "".join(f"<li>{escape(s)}</li>" for s in dict.fromkeys(sources))
+            + "</ul>"
         )
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"

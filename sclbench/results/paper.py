@@ -7,7 +7,9 @@ from), `verified` (checked against the paper PDF itself) and `SPLIT: {metric: va
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,51 @@ def paper_numbers(model: str | None = "scl") -> list[PaperNumber]:
         card = load_card(name)
         rows += [r for r in card_paper_numbers(card.name, card.section("paper")) if model is None or r.model == model]
     return rows
+
+
+def model_family(checkpoint: Mapping[str, Any], registry: Mapping[str, Any] | None = None) -> str:
+    """Whose published numbers a record is set beside: the record's `checkpoint.model` (the `--model`
+    value; absent in old records = "scl"), except that an SCL-architecture checkpoint registered with a
+    `family` (the METER releases: `family: meter`) is that family's.
+
+    registry: the checkpoint registry (`sclbench.model.hub.load_registry()`), read when not given; a
+    registry that cannot be read leaves the family "scl" (a table never fails on the registry).
+    """
+    model = str(checkpoint.get("model") or "scl")
+    if model != "scl":
+        return model
+    if registry is None:
+        registry = checkpoint_registry()
+    name = str(checkpoint.get("name") or "")
+    seen: set[str] = set()
+    while name in registry and isinstance(registry[name], Mapping) and "alias" in registry[name] and name not in seen:
+        seen.add(name)
+        name = str(registry[name]["alias"])
+    entry = registry.get(name)
+    family = entry.get("family") if isinstance(entry, Mapping) else None
+    return str(family) if family else "scl"
+
+
+def checkpoint_registry() -> Mapping[str, Any]:
+    """The checkpoint registry by name, or {} when it cannot be read (its own commands report why)."""
+    from sclbench.errors import SCLBenchError
+    from sclbench.model.hub import load_registry
+
+    try:
+        return load_registry()
+    except (SCLBenchError, OSError):
+        return {}
+
+
+def paper_index_by_model(
+    rows: list[PaperNumber],
+) -> dict[tuple[str, str, str, bool], dict[str, PaperNumber]]:
+    """Paper numbers by (model, task, canonical split, zero_shot) -> {metric: row}."""
+    index: dict[tuple[str, str, str, bool], dict[str, PaperNumber]] = {}
+    for row in rows:
+        key = (row.model, row.task.lower(), canonical_split(row.task, row.split), row.zero_shot)
+        index.setdefault(key, {})[row.metric] = row
+    return index
 
 
 def paper_index(rows: list[PaperNumber] | None = None) -> dict[tuple[str, str, bool], dict[str, PaperNumber]]:

@@ -20,7 +20,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sclbench.errors import DataError
-from sclbench.results.paper import PaperNumber, canonical_split, paper_index
+from sclbench.results.paper import (
+    PaperNumber,
+    canonical_split,
+    checkpoint_registry,
+    model_family,
+    paper_index_by_model,
+    paper_numbers,
+)
 from sclbench.results.record import ResultRecord, is_metric_value
 from sclbench.results.stats import NumberStats, record_stats
 
@@ -83,6 +90,8 @@ class TableRow:
     synthetic: bool = False  # made on generated data: never compared with the paper
     stats: dict[str, NumberStats] = field(default_factory=dict)  # interval and p-value per metric
     record: ResultRecord | None = field(default=None, repr=False)
+    model: str = "scl"  # whose published numbers it is set beside (paper.model_family)
+    zero_shot: bool = False  # zero-shot rows meet zero-shot paper numbers only
 
     def ci(self, metric: str) -> tuple[float, float] | None:
         st = self.stats.get(metric)
@@ -94,27 +103,40 @@ class TableRow:
         return self.metrics[metric] - self.paper[metric].value
 
 
+class TableRows(list):  # type: ignore[type-arg]
+    """build_table's rows, remembering the published numbers they were matched against: the
+    leaderboard sets those models' own rows beside them (also models with no record of their own)."""
+
+    def __init__(self, rows: Iterable[TableRow] = (), published: Iterable[PaperNumber] = ()) -> None:
+        super().__init__(rows)
+        self.published: list[PaperNumber] = list(published)
+
+
 def build_table(
     records: Iterable[ResultRecord], paper: list[PaperNumber] | None = None, with_stats: bool = False
-) -> list[TableRow]:
+) -> TableRows:
     """One row per (task, split, checkpoint); the newest record wins when a key appears twice.
 
+    paper: the published numbers (default: every model's, from the cards); a record meets those of its
+    own model family only (`paper.model_family`: SCL's for SCL checkpoints, METER's for METER's...).
     with_stats: also compute each number's bootstrap interval and p-value vs chance (reads predictions).
     """
-    index = paper_index(paper)
+    published = paper_numbers(model=None) if paper is None else list(paper)
+    index = paper_index_by_model(published)
     newest: dict[tuple[str, str, str], ResultRecord] = {}
     for rec in records:
         _check_metrics(rec)
         if rec.key not in newest or rec.created_at >= newest[rec.key].created_at:
             newest[rec.key] = rec
-    rows = []
+    registry = checkpoint_registry() if any(not r.checkpoint.get("model") for r in newest.values()) else {}
+    rows = TableRows(published=published)
     for key in sorted(newest):
         rec = newest[key]
         zero_shot = bool(rec.protocol.get("zero_shot", False))
         synthetic = is_synthetic(rec)
-        numbers = (
-            {} if synthetic else index.get((rec.task.lower(), canonical_split(rec.task, rec.split), zero_shot), {})
-        )
+        family = model_family(rec.checkpoint, registry)
+        where = (family, rec.task.lower(), canonical_split(rec.task, rec.split), zero_shot)
+        numbers = {} if synthetic else index.get(where, {})
         names = main_metrics(rec.metrics)
         names += [m for m in numbers if m in rec.metrics and m not in names]
         rows.append(
@@ -130,6 +152,8 @@ def build_table(
                 synthetic=synthetic,
                 stats=record_stats(rec, names) if with_stats else {},
                 record=rec,
+                model=family,
+                zero_shot=zero_shot,
             )
         )
     return rows

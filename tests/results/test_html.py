@@ -114,7 +114,7 @@ def test_page_loads_without_console_errors_and_shows_every_number(tmp_path):
     assert "synthetic" in text and "PASS" in text
     assert any(tag == "polyline" for tag, _ in parser.tags), "no recall@K curve drawn"
     # the synthetic NLVR2 row has neither the paper's 84.27 nor a delta; the real f30k row has both
-    board = dom.split('id="leaderboard"')[1].split("</table>")[0]
+    board = dom.split('id="numbers"')[1].split("</table>")[0]
     nlvr2_row = next(r for r in board.split("<tr>") if "my-synth-run" in r)
     f30k_tr1 = next(r for r in board.split("<tr>") if "scl-f30k" in r and ">tr_r1<" in r)
     assert "95.90" in f30k_tr1 and "neg" in f30k_tr1
