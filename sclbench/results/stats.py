@@ -12,6 +12,7 @@ written before units existed get the sample bootstrap they always had.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -61,9 +62,15 @@ def unit_of(prediction: Mapping[str, Any]) -> str | None:
     return unit if isinstance(unit, str) else str(unit)
 
 
+def _type_slug(answer_type: Any) -> str | None:
+    """An answer type as it appears in a metric name (`yes/no` -> `yes_no`), as metrics.vqa names them."""
+    return None if answer_type is None else re.sub(r"[^0-9a-z]+", "_", str(answer_type).lower())
+
+
 def sample_scores(predictions: list[dict[str, Any]] | None, metric: str) -> list[SampleScore] | None:
-    """(id, score 0..1, unit) of each sample scored on `metric`, from stored scores or, for recall@K,
-    from stored ranks; None when the predictions do not score it."""
+    """(id, score 0..1, unit) of each sample scored on `metric`: from stored scores; for VQA's
+    `accuracy_<answer type>`, the `accuracy` of the questions of that `answer_type`; for recall@K, from
+    stored ranks. None when the predictions do not score it."""
     if not predictions:
         return None
     stored = [
@@ -73,6 +80,14 @@ def sample_scores(predictions: list[dict[str, Any]] | None, metric: str) -> list
     ]
     if stored:
         return stored
+    if metric.startswith("accuracy_"):  # VQA's accuracy per answer type: the questions of that type
+        kind = metric[len("accuracy_") :]
+        typed = [
+            SampleScore(p.get("id"), float(p["scores"]["accuracy"]), unit_of(p))
+            for p in predictions
+            if "accuracy" in (p.get("scores") or {}) and _type_slug(p.get("answer_type")) == kind
+        ]
+        return typed or None
     k, prefix = recall_k(metric), metric.split("_", 1)[0]
     if k is None or prefix not in _QUERY:
         return None

@@ -186,6 +186,7 @@ def base_argvs(ws: Workspace, out: Path) -> dict[str, list[str]]:
             "ckpt convert": [ws.ckpts["f30k"], out / "converted.ckpt"],
             "table": [ws.records],
             "check": [ws.records, "--baseline", ws.records],
+            "compare": [ws.records, ws.records, "--bootstrap", "200"],
             "baseline": [ws.records, "--to", out / "baseline"],
             "plot": [ws.records, "--out", out / "plots"],
             "data check": ["f30k", "--data-root", s / "f30k"],

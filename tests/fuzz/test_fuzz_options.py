@@ -108,6 +108,7 @@ CHEAP = [
     "ckpt inspect",
     "table",
     "check",
+    "compare",
     "baseline",
     "plot",
     "data check",
