@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from sclbench.adapters.registry import SCL
+from sclbench.app.models import checkpoint_record, is_scl, prepare_any, record_name
 from sclbench.app.selection import apply_selection
 from sclbench.common.io import check_output_dir
 from sclbench.common.runlock import run_folder_lock
@@ -107,14 +109,21 @@ def prepare(
     return task, loaded
 
 
-def recipe(task: Task, overrides: list[str] | None, loaded: LoadedModel, world: int | None = None) -> dict[str, Any]:
+def recipe(
+    task: Task,
+    overrides: list[str] | None,
+    loaded: LoadedModel | None,
+    world: int | None = None,
+    model: str = SCL,
+) -> dict[str, Any]:
     """What a run record says about how its numbers were made (see docs/fidelity.md); a training run
-    (`world` = its process count) adds its loss balance: per-term weights and negatives."""
+    (`world` = its process count) adds its loss balance: per-term weights and negatives. `loaded` None:
+    a model built by its own factory (`--model`), which says where its weights came from itself."""
     out = {
         "card": task.card.name,
         "overrides": list(overrides or []),
-        "init": loaded.init,
-        "init_detail": loaded.meta.get("encoder_init"),
+        "init": loaded.init if loaded is not None else f"--model {model}: built by its own factory",
+        "init_detail": loaded.meta.get("encoder_init") if loaded is not None else None,
         "train": task.card.section("train"),
         "eval": task.card.section("eval"),
         "data": {k: v for k, v in task.card.section("data").items() if k != "root"},
@@ -308,55 +317,67 @@ def evaluate(
     skip_existing: bool = False,
     trust_pickle: bool = False,
     compile: bool = False,
+    model: str = SCL,
     **eval_options: Any,
 ) -> tuple[Evaluation | None, Path | None]:
     """Evaluate on the card's `split` role (val / test), write the record (rank 0); returns both.
-    With `skip_existing`, an existing record of the same task, split, checkpoint and protocol options
-    is returned as (None, its path) and nothing is computed."""
+    `model`: "scl" (SCL / METER checkpoints, sclbench's loader), a built-in adapter (vilt, blip, clip) or
+    `package.module:factory`; every model goes through the same task protocol (`adapters.interface`).
+    With `skip_existing`, an existing record of the same task, split, model, checkpoint and protocol
+    options is returned as (None, its path) and nothing is computed."""
     if split not in ("val", "test"):
         raise ConfigError(f"--split {split!r}: use val (model selection) or test (report once)")
+    spec = model or SCL
     eval_options = {k: v for k, v in eval_options.items() if v is not None}
     check_output_dir(results_dir, "--results")  # before any work: a read-only or file target fails now
     if submission_dir is not None:
         check_output_dir(submission_dir, "--submission")
     if skip_existing:
-        done = existing_record(results_dir, task_name, split, ckpt, checkpoint_name, overrides, eval_options, limit)
+        done = existing_record(
+            results_dir, task_name, split, ckpt, checkpoint_name, overrides, eval_options, limit, model=spec
+        )
         if done is not None:
             return None, done
     device_obj = D.init_distributed() if device is None else torch.device(device)
-    task, loaded = prepare(
-        task_name,
-        ckpt,
-        data_root,
-        overrides,
-        preset,
-        tokenizer,
-        seed,
-        limit,
-        skip_corrupt,
-        roles=[split],
-        trust_pickle=trust_pickle,
-    )
-    model = loaded.model.to(device_obj)
-    if compile:  # torch.compile the model's stages (SCLModel.compile_stages)
-        model.compile_stages()
-    sha = loaded.checkpoint.sha256 if loaded.checkpoint else None
+    if is_scl(spec):
+        task, loaded = prepare(
+            task_name,
+            ckpt,
+            data_root,
+            overrides,
+            preset,
+            tokenizer,
+            seed,
+            limit,
+            skip_corrupt,
+            roles=[split],
+            trust_pickle=trust_pickle,
+        )
+        sha = loaded.checkpoint.sha256 if loaded.checkpoint else None
+        options = {"zero_shot": loaded.zero_shot, "checkpoint_sha256": sha}
+        net = task.eval_model(loaded.model.to(device_obj), options)
+        ckpt_record = loaded.checkpoint.as_record() if loaded.checkpoint else {"name": "untrained", "sha256": None}
+        if checkpoint_name:
+            ckpt_record["name"] = checkpoint_name
+        ckpt_record["model"] = SCL
+        # The SCL config as before (tables and checks read it), and the interface's description beside it.
+        model_config = {"model": loaded.model.config.to_dict(), "model_info": net.describe()}
+        meta = _checkpoint_meta(loaded)
+    else:
+        loaded, meta, options = None, {}, {}
+        task, net = prepare_any(spec, task_name, ckpt, data_root, overrides, seed, limit, skip_corrupt, [split])
+        net = net.to(device_obj)
+        ckpt_record = checkpoint_record(spec, ckpt, net, checkpoint_name)
+        model_config = {"model": net.describe()}
+    if compile:  # torch.compile: SCL's stages (SCLModel.compile_stages), another model's family methods
+        net.compile_for_eval()
     started = time.perf_counter()
-    ev = task.evaluate(
-        model,
-        split,
-        batch_size=batch_size,
-        num_workers=num_workers,
-        zero_shot=loaded.zero_shot,
-        checkpoint_sha256=sha,
-        **eval_options,
-    )
+    # SCL's retrieval tasks take the bare SCLModel until they speak the interface (they wrap it themselves).
+    target = loaded.model if loaded is not None and task.card.family.endswith("retrieval") else net
+    ev = task.evaluate(target, split, batch_size=batch_size, num_workers=num_workers, **options, **eval_options)
     wall = time.perf_counter() - started
     published = task.card.get(f"splits.{split}", split)
     published = "+".join(published) if isinstance(published, list) else str(published)
-    ckpt_record = loaded.checkpoint.as_record() if loaded.checkpoint else {"name": "untrained", "sha256": None}
-    if checkpoint_name:
-        ckpt_record["name"] = checkpoint_name
     record = ResultRecord(
         task=task.name,
         split=published,
@@ -371,14 +392,14 @@ def evaluate(
             **({"compile": True} if compile else {}),
         },
         config={
-            "model": model.config.to_dict(),
+            **model_config,
             "card": task.card.data,
             "overrides": overrides or [],
-            "recipe": recipe(task, overrides, loaded),
+            "recipe": recipe(task, overrides, loaded, model=spec),
             "eval_options": eval_options,
-            "trained_with": _checkpoint_meta(loaded).get("recipe"),
+            "trained_with": meta.get("recipe"),
             "compile": bool(compile),
-            "trained_runtime": _checkpoint_meta(loaded).get("runtime"),
+            "trained_runtime": meta.get("runtime"),
             "runtime": {"device": str(device_obj), "loader": loader_settings(device_obj, num_workers).to_dict()},
         },
         checkpoint=ckpt_record,
@@ -387,6 +408,7 @@ def evaluate(
         wall_time_s=round(wall, 3),
         throughput=round(ev.throughput, 3),
         seed=seed,
+        breakdown=ev.breakdown,
         extra=_synthetic_extra(task),
         **environment_info(),
     )
@@ -407,18 +429,24 @@ def existing_record(
     overrides: list[str] | None,
     eval_options: dict[str, Any],
     limit: int | None = None,
+    model: str = SCL,
 ) -> Path | None:
-    """The record of an evaluation made with the same task, split role, checkpoint name, overrides,
-    protocol options and limit, if one exists under `results_dir`."""
+    """The record of an evaluation made with the same task, split role, model, checkpoint name,
+    overrides, protocol options and limit, if one exists under `results_dir` (records without a
+    `checkpoint.model` were made by SCL)."""
     from sclbench.results import collect
 
     root = Path(results_dir)
     if not root.is_dir():
         return None
-    from sclbench.model.hub import registry_entry
+    spec = model or SCL
+    if is_scl(spec):
+        from sclbench.model.hub import registry_entry
 
-    entry = registry_entry(ckpt) if ckpt and not Path(ckpt).exists() else None
-    want_name = checkpoint_name or (entry["name"] if entry else Path(ckpt).name if ckpt else "untrained")
+        entry = registry_entry(ckpt) if ckpt and not Path(ckpt).exists() else None
+        want_name = checkpoint_name or (entry["name"] if entry else Path(ckpt).name if ckpt else "untrained")
+    else:
+        want_name = record_name(spec, ckpt, checkpoint_name)
     for record in collect(root):
         config = record.config or {}
         same = (
@@ -426,6 +454,7 @@ def existing_record(
             and record.protocol.get("role") == role
             and record.protocol.get("limit") == limit
             and record.checkpoint_name == want_name
+            and str(record.checkpoint.get("model") or SCL) == spec
             and list(config.get("overrides") or []) == list(overrides or [])
             and _protocol_options(config.get("eval_options")) == _protocol_options(eval_options)
         )

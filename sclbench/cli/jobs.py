@@ -25,6 +25,10 @@ WORKERS_HELP = (
     "data-loading worker processes (default: on CUDA the CPUs of this process per local rank, minus one, "
     "at most 8; 0 on CPU)"
 )
+MODEL_HELP = (
+    "the model: scl (SCL and METER checkpoints, the default), a built-in adapter (vilt, blip, clip; --ckpt a hub "
+    "id or local folder), or your own as package.module:factory or path/to/file.py:factory (README: Any model)"
+)
 COMPILE_HELP = (
     "torch.compile the model's stages (compiling takes minutes; recorded): faster steps on a GPU, the "
     "same numbers up to float rounding"
@@ -118,6 +122,7 @@ def evaluate(
     task: str = typer.Argument(..., help=TASK_HELP),
     overrides: list[str] | None = typer.Argument(None, help="card overrides KEY=VALUE, e.g. eval.k=256"),
     ckpt: str | None = typer.Option(None, "--ckpt", help=CKPT_HELP),
+    model: str = typer.Option("scl", "--model", help=MODEL_HELP),
     split: str = typer.Option("test", "--split", help="val (selection) or test (report once)"),
     data_root: Path | None = typer.Option(None, "--data-root", help=DATA_ROOT_HELP, **INPUT_DIR),
     results: Path = typer.Option(Path("results"), "--results", help="where result records are written", **OUTPUT_DIR),
@@ -146,7 +151,8 @@ def evaluate(
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help=TRUST_HELP),
     compile: bool = typer.Option(False, "--compile/--no-compile", help=COMPILE_HELP),
 ) -> None:
-    """Evaluate a checkpoint: print the metrics and write a result record (+ per-sample predictions)."""
+    """Evaluate a checkpoint (SCL, METER, or any model with --model): print the metrics and write a result
+    record (+ per-sample predictions)."""
     from sclbench.app.jobs import evaluate as run
     from sclbench.app.jobs import is_main_process
 
@@ -175,6 +181,7 @@ def evaluate(
         cache_dir=_text(cache_dir),
         trust_pickle=trust_pickle,
         compile=compile,
+        model=model,
     )
     if is_main_process():
         if ev is None:

@@ -10,6 +10,7 @@ the collate drops and lists under `skipped`; otherwise the DataError (with the p
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -61,6 +62,8 @@ class _Base(Dataset):
         return random.Random(f"{self.seed}/{self.epoch}/{index}")
 
     def _text(self, text: str) -> dict:
+        if self.tokenizer is None:  # evaluation: the model's own tokenizer runs on the batch (BatchText)
+            return {"text": text}
         enc = encode([text], self.tokenizer, self.max_len)
         return {"text": text, "text_ids": enc["ids"][0], "text_masks": enc["masks"][0]}
 
@@ -71,6 +74,21 @@ class _Base(Dataset):
             if not self.skip_corrupt:
                 raise
             return {"skipped": str(err), "index": index}
+
+
+class BatchText:
+    """A collate that adds `batch["text"]`: the evaluated model's tokenizer (`Preprocess.text`) on the
+    batch's strings. Per batch, not per sample: a tokenizer that pads to the longest string of its call
+    gives one tensor per batch. A class (not a closure) so that loader workers can receive it."""
+
+    def __init__(self, text: Callable[[list[str]], dict[str, torch.Tensor]], collate_fn: Callable[[list[dict]], dict]):
+        self.text, self.collate_fn = text, collate_fn
+
+    def __call__(self, samples: list[dict]) -> dict:
+        batch = self.collate_fn(samples)
+        if len(batch["index"]):
+            batch["text"] = dict(self.text(list(batch["texts"])))
+        return batch
 
 
 def drop_undecodable(records: list, visuals: Visuals, skip: SkipCounter) -> list:
@@ -182,7 +200,8 @@ def caption_index(records: list[CaptionRecord | VideoRecord]) -> tuple[list[str]
 
 
 class VQADataset(_Base):
-    """One sample per question: image, question text, soft-score target over the vocabulary."""
+    """One sample per question: image, question text, soft-score target over the vocabulary.
+    tokenizer None (evaluation of any model): the text stays a string for the model's `BatchText`."""
 
     def __init__(
         self,
@@ -216,7 +235,8 @@ class VQADataset(_Base):
 
 
 class NLVR2Dataset(_Base):
-    """One sample per statement: both images, the sentence, the label (-100 when unknown)."""
+    """One sample per statement: both images, the sentence, the label (-100 when unknown).
+    tokenizer None (evaluation of any model): the text stays a string for the model's `BatchText`."""
 
     def __init__(
         self,

@@ -68,6 +68,7 @@ FIELD_RULES: dict[str, Rule] = {
     "checkpoint": _MAPPING,
     "versions": _MAPPING,
     "extra": _MAPPING,
+    "breakdown": _MAPPING,
     "data_fingerprint": _MAYBE_TEXT,
     "git_commit": _MAYBE_TEXT,
     "device": _MAYBE_TEXT,
@@ -213,6 +214,9 @@ class ResultRecord:
     notes: str = ""
     predictions_file: str | None = None  # relative to the record's folder
     predictions_sha256: str | None = None  # of that file's bytes, checked when it is read
+    # Metrics per group of samples, percent: VQA's {"per_answer_type": {...}, "per_question_type": {...}};
+    # {} for other tasks and in records older than the field.
+    breakdown: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     schema: str = SCHEMA
     # Where the record was loaded from; not part of the content.

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from sclbench.adapters.interface import EvalModel, Preprocess
 from sclbench.cards import TaskCard, load_card
 from sclbench.data.collate import collate
 from sclbench.data.datasets import Visuals
@@ -104,6 +105,10 @@ class Evaluation:
     num_samples: int = 0
     wall_time_s: float = 0.0
     skipped: dict[str, Any] = field(default_factory=dict)
+    # Metrics per group of samples (VQA: per_answer_type, per_question_type; percent); {} elsewhere.
+    breakdown: dict[str, Any] = field(default_factory=dict)
+    # What `submission()` writes beyond the predictions (retrieval: the score matrices); not in the record.
+    arrays: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def throughput(self) -> float:
@@ -195,6 +200,25 @@ class Task(ABC):
             build_transform(name, self.model_config.image_size), num_frames=frames, frame_mode=mode, cache=cache
         )
 
+    def eval_visuals(self, preprocess: Preprocess) -> Visuals:
+        """Images / clips as an evaluated model wants them: its transform, its frames per clip (else the
+        card's data.num_frames), uniformly spaced; `data.cache_images` when its transform is deterministic."""
+        frames = preprocess.num_frames or int(self.card.get("data.num_frames", 1))
+        cache = bool(self.card.get("data.cache_images", False)) and preprocess.deterministic
+        return Visuals(preprocess.image, num_frames=frames, frame_mode="uniform", cache=cache)
+
+    def eval_model(self, model: Any, options: dict[str, Any]) -> EvalModel:
+        """The model as the interface `evaluate` talks to: an SCLModel (in-training validation, tests)
+        wrapped with this task's tokenizer and eval transform; an EvalModel as it is."""
+        from sclbench.adapters.scl import as_eval_model
+
+        wrapped = as_eval_model(
+            model, self.tokenizer, self.card.get("eval.transform", "eval"), options.get("checkpoint_sha256")
+        )
+        if not isinstance(wrapped, EvalModel):
+            raise ConfigError(f"{self.name}: cannot evaluate a {type(model).__name__} (not an sclbench EvalModel)")
+        return wrapped
+
     # ---- data ------------------------------------------------------------------------------------
     def records(self, split: str) -> list:
         """Records of a published split (cached: annotation files are parsed once)."""
@@ -243,9 +267,15 @@ class Task(ABC):
 
     # ---- shared evaluation loop ----------------------------------------------------------------
     def eval_loader(
-        self, dataset: Dataset, batch_size: int, num_workers: int | None, device: torch.device | str = "cpu"
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        num_workers: int | None,
+        device: torch.device | str = "cpu",
+        collate_fn: Callable[[list[dict]], dict] | None = None,
     ) -> DataLoader:
-        """num_workers None: the device's default (engine/loader.py: CPUs per local rank on CUDA, 0 on CPU)."""
+        """num_workers None: the device's default (engine/loader.py: CPUs per local rank on CUDA, 0 on CPU).
+        collate_fn: instead of the task's own (e.g. one that runs the model's tokenizer on the batch)."""
         from sclbench.engine.loader import loader_settings
         from sclbench.engine.sampler import ShardedEvalSampler
 
@@ -253,7 +283,7 @@ class Task(ABC):
             dataset,
             batch_size=batch_size,
             sampler=ShardedEvalSampler(len(dataset)),
-            collate_fn=self.collate,
+            collate_fn=collate_fn or self.collate,
             **loader_settings(device, num_workers).kwargs(),
         )
 
@@ -274,6 +304,7 @@ class Task(ABC):
         num_workers: int | None,
         step: Callable[[SCLModel, dict], list[dict]],
         precision: EvalPrecision | None = None,
+        collate_fn: Callable[[list[dict]], dict] | None = None,
     ) -> tuple[list[dict], float]:
         """Run `step` over this rank's shard (no grad, eval mode, under `precision`'s autocast / TF32
         setting; fp32 when None); all ranks' outputs, in order."""
@@ -287,7 +318,7 @@ class Task(ABC):
         outputs: list[dict] = []
         precision = precision or EvalPrecision(device_type=device.type)
         with torch.no_grad(), precision.context():
-            for batch in self.eval_loader(dataset, batch_size, num_workers, device):
+            for batch in self.eval_loader(dataset, batch_size, num_workers, device, collate_fn):
                 self.observe(batch)
                 if not len(batch["index"]):
                     continue

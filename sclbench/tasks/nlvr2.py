@@ -14,13 +14,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from sclbench.adapters.interface import EvalModel, NLVR2Batch, NLVR2Model, Preprocess, supports
 from sclbench.common.io import atomic_write
-from sclbench.data.datasets import NLVR2Dataset
+from sclbench.data.datasets import BatchText, NLVR2Dataset
 from sclbench.data.formats import nlvr2 as fmt
-from sclbench.metrics import nlvr2_metrics
+from sclbench.errors import ConfigError
+from sclbench.metrics import MetricInputError, nlvr2_metrics
+from sclbench.metrics.nlvr2 import sentence_key
 from sclbench.model import SCLModel
 from sclbench.tasks.base import Evaluation, Task, register
-from sclbench.tasks.encode_once import encode_images_once, source_key
+from sclbench.tasks.encode_once import source_key
 
 
 @register("nlvr2")
@@ -55,30 +58,53 @@ class NLVR2Task(Task):
         acc = (logits.detach().argmax(1) == batch["labels"]).float().mean()  # device tensors: no sync per step
         return loss, {"nlvr2_loss": loss.detach(), "nlvr2_acc": acc}
 
-    def evaluate(
-        self, model: SCLModel, split: str, batch_size: int = 32, num_workers: int | None = None, **options: Any
-    ) -> Evaluation:
-        dataset = self.build_dataset(split, train=False)
+    def build_eval_dataset(self, split: str, preprocess: Preprocess) -> NLVR2Dataset:
+        """The split as an evaluated model wants it: its image transform; statements stay strings for its
+        tokenizer (`BatchText`, per batch)."""
+        return NLVR2Dataset(
+            self.role_records(split),
+            self.eval_visuals(preprocess),
+            None,
+            seed=self.seed,
+            skip_corrupt=self.skip is not None,
+        )
 
-        def step(m: SCLModel, batch: dict) -> list[dict]:
-            # Both images of every statement, each distinct image once (NLVR2 pairs each image pair
-            # with several statements); then `SCLModel.nlvr2_logits`'s two passes on the features.
+    def evaluate(
+        self,
+        model: EvalModel | SCLModel,
+        split: str,
+        batch_size: int = 32,
+        num_workers: int | None = None,
+        **options: Any,
+    ) -> Evaluation:
+        """Accuracy and consistency of any `NLVR2Model` (an SCLModel is wrapped: `Task.eval_model`)."""
+        model = self.eval_model(model, options)
+        if not supports(model, "nlvr2"):
+            raise ConfigError(f"nlvr2: model {model.name!r} ({type(model).__name__}) does not implement NLVR2Model")
+        preprocess = model.preprocess()
+        dataset = self.build_eval_dataset(split, preprocess)
+
+        def step(m: NLVR2Model, batch: dict) -> list[dict]:
             records = [dataset.records[i] for i in batch["index"].tolist()]
-            keys = [source_key(r.image_0) for r in records] + [source_key(r.image_1) for r in records]
-            vision = encode_images_once(m, torch.cat([batch["images_0"], batch["images_1"]]), keys)
-            b, masks = len(records), batch["text_masks"]
-            text = m.encode_text(batch["text_ids"], masks)
-            out0 = m.fuse(text, masks, vision.index(slice(0, b)), image_token_type_idx=1)
-            out1 = m.fuse(text, masks, vision.index(slice(b, 2 * b)), image_token_type_idx=2)
-            logits = m.nlvr2_classifier(torch.cat([out0.cls_feats, out1.cls_feats], dim=-1))
-            prob = logits.float().softmax(1)[:, 1]  # fp32 probabilities under autocast too
-            return [
-                {"id": i, "identifier": i, "prediction": p > 0.5, "prob_true": p}
-                for i, p in zip(batch["identifiers"], prob.tolist())
-            ]
+            statement = NLVR2Batch(
+                pixels_0=batch["images_0"],
+                pixels_1=batch["images_1"],
+                text=batch["text"],
+                statements=list(batch["texts"]),
+                image_keys_0=[source_key(r.image_0) for r in records],
+                image_keys_1=[source_key(r.image_1) for r in records],
+            )
+            prob = m.nlvr2_prob_true(statement)
+            if not isinstance(prob, torch.Tensor) or tuple(prob.shape) != (len(records),):
+                got = tuple(prob.shape) if isinstance(prob, torch.Tensor) else type(prob).__name__
+                raise ConfigError(
+                    f"model {m.name!r}: nlvr2_prob_true returned {got}; expected a tensor of shape [{len(records)}]"
+                )
+            return [nlvr2_prediction(r, p) for r, p in zip(records, prob.float().tolist())]
 
         precision = self.eval_precision(model, options)
-        preds, wall = self.run_eval(model, dataset, batch_size, num_workers, step, precision)
+        collate = BatchText(preprocess.text, self.collate)
+        preds, wall = self.run_eval(model, dataset, batch_size, num_workers, step, precision, collate)
         labels = {r.identifier: r.label for r in dataset.records if r.label is not None}
         metrics: dict[str, float] = {}
         if labels:
@@ -92,7 +118,12 @@ class NLVR2Task(Task):
             metrics,
             "nlvr2-official",
             preds,
-            {"split_file": self.card.get(f"splits.{split}", split), "passes": "pair", **precision.protocol()},
+            {
+                "split_file": self.card.get(f"splits.{split}", split),
+                "passes": "pair",
+                "cluster_unit": "sentence",  # a sentence is stated of several image pairs: resampled whole
+                **precision.protocol(),
+            },
             num_samples=len(preds),
             wall_time_s=wall,
             skipped=self.skip.as_dict() if self.skip else {},
@@ -107,3 +138,29 @@ class NLVR2Task(Task):
         for p in evaluation.predictions:
             writer.writerow([p["identifier"], "True" if p["prediction"] else "False"])
         return atomic_write(path, rows.getvalue())  # a failed write keeps the previous file
+
+
+def image_name(source: Any, record: Any, side: int) -> str:
+    """An NLVR2 image's id: its file name stem (`dev-850-3-img0`); for an arrow cell, the name the
+    published files give that image (the identifier's pair id + `-img0` / `-img1`)."""
+    path = getattr(source, "path", None)
+    return Path(path).stem if path is not None else f"{record.pair_id}-img{side}"
+
+
+def nlvr2_prediction(record: Any, prob_true: float) -> dict[str, Any]:
+    """One statement's prediction, with its sentence, label, image ids and cluster unit (its sentence:
+    NLVR2 states each sentence of several image pairs)."""
+    try:
+        unit = sentence_key(record.identifier)
+    except MetricInputError:  # an identifier not of the published form: its own unit
+        unit = record.identifier
+    return {
+        "id": record.identifier,
+        "identifier": record.identifier,
+        "prediction": prob_true > 0.5,
+        "prob_true": prob_true,
+        "sentence": record.sentence,
+        "label": record.label,
+        "images": [image_name(record.image_0, record, 0), image_name(record.image_1, record, 1)],
+        "unit": f"sentence/{unit}",
+    }

@@ -13,15 +13,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from sclbench.adapters.interface import EvalModel, Preprocess, VQABatch, VQAModel, supports
 from sclbench.common.io import atomic_write
-from sclbench.data.datasets import VQADataset
+from sclbench.data.datasets import BatchText, VQADataset
 from sclbench.data.formats import vqa as fmt
 from sclbench.errors import ConfigError, DataError, SCLBenchError
 from sclbench.metrics import vqa_accuracy, vqa_evaluate, vqa_scores
 from sclbench.metrics.blind import BlindBaseline, question_only_baseline
 from sclbench.model import SCLModel
 from sclbench.tasks.base import Evaluation, Task, register
-from sclbench.tasks.encode_once import encode_images_once, source_key
+from sclbench.tasks.encode_once import source_key
 
 
 @register("vqa")
@@ -93,30 +94,57 @@ class VQATask(Task):
         proxy = batch["vqa_targets"].gather(1, logits.detach().argmax(1, keepdim=True)).float().mean() * 100.0
         return loss, {"vqa_loss": loss.detach(), "vqa_soft_score_proxy": proxy}
 
-    def evaluate(
-        self, model: SCLModel, split: str, batch_size: int = 32, num_workers: int | None = None, **options: Any
-    ) -> Evaluation:
-        dataset = self.build_dataset(split, train=False)
-        answers = self.vocab.answers
+    def build_eval_dataset(self, split: str, preprocess: Preprocess) -> VQADataset:
+        """The split as an evaluated model wants it: its image transform; questions stay strings for its
+        tokenizer (`BatchText`, per batch)."""
+        return VQADataset(
+            self.split_records(split),
+            self.vocab,
+            self.eval_visuals(preprocess),
+            None,
+            seed=self.seed,
+            skip_corrupt=self.skip is not None,
+        )
 
-        def step(m: SCLModel, batch: dict) -> list[dict]:
-            # Each distinct image of the batch through the ViT once (VQA v2: ~5 questions per image).
-            keys = [source_key(dataset.records[i].image) for i in batch["index"].tolist()]
-            vision = encode_images_once(m, batch["images"], keys)
-            logits = m.vqa_classifier(m(batch["text_ids"], batch["text_masks"], vision).cls_feats)
-            best = logits.argmax(1)
-            proxy = batch["vqa_targets"].gather(1, best[:, None]).squeeze(1)
+    def evaluate(
+        self,
+        model: EvalModel | SCLModel,
+        split: str,
+        batch_size: int = 32,
+        num_workers: int | None = None,
+        **options: Any,
+    ) -> Evaluation:
+        """Official VQA accuracy of any `VQAModel` (an SCLModel is wrapped: `Task.eval_model`)."""
+        model = self.eval_model(model, options)
+        if not supports(model, "vqa"):
+            raise ConfigError(f"vqa: model {model.name!r} ({type(model).__name__}) does not implement VQAModel")
+        preprocess = model.preprocess()
+        dataset = self.build_eval_dataset(split, preprocess)
+        answers = self.vocab.answers
+        index_of = {a: i for i, a in enumerate(answers)}
+
+        def step(m: VQAModel, batch: dict) -> list[dict]:
+            records = [dataset.records[i] for i in batch["index"].tolist()]
+            question = VQABatch(
+                pixels=batch["images"],
+                text=batch["text"],
+                questions=list(batch["texts"]),
+                image_keys=[source_key(r.image) for r in records],
+                vocabulary=answers,
+            )
+            chosen, soft = vqa_answers(m.answer_vqa(question), batch["vqa_targets"], answers, index_of, m.name)
             # One host read per list (not one per question).
             return [
-                {"id": q, "question_id": q, "answer": answers[a], "soft_score": s}
-                for q, a, s in zip(batch["question_ids"].tolist(), best.tolist(), proxy.float().tolist())
+                vqa_prediction(r, q, a, s) for r, q, a, s in zip(records, batch["question_ids"].tolist(), chosen, soft)
             ]
 
         precision = self.eval_precision(model, options)
-        preds, wall = self.run_eval(model, dataset, batch_size, num_workers, step, precision)
+        collate = BatchText(preprocess.text, self.collate)
+        preds, wall = self.run_eval(model, dataset, batch_size, num_workers, step, precision, collate)
         records = dataset.records
         labelled = [r for r in records if r.answers]
         metrics: dict[str, float] = {}
+        breakdown: dict[str, Any] = {}
         blind = None
         if labelled:
             questions = [
@@ -131,6 +159,7 @@ class VQATask(Task):
             answered = {p["question_id"]: p["answer"] for p in preds}
             result = vqa_evaluate(answered, questions, extra="ignore")
             metrics = {k: float(v) for k, v in result.items() if k.startswith("accuracy")}
+            breakdown = {k: dict(result[k]) for k in ("per_answer_type", "per_question_type")}
             per_question = vqa_scores(answered, questions, extra="ignore")
             for p in preds:  # per-sample scores let `sclbench check` bootstrap a confidence interval
                 if p["question_id"] in per_question:
@@ -142,7 +171,12 @@ class VQATask(Task):
                 if p["question_id"] in blind.scores:
                     p.setdefault("scores", {})["question_only"] = blind.scores[p["question_id"]]
         split_desc = self.card.get(f"splits.{split}", split)
-        protocol = {"split_files": split_desc, "answer_vocab_size": len(answers), **precision.protocol()}
+        protocol = {
+            "split_files": split_desc,
+            "answer_vocab_size": len(answers),
+            "cluster_unit": "image",  # questions about one image share it: intervals resample images
+            **precision.protocol(),
+        }
         if labelled and chance_level is not None:
             protocol["chance_accuracy"] = chance_level
         if blind is not None:
@@ -160,6 +194,7 @@ class VQATask(Task):
             num_samples=len(preds),
             wall_time_s=wall,
             skipped=self.skip.as_dict() if self.skip else {},
+            breakdown=breakdown,
         )
 
     def question_only(self, records: list) -> BlindBaseline | None:
@@ -228,3 +263,49 @@ class VQATask(Task):
             f'test2015 questions with "" (EvalAI expects every test2015 question)'
         )
         return [{"question_id": q, "answer": answered.get(q, "")} for q in ids]
+
+
+def vqa_answers(
+    out: Any, targets: torch.Tensor, answers: list[str], index_of: dict[str, int], model_name: str
+) -> tuple[list[str], list[float]]:
+    """A `VQAModel.answer_vqa` output as (answer strings, soft-score proxy per question). Scores over the
+    vocabulary [B, V] answer with their argmax; strings are answers themselves (the official scorer
+    normalises them), and score the proxy only when they are vocabulary answers."""
+    b = targets.shape[0]
+    if isinstance(out, torch.Tensor):
+        if out.dim() != 2 or tuple(out.shape) != (b, len(answers)):
+            raise ConfigError(
+                f"model {model_name!r}: answer_vqa returned a tensor of shape {tuple(out.shape)}; expected "
+                f"[{b}, {len(answers)}] (batch x the card's answer vocabulary) or {b} answer strings"
+            )
+        best = out.argmax(1)
+        proxy = targets.gather(1, best[:, None]).squeeze(1)
+        return [answers[a] for a in best.tolist()], proxy.float().tolist()
+    if not isinstance(out, (list, tuple)) or len(out) != b or not all(isinstance(a, str) for a in out):
+        raise ConfigError(
+            f"model {model_name!r}: answer_vqa returned {type(out).__name__}"
+            f"{f' of {len(out)} items' if isinstance(out, (list, tuple)) else ''}; expected {b} answer strings or "
+            f"a [{b}, {len(answers)}] score tensor"
+        )
+    hits = [index_of.get(a) for a in out]
+    rows = targets.float().cpu()
+    return list(out), [float(rows[i, j]) if j is not None else 0.0 for i, j in enumerate(hits)]
+
+
+def vqa_prediction(record: Any, question_id: int, answer: str, soft_score: float) -> dict[str, Any]:
+    """One question's prediction: the answer with what a reader needs to see it (the question, its
+    image, types, the annotators' answers when labelled) and its cluster unit (its image)."""
+    out = {
+        "id": question_id,
+        "question_id": question_id,
+        "answer": answer,
+        "soft_score": soft_score,
+        "image_id": record.image_id,
+        "question": record.question,
+        "answer_type": record.answer_type,
+        "question_type": record.question_type,
+        "unit": f"image/{record.image_id}",
+    }
+    if record.answers:
+        out["answers"] = list(record.answers)
+    return out

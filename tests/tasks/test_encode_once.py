@@ -8,7 +8,8 @@ import torch
 
 from sclbench.app import jobs
 from sclbench.data.records import ImageSource
-from sclbench.tasks import encode_once, nlvr2, vqa
+from sclbench.adapters import scl as scl_adapter
+from sclbench.tasks import encode_once
 from sclbench.tasks.encode_once import group, source_key
 
 
@@ -79,8 +80,7 @@ def test_each_image_encoded_once_per_batch_with_the_same_predictions(synth_root,
     once = task.evaluate(model, "val", batch_size=batch_size)
     assert calls == expected  # one call per batch, of exactly its distinct images
 
-    module = vqa if task_name == "vqa" else nlvr2
-    monkeypatch.setattr(module, "encode_images_once", _per_question)
+    monkeypatch.setattr(scl_adapter, "encode_images_once", _per_question)  # SCL's VQA and NLVR2 methods use it
     calls.clear()
     old = task.evaluate(model, "val", batch_size=batch_size)
     assert sum(calls) == per_question_images
