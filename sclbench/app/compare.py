@@ -114,7 +114,20 @@ class ComparisonReport:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+        """Strict JSON: a NaN or infinity (say, in a protocol value echoed as changed) becomes null."""
+        return (
+            json.dumps(_finite_only(self.to_dict()), indent=2, ensure_ascii=False, allow_nan=False, default=str) + "\n"
+        )
+
+
+def _finite_only(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_only(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_only(v) for v in value]
+    return value
 
 
 def _finite(value: Any) -> float | None:
@@ -125,13 +138,14 @@ def _describe(record: ResultRecord) -> str:
     return str(record.source) if record.source is not None else f"{record.task}/{record.split} record"
 
 
-def _by_id(scored: Sequence[SampleScore], record: ResultRecord, metric: str) -> dict[str, SampleScore]:
+def _by_id(scored: Sequence[SampleScore], record: ResultRecord, metric: str) -> dict[Any, SampleScore]:
     """{canonical id: score} of the samples that carry an id; a repeated id cannot be paired: an error."""
     out: dict[str, SampleScore] = {}
     for s in scored:
         if s.id is None:
             continue
-        key = json.dumps(s.id, sort_keys=True)
+        # Texts and integers key themselves (fast on 200k questions); anything else by its JSON text.
+        key = s.id if type(s.id) in (str, int) else json.dumps(s.id, sort_keys=True)
         if key in out:
             raise DataError(
                 f"predictions of {_describe(record)} score sample id {s.id!r} twice on {metric!r}; "

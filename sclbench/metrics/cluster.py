@@ -113,10 +113,14 @@ def resampled_means(totals: ClusterTotals, resamples: int, seed: int) -> np.ndar
     rng = np.random.default_rng(seed)
     means = np.empty(resamples)
     step = max(1, _BATCH_ELEMENTS // g)
+    # Clusters of one size (singletons, above all): every replicate holds g * size samples, exactly, so
+    # the sizes need no gathering; the same number divides either way, the means keep their bits.
+    uniform = bool(np.all(totals.sizes == totals.sizes[0]))
     for start in range(0, resamples, step):
         count = min(step, resamples - start)
         idx = rng.integers(0, g, size=(count, g))
-        means[start : start + count] = totals.sums[idx].sum(axis=1) / totals.sizes[idx].sum(axis=1)
+        sizes = g * totals.sizes[0] if uniform else totals.sizes[idx].sum(axis=1)
+        means[start : start + count] = totals.sums[idx].sum(axis=1) / sizes
     return means
 
 

@@ -292,3 +292,13 @@ def test_cli_mismatched_or_missing_inputs_are_one_error_line(tmp_path, capsys):
         assert main(["compare", *argv]) == 2
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and err.startswith("error:"), err
+
+
+def test_non_finite_numbers_are_reported_not_compared_and_json_stays_strict(tmp_path):
+    a, _ = saved(tmp_path / "A", [1, 0], extra_metrics={"consistency": float("nan")}, protocol={"k": float("inf")})
+    b, _ = saved(tmp_path / "B", [1, 1], name="b", extra_metrics={"consistency": 50.0}, protocol={"k": 3})
+    report = compare_paths(a.source, b.source, resamples=50)
+    m = report.comparisons[0].metrics["consistency"]
+    assert (m.a, m.b, m.difference, m.note) == (None, 50.0, None, "not a finite number on A")
+    data = json.loads(report.to_json())  # strict: NaN / inf become null
+    assert data["comparisons"][0]["protocol_changes"] == {"k": [None, 3]}
