@@ -21,9 +21,7 @@ class DriftFound(ClickException):
 def table(
     # Not checked here: the library's "does not exist" says to run `sclbench eval` first.
     results_dir: Path = typer.Argument(Path("results"), help="Folder of result records (searched recursively)."),
-    fmt: str = typer.Option(
-        "rich", "--format", "-f", help="rich (terminal), markdown, csv, html (one page) or json."
-    ),
+    fmt: str = typer.Option("rich", "--format", "-f", help="rich (terminal), markdown, csv, html (one page) or json."),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Write the table to this file instead of the screen.", **OUTPUT_FILE
     ),

@@ -83,7 +83,9 @@ def _board_cell(cell: Cell | None, browse: str | None) -> str:
         title = f"p = {format_p(cell.p_value)} against chance (one-sided)"
         parts.append(f"<sup class='mark' title='{escape(title, quote=True)}'>{mark or 'ns'}</sup>")
     if cell.ci is not None:
-        parts.append(f"<span class='ci' title='{escape(interval_note(cell.stats), quote=True)}'>{format_ci(cell.ci)}</span>")
+        parts.append(
+            f"<span class='ci' title='{escape(interval_note(cell.stats), quote=True)}'>{format_ci(cell.ci)}</span>"
+        )
     if cell.delta is not None:
         cls = "pos" if cell.delta >= 0 else "neg"
         parts.append(f"<span class='d {cls}' title='reproduced - published'>Δ {cell.delta:+.2f}</span>")

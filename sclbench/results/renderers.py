@@ -56,7 +56,9 @@ def check_layout(fmt: str, layout: str | None) -> str:
     if layout not in LAYOUTS:
         raise ConfigError(f"--layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
     if fmt == "csv" and layout == "both":
-        raise ConfigError("--layout both needs a format with sections (rich, markdown, html, json): choose paper or runs")
+        raise ConfigError(
+            "--layout both needs a format with sections (rich, markdown, html, json): choose paper or runs"
+        )
     return layout
 
 
@@ -187,7 +189,10 @@ def board_csv(board: Leaderboard) -> str:
         for c in board.columns:
             cell = row.cells.get(c)
             ci = cell.ci if cell else None
-            line += ["" if cell is None else repr(cell.value), *(("", "") if ci is None else (repr(ci[0]), repr(ci[1])))]
+            line += [
+                "" if cell is None else repr(cell.value),
+                *(("", "") if ci is None else (repr(ci[0]), repr(ci[1]))),
+            ]
         writer.writerow([*line, row.protocol])
     return buf.getvalue()
 
