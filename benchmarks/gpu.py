@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import eager_attention_everywhere, machine_info
+from sclbench.adapters.scl_retrieval import scl_features
 from sclbench.model import SCLConfig
 from sclbench.model.factory import assemble
 from sclbench.tasks.precision import EvalPrecision
@@ -213,12 +214,13 @@ def eval_section(
     v_proj = F.normalize(torch.randn(n_img, 256, generator=g), dim=-1)
     t_proj = F.normalize(v_proj.repeat_interleave(5, 0) + 0.8 * torch.randn(n_txt, 256, generator=g) / 16, dim=-1)
     feats = Features(
-        torch.randn(n_txt, cfg.max_text_len, cfg.hidden_size, generator=g).to(device, dtype),
-        masks,
-        t_proj,
-        torch.randn(n_img, cfg.num_patches + 1, cfg.hidden_size, generator=g).to(device, dtype),
-        v_proj,
-        1,
+        *scl_features(
+            torch.randn(n_txt, cfg.max_text_len, cfg.hidden_size, generator=g).to(device, dtype),
+            masks,
+            t_proj,
+            torch.randn(n_img, cfg.num_patches + 1, cfg.hidden_size, generator=g).to(device, dtype),
+            v_proj,
+        )
     )
     opts = RetrievalOptions(mode="two-stage", k=k, pair_batch_size=pair_batch)
     pairs, _, _ = candidate_pairs(v_proj @ t_proj.t(), opts)
@@ -262,7 +264,9 @@ def eval_section(
     else:
         result.update(wall_s=round(len(pairs) / rate, 2), extrapolated=True, pairs_per_s=round(rate, 1))
     # Agreement on a corner of the set: k covering all candidates must reproduce exhaustive exactly.
-    small = Features(feats.text_embeds[:40], masks[:40], t_proj[:40], feats.vision_embeds[:8], v_proj[:8], 1)
+    small = Features(
+        *scl_features(feats.texts["tokens"][:40], masks[:40], t_proj[:40], feats.media["tokens"][:8], v_proj[:8])
+    )
     exh = retrieval_scores(model, small, RetrievalOptions(mode="exhaustive", pair_batch_size=pair_batch), precision)
     cov = retrieval_scores(
         model, small, RetrievalOptions(mode="two-stage", k=40, pair_batch_size=pair_batch), precision

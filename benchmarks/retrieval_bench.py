@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from benchmarks.common import HashTokenizer, SeededImages, f30k_links, ratio, synthetic_captions, timed
+from sclbench.adapters.scl_retrieval import scl_features
 from sclbench.metrics import retrieval_recall
 from sclbench.model import SCLConfig, SCLModel
 from sclbench.model.factory import assemble
@@ -232,12 +233,13 @@ def base_fusion(image_size: int, n_pairs: int, pair_batch: int, passes: dict[str
     lengths = torch.randint(12, 24, (n_pairs,), generator=g)  # F30K captions: ~12-24 RoBERTa tokens
     masks = (torch.arange(cfg.max_text_len)[None] < lengths[:, None]).long()
     feats = Features(
-        torch.randn(n_pairs, cfg.max_text_len, cfg.hidden_size, generator=g),
-        masks,
-        torch.zeros(n_pairs, 1),
-        torch.randn(n_pairs, n_tok, cfg.hidden_size, generator=g),
-        torch.zeros(n_pairs, 1),
-        1,
+        *scl_features(
+            torch.randn(n_pairs, cfg.max_text_len, cfg.hidden_size, generator=g),
+            masks,
+            torch.zeros(n_pairs, 1),
+            torch.randn(n_pairs, n_tok, cfg.hidden_size, generator=g),
+            torch.zeros(n_pairs, 1),
+        )
     )
     pairs = torch.stack([torch.arange(n_pairs), torch.arange(n_pairs)], 1)
     opts = RetrievalOptions(pair_batch_size=pair_batch)

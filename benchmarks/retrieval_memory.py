@@ -109,7 +109,9 @@ def _worker(rank: int, world: int, port: int, path: str, dtype_name: str, scale:
         if path == "before":  # the old engine: pickle the shard tuple to every rank, then concatenate
             parts = D.gather_objects(shard)
             return [torch.cat([p[i] for p in parts if p[i].numel()]) for i in range(4)]
-        return gather_features(shard, texts, images, COCO["text_len"], torch.device("cpu"), RetrievalOptions())[0]
+        entries = ({"tokens": shard[0], "embedding": shard[1]}, {"tokens": shard[2], "embedding": shard[3]})
+        t, m = gather_features(entries, texts, images, torch.device("cpu"), RetrievalOptions())
+        return [t["tokens"], t["embedding"], m["tokens"], m["embedding"]]
 
     # A first gather of one row per rank, before the base is taken: the first collective's one-time costs
     # (gloo's buffers, the pickler, malloc arenas of the communication threads: 5 to 15 MB, more on a busy

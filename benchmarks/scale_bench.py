@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import machine_info, ratio
+from sclbench.adapters.scl_retrieval import scl_features
 from sclbench.metrics import retrieval_recall
 from sclbench.model import SCLConfig, SCLModel
 from sclbench.model.factory import assemble
@@ -58,12 +59,13 @@ def synthetic_features(model: SCLModel, n_img: int, seed: int = 0) -> Features:
     v_proj = F.normalize(torch.randn(n_img, 32, generator=g), dim=-1)
     t_proj = F.normalize(v_proj.repeat_interleave(PER_IMAGE, 0) + 0.1 * torch.randn(n_txt, 32, generator=g), dim=-1)
     return Features(
-        torch.randn(n_txt, cfg.max_text_len, cfg.hidden_size, generator=g),
-        masks,
-        t_proj,
-        torch.randn(n_img, cfg.num_patches + 1, cfg.hidden_size, generator=g),
-        v_proj,
-        1,
+        *scl_features(
+            torch.randn(n_txt, cfg.max_text_len, cfg.hidden_size, generator=g),
+            masks,
+            t_proj,
+            torch.randn(n_img, cfg.num_patches + 1, cfg.hidden_size, generator=g),
+            v_proj,
+        )
     )
 
 
@@ -78,7 +80,7 @@ def _rate(fn: Any, n: int, repeats: int) -> float:
 
 
 def pairs_of(feats: Features, k: int) -> torch.Tensor:
-    sim = feats.vision_proj @ feats.text_proj.t()
+    sim = feats.media["embedding"] @ feats.texts["embedding"].t()
     return candidate_pairs(sim, RetrievalOptions(mode="two-stage", k=k))[0]
 
 
@@ -184,7 +186,7 @@ def precision(size: str, n_img: int, k: int, pair_batch: int, repeats: int) -> d
 
 def fidelity(feats: Features, pairs: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> dict:
     """How far bf16 scores are from fp32 ones, and what that does to the rankings and R@K (percent)."""
-    n_img, n_txt = len(feats.vision_proj), len(feats.text_proj)
+    n_img, n_txt = len(feats.media["embedding"]), len(feats.texts["embedding"])
 
     def matrices(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         full = torch.full((n_img, n_txt), float("-inf"))
@@ -214,7 +216,7 @@ def _peak_memory_child(n_img: int, k: int, pair_batch: int, chunk_pairs: int, ch
     feats = synthetic_features(model, n_img)
     after_features = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # (max RSS: grows only)
     opts = RetrievalOptions(mode="two-stage", k=k, pair_batch_size=pair_batch, chunk_pairs=chunk_pairs)
-    sim = feats.vision_proj @ feats.text_proj.t()
+    sim = feats.media["embedding"] @ feats.texts["embedding"].t()
     pairs, i2t_mask, t2i_mask = candidate_pairs(sim, opts)
     n_pairs = len(pairs)
     start = time.perf_counter()

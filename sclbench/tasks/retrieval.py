@@ -10,19 +10,23 @@ without retrieval fine-tuning is scored zero-shot through its ITM "match" logit,
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from sclbench.data.datasets import CaptionDataset, caption_index, drop_undecodable
+from sclbench.adapters.interface import RetrievalModel
+from sclbench.data.datasets import CaptionDataset, Visuals, caption_index, drop_undecodable
 from sclbench.data.formats import karpathy
 from sclbench.data.formats.arrow import read_family_arrow
 from sclbench.metrics import retrieval_ranks, retrieval_recall
 from sclbench.model import SCLModel
 from sclbench.objectives.itc import itc_loss
 from sclbench.tasks.base import Evaluation, Task, register
-from sclbench.tasks.retrieval_scoring import RetrievalOptions, encode_features, retrieval_scores
+from sclbench.tasks.retrieval_predictions import query_predictions
+from sclbench.tasks.retrieval_scoring import RetrievalOptions, as_retrieval_model, encode_features, retrieval_scores
+from sclbench.tasks.retrieval_submission import write_score_file
 
 
 @register("image_retrieval")
@@ -92,8 +96,13 @@ class RetrievalTask(Task):
         return loss, logs
 
     # ---- evaluation ----------------------------------------------------------------------------
+    media_kind = "image"  # the id prefix and cluster unit of a media query
+
     def media(self, record: Any) -> Any:
         return record.image
+
+    def media_id(self, record: Any) -> str:
+        return str(record.image_id)
 
     def retrieval_options(self, options: dict[str, Any]) -> RetrievalOptions:
         defaults = self.card.section("eval")
@@ -107,20 +116,36 @@ class RetrievalTask(Task):
             "cache_dir",
             "chunk_pairs",
             "shared_fusion",
-            "readout_only",
             "feature_memory",
         )
         merged = {k: defaults[k] for k in keys if k in defaults}
         merged.update({k: v for k, v in options.items() if k in keys and v is not None})
         return RetrievalOptions(**merged)
 
+    def retrieval_model(self, model: Any, options: dict[str, Any]) -> RetrievalModel:
+        """The model as a `RetrievalModel`: an SCL checkpoint's `SCLModel` is wrapped with this task's
+        tokenizer and eval transform (its identity: the checkpoint digest the caller passed)."""
+        return as_retrieval_model(
+            model,
+            self.tokenizer,
+            transform=str(self.card.get("eval.transform", "eval")),
+            checkpoint_sha256=options.get("checkpoint_sha256"),
+        )
+
+    def media_visuals(self, model: RetrievalModel) -> Visuals:
+        """Media as the model wants them (`Task.eval_visuals`: its transform, its frames per clip or the
+        card's data.num_frames)."""
+        return self.eval_visuals(model.preprocess())
+
     def evaluate(
-        self, model: SCLModel, split: str, batch_size: int = 32, num_workers: int | None = None, **options: Any
+        self, model: Any, split: str, batch_size: int = 32, num_workers: int | None = None, **options: Any
     ) -> Evaluation:
         opts = self.retrieval_options({"encode_batch_size": batch_size, "num_workers": num_workers, **options})
+        model = self.retrieval_model(model, options)
+        visuals = self.media_visuals(model)
         records = self.split_records(split)
         if self.skip is not None:  # the gallery is encoded whole: undecodable media are left out (counted) first
-            records = drop_undecodable(records, self.visuals(train=False), self.skip)
+            records = drop_undecodable(records, visuals, self.skip)
         texts, owner = caption_index(records)
         was_training = model.training
         model.eval()
@@ -128,26 +153,30 @@ class RetrievalTask(Task):
         feats = encode_features(
             model,
             texts,
-            self.tokenizer,
+            None,
             [self.media(r) for r in records],
-            self.visuals(train=False),
+            visuals,
             opts,
             self.cache_identity(split, options, model),
             precision,
         )
         scored = retrieval_scores(model, feats, opts, precision)
         model.train(was_training)
-        metrics, preds = self.metrics(scored, owner, len(records), options.get("ties", "gt_last"))
+        ties = options.get("ties", "gt_last")
+        metrics, preds = self.metrics(scored, owner, records, texts, ties)
+        two_stage = scored["mode"] == "two-stage"
         protocol = {
-            "mode": opts.mode,
-            "k": opts.k if opts.mode == "two-stage" else None,
-            "fusion": opts.fusion,
+            "mode": scored["mode"],
+            "k": opts.k if two_stage else None,
+            # A model without a cross-encoder ranks by the first-stage similarity alone.
+            "fusion": opts.fusion if model.has_pair_scorer else "itc",
             "zero_shot": bool(options.get("zero_shot", False)),
-            "ties": options.get("ties", "gt_last"),
+            "ties": ties,
             "cross_encoder_passes": scored["cross_encoder_passes"],
-            "exhaustive_passes": len(records) * len(texts),
+            "exhaustive_passes": len(records) * len(texts) if model.has_pair_scorer else 0,
             "num_images": len(records),
             "num_texts": len(texts),
+            "cluster_unit": self.media_kind,
             **precision.protocol(),
             # What a rerun reused from --cache-dir (the only protocol entry a resumed run changes).
             "resumed": {"features": feats.reused, **scored["score_cache"], "computed_passes": scored["computed_passes"]}
@@ -165,6 +194,11 @@ class RetrievalTask(Task):
             num_samples=scored["computed_passes"],
             wall_time_s=scored["scoring_time_s"],
             skipped=self.skip.as_dict() if self.skip else {},
+            arrays={
+                "i2t": scored["i2t"],
+                "t2i": scored["t2i"].t(),
+                "media_ids": [self.media_id(r) for r in records],
+            },
         )
 
     def requested_protocol(self, options: dict[str, Any], device_type: str) -> dict[str, Any]:
@@ -178,49 +212,48 @@ class RetrievalTask(Task):
             **super().requested_protocol(options, device_type),
         }
 
-    def cache_identity(self, split: str, options: dict[str, Any], model: SCLModel) -> dict[str, Any] | None:
-        """What, besides token ids, media files and precision (the engine adds those), makes cached
-        features valid: checkpoint digest, data fingerprint, tokenizer, text length, image size,
-        transform and frames. None (no cache) without a checkpoint digest: weights still training."""
-        sha = options.get("checkpoint_sha256")
-        if not sha or not options.get("cache_dir"):
+    def cache_identity(self, split: str, options: dict[str, Any], model: RetrievalModel) -> dict[str, Any] | None:
+        """What, besides the preprocessed texts, media files and precision (the engine adds those),
+        makes cached features valid: the model's identity (checkpoint digest, hub id, revision) and
+        preprocessing, the data fingerprint and the frames. None (no cache) without a cache folder or
+        for a model without an identity (e.g. weights still training)."""
+        identity = model.identity()
+        if not identity or not options.get("cache_dir"):
             return None
         from sclbench.results.record import fingerprint_files
 
-        tok = self.tokenizer
+        cls = type(model)
         return {
-            "checkpoint_sha256": sha,
+            "model": identity,
+            "class": f"{cls.__module__}.{cls.__qualname__}",
+            "preprocess": model.preprocess().describe,
             "task": self.name,
             "split": split,
             "data_fingerprint": fingerprint_files(self.annotation_files()),
-            "tokenizer": [
-                type(tok).__name__,
-                getattr(tok, "name_or_path", None),
-                len(tok) if tok is not None else None,
-            ],
-            "max_text_len": self.max_len,
-            "image_size": model.config.image_size,
-            "transform": self.card.get("eval.transform", "eval"),
-            "num_frames": int(self.card.get("data.num_frames", 1)),
+            "num_frames": self.media_visuals(model).num_frames,
         }
 
-    def metrics(self, scored: dict, owner: list[int], n_media: int, ties: str) -> tuple[dict, list[dict]]:
+    def metrics(
+        self, scored: dict, owner: list[int], records: list, texts: list[str], ties: str
+    ) -> tuple[dict, list[dict]]:
         metrics = retrieval_recall(scored["i2t"], scored["t2i"], txt2img=owner, ties=ties)
         ranks = retrieval_ranks(scored["i2t"], scored["t2i"], txt2img=owner, ties=ties)
-        preds = [
-            {
-                "id": f"image/{i}",
-                "rank": int(r),
-                "scores": {"tr_r1": float(r < 1), "tr_r5": float(r < 5), "tr_r10": float(r < 10)},
-            }
-            for i, r in enumerate(ranks["tr"])
-        ]
-        preds += [
-            {
-                "id": f"text/{t}",
-                "rank": int(r),
-                "scores": {"ir_r1": float(r < 1), "ir_r5": float(r < 5), "ir_r10": float(r < 10)},
-            }
-            for t, r in enumerate(ranks["ir"])
-        ]
-        return metrics, preds
+        media_preds, text_preds = query_predictions(
+            scored,
+            {"media": ranks["tr"], "text": ranks["ir"]},
+            owner,
+            [self.media_id(r) for r in records],
+            texts,
+            self.media_kind,
+            ("tr", "ir"),
+            ties,
+        )
+        return metrics, media_preds + text_preds
+
+    def submission(self, evaluation: Evaluation, out_dir: Path) -> Path | None:
+        """The retrieval score file (`retrieval_submission`): what `sclbench score` reads back."""
+        return write_score_file(self.name, self.published_split(evaluation.split), evaluation.arrays, out_dir)
+
+    def published_split(self, role: str) -> str:
+        published = self.card.get(f"splits.{role}", role)
+        return "+".join(published) if isinstance(published, list) else str(published)

@@ -1,10 +1,12 @@
 """On-disk caches of retrieval evaluation: unimodal features and cross-encoder score chunks.
 
 Both live under `--cache-dir`, named by a key that hashes everything that changes their numbers:
-checkpoint digest, task + split, the data fingerprint (annotation files), the media files (path, size,
-mtime), the token ids of every caption (so tokenizer, text length and caption edits all change it),
-image size, transform, frames and the precision; score chunks add mode, k, batch and chunk sizes and
-the candidate pairs themselves. A key that differs is another file: a stale entry is never read.
+the model's identity (`identity()`: checkpoint digest, hub id, revision; a model with none is never
+cached) and preprocessing, task + split, the data fingerprint (annotation files), the media files
+(path, size, mtime), the preprocessed texts (token ids of every caption, so tokenizer, text length and
+caption edits all change it), frames and the precision; score chunks add mode, k, batch and chunk
+sizes, the model's scoring settings and the candidate pairs themselves. A key that differs is another
+file: a stale entry is never read.
 
 Score chunks are written (atomically) as they are computed, so a killed evaluation rerun with the same
 arguments reuses every finished chunk and computes the rest; chunk boundaries are multiples of the
@@ -26,7 +28,7 @@ from sclbench.common.io import atomic_write
 from sclbench.common.safe_pickle import load_torch
 from sclbench.errors import DataError
 
-FORMAT_VERSION = 2  # bump when what a cached file holds changes meaning
+FORMAT_VERSION = 3  # 3: per-model entry dicts; bump when what a cached file holds changes meaning
 
 
 def digest(*parts: Any) -> str:

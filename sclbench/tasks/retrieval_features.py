@@ -1,12 +1,18 @@
-"""Retrieval evaluation options and the unimodal features every pair score reads.
+"""Retrieval evaluation options and the per-item features every score reads, for any `RetrievalModel`.
 
-Features are encoded 1/W per rank and gathered once, in order, as tensors (`all_gather_rows`: chunked
-`all_gather_into_tensor`, never pickled). They stay in the evaluation precision (what the encoders
-return under autocast: bf16 for a bf16 evaluation, fp32 for fp32) and live where scoring reads them:
-on the evaluation device when they fit (their size against the device's free memory, leaving room for
-the pair batches), else in pinned host memory (CUDA) — or in ordinary memory on a CPU evaluation.
-The contrastive projections are small ([N, 256]) and stay fp32 on the host, where the candidate
-selection and the metrics run.
+A model's `embed_texts` / `embed_media` give, per item, a dict of tensors (`adapters/interface.py`).
+Each rank encodes 1/W of the texts and of the media; the entries are gathered once, in order, as
+tensors (`all_gather_rows`: chunked `all_gather_into_tensor`, never pickled; only each entry's name,
+per-item shape and dtype travel as small metadata, and every rank that encoded something must agree
+on them). Where each entry lives:
+- `"embedding"` (the first stage's [C] vector): fp32 in host memory, where the candidate selection and
+  the metrics run;
+- the model's `host_entries` (small per-item metadata it reads on the host, e.g. SCL's text masks):
+  host memory, their own dtype;
+- every other entry: in the evaluation precision (what the encoders return under autocast) where
+  scoring reads it: on the evaluation device when the entries fit (their size against the device's
+  free memory, leaving room for the pair batches), else in pinned host memory (CUDA) — or in ordinary
+  memory on a CPU evaluation.
 """
 
 from __future__ import annotations
@@ -22,15 +28,17 @@ from torch.utils.data import DataLoader, Dataset
 from sclbench.engine import distributed as D
 from sclbench.engine.loader import loader_settings
 from sclbench.engine.sampler import shard_bounds
-from sclbench.errors import ConfigError
+from sclbench.errors import ConfigError, SCLBenchError
 
 MODES = ("exhaustive", "two-stage")
 FUSIONS = ("itm", "itm+itc")
 FEATURE_MEMORY = ("auto", "device", "host")
+EMBEDDING = "embedding"  # the entry the first stage ranks by (dot product)
 # Of the device's free memory, features may take this share; the rest is for the pair batches.
 DEVICE_FEATURE_SHARE = 0.5
 GATHER_CHUNK_BYTES = 64 * 2**20  # rows sent per rank per gather round (bounds the receive buffer)
-CPU_PAIR_BATCH = 64  # pair batch on CPU (and where no device size applies): the long-standing default
+DEFAULT_PAIR_BATCH = 64  # pairs per batch where the model sizes none (`pair_batch_size`), and on CPU
+CPU_PAIR_BATCH = DEFAULT_PAIR_BATCH  # (the older name)
 
 
 @dataclass
@@ -38,13 +46,12 @@ class RetrievalOptions:
     mode: str = "two-stage"
     k: int = 128
     fusion: str = "itm"
-    pair_batch_size: int | None = None  # None: sized to the device (`pair_batch_for`); CPU 64
+    pair_batch_size: int | None = None  # None: the model's `pair_batch_size(...)`, else DEFAULT_PAIR_BATCH
     encode_batch_size: int = 32
     num_workers: int | None = None  # None: the device's default (engine/loader.py)
     cache_dir: str | None = None  # on-disk feature + score-chunk cache (see retrieval_cache)
     chunk_pairs: int = 4096  # pairs per resumable score chunk (rounded up to whole pair batches)
-    shared_fusion: bool = True  # pair-independent fusion parts once per text/image (False: `fuse` per pair)
-    readout_only: bool = True  # last fusion layer only at the positions the poolers read (retrieval_fusion)
+    shared_fusion: bool = True  # score_pairs gets each distinct text/item once per batch (False: a row per pair)
     feature_memory: str = "auto"  # auto: device if the features fit, else pinned host; or device / host
 
     def __post_init__(self) -> None:
@@ -62,37 +69,18 @@ class RetrievalOptions:
     @property
     def chunk_size(self) -> int:
         """Pairs per score chunk: whole pair batches, so resumed and uninterrupted runs batch alike."""
-        return -(-self.chunk_pairs // (self.pair_batch_size or CPU_PAIR_BATCH)) * (
-            self.pair_batch_size or CPU_PAIR_BATCH
-        )
+        batch = self.pair_batch_size or DEFAULT_PAIR_BATCH
+        return -(-self.chunk_pairs // batch) * batch
 
 
 @dataclass
 class Features:
-    text_embeds: torch.Tensor  # [T, L, D] after cross_modal_text_transform
-    text_masks: torch.Tensor  # [T, L]
-    text_proj: torch.Tensor  # [T, C] normalised contrastive features
-    vision_embeds: torch.Tensor  # [I, N, D] after cross_modal_image_transform
-    vision_proj: torch.Tensor  # [I, C]
-    num_frames: int
+    """Every text's and every image/clip's entries ([T, ...] and [I, ...] tensors), in split order."""
+
+    texts: dict[str, torch.Tensor]
+    media: dict[str, torch.Tensor]
     key: str | None = None  # cache key (None: not cacheable, e.g. in-training validation)
     reused: bool = field(default=False, compare=False)  # read from the cache rather than computed
-
-
-def pair_batch_for(
-    device: torch.device, text_len: int, media_tokens: int, hidden: int, intermediate: int, itemsize: int
-) -> int:
-    """Pairs per cross-encoder batch: 64 on CPU; on CUDA, the power of two whose activations (per
-    pair: the five indexed first-layer stream tensors, ~6 layer temporaries of width D and the FFN's
-    width-F block, over both streams' tokens) take about an eighth of the device's memory, within
-    [64, 1024]. From the total memory (not the free memory) so that the same GPU always batches — and
-    so caches and resumes — alike."""
-    if device.type != "cuda":
-        return CPU_PAIR_BATCH
-    tokens = text_len + media_tokens
-    per_pair = itemsize * tokens * (11 * hidden + intermediate)
-    budget = torch.cuda.get_device_properties(device).total_memory / 8
-    return int(min(1024, max(CPU_PAIR_BATCH, 2 ** math.floor(math.log2(max(budget / per_pair, 1))))))
 
 
 class _Media(Dataset):
@@ -104,10 +92,6 @@ class _Media(Dataset):
 
     def __getitem__(self, i: int) -> torch.Tensor:
         return self.visuals(self.sources[i])
-
-
-def normalize(x: torch.Tensor) -> torch.Tensor:
-    return x / x.norm(dim=-1, keepdim=True).clamp(min=1e-8)
 
 
 class _Rows:
@@ -131,42 +115,76 @@ class _Rows:
         return self.tensor if self.tensor is not None else torch.empty(0)
 
 
+class _Entries:
+    """One side's (texts' or media's) entries of a shard, batch by batch, each where it will live."""
+
+    def __init__(self, n: int, home: Any, host: Sequence[str], model: Any, method: str):
+        self.n, self.home, self.host, self.rows = n, home, set(host), {}
+        self.what = f"{type(model).__name__}.{method}"
+
+    def add(self, out: Any, batch: int) -> None:
+        if not isinstance(out, dict) or EMBEDDING not in out:
+            raise SCLBenchError(f"{self.what} must return a dict of tensors with an {EMBEDDING!r} entry")
+        if self.rows and set(out) != set(self.rows):
+            raise SCLBenchError(f"{self.what} returned entries {sorted(out)}, then {sorted(self.rows)}")
+        for name, value in out.items():
+            if not isinstance(value, torch.Tensor) or value.dim() < 1 or len(value) != batch:
+                raise SCLBenchError(f"{self.what}: entry {name!r} must be a tensor with one row per item ({batch})")
+            if name == EMBEDDING:
+                if value.dim() != 2:
+                    raise SCLBenchError(f"{self.what}: {EMBEDDING!r} must be [B, C], got {tuple(value.shape)}")
+                value = value.float().cpu()
+            elif name in self.host:
+                value = value.cpu()
+            rows = self.rows.setdefault(
+                name, _Rows(self.n, None if name in self.host or name == EMBEDDING else self.home)
+            )
+            if rows.tensor is not None and rows.tensor.shape[1:] != value.shape[1:]:
+                raise SCLBenchError(
+                    f"{self.what}: entry {name!r} is {tuple(value.shape[1:])} per item in one batch and "
+                    f"{tuple(rows.tensor.shape[1:])} in another; every item's entry must have one shape"
+                )
+            rows.add(value)
+
+    def result(self) -> dict[str, torch.Tensor]:
+        return {name: rows.result() for name, rows in self.rows.items()}
+
+
+def host_entries(model: Any) -> tuple[str, ...]:
+    return tuple(getattr(model, "host_entries", ()) or ())
+
+
 @torch.no_grad()
 def encode_shard(
-    model: Any, enc: dict, media: Sequence[Any], visuals: Any, opts: RetrievalOptions
-) -> tuple[torch.Tensor, ...]:
-    """Features of this rank's 1/W of the texts and of the media (contiguous shards): the token
-    features on the model's device in the encoder's output precision, the normalised projections
-    fp32 on the host; and the number of frames."""
-    device = next(model.parameters()).device
-    has_con = hasattr(model, "language_proj")
-    t0, t1 = shard_bounds(len(enc["ids"]), D.rank(), D.world_size())
+    model: Any, enc: dict[str, torch.Tensor], media: Sequence[Any], visuals: Any, opts: RetrievalOptions
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """This rank's 1/W of the texts (`enc`: the model's preprocessed texts, all of them) and of the
+    media (contiguous shards), through `embed_texts` / `embed_media`: (text entries, media entries)."""
+    device = model.device
+    host = host_entries(model)
+    n_texts = len(next(iter(enc.values()))) if enc else 0
+    t0, t1 = shard_bounds(n_texts, D.rank(), D.world_size())
     m0, m1 = shard_bounds(len(media), D.rank(), D.world_size())
-    # The shard goes where the whole gallery will live (its bytes x W against the device's free memory).
+    # A shard goes where the whole gallery will live (its bytes x W against the device's free memory).
     home = lambda shard_bytes: feature_home(shard_bytes * D.world_size(), device, opts.feature_memory)  # noqa: E731
-    t_emb, t_proj = _Rows(t1 - t0, home), _Rows(t1 - t0)
+    texts = _Entries(t1 - t0, home, host, model, "embed_texts")
     for start in range(t0, t1, opts.encode_batch_size):
         stop = min(start + opts.encode_batch_size, t1)
-        emb = model.encode_text(enc["ids"][start:stop].to(device), enc["masks"][start:stop].to(device))
-        t_emb.add(emb)
-        t_proj.add(normalize(model.language_proj(emb[:, 0]).float()).cpu() if has_con else emb[:, 0].float().cpu())
-    v_emb, v_proj, frames = _Rows(m1 - m0, home), _Rows(m1 - m0), 1
+        texts.add(model.embed_texts({k: v[start:stop].to(device) for k, v in enc.items()}), stop - start)
+    items = _Entries(m1 - m0, home, host, model, "embed_media")
     loader = DataLoader(
         _Media(list(media[m0:m1]), visuals),
         batch_size=opts.encode_batch_size,
         **loader_settings(device, opts.num_workers).kwargs(),
     )
-    for images in loader:
-        vision = model.encode_vision(images.to(device, non_blocking=True))
-        frames = vision.num_frames
-        v_emb.add(vision.embeds)
-        v_proj.add(normalize(model.vision_proj(vision.cls).float()).cpu() if has_con else vision.cls.float().cpu())
-    return t_emb.result(), t_proj.result(), v_emb.result(), v_proj.result(), torch.tensor(frames)
+    for pixels in loader:
+        items.add(model.embed_media(pixels.to(device, non_blocking=True)), len(pixels))
+    return texts.result(), items.result()
 
 
 def feature_home(nbytes: int, device: torch.device, memory: str = "auto") -> str:
-    """Where `nbytes` of token features live: "device" (the evaluation device; always on CPU) or
-    "pinned" (page-locked host memory, read by the pair batches with asynchronous copies)."""
+    """Where `nbytes` of features live: "device" (the evaluation device; always on CPU) or "pinned"
+    (page-locked host memory, read by the pair batches with asynchronous copies)."""
     if device.type != "cuda" or memory == "device":
         return "device"
     if memory == "host":
@@ -193,62 +211,79 @@ def _gather(
             return local.to(device, dtype)
         if local.is_pinned() and local.dtype == dtype:
             return local
+    if dtype == torch.bool:  # collectives carry bytes, not bools
+        return _gather(local.to(torch.uint8), n, shape, torch.uint8, device, home).bool()
     out = _empty((n, *shape), dtype, device, home)
     counts = [b - a for a, b in (shard_bounds(n, r, world) for r in range(world))]
     row_bytes = max(1, math.prod(shape) * torch.empty(0, dtype=dtype).element_size())
     return D.all_gather_rows(local.to(dtype), out, counts, chunk_rows=max(1, GATHER_CHUNK_BYTES // row_bytes))
 
 
+Spec = dict[str, tuple[tuple[int, ...], str]]  # entry -> (per-item shape, dtype name)
+
+
+def _spec(entries: dict[str, torch.Tensor]) -> Spec | None:
+    """What a rank knows of one side's entries; None when its shard is empty (it encoded nothing)."""
+    if not entries or not len(next(iter(entries.values()))):
+        return None
+    return {name: (tuple(t.shape[1:]), str(t.dtype).removeprefix("torch.")) for name, t in entries.items()}
+
+
+def _agree(specs: list[Spec | None], side: str) -> Spec:
+    known = [(rank, s) for rank, s in enumerate(specs) if s is not None]
+    if not known:
+        return {}
+    first_rank, first = known[0]
+    for rank, spec in known[1:]:
+        if spec != first:
+            raise SCLBenchError(
+                f"the model's {side} entries differ between ranks: rank {first_rank} {first}, rank {rank} {spec}; "
+                "every rank must give the same entries, per-item shapes and dtypes"
+            )
+    return first
+
+
 def gather_features(
-    local: tuple[torch.Tensor, ...],
+    local: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]],
     n_texts: int,
     n_media: int,
-    text_len: int,
     device: torch.device,
     opts: RetrievalOptions,
-) -> tuple[tuple[torch.Tensor, ...], int]:
-    """Every rank's shards (`encode_shard`) -> the whole features, in order, on every rank; placed by
-    `feature_home`. Shapes a rank with an empty shard cannot know come from one small max-reduction."""
-    t_emb, t_proj, v_emb, v_proj, frames = local
-    dims = [
-        t_emb.shape[-1] if t_emb.numel() else 0,
-        t_proj.shape[-1] if t_proj.numel() else 0,
-        v_emb.shape[1] if v_emb.numel() else 0,
-        v_emb.shape[-1] if v_emb.numel() else 0,
-        v_proj.shape[-1] if v_proj.numel() else 0,
-        int(frames),
-        _dtype_code(t_emb, v_emb),
-    ]
-    d_text, c_text, n_tokens, d_vision, c_vision, frames, code = D.all_reduce_max(dims)
-    dtype = _DTYPE_CODES[code]
-    itemsize = torch.empty(0, dtype=dtype).element_size()
-    nbytes = itemsize * (n_texts * text_len * d_text + n_media * n_tokens * d_vision)
+    host: Sequence[str] = (),
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Every rank's shards (`encode_shard`) -> the whole entries, in order, on every rank; placed as
+    the module says. Names, shapes and dtypes a rank with an empty shard cannot know come from one
+    small metadata gather."""
+    mine = (_spec(local[0]), _spec(local[1]))
+    every = D.gather_objects(mine) if D.world_size() > 1 else [mine]
+    specs = (_agree([e[0] for e in every], "text"), _agree([e[1] for e in every], "media"))
+    placed = [(n, name, spec) for n, s in zip((n_texts, n_media), specs) for name, spec in s.items()]
+    nbytes = sum(
+        n * math.prod(shape) * torch.empty(0, dtype=getattr(torch, dtype)).element_size()
+        for n, name, (shape, dtype) in placed
+        if name != EMBEDDING and name not in host
+    )
     home = feature_home(nbytes, device, opts.feature_memory)
     cpu = torch.device("cpu")
-    return (
-        _gather(t_emb, n_texts, (text_len, d_text), dtype, device, home),
-        _gather(t_proj, n_texts, (c_text,), torch.float32, cpu, "device"),
-        _gather(v_emb, n_media, (n_tokens, d_vision), dtype, device, home),
-        _gather(v_proj, n_media, (c_vision,), torch.float32, cpu, "device"),
-    ), frames
+    out: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]] = ({}, {})
+    for side, (n, spec) in enumerate(zip((n_texts, n_media), specs)):
+        for name, (shape, dtype_name) in spec.items():
+            dtype = getattr(torch, dtype_name)
+            part = local[side].get(name, torch.empty(0))
+            if name == EMBEDDING or name in host:
+                out[side][name] = _gather(part, n, shape, dtype, cpu, "device")
+            else:
+                out[side][name] = _gather(part, n, shape, dtype, device, home)
+    return out
 
 
-_DTYPE_CODES = (torch.float32, torch.bfloat16, torch.float16)
-
-
-def _dtype_code(*tensors: torch.Tensor) -> int:
-    """The token features' dtype as a code every rank can agree on by a max (equal on every rank that
-    encoded something; a rank whose shards are empty says 0)."""
-    for t in tensors:
-        if t.numel() and t.dtype in _DTYPE_CODES:
-            return _DTYPE_CODES.index(t.dtype)
-    return 0
-
-
-def place(feats: Features, device: torch.device, opts: RetrievalOptions) -> Features:
-    """Cached features (read on the host) moved to where `feature_home` puts them."""
-    nbytes = sum(t.numel() * t.element_size() for t in (feats.text_embeds, feats.vision_embeds))
+def place(feats: Features, device: torch.device, opts: RetrievalOptions, host: Sequence[str] = ()) -> Features:
+    """Cached features (read on the host) moved to where the module says they live."""
+    moved = [
+        (side, name) for side in (feats.texts, feats.media) for name in side if name != EMBEDDING and name not in host
+    ]
+    nbytes = sum(side[name].numel() * side[name].element_size() for side, name in moved)
     home = feature_home(nbytes, device, opts.feature_memory)
-    move = (lambda t: t.pin_memory()) if home == "pinned" else (lambda t: t.to(device))  # noqa: E731
-    feats.text_embeds, feats.vision_embeds = move(feats.text_embeds), move(feats.vision_embeds)
+    for side, name in moved:
+        side[name] = side[name].pin_memory() if home == "pinned" else side[name].to(device)
     return feats

@@ -1,23 +1,29 @@
-"""Retrieval scoring with the cross-encoder, exhaustive or two-stage, sharded across ranks.
+"""Retrieval scoring for any `RetrievalModel`: exhaustive or two-stage, sharded across ranks.
 
-1. Unimodal features are computed once: every text through RoBERTa, every image/clip through the
-   ViT (never re-encoding an image per text batch, as the official evaluation did).
+1. Per-item features are computed once (`encode_features`): every text through `embed_texts`, every
+   image/clip through `embed_media` (never re-encoding an image per text batch, as the official SCL
+   evaluation did).
 2. Candidate pairs: all (image, text) pairs ("exhaustive", the official SCL protocol), or the top-k
-   texts of each image and the top-k images of each text by contrastive similarity ("two-stage",
-   ALBEF/BLIP; k = 128 F30K/MSRVTT/LSMDC, 256 COCO). The union is scored, each pair once.
-3. Each pair goes through the co-attention stack and `rank_output` (fusion "itm"), optionally plus
-   the contrastive similarity ("itm+itc", BLIP/LAVIS). Non-candidates score -inf.
+   texts of each image and the top-k images of each text by the first stage's `embedding` dot product
+   ("two-stage", ALBEF/BLIP; k = 128 F30K/MSRVTT/LSMDC, 256 COCO). The union is scored, each pair once.
+3. Each pair goes through the model's cross-encoder, `score_pairs` (fusion "itm"), optionally plus the
+   first-stage similarity ("itm+itc", BLIP/LAVIS). Non-candidates score -inf.
+A model without a cross-encoder (`has_pair_scorer` False) is ranked by the first stage alone: both
+modes are then the same dot-product ranking, recorded as mode "embedding".
 Pairs are processed in a canonical order (image-major) and fixed chunks, so a two-stage run whose k
 covers every candidate computes exactly the same numbers as an exhaustive one.
 
 At scale: each of W ranks encodes 1/W of the texts and images and the features are gathered once, in
-order, as tensors, and kept in the evaluation precision on the device when they fit (see
-`retrieval_features`); score chunks (a fixed number of pair batches, sized to the device unless set)
-are dealt to ranks, gathered as one tensor and, with a cache folder, written as they are computed so
-that a killed evaluation resumes (see `retrieval_cache`). Within a pair batch, the pair-independent
-part of the first co-attention layer is computed once per distinct text and image
-(`SCLModel.text_stream_inputs` / `vision_stream_inputs`), not once per pair, and the last layer only
-at the positions the score reads (`retrieval_fusion`).
+order, as tensors (see `retrieval_features`); score chunks (a fixed number of pair batches, sized by
+the model's `pair_batch_size(device, texts, media)` when it has one, unless set) are dealt to ranks,
+gathered as one tensor and, with a cache folder, written as they are computed so that a killed
+evaluation resumes (see `retrieval_cache`). Each pair batch hands `score_pairs` the distinct texts and
+images it uses, once each, so that a model computes their pair-independent part once (SCL: the first
+co-attention layer's, see `adapters/scl_retrieval.py`).
+
+Optional hooks a model may define, read by this engine only: `host_entries` (entries kept and handed
+over in host memory), `pair_batch_size(device, texts, media)` and `scoring_settings()` (what besides the
+features changes its pair scores: part of the score-cache key).
 """
 
 from __future__ import annotations
@@ -31,27 +37,44 @@ from typing import Any
 
 import torch
 
-from sclbench.common.tokenizer import encode
+from sclbench.adapters.interface import RetrievalModel
+from sclbench.adapters.scl import as_eval_model
 from sclbench.engine import distributed as D
 from sclbench.engine.sampler import shard_bounds
-from sclbench.model import SCLModel, VisionFeatures
+from sclbench.errors import ConfigError
 from sclbench.tasks.precision import EvalPrecision
 from sclbench.tasks.retrieval_cache import ScoreChunks, digest, load_tensors, media_fingerprint, save_tensors
 from sclbench.tasks.retrieval_features import (  # noqa: F401  (re-exported: the engine's public names)
+    DEFAULT_PAIR_BATCH,
+    EMBEDDING,
     FUSIONS,
     MODES,
     Features,
     RetrievalOptions,
     encode_shard,
     gather_features,
-    pair_batch_for,
+    host_entries,
     place,
 )
-from sclbench.tasks.retrieval_fusion import fused_cls
+
+EMBEDDING_MODE = "embedding"  # the recorded mode of a model without a cross-encoder
 
 
-def _fp32(precision: EvalPrecision | None, model: SCLModel) -> EvalPrecision:
-    return precision or EvalPrecision(device_type=next(model.parameters()).device.type)
+def as_retrieval_model(
+    model: Any, tokenizer: Any = None, transform: str = "eval", checkpoint_sha256: str | None = None
+) -> RetrievalModel:
+    """`model` when it implements the retrieval interface; a bare `SCLModel` wrapped (`as_eval_model`)."""
+    wrapped = as_eval_model(model, tokenizer, transform, checkpoint_sha256)
+    if not isinstance(wrapped, RetrievalModel):
+        raise ConfigError(
+            f"{type(model).__name__} does not implement the retrieval interface "
+            "(subclass sclbench.adapters.RetrievalModel: embed_texts, embed_media, optionally score_pairs)"
+        )
+    return wrapped
+
+
+def _fp32(precision: EvalPrecision | None, model: Any) -> EvalPrecision:
+    return precision or EvalPrecision(device_type=model.device.type)
 
 
 _encode_shard = encode_shard  # (the older private name)
@@ -59,7 +82,7 @@ _encode_shard = encode_shard  # (the older private name)
 
 @torch.no_grad()
 def encode_features(
-    model: SCLModel,
+    model: Any,
     texts: list[str],
     tokenizer: Any,
     media: Sequence[Any],
@@ -68,36 +91,39 @@ def encode_features(
     cache_key: Any = None,
     precision: EvalPrecision | None = None,
 ) -> Features:
-    """Unimodal features of every text and image/clip: each rank encodes 1/W of them, gathered once in
-    order as tensors (see retrieval_features). With `opts.cache_dir` and a `cache_key` (the caller's
-    identity of checkpoint + data), they are cached on disk under a key that also hashes the token
-    ids, the media files and the precision."""
+    """Per-item features of every text and image/clip: each rank encodes 1/W of them, gathered once in
+    order as tensors (see retrieval_features). Texts go through `model.preprocess().text` (all at
+    once, so that every row has one width); `visuals` loads media with the model's image transform and
+    frames. `tokenizer` only serves a bare `SCLModel` (wrapped with it). With `opts.cache_dir` and a
+    `cache_key` (the caller's identity of model + data), the features are cached on disk under a key
+    that also hashes the preprocessed texts, the media files and the precision."""
+    model = as_retrieval_model(model, tokenizer)
     precision = _fp32(precision, model)
-    device = next(model.parameters()).device
-    enc = encode(texts, tokenizer, model.config.max_text_len)
+    device = model.device
+    host = host_entries(model)
+    enc = model.preprocess().text(list(texts))
     key = None
     if cache_key is not None:
+        names = sorted(enc)
         key = digest(
             cache_key,
-            enc["ids"],
-            enc["masks"],
+            names,
+            *[enc[name] for name in names],
             media_fingerprint(media),
             precision.protocol(),
             getattr(visuals, "num_frames", None),
         )
     path = Path(opts.cache_dir) / f"features-{key}.pt" if opts.cache_dir and key else None
     saved = load_tensors(path) if path else None
-    if saved is not None:
-        return place(Features(**{**saved, "key": key, "reused": True}), device, opts)
+    if saved is not None and isinstance(saved.get("texts"), dict) and isinstance(saved.get("media"), dict):
+        return place(Features(saved["texts"], saved["media"], key, reused=True), device, opts, host)
     with precision.context():
         local = encode_shard(model, enc, media, visuals, opts)
-    (t_emb, t_proj, v_emb, v_proj), frames = gather_features(
-        local, len(texts), len(media), enc["ids"].shape[1], device, opts
-    )
+    text_entries, media_entries = gather_features(local, len(texts), len(media), device, opts, host)
     del local
-    feats = Features(t_emb, enc["masks"], t_proj, v_emb, v_proj, frames, key)
+    feats = Features(text_entries, media_entries, key)
     if path and D.is_main():
-        save_tensors(path, {k: v for k, v in feats.__dict__.items() if k not in ("key", "reused")})
+        save_tensors(path, {"texts": feats.texts, "media": feats.media})
     return feats
 
 
@@ -114,89 +140,63 @@ def candidate_pairs(sim: torch.Tensor, opts: RetrievalOptions) -> tuple[torch.Te
     return (i2t | t2i).nonzero(), i2t, t2i  # nonzero() is row-major: image-major order
 
 
-def _rows(t: torch.Tensor, idx: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Rows `idx` of a feature tensor on the device or in (pinned) host memory, on `device`."""
-    return t[idx.to(t.device)].to(device, non_blocking=True)
+def _rows(
+    entries: dict[str, torch.Tensor], idx: torch.Tensor, device: torch.device, host: Sequence[str]
+) -> dict[str, torch.Tensor]:
+    """Rows `idx` of every entry: host entries on the host, the others on `device` (read from the
+    device or from (pinned) host memory)."""
+    out = {}
+    for name, t in entries.items():
+        out[name] = t[idx] if name in host else t[idx.to(t.device)].to(device, non_blocking=True)
+    return out
 
 
-def _fused_cls(
-    model: SCLModel, feats: Features, img: torch.Tensor, txt: torch.Tensor, length: int, opts: RetrievalOptions
-) -> torch.Tensor:
-    """cls_feats of the pairs (img[b], txt[b]); texts cut to `length` tokens."""
-    device = next(model.parameters()).device
-    if not opts.shared_fusion:
-        vision = VisionFeatures(_rows(feats.vision_embeds, img, device), feats.num_frames)
-        masks = feats.text_masks[txt, :length].to(device)
-        return model.fuse(_rows(feats.text_embeds, txt, device)[:, :length], masks, vision).cls_feats
-    # Distinct texts / images of the batch go through the pair-independent part once; pairs index them.
-    uimg, img_of = torch.unique(img, return_inverse=True)
-    utxt, txt_of = torch.unique(txt, return_inverse=True)
-    image = model.vision_stream_inputs(VisionFeatures(_rows(feats.vision_embeds, uimg, device), feats.num_frames))
-    text = model.text_stream_inputs(
-        _rows(feats.text_embeds, utxt, device)[:, :length], feats.text_masks[utxt, :length].to(device)
-    )
-    return fused_cls(model, text, txt_of.to(device), image, img_of.to(device), feats.num_frames, opts.readout_only)
-
-
-# Part of every score-cache key: scores written before the ITM head ran in fp32 are never reused.
-SCORE_HEAD = "rank_output-fp32"
-
-
-def _itm_scores(model: SCLModel, cls: torch.Tensor) -> torch.Tensor:
-    """`rank_output` in fp32, outside autocast. Under bf16 the logit itself would be rounded to 8
-    significant bits: pairs whose scores differ by less than that become ties, which the tie rule
-    counts against the model (gt_last: the ground truth loses every tie; measured on the demo COCO
-    model: text R@1 30 -> 20 under bf16, 55 with gt_first, none of it a ranking change). The head is one
-    [2D -> 1] linear: fp32 costs nothing, and fp32 evaluations compute exactly what they did."""
-    with torch.autocast(cls.device.type, enabled=False):
-        return model.rank_output(cls.float()).squeeze(-1).float().cpu()
-
-
-def sized(opts: RetrievalOptions, model: SCLModel, feats: Features) -> RetrievalOptions:
-    """`opts` with its pair batch sized to the device when it was left to the engine (None)."""
+def sized(opts: RetrievalOptions, model: Any, feats: Features) -> RetrievalOptions:
+    """`opts` with its pair batch sized by the model (or the default) when it was left open (None)."""
     if opts.pair_batch_size is not None:
         return opts
-    cfg = model.config
-    size = pair_batch_for(
-        next(model.parameters()).device,
-        feats.text_embeds.shape[1],
-        feats.vision_embeds.shape[1],
-        cfg.hidden_size,
-        cfg.cross_intermediate_size,
-        feats.vision_embeds.element_size(),
-    )
-    return dataclasses.replace(opts, pair_batch_size=size)
+    sizer = getattr(model, "pair_batch_size", None)
+    size = sizer(model.device, feats.texts, feats.media) if callable(sizer) else None
+    return dataclasses.replace(opts, pair_batch_size=int(size or DEFAULT_PAIR_BATCH))
 
 
 @torch.no_grad()
 def score_pairs(
-    model: SCLModel,
+    model: Any,
     feats: Features,
     pairs: torch.Tensor,
     opts: RetrievalOptions,
     progress: Any = None,
     precision: EvalPrecision | None = None,
 ) -> torch.Tensor:
-    """Cross-encoder score (rank_output of the fused pair) for each (image, text) pair, in order."""
+    """Cross-encoder score (`model.score_pairs`) of each (image, text) pair, in order, on the host."""
+    model = as_retrieval_model(model)
     opts = sized(opts, model, feats)
+    device, host = model.device, host_entries(model)
     out = torch.empty(len(pairs))
     with _fp32(precision, model).context():
         for start in range(0, len(pairs), opts.pair_batch_size):
             chunk = pairs[start : start + opts.pair_batch_size]
             img, txt = chunk[:, 0], chunk[:, 1]
-            # Cut the batch's texts to its longest one: padded positions are masked keys everywhere and
-            # padded queries feed nothing that is read (only the CLS is pooled), so the scores do not
-            # change, while the co-attention stops paying for padding (~30% of tiny-model scoring time).
-            length = int(feats.text_masks[txt].any(0).nonzero().max()) + 1  # trailing all-padding columns only
-            cls = _fused_cls(model, feats, img, txt, length, opts)
-            out[start : start + len(chunk)] = _itm_scores(model, cls)
+            if opts.shared_fusion:  # distinct texts / images once; pairs index them
+                img, img_of = torch.unique(img, return_inverse=True)
+                txt, txt_of = torch.unique(txt, return_inverse=True)
+            else:  # a row per pair
+                img_of = txt_of = torch.arange(len(chunk))
+            scores = model.score_pairs(
+                _rows(feats.texts, txt, device, host),
+                _rows(feats.media, img, device, host),
+                txt_of.to(device),
+                img_of.to(device),
+            )
+            out[start : start + len(chunk)] = scores.float().cpu()
             if progress is not None:
                 progress(len(chunk))
     return out
 
 
 def score_chunks(
-    model: SCLModel,
+    model: Any,
     feats: Features,
     pairs: torch.Tensor,
     opts: RetrievalOptions,
@@ -204,9 +204,11 @@ def score_chunks(
 ) -> tuple[torch.Tensor, dict[str, int]]:
     """Scores of all `pairs` (every rank gets them all): fixed chunks dealt to ranks in order, each
     read from / written to the score cache when there is one. Returns (scores, resume statistics)."""
+    model = as_retrieval_model(model)
     precision, opts = _fp32(precision, model), sized(opts, model, feats)
     size = opts.chunk_size
     n_chunks = -(-len(pairs) // size)
+    settings = getattr(model, "scoring_settings", None)
     key = (
         None
         if feats.key is None
@@ -217,9 +219,8 @@ def score_chunks(
             opts.pair_batch_size,
             size,
             opts.shared_fusion,
-            opts.readout_only,
             precision.protocol(),
-            SCORE_HEAD,
+            settings() if callable(settings) else {},
             pairs,
         )
     )
@@ -256,11 +257,28 @@ def score_chunks(
 
 
 def retrieval_scores(
-    model: SCLModel, feats: Features, opts: RetrievalOptions, precision: EvalPrecision | None = None
+    model: Any, feats: Features, opts: RetrievalOptions, precision: EvalPrecision | None = None
 ) -> dict[str, Any]:
-    """Score matrices `i2t` [I, T] (text retrieval) and `t2i` [T, I] (image retrieval) + statistics."""
+    """Score matrices `i2t` [I, T] (text retrieval) and `t2i` [T, I] (image retrieval) + statistics;
+    `mode` is what was done: the options' mode, or "embedding" for a model without a cross-encoder."""
+    model = as_retrieval_model(model)
+    began = time.perf_counter()
+    sim = feats.media[EMBEDDING].float() @ feats.texts[EMBEDDING].float().t()
+    if not model.has_pair_scorer:  # the first stage is the ranking: no candidates, no pair passes
+        elapsed = time.perf_counter() - began
+        stats = {"chunks": 0, "chunk_pairs": 0, "reused_chunks": 0, "reused_pairs": 0}
+        return {
+            "i2t": sim,
+            "t2i": sim.t().contiguous(),
+            "itc": sim,
+            "mode": EMBEDDING_MODE,
+            "cross_encoder_passes": 0,
+            "computed_passes": 0,
+            "score_cache": stats,
+            "pairs_per_s": 0.0,
+            "scoring_time_s": elapsed,
+        }
     opts = sized(opts, model, feats)
-    sim = feats.vision_proj.float() @ feats.text_proj.float().t()
     pairs, i2t_mask, t2i_mask = candidate_pairs(sim, opts)
     began = time.perf_counter()
     scores, stats = score_chunks(model, feats, pairs, opts, precision)
@@ -274,6 +292,7 @@ def retrieval_scores(
         "i2t": i2t,
         "t2i": t2i,
         "itc": sim,
+        "mode": opts.mode,
         "cross_encoder_passes": len(pairs),
         "computed_passes": int(computed),
         "score_cache": stats,

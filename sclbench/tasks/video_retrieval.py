@@ -14,6 +14,7 @@ from sclbench.metrics import video_retrieval_ranks
 from sclbench.metrics.video import rank_metrics
 from sclbench.tasks.base import register
 from sclbench.tasks.retrieval import RetrievalTask
+from sclbench.tasks.retrieval_predictions import query_predictions
 
 VIDEO_FORMATS = {"msrvtt": msrvtt, "lsmdc": lsmdc}  # format name -> its reader module
 
@@ -47,20 +48,31 @@ class VideoRetrievalTask(RetrievalTask):
         default = VIDEO_FORMATS[self._format()].DEFAULT_CAPTIONS
         return msrvtt.caption_protocol(str(self.card.get("data.captions", default)))["train_captions"]
 
+    media_kind = "video"
+
     def media(self, record: Any) -> Any:
         return record.video
 
-    def metrics(self, scored: dict, owner: list[int], n_media: int, ties: str) -> tuple[dict, list[dict]]:
+    def media_id(self, record: Any) -> str:
+        return str(record.video_id)
+
+    def metrics(
+        self, scored: dict, owner: list[int], records: list, texts: list[str], ties: str
+    ) -> tuple[dict, list[dict]]:
         # text->video from the text-query matrix, video->text from the video-query matrix (they differ
         # in two-stage mode, where each direction has its own candidates). The same per-query ranks
         # give the metrics and the per-sample predictions (intervals and p-values need both directions).
         t2v_ranks = video_retrieval_ranks(scored["t2i"], owner, ties=ties)["t2v"]
         v2t_ranks = video_retrieval_ranks(scored["i2t"].t(), owner, ties=ties)["v2t"]
         metrics = {**rank_metrics(t2v_ranks, "t2v"), **rank_metrics(v2t_ranks, "v2t")}
-        preds = [{"id": f"text/{t}", "rank": int(r), "scores": _hits("t2v", r)} for t, r in enumerate(t2v_ranks)]
-        preds += [{"id": f"video/{v}", "rank": int(r), "scores": _hits("v2t", r)} for v, r in enumerate(v2t_ranks)]
-        return metrics, preds
-
-
-def _hits(prefix: str, rank: int) -> dict[str, float]:
-    return {f"{prefix}_r{k}": float(rank < k) for k in (1, 5, 10)}
+        video_preds, text_preds = query_predictions(
+            scored,
+            {"media": v2t_ranks, "text": t2v_ranks},
+            owner,
+            [self.media_id(r) for r in records],
+            texts,
+            self.media_kind,
+            ("v2t", "t2v"),
+            ties,
+        )
+        return metrics, text_preds + video_preds

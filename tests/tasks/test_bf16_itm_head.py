@@ -4,6 +4,7 @@ are exactly what `rank_output` of the fused pair gives."""
 
 import torch
 
+from sclbench.adapters.scl import SCLEvalModel
 from sclbench.model import SCLConfig, VisionFeatures
 from sclbench.model.factory import assemble
 from sclbench.tasks.precision import EvalPrecision
@@ -13,8 +14,8 @@ from tests.tasks.random_features import random_features
 
 def setup():
     torch.manual_seed(0)
-    model = assemble(SCLConfig.tiny("f30k"))[0].eval()
-    feats, pairs = random_features(model.config.hidden_size, n_img=6, n_txt=20, length=8, pad_every=4, seed=3)
+    model = SCLEvalModel(assemble(SCLConfig.tiny("f30k"))[0], None).eval()
+    feats, pairs = random_features(model.scl.config.hidden_size, n_img=6, n_txt=20, length=8, pad_every=4, seed=3)
     return model, feats, pairs
 
 
@@ -22,9 +23,10 @@ def test_fp32_scores_are_rank_output_of_the_fused_pair():
     model, feats, pairs = setup()
     got = score_pairs(model, feats, pairs, RetrievalOptions(pair_batch_size=32, shared_fusion=False))
     img, txt = pairs[:, 0], pairs[:, 1]
+    scl, texts, media = model.scl, feats.texts, feats.media
     with torch.no_grad():
-        cls = model.fuse(feats.text_embeds[txt], feats.text_masks[txt], VisionFeatures(feats.vision_embeds[img], 1))
-        want = model.rank_output(cls.cls_feats).squeeze(-1)
+        cls = scl.fuse(texts["tokens"][txt], texts["masks"][txt], VisionFeatures(media["tokens"][img], 1))
+        want = scl.rank_output(cls.cls_feats).squeeze(-1)
     assert torch.allclose(got, want, atol=1e-6, rtol=0)
 
 

@@ -153,23 +153,23 @@ def test_precision_in_pair_classification_tasks(synth_root, tmp_path, task):
 # ---- sharded encoding (in process, ranks simulated) -----------------------------------------------
 def test_each_rank_encodes_its_share_and_the_shares_make_the_whole(synth_root, f30k_ckpt, monkeypatch):
     task, loaded = jobs.prepare("f30k", str(f30k_ckpt), str(synth_root / "f30k"), [])
-    model = loaded.model.eval()
+    model = engine.as_retrieval_model(loaded.model.eval(), task.tokenizer)
     records = task.split_records("test")[:5]  # an odd count: the two shards differ in size
     texts = [c for r in records for c in r.captions]
-    from sclbench.common.tokenizer import encode
-
-    enc = encode(texts, task.tokenizer, model.config.max_text_len)
+    enc = model.preprocess().text(texts)
     opts = engine.RetrievalOptions(encode_batch_size=3)
     media = [r.image for r in records]
-    full = engine.encode_features(model, texts, task.tokenizer, media, task.visuals(False), opts)
+    full = engine.encode_features(model, texts, None, media, task.visuals(False), opts)
     parts = []
     for rank in range(2):
         monkeypatch.setattr(D, "rank", lambda r=rank: r)
         monkeypatch.setattr(D, "world_size", lambda: 2)
         parts.append(engine._encode_shard(model, enc, media, task.visuals(False), opts))
-    assert [len(p[0]) for p in parts] == [13, 12] and [len(p[2]) for p in parts] == [3, 2]  # 25 texts, 5 images
-    assert torch.allclose(torch.cat([p[0] for p in parts]), full.text_embeds, atol=1e-6)
-    assert torch.allclose(torch.cat([p[2] for p in parts]), full.vision_embeds, atol=1e-6)
+    # 25 texts, 5 images
+    assert [len(p[0]["tokens"]) for p in parts] == [13, 12] and [len(p[1]["tokens"]) for p in parts] == [3, 2]
+    for side, whole in ((0, full.texts), (1, full.media)):
+        for name in ("tokens", "embedding"):
+            assert torch.allclose(torch.cat([p[side][name] for p in parts]), whole[name], atol=1e-6)
 
 
 # ---- resumable scoring ---------------------------------------------------------------------------

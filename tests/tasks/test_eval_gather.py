@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from sclbench.adapters.scl_retrieval import pair_batch_for
 from sclbench.engine import distributed as D
 from sclbench.tasks import retrieval_features as RF
 
@@ -86,17 +87,21 @@ def _gather_worker(rank: int, world: int, port: int, out_dir: str) -> None:
             out = torch.full((n, 2, 3), -1.0).to(dtype)
             D.all_gather_rows(full[a:b], out, counts, chunk_rows=chunk_rows)
             # The engine's path: shapes and dtype from the ranks that have rows, an empty shard included.
-            local = (full[a:b], torch.ones(b - a, 4), full[a:b], torch.ones(b - a, 4), torch.tensor(1))
-            (t_emb, t_proj, v_emb, _), frames = RF.gather_features(
-                local, n, n, 2, torch.device("cpu"), RF.RetrievalOptions()
+            # Any model's entries: an embedding, token features, host-kept masks and a bool entry.
+            masks = (full[a:b, :, 0] > 2).long()
+            local = (
+                {"embedding": torch.ones(b - a, 4), "tokens": full[a:b], "masks": masks},
+                {"embedding": torch.ones(b - a, 4), "tokens": full[a:b], "flag": masks.bool()},
             )
+            texts, media = RF.gather_features(local, n, n, torch.device("cpu"), RF.RetrievalOptions(), ("masks",))
             results.append(
                 {
                     "out": out,
-                    "t_emb": t_emb,
-                    "v_emb": v_emb,
-                    "t_proj": t_proj,
-                    "frames": frames,
+                    "t_emb": texts["tokens"],
+                    "v_emb": media["tokens"],
+                    "t_proj": texts["embedding"],
+                    "masks": texts["masks"],
+                    "flag": media["flag"],
                     "counts": D.all_gather_counts(b - a),
                 }
             )
@@ -114,7 +119,9 @@ def test_all_gather_rows_uneven_and_empty_shards(tmp_path):
             full = _full(n, dtype)
             assert torch.equal(got["out"], full)
             assert got["t_emb"].dtype == dtype and torch.equal(got["t_emb"], full) and torch.equal(got["v_emb"], full)
-            assert got["t_proj"].shape == (n, 4) and got["frames"] == 1
+            assert got["t_proj"].shape == (n, 4) and got["t_proj"].dtype == torch.float32
+            assert torch.equal(got["masks"], (full[:, :, 0] > 2).long())
+            assert got["flag"].dtype == torch.bool and torch.equal(got["flag"], full[:, :, 0] > 2)
             assert sum(got["counts"]) == n
 
 
@@ -205,8 +212,8 @@ class _Props:
 def test_pair_batch_sized_to_the_device(monkeypatch, gib, expected):
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: _Props(gib))
     # base at 384 px: 40 text + 577 image tokens, D 768, FFN 3072, bf16
-    assert RF.pair_batch_for(torch.device("cuda", 0), 40, 577, 768, 3072, 2) == expected
-    assert RF.pair_batch_for(torch.device("cpu"), 40, 577, 768, 3072, 2) == RF.CPU_PAIR_BATCH
+    assert pair_batch_for(torch.device("cuda", 0), 40, 577, 768, 3072, 2) == expected
+    assert pair_batch_for(torch.device("cpu"), 40, 577, 768, 3072, 2) == RF.DEFAULT_PAIR_BATCH
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@ retrieval engine's shared-fusion scoring = per-pair `fuse` scoring."""
 
 import torch
 
+from sclbench.adapters.scl import SCLEvalModel
 from sclbench.model import SCLConfig, SCLModel, VisionFeatures
 from sclbench.tasks.retrieval_scoring import RetrievalOptions, score_pairs
 from tests.tasks.random_features import random_features
@@ -40,8 +41,9 @@ def test_fuse_prepared_equals_fuse():
 
 
 def test_shared_fusion_scores_equal_per_pair_scores():
-    model = tiny_model()
-    feats, pairs = random_features(model.config.hidden_size, n_img=4, n_txt=12, length=8, pad_every=3, seed=2)
+    """The engine hands `score_pairs` each distinct text / image once (shared) or a row per pair."""
+    model = SCLEvalModel(tiny_model(), None).eval()
+    feats, pairs = random_features(model.scl.config.hidden_size, n_img=4, n_txt=12, length=8, pad_every=3, seed=2)
     shared = score_pairs(model, feats, pairs, RetrievalOptions(pair_batch_size=16))
     per_pair = score_pairs(model, feats, pairs, RetrievalOptions(pair_batch_size=16, shared_fusion=False))
     assert torch.allclose(shared, per_pair, atol=1e-6, rtol=0)
