@@ -187,6 +187,7 @@ def base_argvs(ws: Workspace, out: Path) -> dict[str, list[str]]:
             "table": [ws.records],
             "check": [ws.records, "--baseline", ws.records],
             "compare": [ws.records, ws.records, "--bootstrap", "200"],
+            "browse": [ws.records, "-o", out / "site", "--no-media"],
             "baseline": [ws.records, "--to", out / "baseline"],
             "plot": [ws.records, "--out", out / "plots"],
             "data check": ["f30k", "--data-root", s / "f30k"],

@@ -109,6 +109,7 @@ CHEAP = [
     "table",
     "check",
     "compare",
+    "browse",
     "baseline",
     "plot",
     "data check",
