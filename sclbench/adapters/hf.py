@@ -81,13 +81,14 @@ def resolve_source(ckpt: str | None, default: str, adapter: str) -> Source:
 
 
 def _load_error(source: Source, what: str, err: Exception) -> CheckpointError:
-    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-    if not source.local and os.environ.get("HF_HUB_OFFLINE") == "1":
+    if not source.local and os.environ.get("HF_HUB_OFFLINE") == "1" and isinstance(err, OSError):
+        # transformers' own message here is several lines about connecting; ours says what to do.
         return CheckpointError(
             f"cannot load the {what} {source.location!r}: it is not in the Hugging Face cache and HF_HUB_OFFLINE=1; "
             f"download it once online (`hf download {source.location}`) or pass --ckpt FOLDER saved with "
-            f"save_pretrained ({first})"
+            "save_pretrained"
         )
+    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
     return CheckpointError(f"cannot load the {what} {source.location!r}: {first}")
 
 

@@ -122,6 +122,29 @@ def _meter_checkpoint(task: str, registry: dict[str, dict[str, Any]]) -> tuple[s
     return None
 
 
+def _adapter_commands(card: TaskCard, model: str, args: list[str], registry: dict[str, dict[str, Any]]) -> list[str]:
+    """A model evaluated through its transformers adapter (`--model vilt|blip|clip`): the registered name of
+    the paper block's `checkpoint`, else the one registered for this task (or for no task) of that family."""
+    named = (card.section("paper").get(model) or {}).get("checkpoint")
+    candidates = (
+        [named]
+        if named
+        else [
+            n
+            for n, e in registry.items()
+            if isinstance(e, dict) and e.get("family") == model and e.get("task") == card.name
+        ]
+    )
+    if not candidates or candidates[0] not in registry:
+        return [f"# no {MODEL_NAMES.get(model, model)} checkpoint for {card.name} is registered in checkpoints.yaml"]
+    name = candidates[0]
+    return [
+        f"# {name} = hub {registry[name].get('repo')}, loaded by transformers (cached on first use)",
+        _shell([*LAUNCH.split(), "eval", card.name, "--model", model, "--ckpt", name, *args]),
+        f"sclbench table {RESULTS} --format markdown",
+    ]
+
+
 def _commands(
     card: TaskCard, rep: dict[str, Any], model: str, split: str, registry: dict[str, dict[str, Any]]
 ) -> list[str]:
@@ -130,6 +153,9 @@ def _commands(
     extra_args = shlex.split(str(proto.get("eval_args") or ""))
     overrides = [str(o) for o in proto.get("eval_overrides") or []]
     split_args = ["--split", _role(card, split)]
+    if model not in ("scl", "meter"):
+        args = [*overrides, "--data-root", root, *split_args, "--results", RESULTS, *extra_args]
+        return _adapter_commands(card, model, args, registry)
     if model == "meter":
         found = _meter_checkpoint(task, registry)
         if found is None:
@@ -278,6 +304,8 @@ def _balance_lines(card: TaskCard) -> list[str]:
 
 
 def _weights_kept(card: TaskCard, model: str) -> str:
+    if model == "clip":
+        return "the released weights, zero-shot"
     if model != "scl":
         return "the released fine-tuned weights"
     selection = selection_protocol(card)
@@ -317,7 +345,7 @@ def _number_block(
     registry: dict[str, dict[str, Any]],
 ) -> list[str]:
     first = rows[0]
-    kind = "zero-shot" if first.zero_shot else ("released fine-tuned weights" if model == "meter" else "fine-tuned")
+    kind = "zero-shot" if first.zero_shot else ("released fine-tuned weights" if model != "scl" else "fine-tuned")
     label = split_label(card, split)
     lines = [
         f"#### {MODEL_NAMES.get(model, model)} · {card.name} · {label} ({kind})",

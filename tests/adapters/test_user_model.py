@@ -321,3 +321,31 @@ def test_finetune_has_no_model_option(synth_root, tmp_path, capsys):
         ]
     )
     assert rc == 2
+
+
+def test_compile_for_eval_compiles_the_family_methods(synth_tokenizer):
+    """`--compile` for any model: torch.compile of the family methods it implements (SCL: its stages);
+    the compiled methods give the eager outputs (aot_eager: the traced graph with eager kernels)."""
+    import torch._dynamo
+
+    from sclbench.adapters.scl import as_eval_model
+    from sclbench.model import SCLConfig, SCLModel
+
+    torch._dynamo.reset()
+    model = TinyUserModel().eval()
+    pre = model.preprocess()
+    pixels = torch.rand(3, 1, 3, SIZE, SIZE)
+    batch = VQABatch(
+        pixels, pre.text(["what is it", "how many", "is it red"]), ["q"] * 3, [0, 1, 2], ["yes", "two", "red"]
+    )
+    with torch.no_grad():
+        want = model.answer_vqa(batch)
+        model.compile_for_eval(backend="aot_eager")
+        got = model.answer_vqa(batch)
+    assert model.compiled_methods == ["embed_texts", "embed_media", "answer_vqa", "nlvr2_prob_true"]
+    assert torch.allclose(got, want, atol=1e-5, rtol=1e-4)
+
+    scl = SCLModel(SCLConfig.tiny("vqa"))
+    as_eval_model(scl, synth_tokenizer).compile_for_eval(backend="aot_eager")
+    assert scl.is_compiled
+    torch._dynamo.reset()

@@ -154,6 +154,10 @@ def test_checkpoint_mistakes_are_one_clear_error(folders, tmp_path, monkeypatch)
         build("nobody-here/not-a-model", "vqa")
     with pytest.raises(CheckpointError, match="no such folder"):
         build(str(tmp_path / "missing" / "folder"), "vqa")
+    with pytest.raises(CheckpointError, match="dandelin/vilt-b32-finetuned-vqa.*HF_HUB_OFFLINE=1"):
+        build("vilt-vqa", "vqa")  # a registered name: its hub id, looked up in the (empty) cache
+    with pytest.raises(CheckpointError, match="registered as a blip model; evaluate it with --model blip"):
+        build("blip-coco", "retrieval")
     with pytest.raises(CheckpointError, match="--model scl"):
         build("scl-pretrain", "vqa")  # a registered SCL checkpoint
     clip = hf_tiny.save_clip(tmp_path / "clip")

@@ -9,7 +9,14 @@ from sclbench.app.reproduce import render_guide
 from sclbench.cards import load_card, packaged_cards_dir
 from sclbench.results.paper import card_paper_numbers
 
-PUBLIC = {"scl": "arXiv:2211.13437", "meter": "arXiv:2111.02387"}
+PUBLIC = {
+    "scl": "arXiv:2211.13437",
+    "meter": "arXiv:2111.02387",
+    "vilt": "arXiv:2102.03334",
+    "blip": "arXiv:2201.12086",
+    "clip": "arXiv:2103.00020",
+}
+HEADS = {"scl": "SCL", "meter": "METER"}  # how the guide names a model (others: as the cards do)
 INTERNAL = ("project brief", "scl-official", "reference material", "reference/", "brief")
 
 
@@ -41,7 +48,8 @@ def test_every_number_names_its_source_check_and_protocol(guide):
     ]
     assert len(blocks) == len({(r.task, r.model, r.split) for r in rows}) >= 13  # 6 cards, SCL + METER
     for head, body in blocks.items():
-        model = "meter" if head.startswith("#### METER") else "scl"
+        shown = head[len("#### ") :].split(" · ")[0]
+        model = {v: k for k, v in HEADS.items()}.get(shown, shown)
         source = re.search(r"^Source: (.*)$", body, flags=re.M).group(1)
         assert PUBLIC[model] in source and re.search(r"\(checked against the paper: (yes|no)\)\.$", source), head
         protocol = re.search(r"^Protocol: (.*)$", body, flags=re.M).group(1)
@@ -54,7 +62,7 @@ def test_every_number_names_its_source_check_and_protocol(guide):
             for h in blocks
             if f" · {row.task} · " in h
             and (f"· {label} (" in h or f"· {row.split} (" in h)
-            and h.startswith(f"#### {'METER' if row.model == 'meter' else 'SCL'}")
+            and h.startswith(f"#### {HEADS.get(row.model, row.model)} · ")
         ]
         assert heads and f"(checked against the paper: {'yes' if row.verified else 'no'})" in blocks[heads[0]], row
 
