@@ -103,7 +103,8 @@ class Leaderboard:
             for column, cell in row.cells.items():
                 if cell.paper is not None:
                     p = cell.paper
-                    text = f"{row.label}: {p.source}" + ("" if p.verified else " (unverified)")
+                    weights = f" (weights: {p.checkpoint})" if p.checkpoint else ""
+                    text = f"{row.label}{weights}: {p.source}" + ("" if p.verified else " (unverified)")
                     seen.setdefault(text, []).append(column.key())
         return [f"{src} [{', '.join(where)}]" for src, where in seen.items()]
 

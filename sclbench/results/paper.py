@@ -2,7 +2,8 @@
 sclbench's task, split and metric names.
 
 The cards are the one source: each `paper.<model>` block holds `source` (where the number came
-from), `verified` (checked against the paper PDF itself) and `SPLIT: {metric: value}` rows.
+from), `verified` (checked against the paper PDF itself), optionally `zero_shot` and `checkpoint`
+(the registered weights the numbers are for), and `SPLIT: {metric: value}` rows.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ class PaperNumber:
     verified: bool = False  # checked against the paper PDF itself
     zero_shot: bool = False  # the paper's zero-shot row rather than the fine-tuned one
     model: str = "scl"  # whose number: "scl" (the paper reproduced here) or a baseline such as "meter"
+    checkpoint: str | None = None  # the registered weights the number is for (`checkpoint:` of the block)
 
 
-_META_KEYS = {"source", "verified", "zero_shot"}
+_META_KEYS = {"source", "verified", "zero_shot", "checkpoint"}
 
 
 def card_paper_numbers(card_name: str, paper: dict) -> list[PaperNumber]:
@@ -34,6 +36,7 @@ def card_paper_numbers(card_name: str, paper: dict) -> list[PaperNumber]:
         if not isinstance(block, dict):
             continue
         source, verified = str(block.get("source", "")), bool(block.get("verified", False))
+        weights = block.get("checkpoint")
         for split, metrics in block.items():
             if split in _META_KEYS or not isinstance(metrics, dict):
                 continue
@@ -50,6 +53,7 @@ def card_paper_numbers(card_name: str, paper: dict) -> list[PaperNumber]:
                             verified,
                             zero_shot,
                             str(model),
+                            str(weights) if weights else None,
                         )
                     )
     return rows
@@ -100,14 +104,35 @@ def model_family(checkpoint: Mapping[str, Any], registry: Mapping[str, Any] | No
         return model
     if registry is None:
         registry = checkpoint_registry()
-    name = str(checkpoint.get("name") or "")
-    seen: set[str] = set()
-    while name in registry and isinstance(registry[name], Mapping) and "alias" in registry[name] and name not in seen:
-        seen.add(name)
-        name = str(registry[name]["alias"])
-    entry = registry.get(name)
+    name = registered_name(str(checkpoint.get("name") or ""), registry)
+    entry = registry.get(name) if name else None
     family = entry.get("family") if isinstance(entry, Mapping) else None
     return str(family) if family else "scl"
+
+
+def registered_name(name: str, registry: Mapping[str, Any]) -> str | None:
+    """The registry entry a checkpoint name stands for: itself or its alias target, else the one entry
+    whose hub `repo` it is (`dandelin/vilt-b32-finetuned-vqa` -> `vilt-vqa`); None when unknown."""
+    seen: set[str] = set()
+    while isinstance(registry.get(name), Mapping) and "alias" in registry[name] and name not in seen:
+        seen.add(name)
+        name = str(registry[name]["alias"])
+    if isinstance(registry.get(name), Mapping):
+        return name
+    by_repo = [
+        key for key, e in registry.items() if isinstance(e, Mapping) and e.get("repo") == name and "alias" not in e
+    ]
+    return by_repo[0] if len(by_repo) == 1 else None
+
+
+def same_weights(number: PaperNumber, checkpoint: Mapping[str, Any], registry: Mapping[str, Any]) -> bool:
+    """Whether a record may be set beside a published number: a block naming its weights
+    (`checkpoint: clip-vit-l14-336`) is not compared with another registered checkpoint (clip-vit-b32);
+    a checkpoint the registry does not know (a local run) is compared as before."""
+    if not number.checkpoint:
+        return True
+    mine = registered_name(str(checkpoint.get("name") or ""), registry)
+    return mine is None or mine == (registered_name(number.checkpoint, registry) or number.checkpoint)
 
 
 def checkpoint_registry() -> Mapping[str, Any]:

@@ -27,6 +27,7 @@ from sclbench.results.paper import (
     model_family,
     paper_index_by_model,
     paper_numbers,
+    same_weights,
 )
 from sclbench.results.record import ResultRecord, is_metric_value
 from sclbench.results.stats import NumberStats, record_stats
@@ -118,7 +119,8 @@ def build_table(
     """One row per (task, split, checkpoint); the newest record wins when a key appears twice.
 
     paper: the published numbers (default: every model's, from the cards); a record meets those of its
-    own model family only (`paper.model_family`: SCL's for SCL checkpoints, METER's for METER's...).
+    own model family only (`paper.model_family`: SCL's for SCL checkpoints, METER's for METER's...),
+    and of its own weights where the card's block names them (`paper.same_weights`).
     with_stats: also compute each number's bootstrap interval and p-value vs chance (reads predictions).
     """
     published = paper_numbers(model=None) if paper is None else list(paper)
@@ -128,7 +130,7 @@ def build_table(
         _check_metrics(rec)
         if rec.key not in newest or rec.created_at >= newest[rec.key].created_at:
             newest[rec.key] = rec
-    registry = checkpoint_registry() if any(not r.checkpoint.get("model") for r in newest.values()) else {}
+    registry = checkpoint_registry() if newest else {}
     rows = TableRows(published=published)
     for key in sorted(newest):
         rec = newest[key]
@@ -137,6 +139,7 @@ def build_table(
         family = model_family(rec.checkpoint, registry)
         where = (family, rec.task.lower(), canonical_split(rec.task, rec.split), zero_shot)
         numbers = {} if synthetic else index.get(where, {})
+        numbers = {m: p for m, p in numbers.items() if same_weights(p, rec.checkpoint, registry)}
         names = main_metrics(rec.metrics)
         names += [m for m in numbers if m in rec.metrics and m not in names]
         rows.append(

@@ -5,6 +5,7 @@ reproduced rows; split, zero-shot and synthetic rules; the text formats (markdow
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -15,7 +16,7 @@ from sclbench.cli import main
 from sclbench.errors import ConfigError, DataError
 from sclbench.results import ResultRecord, build_table, collect, render
 from sclbench.results.leaderboard import ALL_RECALLS, board_metrics, build_leaderboard
-from sclbench.results.paper import PaperNumber, model_family
+from sclbench.results.paper import PaperNumber, card_paper_numbers, model_family, registered_name, same_weights
 
 RETRIEVAL = {"tr_r1": 80.0, "tr_r5": 95.0, "tr_r10": 98.0, "ir_r1": 60.0, "ir_r5": 85.0, "ir_r10": 90.0, "r_mean": 84.7}
 VIDEO = {"t2v_r1": 40.0, "t2v_r5": 70.0, "t2v_medr": 2.0, "v2t_r1": 41.0, "v2t_r5": 71.0, "v2t_medr": 2.0}
@@ -182,6 +183,31 @@ class TestPublishedRows:
         assert model_family({"name": "my-run"}) == "scl" and model_family({"name": "x", "model": "blip"}) == "blip"
         (r,) = build_table([rec("f30k", "test", {"tr_r1": 90.0, "ir_r1": 80.0}, "meter-f30k")], paper=PAPER)
         assert r.model == "meter" and r.paper["tr_r1"].value == 94.3 and "ir_r1" not in r.paper
+
+    def test_a_block_naming_its_weights_is_compared_with_those_weights_only(self):
+        registry = {
+            "clip-b": {"family": "clip", "repo": "openai/clip-vit-base-patch32"},
+            "clip-l": {"family": "clip", "repo": "openai/clip-vit-large-patch14-336"},
+            "clip-large": {"alias": "clip-l"},
+            "scl-a": {"repo": "jiyatai/SCL"},
+            "scl-b": {"repo": "jiyatai/SCL"},
+        }
+        assert registered_name("openai/clip-vit-large-patch14-336", registry) == "clip-l"
+        assert registered_name("clip-large", registry) == "clip-l"
+        assert registered_name("jiyatai/SCL", registry) is None  # two entries share the repo: unknown
+        paper = card_paper_numbers("f30k", {"clip": {"source": "s", "checkpoint": "clip-large", "zero_shot": True,
+                                                     "test": {"tr_r1": 88.0}}})  # fmt: skip
+        assert paper[0].checkpoint == "clip-large" and paper[0].zero_shot and len(paper) == 1
+        for name, compared in [("clip-l", True), ("openai/clip-vit-large-patch14-336", True), ("clip-large", True),
+                               ("clip-b", False), ("openai/clip-vit-base-patch32", False), ("runs/mine", True)]:  # fmt: skip
+            assert same_weights(paper[0], {"name": name, "model": "clip"}, registry) is compared, name
+        assert same_weights(PAPER[0], {"name": "anything"}, registry)  # a block naming no weights
+        # in the table: the B/32 record is not set against the L/14 number (but both rows are shown)
+        (r,) = build_table([rec("f30k", "test", {"tr_r1": 50.0}, "clip-vit-b32", model="clip", zero_shot=True)],
+                           paper=[dataclasses.replace(paper[0], checkpoint="clip-vit-l14-336")])  # fmt: skip
+        assert r.paper == {}
+        board = build_leaderboard([r], paper=[dataclasses.replace(paper[0], checkpoint="clip-vit-l14-336")])
+        assert [b.label for b in board.rows] == ["clip (paper)", "clip-vit-b32"]
 
     def test_a_user_model_without_published_numbers_has_no_published_row(self):
         board = board_of([rec("vqa", "test-dev", {"accuracy": 60.0}, "mine", model="my_pkg.models:build")])
