@@ -65,7 +65,7 @@ def version() -> None:
 
 def _register() -> None:
     # Imported here so that `sclbench --help` stays fast and each group owns its own module.
-    from sclbench.cli import browse, ckpt, compare, data, demo, jobs, results
+    from sclbench.cli import browse, ckpt, compare, data, demo, jobs, results, score
 
     app.add_typer(ckpt.app, name="ckpt", help="The checkpoint registry; fetch, inspect and convert checkpoints.")
     app.add_typer(data.app, name="data", help="Generate the synthetic mini-benchmark, check data layouts.")
@@ -74,6 +74,7 @@ def _register() -> None:
     results.register(app)
     compare.register(app)
     browse.register(app)
+    score.register(app)
     try:
         from sclbench.cli import predict
     except ImportError as err:  # pragma: no cover - only while the module is absent

@@ -4,6 +4,7 @@ result records) per session, and a scratch current folder with a CI-like environ
 from __future__ import annotations
 
 import functools
+import json
 import shutil
 from pathlib import Path
 
@@ -30,6 +31,9 @@ def workspace(synth_root, tmp_path_factory) -> Workspace:
             task, None, str(synth / task), overrides, preset="tiny", tokenizer=str(synth / "tokenizer")
         )
         ckpts[task] = loaded.model.save_pretrained(root / "ckpt" / task, tokenizer=loaded.tokenizer)
+    dev = (synth / "nlvr2" / "data" / "dev.json").read_text().splitlines()  # a valid `score` input
+    rows = [f"{json.loads(line)['identifier']},True\n" for line in dev if line.strip()]
+    (root / "nlvr2_predictions_dev.csv").write_text("".join(rows))
     records = root / "records"
     shutil.copytree(REPO / "results" / "demo", records)
     image = sorted((synth / "f30k" / "flickr30k-images").iterdir())[0]

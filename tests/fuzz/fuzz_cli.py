@@ -188,6 +188,8 @@ def base_argvs(ws: Workspace, out: Path) -> dict[str, list[str]]:
             "check": [ws.records, "--baseline", ws.records],
             "compare": [ws.records, ws.records, "--bootstrap", "200"],
             "browse": [ws.records, "-o", out / "site", "--no-media"],
+            "score": ["nlvr2", "--predictions", ws.root / "nlvr2_predictions_dev.csv", "--data-root", s / "nlvr2"]
+            + ["--split", "val", "--results", out / "scored"],
             "baseline": [ws.records, "--to", out / "baseline"],
             "plot": [ws.records, "--out", out / "plots"],
             "data check": ["f30k", "--data-root", s / "f30k"],

@@ -110,6 +110,7 @@ CHEAP = [
     "check",
     "compare",
     "browse",
+    "score",
     "baseline",
     "plot",
     "data check",
