@@ -328,6 +328,8 @@ def evaluate(
     if split not in ("val", "test"):
         raise ConfigError(f"--split {split!r}: use val (model selection) or test (report once)")
     spec = model or SCL
+    if not is_scl(spec) and tokenizer is not None:
+        raise ConfigError(f"--tokenizer applies to SCL checkpoints; --model {spec} brings its own preprocessing")
     eval_options = {k: v for k, v in eval_options.items() if v is not None}
     check_output_dir(results_dir, "--results")  # before any work: a read-only or file target fails now
     if submission_dir is not None:

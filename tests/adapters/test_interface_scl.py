@@ -163,3 +163,19 @@ def test_image_keys_reach_the_model(synth_root, monkeypatch):
     task.evaluate(model, "val", batch_size=8)
     records = task.build_dataset("val", train=False).records
     assert [k for keys in seen for k in keys] == [source_key(r.image) for r in records]
+
+
+def test_records_with_and_without_a_breakdown_load(tmp_path):
+    """`breakdown` is optional: records written before it load with {}, new ones keep it; a breakdown
+    that is not a mapping is refused naming the field."""
+    from sclbench.errors import DataError
+    from sclbench.results.record import ResultRecord, load
+
+    old = ResultRecord("vqa", "minival", {"accuracy": 50.0}, "vqaEval-official").to_dict()
+    del old["breakdown"]
+    assert ResultRecord.from_dict(old).breakdown == {}
+    breakdown = {"per_answer_type": {"yes/no": 75.0, "number": 25.0}, "per_question_type": {"how many": 25.0}}
+    path = ResultRecord("vqa", "minival", {"accuracy": 50.0}, "vqaEval-official", breakdown=breakdown).save(tmp_path)
+    assert load(path).breakdown == breakdown
+    with pytest.raises(DataError, match="breakdown"):
+        ResultRecord.from_dict({**old, "breakdown": [1, 2]})

@@ -306,6 +306,12 @@ def test_bad_model_names_are_one_error_line(synth_root, tmp_path, capsys, spec, 
     assert rc == 2 and len(errors) == 1 and message in errors[0], errors
 
 
+def test_scl_only_options_are_refused_for_other_models(synth_root, tmp_path, capsys):
+    args = eval_args("nlvr2", synth_root / "nlvr2", tmp_path, f"{HERE}:build", "--tokenizer", synth_root / "tokenizer")
+    rc, errors = run_cli(args, capsys)
+    assert rc == 2 and len(errors) == 1 and "--tokenizer applies to SCL checkpoints" in errors[0], errors
+
+
 def test_finetune_has_no_model_option(synth_root, tmp_path, capsys):
     """Fine-tuning stays SCL/METER: `finetune --model` is refused by the option parser (exit 2)."""
     from sclbench.cli import main
