@@ -242,7 +242,9 @@ class TestStructure:
 # Names as users write them: unicode, markup, quotes, entities, whitespace; never empty (= "unnamed").
 # Markup's own characters and tag-like runs drawn often, the rest of unicode too.
 _CHARS = st.one_of(st.sampled_from(list("<>&\"'/=;# !-abtdr")), st.characters(blacklist_categories=("Cs", "Cc")))
-_TEXT = st.one_of(st.text(_CHARS, min_size=1, max_size=30), st.sampled_from(["<b>x</b>", "</td></tr>", "&amp;", "<!--"]))
+_TEXT = st.one_of(
+    st.text(_CHARS, min_size=1, max_size=30), st.sampled_from(["<b>x</b>", "</td></tr>", "&amp;", "<!--"])
+)
 NAMES = _TEXT.filter(str.strip)
 METRICS = _TEXT
 

@@ -198,8 +198,9 @@ class TestPublishedRows:
         paper = card_paper_numbers("f30k", {"clip": {"source": "s", "checkpoint": "clip-large", "zero_shot": True,
                                                      "test": {"tr_r1": 88.0}}})  # fmt: skip
         assert paper[0].checkpoint == "clip-large" and paper[0].zero_shot and len(paper) == 1
-        for name, compared in [("clip-l", True), ("openai/clip-vit-large-patch14-336", True), ("clip-large", True),
-                               ("clip-b", False), ("openai/clip-vit-base-patch32", False), ("runs/mine", True)]:  # fmt: skip
+        cases = [("clip-l", True), ("openai/clip-vit-large-patch14-336", True), ("clip-large", True)]
+        cases += [("clip-b", False), ("openai/clip-vit-base-patch32", False), ("runs/mine", True)]
+        for name, compared in cases:
             assert same_weights(paper[0], {"name": name, "model": "clip"}, registry) is compared, name
         assert same_weights(PAPER[0], {"name": "anything"}, registry)  # a block naming no weights
         # in the table: the B/32 record is not set against the L/14 number (but both rows are shown)
@@ -280,7 +281,9 @@ class TestTextFormats:
         md = render(self.rows(), "markdown")
         board, runs = md.split("## Leaderboard")[1].split("\n## ", 1)
         lines = [line for line in board.splitlines() if line.startswith("| ")]
-        assert lines[0].startswith("| checkpoint | model | vqa test-dev accuracy | nlvr2 test1 accuracy | f30k test tr_r1")
+        assert lines[0].startswith(
+            "| checkpoint | model | vqa test-dev accuracy | nlvr2 test1 accuracy | f30k test tr_r1"
+        )
         assert [line.split(" | ")[0][2:] for line in lines[1:]] == [
             "scl (paper)", "scl-f30k", "scl-vqa", "meter (paper)", "vilt (paper)", "demo-scl (synthetic)"]  # fmt: skip
         assert "| scl (paper) | scl | 78.72 |  | 95.90 | 84.56 |" in board
@@ -297,7 +300,10 @@ class TestTextFormats:
         long = list(csv.DictReader(io.StringIO(render(self.rows(), "csv"))))
         assert {r["checkpoint"] for r in long} == {"scl-vqa", "scl-f30k", "demo-scl"}  # records only
         wide = list(csv.DictReader(io.StringIO(render(self.rows(), "csv", layout="paper"))))
-        assert [(r["checkpoint"], r["kind"]) for r in wide][:2] == [("scl (paper)", "published"), ("scl-f30k", "reproduced")]
+        assert [(r["checkpoint"], r["kind"]) for r in wide][:2] == [
+            ("scl (paper)", "published"),
+            ("scl-f30k", "reproduced"),
+        ]
         assert wide[1]["f30k/test/tr_r1"] == "80.0" and wide[1]["vqa/test-dev/accuracy"] == ""
         assert wide[0]["f30k/test/tr_r1"] == "95.9"
         with pytest.raises(ConfigError, match="--layout both"):
