@@ -42,7 +42,8 @@ th{background:#f4f4f4}td.l,th.l{text-align:left}
 .sig{color:#1a7f37}.nsig{color:#c62828}
 figure{display:inline-block;margin:0 1em 1em 0}figcaption{font-size:.85em;text-align:center}
 .note{color:#555;font-size:.85em}
-table.board td{white-space:nowrap}table.board th[scope=row]{text-align:left;font-weight:normal}
+.scroll{overflow-x:auto}table.board td,table.board thead th{white-space:nowrap}
+table.board td.proto{white-space:normal;min-width:10em}table.board th[scope=row]{text-align:left;font-weight:normal}
 table.board tr.published{background:#f7f7fb;font-style:italic}table.board tbody.synthetic{border-top:3px double #bbb}
 table.board a{color:inherit;text-decoration:underline dotted}.mark{color:#555;font-size:.75em}
 table.board .ci,table.board .d{display:block;line-height:1.1}.d{font-size:.8em}
@@ -100,7 +101,7 @@ def _board_row(row: BoardRow, board: Leaderboard, browse: str | None) -> str:
     cells = "".join(_board_cell(row.cells.get(c), browse) for c in board.columns)
     return (
         f"<tr class='{row.kind}'><th scope='row'>{label}</th><td class='l'>{escape(row.model)}</td>{cells}"
-        f"<td class='l'>{escape(row.protocol)}</td></tr>"
+        f"<td class='l proto'>{escape(row.protocol)}</td></tr>"
     )
 
 
@@ -133,7 +134,8 @@ def _board_section(board: Leaderboard, browse: str | None) -> str:
         legend += " A reproduced number links to its samples in the browse site."
     if not board.columns:
         return "<h2 id='board'>Leaderboard</h2><p class='note'>No record has a number to show.</p>"
-    return f"<h2 id='board'>Leaderboard</h2>{board_table(board, browse)}<p class='note'>{legend}</p>"
+    table = board_table(board, browse)  # scrolls sideways on its own when the tasks outgrow the page
+    return f"<h2 id='board'>Leaderboard</h2><div class='scroll'>{table}</div><p class='note'>{legend}</p>"
 
 
 def _numbers_table(rows: list[TableRow], notes: dict[str, int]) -> str:
