@@ -4,6 +4,9 @@ clustered intervals, folders of several tasks, mismatched inputs as one clear er
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -302,3 +305,16 @@ def test_non_finite_numbers_are_reported_not_compared_and_json_stays_strict(tmp_
     assert (m.a, m.b, m.difference, m.note) == (None, 50.0, None, "not a finite number on A")
     data = json.loads(report.to_json())  # strict: NaN / inf become null
     assert data["comparisons"][0]["protocol_changes"] == {"k": [None, 3]}
+
+
+@pytest.mark.slow  # two interpreters importing sclbench: ~30 s on a busy 2-core machine
+def test_console_script_end_to_end(tmp_path):
+    a, b = flip_pair(tmp_path, n_flips=2)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "SCLBENCH_NO_PROGRESS": "1"}
+    run = [sys.executable, "-m", "sclbench", "compare", str(a), str(b), "--format", "json", "--bootstrap", "100"]
+    proc = subprocess.run(run, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    metric = json.loads(proc.stdout)["comparisons"][0]["metrics"]["accuracy"]
+    assert (metric["flipped_a_to_b"], metric["flipped_b_to_a"]) == (["q0", "q1"], ["q2"])
+    bad = subprocess.run([*run[:5], str(tmp_path)], capture_output=True, text=True, env=env, timeout=300)
+    assert bad.returncode == 2 and bad.stderr.startswith("error:") and len(bad.stderr.strip().splitlines()) == 1
