@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from PIL import Image, ImageDraw
+
+from sclbench.data.formats.vqa_normalize import normalize_answer
 
 COLOURS = {
     "red": (220, 40, 40),
@@ -118,39 +121,216 @@ def _answers(correct: str, alternatives: list[str], rng: random.Random, noise: f
     return [correct if rng.random() > noise else rng.choice(others) for _ in range(10)]
 
 
-def questions(scene: list[Shape], rng: random.Random, k: int = 3) -> list[dict]:
-    """k VQA questions with 10 human-like answers each (some noise, some spelled-out numbers)."""
-    present = {(s.colour, s.shape) for s in scene}
-    pool = []
-    colour, shape = rng.choice(list(COLOURS)), rng.choice(SHAPES)
-    if rng.random() < 0.5:
-        colour, shape = rng.choice(sorted(present))
-    yes = "yes" if (colour, shape) in present else "no"
-    pool.append((f"Is there a {colour} {shape}?", "is there a", "yes/no", _answers(yes, ["yes", "no"], rng)))
-    n = str(len(scene))
-    words = {"1": "one", "2": "two"}
-    count = [a if rng.random() > 0.2 else words.get(a, a) for a in _answers(n, ["1", "2", "3"], rng)]
-    pool.append(("How many shapes are there?", "how many", "number", count))
-    c = rng.choice(list(COLOURS))
-    nc = str(sum(s.colour == c for s in scene))
-    pool.append((f"How many {c} shapes are there?", "how many", "number", _answers(nc, ["0", "1", "2"], rng)))
-    s = rng.choice(scene)
-    if sum(x.shape == s.shape for x in scene) == 1:
-        pool.append(
-            (f"What color is the {s.shape}?", "what color is the", "other", _answers(s.colour, list(COLOURS), rng))
+# ---- VQA: balanced questions ------------------------------------------------------------------------
+# VQA v2 asks each question of complementary images that answer it differently, so that the question
+# alone does not give the answer away. Here every question string is asked of images whose answers
+# cycle through all of that question's possible answers: the most frequent training answer for a
+# question scores about one over its number of answers on another split, and only the image decides.
+
+
+@dataclass(frozen=True)
+class QuestionSpec:
+    """One question string, every answer it can have, and how a scene decides it."""
+
+    question: str
+    question_type: str  # VQA v2's question_type field: the opening words
+    answer_type: str
+    answers: tuple[str, ...]
+    answer: Callable[[tuple[Shape, ...]], str | None]  # None: the question does not apply to the scene
+
+
+def _only(scene: tuple[Shape, ...], keep: Callable[[Shape], bool]) -> Shape | None:
+    found = [s for s in scene if keep(s)]
+    return found[0] if len(found) == 1 else None
+
+
+def question_specs() -> list[QuestionSpec]:
+    """Every question string of the synthetic VQA, in a fixed order."""
+    specs = [
+        QuestionSpec(
+            f"Is there a {c} {s}?",
+            "is there a",
+            "yes/no",
+            ("yes", "no"),
+            lambda sc, c=c, s=s: "yes" if any(x.colour == c and x.shape == s for x in sc) else "no",
         )
-    pool.append(
-        (f"What shape is {_where(s.position)}?", "what shape is", "other", _answers(s.shape, list(SHAPES), rng))
-    )
-    chosen = rng.sample(pool, min(k, len(pool)))
-    return [
-        {"question": q, "question_type": qt, "answer_type": at, "answers": ans, "multiple_choice_answer": majority(ans)}
-        for q, qt, at, ans in chosen
+        for c in COLOURS
+        for s in SHAPES
     ]
+    specs.append(QuestionSpec("How many shapes are there?", "how many", "number", ("1", "2"), lambda sc: str(len(sc))))
+    specs += [
+        QuestionSpec(
+            f"How many {c} shapes are there?",
+            "how many",
+            "number",
+            ("0", "1", "2"),
+            lambda sc, c=c: str(sum(x.colour == c for x in sc)),
+        )
+        for c in COLOURS
+    ]
+    specs += [
+        QuestionSpec(
+            f"What color is the {s}?",
+            "what color is the",
+            "other",
+            tuple(COLOURS),
+            lambda sc, s=s: getattr(_only(sc, lambda x: x.shape == s), "colour", None),
+        )
+        for s in SHAPES
+    ]
+    specs += [
+        QuestionSpec(
+            f"What shape is {_where(p)}?",
+            "what shape is",
+            "other",
+            SHAPES,
+            lambda sc, p=p: getattr(_only(sc, lambda x: x.position == p), "shape", None),
+        )
+        for p in CENTRES
+    ]
+    return specs
+
+
+def all_scenes() -> list[tuple[tuple[Shape, ...], float]]:
+    """Every scene `random_scene` can draw, with its probability there (positions aside from jitter)."""
+    kinds = [(c, s) for c in COLOURS for s in SHAPES]
+    one = [((Shape(c, s, p),), 0.5 / len(CENTRES) / len(kinds)) for p in CENTRES for c, s in kinds]
+    two = [
+        ((Shape(*a, pa), Shape(*b, pb)), 0.25 / len(kinds) ** 2)
+        for pa, pb in (("left", "right"), ("top", "bottom"))
+        for a in kinds
+        for b in kinds
+    ]
+    return one + two
+
+
+def _answers(correct: str, alternatives: tuple[str, ...], rng: random.Random, noise: float = 0.15) -> list[str]:
+    """Ten annotators: each gives another of the question's answers with probability `noise`, at most
+    two of them (so the planned answer is the majority and scores 1, the balance holds for the answers
+    too, and a blind guess earns little partial credit from dissenters)."""
+    others = [a for a in alternatives if a != correct] or [correct]
+    answers, dissent = [], 0
+    for _ in range(10):
+        off = rng.random() <= noise and dissent < 2
+        dissent += off
+        answers.append(rng.choice(others) if off else correct)
+    return answers
+
+
+def _slots(specs: list[QuestionSpec], total: int, per_question: int, rng: random.Random) -> list[tuple[int, str]]:
+    """`total` (question, answer) slots in groups, one slot per possible answer of a question (at most
+    `per_question`: one per image); the last group is cut to what is left, never to one slot (a
+    question asked once has nothing to balance against).
+
+    The groups come in shuffled rounds of the templates ("is there a", "what color is the", ...), each
+    template's questions in turn: so the 18 "Is there a {colour} {shape}?" strings do not crowd out
+    the others. Measured on the quick demo (400 training images, 600 steps, one pre-training): with
+    rounds over the 33 strings instead, 40% of the questions were yes/no and the model beat its
+    question-only baseline by 9 points (p = 0.02); by template, by 22 (p = 0.0002).
+    """
+    templates: dict[str, list[int]] = {}
+    for i, spec in enumerate(specs):
+        templates.setdefault(spec.question_type + "/" + spec.answer_type, []).append(i)
+    cycles: dict[str, list[int]] = {t: [] for t in templates}
+    rounds: list[str] = []
+    slots: list[tuple[int, str]] = []
+    while len(slots) < total:
+        if not rounds:
+            rounds = sorted(templates)
+            rng.shuffle(rounds)
+        template = rounds.pop()
+        if not cycles[template]:
+            cycles[template] = list(templates[template])
+            rng.shuffle(cycles[template])
+        q = cycles[template].pop()
+        group = list(specs[q].answers)
+        rng.shuffle(group)
+        left = total - len(slots)
+        if left == 1 and slots:  # the first planned question with room takes it, at its least planned answer
+            asked = Counter(slots)
+            q = next(i for i, _ in slots if sum(n for (j, _), n in asked.items() if j == i) < per_question)
+            group = sorted(specs[q].answers, key=lambda a: asked[(q, a)])
+        slots += [(q, a) for a in group[: min(left, per_question)]]
+    return slots
+
+
+def balanced_questions(n_images: int, rng: random.Random, k: int = 3) -> list[tuple[tuple[Shape, ...], list[dict]]]:
+    """`n_images` scenes with k questions each (10 human-like answers per question), every question
+    string asked of images whose answers spread evenly over its possible answers (at least two
+    different answers per question asked more than once).
+
+    The (question, answer) slots are planned first, then packed k to an image (distinct questions,
+    some scene answering all k as planned), and the scene drawn among those with `random_scene`'s odds.
+    """
+    specs, scenes = question_specs(), all_scenes()
+    fits: dict[tuple[int, str], frozenset[int]] = {}
+    for i, spec in enumerate(specs):
+        for j, (scene, _) in enumerate(scenes):
+            fits.setdefault((i, spec.answer(scene)), set()).add(j)  # type: ignore[union-attr]
+    fits = {key: frozenset(v) for key, v in fits.items()}
+    for _attempt in range(1000):  # a few plans of tiny splits cannot be packed (no scene answers all): re-plan
+        slots = _slots(specs, n_images * k, n_images, rng)
+        packed = next(filter(None, (_pack(slots, fits, n_images, k, rng) for _ in range(10))), None)
+        if packed is not None:
+            break
+    else:  # pragma: no cover - measured: every split size has packed within a few plans
+        raise RuntimeError(f"could not pack {n_images * k} synthetic VQA questions into {n_images} images")
+    out = []
+    for chosen, candidates in packed:
+        options = sorted(candidates)
+        scene = scenes[rng.choices(options, weights=[scenes[j][1] for j in options])[0]][0]
+        qs = []
+        for q, answer in chosen:
+            spec = specs[q]
+            answers = _answers(answer, spec.answers, rng)
+            if spec.answer_type == "number":  # some annotators spell numbers out
+                answers = [a if rng.random() > 0.2 else NUMBER_WORDS.get(a, a) for a in answers]
+            qs.append(
+                {
+                    "question": spec.question,
+                    "question_type": spec.question_type,
+                    "answer_type": spec.answer_type,
+                    "answers": answers,
+                    "multiple_choice_answer": majority(answers),
+                }
+            )
+        out.append((scene, qs))
+    return out
+
+
+NUMBER_WORDS = {"0": "zero", "1": "one", "2": "two"}
+
+
+def _pack(slots, fits, n_images: int, k: int, rng: random.Random):
+    """Slots k to an image: the questions with the most slots left first (so none is left to pile up
+    on the last images), each taken when a scene still answers it as planned; None if stuck."""
+    left = list(slots)
+    rng.shuffle(left)
+    images = []
+    for _ in range(n_images):
+        remaining = Counter(q for q, _ in left)
+        order = sorted(range(len(left)), key=lambda i: -remaining[left[i][0]])
+        chosen, candidates, taken = [], None, set()
+        for i in order:
+            q, answer = left[i]
+            if len(chosen) == k:
+                break
+            if any(q == c for c, _ in chosen):
+                continue
+            narrowed = fits.get((q, answer), frozenset()) if candidates is None else candidates & fits[(q, answer)]
+            if narrowed:
+                chosen.append((q, answer))
+                candidates, taken = narrowed, taken | {i}
+        if len(chosen) < k:
+            return None
+        images.append((chosen, candidates))
+        left = [s for i, s in enumerate(left) if i not in taken]
+    return images
 
 
 def majority(answers: list[str]) -> str:
-    counts = Counter(answers)
+    """The most frequent answer after the scorer's normalisation ("two" counts as "2"), ties by name."""
+    counts = Counter(normalize_answer(a) for a in answers)
     return min(counts, key=lambda a: (-counts[a], a))
 
 

@@ -43,6 +43,7 @@ from sclbench.errors import ConfigError
 
 MARKER = "SCLBENCH_SYNTHETIC"  # no .json suffix: it stays out of the tasks' data fingerprints
 VQA_MIN_COUNT = 3  # the synthetic vocabulary threshold (official: 9, on 440k questions)
+QUESTIONS_PER_IMAGE = 3
 FRAMES = 16
 
 
@@ -148,11 +149,12 @@ def write_vqa(out: Path, card, scale: float, rng: random.Random, texts: list[str
     qid = 0
     for split, count in _sizes(card, scale).items():  # train, val, test (test-dev: every other test question)
         questions, annotations = [], []
-        for i in range(count):
+        # Balanced per split (VQA v2's complementary images): each question's answers spread evenly over
+        # the images it is asked of, so the question alone does not tell the answer.
+        for i, (scene, asked) in enumerate(S.balanced_questions(count, rng, k=QUESTIONS_PER_IMAGE)):
             image_id = {"train": 1, "val": 2, "test": 3}[split] * 100000 + i
-            scene = S.random_scene(rng)
-            _save_image(S.render(scene, rng), vqa.image_path(out, split, image_id))
-            for q in S.questions(scene, rng):
+            _save_image(S.render(list(scene), rng), vqa.image_path(out, split, image_id))
+            for q in asked:
                 qid += 1
                 texts.append(q["question"])
                 texts += q["answers"]

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from sclbench.metrics._common import MetricInputError
+from sclbench.metrics.nlvr2 import sentence_key
 from sclbench.metrics.vqa import process_digit_article, process_punctuation, vqa_accuracy
 
 
@@ -149,7 +150,8 @@ def question_only_baseline(training: Iterable[Any], evaluated: Sequence[Any]) ->
         human = _field(record, "answers") or []
         if not human:
             continue
-        qid = _field(record, "question_id", i)
+        qid = _field(record, "question_id")
+        qid = i if qid is None else qid
         answers[qid] = prior.answer(_field(record, "question", ""), _field(record, "question_type"))
         scores[qid] = vqa_accuracy(answers[qid], [str(a) for a in human])
     if not scores:
@@ -157,24 +159,40 @@ def question_only_baseline(training: Iterable[Any], evaluated: Sequence[Any]) ->
     return BlindBaseline(100.0 * sum(scores.values()) / len(scores), scores, answers)
 
 
-def paired_p_value(model: Sequence[float], baseline: Sequence[float], resamples: int = 10_000, seed: int = 0) -> float:
+def paired_p_value(
+    model: Sequence[float],
+    baseline: Sequence[float],
+    resamples: int = 10_000,
+    seed: int = 0,
+    units: Sequence[Any] | None = None,
+) -> float:
     """One-sided p-value of "the model scores no higher than the baseline", paired sample by sample.
 
     Sign-flip (randomisation) test: under the null each paired difference is as likely negative as
-    positive, so the observed mean difference is set against the means with random signs; exact over
-    all 2^n signs up to n = 16, else `resamples` seeded draws (floor 1 / (resamples + 1)).
+    positive, so the observed total difference is set against the totals with random signs; exact over
+    all 2^n signs up to n = 16, else `resamples` seeded draws (floor 1 / (resamples + 1)). `units`
+    (one per sample, e.g. the image a question is about): the differences of a unit share one sign,
+    as questions about the same image are not independent.
 
     Examples:
         Four of four questions better: exact p = one sign pattern in 2^4 is as extreme.
 
         >>> paired_p_value([1, 1, 1, 1], [0, 0, 0, 0])
         0.0625
+        >>> paired_p_value([1, 1, 1, 1], [0, 0, 0, 0], units=["a", "a", "b", "b"])  # two units: 1 in 4
+        0.25
         >>> paired_p_value([0.5, 0.5], [0.5, 0.5])
         1.0
     """
+    if len(model) != len(baseline) or (units is not None and len(units) != len(model)):
+        sizes = f"{len(model)}, {len(baseline)}" + ("" if units is None else f" and {len(units)} units")
+        raise MetricInputError(f"paired_p_value needs equally long lists, got {sizes}")
     diff = np.asarray(model, dtype=np.float64) - np.asarray(baseline, dtype=np.float64)
-    if diff.ndim != 1 or len(model) != len(baseline):
-        raise MetricInputError(f"paired_p_value needs two equally long lists, got {len(model)} and {len(baseline)}")
+    if units is not None:  # one difference per unit: the sum of its samples'
+        totals: dict[Any, float] = {}
+        for unit, d in zip(units, diff.tolist()):
+            totals[unit] = totals.get(unit, 0.0) + d
+        diff = np.asarray(list(totals.values()), dtype=np.float64)
     diff = diff[diff != 0.0]  # ties carry no sign
     if diff.size == 0:
         return 1.0
@@ -189,3 +207,22 @@ def paired_p_value(model: Sequence[float], baseline: Sequence[float], resamples:
         signs = rng.choice(np.array([-1.0, 1.0]), size=(min(step, resamples - start), diff.size))
         hits += int(np.sum(signs @ diff >= observed - tolerance))
     return float((1 + hits) / (resamples + 1))
+
+
+def sentence_only_accuracy(identifiers: Sequence[str], labels: Sequence[bool]) -> float:
+    """The best accuracy (percent) any answer from the NLVR2 statement alone can reach on these samples:
+    each statement (its pairs share `sentence_key`) answered with its most frequent label here.
+
+    The synthetic NLVR2 makes every statement true of one of its image pairs and false of the other,
+    so this is 50 by design; on other data it bounds what a text-only shortcut can score.
+
+    Examples:
+        >>> sentence_only_accuracy(["dev-1-0-0", "dev-1-1-0", "dev-2-0-1"], [True, False, True])
+        66.66666666666667
+    """
+    if len(identifiers) != len(labels) or not identifiers:
+        raise MetricInputError(f"sentence_only_accuracy needs labels for the {len(identifiers)} identifiers")
+    per_sentence: dict[str, Counter] = {}
+    for identifier, label in zip(identifiers, labels):
+        per_sentence.setdefault(sentence_key(str(identifier)), Counter())[bool(label)] += 1
+    return 100.0 * sum(max(c.values()) for c in per_sentence.values()) / len(identifiers)
