@@ -374,9 +374,7 @@ def evaluate(
     if compile:  # torch.compile: SCL's stages (SCLModel.compile_stages), another model's family methods
         net.compile_for_eval()
     started = time.perf_counter()
-    # SCL's retrieval tasks take the bare SCLModel until they speak the interface (they wrap it themselves).
-    target = loaded.model if loaded is not None and task.card.family.endswith("retrieval") else net
-    ev = task.evaluate(target, split, batch_size=batch_size, num_workers=num_workers, **options, **eval_options)
+    ev = task.evaluate(net, split, batch_size=batch_size, num_workers=num_workers, **options, **eval_options)
     wall = time.perf_counter() - started
     published = task.card.get(f"splits.{split}", split)
     published = "+".join(published) if isinstance(published, list) else str(published)

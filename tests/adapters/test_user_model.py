@@ -99,12 +99,37 @@ class StringAnswers(TinyUserModel):
         return [f" {batch.vocabulary[i]}\t" for i in best]  # the official scorer strips white space
 
 
+class PairScorer(TinyUserModel):
+    """With a cross-encoder: the engine scores (text, image) candidate pairs through `score_pairs`."""
+
+    has_pair_scorer = True
+
+    def __init__(self):
+        super().__init__()
+        self.pair_head = nn.Sequential(nn.Linear(self.words.embedding_dim, 8), nn.Tanh(), nn.Linear(8, 1))
+
+    def embed_texts(self, text):
+        t = self.text(text["ids"])
+        return {"embedding": nn.functional.normalize(t, dim=-1), "feat": t}
+
+    def embed_media(self, pixels):
+        m = self.media(pixels)
+        return {"embedding": nn.functional.normalize(m, dim=-1), "feat": m}
+
+    def score_pairs(self, texts, media, text_of, media_of):
+        return self.pair_head(texts["feat"][text_of] * media["feat"][media_of]).squeeze(-1)
+
+
 def build(ckpt=None, family=None):
     return TinyUserModel(seed=int(ckpt) if ckpt else 0)
 
 
 def build_strings(ckpt=None, family=None):
     return StringAnswers()
+
+
+def build_pairs(ckpt=None, family=None):
+    return PairScorer()
 
 
 # ---- bad factories ---------------------------------------------------------------------------------
@@ -246,6 +271,67 @@ def test_user_nlvr2_model_by_file_path(synth_root, tmp_path, capsys):
     labels = {r.identifier: r.label for r in records}
     assert record["metrics"] == nlvr2_metrics({i: p > 0.5 for i, p in probs.items()}, labels)
     assert record["protocol"]["cluster_unit"] == "sentence" and record["checkpoint"]["name"] == f"{HERE}:build"
+
+
+def direct_retrieval(model, task) -> tuple[dict, torch.Tensor]:
+    """The model's scores of every (media, caption) pair of the test split, computed here item by item
+    (a clip: the model's frames, uniformly spaced), and the project's recall metrics of them."""
+    from sclbench.data.datasets import Visuals, caption_index
+    from sclbench.metrics import retrieval_recall
+    from sclbench.metrics.video import video_retrieval_metrics
+
+    pre = model.preprocess()
+    records = task.split_records("test")
+    texts, owner = caption_index(records)
+    visuals = Visuals(pre.image, num_frames=pre.num_frames, frame_mode="uniform")
+    with torch.no_grad():
+        media = [model.embed_media(visuals(task.media(r))[None]) for r in records]
+        words = [model.embed_texts(pre.text([t])) for t in texts]
+        if model.has_pair_scorer:
+            rows = []
+            for m in media:
+                t = {k: torch.cat([w[k] for w in words]) for k in words[0]}
+                each = torch.arange(len(texts))
+                rows.append(model.score_pairs(t, m, each, torch.zeros_like(each)))
+            scores = torch.stack(rows)
+        else:
+            scores = torch.cat([m["embedding"] for m in media]) @ torch.cat([w["embedding"] for w in words]).T
+    if task.media_kind == "video":  # [texts, videos], t2v / v2t recall, median and mean rank
+        return video_retrieval_metrics(scores.T, owner, ties="gt_last"), scores
+    return retrieval_recall(scores, scores.T, txt2img=owner, ties="gt_last"), scores
+
+
+@pytest.mark.parametrize(
+    "task_name,factory,mode",
+    [
+        ("f30k", "build", None),  # no cross-encoder: ranked by the embeddings
+        ("f30k", "build_pairs", "exhaustive"),  # every pair through score_pairs
+        ("f30k", "build_pairs", "two-stage"),  # k covers the split: the exhaustive numbers
+        ("msrvtt", "build", None),  # video: the model's 2 frames per clip, mean-pooled
+        ("msrvtt", "build_pairs", "exhaustive"),
+    ],
+)
+def test_user_retrieval_model_through_the_cli(synth_root, tmp_path, capsys, task_name, factory, mode):
+    from sclbench.app.jobs import get_task
+
+    extra = ["--mode", mode, "--fusion", "itm"] if mode else []
+    args = eval_args(task_name, synth_root / task_name, tmp_path, f"{HERE}:{factory}", "--batch-size", 3, *extra)
+    rc, errors = run_cli(args, capsys)
+    assert rc == 0, errors
+    record, preds = load_record(tmp_path, task_name)
+    task = get_task(task_name, [], data_root=str(synth_root / task_name))
+    model = (PairScorer() if factory == "build_pairs" else TinyUserModel()).eval()
+    metrics, scores = direct_retrieval(model, task)
+    assert record["metrics"] == pytest.approx(metrics, abs=1e-9)
+    ranks = {p["id"]: p["rank"] for p in preds}
+    for i in range(scores.shape[0]):  # the engine's scores of each image query are the model's
+        top = next(p["top"] for p in preds if p["id"] == f"{task.media_kind}/{i}")
+        want = sorted(scores[i].tolist(), reverse=True)[: len(top)]
+        assert [score for _, score in top] == pytest.approx(want, abs=1e-5)
+    assert len(ranks) == scores.shape[0] + scores.shape[1]
+    assert record["protocol"]["mode"] == (mode or "embedding")
+    assert record["protocol"]["cluster_unit"] == ("video" if task_name == "msrvtt" else "image")
+    assert record["config"]["model"]["class"].endswith(type(model).__name__)
 
 
 def test_skip_existing_tells_models_apart(synth_root, tmp_path, capsys, monkeypatch):
