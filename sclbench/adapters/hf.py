@@ -10,6 +10,7 @@ of another model type, weights that lack the head the task needs) is one Checkpo
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -33,13 +34,23 @@ class Source:
     local: bool
 
     def identity(self, config: Any) -> dict[str, Any]:
-        """What pins the weights: a local folder's weights digest, or the hub id and the commit it resolved to."""
+        """What pins the outputs (the feature cache's key, the record's source): a local folder's digest over
+        all its files (weights, config, tokenizer and processor files), or the hub id and the commit it
+        resolved to (else the revision asked for)."""
         if self.local:
-            from sclbench.model.hub import checkpoint_sha256
-
-            return {"checkpoint_sha256": checkpoint_sha256(Path(self.location)), "path": self.location}
+            return {"checkpoint_sha256": folder_digest(Path(self.location)), "path": self.location}
         commit = getattr(config, "_commit_hash", None)
-        return {"hub_id": self.location, "revision": self.revision, "commit": commit}
+        return {"source": self.location, "revision": commit or self.revision}
+
+
+def folder_digest(folder: Path) -> str:
+    """sha256 over a folder's top-level files, by name and content (memoised per file by the hub layer)."""
+    from sclbench.model.hub import memo_sha256
+
+    digest = hashlib.sha256()
+    for child in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
+        digest.update(f"{child.name}\0{memo_sha256(child)}\n".encode())
+    return digest.hexdigest()
 
 
 def resolve_source(ckpt: str | None, default: str, adapter: str) -> Source:

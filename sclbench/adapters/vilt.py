@@ -18,8 +18,10 @@ Facts this adapter relies on (ViLT's repository and transformers' port of it):
 - Retrieval: ViLT has no unimodal first stage; its paper scores every (image, text) pair with the
   rank head (`rank_output`, one logit). `embed_media` computes the text-independent patch embeddings
   once per image (`visual_embed`: patches, interpolated positions, the [CLS] patch) and `score_pairs`
-  runs the transformer on each pair from them. There is no "embedding" entry, so only the exhaustive
-  protocol applies (`--mode exhaustive`, ViLT's own); a two-stage run has nothing to rank by.
+  runs the transformer on each pair from them. The "embedding" entry the engine requires is a
+  placeholder (one zero per item) and `has_first_stage = False` tells the engine so: it scores every
+  pair (mode "exhaustive", ViLT's own protocol, recorded as such) whatever mode was asked, rather than
+  pick two-stage candidates from a similarity that means nothing.
 """
 
 from __future__ import annotations
@@ -169,6 +171,7 @@ class ViltNLVR2(ViltBase, NLVR2Model):
 
 class ViltRetrieval(ViltBase, RetrievalModel):
     has_pair_scorer = True
+    has_first_stage = False  # the engine scores every pair (see the module docstring)
 
     def __init__(self, model: Any, processor: Any, source: Source):
         super().__init__()
@@ -177,7 +180,8 @@ class ViltRetrieval(ViltBase, RetrievalModel):
         self.max_patches = (self.side // patch) ** 2 + 1  # every patch of a full canvas, and [CLS]
 
     def embed_texts(self, text: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {"input_ids": text["input_ids"], "attention_mask": text["attention_mask"]}
+        ids = text["input_ids"]
+        return {"embedding": no_embedding(ids), "input_ids": ids, "attention_mask": text["attention_mask"]}
 
     @torch.no_grad()
     def embed_media(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -193,7 +197,7 @@ class ViltRetrieval(ViltBase, RetrievalModel):
         out[:, :n] = patches
         out_mask = patch_mask.new_zeros(b, out.shape[1])
         out_mask[:, :n] = patch_mask
-        return {"patches": out, "patch_mask": out_mask}
+        return {"embedding": no_embedding(out), "patches": out, "patch_mask": out_mask}
 
     @torch.no_grad()
     def score_pairs(
@@ -213,6 +217,11 @@ class ViltRetrieval(ViltBase, RetrievalModel):
             pixel_mask=patch_mask[:, :used],
         )
         return out.logits[:, 0].float()
+
+
+def no_embedding(rows: torch.Tensor) -> torch.Tensor:
+    """The placeholder first-stage embedding of a model without one: one zero per item ([B, 1])."""
+    return torch.zeros(len(rows), 1, dtype=torch.float32, device=rows.device)
 
 
 def build(ckpt: str | None = None, family: str = "retrieval") -> ViltBase:

@@ -279,6 +279,8 @@ def retrieval_scores(
             "scoring_time_s": elapsed,
         }
     opts = sized(opts, model, feats)
+    if not getattr(model, "has_first_stage", True):  # e.g. ViLT: its `embedding` is a placeholder; score all pairs
+        opts = dataclasses.replace(opts, mode="exhaustive")
     pairs, i2t_mask, t2i_mask = candidate_pairs(sim, opts)
     began = time.perf_counter()
     scores, stats = score_chunks(model, feats, pairs, opts, precision)
