@@ -366,8 +366,10 @@ def evaluate(
         model_config = {"model": loaded.model.config.to_dict(), "model_info": net.describe()}
         meta = _checkpoint_meta(loaded)
     else:
-        loaded, meta, options = None, {}, {}
+        loaded, meta = None, {}
         task, net = prepare_any(spec, task_name, ckpt, data_root, overrides, seed, limit, skip_corrupt, [split])
+        # A model evaluated zero-shot by design (CLIP: `zero_shot = True`) meets the papers' zero-shot numbers.
+        options = {"zero_shot": True} if getattr(net, "zero_shot", False) else {}
         net = net.to(device_obj)
         ckpt_record = checkpoint_record(spec, ckpt, net, checkpoint_name)
         model_config = {"model": net.describe()}

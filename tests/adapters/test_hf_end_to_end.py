@@ -129,6 +129,7 @@ def test_f30k_scores_are_the_adapters_own(folders, synth_root, tmp_path, capsys,
         capsys, "f30k", model, folders[folder], synth_root / "f30k", tmp_path, "--split", "test", *extra
     )
     assert record["protocol"]["mode"] == mode and record["checkpoint"]["model"] == model
+    assert record["protocol"]["zero_shot"] == (model == "clip")  # CLIP meets the papers' zero-shot rows
     adapter = build(model, folders[folder], "retrieval")
     pre = adapter.preprocess()
     images = {p["id"]: p["media_id"] for p in preds if p["id"].startswith("image/")}
