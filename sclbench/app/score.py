@@ -35,6 +35,7 @@ import numpy as np
 
 from sclbench.common.io import check_output_dir
 from sclbench.data.formats import predictions as files
+from sclbench.data.formats.predictions import preview_ids
 from sclbench.errors import ConfigError, DataError
 from sclbench.metrics import TIE_RULES, nlvr2_metrics, vqa_evaluate, vqa_scores
 from sclbench.results import ResultRecord, environment_info, fingerprint_files
@@ -150,24 +151,19 @@ def _synthetic_extra(task: Task) -> dict[str, Any]:
     return {"synthetic_data": marker} if marker is not None else {}
 
 
-def _preview(ids: list, limit: int = 5) -> str:
-    items = sorted(ids, key=str)
-    return ", ".join(repr(i) for i in items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
-
-
 def _check_ids(path: Path, given: set, wanted: list, what: str, where: str, allow_missing: bool) -> list:
     """Refuse ids outside the split; refuse missing ones unless allowed. Returns the missing ids."""
     wanted_set = set(wanted)
     unknown = [i for i in given if i not in wanted_set]
     if unknown:
         raise DataError(
-            f"{path}: {len(unknown)} {what} are not in {where} ({_preview(unknown)}): the file was made for "
+            f"{path}: {len(unknown)} {what} are not in {where} ({preview_ids(unknown)}): the file was made for "
             "another split (or holds more than this one); keep exactly the split's entries"
         )
     missing = [i for i in wanted if i not in given]
     if missing and not allow_missing:
         raise DataError(
-            f"{path}: no prediction for {len(missing)} of {len(wanted)} {what} of {where} ({_preview(missing)}); "
+            f"{path}: no prediction for {len(missing)} of {len(wanted)} {what} of {where} ({preview_ids(missing)}); "
             "the official scorer needs every one (pass --allow-missing to score them as wrong)"
         )
     return missing

@@ -23,16 +23,12 @@ import torch
 
 from sclbench.data.datasets import caption_index
 from sclbench.data.formats import predictions as files
+from sclbench.data.formats.predictions import preview_ids
 from sclbench.errors import DataError
 
 TOP = 10  # retrieved candidates kept per query in the predictions (the preamble's `top`)
 # Metric prefix -> the query direction it ranks: "media" = an image/video query (i2t lists), "text" = a caption.
 DIRECTIONS = {"tr": "media", "v2t": "media", "ir": "text", "t2v": "text"}
-
-
-def _preview(ids: list, limit: int = 5) -> str:
-    items = sorted(ids, key=str)
-    return ", ".join(repr(i) for i in items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
 def _same_ids(path: Path, given: list, wanted: list, what: str, where: str) -> None:
@@ -42,18 +38,18 @@ def _same_ids(path: Path, given: list, wanted: list, what: str, where: str) -> N
         counts[g] = counts.get(g, 0) + 1
     twice = [g for g, n in counts.items() if n > 1]
     if twice:
-        raise DataError(f"{path}: {what} {_preview(twice)} occur more than once; each names one query")
+        raise DataError(f"{path}: {what} {preview_ids(twice)} occur more than once; each names one query")
     wanted_set = set(wanted)
     unknown = [g for g in counts if g not in wanted_set]
     if unknown:
         raise DataError(
-            f"{path}: {len(unknown)} {what} are not in {where} ({_preview(unknown)}): the file was made for "
+            f"{path}: {len(unknown)} {what} are not in {where} ({preview_ids(unknown)}): the file was made for "
             "another split (or another data root)"
         )
     missing = [w for w in wanted if w not in counts]
     if missing:
         raise DataError(
-            f"{path}: {len(missing)} {what} of {where} are missing ({_preview(missing)}); every query needs one"
+            f"{path}: {len(missing)} {what} of {where} are missing ({preview_ids(missing)}); every query needs one"
         )
 
 
@@ -115,14 +111,14 @@ def _list_matrices(
         outside = [c for c in ranked if not 0 <= c < n_texts]
         if outside:
             raise DataError(
-                f"{path}, i2t[{m!r}]: caption indices {_preview(outside, 3)} are outside 0..{n_texts - 1} "
+                f"{path}, i2t[{m!r}]: caption indices {preview_ids(outside, 3)} are outside 0..{n_texts - 1} "
                 f"({where} has {n_texts} captions)"
             )
         i2t[row[m], ranked] = np.arange(len(ranked), 0, -1, dtype=np.float32)
     for t, ranked in lists.t2i.items():
         unknown = [m for m in ranked if m not in row]
         if unknown:
-            raise DataError(f"{path}, t2i['{t}']: media ids {_preview(unknown, 3)} are not in {where}")
+            raise DataError(f"{path}, t2i['{t}']: media ids {preview_ids(unknown, 3)} are not in {where}")
         t2i[[row[m] for m in ranked], t] = np.arange(len(ranked), 0, -1, dtype=np.float32)
     return i2t, t2i
 

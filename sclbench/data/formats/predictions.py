@@ -53,7 +53,9 @@ def _json(path: Path):
     return parse_json(_text(path), path, fix=FIX, finite_only=True)
 
 
-def _preview(items: list, limit: int = 5) -> str:
+def preview_ids(ids, limit: int = 5) -> str:
+    """A few of `ids` (sorted) for an error message, and how many more there are."""
+    items = sorted(ids, key=str)
     shown = ", ".join(repr(i) for i in items[:limit])
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
@@ -93,7 +95,7 @@ def read_evalai_answers(path: Path) -> dict[int, str]:
         answers.setdefault(qid, answer)
     if repeated:
         raise DataError(
-            f"{path}: {len(repeated)} question ids are answered more than once ({_preview(sorted(set(repeated)))}); "
+            f"{path}: {len(repeated)} question ids are answered more than once ({preview_ids(set(repeated))}); "
             "EvalAI needs exactly one answer per question"
         )
     return answers
@@ -264,8 +266,8 @@ def _ranked(value: object, ok, what: str, path: Path, where: str) -> list:
         raise DataError(f"{path}, {where}: expected a non-empty list of {what}, best first")
     wrong = [v for v in value if not ok(v)]
     if wrong:
-        raise DataError(f"{path}, {where}: expected {what}, got {_preview(wrong, 3)}")
+        raise DataError(f"{path}, {where}: expected {what}, got {preview_ids(wrong, 3)}")
     if len(set(value)) != len(value):
-        twice = sorted((v for v, n in Counter(value).items() if n > 1), key=str)
-        raise DataError(f"{path}, {where}: lists {_preview(twice, 3)} more than once; a ranking names each once")
+        twice = [v for v, n in Counter(value).items() if n > 1]
+        raise DataError(f"{path}, {where}: lists {preview_ids(twice, 3)} more than once; a ranking names each once")
     return value
