@@ -129,6 +129,9 @@ class HashTokenizer:
             masks[row, : len(toks)] = 1
         return {"input_ids": ids, "attention_mask": masks}
 
+    def __len__(self) -> int:  # as a Hugging Face tokenizer: the vocabulary size (records describe it)
+        return self.vocab_size
+
 
 def hash_word(word: str) -> int:
     # Python's hash() is salted per process; a fixed polynomial keeps runs reproducible.
