@@ -219,6 +219,18 @@ class TestStructure:
         html = render(rows, "html")
         assert "resampling whole images (20 clusters)" in html
 
+    def test_intervals_from_clustered_predictions(self, tmp_path):
+        """With stats.py's own clustered bootstrap: questions sharing 20 images are resampled by image."""
+        preds = [
+            {"id": f"q{i}", "unit": f"image/{i // 4}", "scores": {"accuracy": float(i % 8 < 5)}} for i in range(80)
+        ]
+        record = rec("vqa", "test-dev", {"accuracy": 62.5}, "scl-vqa")
+        record.protocol["cluster_unit"] = "image"
+        record.save(tmp_path, predictions=preds)
+        html = render(build_table(collect(tmp_path), paper=PAPER, with_stats=True), "html")
+        assert "95% bootstrap interval over 80 samples, resampling whole images (20 clusters)" in html
+        assert "<ci>[" in Page(html).rows()["scl-vqa"]["cells"][2][1]
+
     def test_the_page_is_self_contained_and_sections_follow_the_layout(self, tmp_path):
         root = records(tmp_path)
         both = render(build_table(collect(root)), "html")
