@@ -55,6 +55,8 @@ def table(
     layout = check_layout(fmt, layout)
     if baseline is not None and fmt != "html":
         raise ConfigError("--baseline is shown by --format html only (use `sclbench check` for the drift table)")
+    if baseline is not None and layout == "paper":
+        raise ConfigError("--baseline is shown with --layout both or runs (the drift table is per run)")
     if baseline is not None and not baseline.exists():
         raise DataError(f"baseline path {baseline} does not exist")
     if browse is not None:

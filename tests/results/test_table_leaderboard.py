@@ -291,6 +291,11 @@ class TestTextFormats:
         assert "## Leaderboard" not in render(self.rows(), "markdown", layout="runs")
         assert "## f30k" not in render(self.rows(), "markdown", layout="paper")
 
+    def test_markdown_cells_stay_on_their_row(self):
+        rows = build_table([rec("vqa", "test-dev", {"accuracy": 78.0}, "two\nlines | and a bar")], paper=PAPER)
+        md = render(rows, "markdown", layout="paper")
+        assert "| two lines \\| and a bar | scl | 78.00 |" in md
+
     def test_rich(self):
         text = render(self.rows(), "rich", width=250)
         assert text.index("leaderboard") < text.index("scl (paper)") < text.index("scl-f30k")
@@ -343,6 +348,7 @@ class TestCommandLine:
             ["--format", "markdown", "--browse", "site"],
             ["--format", "html", "--browse", ""],
             ["--format", "html", "--browse", "a\nb"],
+            ["--format", "html", "--layout", "paper", "--baseline", res],
         ):
             assert main(["table", res, *bad]) == 2, bad
             err = capsys.readouterr().err
