@@ -100,7 +100,14 @@ class NLVR2Task(Task):
                 raise ConfigError(
                     f"model {m.name!r}: nlvr2_prob_true returned {got}; expected a tensor of shape [{len(records)}]"
                 )
-            return [nlvr2_prediction(r, p) for r, p in zip(records, prob.float().tolist())]
+            probs = prob.float().tolist()  # one host read per batch
+            outside = [p for p in probs if not 0.0 <= p <= 1.0]  # NaN included
+            if outside:
+                raise ConfigError(
+                    f"model {m.name!r}: nlvr2_prob_true returned {outside[0]}, not a probability in [0, 1] "
+                    "(logits? apply a sigmoid or softmax)"
+                )
+            return [nlvr2_prediction(r, p) for r, p in zip(records, probs)]
 
         precision = self.eval_precision(model, options)
         collate = BatchText(preprocess.text, self.collate)

@@ -179,6 +179,15 @@ def wrong_shape(ckpt=None, family=None):
     return WrongShape()
 
 
+class Logits(TinyUserModel):
+    def nlvr2_prob_true(self, batch):
+        return super().nlvr2_prob_true(batch) + 1.0  # in (1, 2): not probabilities
+
+
+def logits_not_probabilities(ckpt=None, family=None):
+    return Logits()
+
+
 # ---- the tests -------------------------------------------------------------------------------------
 def run_cli(args, capsys) -> tuple[int, list[str]]:
     from sclbench.cli import main
@@ -370,6 +379,12 @@ def test_bad_factories_are_one_error_line(synth_root, tmp_path, capsys, factory,
     args = eval_args("vqa", synth_root / "vqa", tmp_path, f"{HERE}:{factory}", "--split", "val", "--batch-size", 4)
     rc, errors = run_cli(args, capsys)
     assert rc == 2 and len(errors) == 1 and message in errors[0], errors
+
+
+def test_nlvr2_outputs_must_be_probabilities(synth_root, tmp_path, capsys):
+    args = eval_args("nlvr2", synth_root / "nlvr2", tmp_path, f"{HERE}:logits_not_probabilities", "--split", "val")
+    rc, errors = run_cli(args, capsys)
+    assert rc == 2 and len(errors) == 1 and "not a probability in [0, 1]" in errors[0], errors
 
 
 @pytest.mark.parametrize(
