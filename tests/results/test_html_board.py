@@ -287,6 +287,17 @@ class TestEscaping:
         assert page.head[0][2][0] == f"{task} test"
 
 
+def test_every_link_opens_a_page_of_the_browse_site(tmp_path):
+    """The contract with `sclbench browse`: the leaderboard's links land on the pages it writes."""
+    pytest.importorskip("sclbench.results.browse")
+    root = records(tmp_path)
+    assert main(["browse", str(root), "-o", str(tmp_path / "site"), "--no-media"]) == 0
+    board = tmp_path / "board.html"
+    assert main(["table", str(root), "--format", "html", "--browse", "site", "-o", str(board), "--no-intervals"]) == 0
+    links = [h for r in Page(board.read_text()).body for c in r["cells"] for h in c[3]]
+    assert len(links) == 9 and all((tmp_path / link).is_file() for link in links), links
+
+
 @needs_browser
 def test_the_board_loads_in_a_browser_without_console_errors(tmp_path):
     root = records(tmp_path)
