@@ -81,3 +81,17 @@ def test_clip_has_no_vqa_or_nlvr2(folder):
     for family in ("vqa", "nlvr2"):
         with pytest.raises(ConfigError, match=f"no {family} adapter"):
             clip.build(ckpt=str(folder), family=family)
+
+
+def test_compile_for_eval_compiles_the_towers_and_keeps_the_outputs(folder):
+    from sclbench.adapters import clip
+
+    model = clip.build(ckpt=str(folder), family="retrieval")
+    prep = model.preprocess()
+    pixels = torch.stack([prep.image(im) for im in hf_tiny.images(2, seed=9)])[:, None]
+    before = model.embed_media(pixels)["embedding"], model.embed_texts(prep.text(CAPTIONS))["embedding"]
+    model.compile_for_eval(backend="eager")
+    assert model.compiled_methods == ["vision_model", "text_model"]
+    after = model.embed_media(pixels)["embedding"], model.embed_texts(prep.text(CAPTIONS))["embedding"]
+    for b, a in zip(before, after):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
