@@ -120,6 +120,10 @@ def load_config(source: Source, model_type: str, what: str) -> Any:
 def load_model(cls: type, source: Source, config: Any, what: str) -> Any:
     """`cls.from_pretrained` with the checked config; weights missing for `cls` (a retrieval head asked of a
     VQA release, say) are refused rather than left randomly initialised."""
+    if os.environ.get("SCLBENCH_NO_PROGRESS") == "1":  # sclbench's switch for progress bars, transformers' too
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
     try:
         model, info = cls.from_pretrained(
             source.location, config=config, revision=source.revision, output_loading_info=True

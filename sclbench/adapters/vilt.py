@@ -63,9 +63,14 @@ class CanvasImage(ProcessorImage):
 
     def __call__(self, image: Any) -> torch.Tensor:
         pixels = super().__call__(image)
+        h, w = pixels.shape[1:]
+        if h > self.side or w > self.side:  # a processor configured unlike ViLT's resize (never cropped silently)
+            raise CheckpointError(
+                f"the ViLT image processor made a {h}x{w} image, larger than the {self.side}-pixel canvas its "
+                "size.shortest_edge and size_divisor imply; the checkpoint's preprocessor_config.json is not ViLT's"
+            )
         canvas = torch.full((pixels.shape[0], self.side, self.side), float("nan"), dtype=pixels.dtype)
-        h, w = min(pixels.shape[1], self.side), min(pixels.shape[2], self.side)
-        canvas[:, :h, :w] = pixels[:, :h, :w]
+        canvas[:, :h, :w] = pixels
         return canvas
 
 

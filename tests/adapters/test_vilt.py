@@ -139,6 +139,11 @@ def test_preprocess_is_picklable_and_deterministic(folders):
     assert prep.deterministic
     torch.testing.assert_close(prep.image(img), model.preprocess().image(img), equal_nan=True)
     assert prep.text(["a dog"])["input_ids"].shape == (1, 40)
+    # The canvas holds the largest image the processor makes; a processor unlike ViLT's is refused, not cropped.
+    from sclbench.adapters.vilt import CanvasImage
+
+    with pytest.raises(CheckpointError, match="larger than the 16-pixel canvas"):
+        CanvasImage(model.processor.image_processor, 16)(img)
 
 
 def test_checkpoint_mistakes_are_one_clear_error(folders, tmp_path, monkeypatch):
