@@ -68,8 +68,10 @@ def score_retrieval(
         matrices = files.read_score_npz(path, len(records), len(texts))
         _same_ids(path, matrices.media_ids, ids, "media_ids", where)
         row = {m: i for i, m in enumerate(matrices.media_ids)}
-        order = np.array([row[m] for m in ids], dtype=np.int64)  # back to record order (a no-op when it is)
-        i2t, t2i = matrices.i2t[order], matrices.t2i[order]
+        i2t, t2i = matrices.i2t, matrices.t2i
+        if matrices.media_ids != ids:  # rows back to record order
+            order = np.array([row[m] for m in ids], dtype=np.int64)
+            i2t, t2i = i2t[order], t2i[order]
     else:
         lists = files.read_ranked_lists(path)
         i2t, t2i = _list_matrices(path, lists, ids, len(texts), where)

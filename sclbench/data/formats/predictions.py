@@ -180,8 +180,9 @@ def read_score_npz(path: Path, n_media: int, n_texts: int) -> ScoreMatrices:
         arrays = {name: _read_member(archive, members[name], path, name, expected[name]) for name in SCORE_ARRAYS}
     ids = arrays["media_ids"]
     for name in ("i2t", "t2i"):
-        bad = np.isnan(arrays[name]) | np.isposinf(arrays[name])
-        if bad.any():
+        top = arrays[name].max() if arrays[name].size else 0.0  # NaN and +inf both surface in the maximum
+        if np.isnan(top) or top == np.inf:
+            bad = np.isnan(arrays[name]) | np.isposinf(arrays[name])
             row, col = (int(x) for x in np.argwhere(bad)[0])
             raise DataError(
                 f"{path}: {name} holds {int(bad.sum())} NaN or +inf scores (first at row {row}, column {col}); "
@@ -218,11 +219,15 @@ def _read_member(archive: zipfile.ZipFile, member: str, path: Path, name: str, s
                     else "rows = the split's images/videos in record order, columns = its captions in caption order"
                 )
                 raise DataError(f"{where}: shape {tuple(got)}, expected {shape}{hint}: {layout}")
-            # Header checked: read the data (exactly prod(shape) items; a short member is an error).
-            count = math.prod(shape)
-            data = fh.read(count * dtype.itemsize)
-            if len(data) != count * dtype.itemsize:
-                raise DataError(f"{where}: the array data is cut short; {FIX}")
+            # Header checked: read the data (exactly prod(shape) items; a short member is an error), into a
+            # writable buffer of its own (torch shares it without a copy).
+            data = bytearray(math.prod(shape) * dtype.itemsize)
+            view, filled = memoryview(data), 0
+            while filled < len(data):
+                got_bytes = fh.readinto(view[filled:])
+                if not got_bytes:
+                    raise DataError(f"{where}: the array data is cut short; {FIX}")
+                filled += got_bytes
             array = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
             return np.ascontiguousarray(array)
     except DataError:
