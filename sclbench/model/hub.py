@@ -180,6 +180,12 @@ def resolve(ckpt: str, verify: bool = True) -> ResolvedCheckpoint:
             f"checkpoint {ckpt!r} is neither an existing path nor a registered name{hint} "
             f"(registered: {', '.join(names) or 'none'}; `sclbench ckpt list` shows them)"
         )
+    if "file" not in entry and entry.get("kind") == "hf-model":  # a ViLT/BLIP/CLIP release (sclbench.adapters)
+        raise CheckpointError(
+            f"{entry['name']} is a {entry.get('family')} model loaded with transformers ({entry.get('repo')}), not "
+            f"an SCL checkpoint: evaluate it with --model {entry.get('family')} --ckpt {entry['name']} "
+            "(transformers downloads it into its own cache)"
+        )
     if "file" not in entry:
         raise CheckpointError(
             f"{entry['name']} is an encoder initialisation loaded with transformers "

@@ -164,6 +164,10 @@ def test_checkpoint_mistakes_are_one_clear_error(folders, tmp_path, monkeypatch)
         build("vilt-vqa", "vqa")  # a registered name: its hub id, looked up in the (empty) cache
     with pytest.raises(CheckpointError, match="registered as a blip model; evaluate it with --model blip"):
         build("blip-coco", "retrieval")
+    from sclbench.model.hub import resolve
+
+    with pytest.raises(CheckpointError, match="evaluate it with --model vilt --ckpt vilt-vqa"):
+        resolve("vilt-vqa")  # the SCL loader (`eval --ckpt vilt-vqa` without --model) points to the adapter
     with pytest.raises(CheckpointError, match="--model scl"):
         build("scl-pretrain", "vqa")  # a registered SCL checkpoint
     clip = hf_tiny.save_clip(tmp_path / "clip")
