@@ -326,6 +326,7 @@ def _read_or_refused(argv, path: Path, capsys, results: Path) -> None:
     shutil.rmtree(results, ignore_errors=True)
 
 
+@pytest.mark.slow  # many CLI runs; the readers' own property tests are in the fast lane
 @FUZZ
 @given(data=st.data())
 def test_damaged_nlvr2_and_vqa_files_are_read_or_refused(synth_root, tmp_path, capsys, data):
@@ -345,6 +346,7 @@ def test_damaged_nlvr2_and_vqa_files_are_read_or_refused(synth_root, tmp_path, c
     _read_or_refused([*argv, "--split", "val"], json_file, capsys, tmp_path / "r")
 
 
+@pytest.mark.slow  # many CLI runs; the readers' own property tests are in the fast lane
 @FUZZ
 @given(data=st.data())
 def test_damaged_score_files_are_read_or_refused(f30k_scores, synth_root, tmp_path, capsys, data):
