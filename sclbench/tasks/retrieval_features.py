@@ -38,7 +38,6 @@ EMBEDDING = "embedding"  # the entry the first stage ranks by (dot product)
 DEVICE_FEATURE_SHARE = 0.5
 GATHER_CHUNK_BYTES = 64 * 2**20  # rows sent per rank per gather round (bounds the receive buffer)
 DEFAULT_PAIR_BATCH = 64  # pairs per batch where the model sizes none (`pair_batch_size`), and on CPU
-CPU_PAIR_BATCH = DEFAULT_PAIR_BATCH  # (the older name)
 
 
 @dataclass

@@ -22,8 +22,9 @@ images it uses, once each, so that a model computes their pair-independent part 
 co-attention layer's, see `adapters/scl_retrieval.py`).
 
 Optional hooks a model may define, read by this engine only: `host_entries` (entries kept and handed
-over in host memory), `pair_batch_size(device, texts, media)` and `scoring_settings()` (what besides the
-features changes its pair scores: part of the score-cache key).
+over in host memory), `pair_batch_size(device, texts, media)`, `scoring_settings()` (what besides the
+features changes its pair scores: part of the score-cache key) and `has_first_stage = False` (its
+`embedding` is a placeholder: every pair is scored, mode "exhaustive", e.g. ViLT).
 """
 
 from __future__ import annotations
