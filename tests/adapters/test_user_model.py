@@ -492,3 +492,72 @@ def test_the_readme_example_runs_as_written(synth_root, tmp_path, capsys, task_n
     assert record["metrics"] == pytest.approx(metrics, abs=1e-9)
     assert record["checkpoint"]["name"] == "tiny-clip" and record["checkpoint"]["sha256"]
     assert record["config"]["model"]["source"] == str(ckpt)
+
+
+def test_precision_and_check_work_for_a_user_model(synth_root, tmp_path, capsys):
+    """bf16 autocast reaches the user's model (its outputs are what it computes under autocast) and is
+    recorded; `sclbench check` reads the record (per-sample scores) against itself."""
+    from sclbench.app.jobs import get_task
+    from sclbench.cli import main
+    from sclbench.metrics import nlvr2_metrics
+
+    args = eval_args("nlvr2", synth_root / "nlvr2", tmp_path, f"{HERE}:build", "--split", "val", "--precision", "bf16")
+    rc, errors = run_cli(args, capsys)
+    assert rc == 0, errors
+    record, preds = load_record(tmp_path, "nlvr2")
+    assert (record["protocol"]["precision"], record["protocol"]["tf32"]) == ("bf16", False)
+    task = get_task("nlvr2", [], data_root=str(synth_root / "nlvr2"))
+    model, records = TinyUserModel().eval(), task.role_records("val")
+    pre = model.preprocess()
+
+    def direct(autocast: bool) -> list[float]:
+        out = []
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            for r in records:
+                left, right = (pre.image(s.open())[None, None] for s in (r.image_0, r.image_1))
+                batch = NLVR2Batch(left, right, pre.text([r.sentence]), [r.sentence], [0], [1])
+                out.append(float(model.nlvr2_prob_true(batch)[0]))
+        return out
+
+    got = np.array([p["prob_true"] for p in preds])
+    bf16, fp32 = np.array(direct(True)), np.array(direct(False))
+    assert np.abs(got - bf16).max() < 1e-2 and np.abs(got - bf16).sum() < np.abs(got - fp32).sum()
+    labels = {r.identifier: r.label for r in records}
+    assert record["metrics"] == nlvr2_metrics({p["identifier"]: p["prediction"] for p in preds}, labels)
+    assert main(["check", str(tmp_path), "--baseline", str(tmp_path)]) == 0
+
+
+@pytest.mark.slow
+def test_two_process_eval_of_a_user_model_equals_one_process(synth_root, tmp_path):
+    """Sharding is the engine's: `torchrun --nproc_per_node=2` (CPU, gloo) evaluates the test file's model on
+    an odd number of questions (shards of different sizes) and gives the one-process record."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from sclbench.cli import main
+
+    args = ["eval", "vqa", "data.minival_images=3", "--model", f"{HERE}:build", "--data-root", synth_root / "vqa"]
+    args += ["--results", "RESULTS", "--split", "val", "--limit", 12, "--batch-size", 2]
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert main([str(a).replace("RESULTS", str(one)) for a in args]) == 0
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "SCLBENCH_NO_PROGRESS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "CUDA_VISIBLE_DEVICES": "",
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}", "-m"]
+    cmd += ["sclbench", *[str(a).replace("RESULTS", str(two)) for a in args]]
+    run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    (r1, p1), (r2, p2) = load_record(one, "vqa"), load_record(two, "vqa")
+    assert (r1["world_size"], r2["world_size"]) == (1, 2) and len(p1) % 2 == 1  # shards of different sizes
+    assert r2["metrics"] == r1["metrics"]
+    assert [(p["question_id"], p["answer"]) for p in p2] == [(p["question_id"], p["answer"]) for p in p1]
