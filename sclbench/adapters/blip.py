@@ -17,9 +17,15 @@ Facts this adapter relies on:
 - For the ITM pass (and for VQA's question encoder) BLIP's code replaces the first token, [CLS], by its
   [ENC] token. transformers' BlipForImageTextRetrieval does not; this adapter does when the checkpoint's
   tokenizer knows "[ENC]" (recorded in `describe()` as `enc_token_id`), and leaves [CLS] otherwise.
-- VQA: answers are generated (beam search of 3 beams, at most 10 tokens including the start token, at
-  least 1), as BLIP's `inference='generate'`. BLIP's released VQA config ranks the 3,128 candidate answers
-  instead (`inference: rank`); the generated answer is the protocol transformers supports.
+- VQA, `--model blip`: answers are generated (beam search of 3 beams, at most 10 tokens including the
+  start token, at least 1), as BLIP's `inference='generate'`.
+- VQA, `--model sclbench.adapters.blip:build_rank`: BLIP's released VQA config ranks candidate answers
+  instead (`inference: rank`, k_test 128), which this reproduces over the card's answer vocabulary (BLIP
+  ranks its own 3,128-answer list): each answer is tokenised with the decoder's start token first and
+  padded to the longest answer; the 128 answers whose first token is likeliest after the start token
+  are kept, and each is scored by minus its decoder loss summed over its tokens, with BLIP's label
+  smoothing of 0.1 (models/med.py), the question states attended with the question's mask; the best
+  score is the answer (returned as scores over the vocabulary, -inf outside the 128).
 """
 
 from __future__ import annotations
@@ -49,6 +55,9 @@ DEFAULTS = {"retrieval": "Salesforce/blip-itm-base-coco", "vqa": "Salesforce/bli
 MAX_TEXT_LEN = 35  # BLIP tokenises captions and questions to at most 35 tokens
 CAPTION_WORDS, QUESTION_WORDS = 30, 50
 GENERATE = {"num_beams": 3, "max_length": 10, "min_length": 1}
+RANK_K = 128  # configs/vqa.yaml k_test: candidate answers scored in full per question
+LABEL_SMOOTHING = 0.1  # BLIP's decoder loss, which its answer ranking reuses
+RANK_ROWS = 512  # (question, answer) rows per decoder pass: bounds the [rows, length, vocab] logits
 _PUNCTUATION = re.compile(r"[.!\"()*#:;~]")
 
 
@@ -151,9 +160,15 @@ class BlipRetrieval(BlipBase, RetrievalModel):
 
 
 class BlipVQA(BlipBase, VQAModel):
-    def __init__(self, model: Any, processor: Any, source: Source):
+    def __init__(self, model: Any, processor: Any, source: Source, inference: str = "generate"):
         super().__init__()
         self._setup(model, processor, source, pre_question)
+        self.inference = inference
+        self._answer_cache: tuple[tuple[str, ...], torch.Tensor, torch.Tensor] | None = None
+
+    def describe(self) -> dict[str, Any]:
+        extra = {"k": RANK_K, "label_smoothing": LABEL_SMOOTHING} if self.inference == "rank" else GENERATE
+        return {**super().describe(), "inference": self.inference, **extra}
 
     def question_inputs(self, questions: list[str]) -> dict[str, torch.Tensor]:
         """BLIP's question tensors: normalised, padded to the batch's longest, [ENC] first."""
@@ -167,15 +182,78 @@ class BlipVQA(BlipBase, VQAModel):
         return {"input_ids": self.with_enc_token(enc["input_ids"]), "attention_mask": enc["attention_mask"]}
 
     @torch.no_grad()
-    def answer_vqa(self, batch: VQABatch) -> list[str]:
+    def answer_vqa(self, batch: VQABatch) -> list[str] | torch.Tensor:
         # The question is re-tokenised from the strings: BLIP pads to the batch's longest question, and the
         # answer decoder attends to every position (padding included), so the padding is part of the protocol.
         inputs = self.question_inputs(batch.questions)
+        if self.inference == "rank":
+            return self.rank_scores(inputs, frames_as_images(batch.pixels), batch.vocabulary)
         tokens = self.model.generate(pixel_values=frames_as_images(batch.pixels), **inputs, **GENERATE)
         return [a.strip() for a in self.processor.tokenizer.batch_decode(tokens, skip_special_tokens=True)]
 
+    def answer_tensors(self, vocabulary: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The vocabulary as decoder inputs: [start] answer [SEP], padded to the longest (kept per vocabulary)."""
+        key = tuple(vocabulary)
+        if self._answer_cache is None or self._answer_cache[0] != key:
+            enc = self.processor.tokenizer(list(vocabulary), padding="longest", return_tensors="pt")
+            ids = enc["input_ids"].clone()
+            ids[:, 0] = self.model.config.text_config.bos_token_id
+            self._answer_cache = (key, ids, enc["attention_mask"])
+        _, ids, mask = self._answer_cache
+        return ids.to(self.device), mask.to(self.device)
+
+    def rank_scores(self, inputs: dict[str, torch.Tensor], pixels: torch.Tensor, vocabulary: list[str]) -> torch.Tensor:
+        """BLIP's `rank_answer` over `vocabulary`: [B, V] scores, -inf outside each question's top k."""
+        images = self.model.vision_model(pixel_values=pixels).last_hidden_state
+        states = self.model.text_encoder(
+            input_ids=inputs["input_ids"],
+            attention_mask=inputs["attention_mask"],
+            encoder_hidden_states=images,
+            encoder_attention_mask=torch.ones(images.shape[:-1], dtype=torch.long, device=images.device),
+        ).last_hidden_state
+        q_mask = inputs["attention_mask"]
+        ids, mask = self.answer_tensors(vocabulary)
+        b, k = len(states), min(RANK_K, len(ids))
+        decoder = self.model.text_decoder
+        start = decoder(input_ids=ids[:1, :1].expand(b, 1), encoder_hidden_states=states, encoder_attention_mask=q_mask)
+        first = start.logits[:, 0].float().softmax(-1).index_select(1, ids[:, 1])  # P(each answer's first token)
+        top = first.topk(k, dim=1).indices  # [B, k]
+        rows = top.flatten()
+        owner = torch.arange(b, device=rows.device).repeat_interleave(k)
+        pad = self.processor.tokenizer.pad_token_id
+        losses = []
+        for c in range(0, len(rows), RANK_ROWS):
+            r, q = rows[c : c + RANK_ROWS], owner[c : c + RANK_ROWS]
+            logits = decoder(
+                input_ids=ids[r],
+                attention_mask=mask[r],
+                encoder_hidden_states=states[q],
+                encoder_attention_mask=q_mask[q],
+            ).logits
+            targets = ids[r][:, 1:].masked_fill(ids[r][:, 1:] == pad, -100)
+            loss = F.cross_entropy(
+                logits[:, :-1].float().flatten(0, 1),
+                targets.flatten(),
+                reduction="none",
+                label_smoothing=LABEL_SMOOTHING,
+                ignore_index=-100,
+            )
+            losses.append(loss.view(len(r), -1).sum(1))
+        scores = torch.full((b, len(ids)), float("-inf"), device=states.device)
+        return scores.scatter_(1, top, -torch.cat(losses).view(b, k))
+
     def compile_for_eval(self, **options: Any) -> None:
         self.__dict__["compiled_methods"] = compile_submodules(self.model, ["vision_model", "text_encoder"], options)
+
+
+def build_rank(ckpt: str | None = None, family: str = "vqa") -> BlipVQA:
+    """BLIP VQA ranking the card's answer vocabulary as BLIP's own evaluation (`inference: rank`):
+    `--model sclbench.adapters.blip:build_rank`."""
+    if family != "vqa":
+        raise ConfigError(f"sclbench.adapters.blip:build_rank is for VQA, not {family} (use --model blip)")
+    model = build(ckpt, family)
+    model.inference = "rank"
+    return model
 
 
 def build(ckpt: str | None = None, family: str = "retrieval") -> BlipBase:

@@ -138,9 +138,10 @@ def _adapter_commands(card: TaskCard, model: str, args: list[str], registry: dic
     if not candidates or candidates[0] not in registry:
         return [f"# no {MODEL_NAMES.get(model, model)} checkpoint for {card.name} is registered in checkpoints.yaml"]
     name = candidates[0]
+    spec = (card.section("paper").get(model) or {}).get("eval_model") or model  # e.g. blip:build_rank (VQA)
     return [
         f"# {name} = hub {registry[name].get('repo')}, loaded by transformers (cached on first use)",
-        _shell([*LAUNCH.split(), "eval", card.name, "--model", model, "--ckpt", name, *args]),
+        _shell([*LAUNCH.split(), "eval", card.name, "--model", spec, "--ckpt", name, *args]),
         f"sclbench table {RESULTS} --format markdown",
     ]
 

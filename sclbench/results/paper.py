@@ -100,6 +100,8 @@ def model_family(checkpoint: Mapping[str, Any], registry: Mapping[str, Any] | No
     registry that cannot be read leaves the family "scl" (a table never fails on the registry).
     """
     model = str(checkpoint.get("model") or "scl")
+    if model.startswith("sclbench.adapters.") and ":" in model:  # a built-in's other factory: blip:build_rank
+        model = model.split(":", 1)[0].rsplit(".", 1)[1]
     if model != "scl":
         return model
     if registry is None:

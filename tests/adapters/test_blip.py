@@ -130,3 +130,68 @@ def test_vqa_answers_equal_transformers_generate(folders):
 def test_families_blip_does_not_have(folders):
     with pytest.raises(ConfigError, match="no nlvr2 adapter"):
         build(folders["vqa"], "nlvr2")
+
+
+def test_vqa_rank_scores_equal_blips_ranking_through_transformers(folders):
+    """build_rank: the top-k answers by first-token probability, each scored by minus transformers' own
+    decoder loss (reduction 'none', BLIP's label smoothing 0.1); the argmax answer is the best of them."""
+    from transformers import BlipForQuestionAnswering, BlipProcessor
+
+    from sclbench.adapters import blip
+    from sclbench.adapters.blip import pre_question
+
+    model = blip.build_rank(ckpt=str(folders["vqa"]))
+    assert model.describe()["inference"] == "rank"
+    vocabulary = ["yes", "no", "2", "red", "two dogs", "on the table", "a man", "left", "cat", "blue shirt"] * 15
+    vocabulary = [f"{a} {i // 10}" if i >= 10 else a for i, a in enumerate(vocabulary)]  # 150 answers > k = 128
+    questions = ["What color is the dog?", "how many people are there", "is it red"]
+    imgs = hf_tiny.images(len(questions), seed=10)
+    batch = VQABatch(pixels_of(model, imgs), model.preprocess().text(questions), questions, [0, 1, 2], vocabulary)
+    scores = model.answer_vqa(batch)
+    assert scores.shape == (3, 150) and (torch.isfinite(scores).sum(1) == 128).all()
+
+    ref = BlipForQuestionAnswering.from_pretrained(folders["vqa"]).eval()
+    ref.text_decoder.label_smoothing = 0.1
+    processor = BlipProcessor.from_pretrained(folders["vqa"])
+    tok = processor.tokenizer
+    q = tok(
+        [pre_question(x) for x in questions], padding="longest", truncation=True, max_length=35, return_tensors="pt"
+    )
+    q["input_ids"][:, 0] = tok.convert_tokens_to_ids("[ENC]")
+    answers = tok(vocabulary, padding="longest", return_tensors="pt")
+    answers["input_ids"][:, 0] = ref.config.text_config.bos_token_id
+    with torch.no_grad():
+        images = ref.vision_model(processor.image_processor(images=imgs, return_tensors="pt")["pixel_values"])[0]
+        states = ref.text_encoder(q["input_ids"], attention_mask=q["attention_mask"], encoder_hidden_states=images)[0]
+        for i in range(len(questions)):
+            kept = torch.isfinite(scores[i]).nonzero()[:, 0]
+            ids, mask = answers["input_ids"][kept], answers["attention_mask"][kept]
+            labels = ids.masked_fill(ids == tok.pad_token_id, -100)
+            loss = ref.text_decoder(
+                ids,
+                attention_mask=mask,
+                encoder_hidden_states=states[i : i + 1].expand(len(ids), -1, -1),
+                encoder_attention_mask=q["attention_mask"][i : i + 1].expand(len(ids), -1),
+                labels=labels,
+                reduction="none",
+            ).loss
+            torch.testing.assert_close(scores[i, kept], -loss, atol=1e-4, rtol=1e-4)
+            # The kept answers are the k likeliest first tokens after the start token.
+            first = (
+                ref.text_decoder(
+                    answers["input_ids"][:1, :1],
+                    encoder_hidden_states=states[i : i + 1],
+                    encoder_attention_mask=q["attention_mask"][i : i + 1],
+                )
+                .logits[0, 0]
+                .softmax(-1)
+            )
+            p = first[answers["input_ids"][:, 1]]
+            assert p[kept].min() >= p[~torch.isin(torch.arange(150), kept)].max() - 1e-7
+
+
+def test_records_of_build_rank_meet_blips_published_numbers():
+    from sclbench.results.paper import model_family
+
+    assert model_family({"name": "blip-vqa-capfilt-large", "model": "sclbench.adapters.blip:build_rank"}) == "blip"
+    assert model_family({"name": "x", "model": "my_pkg.models:build"}) == "my_pkg.models:build"

@@ -108,12 +108,19 @@ def test_vilt_nlvr2_prob_true_is_the_adapters_own(folders, synth_root, tmp_path,
     assert record["protocol"]["cluster_unit"] == "sentence"
 
 
-def test_blip_vqa_generates_string_answers(folders, synth_root, tmp_path, capsys):
-    record, preds = run_eval(capsys, "vqa", "blip", folders["blip_vqa"], synth_root / "vqa", tmp_path, "--split", "val")
+@pytest.mark.parametrize("spec", ["blip", "sclbench.adapters.blip:build_rank"])
+def test_blip_vqa_generates_or_ranks_answers(folders, synth_root, tmp_path, capsys, spec):
+    from sclbench.app.jobs import get_task
+
+    record, preds = run_eval(capsys, "vqa", spec, folders["blip_vqa"], synth_root / "vqa", tmp_path, "--split", "val")
     assert preds and all(isinstance(p["answer"], str) for p in preds)
     assert (
         "accuracy" in record["metrics"] and record["config"]["model"]["preprocess"]["text_normalise"] == "pre_question"
     )
+    assert record["config"]["model"]["inference"] == ("rank" if spec.endswith("build_rank") else "generate")
+    if spec.endswith("build_rank"):  # ranked answers come from the card's vocabulary
+        vocabulary = set(get_task("vqa", ["data.minival_images=4"], data_root=str(synth_root / "vqa")).vocab.answers)
+        assert {p["answer"] for p in preds} <= vocabulary
 
 
 @pytest.mark.parametrize(
