@@ -38,11 +38,12 @@ def browse(
     for page in summary.pages:
         line = f"{page.page}: {page.shown} of {page.samples} samples"
         if page.flips is not None:
-            line += (
-                f"; {len(page.flips.a_right_b_wrong)} right only in {results}, "
-                f"{len(page.flips.b_right_a_wrong)} right only in {compare}"
-            )
+            line += f"; {len(page.flips.a_right_b_wrong)} scored higher by A, {len(page.flips.b_right_a_wrong)} by B"
         typer.echo(line)
+    if compare is not None:
+        typer.echo(
+            f"A = {results}, B = {compare} (a sample right in one run and wrong in the other scores higher there)"
+        )
     typer.echo(
         f"wrote {len(summary.pages)} page(s) to {summary.out / 'index.html'} "
         f"(thumbnails: {summary.thumbnails_made} made, {summary.thumbnails_reused} reused)"

@@ -15,6 +15,7 @@ from PIL import Image
 
 from sclbench.cli import main
 from sclbench.data.records import ImageSource
+from sclbench.errors import DataError
 from sclbench.metrics.vqa import vqa_accuracy
 from sclbench.results import ResultRecord, collect
 from sclbench.results.browse import MediaItem, SplitView, build_site, page_path
@@ -205,6 +206,13 @@ def test_site_layout_failures_first_and_json_escaping(tmp_path):
     scores = [s["score"] for s in data["samples"]]
     assert scores == sorted(scores) and scores[0] == 0.0  # failures first
     assert not re.search(r"""(src|href)=['"]?(https?:)?//""", html)
+
+
+def test_two_records_for_one_page_are_refused(tmp_path):
+    _vqa_record(tmp_path / "results" / "run1")
+    _vqa_record(tmp_path / "results" / "run2")
+    with pytest.raises(DataError, match="would share the page vqa/vqa_val_run-a.html"):
+        build_site(collect(tmp_path / "results"), tmp_path / "site")
 
 
 def test_max_samples_keeps_the_failures(tmp_path):

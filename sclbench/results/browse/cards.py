@@ -207,7 +207,7 @@ class CardMaker:
         rank = p.get("rank")
         if isinstance(rank, int) and not isinstance(rank, bool):
             card["rows"].append(["rank of the true item", rank + 1])
-        for key, value in sorted((p.get("scores") or {}).items()):
+        for key, value in (p.get("scores") or {}).items():  # the task's order: r1, r5, r10
             card["rows"].append([key, _round(value)])
         top = p.get("top")
         if isinstance(top, list):
@@ -239,7 +239,7 @@ class CardMaker:
         for key, value in p.items():
             if key not in ("id", "scores") and isinstance(value, (str, int, float, bool)):
                 card["rows"].append([key, _round(value)])
-        for key, value in sorted((p.get("scores") or {}).items()):
+        for key, value in (p.get("scores") or {}).items():  # the task's order: r1, r5, r10
             card["rows"].append([key, _round(value)])
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sclbench.common.io import atomic_write
+from sclbench.errors import DataError
 from sclbench.results.browse.cards import CardMaker, family_of, sort_key
 from sclbench.results.browse.flips import Flips, count_flips, pair_records, sample_id
 from sclbench.results.browse.media import SplitView
@@ -76,6 +77,7 @@ def build_site(
     thumbs = Thumbnailer(out, frames=frames) if view_for is not None else None
     partners = pair_records(records, compare) if compare is not None else [None] * len(records)
     summary = SiteSummary(out)
+    _check_unique_pages(records)
     for record, other in zip(records, partners):
         view = view_for(record) if view_for is not None else SplitView()
         page = _write_page(out, record, other, view, thumbs, max_samples, labels, compare is not None, flips_for)
@@ -85,6 +87,19 @@ def build_site(
     if thumbs is not None:
         summary.thumbnails_made, summary.thumbnails_reused = thumbs.made, thumbs.reused
     return summary
+
+
+def _check_unique_pages(records: list[ResultRecord]) -> None:
+    """Two records of one task, split and checkpoint name (from two folders) would share one page."""
+    seen: dict[Path, ResultRecord] = {}
+    for record in records:
+        path = page_path(record)
+        if path in seen:
+            raise DataError(
+                f"records {seen[path].source} and {record.source} are both {record.task} {record.split} "
+                f"{record.checkpoint_name} and would share the page {path}: browse their folders one at a time"
+            )
+        seen[path] = record
 
 
 def _write_page(
@@ -142,6 +157,11 @@ def _write_page(
         notes.append("this record has no per-sample predictions (evaluated by an older sclbench, or without them)")
     if len(kept) < len(predictions):
         notes.append(f"{len(kept)} of {len(predictions)} samples on this page (failures first; --max-samples)")
+    if other is not None and record.data_fingerprint != other.data_fingerprint:
+        notes.append(
+            f"{labels[0]} and {labels[1]} were evaluated on different data (data fingerprint): "
+            "one sample id may name different samples in the two runs"
+        )
     if comparing and other is None:
         notes.append(f"{labels[1]} has no record of {record.task} {record.split}: nothing to compare")
     page_html = render_page(record, data, notes, prefix, other, labels, flips)

@@ -144,6 +144,7 @@
     if (m.src) {
       var img = el("img");
       img.alt = m.label || "";
+      img.title = m.label || "";
       img.addEventListener("error", function () {
         broken += 1;
         brokenBox.hidden = false;
@@ -189,10 +190,6 @@
     }
     if (s.text) card.appendChild(el("p", "text", s.text));
     if (s.rows && s.rows.length) card.appendChild(rows(s.rows));
-    if (s.b && s.b.rows.length) {
-      card.appendChild(el("div", "who", B));
-      card.appendChild(rows(s.b.rows, "b"));
-    }
     if (s.answers) {
       var table = el("table", "answers");
       var headRow = el("tr");
@@ -208,18 +205,26 @@
       card.appendChild(table);
     }
     if (s.top) {
-      card.appendChild(el("div", "who", "top " + s.top.length + " retrieved"));
-      var ol = el("ol", "top");
-      s.top.forEach(function (c) {
+      card.appendChild(el("div", "who", "top " + s.top.length + " retrieved" + (comparing ? " by " + A : "")));
+      // Pictures side by side (a row of thumbnails), captions as a numbered list.
+      var pictures = s.top.some(function (c) { return c.media; });
+      var ol = el("ol", "top" + (pictures ? " thumbs" : ""));
+      s.top.forEach(function (c, i) {
         var li = el("li", c.true ? "true" : "");
         if (c.media) c.media.forEach(function (m) { li.appendChild(picture(m, "small")); });
         if (c.text) li.appendChild(el("span", "cand", c.text));
-        li.appendChild(el("small", null, (c.true ? "✓ true · " : "") + fmt(c.score)));
+        var score = typeof c.score === "number" ? c.score.toFixed(2) : fmt(c.score);
+        li.appendChild(el("small", null, pictures ? (c.true ? "✓ " : "#" + (i + 1) + " ") + score
+          : (c.true ? "✓ true · " : "") + score));
         ol.appendChild(li);
       });
       card.appendChild(ol);
     } else if (s.topMissing) {
       card.appendChild(el("p", "dim", s.topMissing));
+    }
+    if (s.b && s.b.rows.length) {
+      card.appendChild(el("div", "who", B + (data.compare ? " (" + data.compare.checkpoint + ")" : "")));
+      card.appendChild(rows(s.b.rows, "b"));
     }
     var facets = el("div", "facets");
     Object.keys(s.facets || {}).forEach(function (k) { facets.appendChild(el("span", "tag", k + ": " + s.facets[k])); });
