@@ -292,3 +292,50 @@ def test_cli_bad_inputs_are_one_error_line(tmp_path, capsys, args):
     assert main([a.format(tmp=tmp_path) for a in args]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and err[0].startswith("error:"), err
+
+
+# ---- the task's own readers (app/browse.py) ------------------------------------------------------------
+def test_data_root_is_a_folder_per_task_or_the_task_folder(tmp_path):
+    from sclbench.app.browse import SplitViews
+
+    record = ResultRecord("f30k", "test", {"tr_r1": 1.0}, "s", checkpoint={"name": "x"})
+    (tmp_path / "data" / "f30k").mkdir(parents=True)
+    assert SplitViews(tmp_path / "data").root_for(record) == tmp_path / "data" / "f30k"
+    assert SplitViews(tmp_path / "data" / "f30k").root_for(record) == tmp_path / "data" / "f30k"
+    with pytest.raises(DataError, match="--data-root DIR"):
+        SplitViews(None).root_for(record)
+    record.config = {"card": {"data": {"root": str(tmp_path / "data" / "f30k")}}}  # the record says where
+    assert SplitViews(None).root_for(record) == tmp_path / "data" / "f30k"
+
+
+@pytest.mark.parametrize("task", ["nlvr2", "f30k", "msrvtt"])
+def test_cards_find_their_media_through_the_task_readers(tmp_path, synth_root, task):
+    """Old-style predictions (ids only) of a real split: every card gets its pictures and texts."""
+    from sclbench.app.browse import browse
+    from sclbench.tasks import get_task
+
+    split = {"nlvr2": "test1", "f30k": "test", "msrvtt": "test"}[task]
+    records = get_task(task, data_root=synth_root / task).records(split)
+    if task == "nlvr2":
+        preds = [{"id": r.identifier, "identifier": r.identifier, "prediction": True} for r in records]
+        for p, r in zip(preds, records):
+            p["scores"] = {"accuracy": float(r.label is True)}
+    else:
+        kind = "video" if task == "msrvtt" else "image"
+        preds = [{"id": f"{kind}/{i}", "rank": i % 3, "scores": {"r1": float(i % 3 == 0)}} for i in range(len(records))]
+        preds += [{"id": f"text/{t}", "rank": 0, "scores": {"r1": 1.0}} for t in range(len(records))]
+    metric = 100.0 * sum(next(iter(p["scores"].values())) for p in preds) / len(preds)
+    ResultRecord(task, split, {"m": metric}, "s", checkpoint={"name": "x"}).save(tmp_path / "res", predictions=preds)
+    summary = browse(tmp_path / "res", tmp_path / "site", data_root=synth_root, frames=3)
+    data = _page_data(tmp_path / "site" / summary.pages[0].page)
+    assert len(data["samples"]) == len(preds) and summary.thumbnails_made > 0
+    for card in data["samples"]:
+        pictures = [m for m in card["media"] if m.get("src")]
+        if task == "nlvr2":
+            assert len(pictures) == 2 and card["text"] and card["pair"]
+        elif card["id"].startswith("text/"):
+            assert card["text"] and pictures  # the caption and its true picture (no top list kept)
+        else:
+            assert len(pictures) == (3 if task == "msrvtt" else 1) and card["strip"] == (task == "msrvtt")
+        for m in pictures:
+            assert (tmp_path / "site" / m["src"].removeprefix("../")).is_file()
