@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from sclbench.adapters import scl as scl_adapter
 from sclbench.app import jobs
 from sclbench.data.records import ImageSource
-from sclbench.adapters import scl as scl_adapter
 from sclbench.tasks import encode_once
 from sclbench.tasks.encode_once import group, source_key
 
