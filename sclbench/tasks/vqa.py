@@ -17,6 +17,7 @@ from sclbench.adapters.interface import EvalModel, Preprocess, VQABatch, VQAMode
 from sclbench.common.io import atomic_write
 from sclbench.data.datasets import BatchText, VQADataset
 from sclbench.data.formats import vqa as fmt
+from sclbench.data.formats.vqa_normalize import normalize_answer
 from sclbench.errors import ConfigError, DataError, SCLBenchError
 from sclbench.metrics import vqa_accuracy, vqa_evaluate, vqa_scores
 from sclbench.metrics.blind import BlindBaseline, question_only_baseline
@@ -270,7 +271,7 @@ def vqa_answers(
 ) -> tuple[list[str], list[float]]:
     """A `VQAModel.answer_vqa` output as (answer strings, soft-score proxy per question). Scores over the
     vocabulary [B, V] answer with their argmax; strings are answers themselves (the official scorer
-    normalises them), and score the proxy only when they are vocabulary answers."""
+    normalises them), and score the proxy only when they are vocabulary answers once normalised."""
     b = targets.shape[0]
     if isinstance(out, torch.Tensor):
         if out.dim() != 2 or tuple(out.shape) != (b, len(answers)):
@@ -287,7 +288,8 @@ def vqa_answers(
             f"{f' of {len(out)} items' if isinstance(out, (list, tuple)) else ''}; expected {b} answer strings or "
             f"a [{b}, {len(answers)}] score tensor"
         )
-    hits = [index_of.get(a) for a in out]
+    # The vocabulary holds normalised answers (the official vocabulary writer's normaliser).
+    hits = [index_of.get(a, index_of.get(normalize_answer(a))) for a in out]
     rows = targets.float().cpu()
     return list(out), [float(rows[i, j]) if j is not None else 0.0 for i, j in enumerate(hits)]
 

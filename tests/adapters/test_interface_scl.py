@@ -179,3 +179,23 @@ def test_records_with_and_without_a_breakdown_load(tmp_path):
     assert load(path).breakdown == breakdown
     with pytest.raises(DataError, match="breakdown"):
         ResultRecord.from_dict({**old, "breakdown": [1, 2]})
+
+
+def test_vqa_outputs_scores_or_strings():
+    """Scores over the vocabulary answer with their argmax and the target there; strings are answers
+    as given (the official scorer normalises them) whose proxy is the target of their normalised form;
+    any other output is one ConfigError naming the model."""
+    from sclbench.errors import ConfigError
+    from sclbench.tasks.vqa import vqa_answers
+
+    answers = ["yes", "2", "red"]
+    index_of = {a: i for i, a in enumerate(answers)}
+    targets = torch.tensor([[1.0, 0.0, 0.3], [0.0, 0.6, 0.0]])
+    scores = torch.tensor([[0.1, 0.2, 0.9], [0.0, 3.0, 1.0]])
+    assert vqa_answers(scores, targets, answers, index_of, "m") == (["red", "2"], pytest.approx([0.3, 0.6]))
+    chosen, soft = vqa_answers([" Yes\t", "two"], targets, answers, index_of, "m")
+    assert chosen == [" Yes\t", "two"] and soft == pytest.approx([1.0, 0.6])
+    assert vqa_answers(["purple", "yes"], targets, answers, index_of, "m")[1] == [0.0, 0.0]
+    for bad in (torch.zeros(2, 4), torch.zeros(3, 3), torch.zeros(2), ["yes"], ["yes", 2], "yes", None):
+        with pytest.raises(ConfigError, match="model 'm': answer_vqa returned"):
+            vqa_answers(bad, targets, answers, index_of, "m")
