@@ -371,6 +371,8 @@ def evaluate(
         # A model evaluated zero-shot by design (CLIP: `zero_shot = True`) meets the papers' zero-shot numbers.
         options = {"zero_shot": True} if getattr(net, "zero_shot", False) else {}
         net = net.to(device_obj)
+        if D.is_main():
+            print(f"{task.name}: --model {spec}: {type(net).__name__} from {ckpt or 'its factory'}")
         ckpt_record = checkpoint_record(spec, ckpt, net, checkpoint_name)
         model_config = {"model": net.describe()}
     if compile:  # torch.compile: SCL's stages (SCLModel.compile_stages), another model's family methods
