@@ -317,3 +317,34 @@ def test_two_processes_equal_one_through_the_cli(synth_root, tmp_path, factory):
         np.load(tmp_path / "sub2" / "f30k_scores_test.npz") as b,
     ):
         assert all(np.array_equal(a[k], b[k]) for k in ("i2t", "t2i", "media_ids"))
+
+
+def test_ranks_must_agree_on_every_entry():
+    """Entry names, per-item shapes and dtypes gathered from the ranks: ranks that encoded nothing say
+    nothing; any disagreement is one error naming both ranks."""
+    from sclbench.tasks.retrieval_features import _agree
+
+    spec = {"embedding": ((8,), "float32"), "tokens": ((5, 4), "bfloat16")}
+    assert _agree([None, spec, None, spec], "text") == spec and _agree([None, None], "media") == {}
+    for other in (
+        {**spec, "tokens": ((6, 4), "bfloat16")},
+        {**spec, "tokens": ((5, 4), "float32")},
+        {"embedding": ((8,), "float32")},
+    ):
+        with pytest.raises(SCLBenchError, match="rank 0 .* rank 2"):
+            _agree([spec, None, other], "text")
+
+
+class ShapeShifter(ToyCrossEncoder):
+    """Pads each batch's words to its own longest text: per-item shapes that differ between batches."""
+
+    def embed_texts(self, text):
+        out = super().embed_texts(text)
+        width = int(out["length"].max())
+        return {**out, "words": out["words"][:, :width]}
+
+
+def test_an_entry_whose_shape_changes_between_batches_is_refused(synth_root):
+    task, *_ = task_and_data(synth_root, limit=3)
+    with pytest.raises(SCLBenchError, match="'words' is .* per item in one batch"):
+        task.evaluate(ShapeShifter().eval(), "test", batch_size=2)
