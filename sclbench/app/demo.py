@@ -4,10 +4,13 @@
 the semantic-completion objectives on images and videos, fine-tunes it on each task whose card has a
 `demo:` section (the six published ones; their order, steps and overrides are there), selecting on
 validation splits, evaluates each on its held-out split and prints the leaderboard
-with chance beside every number. `--ablation` adds a model pre-trained without MGSC/MLTC and compares
-the two sample by sample (paired bootstrap), with the test size that comparison would need to see a
-2-point effect. Everything is seeded: the same seed gives the same numbers, whatever the number of
-worker processes (each job runs in its own process with one thread).
+with chance beside every number, and the blind baseline (what one modality alone scores: VQA's
+question-only answer, with the model's paired p-value against it). `OUT/stage_times.json` says where
+the seconds went (generation, pre-training, each fine-tune and evaluation, wall and CPU). `--ablation`
+adds a model pre-trained without MGSC/MLTC and compares the two sample by sample (paired bootstrap),
+with the test size that comparison would need to see a 2-point effect. Everything is seeded: the same
+seed gives the same numbers, whatever the number of worker processes (each job runs in its own process
+with one thread).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ class DemoTask:
     name: str
     order: float
     shown: tuple[str, ...]  # what the leaderboard shows (the record holds every metric)
-    step_factor: float  # fine-tuning steps relative to VQA's
+    step_factor: float  # fine-tuning steps relative to the plan's finetune_steps
     cost: float  # rough seconds at QUICK, one thread: the longest start first, so workers finish together
     overrides: tuple[str, ...] = ()  # card overrides that fit the synthetic splits
     half_batch: bool = False  # retrieval and NLVR2: half the demo's batch
@@ -82,7 +85,7 @@ def pretrain_overrides() -> list[str]:
 class DemoPlan:
     scale: float  # size of the synthetic benchmark (1.0: 100 F30K training images, 60 VQA images, ...)
     pretrain_steps: int
-    finetune_steps: int  # VQA's; the others their card's demo.step_factor times as many
+    finetune_steps: int  # the unit: each task fine-tunes its card's demo.step_factor times as many steps
     chunk: int = 16  # pre-training samples per modality-pure micro-batch (2 per step)
     batch: int = 32
     lr: float = 1e-3
@@ -206,7 +209,8 @@ def _pretrain_variant(variant: str, plan: DemoPlan, data: Path, out: Path, seed:
 
 def _finetune_task(
     task: str, variant: str, plan: DemoPlan, data: Path, out: Path, results: Path, seed: int, started: float
-) -> Path | None:
+) -> dict[str, Any]:
+    """Fine-tune and evaluate one task; returns the record's path and the seconds each part took."""
     from sclbench.app.jobs import evaluate, finetune
     from sclbench.data.synthetic import synthetic_marker
 
@@ -214,6 +218,7 @@ def _finetune_task(
     _log(f"fine-tuning {task} from pretrain-{variant}, {plan.steps(task)} steps ({time.time() - started:.0f} s so far)")
     run_dir = out / "runs" / variant / task
     overrides = task_overrides(task, plan)
+    begun, cpu = time.time(), time.process_time()
     finetune(
         task,
         str(out / "runs" / f"pretrain-{variant}" / "final"),
@@ -227,6 +232,7 @@ def _finetune_task(
         resume=False,
         log_every=20,
     )
+    trained = time.time()
     best = run_dir / "best" if (run_dir / "best" / "config.json").is_file() else run_dir / "final"
     _, path = evaluate(
         task,
@@ -242,7 +248,13 @@ def _finetune_task(
     )
     if path is not None:
         mark_synthetic(path, synthetic_marker(data / task))
-    return path
+    # CPU seconds too: on a busy machine they say what the job costs, the wall seconds what it took here
+    return {
+        "path": path,
+        "finetune_s": trained - begun,
+        "evaluate_s": time.time() - trained,
+        "cpu_s": time.process_time() - cpu,
+    }
 
 
 def _threads() -> None:
@@ -287,13 +299,48 @@ def run_demo(
     started = time.time()
     _log(f"generating the synthetic mini-benchmark (scale {plan.scale}, seed {seed}) in {out / 'data'}")
     data = generate(out / "data", seed=seed, scale=plan.scale, workers=workers)
+    stages: dict[str, Any] = {"generate_s": time.time() - started}
     variants = ("scl", "no-completion") if ablation else ("scl",)
     _log(f"{workers} worker process(es) of one thread each")
+    mark, cpu = time.time(), time.process_time()
     _run_all([(_pretrain_variant, v, plan, data, out, seed) for v in variants], workers)
+    stages["pretrain_s"] = time.time() - mark
+    if len(variants) == 1:  # run in this process (several: in workers, not counted here)
+        stages["pretrain_cpu_s"] = time.process_time() - cpu
     order = sorted(((t, v) for v in variants for t in tasks), key=lambda tv: -specs[tv[0]].cost)
-    _run_all([(_finetune_task, t, v, plan, data, out, results, seed, started) for t, v in order], workers)
-    _log(f"done in {time.time() - started:.0f} s; records in {results}")
+    mark = time.time()
+    done = _run_all([(_finetune_task, t, v, plan, data, out, results, seed, started) for t, v in order], workers)
+    stages["finetune_all_s"] = time.time() - mark
+    stages["tasks"] = {f"{v}/{t}": {k: x for k, x in d.items() if k != "path"} for (t, v), d in zip(order, done)}
+    stages["total_s"] = time.time() - started
+    stages["workers"] = workers
+    write_stage_times(out / "stage_times.json", stages)
+    _log(f"done in {stages['total_s']:.0f} s ({stage_summary(stages)}); records in {results}")
     return [r for r in collect(results) if r.checkpoint_name.startswith("demo-")]
+
+
+def write_stage_times(path: Path, stages: dict[str, Any]) -> None:
+    """Wall seconds of each stage (generation, pre-training, every fine-tune and its evaluation, the
+    whole run): where the demo's time goes, on this machine. Not part of any record (timings vary)."""
+    import json
+
+    rounded = json.loads(json.dumps(stages), parse_float=lambda x: round(float(x), 1))
+    path.write_text(json.dumps(rounded, indent=1) + "\n")
+
+
+def stage_summary(stages: dict[str, Any]) -> str:
+    """One line: generation, pre-training, fine-tuning wall seconds, then each task's own.
+
+    Examples:
+        >>> stage_summary({"generate_s": 9.6, "pretrain_s": 40.2, "finetune_all_s": 70.0,
+        ...                "tasks": {"scl/vqa": {"finetune_s": 20.4, "evaluate_s": 1.2}}})
+        'generate 10 s, pre-train 40 s, fine-tune 70 s (scl/vqa 20+1)'
+    """
+    each = ", ".join(f"{k} {v['finetune_s']:.0f}+{v['evaluate_s']:.0f}" for k, v in stages.get("tasks", {}).items())
+    return (
+        f"generate {stages['generate_s']:.0f} s, pre-train {stages['pretrain_s']:.0f} s, "
+        f"fine-tune {stages['finetune_all_s']:.0f} s ({each})"
+    )
 
 
 # ---- the leaderboard: every number with its interval and its p-value against chance ----------------
@@ -302,8 +349,48 @@ def chance(record: ResultRecord, metric: str) -> float | None:
     return chance_level(record.task, metric, record.protocol)
 
 
+def blind(record: ResultRecord, metric: str) -> tuple[float | None, str, float | None]:
+    """(value, what it is, one-sided p of the record beating it) of the number's blind baseline: what
+    the answer scores from one modality alone.
+
+    VQA: the question-only baseline the task recorded (the most frequent training answer per question),
+    paired with the model question by question. NLVR2: the best any statement-only answer reaches on
+    these samples (50 by design: each statement is true of one of its pairs and false of the other).
+    Retrieval: a query without the other modality ranks its candidates at chance.
+    """
+    from sclbench.metrics.blind import paired_p_value, sentence_only_accuracy
+
+    if record.task == "vqa" and metric == "accuracy":
+        value = record.protocol.get("question_only_accuracy")
+        if value is None:
+            return None, "question-only", None
+        pairs = [
+            (p["scores"]["accuracy"], p["scores"]["question_only"])
+            for p in _predictions(record)
+            if isinstance(p.get("scores"), dict) and {"accuracy", "question_only"} <= set(p["scores"])
+        ]
+        p_value = paired_p_value([a for a, _ in pairs], [b for _, b in pairs]) if pairs else None
+        return float(value), "question-only", p_value
+    if record.task == "nlvr2" and metric == "accuracy":
+        scored = [p for p in _predictions(record) if "identifier" in p and "accuracy" in (p.get("scores") or {})]
+        # the label is the prediction when it scored 1, its opposite when it scored 0
+        labels = [bool(p["prediction"]) == (p["scores"]["accuracy"] == 1) for p in scored]
+        if not scored:
+            return 50.0, "statement-only (by design)", None
+        return sentence_only_accuracy([p["identifier"] for p in scored], labels), "statement-only (best)", None
+    return chance(record, metric), "one modality: chance", None
+
+
+def _predictions(record: ResultRecord) -> list[dict[str, Any]]:
+    try:
+        return record.read_predictions() or []
+    except Exception:  # a record whose predictions file is gone still renders, without the pairing
+        return []
+
+
 def leaderboard(records: list[ResultRecord]) -> list[dict[str, Any]]:
-    """One row per (task, shown metric): each variant's value, its 95% interval and p vs chance."""
+    """One row per (task, shown metric): each variant's value, its 95% interval and p vs chance, and
+    the blind baseline (`blind`) with each variant's paired p against it where there is one."""
     rows = []
     by_key = {(r.task, r.checkpoint_name): r for r in records}
     variants = sorted({r.checkpoint_name for r in records})
@@ -317,11 +404,13 @@ def leaderboard(records: list[ResultRecord]) -> list[dict[str, Any]]:
                 if rec is not None and metric in rec.metrics:
                     st = number_stats(rec, metric)
                     row[f"{v} ci"], row[f"{v} p"] = st.ci, st.p_value
+                    row[f"{v} p blind"] = blind(rec, metric)[2]
                 ref = ref or rec
             if ref is None:
                 continue
             row["split"] = ref.split
             row["chance"] = chance(ref, metric)
+            row["blind"], row["blind kind"], _ = blind(ref, metric)
             rows.append(row)
     return rows
 
@@ -445,9 +534,14 @@ def print_leaderboard(records: list[ResultRecord]) -> None:
     variants = sorted({r.checkpoint_name for r in records})
     table = Table(
         title="sclbench demo: tiny SCL model on the synthetic mini-benchmark (test splits)",
-        caption="\\[a, b]: 95% bootstrap interval; p: one-sided vs chance (bold: p < 0.01)",
+        caption=(
+            "\\[a, b]: 95% bootstrap interval; p: one-sided vs chance (bold: p < 0.01); blind: the score from "
+            "one modality alone (VQA: the most frequent training answer per question, with the model's one-sided "
+            "p against it, paired over questions; NLVR2: the best statement-only score, 50 by design; "
+            "retrieval: chance)"
+        ),
     )
-    for col in ("task", "split", "metric", *variants, "chance"):
+    for col in ("task", "split", "metric", *variants, "chance", "blind"):
         table.add_column(col, justify="left" if col in ("task", "split", "metric") else "right")
     fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
 
@@ -461,6 +555,25 @@ def print_leaderboard(records: list[ResultRecord]) -> None:
             text += f" {shown}" if p >= 0.01 else f" [bold]{shown}[/]"
         return text
 
+    def blind_cell(row: dict[str, Any]) -> str:
+        if row.get("blind kind") == "one modality: chance":
+            return "= chance"
+        text = f"{fmt(row.get('blind'))} {row.get('blind kind', '')}"
+        for v in variants:
+            p = row.get(f"{v} p blind")
+            if p is not None:
+                shown = format_p(p)
+                shown = f"p{shown}" if shown.startswith("<") else f"p={shown}"
+                text += f" {shown}" if p >= 0.01 else f" [bold]{shown}[/]"
+        return text
+
     for row in rows:
-        table.add_row(row["task"], row["split"], row["metric"], *(cell(row, v) for v in variants), fmt(row["chance"]))
+        table.add_row(
+            row["task"],
+            row["split"],
+            row["metric"],
+            *(cell(row, v) for v in variants),
+            fmt(row["chance"]),
+            blind_cell(row),
+        )
     Console().print(table)
