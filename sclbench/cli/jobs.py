@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from sclbench.app.catalog import task_names
-from sclbench.cli._params import COUNT, INPUT_DIR, NON_NEGATIVE, OUTPUT_DIR, SEED
+from sclbench.cli._params import COUNT, INPUT_DIR, NON_NEGATIVE, OUTPUT_DIR, SEED, utf8_text
 
 CKPT_HELP = "checkpoint: a registered name (`sclbench ckpt list`), an official .ckpt, or an sclbench directory"
 TASK_HELP = f"task card name (`sclbench tasks` lists them): {task_names()}; your own with --cards DIR"
@@ -126,7 +126,9 @@ def evaluate(
     split: str = typer.Option("test", "--split", help="val (selection) or test (report once)"),
     data_root: Path | None = typer.Option(None, "--data-root", help=DATA_ROOT_HELP, **INPUT_DIR),
     results: Path = typer.Option(Path("results"), "--results", help="where result records are written", **OUTPUT_DIR),
-    name: str | None = typer.Option(None, "--name", help="checkpoint name in the record (default: file name)"),
+    name: str | None = typer.Option(
+        None, "--name", help="checkpoint name in the record (default: file name)", parser=utf8_text
+    ),
     preset: str = typer.Option("base", "--preset", help=PRESET_HELP),
     tokenizer: str | None = typer.Option(None, "--tokenizer", help=TOKENIZER_HELP),
     limit: int | None = typer.Option(None, "--limit", help="use only the first N records of the split", **COUNT),

@@ -268,6 +268,12 @@ class ResultRecord:
             self.predictions_sha256 = "sha256:" + hashlib.sha256(payload).hexdigest()
         # Serialise first: a record that cannot be written as JSON must not replace anything.
         text = json.dumps(self.to_dict(), indent=2, default=_jsonable, ensure_ascii=False) + "\n"
+        try:  # encoded here too: a name holding a lone surrogate must fail before anything is written
+            text.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise DataError(
+                f"result record {path.name}: a name or value is not valid UTF-8 text ({err.reason})"
+            ) from None
         with _folder_lock(path.parent):
             _keep_replaced(path)
             if payload is not None:
