@@ -115,6 +115,7 @@ class BlipBase:
 
 class BlipRetrieval(BlipBase, RetrievalModel):
     has_pair_scorer = True
+    score_includes_first_stage = True
 
     def __init__(self, model: Any, processor: Any, source: Source):
         super().__init__()

@@ -73,6 +73,8 @@ class EvalModel(nn.Module):
     """The part every family shares: a name, the preprocessing and what identifies the weights."""
 
     name: str = "model"
+    # True for a model never fine-tuned on the benchmark (CLIP): its records meet the papers' zero-shot rows.
+    zero_shot: bool = False
 
     def preprocess(self) -> Preprocess:
         raise NotImplementedError(f"{type(self).__name__} must define preprocess()")
@@ -112,7 +114,16 @@ class EvalModel(nn.Module):
 
 
 class RetrievalModel(EvalModel):
-    has_pair_scorer: bool = False
+    """Optional hooks the engine reads when present (see tasks/retrieval_scoring.py): `host_entries`
+    (feature entries kept in host memory), `pair_batch_size(device, texts, media)`, and
+    `scoring_settings()` (anything besides the weights that changes pair scores; part of the cache key)."""
+
+    has_pair_scorer: bool = False  # implements `score_pairs` (a cross-encoder)
+    # False: `embedding` is a placeholder (ViLT has no unimodal stage), so every pair is scored.
+    has_first_stage: bool = True
+    # True: `score_pairs` already adds the first-stage similarity (BLIP's ITM + ITC), so the engine refuses
+    # fusion "itm+itc", which would add it twice.
+    score_includes_first_stage: bool = False
 
     def embed_texts(self, text: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         raise NotImplementedError

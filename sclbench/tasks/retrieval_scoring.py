@@ -280,6 +280,11 @@ def retrieval_scores(
             "scoring_time_s": elapsed,
         }
     opts = sized(opts, model, feats)
+    if opts.fusion == "itm+itc" and getattr(model, "score_includes_first_stage", False):
+        raise ConfigError(
+            f"fusion itm+itc with --model {getattr(model, 'name', type(model).__name__)}: its pair score already "
+            "adds the contrastive similarity; use eval.fusion=itm (its own protocol)"
+        )
     if not getattr(model, "has_first_stage", True):  # e.g. ViLT: its `embedding` is a placeholder; score all pairs
         opts = dataclasses.replace(opts, mode="exhaustive")
     pairs, i2t_mask, t2i_mask = candidate_pairs(sim, opts)

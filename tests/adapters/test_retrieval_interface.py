@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from sclbench.app.jobs import get_task
-from sclbench.errors import SCLBenchError
+from sclbench.errors import ConfigError, SCLBenchError
 from sclbench.metrics import retrieval_ranks, retrieval_recall
 from sclbench.metrics.retrieval import gt_ranks
 from sclbench.tasks import retrieval_scoring as engine
@@ -348,3 +348,13 @@ def test_an_entry_whose_shape_changes_between_batches_is_refused(synth_root):
     task, *_ = task_and_data(synth_root, limit=3)
     with pytest.raises(SCLBenchError, match="'words' is .* per item in one batch"):
         task.evaluate(ShapeShifter().eval(), "test", batch_size=2)
+
+
+def test_a_score_that_already_adds_the_similarity_refuses_fusion_itm_itc(synth_root):
+    """BLIP's pair score is ITM + ITC: adding the similarity again would count it twice."""
+    task, _, _, _ = task_and_data(synth_root)
+    model = ToyCrossEncoder().eval()
+    model.score_includes_first_stage = True
+    task.evaluate(model, "test", batch_size=4, mode="exhaustive", fusion="itm")  # its own protocol runs
+    with pytest.raises(ConfigError, match="already adds the contrastive similarity"):
+        task.evaluate(model, "test", batch_size=4, mode="exhaustive", fusion="itm+itc")
