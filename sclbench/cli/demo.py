@@ -11,7 +11,7 @@ from sclbench.cli._params import COUNT, INPUT_DIR, OUTPUT_DIR, SEED
 
 def demo(
     out: Path = typer.Option(Path("demo_out"), "--out", help="folder for the data, runs and results", **OUTPUT_DIR),
-    quick: bool = typer.Option(False, "--quick", help="smaller data and fewer steps (about 2 minutes on 2 CPU cores)"),
+    quick: bool = typer.Option(False, "--quick", help="smaller data and fewer steps (about 3 minutes on 2 CPU cores)"),
     ablation: bool = typer.Option(False, "--ablation", help="also pre-train without MGSC/MLTC and compare"),
     seed: int = typer.Option(0, help="the same seed gives the same numbers", **SEED),
     results: Path | None = typer.Option(None, "--results", help="where records go (default OUT/results)", **OUTPUT_DIR),
