@@ -15,8 +15,11 @@ with one thread).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -302,21 +305,45 @@ def run_demo(
     stages: dict[str, Any] = {"generate_s": time.time() - started}
     variants = ("scl", "no-completion") if ablation else ("scl",)
     _log(f"{workers} worker process(es) of one thread each")
-    mark, cpu = time.time(), time.process_time()
-    _run_all([(_pretrain_variant, v, plan, data, out, seed) for v in variants], workers)
-    stages["pretrain_s"] = time.time() - mark
-    if len(variants) == 1:  # run in this process (several: in workers, not counted here)
-        stages["pretrain_cpu_s"] = time.process_time() - cpu
     order = sorted(((t, v) for v in variants for t in tasks), key=lambda tv: -specs[tv[0]].cost)
-    mark = time.time()
-    done = _run_all([(_finetune_task, t, v, plan, data, out, results, seed, started) for t, v in order], workers)
-    stages["finetune_all_s"] = time.time() - mark
+    calls = [(_finetune_task, t, v, plan, data, out, results, seed, started) for t, v in order]
+    # One pre-training runs here, on one core: the fine-tune workers start meanwhile on the other (a
+    # fresh interpreter importing torch and the jobs takes ~5 s), so that the fine-tunes start at once.
+    early = workers > 1 and len(variants) == 1 and len(calls) > 1
+    with _worker_pool(min(workers, len(calls))) if early else contextlib.nullcontext() as pool:
+        mark, cpu = time.time(), time.process_time()
+        _run_all([(_pretrain_variant, v, plan, data, out, seed) for v in variants], workers)
+        stages["pretrain_s"] = time.time() - mark
+        if len(variants) == 1:  # run in this process (several: in workers, not counted here)
+            stages["pretrain_cpu_s"] = time.process_time() - cpu
+        mark = time.time()
+        if pool is None:
+            done = _run_all(calls, workers)
+        else:  # submitted in `order` (the longest first); results in that order, the first failure raised
+            done = [f.result() for f in [pool.submit(*call) for call in calls]]
+        stages["finetune_all_s"] = time.time() - mark
     stages["tasks"] = {f"{v}/{t}": {k: x for k, x in d.items() if k != "path"} for (t, v), d in zip(order, done)}
     stages["total_s"] = time.time() - started
     stages["workers"] = workers
     write_stage_times(out / "stage_times.json", stages)
     _log(f"done in {stages['total_s']:.0f} s ({stage_summary(stages)}); records in {results}")
     return [r for r in collect(results) if r.checkpoint_name.startswith("demo-")]
+
+
+@contextlib.contextmanager
+def _worker_pool(size: int) -> Iterator[ProcessPoolExecutor]:
+    """`size` spawned worker processes, started now and warmed up (imports done) in the background."""
+    import multiprocessing
+
+    # spawn, as sclbench.common.processes.run_calls: forking a process that holds torch's pools is unsafe
+    with ProcessPoolExecutor(max_workers=size, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for _ in range(size):  # each submit starts one more worker while none is idle
+            pool.submit(_warm_up)
+        yield pool
+
+
+def _warm_up() -> None:
+    import sclbench.app.jobs  # noqa: F401  (torch, the model, the tasks: what every fine-tune imports first)
 
 
 def write_stage_times(path: Path, stages: dict[str, Any]) -> None:
