@@ -10,14 +10,16 @@ accept it explicitly: `sclbench demo --quick --out OUT && sclbench baseline OUT/
 (the README's "Regenerating the demo baseline" says the same).
 """
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from sclbench.app.demo import leaderboard
+from sclbench.app.demo import leaderboard, print_leaderboard
 from sclbench.cli import main
 from sclbench.results import collect
 
@@ -72,6 +74,26 @@ def test_committed_baseline_holds_the_claims(check):
     """The committed records (what the README's table shows) say what the slow tests below require of
     a fresh run: a baseline regenerated without them holding fails here, in the fast lane."""
     check(BASELINE)
+
+
+def test_leaderboard_prints_the_blind_baselines(capsys):
+    print_leaderboard(collect(BASELINE))
+    out = capsys.readouterr().out
+    assert "question-only" in out and "statement-only" in out and "= chance" in out
+
+
+def test_a_record_without_the_question_only_baseline_still_renders(tmp_path, capsys):
+    """Records written before the VQA task stored its blind baseline: the column shows '-', no p-value."""
+    shutil.copytree(BASELINE, tmp_path / "results")
+    path = tmp_path / "results" / "vqa" / "vqa_trainable_val_demo-scl.json"
+    record = json.loads(path.read_text())
+    del record["protocol"]["question_only_accuracy"]
+    path.write_text(json.dumps(record))
+    rows = {r["task"]: r for r in leaderboard(collect(tmp_path / "results"))}
+    assert rows["vqa"]["blind"] is None and rows["vqa"]["demo-scl p blind"] is None
+    assert rows["vqa"]["demo-scl p"] < 0.01  # the rest of the row as before
+    print_leaderboard(collect(tmp_path / "results"))
+    assert "question-only" in capsys.readouterr().out
 
 
 @pytest.mark.slow
