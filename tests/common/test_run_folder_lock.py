@@ -81,8 +81,10 @@ def test_a_held_folder_refuses_a_second_process_and_a_dead_holder_is_taken_over(
 @pytest.mark.slow
 def test_two_finetunes_into_one_out_the_second_refuses_naming_the_first(synth_root, tmp_path):
     out = tmp_path / "run"
+    # Long enough that the second (a fresh interpreter: several seconds of imports) starts while it trains:
+    # 40 steps of the tiny model on this round's synthetic VQA ended before the second reached the lock.
     first = subprocess.Popen(
-        finetune_args(synth_root, out, 40), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        finetune_args(synth_root, out, 200), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     try:
         # The lock is taken before any work, so the second starts while the first is still training.
@@ -101,6 +103,6 @@ def test_two_finetunes_into_one_out_the_second_refuses_naming_the_first(synth_ro
         if first.poll() is None:
             first.kill()
     rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows if "loss" in r] == list(range(1, 41))  # one run's log, whole, each step once
+    assert [r["step"] for r in rows if "loss" in r] == list(range(1, 201))  # one run's log, whole, each step once
     third = subprocess.run(finetune_args(synth_root, out, 40), env=ENV, capture_output=True, text=True, timeout=300)
     assert third.returncode == 0, third.stderr[-2000:]  # the first run's lock went with it

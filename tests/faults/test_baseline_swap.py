@@ -183,9 +183,13 @@ def test_sigkill_or_sigterm_at_random_moments_leaves_one_complete_baseline(tmp_p
     to = tmp_path / "baseline"
     to.mkdir()
     add_user_files(to)
+    began = time.perf_counter()
     replace_baseline(a, to)
+    swap_a = time.perf_counter() - began
     tree_a = tree(to)
+    began = time.perf_counter()
     replace_baseline(b, to)
+    swap_b = time.perf_counter() - began
     tree_b = tree(to)
     rng, seen = random.Random(0), set()
     for trial in range(8):
@@ -195,7 +199,12 @@ def test_sigkill_or_sigterm_at_random_moments_leaves_one_complete_baseline(tmp_p
         while not marker.exists():
             assert proc.poll() is None and time.time() < end
             time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, 1.5))
+        # After the marker the child swaps in B, then A, then B...: aim half the kills into the first swap
+        # and half into the second, at random moments inside each (as measured here, one swap each).
+        if trial % 4 < 2:
+            time.sleep(rng.uniform(0.0, swap_b))
+        else:
+            time.sleep(swap_b + rng.uniform(0.0, swap_a))
         proc.send_signal(signal.SIGKILL if trial % 2 else signal.SIGTERM)
         proc.wait(60)
         now = tree(to)
