@@ -18,8 +18,14 @@ warm-up gather of a row per rank (the first collective's one-time costs are not 
 rank reports its peak resident memory over the gather (VmHWM, reset just before) and what it holds
 afterwards with its shard released (as the engine releases it), both above the resident memory with
 its shard built (so "held" is the kept features minus the rank's own shard, whose memory was counted
-in the base). The new path's rounds (64 MB per rank at full size) are scaled by s too, so that they
-keep their share of the features at every measured scale. Two scales give a line per configuration (fixed overhead +
+in the base). malloc's free memory is handed back (`malloc_trim`) before the base and before "held" is
+read: a forked worker inherits its parent's heaps and arenas (a pytest process that has run hundreds of
+tests), large requests are served from their free chunks instead of mappings of their own, and freed
+they stayed resident, read as held (forked from a process with a fragmented, trimmed heap: 75 MB
+"held" where 25.5 MB are, at the test's scale; a serial run of the suite read 7.6 MB too many).
+"allocated" counts the same from malloc's books (`mallinfo2`), whatever is resident.
+The new path's rounds (64 MB per rank at full size) are scaled by s too, so that they keep their share
+of the features at every measured scale. Two scales give a line per configuration (fixed overhead +
 slope x s); the slope at s = 1 is the COCO 5K figure. On a GPU the new path keeps the token features
 in device memory (same bytes) and only the projections on the host; the gather's temporaries are one
 round (64 MB per rank, W-fold received) on the device.
@@ -65,6 +71,35 @@ def _fixed_mmap_threshold() -> None:
     import ctypes
 
     ctypes.CDLL("libc.so.6").mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
+
+
+def _trim() -> None:
+    """Hand malloc's free memory back to the system (`malloc_trim`: every arena's free pages, not only the
+    top of the main heap). A forked worker inherits its parent's heaps and thread arenas; a large request
+    that fits a free chunk or an arena's top is served there instead of by its own mapping, and once freed
+    it stays resident, read as "held" although nothing holds it. Trimmed before the base and before
+    "held" is read, both count what is allocated (to the page), whatever the parent did before."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def _allocated() -> int:
+    """Bytes malloc has handed out and not had back, over every arena and mapping (glibc's `mallinfo2`:
+    in-use chunks + mmapped chunks): what the process holds, whatever is resident."""
+    import ctypes
+
+    class Mallinfo2(ctypes.Structure):
+        _fields_ = [
+            (name, ctypes.c_size_t)
+            for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks")
+            + ("fordblks", "keepcost")
+        ]
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = Mallinfo2
+    info = libc.mallinfo2()
+    return info.uordblks + info.hblkhd
 
 
 def _reset_peak() -> None:
@@ -120,7 +155,8 @@ def _worker(rank: int, world: int, port: int, path: str, dtype_name: str, scale:
     warm_result = gather(warm, world, world)
     del warm, warm_result
     dist.barrier()
-    base = _rss()
+    _trim()
+    base, base_allocated = _rss(), _allocated()
     _reset_peak()
     began = time.perf_counter()
     result = gather(local, n_t, n_i)
@@ -129,12 +165,17 @@ def _worker(rank: int, world: int, port: int, path: str, dtype_name: str, scale:
     assert result[2].shape == (n_i, COCO["tokens"], COCO["hidden"]) and result[2].dtype == dtype
     own = sum(t.numel() * t.element_size() for t in local[:4])
     del local  # as the engine does once gathered (the shard's rows live on in the result)
+    untrimmed = _rss() - base
+    _trim()
     held = _rss() - base
+    allocated = _allocated() - base_allocated
     dist.barrier()
     record = {
         "rank": rank,
         "peak_over_base": peak - base,
         "held": held,
+        "held_untrimmed": untrimmed,  # freed memory malloc kept resident included (what `_trim` gives back)
+        "allocated": allocated,  # the same from malloc's books: not a page of residency in it
         # what "held" must be: the gathered features less the own shard (released, counted in the base)
         "expected_held": sum(t.numel() * t.element_size() for t in result) - own,
         "seconds": seconds,
@@ -158,6 +199,8 @@ def measure(path: str, dtype: str, world: int, scale: float, out: Path) -> dict:
     return {
         "peak": max(r["peak_over_base"] for r in ranks),
         "held": max(r["held"] for r in ranks),
+        "held_untrimmed": max(r["held_untrimmed"] for r in ranks),
+        "allocated": max(r["allocated"] for r in ranks),
         "expected_held": max(r["expected_held"] for r in ranks),
         "kept": ranks[0]["kept"],
         "seconds": max(r["seconds"] for r in ranks),
