@@ -191,6 +191,11 @@ def question_specs() -> list[QuestionSpec]:
     return specs
 
 
+def possible_answers() -> list[str]:
+    """Every answer a synthetic VQA question can have (the planned, majority answers), in first-seen order."""
+    return list(dict.fromkeys(a for spec in question_specs() for a in spec.answers))
+
+
 def all_scenes() -> list[tuple[tuple[Shape, ...], float]]:
     """Every scene `random_scene` can draw, with its probability there (positions aside from jitter)."""
     kinds = [(c, s) for c in COLOURS for s in SHAPES]

@@ -42,13 +42,34 @@ from sclbench.data.formats import arrow, card_format, karpathy, nlvr2, vqa
 from sclbench.errors import ConfigError
 
 MARKER = "SCLBENCH_SYNTHETIC"  # no .json suffix: it stays out of the tasks' data fingerprints
-VQA_MIN_COUNT = 3  # the synthetic vocabulary threshold (official: 9, on 440k questions)
+VQA_MIN_COUNT = 3  # the synthetic vocabulary threshold (official: 9, on 440k questions); see vqa_min_count
 QUESTIONS_PER_IMAGE = 3
 FRAMES = 16
+# The smallest --scale. Every split has at least 2 samples (`_n`); at 0.003 and below every split of the
+# packaged cards is at that floor (the largest, NLVR2's 800 training sets, rounds to 2), so a smaller scale
+# would write the same benchmark under a scale it does not have. 0.005 to 2: tests/data/test_synth_scales.py.
+MIN_SCALE = 0.005
 
 
 def _n(count: int, scale: float) -> int:
     return max(2, round(count * scale))
+
+
+def vqa_min_count(questions: int) -> int:
+    """The answer vocabulary's threshold for `questions` answered (train + val) synthetic questions.
+
+    VQA_MIN_COUNT, lowered at small scales to what the balanced plan gives each possible answer
+    (questions // answers, at least 1): some answer then occurs that often (pigeonhole: every majority
+    answer is one of the possible ones), so the vocabulary is never empty. From 42 questions (14 train
+    + val images, scale 0.03 of the packaged card) up, VQA_MIN_COUNT as before.
+    """
+    return max(1, min(VQA_MIN_COUNT, questions // len(S.possible_answers())))
+
+
+def _vqa_questions(card, scale: float) -> int:
+    """Answered questions of a VQA part at this scale (train and val: the vocabulary's records)."""
+    sizes = _sizes(card, scale)
+    return QUESTIONS_PER_IMAGE * sum(n for split, n in sizes.items() if split in ("train", "val"))
 
 
 def _write_json(path: Path, obj) -> None:
@@ -368,7 +389,8 @@ def arrow_karpathy(out: Path, card) -> None:
 
 def arrow_vqa(out: Path, card) -> None:
     by_split = {s: vqa.read_vqa(out / card.name, s) for s in vqa.SUBSETS}
-    vocab = vqa.AnswerVocab.build(by_split["train"] + by_split["val"], min_count=VQA_MIN_COUNT)
+    answered = by_split["train"] + by_split["val"]
+    vocab = vqa.AnswerVocab.build(answered, min_count=vqa_min_count(len(answered)))
     vocab.save(out / card.name / "answer_vocab.json")
     for split, records in by_split.items():
         arrow.write_vqa_arrow(records, out / "arrow" / f"vqav2_{split}.arrow", vocab)
@@ -412,6 +434,11 @@ def generate(
     at scale 25 for the full F30K test size (1,000 images) without 25x of every video; each part's bytes
     do not depend on which others are written (the tokenizer, trained on the written parts' texts, does).
     """
+    if not scale >= MIN_SCALE:  # NaN too
+        raise ConfigError(
+            f"--scale {scale:g} is below the smallest supported scale, {MIN_SCALE:g} (from 0.003 down every "
+            "split of the packaged cards is at its floor of 2 samples: a smaller scale changes only the label)"
+        )
     cards = synth_cards()
     chosen = tuple(cards if parts is None else parts)
     unknown = sorted(set(chosen) - set(cards))
@@ -437,7 +464,10 @@ def generate(
         "generator": "sclbench.data.synthetic",
         "seed": seed,
         "scale": scale,
-        "vqa_min_count": VQA_MIN_COUNT,
+        "vqa_min_count": min(
+            (vqa_min_count(_vqa_questions(cards[n], scale)) for n in chosen if formats[n].name == "vqa"),
+            default=VQA_MIN_COUNT,
+        ),
         "video_frames": FRAMES,
         "tasks": sorted(chosen),
     }
