@@ -35,7 +35,7 @@ from sclbench.app.demo_board import (  # noqa: F401
     print_leaderboard,
     queries_needed,
 )
-from sclbench.app.demo_cards import DemoTask, demo_tasks, pretrain_overrides  # noqa: F401
+from sclbench.app.demo_cards import DemoTask, demo_tasks, pretrain_overrides, without_data  # noqa: F401
 from sclbench.common.processes import run_calls as _run_all
 from sclbench.errors import ConfigError
 from sclbench.results import ResultRecord, collect
@@ -247,10 +247,21 @@ def run_demo(
     workers: processes side by side (default `demo_workers()`); the numbers do not depend on it.
     """
     specs = demo_tasks()
-    tasks = tuple(specs) if tasks is None else tasks
-    unknown = sorted(set(tasks) - set(specs))
+    chosen = tuple(specs) if tasks is None else tasks
+    unknown = sorted(set(chosen) - set(specs))
     if unknown:
         raise ConfigError(f"unknown demo task(s) {', '.join(unknown)}; choose from {', '.join(specs)}")
+    # A card with a demo: section the synthetic benchmark has no data for: named, it is an error; found
+    # among the cards (a user's), it is left out with a note (else a data-root error minutes later).
+    missing = without_data(chosen)
+    if missing and tasks is not None:
+        raise ConfigError(
+            "demo task(s) without synthetic data: "
+            + "; ".join(f"task card {name!r}: {why}" for name, why in missing.items())
+        )
+    for name, why in missing.items():
+        _log(f"left out: task card {name!r} has a demo: section, but {why}")
+    tasks = tuple(t for t in chosen if t not in missing)
     from sclbench.data.synthetic import generate
 
     _threads()

@@ -52,6 +52,33 @@ def demo_tasks() -> dict[str, DemoTask]:
     return {t.name: t for t in sorted(found, key=lambda t: (t.order, t.name))}
 
 
+def without_data(tasks: tuple[str, ...]) -> dict[str, str]:
+    """The demo tasks among `tasks` the synthetic benchmark writes no data for, each with why.
+
+    The demo fine-tunes a task on OUT/data/<its card's file name>; `sclbench data synth` writes a folder for
+    every card with a `synth:` section, named after the card's `name` (its file name unless it sets one).
+    A user's card with a `demo:` section but no `synth:` (say, of a family or layout without a synthetic
+    writer), or a copy of a packaged card that keeps its `name:`, has no such folder.
+    """
+    from sclbench.cards import load_card
+    from sclbench.data.synthetic import synth_cards
+
+    written = synth_cards()
+    why = {}
+    for name in tasks:
+        if name in written:
+            continue
+        card = load_card(name)
+        if not isinstance(card.get("synth"), dict):
+            why[name] = "it has no synth: section, so the synthetic benchmark holds no data for it (add one)"
+        else:
+            why[name] = (
+                f"its synthetic data is written under the name it sets, {card.name!r}, not {name!r} "
+                "(drop its name: line)"
+            )
+    return why
+
+
 def pretrain_overrides() -> list[str]:
     """The pre-training card's demo overrides (its synthetic corpora)."""
     from sclbench.cards import load_card

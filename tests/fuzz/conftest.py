@@ -72,7 +72,12 @@ def scratch(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("SCLBENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
-    monkeypatch.delenv("SCLBENCH_TASKS_DIR", raising=False)
+    # `--cards DIR` (the "task card yaml" file kind) sets $SCLBENCH_TASKS_DIR for the rest of the process
+    # (sclbench.cli). Set first, so that monkeypatch restores the value from before the test: deleting an
+    # unset variable records nothing to undo, and the workspace's myf30k card then stayed visible to every
+    # later test of the session (the demo picked up its demo: section).
+    monkeypatch.setenv("SCLBENCH_TASKS_DIR", "")
+    monkeypatch.delenv("SCLBENCH_TASKS_DIR")
     return tmp_path
 
 
