@@ -207,9 +207,11 @@ class Task(ABC):
         cache = bool(self.card.get("data.cache_images", False)) and preprocess.deterministic
         return Visuals(preprocess.image, num_frames=frames, frame_mode="uniform", cache=cache)
 
-    def eval_model(self, model: Any, options: dict[str, Any]) -> EvalModel:
+    def eval_model(self, model: Any, options: dict[str, Any], family: str | None = None) -> EvalModel:
         """The model as the interface `evaluate` talks to: an SCLModel (in-training validation, tests)
-        wrapped with this task's tokenizer and eval transform; an EvalModel as it is."""
+        wrapped with this task's tokenizer and eval transform; an EvalModel as it is. With `family`, it
+        must implement that family's interface (`interface` names the class, for the message)."""
+        from sclbench.adapters.interface import supports
         from sclbench.adapters.scl import as_eval_model
 
         wrapped = as_eval_model(
@@ -217,6 +219,11 @@ class Task(ABC):
         )
         if not isinstance(wrapped, EvalModel):
             raise ConfigError(f"{self.name}: cannot evaluate a {type(model).__name__} (not an sclbench EvalModel)")
+        if family is not None and not supports(wrapped, family):
+            interface = {"vqa": "VQAModel", "nlvr2": "NLVR2Model"}.get(family, "RetrievalModel")
+            raise ConfigError(
+                f"{self.name}: model {wrapped.name!r} ({type(wrapped).__name__}) does not implement {interface}"
+            )
         return wrapped
 
     # ---- data ------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from sclbench.adapters.interface import EvalModel, NLVR2Batch, NLVR2Model, Preprocess, supports
+from sclbench.adapters.interface import EvalModel, NLVR2Batch, NLVR2Model, Preprocess
 from sclbench.common.io import atomic_write
 from sclbench.data.datasets import BatchText, NLVR2Dataset
 from sclbench.data.formats import nlvr2 as fmt
@@ -78,9 +78,7 @@ class NLVR2Task(Task):
         **options: Any,
     ) -> Evaluation:
         """Accuracy and consistency of any `NLVR2Model` (an SCLModel is wrapped: `Task.eval_model`)."""
-        model = self.eval_model(model, options)
-        if not supports(model, "nlvr2"):
-            raise ConfigError(f"nlvr2: model {model.name!r} ({type(model).__name__}) does not implement NLVR2Model")
+        model = self.eval_model(model, options, "nlvr2")
         preprocess = model.preprocess()
         dataset = self.build_eval_dataset(split, preprocess)
 

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from sclbench.adapters.interface import EvalModel, Preprocess, VQABatch, VQAModel, supports
+from sclbench.adapters.interface import EvalModel, Preprocess, VQABatch, VQAModel
 from sclbench.common.io import atomic_write
 from sclbench.data.datasets import BatchText, VQADataset
 from sclbench.data.formats import vqa as fmt
@@ -35,6 +35,7 @@ class VQATask(Task):
         super().__init__(*args, **kwargs)
         self._vocab: fmt.AnswerVocab | None = None
         self._minival: tuple[list, list, dict] | None = None
+        self._baselines: dict[str, tuple[float | None, BlindBaseline | None]] = {}
 
     # ---- vocabulary and splits -----------------------------------------------------------------
     @property
@@ -116,9 +117,7 @@ class VQATask(Task):
         **options: Any,
     ) -> Evaluation:
         """Official VQA accuracy of any `VQAModel` (an SCLModel is wrapped: `Task.eval_model`)."""
-        model = self.eval_model(model, options)
-        if not supports(model, "vqa"):
-            raise ConfigError(f"vqa: model {model.name!r} ({type(model).__name__}) does not implement VQAModel")
+        model = self.eval_model(model, options, "vqa")
         preprocess = model.preprocess()
         dataset = self.build_eval_dataset(split, preprocess)
         answers = self.vocab.answers
@@ -166,8 +165,7 @@ class VQATask(Task):
                 if p["question_id"] in per_question:
                     p["scores"] = {"accuracy": per_question[p["question_id"]]}
             metrics["soft_score_proxy"] = 100.0 * sum(p["soft_score"] for p in preds) / max(len(preds), 1)
-            chance_level = self.chance_accuracy(labelled) if len(labelled) <= 50_000 else None
-            blind = self.question_only(labelled) if len(labelled) <= 50_000 else None
+            chance_level, blind = self.split_baselines(split, labelled)
             for p in preds if blind else []:  # paired with the model's score, question by question
                 if p["question_id"] in blind.scores:
                     p.setdefault("scores", {})["question_only"] = blind.scores[p["question_id"]]
@@ -197,6 +195,18 @@ class VQATask(Task):
             skipped=self.skip.as_dict() if self.skip else {},
             breakdown=breakdown,
         )
+
+    def split_baselines(self, split: str, labelled: list) -> tuple[float | None, BlindBaseline | None]:
+        """(chance accuracy, question-only baseline) of a split's labelled questions. Both are properties of
+        the data, not of the model, so they are computed once per split: in-training validation evaluates
+        the same split at every interval, and the question-only prior is fitted on the whole train split."""
+        if split not in self._baselines:
+            small = len(labelled) <= 50_000
+            self._baselines[split] = (
+                self.chance_accuracy(labelled) if small else None,
+                self.question_only(labelled) if small else None,
+            )
+        return self._baselines[split]
 
     def question_only(self, records: list) -> BlindBaseline | None:
         """The question-only baseline (sclbench.metrics.blind) fitted on the train split and scored on
